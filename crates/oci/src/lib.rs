@@ -1,0 +1,27 @@
+//! The OCI Distribution domain, free of I/O.
+//!
+//! Everything a registry must decide about a request before touching storage lives here:
+//! whether a repository name, tag, digest or upload id is valid, what a manifest references,
+//! which manifest media types a client accepts, how a byte range is interpreted, and which
+//! error code and HTTP status a failure maps to. The storage, metadata and HTTP crates build
+//! on these types, so a value of type [`RepositoryName`] or [`Digest`] is known to be valid
+//! wherever it appears (safe to put in a path or a query).
+
+pub mod accept;
+pub mod digest;
+pub mod error;
+pub mod manifest;
+pub mod name;
+pub mod pagination;
+pub mod range;
+pub mod reference;
+pub mod upload;
+
+pub use digest::{Algorithm, Digest, DigestHasher};
+pub use error::{ErrorCode, RegistryError};
+pub use manifest::{Descriptor, ManifestMediaType, ParsedManifest};
+pub use name::RepositoryName;
+pub use pagination::Page;
+pub use range::{ByteRange, ContentRange};
+pub use reference::{Reference, Tag};
+pub use upload::UploadId;
