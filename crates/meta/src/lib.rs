@@ -1,0 +1,242 @@
+//! The metadata database, berth's source of truth.
+//!
+//! [`MetadataStore`] records which repositories exist, which blobs each holds, every
+//! manifest's exact bytes and what it references, tags, and upload sessions. Storage holds
+//! bytes; this decides what is visible. Writes that must be consistent (a manifest, its
+//! references and its tag) happen in one transaction, and the checks that a manifest's
+//! references exist run inside that same transaction, so a concurrent delete cannot slip
+//! between check and write.
+//!
+//! One implementation per database engine; all of them pass the suite in
+//! [`behaviour`] (enabled by the `behaviour-tests` feature).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use berth_oci::{Descriptor, Digest, Reference, RepositoryName, Tag, UploadId};
+use bytes::Bytes;
+
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod behaviour;
+mod keyed_locks;
+pub mod sqlite;
+
+pub use keyed_locks::KeyedLocks;
+pub use sqlite::SqliteStore;
+
+pub type Result<T, E = MetaError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceKind {
+    Blob,
+    Manifest,
+}
+
+impl ReferenceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReferenceKind::Blob => "blob",
+            ReferenceKind::Manifest => "manifest",
+        }
+    }
+}
+
+/// A reference of a manifest that the repository cannot satisfy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokenReference {
+    Missing {
+        kind: ReferenceKind,
+        digest: Digest,
+    },
+    /// Present, but the descriptor declares another size than what is stored.
+    WrongSize {
+        kind: ReferenceKind,
+        digest: Digest,
+        declared: u64,
+        stored: u64,
+    },
+}
+
+impl fmt::Display for BrokenReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BrokenReference::Missing { kind, digest } => {
+                write!(f, "{} {digest} is not in the repository", kind.as_str())
+            }
+            BrokenReference::WrongSize {
+                kind,
+                digest,
+                declared,
+                stored,
+            } => write!(
+                f,
+                "{} {digest} is declared with size {declared} but is {stored} bytes",
+                kind.as_str()
+            ),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// The manifest references content the repository does not hold as declared.
+    #[error("manifest references content the repository does not hold")]
+    BrokenReferences(Vec<BrokenReference>),
+    /// The database cannot be reached or is busy; retrying may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("database error: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A manifest to record, already parsed and validated by the registry.
+pub struct NewManifest<'a> {
+    pub repository: &'a RepositoryName,
+    pub digest: &'a Digest,
+    pub media_type: &'a str,
+    pub content: &'a [u8],
+    /// Blobs that must be held by the repository, with the declared sizes.
+    pub blobs: &'a [Descriptor],
+    /// Manifests that must be held by the repository, with the declared sizes.
+    pub children: &'a [Descriptor],
+    pub subject: Option<&'a Digest>,
+    pub artifact_type: Option<&'a str>,
+    pub annotations: Option<&'a BTreeMap<String, String>>,
+    /// The tag to point at the manifest, when pushed by tag.
+    pub tag: Option<&'a Tag>,
+}
+
+/// A stored manifest with its exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub content: Bytes,
+}
+
+/// A stored manifest without its bytes, for HEAD requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestSummary {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// A manifest whose `subject` is a given digest, as the referrers API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSession {
+    pub id: UploadId,
+    pub repository: RepositoryName,
+    /// Bytes durable in storage and acknowledged to the client.
+    pub size: u64,
+    /// The running hash of those bytes ([`berth_oci::DigestHasher::save_state`]).
+    pub hash_state: Vec<u8>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Held while one request writes to an upload; dropping it lets the next writer in.
+pub type UploadLock = Box<dyn Send + Sync>;
+
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// Whether the database answers, for readiness checks.
+    async fn check(&self) -> Result<()>;
+
+    // Blobs.
+
+    /// The size of `digest` if `repository` holds it.
+    async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
+
+    /// Records a blob committed to storage and links it into `repository` (creating the
+    /// repository on first use).
+    async fn link_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64) -> Result<()>;
+
+    /// Links into `repository` a blob that `from` holds; returns its size, or `None` when
+    /// `from` does not hold it (then nothing changes).
+    async fn mount_blob(&self, repository: &RepositoryName, digest: &Digest, from: &RepositoryName)
+    -> Result<Option<u64>>;
+
+    /// Up to `limit` repositories holding `digest`, for mounts that name no source.
+    async fn repositories_with_blob(&self, digest: &Digest, limit: u32) -> Result<Vec<RepositoryName>>;
+
+    /// Removes `digest` from `repository`; `false` when it was not there.
+    async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool>;
+
+    // Manifests and tags.
+
+    /// Records a manifest (and moves its tag to it) if every blob and child manifest it
+    /// references is held by the repository with the declared size; otherwise changes
+    /// nothing and reports what is missing. Recording a manifest that exists is not an error.
+    async fn put_manifest(&self, manifest: NewManifest<'_>) -> Result<()>;
+
+    async fn manifest(&self, repository: &RepositoryName, reference: &Reference) -> Result<Option<StoredManifest>>;
+
+    async fn manifest_summary(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<ManifestSummary>>;
+
+    /// Deletes a manifest and every tag pointing at it; `false` when it was not there.
+    async fn delete_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool>;
+
+    /// Deletes a tag, leaving its manifest; `false` when it was not there.
+    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool>;
+
+    /// Manifests of `repository` whose subject is `subject`, optionally only those of one
+    /// artifact type, oldest first.
+    async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>>;
+
+    // Listing, in lexical (byte) order.
+
+    async fn repository_exists(&self, repository: &RepositoryName) -> Result<bool>;
+
+    /// Up to `limit` repository names after `after`.
+    async fn list_repositories(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>>;
+
+    /// Up to `limit` tags of `repository` after `after`.
+    async fn list_tags(&self, repository: &RepositoryName, after: Option<&str>, limit: u32) -> Result<Vec<String>>;
+
+    // Upload sessions.
+
+    async fn create_upload(&self, upload: &UploadSession) -> Result<()>;
+
+    async fn upload(&self, id: UploadId) -> Result<Option<UploadSession>>;
+
+    /// Advances an upload from `expected_size` to `new_size`; `false` (and no change) when
+    /// the upload is gone or no longer at `expected_size`.
+    async fn advance_upload(&self, id: UploadId, expected_size: u64, new_size: u64, hash_state: &[u8]) -> Result<bool>;
+
+    async fn delete_upload(&self, id: UploadId) -> Result<bool>;
+
+    /// Uploads not written to since `updated_before` (Unix milliseconds).
+    async fn stale_uploads(&self, updated_before: i64) -> Result<Vec<UploadId>>;
+
+    /// Excludes other writers of the same upload until the returned lock is dropped, so that
+    /// two requests can never write one upload's bytes at once.
+    async fn lock_upload(&self, id: UploadId) -> UploadLock;
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

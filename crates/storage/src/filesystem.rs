@@ -1,0 +1,362 @@
+//! Blob storage on a local filesystem.
+//!
+//! Layout under the root directory:
+//!
+//! ```text
+//! docker/registry/v2/blobs/sha256/ab/abcdef.../data   committed blobs, as the official registry lays them out
+//! berth/uploads/<upload id>                          uploads in progress, one file each
+//! ```
+//!
+//! Uploads live on the same filesystem as blobs so that committing one is a `rename`: after
+//! the upload's data is fsynced, the rename makes it visible under its digest in one atomic
+//! step, and fsyncing the directory makes the rename itself durable.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use berth_oci::{ByteRange, Digest, UploadId};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use crate::file_chunks::FileChunks;
+use crate::{BlobContent, BlobStore, ByteStream, StorageError};
+
+/// Incoming data is gathered into blocks of this size before each write: few enough
+/// syscalls and blocking tasks per gigabyte, and at most two blocks per upload in memory.
+const WRITE_BLOCK: usize = 1024 * 1024;
+
+pub struct FilesystemStore {
+    root: PathBuf,
+    blobs: PathBuf,
+    uploads: PathBuf,
+}
+
+impl FilesystemStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<FilesystemStore> {
+        let root = root.into();
+        let blobs = root.join("docker/registry/v2/blobs");
+        let uploads = root.join("berth/uploads");
+        fs::create_dir_all(&blobs)?;
+        fs::create_dir_all(&uploads)?;
+        Ok(FilesystemStore { root, blobs, uploads })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `blobs/<algorithm>/<first two hex>/<hex>/data`. The digest is validated, so the path
+    /// cannot escape the root.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.blobs
+            .join(digest.algorithm().as_str())
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    fn upload_path(&self, id: UploadId) -> PathBuf {
+        self.uploads.join(id.to_string())
+    }
+}
+
+/// Runs blocking filesystem work off the async threads. A missing file or directory is
+/// reported as [`StorageError::NotFound`].
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T, StorageError> {
+    match tokio::task::spawn_blocking(f).await.map_err(io::Error::other)? {
+        Ok(value) => Ok(value),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::NotFound),
+        Err(e) => Err(StorageError::Io(e)),
+    }
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// Creates `dir` and any missing parents, fsyncing each parent whose entry list changed so
+/// that the new directories survive a power loss along with what is renamed into them.
+fn create_dir_durably(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_durably(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        // Another commit of a blob with the same prefix got there first.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl BlobStore for FilesystemStore {
+    async fn read_blob(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobContent, StorageError> {
+        let path = self.blob_path(digest);
+        let (file, size) = blocking(move || {
+            let file = File::open(path)?;
+            let size = file.metadata()?.len();
+            Ok((file, size))
+        })
+        .await?;
+        let (start, end) = match range {
+            Some(r) => (r.start, (r.end + 1).min(size)),
+            None => (0, size),
+        };
+        Ok(BlobContent::Stream(Box::pin(FileChunks::new(file, start, end))))
+    }
+
+    async fn create_upload(&self, id: UploadId) -> Result<(), StorageError> {
+        let path = self.upload_path(id);
+        blocking(move || {
+            OpenOptions::new().write(true).create_new(true).open(path)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn write_upload(&self, id: UploadId, offset: u64, mut data: ByteStream) -> Result<u64, StorageError> {
+        let path = self.upload_path(id);
+        let file = blocking(move || {
+            let file = OpenOptions::new().write(true).open(path)?;
+            // Whatever lies past `offset` was never acknowledged.
+            file.set_len(offset)?;
+            Ok(Arc::new(file))
+        })
+        .await?;
+
+        // Gather the body into blocks and write each block while the next one arrives.
+        let mut position = offset;
+        let mut block = BytesMut::with_capacity(WRITE_BLOCK);
+        let mut in_flight: Option<tokio::task::JoinHandle<io::Result<()>>> = None;
+        let write_block = |block: Bytes, at: u64| {
+            let file = Arc::clone(&file);
+            tokio::task::spawn_blocking(move || file.write_all_at(&block, at))
+        };
+        let finish_in_flight = |handle: Option<tokio::task::JoinHandle<io::Result<()>>>| async move {
+            match handle {
+                Some(h) => h.await.map_err(io::Error::other)?,
+                None => Ok(()),
+            }
+        };
+        while let Some(chunk) = data.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    // Let the write in flight end before the caller reuses the file.
+                    let _ = finish_in_flight(in_flight.take()).await;
+                    return Err(StorageError::Body(e));
+                }
+            };
+            block.extend_from_slice(&chunk);
+            if block.len() >= WRITE_BLOCK {
+                finish_in_flight(in_flight.take()).await?;
+                let full = std::mem::replace(&mut block, BytesMut::with_capacity(WRITE_BLOCK)).freeze();
+                let len = full.len() as u64;
+                in_flight = Some(write_block(full, position));
+                position += len;
+            }
+        }
+        finish_in_flight(in_flight.take()).await?;
+        if !block.is_empty() {
+            let len = block.len() as u64;
+            write_block(block.freeze(), position).await.map_err(io::Error::other)??;
+            position += len;
+        }
+        // Durable before the caller records the new size.
+        blocking(move || file.sync_data()).await?;
+        Ok(position - offset)
+    }
+
+    async fn read_upload(&self, id: UploadId, size: u64) -> Result<ByteStream, StorageError> {
+        let path = self.upload_path(id);
+        let file = blocking(move || File::open(path)).await?;
+        Ok(Box::pin(FileChunks::new(file, 0, size)))
+    }
+
+    async fn commit_upload(&self, id: UploadId, size: u64, digest: &Digest) -> Result<(), StorageError> {
+        let upload = self.upload_path(id);
+        let blob = self.blob_path(digest);
+        blocking(move || {
+            if blob.exists() {
+                // Content addressing: the blob is already here, complete.
+                fs::remove_file(&upload)?;
+                return Ok(());
+            }
+            let file = OpenOptions::new().write(true).open(&upload)?;
+            file.set_len(size)?;
+            file.sync_all()?;
+            drop(file);
+            let dir = blob.parent().expect("blob paths have a parent");
+            create_dir_durably(dir)?;
+            fs::rename(&upload, &blob)?;
+            sync_dir(dir)
+        })
+        .await
+    }
+
+    async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError> {
+        let path = self.upload_path(id);
+        blocking(move || match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .await
+    }
+
+    async fn list_uploads(&self) -> Result<Vec<(UploadId, SystemTime)>, StorageError> {
+        let dir = self.uploads.clone();
+        blocking(move || {
+            let mut uploads = Vec::new();
+            for entry in fs::read_dir(dir)? {
+                let entry = entry?;
+                let Some(id) = entry.file_name().to_str().and_then(|n| UploadId::parse(n).ok()) else {
+                    continue;
+                };
+                uploads.push((id, entry.metadata()?.modified()?));
+            }
+            Ok(uploads)
+        })
+        .await
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        let probe = self.uploads.join(".readiness-probe");
+        blocking(move || {
+            fs::write(&probe, b"ok")?;
+            fs::remove_file(&probe)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_oci::{Algorithm, DigestHasher};
+    use futures_util::stream;
+
+    fn body(chunks: Vec<&'static [u8]>) -> ByteStream {
+        Box::pin(stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c)))))
+    }
+
+    async fn collect(content: BlobContent) -> Vec<u8> {
+        let BlobContent::Stream(mut s) = content else {
+            panic!("filesystem stores stream")
+        };
+        let mut out = Vec::new();
+        while let Some(chunk) = s.next().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn upload_commit_and_ranged_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::open(dir.path()).unwrap();
+        let id = UploadId::random();
+        store.create_upload(id).await.unwrap();
+        assert_eq!(store.write_upload(id, 0, body(vec![b"hello ", b"wor"])).await.unwrap(), 9);
+        assert_eq!(store.write_upload(id, 9, body(vec![b"ld"])).await.unwrap(), 2);
+        let digest = Digest::of(Algorithm::Sha256, b"hello world");
+        store.commit_upload(id, 11, &digest).await.unwrap();
+
+        let path = store.blob_path(&digest);
+        assert!(path.ends_with(format!("docker/registry/v2/blobs/sha256/{}/{}/data", &digest.hex()[..2], digest.hex())));
+        assert_eq!(collect(store.read_blob(&digest, None).await.unwrap()).await, b"hello world");
+        let range = ByteRange { start: 6, end: 10 };
+        assert_eq!(collect(store.read_blob(&digest, Some(range)).await.unwrap()).await, b"world");
+        assert!(store.list_uploads().await.unwrap().is_empty(), "the upload became the blob");
+    }
+
+    #[tokio::test]
+    async fn a_rewrite_at_an_offset_discards_what_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::open(dir.path()).unwrap();
+        let id = UploadId::random();
+        store.create_upload(id).await.unwrap();
+        store.write_upload(id, 0, body(vec![b"abcXXXXXX"])).await.unwrap();
+        // Only 3 bytes were acknowledged; the client resumes at 3.
+        store.write_upload(id, 3, body(vec![b"def"])).await.unwrap();
+        let mut read = Vec::new();
+        let mut s = store.read_upload(id, 6).await.unwrap();
+        while let Some(c) = s.next().await {
+            read.extend_from_slice(&c.unwrap());
+        }
+        assert_eq!(read, b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn commit_truncates_to_the_acknowledged_size_and_dedupes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::open(dir.path()).unwrap();
+        let digest = Digest::of(Algorithm::Sha256, b"abc");
+        for _ in 0..2 {
+            let id = UploadId::random();
+            store.create_upload(id).await.unwrap();
+            store.write_upload(id, 0, body(vec![b"abcjunk"])).await.unwrap();
+            store.commit_upload(id, 3, &digest).await.unwrap();
+        }
+        assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), b"abc");
+        assert!(store.list_uploads().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn large_writes_cross_block_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::open(dir.path()).unwrap();
+        let id = UploadId::random();
+        store.create_upload(id).await.unwrap();
+        // 3.5 blocks in odd-sized chunks.
+        let data: Vec<u8> = (0..(WRITE_BLOCK * 7 / 2)).map(|i| (i % 251) as u8).collect();
+        let chunks: Vec<io::Result<Bytes>> = data.chunks(77_777).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let written = store.write_upload(id, 0, Box::pin(stream::iter(chunks))).await.unwrap();
+        assert_eq!(written, data.len() as u64);
+        let mut hasher = DigestHasher::new(Algorithm::Sha256);
+        hasher.update(&data);
+        let digest = hasher.finish();
+        store.commit_upload(id, written, &digest).await.unwrap();
+        assert_eq!(collect(store.read_blob(&digest, None).await.unwrap()).await, data);
+    }
+
+    #[tokio::test]
+    async fn a_failing_body_is_reported_as_the_clients_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::open(dir.path()).unwrap();
+        let id = UploadId::random();
+        store.create_upload(id).await.unwrap();
+        let failing: ByteStream = Box::pin(stream::iter(vec![
+            Ok(Bytes::from_static(b"partial")),
+            Err(io::Error::new(io::ErrorKind::ConnectionReset, "client went away")),
+        ]));
+        assert!(matches!(store.write_upload(id, 0, failing).await, Err(StorageError::Body(_))));
+    }
+
+    #[tokio::test]
+    async fn missing_things_are_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::open(dir.path()).unwrap();
+        let digest = Digest::of(Algorithm::Sha256, b"nothing");
+        assert!(matches!(store.read_blob(&digest, None).await, Err(StorageError::NotFound)));
+        assert!(matches!(
+            store.write_upload(UploadId::random(), 0, body(vec![])).await,
+            Err(StorageError::NotFound)
+        ));
+        store.delete_upload(UploadId::random()).await.unwrap();
+        store.check().await.unwrap();
+    }
+}
