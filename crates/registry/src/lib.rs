@@ -1,0 +1,84 @@
+//! Registry operations.
+//!
+//! [`Registry`] is what the HTTP layer calls: one method per thing a client can do (start an
+//! upload, append a chunk, put a manifest, list tags...). It combines a [`BlobStore`] and a
+//! [`MetadataStore`] and enforces the invariants that make the registry trustworthy:
+//!
+//! * content is hashed while it streams in and is visible only once its digest is verified
+//!   and it is durable in storage;
+//! * a blob is readable in a repository only if it was pushed or mounted there;
+//! * a manifest is stored only if everything it references is in its repository;
+//! * a failed request leaves nothing of itself behind.
+//!
+//! Every method returns a [`RegistryError`] that already carries the OCI error code and
+//! status for the client.
+
+use std::sync::Arc;
+
+use berth_meta::MetadataStore;
+use berth_oci::RegistryError;
+use berth_storage::BlobStore;
+
+mod blobs;
+mod errors;
+mod listing;
+mod maintenance;
+mod manifests;
+mod uploads;
+
+pub use blobs::BlobRead;
+pub use listing::Listing;
+pub use maintenance::PurgeReport;
+pub use manifests::PushedManifest;
+pub use uploads::Chunk;
+
+pub type Result<T> = std::result::Result<T, RegistryError>;
+
+/// Behaviour switches from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Whether manifests, tags and blobs may be deleted (`storage.delete.enabled`).
+    pub delete_enabled: bool,
+    /// Refuse every write (`storage.maintenance.readonly.enabled`), for maintenance windows.
+    pub read_only: bool,
+}
+
+pub struct Registry {
+    blobs: Arc<dyn BlobStore>,
+    meta: Arc<dyn MetadataStore>,
+    settings: Settings,
+}
+
+impl Registry {
+    pub fn new(blobs: Arc<dyn BlobStore>, meta: Arc<dyn MetadataStore>, settings: Settings) -> Registry {
+        Registry { blobs, meta, settings }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Whether the database and the blob store are both reachable.
+    pub async fn check_ready(&self) -> Result<()> {
+        self.meta.check().await.map_err(errors::from_meta)?;
+        self.blobs.check().await.map_err(errors::from_storage)?;
+        Ok(())
+    }
+
+    fn ensure_writable(&self) -> Result<()> {
+        if self.settings.read_only {
+            return Err(RegistryError::unsupported("the registry is in read-only mode for maintenance"));
+        }
+        Ok(())
+    }
+
+    fn ensure_delete_enabled(&self) -> Result<()> {
+        self.ensure_writable()?;
+        if !self.settings.delete_enabled {
+            return Err(RegistryError::unsupported(
+                "deletion is disabled on this registry (storage.delete.enabled: false)",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -192,9 +192,12 @@ impl BlobStore for FilesystemStore {
         let blob = self.blob_path(digest);
         blocking(move || {
             if blob.exists() {
-                // Content addressing: the blob is already here, complete.
-                fs::remove_file(&upload)?;
-                return Ok(());
+                // Content addressing: the blob is already here, complete. The upload may be
+                // gone already if an earlier commit renamed it but was not recorded.
+                return match fs::remove_file(&upload) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                };
             }
             let file = OpenOptions::new().write(true).open(&upload)?;
             file.set_len(size)?;

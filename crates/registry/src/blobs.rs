@@ -1,0 +1,81 @@
+//! Reading, deleting and mounting blobs.
+
+use berth_oci::{ByteRange, Digest, RegistryError, RepositoryName};
+use berth_storage::{BlobContent, StorageError};
+
+use crate::errors::{from_meta, from_storage};
+use crate::{Registry, Result};
+
+/// A blob (or a range of it) ready to send.
+pub struct BlobRead {
+    pub size: u64,
+    /// The range being sent, `None` for the whole blob.
+    pub range: Option<ByteRange>,
+    pub content: BlobContent,
+}
+
+impl Registry {
+    /// The size of a blob the repository holds.
+    pub async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<u64> {
+        self.meta
+            .blob_size(repository, digest)
+            .await
+            .map_err(from_meta)?
+            .ok_or_else(|| RegistryError::blob_unknown(digest))
+    }
+
+    /// Opens a blob the repository holds, honouring a `Range` header.
+    pub async fn read_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        range_header: Option<&str>,
+    ) -> Result<BlobRead> {
+        let size = self.blob_size(repository, digest).await?;
+        let range = match range_header {
+            Some(header) => ByteRange::from_range_header(header, size)?,
+            None => None,
+        };
+        let content = self.blobs.read_blob(digest, range).await.map_err(|e| match e {
+            StorageError::NotFound => {
+                tracing::error!(%digest, %repository, "blob recorded in the database is missing from storage");
+                RegistryError::blob_unknown(digest)
+            }
+            other => from_storage(other),
+        })?;
+        Ok(BlobRead { size, range, content })
+    }
+
+    /// Removes a blob from a repository. Its bytes stay in storage for other repositories
+    /// (garbage collection reclaims unreferenced ones).
+    pub async fn delete_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
+        self.ensure_delete_enabled()?;
+        if self.meta.unlink_blob(repository, digest).await.map_err(from_meta)? {
+            Ok(())
+        } else {
+            Err(RegistryError::blob_unknown(digest))
+        }
+    }
+
+    /// Makes a blob that another repository holds available in `repository` without
+    /// uploading it again. With no `from`, any repository holding the blob is a source.
+    /// Returns the blob's size, or `None` when no source holds it (the client then uploads).
+    pub async fn mount_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        from: Option<&RepositoryName>,
+    ) -> Result<Option<u64>> {
+        self.ensure_writable()?;
+        let sources = match from {
+            Some(from) => vec![from.clone()],
+            None => self.meta.repositories_with_blob(digest, 1).await.map_err(from_meta)?,
+        };
+        for source in &sources {
+            if let Some(size) = self.meta.mount_blob(repository, digest, source).await.map_err(from_meta)? {
+                return Ok(Some(size));
+            }
+        }
+        Ok(None)
+    }
+}

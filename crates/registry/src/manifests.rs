@@ -1,0 +1,178 @@
+//! Pushing, pulling and deleting manifests; the referrers API.
+
+use berth_meta::{ManifestSummary, NewManifest, StoredManifest};
+use berth_oci::accept::accepts;
+use berth_oci::manifest::{OCI_IMAGE_INDEX, manifest_digest};
+use berth_oci::{Digest, ParsedManifest, Reference, RegistryError, RepositoryName};
+use bytes::Bytes;
+
+use crate::errors::from_meta;
+use crate::{Registry, Result};
+
+/// What a successful manifest push tells the client.
+#[derive(Debug, Clone)]
+pub struct PushedManifest {
+    pub digest: Digest,
+    /// The manifest's `subject`, echoed in the `OCI-Subject` header.
+    pub subject: Option<Digest>,
+}
+
+impl Registry {
+    /// Stores a manifest pushed by tag or by digest, byte for byte.
+    pub async fn put_manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        content: Bytes,
+    ) -> Result<PushedManifest> {
+        self.ensure_writable()?;
+        let parsed = ParsedManifest::parse(&content, content_type)?;
+        let pushed_as = match reference {
+            Reference::Digest(d) => Some(d),
+            Reference::Tag(_) => None,
+        };
+        let digest = manifest_digest(&content, pushed_as);
+        if let Some(expected) = pushed_as
+            && expected != &digest
+        {
+            return Err(RegistryError::new(
+                berth_oci::ErrorCode::DigestInvalid,
+                "provided digest did not match uploaded content",
+            )
+            .with_detail(serde_json::json!({ "expected": expected.as_str(), "actual": digest.as_str() })));
+        }
+        let tag = match reference {
+            Reference::Tag(tag) => Some(tag),
+            Reference::Digest(_) => None,
+        };
+        self.meta
+            .put_manifest(NewManifest {
+                repository,
+                digest: &digest,
+                media_type: parsed.media_type.as_str(),
+                content: &content,
+                blobs: &parsed.blobs,
+                children: &parsed.children,
+                subject: parsed.subject.as_ref().map(|s| &s.digest),
+                artifact_type: parsed.artifact_type.as_deref(),
+                annotations: parsed.annotations.as_ref(),
+                tag,
+            })
+            .await
+            .map_err(from_meta)?;
+        Ok(PushedManifest {
+            digest,
+            subject: parsed.subject.map(|s| s.digest),
+        })
+    }
+
+    /// A manifest's bytes, if its media type is one the client accepts.
+    pub async fn get_manifest<'a>(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+        accept: impl IntoIterator<Item = &'a str>,
+    ) -> Result<StoredManifest> {
+        match self.meta.manifest(repository, reference).await.map_err(from_meta)? {
+            Some(manifest) => {
+                check_acceptable(&manifest.media_type, reference, accept)?;
+                Ok(manifest)
+            }
+            None => Err(self.manifest_not_found(repository, reference).await),
+        }
+    }
+
+    /// What a manifest GET would answer, without the bytes.
+    pub async fn head_manifest<'a>(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+        accept: impl IntoIterator<Item = &'a str>,
+    ) -> Result<ManifestSummary> {
+        match self.meta.manifest_summary(repository, reference).await.map_err(from_meta)? {
+            Some(summary) => {
+                check_acceptable(&summary.media_type, reference, accept)?;
+                Ok(summary)
+            }
+            None => Err(self.manifest_not_found(repository, reference).await),
+        }
+    }
+
+    /// Tells an unknown repository from an unknown manifest; only misses pay for it.
+    async fn manifest_not_found(&self, repository: &RepositoryName, reference: &Reference) -> RegistryError {
+        match self.meta.repository_exists(repository).await {
+            Ok(true) => RegistryError::manifest_unknown(reference),
+            Ok(false) => RegistryError::name_unknown(repository),
+            Err(e) => from_meta(e),
+        }
+    }
+
+    /// Deletes a tag (the manifest stays), or a manifest and every tag pointing at it.
+    pub async fn delete_manifest(&self, repository: &RepositoryName, reference: &Reference) -> Result<()> {
+        self.ensure_delete_enabled()?;
+        let deleted = match reference {
+            Reference::Tag(tag) => self.meta.delete_tag(repository, tag).await,
+            Reference::Digest(digest) => self.meta.delete_manifest(repository, digest).await,
+        }
+        .map_err(from_meta)?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(self.manifest_not_found(repository, reference).await)
+        }
+    }
+
+    /// The referrers of `subject` as an OCI image index. An unknown subject (or repository)
+    /// has no referrers, which is an empty index, never a 404.
+    pub async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Bytes> {
+        let referrers = self
+            .meta
+            .referrers(repository, subject, artifact_type)
+            .await
+            .map_err(from_meta)?;
+        let manifests: Vec<serde_json::Value> = referrers
+            .into_iter()
+            .map(|r| {
+                let mut descriptor = serde_json::json!({
+                    "mediaType": r.media_type,
+                    "digest": r.digest.as_str(),
+                    "size": r.size,
+                });
+                if let Some(artifact_type) = r.artifact_type {
+                    descriptor["artifactType"] = artifact_type.into();
+                }
+                if let Some(annotations) = r.annotations {
+                    descriptor["annotations"] = serde_json::json!(annotations);
+                }
+                descriptor
+            })
+            .collect();
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_IMAGE_INDEX,
+            "manifests": manifests,
+        });
+        Ok(Bytes::from(index.to_string()))
+    }
+}
+
+fn check_acceptable<'a>(
+    media_type: &str,
+    reference: &Reference,
+    accept: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
+    if accepts(accept, media_type) {
+        Ok(())
+    } else {
+        Err(RegistryError::manifest_unknown(reference).with_detail(serde_json::json!({
+            "reference": reference.to_string(),
+            "reason": format!("the manifest is a {media_type}, which the request's Accept header does not allow"),
+        })))
+    }
+}

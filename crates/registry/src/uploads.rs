@@ -1,0 +1,275 @@
+//! Blob uploads: monolithic, chunked and resumable.
+//!
+//! A chunked upload is a session row in the database (how many bytes are acknowledged and
+//! the running hash of them) plus an upload in the blob store. Each chunk is hashed as it
+//! streams in and written durably before the session advances, under a per-upload lock, so
+//! an acknowledged chunk survives a restart and two requests never write one upload at once.
+//! Finishing verifies the digest, commits the bytes to their content address, and only then
+//! records the blob: a crash at any point leaves either nothing visible or a complete blob.
+
+use std::sync::{Arc, Mutex};
+
+use berth_meta::UploadSession;
+use berth_oci::range::upload_range_header;
+use berth_oci::{Algorithm, ContentRange, Digest, DigestHasher, ErrorCode, RegistryError, RepositoryName, UploadId};
+use berth_storage::{ByteStream, StorageError};
+use futures_util::TryStreamExt;
+
+use crate::errors::{from_meta, from_storage};
+use crate::{Registry, Result};
+
+/// A piece of request body destined for an upload, with what the client said about it.
+pub struct Chunk {
+    /// `Content-Range`: where the client believes the chunk goes.
+    pub content_range: Option<ContentRange>,
+    /// `Content-Length`, when the body is not chunk-encoded.
+    pub content_length: Option<u64>,
+    pub body: ByteStream,
+}
+
+impl Chunk {
+    /// Whether the client declared an empty body: then there is nothing to write.
+    fn is_declared_empty(&self) -> bool {
+        self.content_range.is_none() && self.content_length == Some(0)
+    }
+}
+
+/// Wraps `body` so that every byte that streams through is hashed.
+fn hashing(body: ByteStream, hasher: &Arc<Mutex<DigestHasher>>) -> ByteStream {
+    let hasher = Arc::clone(hasher);
+    Box::pin(body.inspect_ok(move |chunk| hasher.lock().unwrap_or_else(|p| p.into_inner()).update(chunk)))
+}
+
+/// Takes the hasher back once the stream that fed it is gone.
+fn into_hasher(hasher: Arc<Mutex<DigestHasher>>) -> DigestHasher {
+    Arc::into_inner(hasher)
+        .expect("the hashing stream is dropped once the write returns")
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+fn size_invalid(why: String) -> RegistryError {
+    RegistryError::new(ErrorCode::SizeInvalid, "provided length did not match content length").with_detail(why)
+}
+
+fn digest_mismatch(expected: &Digest, actual: &Digest) -> RegistryError {
+    RegistryError::new(ErrorCode::DigestInvalid, "provided digest did not match uploaded content")
+        .with_detail(serde_json::json!({ "expected": expected.as_str(), "actual": actual.as_str() }))
+}
+
+impl Registry {
+    /// Starts a chunked (or streamed) upload session.
+    pub async fn start_upload(&self, repository: &RepositoryName) -> Result<UploadSession> {
+        self.ensure_writable()?;
+        let id = UploadId::random();
+        let now = berth_meta::now_millis();
+        let session = UploadSession {
+            id,
+            repository: repository.clone(),
+            size: 0,
+            hash_state: DigestHasher::new(Algorithm::Sha256).save_state(),
+            created_at: now,
+            updated_at: now,
+        };
+        // Storage first: a session row must never point at an upload that does not exist.
+        self.blobs.create_upload(id).await.map_err(from_storage)?;
+        if let Err(e) = self.meta.create_upload(&session).await {
+            let _ = self.blobs.delete_upload(id).await;
+            return Err(from_meta(e));
+        }
+        Ok(session)
+    }
+
+    /// A whole blob in one request (`POST ...?digest=`). Nothing is recorded unless the
+    /// content matches the digest.
+    pub async fn upload_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        content_length: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64> {
+        self.ensure_writable()?;
+        let id = UploadId::random();
+        self.blobs.create_upload(id).await.map_err(from_storage)?;
+        let result = self.write_and_commit(repository, digest, content_length, body, id).await;
+        if result.is_err() {
+            let _ = self.blobs.delete_upload(id).await;
+        }
+        result
+    }
+
+    async fn write_and_commit(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        content_length: Option<u64>,
+        body: ByteStream,
+        id: UploadId,
+    ) -> Result<u64> {
+        let hasher = Arc::new(Mutex::new(DigestHasher::new(digest.algorithm())));
+        let size = self
+            .blobs
+            .write_upload(id, 0, hashing(body, &hasher))
+            .await
+            .map_err(from_storage)?;
+        if let Some(expected) = content_length
+            && expected != size
+        {
+            return Err(size_invalid(format!("Content-Length is {expected} but the body had {size} bytes")));
+        }
+        let actual = into_hasher(hasher).finish();
+        if &actual != digest {
+            return Err(digest_mismatch(digest, &actual));
+        }
+        self.commit(repository, id, size, digest).await?;
+        Ok(size)
+    }
+
+    /// Moves verified upload bytes to their content address, then records the blob.
+    async fn commit(&self, repository: &RepositoryName, id: UploadId, size: u64, digest: &Digest) -> Result<()> {
+        self.blobs.commit_upload(id, size, digest).await.map_err(|e| match e {
+            StorageError::NotFound => RegistryError::upload_unknown(),
+            other => from_storage(other),
+        })?;
+        self.meta.link_blob(repository, digest, size).await.map_err(from_meta)
+    }
+
+    /// The session, if it exists and belongs to `repository`.
+    async fn session(&self, repository: &RepositoryName, id: UploadId) -> Result<UploadSession> {
+        match self.meta.upload(id).await.map_err(from_meta)? {
+            Some(session) if &session.repository == repository => Ok(session),
+            _ => Err(RegistryError::upload_unknown()),
+        }
+    }
+
+    pub async fn upload_status(&self, repository: &RepositoryName, id: UploadId) -> Result<UploadSession> {
+        self.session(repository, id).await
+    }
+
+    /// Appends a chunk (`PATCH`). Returns the session as it stands afterwards.
+    pub async fn append_upload(&self, repository: &RepositoryName, id: UploadId, chunk: Chunk) -> Result<UploadSession> {
+        self.ensure_writable()?;
+        let _lock = self.meta.lock_upload(id).await;
+        let session = self.session(repository, id).await?;
+        self.append_locked(session, chunk).await
+    }
+
+    /// Writes a chunk at the end of a session; the caller holds the upload's lock.
+    async fn append_locked(&self, session: UploadSession, chunk: Chunk) -> Result<UploadSession> {
+        let out_of_order = |why: String| {
+            RegistryError::new(ErrorCode::RangeInvalid, "chunk does not continue the upload")
+                .with_detail(why)
+                .with_header("range", upload_range_header(session.size))
+        };
+        if let Some(range) = chunk.content_range {
+            let Some(len) = range.len() else {
+                return Err(out_of_order(format!("Content-Range {}-{} ends before it starts", range.start, range.end)));
+            };
+            if range.start != session.size {
+                return Err(out_of_order(format!(
+                    "Content-Range starts at {} but the upload holds {} bytes",
+                    range.start, session.size
+                )));
+            }
+            if let Some(declared) = chunk.content_length
+                && declared != len
+            {
+                return Err(size_invalid(format!(
+                    "Content-Range announces {len} bytes but Content-Length is {declared}"
+                )));
+            }
+        }
+
+        let hasher = DigestHasher::restore_state(&session.hash_state)
+            .ok_or_else(|| RegistryError::internal(format!("corrupt hash state for upload {}", session.id)))?;
+        let hasher = Arc::new(Mutex::new(hasher));
+        let written = self
+            .blobs
+            .write_upload(session.id, session.size, hashing(chunk.body, &hasher))
+            .await
+            .map_err(|e| match e {
+                StorageError::NotFound => RegistryError::upload_unknown(),
+                other => from_storage(other),
+            })?;
+        // A chunk that does not match what was announced is not acknowledged; the next write
+        // starts again at the session's size and overwrites it.
+        let expected = chunk.content_range.and_then(|r| r.len()).or(chunk.content_length);
+        if let Some(expected) = expected
+            && expected != written
+        {
+            return Err(size_invalid(format!("expected {expected} bytes but the body had {written}")));
+        }
+        let hash_state = into_hasher(hasher).save_state();
+        let new_size = session.size + written;
+        if !self
+            .meta
+            .advance_upload(session.id, session.size, new_size, &hash_state)
+            .await
+            .map_err(from_meta)?
+        {
+            return Err(RegistryError::upload_unknown());
+        }
+        Ok(UploadSession {
+            size: new_size,
+            hash_state,
+            ..session
+        })
+    }
+
+    /// Finishes an upload (`PUT ...?digest=`), with an optional last chunk. On a digest
+    /// mismatch the upload is discarded: nothing of it is kept.
+    pub async fn finish_upload(
+        &self,
+        repository: &RepositoryName,
+        id: UploadId,
+        digest: &Digest,
+        last_chunk: Chunk,
+    ) -> Result<u64> {
+        self.ensure_writable()?;
+        let _lock = self.meta.lock_upload(id).await;
+        let mut session = self.session(repository, id).await?;
+        if !last_chunk.is_declared_empty() {
+            session = self.append_locked(session, last_chunk).await?;
+        }
+
+        let actual = match digest.algorithm() {
+            // The running hash is sha256, what nearly every client uses.
+            Algorithm::Sha256 => DigestHasher::restore_state(&session.hash_state)
+                .ok_or_else(|| RegistryError::internal(format!("corrupt hash state for upload {id}")))?
+                .finish(),
+            other => self.rehash_upload(id, session.size, other).await?,
+        };
+        if &actual != digest {
+            self.discard_upload(id).await?;
+            return Err(digest_mismatch(digest, &actual));
+        }
+        self.commit(repository, id, session.size, digest).await?;
+        self.meta.delete_upload(id).await.map_err(from_meta)?;
+        Ok(session.size)
+    }
+
+    /// Hashes an upload's bytes with another algorithm than the running hash.
+    async fn rehash_upload(&self, id: UploadId, size: u64, algorithm: Algorithm) -> Result<Digest> {
+        let mut hasher = DigestHasher::new(algorithm);
+        let mut content = self.blobs.read_upload(id, size).await.map_err(from_storage)?;
+        while let Some(chunk) = content.try_next().await.map_err(|e| from_storage(StorageError::Io(e)))? {
+            hasher.update(&chunk);
+        }
+        Ok(hasher.finish())
+    }
+
+    /// Cancels an upload (`DELETE`).
+    pub async fn cancel_upload(&self, repository: &RepositoryName, id: UploadId) -> Result<()> {
+        let _lock = self.meta.lock_upload(id).await;
+        self.session(repository, id).await?;
+        self.discard_upload(id).await
+    }
+
+    /// Forgets a session and its bytes: the row first, so that a crash in between leaves only
+    /// an unreferenced upload file for the purge to remove.
+    pub(crate) async fn discard_upload(&self, id: UploadId) -> Result<()> {
+        self.meta.delete_upload(id).await.map_err(from_meta)?;
+        self.blobs.delete_upload(id).await.map_err(from_storage)
+    }
+}
