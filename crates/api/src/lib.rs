@@ -1,0 +1,80 @@
+//! The HTTP face of berth.
+//!
+//! * [`router`] builds the application: `/v2/` (the OCI distribution API), `/healthz`,
+//!   `/readyz`, with the access log and configured extra headers around it.
+//! * [`server::Server`] accepts connections (plain or TLS) and drains them on shutdown.
+//!
+//! Handlers are thin: they parse the request into domain values ([`endpoint::Endpoint`],
+//! digests, ranges), call [`berth_registry::Registry`], and render the result or the OCI
+//! error.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use berth_registry::Registry;
+use http::{HeaderMap, StatusCode};
+
+mod access_log;
+mod blobs;
+pub mod endpoint;
+mod error_response;
+mod health;
+mod listing;
+mod manifests;
+pub mod server;
+mod uploads;
+pub mod urls;
+mod v2;
+
+pub use urls::{ConnectionInfo, UrlPolicy};
+
+/// What every handler shares.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub urls: UrlPolicy,
+}
+
+/// Options of the HTTP layer itself.
+#[derive(Clone, Debug, Default)]
+pub struct HttpOptions {
+    /// Headers added to every response (`http.headers`).
+    pub extra_headers: HeaderMap,
+    pub access_log: bool,
+}
+
+pub fn router(state: AppState, options: HttpOptions) -> Router {
+    let state = Arc::new(state);
+    let mut app = Router::new()
+        .route("/v2", any(v2::handle))
+        .route("/v2/", any(v2::handle))
+        .route("/v2/{*rest}", any(v2::handle))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(not_found)
+        .with_state(state);
+    if !options.extra_headers.is_empty() {
+        let extra = Arc::new(options.extra_headers);
+        app = app.layer(middleware::from_fn(move |request: Request, next: Next| {
+            let extra = Arc::clone(&extra);
+            async move {
+                let mut response = next.run(request).await;
+                for (name, value) in extra.iter() {
+                    response.headers_mut().append(name, value.clone());
+                }
+                response
+            }
+        }));
+    }
+    if options.access_log {
+        app = app.layer(middleware::from_fn(access_log::log_request));
+    }
+    app
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}

@@ -40,7 +40,12 @@ fn descriptor(content: &str, media_type: &str) -> Descriptor {
     }
 }
 
-fn manifest<'a>(repository: &'a RepositoryName, digest: &'a Digest, content: &'a [u8], blobs: &'a [Descriptor]) -> NewManifest<'a> {
+fn manifest<'a>(
+    repository: &'a RepositoryName,
+    digest: &'a Digest,
+    content: &'a [u8],
+    blobs: &'a [Descriptor],
+) -> NewManifest<'a> {
     NewManifest {
         repository,
         digest,
@@ -60,9 +65,16 @@ async fn blobs_are_per_repository(store: &dyn MetadataStore) {
     let digest = digest_of("layer");
     assert_eq!(store.blob_size(&a, &digest).await.unwrap(), None);
     store.link_blob(&a, &digest, 5).await.unwrap();
-    store.link_blob(&a, &digest, 5).await.expect("linking twice is harmless");
+    store
+        .link_blob(&a, &digest, 5)
+        .await
+        .expect("linking twice is harmless");
     assert_eq!(store.blob_size(&a, &digest).await.unwrap(), Some(5));
-    assert_eq!(store.blob_size(&b, &digest).await.unwrap(), None, "knowing the digest is not enough");
+    assert_eq!(
+        store.blob_size(&b, &digest).await.unwrap(),
+        None,
+        "knowing the digest is not enough"
+    );
     assert!(store.repository_exists(&a).await.unwrap());
     assert!(!store.repository_exists(&b).await.unwrap());
 
@@ -72,21 +84,47 @@ async fn blobs_are_per_repository(store: &dyn MetadataStore) {
 }
 
 async fn mounts_copy_links_between_repositories(store: &dyn MetadataStore) {
-    let (source, target, empty) = (repo("mount/source"), repo("mount/target"), repo("mount/empty"));
+    let (source, target, empty) = (
+        repo("mount/source"),
+        repo("mount/target"),
+        repo("mount/empty"),
+    );
     let digest = digest_of("mounted");
     store.link_blob(&source, &digest, 7).await.unwrap();
 
-    assert_eq!(store.mount_blob(&target, &digest, &empty).await.unwrap(), None);
-    assert!(!store.repository_exists(&target).await.unwrap(), "a failed mount creates nothing");
+    assert_eq!(
+        store.mount_blob(&target, &digest, &empty).await.unwrap(),
+        None
+    );
+    assert!(
+        !store.repository_exists(&target).await.unwrap(),
+        "a failed mount creates nothing"
+    );
 
-    assert_eq!(store.mount_blob(&target, &digest, &source).await.unwrap(), Some(7));
+    assert_eq!(
+        store.mount_blob(&target, &digest, &source).await.unwrap(),
+        Some(7)
+    );
     assert_eq!(store.blob_size(&target, &digest).await.unwrap(), Some(7));
     assert_eq!(
         store.repositories_with_blob(&digest, 10).await.unwrap(),
         vec![source.clone(), target.clone()]
     );
-    assert_eq!(store.repositories_with_blob(&digest, 1).await.unwrap().len(), 1);
-    assert!(store.repositories_with_blob(&digest_of("nowhere"), 10).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .repositories_with_blob(&digest, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .repositories_with_blob(&digest_of("nowhere"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn manifests_require_their_references(store: &dyn MetadataStore) {
@@ -97,8 +135,14 @@ async fn manifests_require_their_references(store: &dyn MetadataStore) {
     let content = b"{\"manifest\":1}";
     let digest = Digest::of(Algorithm::Sha256, content);
 
-    store.link_blob(&r, &config.digest, config.size).await.unwrap();
-    let err = store.put_manifest(manifest(&r, &digest, content, &blobs)).await.unwrap_err();
+    store
+        .link_blob(&r, &config.digest, config.size)
+        .await
+        .unwrap();
+    let err = store
+        .put_manifest(manifest(&r, &digest, content, &blobs))
+        .await
+        .unwrap_err();
     let MetaError::BrokenReferences(broken) = err else {
         panic!("expected broken references, got {err}")
     };
@@ -111,35 +155,65 @@ async fn manifests_require_their_references(store: &dyn MetadataStore) {
     );
 
     // Present with another size than declared.
-    store.link_blob(&r, &layer.digest, layer.size + 1).await.unwrap();
-    let err = store.put_manifest(manifest(&r, &digest, content, &blobs)).await.unwrap_err();
+    store
+        .link_blob(&r, &layer.digest, layer.size + 1)
+        .await
+        .unwrap();
+    let err = store
+        .put_manifest(manifest(&r, &digest, content, &blobs))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, MetaError::BrokenReferences(b) if matches!(b[..], [BrokenReference::WrongSize { declared, stored, .. }] if declared + 1 == stored)),
         "{err:?}"
     );
-    assert_eq!(store.manifest(&r, &Reference::Digest(digest.clone())).await.unwrap(), None);
+    assert_eq!(
+        store
+            .manifest(&r, &Reference::Digest(digest.clone()))
+            .await
+            .unwrap(),
+        None
+    );
 
     // A blob of another repository does not count.
     let other = repo("refs/other");
     let foreign = descriptor("foreign-layer", "application/vnd.oci.image.layer.v1.tar");
-    store.link_blob(&other, &foreign.digest, foreign.size).await.unwrap();
+    store
+        .link_blob(&other, &foreign.digest, foreign.size)
+        .await
+        .unwrap();
     let with_foreign = [config.clone(), foreign];
-    let err = store.put_manifest(manifest(&r, &digest, content, &with_foreign)).await.unwrap_err();
+    let err = store
+        .put_manifest(manifest(&r, &digest, content, &with_foreign))
+        .await
+        .unwrap_err();
     assert!(matches!(err, MetaError::BrokenReferences(_)));
     let fresh = repo("refs/fresh");
-    let err = store.put_manifest(manifest(&fresh, &digest, content, &with_foreign)).await.unwrap_err();
+    let err = store
+        .put_manifest(manifest(&fresh, &digest, content, &with_foreign))
+        .await
+        .unwrap_err();
     assert!(matches!(err, MetaError::BrokenReferences(_)));
-    assert!(!store.repository_exists(&fresh).await.unwrap(), "a refused manifest creates nothing");
+    assert!(
+        !store.repository_exists(&fresh).await.unwrap(),
+        "a refused manifest creates nothing"
+    );
 }
 
 async fn manifests_and_tags(store: &dyn MetadataStore) {
     let r = repo("tags/app");
     let config = descriptor("cfg", "application/vnd.oci.image.config.v1+json");
-    store.link_blob(&r, &config.digest, config.size).await.unwrap();
+    store
+        .link_blob(&r, &config.digest, config.size)
+        .await
+        .unwrap();
     let blobs = [config];
     let v1 = b"{\"v\":1}";
     let v2 = b"{\"v\":2}";
-    let (d1, d2) = (Digest::of(Algorithm::Sha256, v1), Digest::of(Algorithm::Sha256, v2));
+    let (d1, d2) = (
+        Digest::of(Algorithm::Sha256, v1),
+        Digest::of(Algorithm::Sha256, v2),
+    );
     let latest = Tag::parse("latest").unwrap();
     let stable = Tag::parse("stable").unwrap();
 
@@ -157,12 +231,23 @@ async fn manifests_and_tags(store: &dyn MetadataStore) {
         })
         .await
         .expect("re-pushing a manifest under another tag");
-    let by_tag = store.manifest(&r, &Reference::Tag(latest.clone())).await.unwrap().unwrap();
+    let by_tag = store
+        .manifest(&r, &Reference::Tag(latest.clone()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(by_tag.digest, d1);
     assert_eq!(&by_tag.content[..], v1);
     assert_eq!(by_tag.media_type, berth_oci::manifest::OCI_IMAGE_MANIFEST);
-    let summary = store.manifest_summary(&r, &Reference::Digest(d1.clone())).await.unwrap().unwrap();
-    assert_eq!((summary.digest.clone(), summary.size), (d1.clone(), v1.len() as u64));
+    let summary = store
+        .manifest_summary(&r, &Reference::Digest(d1.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (summary.digest.clone(), summary.size),
+        (d1.clone(), v1.len() as u64)
+    );
 
     // Moving a tag.
     store
@@ -172,24 +257,53 @@ async fn manifests_and_tags(store: &dyn MetadataStore) {
         })
         .await
         .unwrap();
-    assert_eq!(store.manifest(&r, &Reference::Tag(latest.clone())).await.unwrap().unwrap().digest, d2);
-    assert_eq!(store.list_tags(&r, None, 100).await.unwrap(), vec!["latest", "stable"]);
+    assert_eq!(
+        store
+            .manifest(&r, &Reference::Tag(latest.clone()))
+            .await
+            .unwrap()
+            .unwrap()
+            .digest,
+        d2
+    );
+    assert_eq!(
+        store.list_tags(&r, None, 100).await.unwrap(),
+        vec!["latest", "stable"]
+    );
 
     // Deleting a tag keeps the manifest; deleting a manifest removes its tags.
     assert!(store.delete_tag(&r, &latest).await.unwrap());
     assert!(!store.delete_tag(&r, &latest).await.unwrap());
-    assert!(store.manifest(&r, &Reference::Digest(d2.clone())).await.unwrap().is_some());
+    assert!(
+        store
+            .manifest(&r, &Reference::Digest(d2.clone()))
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert!(store.delete_manifest(&r, &d1).await.unwrap());
     assert!(!store.delete_manifest(&r, &d1).await.unwrap());
-    assert_eq!(store.manifest(&r, &Reference::Tag(stable)).await.unwrap(), None);
+    assert_eq!(
+        store.manifest(&r, &Reference::Tag(stable)).await.unwrap(),
+        None
+    );
     assert!(store.list_tags(&r, None, 100).await.unwrap().is_empty());
-    assert_eq!(store.manifest(&repo("tags/unknown"), &Reference::Digest(d2)).await.unwrap(), None);
+    assert_eq!(
+        store
+            .manifest(&repo("tags/unknown"), &Reference::Digest(d2))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn index_children_must_be_manifests_of_the_repository(store: &dyn MetadataStore) {
     let r = repo("index/app");
     let config = descriptor("index-cfg", "application/vnd.oci.image.config.v1+json");
-    store.link_blob(&r, &config.digest, config.size).await.unwrap();
+    store
+        .link_blob(&r, &config.digest, config.size)
+        .await
+        .unwrap();
     let child = b"{\"child\":true}";
     let child_digest = Digest::of(Algorithm::Sha256, child);
     let child_descriptor = Descriptor {
@@ -217,22 +331,33 @@ async fn index_children_must_be_manifests_of_the_repository(store: &dyn Metadata
         tag: None,
     };
     let err = store.put_manifest(new_index()).await.unwrap_err();
-    assert!(matches!(&err, MetaError::BrokenReferences(b) if matches!(&b[..], [BrokenReference::Missing { kind: ReferenceKind::Manifest, .. }])));
+    assert!(
+        matches!(&err, MetaError::BrokenReferences(b) if matches!(&b[..], [BrokenReference::Missing { kind: ReferenceKind::Manifest, .. }]))
+    );
     let blobs = [config];
-    store.put_manifest(manifest(&r, &child_digest, child, &blobs)).await.unwrap();
+    store
+        .put_manifest(manifest(&r, &child_digest, child, &blobs))
+        .await
+        .unwrap();
     store.put_manifest(new_index()).await.unwrap();
 }
 
 async fn referrers_are_listed_by_subject(store: &dyn MetadataStore) {
     let r = repo("referrers/app");
     let config = descriptor("{}", "application/vnd.oci.empty.v1+json");
-    store.link_blob(&r, &config.digest, config.size).await.unwrap();
+    store
+        .link_blob(&r, &config.digest, config.size)
+        .await
+        .unwrap();
     let blobs = [config];
     let subject = digest_of("the subject, which need not exist");
     let mut annotations = BTreeMap::new();
     annotations.insert("org.example.kind".to_string(), "sbom".to_string());
     let (sbom, sig) = (b"{\"sbom\":1}", b"{\"sig\":1}");
-    let (sbom_digest, sig_digest) = (Digest::of(Algorithm::Sha256, sbom), Digest::of(Algorithm::Sha256, sig));
+    let (sbom_digest, sig_digest) = (
+        Digest::of(Algorithm::Sha256, sbom),
+        Digest::of(Algorithm::Sha256, sig),
+    );
     store
         .put_manifest(NewManifest {
             subject: Some(&subject),
@@ -252,31 +377,67 @@ async fn referrers_are_listed_by_subject(store: &dyn MetadataStore) {
         .unwrap();
 
     let all = store.referrers(&r, &subject, None).await.unwrap();
-    assert_eq!(all.iter().map(|x| x.digest.clone()).collect::<Vec<_>>(), vec![sbom_digest.clone(), sig_digest]);
+    assert_eq!(
+        all.iter().map(|x| x.digest.clone()).collect::<Vec<_>>(),
+        vec![sbom_digest.clone(), sig_digest]
+    );
     assert_eq!(all[0].annotations.as_ref(), Some(&annotations));
     assert_eq!(all[0].size, sbom.len() as u64);
-    let filtered = store.referrers(&r, &subject, Some("application/vnd.example.sbom")).await.unwrap();
+    let filtered = store
+        .referrers(&r, &subject, Some("application/vnd.example.sbom"))
+        .await
+        .unwrap();
     assert_eq!(filtered.len(), 1);
     assert_eq!(filtered[0].digest, sbom_digest);
-    assert!(store.referrers(&r, &digest_of("other"), None).await.unwrap().is_empty());
-    assert!(store.referrers(&repo("referrers/none"), &subject, None).await.unwrap().is_empty());
+    assert!(
+        store
+            .referrers(&r, &digest_of("other"), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .referrers(&repo("referrers/none"), &subject, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn listing_is_lexical_and_paginated(store: &dyn MetadataStore) {
     let config = descriptor("list-cfg", "application/vnd.oci.image.config.v1+json");
     for name in ["zlist/b", "zlist/a", "zlist/a-b", "zlist/a/b", "zlist/c"] {
-        store.link_blob(&repo(name), &config.digest, config.size).await.unwrap();
+        store
+            .link_blob(&repo(name), &config.digest, config.size)
+            .await
+            .unwrap();
     }
     let all = store.list_repositories(Some("zlist"), 100).await.unwrap();
     // Byte order: '-' (0x2d) < '/' (0x2f) < letters.
-    assert_eq!(all, vec!["zlist/a", "zlist/a-b", "zlist/a/b", "zlist/b", "zlist/c"]);
-    assert_eq!(store.list_repositories(Some("zlist/a-b"), 2).await.unwrap(), vec!["zlist/a/b", "zlist/b"]);
-    assert!(store.list_repositories(Some("zlist/c"), 10).await.unwrap().is_empty());
+    assert_eq!(
+        all,
+        vec!["zlist/a", "zlist/a-b", "zlist/a/b", "zlist/b", "zlist/c"]
+    );
+    assert_eq!(
+        store.list_repositories(Some("zlist/a-b"), 2).await.unwrap(),
+        vec!["zlist/a/b", "zlist/b"]
+    );
+    assert!(
+        store
+            .list_repositories(Some("zlist/c"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.list_repositories(None, 0).await.unwrap().is_empty());
 
     let r = repo("zlist/a");
     let blobs = [config];
-    for (i, tag) in ["v10", "v2", "V1", "latest", "_x", "v1.0"].iter().enumerate() {
+    for (i, tag) in ["v10", "v2", "V1", "latest", "_x", "v1.0"]
+        .iter()
+        .enumerate()
+    {
         let content = format!("{{\"n\":{i}}}");
         let digest = Digest::of(Algorithm::Sha256, content.as_bytes());
         let tag = Tag::parse(tag).unwrap();
@@ -288,9 +449,21 @@ async fn listing_is_lexical_and_paginated(store: &dyn MetadataStore) {
             .await
             .unwrap();
     }
-    assert_eq!(store.list_tags(&r, None, 100).await.unwrap(), vec!["V1", "_x", "latest", "v1.0", "v10", "v2"]);
-    assert_eq!(store.list_tags(&r, Some("latest"), 2).await.unwrap(), vec!["v1.0", "v10"]);
-    assert!(store.list_tags(&repo("zlist/none"), None, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.list_tags(&r, None, 100).await.unwrap(),
+        vec!["V1", "_x", "latest", "v1.0", "v10", "v2"]
+    );
+    assert_eq!(
+        store.list_tags(&r, Some("latest"), 2).await.unwrap(),
+        vec!["v1.0", "v10"]
+    );
+    assert!(
+        store
+            .list_tags(&repo("zlist/none"), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn upload_sessions_advance_only_from_where_they_are(store: &dyn MetadataStore) {
@@ -308,9 +481,15 @@ async fn upload_sessions_advance_only_from_where_they_are(store: &dyn MetadataSt
     assert!(store.upload(UploadId::random()).await.unwrap().is_none());
 
     assert!(store.advance_upload(id, 0, 10, &[4, 5]).await.unwrap());
-    assert!(!store.advance_upload(id, 0, 20, &[6]).await.unwrap(), "stale offset");
+    assert!(
+        !store.advance_upload(id, 0, 20, &[6]).await.unwrap(),
+        "stale offset"
+    );
     let advanced = store.upload(id).await.unwrap().unwrap();
-    assert_eq!((advanced.size, advanced.hash_state.as_slice()), (10, &[4u8, 5][..]));
+    assert_eq!(
+        (advanced.size, advanced.hash_state.as_slice()),
+        (10, &[4u8, 5][..])
+    );
     assert!(advanced.updated_at > 1_000);
 
     let old = UploadSession {
@@ -328,7 +507,8 @@ async fn upload_sessions_advance_only_from_where_they_are(store: &dyn MetadataSt
 
     // The upload lock excludes a second writer until released.
     let guard = store.lock_upload(id).await;
-    let second = tokio::time::timeout(std::time::Duration::from_millis(50), store.lock_upload(id)).await;
+    let second =
+        tokio::time::timeout(std::time::Duration::from_millis(50), store.lock_upload(id)).await;
     assert!(second.is_err(), "a second writer must wait");
     drop(guard);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), store.lock_upload(id))

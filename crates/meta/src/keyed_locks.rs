@@ -52,7 +52,10 @@ impl<K: Eq + Hash> Drop for KeyedGuard<K> {
         drop(self.guard.take());
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         // Only the map still refers to the lock: no holder, no waiter.
-        if locks.get(&self.key).is_some_and(|lock| Arc::strong_count(lock) == 1) {
+        if locks
+            .get(&self.key)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
             locks.remove(&self.key);
         }
     }

@@ -161,15 +161,28 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Records a blob committed to storage and links it into `repository` (creating the
     /// repository on first use).
-    async fn link_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64) -> Result<()>;
+    async fn link_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()>;
 
     /// Links into `repository` a blob that `from` holds; returns its size, or `None` when
     /// `from` does not hold it (then nothing changes).
-    async fn mount_blob(&self, repository: &RepositoryName, digest: &Digest, from: &RepositoryName)
-    -> Result<Option<u64>>;
+    async fn mount_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        from: &RepositoryName,
+    ) -> Result<Option<u64>>;
 
     /// Up to `limit` repositories holding `digest`, for mounts that name no source.
-    async fn repositories_with_blob(&self, digest: &Digest, limit: u32) -> Result<Vec<RepositoryName>>;
+    async fn repositories_with_blob(
+        &self,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<RepositoryName>>;
 
     /// Removes `digest` from `repository`; `false` when it was not there.
     async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool>;
@@ -181,7 +194,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// nothing and reports what is missing. Recording a manifest that exists is not an error.
     async fn put_manifest(&self, manifest: NewManifest<'_>) -> Result<()>;
 
-    async fn manifest(&self, repository: &RepositoryName, reference: &Reference) -> Result<Option<StoredManifest>>;
+    async fn manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<StoredManifest>>;
 
     async fn manifest_summary(
         &self,
@@ -212,7 +229,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_repositories(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>>;
 
     /// Up to `limit` tags of `repository` after `after`.
-    async fn list_tags(&self, repository: &RepositoryName, after: Option<&str>, limit: u32) -> Result<Vec<String>>;
+    async fn list_tags(
+        &self,
+        repository: &RepositoryName,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>>;
 
     // Upload sessions.
 
@@ -222,7 +244,13 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Advances an upload from `expected_size` to `new_size`; `false` (and no change) when
     /// the upload is gone or no longer at `expected_size`.
-    async fn advance_upload(&self, id: UploadId, expected_size: u64, new_size: u64, hash_state: &[u8]) -> Result<bool>;
+    async fn advance_upload(
+        &self,
+        id: UploadId,
+        expected_size: u64,
+        new_size: u64,
+        hash_state: &[u8],
+    ) -> Result<bool>;
 
     async fn delete_upload(&self, id: UploadId) -> Result<bool>;
 

@@ -13,12 +13,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use berth_oci::{Descriptor, Digest, Reference, RepositoryName, Tag, UploadId};
 use bytes::Bytes;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::{
-    BrokenReference, KeyedLocks, ManifestSummary, MetaError, MetadataStore, NewManifest, ReferenceKind, Referrer,
-    Result, StoredManifest, UploadLock, UploadSession, now_millis,
+    BrokenReference, KeyedLocks, ManifestSummary, MetaError, MetadataStore, NewManifest,
+    ReferenceKind, Referrer, Result, StoredManifest, UploadLock, UploadSession, now_millis,
 };
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -31,9 +33,13 @@ pub struct SqliteStore {
 
 fn classify(err: sqlx::Error) -> MetaError {
     match &err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => MetaError::Unavailable(err.into()),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            MetaError::Unavailable(err.into())
+        }
         // SQLITE_BUSY and SQLITE_LOCKED: another process holds the database.
-        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "517" | "262")) => {
+        sqlx::Error::Database(db)
+            if matches!(db.code().as_deref(), Some("5" | "6" | "517" | "262")) =>
+        {
             MetaError::Unavailable(err.into())
         }
         _ => MetaError::Database(err.into()),
@@ -133,7 +139,13 @@ async fn check_references(
     if descriptors.is_empty() {
         return Ok(Vec::new());
     }
-    let digests = serde_json::Value::from(descriptors.iter().map(|d| d.digest.as_str()).collect::<Vec<_>>()).to_string();
+    let digests = serde_json::Value::from(
+        descriptors
+            .iter()
+            .map(|d| d.digest.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .to_string();
     let query = match kind {
         ReferenceKind::Blob => {
             "SELECT wanted.value, b.size FROM json_each(?1) AS wanted
@@ -161,12 +173,14 @@ async fn check_references(
                 kind,
                 digest: descriptor.digest.clone(),
             }),
-            Some(stored) if stored as u64 != descriptor.size => broken.push(BrokenReference::WrongSize {
-                kind,
-                digest: descriptor.digest.clone(),
-                declared: descriptor.size,
-                stored: stored as u64,
-            }),
+            Some(stored) if stored as u64 != descriptor.size => {
+                broken.push(BrokenReference::WrongSize {
+                    kind,
+                    digest: descriptor.digest.clone(),
+                    declared: descriptor.size,
+                    stored: stored as u64,
+                })
+            }
             Some(_) => {}
         }
     }
@@ -177,7 +191,8 @@ const MANIFEST_BY_TAG: &str = "SELECT m.digest, m.media_type, m.size, m.content 
      JOIN tags t ON t.repository_id = r.id AND t.name = ?2
      JOIN manifests m ON m.id = t.manifest_id
      WHERE r.name = ?1";
-const MANIFEST_BY_DIGEST: &str = "SELECT m.digest, m.media_type, m.size, m.content FROM repositories r
+const MANIFEST_BY_DIGEST: &str =
+    "SELECT m.digest, m.media_type, m.size, m.content FROM repositories r
      JOIN manifests m ON m.repository_id = r.id AND m.digest = ?2
      WHERE r.name = ?1";
 const SUMMARY_BY_TAG: &str = "SELECT m.digest, m.media_type, m.size FROM repositories r
@@ -198,7 +213,10 @@ fn reference_key(reference: &Reference) -> &str {
 #[async_trait]
 impl MetadataStore for SqliteStore {
     async fn check(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(classify)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 
@@ -217,7 +235,12 @@ impl MetadataStore for SqliteStore {
         Ok(size.map(|s| s as u64))
     }
 
-    async fn link_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
+    async fn link_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
         let now = now_millis();
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
@@ -277,7 +300,11 @@ impl MetadataStore for SqliteStore {
         Ok(Some(size as u64))
     }
 
-    async fn repositories_with_blob(&self, digest: &Digest, limit: u32) -> Result<Vec<RepositoryName>> {
+    async fn repositories_with_blob(
+        &self,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<RepositoryName>> {
         let names: Vec<String> = sqlx::query_scalar(
             "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
              WHERE rb.digest = ?1 ORDER BY r.name LIMIT ?2",
@@ -311,8 +338,17 @@ impl MetadataStore for SqliteStore {
         let mut tx = self.begin().await?;
         let repository_id = ensure_repository(&mut tx, manifest.repository).await?;
 
-        let mut broken = check_references(&mut tx, repository_id, ReferenceKind::Blob, manifest.blobs).await?;
-        broken.extend(check_references(&mut tx, repository_id, ReferenceKind::Manifest, manifest.children).await?);
+        let mut broken =
+            check_references(&mut tx, repository_id, ReferenceKind::Blob, manifest.blobs).await?;
+        broken.extend(
+            check_references(
+                &mut tx,
+                repository_id,
+                ReferenceKind::Manifest,
+                manifest.children,
+            )
+            .await?,
+        );
         if !broken.is_empty() {
             // Dropping the transaction rolls back the repository row too.
             return Err(MetaError::BrokenReferences(broken));
@@ -347,7 +383,12 @@ impl MetadataStore for SqliteStore {
                     .blobs
                     .iter()
                     .map(|d| (ReferenceKind::Blob, d))
-                    .chain(manifest.children.iter().map(|d| (ReferenceKind::Manifest, d)));
+                    .chain(
+                        manifest
+                            .children
+                            .iter()
+                            .map(|d| (ReferenceKind::Manifest, d)),
+                    );
                 for (kind, descriptor) in references {
                     sqlx::query(
                         "INSERT INTO manifest_references (manifest_id, digest, kind) VALUES (?1, ?2, ?3)
@@ -362,12 +403,14 @@ impl MetadataStore for SqliteStore {
                 }
                 id
             }
-            None => sqlx::query_scalar("SELECT id FROM manifests WHERE repository_id = ?1 AND digest = ?2")
-                .bind(repository_id)
-                .bind(manifest.digest.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(classify)?,
+            None => sqlx::query_scalar(
+                "SELECT id FROM manifests WHERE repository_id = ?1 AND digest = ?2",
+            )
+            .bind(repository_id)
+            .bind(manifest.digest.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(classify)?,
         };
 
         if let Some(tag) = manifest.tag {
@@ -387,7 +430,11 @@ impl MetadataStore for SqliteStore {
         tx.commit().await.map_err(classify)
     }
 
-    async fn manifest(&self, repository: &RepositoryName, reference: &Reference) -> Result<Option<StoredManifest>> {
+    async fn manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<StoredManifest>> {
         let query = match reference {
             Reference::Tag(_) => MANIFEST_BY_TAG,
             Reference::Digest(_) => MANIFEST_BY_DIGEST,
@@ -514,7 +561,12 @@ impl MetadataStore for SqliteStore {
             .map_err(classify)
     }
 
-    async fn list_tags(&self, repository: &RepositoryName, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+    async fn list_tags(
+        &self,
+        repository: &RepositoryName,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
         sqlx::query_scalar(
             "SELECT t.name FROM repositories r JOIN tags t ON t.repository_id = r.id
              WHERE r.name = ?1 AND t.name > ?2 ORDER BY t.name LIMIT ?3",
@@ -559,7 +611,8 @@ impl MetadataStore for SqliteStore {
             let size: i64 = row.try_get(1).map_err(classify)?;
             Ok(UploadSession {
                 id,
-                repository: RepositoryName::parse(&repository).map_err(|_| corrupt("repository name", &repository))?,
+                repository: RepositoryName::parse(&repository)
+                    .map_err(|_| corrupt("repository name", &repository))?,
                 size: size as u64,
                 hash_state: row.try_get(2).map_err(classify)?,
                 created_at: row.try_get(3).map_err(classify)?,
@@ -569,7 +622,13 @@ impl MetadataStore for SqliteStore {
         .transpose()
     }
 
-    async fn advance_upload(&self, id: UploadId, expected_size: u64, new_size: u64, hash_state: &[u8]) -> Result<bool> {
+    async fn advance_upload(
+        &self,
+        id: UploadId,
+        expected_size: u64,
+        new_size: u64,
+        hash_state: &[u8],
+    ) -> Result<bool> {
         let result = sqlx::query(
             "UPDATE uploads SET size = ?3, hash_state = ?4, updated_at = ?5 WHERE id = ?1 AND size = ?2",
         )
@@ -616,7 +675,9 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("berth.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("berth.db"))
+            .await
+            .unwrap();
         (dir, store)
     }
 
@@ -636,7 +697,9 @@ mod tests {
             let store = SqliteStore::open(&path).await.unwrap();
             store.link_blob(&repo, &digest, 1).await.unwrap();
         }
-        let store = SqliteStore::open_url(&format!("sqlite://{}", path.display())).await.unwrap();
+        let store = SqliteStore::open_url(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
         assert_eq!(store.blob_size(&repo, &digest).await.unwrap(), Some(1));
     }
 }

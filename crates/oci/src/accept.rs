@@ -68,7 +68,10 @@ mod tests {
         assert!(!accepts([OCI_MANIFEST], OCI_INDEX));
         let docker_style = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json;q=0.5";
         assert!(accepts([docker_style], OCI_INDEX));
-        assert!(accepts(["application/json", OCI_INDEX], OCI_INDEX), "several header lines");
+        assert!(
+            accepts(["application/json", OCI_INDEX], OCI_INDEX),
+            "several header lines"
+        );
     }
 
     #[test]
@@ -77,7 +80,13 @@ mod tests {
         assert!(accepts(["application/*"], OCI_INDEX));
         assert!(!accepts(["text/*"], OCI_INDEX));
         assert!(!accepts([format!("{OCI_INDEX};q=0").as_str()], OCI_INDEX));
-        assert!(!accepts([format!("*/*, {OCI_INDEX}; q=0").as_str()], OCI_INDEX), "specific q=0 beats */*");
-        assert!(accepts([format!("*/*;q=0, {OCI_INDEX}").as_str()], OCI_INDEX));
+        assert!(
+            !accepts([format!("*/*, {OCI_INDEX}; q=0").as_str()], OCI_INDEX),
+            "specific q=0 beats */*"
+        );
+        assert!(accepts(
+            [format!("*/*;q=0, {OCI_INDEX}").as_str()],
+            OCI_INDEX
+        ));
     }
 }

@@ -56,7 +56,10 @@ impl fmt::Display for DigestError {
         match self {
             DigestError::Malformed => f.write_str("digest must have the form <algorithm>:<hex>"),
             DigestError::UnsupportedAlgorithm(a) => {
-                write!(f, "unsupported digest algorithm {a:?} (supported: sha256, sha512)")
+                write!(
+                    f,
+                    "unsupported digest algorithm {a:?} (supported: sha256, sha512)"
+                )
             }
             DigestError::BadEncoding(a) => write!(
                 f,
@@ -88,7 +91,9 @@ impl Digest {
             "sha512" => Algorithm::Sha512,
             other => return Err(DigestError::UnsupportedAlgorithm(other.to_string())),
         };
-        let is_lower_hex = encoded.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let is_lower_hex = encoded
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if encoded.len() != algorithm.hex_len() || !is_lower_hex {
             return Err(DigestError::BadEncoding(algorithm));
         }
@@ -122,13 +127,19 @@ impl Digest {
 /// `[a-z0-9]+([+._-][a-z0-9]+)*`, the specification's algorithm grammar.
 fn is_valid_algorithm_syntax(s: &str) -> bool {
     !s.is_empty()
-        && s.split(['+', '.', '_', '-'])
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && s.split(['+', '.', '_', '-']).all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 /// `[a-zA-Z0-9=_-]+`, the specification's encoded grammar.
 fn is_valid_encoded_syntax(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'))
 }
 
 impl FromStr for Digest {
@@ -223,8 +234,12 @@ impl DigestHasher {
     pub fn restore_state(bytes: &[u8]) -> Option<Self> {
         let (&tag, state) = bytes.split_first()?;
         match tag {
-            1 => Sha256::deserialize(state.try_into().ok()?).ok().map(DigestHasher::Sha256),
-            2 => Sha512::deserialize(state.try_into().ok()?).ok().map(DigestHasher::Sha512),
+            1 => Sha256::deserialize(state.try_into().ok()?)
+                .ok()
+                .map(DigestHasher::Sha256),
+            2 => Sha512::deserialize(state.try_into().ok()?)
+                .ok()
+                .map(DigestHasher::Sha512),
             _ => None,
         }
     }
@@ -234,7 +249,8 @@ impl DigestHasher {
 mod tests {
     use super::*;
 
-    const EMPTY_SHA256: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const EMPTY_SHA256: &str =
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     #[test]
     fn parses_valid_digests() {
@@ -248,15 +264,29 @@ mod tests {
 
     #[test]
     fn rejects_malformed_digests() {
-        for bad in ["", "sha256", "sha256:", ":abc", "sha256:totallywrong", "SHA256:abc", "sha256:../../etc"] {
+        for bad in [
+            "",
+            "sha256",
+            "sha256:",
+            ":abc",
+            "sha256:totallywrong",
+            "SHA256:abc",
+            "sha256:../../etc",
+        ] {
             assert!(Digest::parse(bad).is_err(), "{bad:?} should be rejected");
         }
-        assert_eq!(Digest::parse("sha256:totallywrong"), Err(DigestError::BadEncoding(Algorithm::Sha256)));
+        assert_eq!(
+            Digest::parse("sha256:totallywrong"),
+            Err(DigestError::BadEncoding(Algorithm::Sha256))
+        );
         assert_eq!(
             Digest::parse(&format!("sha256:{}", "A".repeat(64))),
             Err(DigestError::BadEncoding(Algorithm::Sha256))
         );
-        assert_eq!(Digest::parse(&format!("sha256:{}", "a".repeat(63))), Err(DigestError::BadEncoding(Algorithm::Sha256)));
+        assert_eq!(
+            Digest::parse(&format!("sha256:{}", "a".repeat(63))),
+            Err(DigestError::BadEncoding(Algorithm::Sha256))
+        );
         assert_eq!(Digest::parse("sha256:a/b"), Err(DigestError::Malformed));
     }
 
@@ -279,7 +309,11 @@ mod tests {
             Digest::of(Algorithm::Sha256, b"hello world").hex(),
             "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
         );
-        assert!(Digest::of(Algorithm::Sha512, b"").as_str().starts_with("sha512:cf83e1357eefb8bd"));
+        assert!(
+            Digest::of(Algorithm::Sha512, b"")
+                .as_str()
+                .starts_with("sha512:cf83e1357eefb8bd")
+        );
     }
 
     #[test]

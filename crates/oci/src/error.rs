@@ -149,8 +149,11 @@ impl RegistryError {
     /// A dependency (database, object store) cannot be reached right now; retrying later may
     /// succeed.
     pub fn unavailable(what: &str, cause: impl Into<Cause>) -> Self {
-        RegistryError::new(ErrorCode::Unavailable, format!("{what} is unavailable, retry later"))
-            .with_cause(cause)
+        RegistryError::new(
+            ErrorCode::Unavailable,
+            format!("{what} is unavailable, retry later"),
+        )
+        .with_cause(cause)
     }
 
     pub fn is_server_error(&self) -> bool {
@@ -179,12 +182,18 @@ impl RegistryError {
     }
 
     pub fn name_unknown(name: &impl fmt::Display) -> Self {
-        RegistryError::new(ErrorCode::NameUnknown, "repository name not known to registry")
-            .with_detail(serde_json::json!({ "name": name.to_string() }))
+        RegistryError::new(
+            ErrorCode::NameUnknown,
+            "repository name not known to registry",
+        )
+        .with_detail(serde_json::json!({ "name": name.to_string() }))
     }
 
     pub fn upload_unknown() -> Self {
-        RegistryError::new(ErrorCode::BlobUploadUnknown, "blob upload unknown to registry")
+        RegistryError::new(
+            ErrorCode::BlobUploadUnknown,
+            "blob upload unknown to registry",
+        )
     }
 
     pub fn manifest_invalid(why: impl Into<String>) -> Self {

@@ -67,7 +67,10 @@ impl ManifestMediaType {
 
     /// Indexes list other manifests; image manifests list blobs.
     pub fn is_index(self) -> bool {
-        matches!(self, ManifestMediaType::OciImageIndex | ManifestMediaType::DockerManifestList)
+        matches!(
+            self,
+            ManifestMediaType::OciImageIndex | ManifestMediaType::DockerManifestList
+        )
     }
 }
 
@@ -82,7 +85,11 @@ pub struct Descriptor {
     pub urls: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
-    #[serde(rename = "artifactType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Value>,
@@ -138,7 +145,12 @@ fn schema1_refused() -> RegistryError {
 
 /// The media type part of a `Content-Type` value, without parameters, lowercased.
 fn essence(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// RFC 6838 `type/subtype` with restricted-name characters, without parameters.
@@ -148,14 +160,19 @@ pub fn is_valid_media_type(s: &str) -> bool {
         !b.is_empty()
             && b.len() <= 127
             && b[0].is_ascii_alphanumeric()
-            && b.iter().all(|&c| c.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&c))
+            && b.iter()
+                .all(|&c| c.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&c))
     }
-    s.split_once('/').is_some_and(|(t, st)| restricted_name(t) && restricted_name(st))
+    s.split_once('/')
+        .is_some_and(|(t, st)| restricted_name(t) && restricted_name(st))
 }
 
 impl ParsedManifest {
     /// Parses `bytes` pushed with the given `Content-Type`.
-    pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, RegistryError> {
+    pub fn parse(
+        bytes: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<ParsedManifest, RegistryError> {
         if bytes.len() > MAX_MANIFEST_SIZE {
             return Err(RegistryError::manifest_invalid(format!(
                 "manifest is {} bytes; the limit is {MAX_MANIFEST_SIZE}",
@@ -163,10 +180,13 @@ impl ParsedManifest {
             ))
             .with_status(413));
         }
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| RegistryError::manifest_invalid(format!("manifest is not valid JSON: {e}")))?;
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            RegistryError::manifest_invalid(format!("manifest is not valid JSON: {e}"))
+        })?;
         if !value.is_object() {
-            return Err(RegistryError::manifest_invalid("manifest must be a JSON object"));
+            return Err(RegistryError::manifest_invalid(
+                "manifest must be a JSON object",
+            ));
         }
         let raw: RawManifest = serde_path_to_error::deserialize(&value)
             .map_err(|e| RegistryError::manifest_invalid(format!("{}: {}", e.path(), e.inner())))?;
@@ -174,14 +194,23 @@ impl ParsedManifest {
         let declared = content_type.map(essence).filter(|ct| !ct.is_empty());
         let is_schema1 = raw.schema_version == Some(1)
             || raw.fs_layers.is_some()
-            || declared.as_deref().is_some_and(|ct| DOCKER_SCHEMA1.contains(&ct))
-            || raw.media_type.as_deref().is_some_and(|mt| DOCKER_SCHEMA1.contains(&mt));
+            || declared
+                .as_deref()
+                .is_some_and(|ct| DOCKER_SCHEMA1.contains(&ct))
+            || raw
+                .media_type
+                .as_deref()
+                .is_some_and(|mt| DOCKER_SCHEMA1.contains(&mt));
         if is_schema1 {
             return Err(schema1_refused());
         }
         match raw.schema_version {
             Some(2) => {}
-            Some(v) => return Err(RegistryError::manifest_invalid(format!("unsupported schemaVersion {v}"))),
+            Some(v) => {
+                return Err(RegistryError::manifest_invalid(format!(
+                    "unsupported schemaVersion {v}"
+                )));
+            }
             None => return Err(RegistryError::manifest_invalid("schemaVersion is missing")),
         }
 
@@ -214,11 +243,18 @@ impl ParsedManifest {
         if let Some(config) = &raw.config {
             blobs.push(config.clone());
         }
-        blobs.extend(raw.layers.iter().flatten().filter(|l| !l.is_non_distributable()).cloned());
-        let artifact_type = raw
-            .artifact_type
-            .clone()
-            .or_else(|| (!media_type.is_index()).then(|| raw.config.as_ref().map(|c| c.media_type.clone())).flatten());
+        blobs.extend(
+            raw.layers
+                .iter()
+                .flatten()
+                .filter(|l| !l.is_non_distributable())
+                .cloned(),
+        );
+        let artifact_type = raw.artifact_type.clone().or_else(|| {
+            (!media_type.is_index())
+                .then(|| raw.config.as_ref().map(|c| c.media_type.clone()))
+                .flatten()
+        });
         Ok(ParsedManifest {
             media_type,
             blobs,
@@ -238,7 +274,8 @@ fn resolve_media_type(
     raw: &RawManifest,
 ) -> Result<ManifestMediaType, RegistryError> {
     // Clients that predate typed manifests send generic types; then the body decides.
-    let declared = declared.filter(|ct| !matches!(*ct, "application/json" | "application/octet-stream"));
+    let declared =
+        declared.filter(|ct| !matches!(*ct, "application/json" | "application/octet-stream"));
     if let (Some(ct), Some(mt)) = (declared, in_body)
         && ct != mt
     {
@@ -276,7 +313,9 @@ fn check_structure(media_type: ManifestMediaType, raw: &RawManifest) -> Result<(
             )));
         }
         if raw.manifests.is_none() {
-            return Err(RegistryError::manifest_invalid("an index must have a manifests list"));
+            return Err(RegistryError::manifest_invalid(
+                "an index must have a manifests list",
+            ));
         }
     } else {
         if raw.manifests.is_some() {
@@ -286,10 +325,14 @@ fn check_structure(media_type: ManifestMediaType, raw: &RawManifest) -> Result<(
             )));
         }
         if raw.config.is_none() {
-            return Err(RegistryError::manifest_invalid("an image manifest must have a config"));
+            return Err(RegistryError::manifest_invalid(
+                "an image manifest must have a config",
+            ));
         }
         if raw.layers.is_none() {
-            return Err(RegistryError::manifest_invalid("an image manifest must have a layers list"));
+            return Err(RegistryError::manifest_invalid(
+                "an image manifest must have a layers list",
+            ));
         }
     }
     Ok(())
@@ -298,7 +341,10 @@ fn check_structure(media_type: ManifestMediaType, raw: &RawManifest) -> Result<(
 /// The digest a pushed manifest is stored under: of its exact bytes, with the algorithm of
 /// the digest it was pushed by (or sha256 when pushed by tag).
 pub fn manifest_digest(bytes: &[u8], pushed_as: Option<&Digest>) -> Digest {
-    Digest::of(pushed_as.map_or(Algorithm::Sha256, Digest::algorithm), bytes)
+    Digest::of(
+        pushed_as.map_or(Algorithm::Sha256, Digest::algorithm),
+        bytes,
+    )
 }
 
 #[cfg(test)]
@@ -336,27 +382,55 @@ mod tests {
         let m = parse(&image(Some(OCI_IMAGE_MANIFEST)), Some(OCI_IMAGE_MANIFEST)).unwrap();
         assert_eq!(m.media_type, ManifestMediaType::OciImageManifest);
         let blobs: Vec<String> = m.blobs.iter().map(|d| d.digest.to_string()).collect();
-        assert_eq!(blobs, vec![digest(1), digest(2)], "the foreign layer is not required");
+        assert_eq!(
+            blobs,
+            vec![digest(1), digest(2)],
+            "the foreign layer is not required"
+        );
         assert!(m.children.is_empty());
-        assert_eq!(m.artifact_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
+        assert_eq!(
+            m.artifact_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
         assert_eq!(m.annotations.unwrap().len(), 1);
     }
 
     #[test]
     fn media_type_comes_from_content_type_or_body_or_structure() {
-        assert_eq!(parse(&image(None), Some(OCI_IMAGE_MANIFEST)).unwrap().media_type, ManifestMediaType::OciImageManifest);
-        assert_eq!(parse(&image(Some(DOCKER_MANIFEST)), None).unwrap().media_type, ManifestMediaType::DockerManifest);
         assert_eq!(
-            parse(&image(Some(DOCKER_MANIFEST)), Some("application/json")).unwrap().media_type,
-            ManifestMediaType::DockerManifest
-        );
-        assert_eq!(parse(&image(None), None).unwrap().media_type, ManifestMediaType::OciImageManifest);
-        let index = json!({"schemaVersion": 2, "manifests": []});
-        assert_eq!(parse(&index, None).unwrap().media_type, ManifestMediaType::OciImageIndex);
-        assert_eq!(
-            parse(&image(Some(OCI_IMAGE_MANIFEST)), Some("application/vnd.oci.image.manifest.v1+json; charset=utf-8"))
+            parse(&image(None), Some(OCI_IMAGE_MANIFEST))
                 .unwrap()
                 .media_type,
+            ManifestMediaType::OciImageManifest
+        );
+        assert_eq!(
+            parse(&image(Some(DOCKER_MANIFEST)), None)
+                .unwrap()
+                .media_type,
+            ManifestMediaType::DockerManifest
+        );
+        assert_eq!(
+            parse(&image(Some(DOCKER_MANIFEST)), Some("application/json"))
+                .unwrap()
+                .media_type,
+            ManifestMediaType::DockerManifest
+        );
+        assert_eq!(
+            parse(&image(None), None).unwrap().media_type,
+            ManifestMediaType::OciImageManifest
+        );
+        let index = json!({"schemaVersion": 2, "manifests": []});
+        assert_eq!(
+            parse(&index, None).unwrap().media_type,
+            ManifestMediaType::OciImageIndex
+        );
+        assert_eq!(
+            parse(
+                &image(Some(OCI_IMAGE_MANIFEST)),
+                Some("application/vnd.oci.image.manifest.v1+json; charset=utf-8")
+            )
+            .unwrap()
+            .media_type,
             ManifestMediaType::OciImageManifest
         );
     }
@@ -365,7 +439,13 @@ mod tests {
     fn content_type_must_agree_with_media_type() {
         let err = parse(&image(Some(OCI_IMAGE_MANIFEST)), Some(DOCKER_MANIFEST)).unwrap_err();
         assert_eq!(err.code, ErrorCode::ManifestInvalid);
-        assert!(err.detail.unwrap().as_str().unwrap().contains("does not match"));
+        assert!(
+            err.detail
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .contains("does not match")
+        );
         let err = parse(&image(Some(OCI_IMAGE_MANIFEST)), Some("text/plain")).unwrap_err();
         assert_eq!(err.code, ErrorCode::ManifestInvalid);
     }
@@ -386,16 +466,28 @@ mod tests {
         assert!(m.blobs.is_empty());
         assert_eq!(m.children.len(), 2);
         assert_eq!(m.subject.unwrap().digest.to_string(), digest(6));
-        assert_eq!(m.artifact_type.as_deref(), Some("application/vnd.example.sbom"));
+        assert_eq!(
+            m.artifact_type.as_deref(),
+            Some("application/vnd.example.sbom")
+        );
     }
 
     #[test]
     fn schema1_is_refused_clearly() {
-        let schema1 = json!({"schemaVersion": 1, "name": "x", "tag": "y", "fsLayers": [], "history": []});
+        let schema1 =
+            json!({"schemaVersion": 1, "name": "x", "tag": "y", "fsLayers": [], "history": []});
         for ct in [None, Some(DOCKER_SCHEMA1[0]), Some(DOCKER_SCHEMA1[1])] {
             let err = parse(&schema1, ct).unwrap_err();
             assert_eq!(err.code, ErrorCode::ManifestInvalid);
-            assert!(err.detail.as_ref().unwrap().as_str().unwrap().contains("schema1"), "{err}");
+            assert!(
+                err.detail
+                    .as_ref()
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .contains("schema1"),
+                "{err}"
+            );
         }
         let err = parse(&image(None), Some(DOCKER_SCHEMA1[1])).unwrap_err();
         assert!(err.to_string().contains("schema1"));
@@ -417,7 +509,10 @@ mod tests {
         for (bytes, expected) in cases {
             let err = ParsedManifest::parse(&bytes, None).unwrap_err();
             assert_eq!(err.code, ErrorCode::ManifestInvalid);
-            assert!(err.to_string().contains(expected), "{err} should mention {expected}");
+            assert!(
+                err.to_string().contains(expected),
+                "{err} should mention {expected}"
+            );
         }
     }
 
@@ -425,10 +520,20 @@ mod tests {
     fn ambiguous_manifest_index_documents_are_refused() {
         let mut both = image(Some(OCI_IMAGE_MANIFEST));
         both["manifests"] = json!([]);
-        assert!(parse(&both, None).unwrap_err().to_string().contains("must not have a manifests"));
+        assert!(
+            parse(&both, None)
+                .unwrap_err()
+                .to_string()
+                .contains("must not have a manifests")
+        );
         let mut index = image(Some(OCI_IMAGE_INDEX));
         index["manifests"] = json!([]);
-        assert!(parse(&index, None).unwrap_err().to_string().contains("must not have config"));
+        assert!(
+            parse(&index, None)
+                .unwrap_err()
+                .to_string()
+                .contains("must not have config")
+        );
     }
 
     #[test]
@@ -440,15 +545,30 @@ mod tests {
 
         let mut negative = image(None);
         negative["config"]["size"] = json!(-1);
-        assert!(parse(&negative, None).unwrap_err().to_string().contains("config.size"));
+        assert!(
+            parse(&negative, None)
+                .unwrap_err()
+                .to_string()
+                .contains("config.size")
+        );
 
         let mut bad_type = image(None);
         bad_type["layers"][0]["mediaType"] = json!("not a type");
-        assert!(parse(&bad_type, None).unwrap_err().to_string().contains("invalid mediaType"));
+        assert!(
+            parse(&bad_type, None)
+                .unwrap_err()
+                .to_string()
+                .contains("invalid mediaType")
+        );
 
         let mut bad_artifact = image(None);
         bad_artifact["artifactType"] = json!("nope");
-        assert!(parse(&bad_artifact, None).unwrap_err().to_string().contains("artifactType"));
+        assert!(
+            parse(&bad_artifact, None)
+                .unwrap_err()
+                .to_string()
+                .contains("artifactType")
+        );
     }
 
     #[test]
@@ -463,14 +583,28 @@ mod tests {
     fn digests_follow_the_push_algorithm() {
         let sha512 = Digest::parse(&format!("sha512:{}", "0".repeat(128))).unwrap();
         assert_eq!(manifest_digest(b"{}", None).algorithm(), Algorithm::Sha256);
-        assert_eq!(manifest_digest(b"{}", Some(&sha512)).algorithm(), Algorithm::Sha512);
+        assert_eq!(
+            manifest_digest(b"{}", Some(&sha512)).algorithm(),
+            Algorithm::Sha512
+        );
     }
 
     #[test]
     fn media_type_syntax() {
-        assert!(is_valid_media_type("application/vnd.oci.image.manifest.v1+json"));
-        assert!(is_valid_media_type("application/vnd.cncf.helm.config.v1+json"));
-        for bad in ["", "application", "application/", "/json", "a b/c", "application/json; x=y"] {
+        assert!(is_valid_media_type(
+            "application/vnd.oci.image.manifest.v1+json"
+        ));
+        assert!(is_valid_media_type(
+            "application/vnd.cncf.helm.config.v1+json"
+        ));
+        for bad in [
+            "",
+            "application",
+            "application/",
+            "/json",
+            "a b/c",
+            "application/json; x=y",
+        ] {
             assert!(!is_valid_media_type(bad), "{bad:?}");
         }
     }

@@ -125,7 +125,10 @@ mod tests {
             "a1/b2.c3_d4__e5-f6",
             "blobs/manifests/tags",
         ] {
-            assert!(RepositoryName::parse(good).is_ok(), "{good:?} should be valid");
+            assert!(
+                RepositoryName::parse(good).is_ok(),
+                "{good:?} should be valid"
+            );
         }
         assert!(RepositoryName::parse(&"a".repeat(255)).is_ok());
     }

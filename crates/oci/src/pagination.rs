@@ -22,8 +22,11 @@ impl Page {
         let limit = match n {
             None => None,
             Some(raw) => Some(parse_count(raw).ok_or_else(|| {
-                RegistryError::new(ErrorCode::PaginationNumberInvalid, "invalid number of results requested")
-                    .with_detail(serde_json::json!({ "n": crate::name::truncate_for_display(raw) }))
+                RegistryError::new(
+                    ErrorCode::PaginationNumberInvalid,
+                    "invalid number of results requested",
+                )
+                .with_detail(serde_json::json!({ "n": crate::name::truncate_for_display(raw) }))
             })?),
         };
         let after = match last {
@@ -43,7 +46,10 @@ fn parse_count(raw: &str) -> Option<u32> {
     if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(raw.parse::<u64>().map_or(u32::MAX, |v| v.min(u32::MAX as u64) as u32))
+    Some(
+        raw.parse::<u64>()
+            .map_or(u32::MAX, |v| v.min(u32::MAX as u64) as u32),
+    )
 }
 
 #[cfg(test)]
@@ -56,12 +62,21 @@ mod tests {
 
     #[test]
     fn parses_n_and_last() {
-        assert_eq!(Page::parse(None, None, ok).unwrap(), Page { limit: None, after: None });
+        assert_eq!(
+            Page::parse(None, None, ok).unwrap(),
+            Page {
+                limit: None,
+                after: None
+            }
+        );
         let page = Page::parse(Some("10"), Some("v1"), ok).unwrap();
         assert_eq!(page.limit, Some(10));
         assert_eq!(page.after.as_deref(), Some("v1"));
         assert_eq!(Page::parse(Some("0"), None, ok).unwrap().limit, Some(0));
-        assert_eq!(Page::parse(Some("99999999999"), None, ok).unwrap().limit, Some(u32::MAX));
+        assert_eq!(
+            Page::parse(Some("99999999999"), None, ok).unwrap().limit,
+            Some(u32::MAX)
+        );
     }
 
     #[test]
@@ -74,7 +89,8 @@ mod tests {
 
     #[test]
     fn validates_last() {
-        let err = Page::parse(None, Some("../x"), |s| crate::Tag::parse(s).map(|_| ())).unwrap_err();
+        let err =
+            Page::parse(None, Some("../x"), |s| crate::Tag::parse(s).map(|_| ())).unwrap_err();
         assert_eq!(err.code, ErrorCode::TagInvalid);
     }
 }

@@ -61,7 +61,10 @@ impl ByteRange {
                 if start >= size {
                     return Err(unsatisfiable());
                 }
-                ByteRange { start, end: size - 1 }
+                ByteRange {
+                    start,
+                    end: size - 1,
+                }
             }
             // bytes=A-B
             (Some(start), Some(end)) if start <= end => {
@@ -106,7 +109,10 @@ impl ContentRange {
                 }))
         };
         let mut spec = value.trim();
-        if let Some(rest) = spec.strip_prefix("bytes=").or_else(|| spec.strip_prefix("bytes ")) {
+        if let Some(rest) = spec
+            .strip_prefix("bytes=")
+            .or_else(|| spec.strip_prefix("bytes "))
+        {
             spec = rest;
         }
         if let Some((range, _total)) = spec.split_once('/') {
@@ -154,7 +160,10 @@ mod tests {
         assert_eq!(range("bytes=-5000", 1000), Ok(Some((0, 999))));
         assert_eq!(range("bytes=990-5000", 1000), Ok(Some((990, 999))));
         assert_eq!(range("bytes=999-999", 1000), Ok(Some((999, 999))));
-        assert_eq!(ByteRange { start: 0, end: 99 }.content_range(1000), "bytes 0-99/1000");
+        assert_eq!(
+            ByteRange { start: 0, end: 99 }.content_range(1000),
+            "bytes 0-99/1000"
+        );
     }
 
     #[test]
@@ -164,25 +173,52 @@ mod tests {
         assert_eq!(range("bytes=-0", 1000), Err(416));
         assert_eq!(range("bytes=0-0", 0), Err(416));
         let err = ByteRange::from_range_header("bytes=5000-", 1000).unwrap_err();
-        assert_eq!(err.headers, vec![("content-range", "bytes */1000".to_string())]);
+        assert_eq!(
+            err.headers,
+            vec![("content-range", "bytes */1000".to_string())]
+        );
     }
 
     #[test]
     fn ignorable_ranges_serve_everything() {
-        for header in ["items=0-1", "bytes=5-1", "bytes=a-b", "bytes=", "bytes=-", "bytes=0-1,5-6", "garbage"] {
+        for header in [
+            "items=0-1",
+            "bytes=5-1",
+            "bytes=a-b",
+            "bytes=",
+            "bytes=-",
+            "bytes=0-1,5-6",
+            "garbage",
+        ] {
             assert_eq!(range(header, 1000), Ok(None), "{header:?}");
         }
     }
 
     #[test]
     fn content_ranges() {
-        assert_eq!(ContentRange::parse("0-1023").unwrap(), ContentRange { start: 0, end: 1023 });
-        assert_eq!(ContentRange::parse("bytes 10-19/*").unwrap(), ContentRange { start: 10, end: 19 });
-        assert_eq!(ContentRange::parse("bytes=10-19").unwrap(), ContentRange { start: 10, end: 19 });
+        assert_eq!(
+            ContentRange::parse("0-1023").unwrap(),
+            ContentRange {
+                start: 0,
+                end: 1023
+            }
+        );
+        assert_eq!(
+            ContentRange::parse("bytes 10-19/*").unwrap(),
+            ContentRange { start: 10, end: 19 }
+        );
+        assert_eq!(
+            ContentRange::parse("bytes=10-19").unwrap(),
+            ContentRange { start: 10, end: 19 }
+        );
         assert_eq!(ContentRange::parse("5-4").unwrap().len(), None);
         assert_eq!(ContentRange::parse("0-0").unwrap().len(), Some(1));
         for bad in ["", "-", "abc", "1-", "-1", "1--2", "+1-2", "1-2-3"] {
-            assert_eq!(ContentRange::parse(bad).unwrap_err().code, ErrorCode::BlobUploadInvalid, "{bad:?}");
+            assert_eq!(
+                ContentRange::parse(bad).unwrap_err().code,
+                ErrorCode::BlobUploadInvalid,
+                "{bad:?}"
+            );
         }
     }
 

@@ -82,18 +82,46 @@ mod tests {
         for good in ["latest", "v1.2.3", "_x", "A-b_c.d", "0", &"a".repeat(128)] {
             assert!(Tag::parse(good).is_ok(), "{good:?}");
         }
-        for bad in ["", ".hidden", "-x", "a/b", "a:b", "a b", "ü", &"a".repeat(129)] {
-            assert_eq!(Tag::parse(bad).unwrap_err().code, ErrorCode::TagInvalid, "{bad:?}");
+        for bad in [
+            "",
+            ".hidden",
+            "-x",
+            "a/b",
+            "a:b",
+            "a b",
+            "ü",
+            &"a".repeat(129),
+        ] {
+            assert_eq!(
+                Tag::parse(bad).unwrap_err().code,
+                ErrorCode::TagInvalid,
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn references() {
-        assert!(matches!(Reference::parse("latest").unwrap(), Reference::Tag(_)));
+        assert!(matches!(
+            Reference::parse("latest").unwrap(),
+            Reference::Tag(_)
+        ));
         let digest = format!("sha256:{}", "0".repeat(64));
-        assert!(matches!(Reference::parse(&digest).unwrap(), Reference::Digest(_)));
-        assert_eq!(Reference::parse("sha256:totallywrong").unwrap_err().code, ErrorCode::DigestInvalid);
-        assert_eq!(Reference::parse("md5:abc").unwrap_err().code, ErrorCode::DigestInvalid);
-        assert_eq!(Reference::parse("../x").unwrap_err().code, ErrorCode::TagInvalid);
+        assert!(matches!(
+            Reference::parse(&digest).unwrap(),
+            Reference::Digest(_)
+        ));
+        assert_eq!(
+            Reference::parse("sha256:totallywrong").unwrap_err().code,
+            ErrorCode::DigestInvalid
+        );
+        assert_eq!(
+            Reference::parse("md5:abc").unwrap_err().code,
+            ErrorCode::DigestInvalid
+        );
+        assert_eq!(
+            Reference::parse("../x").unwrap_err().code,
+            ErrorCode::TagInvalid
+        );
     }
 }

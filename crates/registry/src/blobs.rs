@@ -43,14 +43,23 @@ impl Registry {
             }
             other => from_storage(other),
         })?;
-        Ok(BlobRead { size, range, content })
+        Ok(BlobRead {
+            size,
+            range,
+            content,
+        })
     }
 
     /// Removes a blob from a repository. Its bytes stay in storage for other repositories
     /// (garbage collection reclaims unreferenced ones).
     pub async fn delete_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
         self.ensure_delete_enabled()?;
-        if self.meta.unlink_blob(repository, digest).await.map_err(from_meta)? {
+        if self
+            .meta
+            .unlink_blob(repository, digest)
+            .await
+            .map_err(from_meta)?
+        {
             Ok(())
         } else {
             Err(RegistryError::blob_unknown(digest))
@@ -69,10 +78,19 @@ impl Registry {
         self.ensure_writable()?;
         let sources = match from {
             Some(from) => vec![from.clone()],
-            None => self.meta.repositories_with_blob(digest, 1).await.map_err(from_meta)?,
+            None => self
+                .meta
+                .repositories_with_blob(digest, 1)
+                .await
+                .map_err(from_meta)?,
         };
         for source in &sources {
-            if let Some(size) = self.meta.mount_blob(repository, digest, source).await.map_err(from_meta)? {
+            if let Some(size) = self
+                .meta
+                .mount_blob(repository, digest, source)
+                .await
+                .map_err(from_meta)?
+            {
                 return Ok(Some(size));
             }
         }

@@ -10,10 +10,15 @@ pub(crate) fn from_meta(err: MetaError) -> RegistryError {
     match err {
         MetaError::BrokenReferences(broken) => {
             let detail: Vec<String> = broken.iter().map(ToString::to_string).collect();
-            let any_missing = broken.iter().any(|b| matches!(b, BrokenReference::Missing { .. }));
+            let any_missing = broken
+                .iter()
+                .any(|b| matches!(b, BrokenReference::Missing { .. }));
             if any_missing {
-                RegistryError::new(ErrorCode::ManifestBlobUnknown, "manifest references content unknown to the repository")
-                    .with_detail(serde_json::json!({ "references": detail }))
+                RegistryError::new(
+                    ErrorCode::ManifestBlobUnknown,
+                    "manifest references content unknown to the repository",
+                )
+                .with_detail(serde_json::json!({ "references": detail }))
             } else {
                 RegistryError::manifest_invalid(detail.join("; "))
             }
@@ -27,16 +32,19 @@ pub(crate) fn from_meta(err: MetaError) -> RegistryError {
 /// what is missing depends on the operation.
 pub(crate) fn from_storage(err: StorageError) -> RegistryError {
     match err {
-        StorageError::Body(cause) => {
-            RegistryError::new(ErrorCode::BlobUploadInvalid, "the request body could not be read completely")
-                .with_cause(cause)
-        }
+        StorageError::Body(cause) => RegistryError::new(
+            ErrorCode::BlobUploadInvalid,
+            "the request body could not be read completely",
+        )
+        .with_cause(cause),
         StorageError::Io(cause) if cause.kind() == io::ErrorKind::StorageFull => {
             RegistryError::new(ErrorCode::Unavailable, "the registry's storage is full")
                 .with_status(507)
                 .with_cause(cause)
         }
         StorageError::Io(cause) => RegistryError::internal(cause),
-        StorageError::NotFound => RegistryError::internal("storage lost content the database records"),
+        StorageError::NotFound => {
+            RegistryError::internal("storage lost content the database records")
+        }
     }
 }

@@ -26,6 +26,7 @@ mod maintenance;
 mod manifests;
 mod uploads;
 
+pub use berth_meta::{ManifestSummary, StoredManifest, UploadSession};
 pub use blobs::BlobRead;
 pub use listing::Listing;
 pub use maintenance::PurgeReport;
@@ -50,8 +51,16 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(blobs: Arc<dyn BlobStore>, meta: Arc<dyn MetadataStore>, settings: Settings) -> Registry {
-        Registry { blobs, meta, settings }
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        meta: Arc<dyn MetadataStore>,
+        settings: Settings,
+    ) -> Registry {
+        Registry {
+            blobs,
+            meta,
+            settings,
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -60,14 +69,22 @@ impl Registry {
 
     /// Whether the database and the blob store are both reachable.
     pub async fn check_ready(&self) -> Result<()> {
-        self.meta.check().await.map_err(errors::from_meta)?;
-        self.blobs.check().await.map_err(errors::from_storage)?;
+        self.meta
+            .check()
+            .await
+            .map_err(|e| RegistryError::unavailable("the metadata database", e))?;
+        self.blobs
+            .check()
+            .await
+            .map_err(|e| RegistryError::unavailable("blob storage", e))?;
         Ok(())
     }
 
     fn ensure_writable(&self) -> Result<()> {
         if self.settings.read_only {
-            return Err(RegistryError::unsupported("the registry is in read-only mode for maintenance"));
+            return Err(RegistryError::unsupported(
+                "the registry is in read-only mode for maintenance",
+            ));
         }
         Ok(())
     }

@@ -23,7 +23,11 @@ pub struct Listing {
 impl Listing {
     /// Where the next page starts, when there is one.
     pub fn next_after(&self) -> Option<&str> {
-        if self.more { self.items.last().map(String::as_str) } else { None }
+        if self.more {
+            self.items.last().map(String::as_str)
+        } else {
+            None
+        }
     }
 }
 
@@ -35,9 +39,15 @@ where
 {
     let limit = page.limit.unwrap_or(default_limit).min(MAX_PAGE);
     if limit == 0 {
-        return Ok(Listing { items: Vec::new(), limit, more: false });
+        return Ok(Listing {
+            items: Vec::new(),
+            limit,
+            more: false,
+        });
     }
-    let mut items = fetch(page.after.clone(), limit + 1).await.map_err(from_meta)?;
+    let mut items = fetch(page.after.clone(), limit + 1)
+        .await
+        .map_err(from_meta)?;
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
     Ok(Listing { items, limit, more })
@@ -54,11 +64,19 @@ impl Registry {
     /// A repository's tags; an unknown repository is `NAME_UNKNOWN`.
     pub async fn tags(&self, repository: &RepositoryName, page: &Page) -> Result<Listing> {
         let listing = page_of(page, MAX_PAGE, |after, limit| async move {
-            self.meta.list_tags(repository, after.as_deref(), limit).await
+            self.meta
+                .list_tags(repository, after.as_deref(), limit)
+                .await
         })
         .await?;
         // An empty page may mean an unknown repository; only then is it worth asking.
-        if listing.items.is_empty() && !self.meta.repository_exists(repository).await.map_err(from_meta)? {
+        if listing.items.is_empty()
+            && !self
+                .meta
+                .repository_exists(repository)
+                .await
+                .map_err(from_meta)?
+        {
             return Err(RegistryError::name_unknown(repository));
         }
         Ok(listing)

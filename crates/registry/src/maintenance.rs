@@ -18,25 +18,36 @@ pub struct PurgeReport {
 
 impl Registry {
     /// Removes upload sessions untouched for longer than `max_age`, and upload data that no
-    /// session refers to and is older than `max_age`.
-    pub async fn purge_uploads(&self, max_age: Duration) -> Result<PurgeReport> {
+    /// session refers to and is older than `max_age`. A dry run only counts them.
+    pub async fn purge_uploads(&self, max_age: Duration, dry_run: bool) -> Result<PurgeReport> {
         let mut report = PurgeReport::default();
         let cutoff = SystemTime::now() - max_age;
         let cutoff_millis = berth_meta::now_millis() - max_age.as_millis() as i64;
 
-        for id in self.meta.stale_uploads(cutoff_millis).await.map_err(from_meta)? {
+        for id in self
+            .meta
+            .stale_uploads(cutoff_millis)
+            .await
+            .map_err(from_meta)?
+        {
             let _lock = self.meta.lock_upload(id).await;
             // Written to while we waited for the lock: not stale after all.
             match self.meta.upload(id).await.map_err(from_meta)? {
                 Some(session) if session.updated_at < cutoff_millis => {}
                 _ => continue,
             }
-            self.discard_upload(id).await?;
+            if !dry_run {
+                self.discard_upload(id).await?;
+            }
             report.sessions += 1;
         }
 
         for (id, modified) in self.blobs.list_uploads().await.map_err(from_storage)? {
             if modified >= cutoff || self.meta.upload(id).await.map_err(from_meta)?.is_some() {
+                continue;
+            }
+            if dry_run {
+                report.orphans += 1;
                 continue;
             }
             match self.blobs.delete_upload(id).await {

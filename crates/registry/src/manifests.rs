@@ -40,7 +40,9 @@ impl Registry {
                 berth_oci::ErrorCode::DigestInvalid,
                 "provided digest did not match uploaded content",
             )
-            .with_detail(serde_json::json!({ "expected": expected.as_str(), "actual": digest.as_str() })));
+            .with_detail(
+                serde_json::json!({ "expected": expected.as_str(), "actual": digest.as_str() }),
+            ));
         }
         let tag = match reference {
             Reference::Tag(tag) => Some(tag),
@@ -74,7 +76,12 @@ impl Registry {
         reference: &Reference,
         accept: impl IntoIterator<Item = &'a str>,
     ) -> Result<StoredManifest> {
-        match self.meta.manifest(repository, reference).await.map_err(from_meta)? {
+        match self
+            .meta
+            .manifest(repository, reference)
+            .await
+            .map_err(from_meta)?
+        {
             Some(manifest) => {
                 check_acceptable(&manifest.media_type, reference, accept)?;
                 Ok(manifest)
@@ -90,7 +97,12 @@ impl Registry {
         reference: &Reference,
         accept: impl IntoIterator<Item = &'a str>,
     ) -> Result<ManifestSummary> {
-        match self.meta.manifest_summary(repository, reference).await.map_err(from_meta)? {
+        match self
+            .meta
+            .manifest_summary(repository, reference)
+            .await
+            .map_err(from_meta)?
+        {
             Some(summary) => {
                 check_acceptable(&summary.media_type, reference, accept)?;
                 Ok(summary)
@@ -100,7 +112,11 @@ impl Registry {
     }
 
     /// Tells an unknown repository from an unknown manifest; only misses pay for it.
-    async fn manifest_not_found(&self, repository: &RepositoryName, reference: &Reference) -> RegistryError {
+    async fn manifest_not_found(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> RegistryError {
         match self.meta.repository_exists(repository).await {
             Ok(true) => RegistryError::manifest_unknown(reference),
             Ok(false) => RegistryError::name_unknown(repository),
@@ -109,7 +125,11 @@ impl Registry {
     }
 
     /// Deletes a tag (the manifest stays), or a manifest and every tag pointing at it.
-    pub async fn delete_manifest(&self, repository: &RepositoryName, reference: &Reference) -> Result<()> {
+    pub async fn delete_manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<()> {
         self.ensure_delete_enabled()?;
         let deleted = match reference {
             Reference::Tag(tag) => self.meta.delete_tag(repository, tag).await,

@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use berth_meta::UploadSession;
 use berth_oci::range::upload_range_header;
-use berth_oci::{Algorithm, ContentRange, Digest, DigestHasher, ErrorCode, RegistryError, RepositoryName, UploadId};
+use berth_oci::{
+    Algorithm, ContentRange, Digest, DigestHasher, ErrorCode, RegistryError, RepositoryName,
+    UploadId,
+};
 use berth_storage::{ByteStream, StorageError};
 use futures_util::TryStreamExt;
 
@@ -37,7 +40,12 @@ impl Chunk {
 /// Wraps `body` so that every byte that streams through is hashed.
 fn hashing(body: ByteStream, hasher: &Arc<Mutex<DigestHasher>>) -> ByteStream {
     let hasher = Arc::clone(hasher);
-    Box::pin(body.inspect_ok(move |chunk| hasher.lock().unwrap_or_else(|p| p.into_inner()).update(chunk)))
+    Box::pin(body.inspect_ok(move |chunk| {
+        hasher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .update(chunk)
+    }))
 }
 
 /// Takes the hasher back once the stream that fed it is gone.
@@ -49,12 +57,19 @@ fn into_hasher(hasher: Arc<Mutex<DigestHasher>>) -> DigestHasher {
 }
 
 fn size_invalid(why: String) -> RegistryError {
-    RegistryError::new(ErrorCode::SizeInvalid, "provided length did not match content length").with_detail(why)
+    RegistryError::new(
+        ErrorCode::SizeInvalid,
+        "provided length did not match content length",
+    )
+    .with_detail(why)
 }
 
 fn digest_mismatch(expected: &Digest, actual: &Digest) -> RegistryError {
-    RegistryError::new(ErrorCode::DigestInvalid, "provided digest did not match uploaded content")
-        .with_detail(serde_json::json!({ "expected": expected.as_str(), "actual": actual.as_str() }))
+    RegistryError::new(
+        ErrorCode::DigestInvalid,
+        "provided digest did not match uploaded content",
+    )
+    .with_detail(serde_json::json!({ "expected": expected.as_str(), "actual": actual.as_str() }))
 }
 
 impl Registry {
@@ -92,7 +107,9 @@ impl Registry {
         self.ensure_writable()?;
         let id = UploadId::random();
         self.blobs.create_upload(id).await.map_err(from_storage)?;
-        let result = self.write_and_commit(repository, digest, content_length, body, id).await;
+        let result = self
+            .write_and_commit(repository, digest, content_length, body, id)
+            .await;
         if result.is_err() {
             let _ = self.blobs.delete_upload(id).await;
         }
@@ -116,7 +133,9 @@ impl Registry {
         if let Some(expected) = content_length
             && expected != size
         {
-            return Err(size_invalid(format!("Content-Length is {expected} but the body had {size} bytes")));
+            return Err(size_invalid(format!(
+                "Content-Length is {expected} but the body had {size} bytes"
+            )));
         }
         let actual = into_hasher(hasher).finish();
         if &actual != digest {
@@ -127,12 +146,24 @@ impl Registry {
     }
 
     /// Moves verified upload bytes to their content address, then records the blob.
-    async fn commit(&self, repository: &RepositoryName, id: UploadId, size: u64, digest: &Digest) -> Result<()> {
-        self.blobs.commit_upload(id, size, digest).await.map_err(|e| match e {
-            StorageError::NotFound => RegistryError::upload_unknown(),
-            other => from_storage(other),
-        })?;
-        self.meta.link_blob(repository, digest, size).await.map_err(from_meta)
+    async fn commit(
+        &self,
+        repository: &RepositoryName,
+        id: UploadId,
+        size: u64,
+        digest: &Digest,
+    ) -> Result<()> {
+        self.blobs
+            .commit_upload(id, size, digest)
+            .await
+            .map_err(|e| match e {
+                StorageError::NotFound => RegistryError::upload_unknown(),
+                other => from_storage(other),
+            })?;
+        self.meta
+            .link_blob(repository, digest, size)
+            .await
+            .map_err(from_meta)
     }
 
     /// The session, if it exists and belongs to `repository`.
@@ -143,12 +174,21 @@ impl Registry {
         }
     }
 
-    pub async fn upload_status(&self, repository: &RepositoryName, id: UploadId) -> Result<UploadSession> {
+    pub async fn upload_status(
+        &self,
+        repository: &RepositoryName,
+        id: UploadId,
+    ) -> Result<UploadSession> {
         self.session(repository, id).await
     }
 
     /// Appends a chunk (`PATCH`). Returns the session as it stands afterwards.
-    pub async fn append_upload(&self, repository: &RepositoryName, id: UploadId, chunk: Chunk) -> Result<UploadSession> {
+    pub async fn append_upload(
+        &self,
+        repository: &RepositoryName,
+        id: UploadId,
+        chunk: Chunk,
+    ) -> Result<UploadSession> {
         self.ensure_writable()?;
         let _lock = self.meta.lock_upload(id).await;
         let session = self.session(repository, id).await?;
@@ -158,13 +198,19 @@ impl Registry {
     /// Writes a chunk at the end of a session; the caller holds the upload's lock.
     async fn append_locked(&self, session: UploadSession, chunk: Chunk) -> Result<UploadSession> {
         let out_of_order = |why: String| {
-            RegistryError::new(ErrorCode::RangeInvalid, "chunk does not continue the upload")
-                .with_detail(why)
-                .with_header("range", upload_range_header(session.size))
+            RegistryError::new(
+                ErrorCode::RangeInvalid,
+                "chunk does not continue the upload",
+            )
+            .with_detail(why)
+            .with_header("range", upload_range_header(session.size))
         };
         if let Some(range) = chunk.content_range {
             let Some(len) = range.len() else {
-                return Err(out_of_order(format!("Content-Range {}-{} ends before it starts", range.start, range.end)));
+                return Err(out_of_order(format!(
+                    "Content-Range {}-{} ends before it starts",
+                    range.start, range.end
+                )));
             };
             if range.start != session.size {
                 return Err(out_of_order(format!(
@@ -181,8 +227,9 @@ impl Registry {
             }
         }
 
-        let hasher = DigestHasher::restore_state(&session.hash_state)
-            .ok_or_else(|| RegistryError::internal(format!("corrupt hash state for upload {}", session.id)))?;
+        let hasher = DigestHasher::restore_state(&session.hash_state).ok_or_else(|| {
+            RegistryError::internal(format!("corrupt hash state for upload {}", session.id))
+        })?;
         let hasher = Arc::new(Mutex::new(hasher));
         let written = self
             .blobs
@@ -194,11 +241,16 @@ impl Registry {
             })?;
         // A chunk that does not match what was announced is not acknowledged; the next write
         // starts again at the session's size and overwrites it.
-        let expected = chunk.content_range.and_then(|r| r.len()).or(chunk.content_length);
+        let expected = chunk
+            .content_range
+            .and_then(|r| r.len())
+            .or(chunk.content_length);
         if let Some(expected) = expected
             && expected != written
         {
-            return Err(size_invalid(format!("expected {expected} bytes but the body had {written}")));
+            return Err(size_invalid(format!(
+                "expected {expected} bytes but the body had {written}"
+            )));
         }
         let hash_state = into_hasher(hasher).save_state();
         let new_size = session.size + written;
@@ -236,7 +288,9 @@ impl Registry {
         let actual = match digest.algorithm() {
             // The running hash is sha256, what nearly every client uses.
             Algorithm::Sha256 => DigestHasher::restore_state(&session.hash_state)
-                .ok_or_else(|| RegistryError::internal(format!("corrupt hash state for upload {id}")))?
+                .ok_or_else(|| {
+                    RegistryError::internal(format!("corrupt hash state for upload {id}"))
+                })?
                 .finish(),
             other => self.rehash_upload(id, session.size, other).await?,
         };
@@ -252,8 +306,16 @@ impl Registry {
     /// Hashes an upload's bytes with another algorithm than the running hash.
     async fn rehash_upload(&self, id: UploadId, size: u64, algorithm: Algorithm) -> Result<Digest> {
         let mut hasher = DigestHasher::new(algorithm);
-        let mut content = self.blobs.read_upload(id, size).await.map_err(from_storage)?;
-        while let Some(chunk) = content.try_next().await.map_err(|e| from_storage(StorageError::Io(e)))? {
+        let mut content = self
+            .blobs
+            .read_upload(id, size)
+            .await
+            .map_err(from_storage)?;
+        while let Some(chunk) = content
+            .try_next()
+            .await
+            .map_err(|e| from_storage(StorageError::Io(e)))?
+        {
             hasher.update(&chunk);
         }
         Ok(hasher.finish())

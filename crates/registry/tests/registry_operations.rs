@@ -19,7 +19,10 @@ async fn registry_at(dir: &std::path::Path, settings: Settings) -> Registry {
 }
 
 fn body(data: &[u8]) -> ByteStream {
-    let chunks: Vec<std::io::Result<Bytes>> = data.chunks(7).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let chunks: Vec<std::io::Result<Bytes>> = data
+        .chunks(7)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
     Box::pin(stream::iter(chunks))
 }
 
@@ -37,7 +40,9 @@ fn repo(name: &str) -> RepositoryName {
 
 async fn read_all(registry: &Registry, repository: &RepositoryName, digest: &Digest) -> Vec<u8> {
     let read = registry.read_blob(repository, digest, None).await.unwrap();
-    let BlobContent::Stream(mut s) = read.content else { panic!("stream expected") };
+    let BlobContent::Stream(mut s) = read.content else {
+        panic!("stream expected")
+    };
     let mut out = Vec::new();
     while let Some(c) = s.next().await {
         out.extend_from_slice(&c.unwrap());
@@ -55,18 +60,30 @@ async fn chunked_upload_resumes_after_a_restart() {
     let id = {
         let registry = registry_at(dir.path(), Settings::default()).await;
         let session = registry.start_upload(&r).await.unwrap();
-        let session = registry.append_upload(&r, session.id, chunk(&data[..10], Some((0, 9)))).await.unwrap();
+        let session = registry
+            .append_upload(&r, session.id, chunk(&data[..10], Some((0, 9))))
+            .await
+            .unwrap();
         assert_eq!(session.size, 10);
         session.id
     };
     // A new process on the same data.
     let registry = registry_at(dir.path(), Settings::default()).await;
     assert_eq!(registry.upload_status(&r, id).await.unwrap().size, 10);
-    registry.append_upload(&r, id, chunk(&data[10..30], Some((10, 29)))).await.unwrap();
-    let size = registry.finish_upload(&r, id, &digest, chunk(&data[30..], None)).await.unwrap();
+    registry
+        .append_upload(&r, id, chunk(&data[10..30], Some((10, 29))))
+        .await
+        .unwrap();
+    let size = registry
+        .finish_upload(&r, id, &digest, chunk(&data[30..], None))
+        .await
+        .unwrap();
     assert_eq!(size, data.len() as u64);
     assert_eq!(read_all(&registry, &r, &digest).await, data);
-    assert_eq!(registry.upload_status(&r, id).await.unwrap_err().code, ErrorCode::BlobUploadUnknown);
+    assert_eq!(
+        registry.upload_status(&r, id).await.unwrap_err().code,
+        ErrorCode::BlobUploadUnknown
+    );
 }
 
 #[tokio::test]
@@ -75,23 +92,48 @@ async fn out_of_order_and_mis_sized_chunks_change_nothing() {
     let registry = registry_at(dir.path(), Settings::default()).await;
     let r = repo("chunks");
     let session = registry.start_upload(&r).await.unwrap();
-    registry.append_upload(&r, session.id, chunk(b"12345", Some((0, 4)))).await.unwrap();
+    registry
+        .append_upload(&r, session.id, chunk(b"12345", Some((0, 4))))
+        .await
+        .unwrap();
 
-    let err = registry.append_upload(&r, session.id, chunk(b"xx", Some((3, 4)))).await.unwrap_err();
+    let err = registry
+        .append_upload(&r, session.id, chunk(b"xx", Some((3, 4))))
+        .await
+        .unwrap_err();
     assert_eq!((err.code, err.status), (ErrorCode::RangeInvalid, 416));
     assert_eq!(err.headers, vec![("range", "0-4".to_string())]);
-    let err = registry.append_upload(&r, session.id, chunk(b"xx", Some((9, 4)))).await.unwrap_err();
+    let err = registry
+        .append_upload(&r, session.id, chunk(b"xx", Some((9, 4))))
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::RangeInvalid);
     // Content-Range says 3 bytes, body has 2.
     let mut short = chunk(b"67", Some((5, 7)));
     short.content_length = None;
-    assert_eq!(registry.append_upload(&r, session.id, short).await.unwrap_err().code, ErrorCode::SizeInvalid);
-    assert_eq!(registry.upload_status(&r, session.id).await.unwrap().size, 5);
+    assert_eq!(
+        registry
+            .append_upload(&r, session.id, short)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::SizeInvalid
+    );
+    assert_eq!(
+        registry.upload_status(&r, session.id).await.unwrap().size,
+        5
+    );
 
     // The upload still completes correctly.
-    registry.append_upload(&r, session.id, chunk(b"678", Some((5, 7)))).await.unwrap();
+    registry
+        .append_upload(&r, session.id, chunk(b"678", Some((5, 7))))
+        .await
+        .unwrap();
     let digest = Digest::of(Algorithm::Sha256, b"12345678");
-    registry.finish_upload(&r, session.id, &digest, chunk(b"", None)).await.unwrap();
+    registry
+        .finish_upload(&r, session.id, &digest, chunk(b"", None))
+        .await
+        .unwrap();
     assert_eq!(read_all(&registry, &r, &digest).await, b"12345678");
 }
 
@@ -101,20 +143,44 @@ async fn digest_mismatch_keeps_nothing() {
     let registry = registry_at(dir.path(), Settings::default()).await;
     let r = repo("mismatch");
     let wrong = Digest::of(Algorithm::Sha256, b"something else");
-    let err = registry.upload_blob(&r, &wrong, Some(4), body(b"data")).await.unwrap_err();
+    let err = registry
+        .upload_blob(&r, &wrong, Some(4), body(b"data"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::DigestInvalid);
 
     let session = registry.start_upload(&r).await.unwrap();
-    let err = registry.finish_upload(&r, session.id, &wrong, chunk(b"data", None)).await.unwrap_err();
+    let err = registry
+        .finish_upload(&r, session.id, &wrong, chunk(b"data", None))
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::DigestInvalid);
-    assert_eq!(registry.upload_status(&r, session.id).await.unwrap_err().code, ErrorCode::BlobUploadUnknown);
+    assert_eq!(
+        registry
+            .upload_status(&r, session.id)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::BlobUploadUnknown
+    );
 
     let right = Digest::of(Algorithm::Sha256, b"data");
-    assert_eq!(registry.blob_size(&r, &right).await.unwrap_err().code, ErrorCode::BlobUnknown);
-    assert_eq!(registry.blob_size(&r, &wrong).await.unwrap_err().code, ErrorCode::BlobUnknown);
-    let uploads = std::fs::read_dir(dir.path().join("berth/uploads")).unwrap().count();
+    assert_eq!(
+        registry.blob_size(&r, &right).await.unwrap_err().code,
+        ErrorCode::BlobUnknown
+    );
+    assert_eq!(
+        registry.blob_size(&r, &wrong).await.unwrap_err().code,
+        ErrorCode::BlobUnknown
+    );
+    let uploads = std::fs::read_dir(dir.path().join("berth/uploads"))
+        .unwrap()
+        .count();
     assert_eq!(uploads, 0, "no upload data is left behind");
-    assert!(!dir.path().join("docker/registry/v2/blobs/sha256").exists(), "no blob was stored");
+    assert!(
+        !dir.path().join("docker/registry/v2/blobs/sha256").exists(),
+        "no blob was stored"
+    );
 }
 
 #[tokio::test]
@@ -124,11 +190,23 @@ async fn sha512_uploads_are_verified() {
     let r = repo("sha512");
     let digest = Digest::of(Algorithm::Sha512, b"chunked sha512 content");
     let session = registry.start_upload(&r).await.unwrap();
-    registry.append_upload(&r, session.id, chunk(b"chunked ", Some((0, 7)))).await.unwrap();
-    registry.finish_upload(&r, session.id, &digest, chunk(b"sha512 content", None)).await.unwrap();
-    assert_eq!(read_all(&registry, &r, &digest).await, b"chunked sha512 content");
+    registry
+        .append_upload(&r, session.id, chunk(b"chunked ", Some((0, 7))))
+        .await
+        .unwrap();
+    registry
+        .finish_upload(&r, session.id, &digest, chunk(b"sha512 content", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        read_all(&registry, &r, &digest).await,
+        b"chunked sha512 content"
+    );
     let mono = Digest::of(Algorithm::Sha512, b"monolithic");
-    registry.upload_blob(&r, &mono, None, body(b"monolithic")).await.unwrap();
+    registry
+        .upload_blob(&r, &mono, None, body(b"monolithic"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -137,12 +215,27 @@ async fn blobs_are_visible_only_where_pushed_or_mounted() {
     let registry = registry_at(dir.path(), Settings::default()).await;
     let (a, b, c) = (repo("a"), repo("b"), repo("c"));
     let digest = Digest::of(Algorithm::Sha256, b"shared layer");
-    registry.upload_blob(&a, &digest, None, body(b"shared layer")).await.unwrap();
-    assert_eq!(registry.blob_size(&b, &digest).await.unwrap_err().code, ErrorCode::BlobUnknown);
+    registry
+        .upload_blob(&a, &digest, None, body(b"shared layer"))
+        .await
+        .unwrap();
+    assert_eq!(
+        registry.blob_size(&b, &digest).await.unwrap_err().code,
+        ErrorCode::BlobUnknown
+    );
 
-    assert_eq!(registry.mount_blob(&b, &digest, Some(&c)).await.unwrap(), None);
-    assert_eq!(registry.mount_blob(&b, &digest, Some(&a)).await.unwrap(), Some(12));
-    assert_eq!(registry.mount_blob(&c, &digest, None).await.unwrap(), Some(12));
+    assert_eq!(
+        registry.mount_blob(&b, &digest, Some(&c)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        registry.mount_blob(&b, &digest, Some(&a)).await.unwrap(),
+        Some(12)
+    );
+    assert_eq!(
+        registry.mount_blob(&c, &digest, None).await.unwrap(),
+        Some(12)
+    );
     assert_eq!(read_all(&registry, &c, &digest).await, b"shared layer");
     let unknown = Digest::of(Algorithm::Sha256, b"unknown");
     assert_eq!(registry.mount_blob(&c, &unknown, None).await.unwrap(), None);
@@ -166,42 +259,94 @@ async fn manifests_need_their_blobs_and_deletion_needs_the_switch() {
     let registry = registry_at(dir.path(), Settings::default()).await;
     let r = repo("library/app");
     let (config, layer) = (b"{\"config\":true}".as_slice(), b"layer bytes".as_slice());
-    let (config_digest, layer_digest) = (Digest::of(Algorithm::Sha256, config), Digest::of(Algorithm::Sha256, layer));
+    let (config_digest, layer_digest) = (
+        Digest::of(Algorithm::Sha256, config),
+        Digest::of(Algorithm::Sha256, layer),
+    );
     let manifest = image_manifest(&config_digest, config.len(), &layer_digest, layer.len());
     let latest = Reference::Tag(Tag::parse("latest").unwrap());
 
-    registry.upload_blob(&r, &config_digest, None, body(config)).await.unwrap();
-    let err = registry.put_manifest(&r, &latest, Some(OCI_IMAGE_MANIFEST), manifest.clone()).await.unwrap_err();
+    registry
+        .upload_blob(&r, &config_digest, None, body(config))
+        .await
+        .unwrap();
+    let err = registry
+        .put_manifest(&r, &latest, Some(OCI_IMAGE_MANIFEST), manifest.clone())
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::ManifestBlobUnknown);
     assert!(err.body().to_string().contains(layer_digest.as_str()));
 
-    registry.upload_blob(&r, &layer_digest, None, body(layer)).await.unwrap();
-    let pushed = registry.put_manifest(&r, &latest, Some(OCI_IMAGE_MANIFEST), manifest.clone()).await.unwrap();
+    registry
+        .upload_blob(&r, &layer_digest, None, body(layer))
+        .await
+        .unwrap();
+    let pushed = registry
+        .put_manifest(&r, &latest, Some(OCI_IMAGE_MANIFEST), manifest.clone())
+        .await
+        .unwrap();
     assert_eq!(pushed.digest, Digest::of(Algorithm::Sha256, &manifest));
-    let got = registry.get_manifest(&r, &latest, [OCI_IMAGE_MANIFEST]).await.unwrap();
+    let got = registry
+        .get_manifest(&r, &latest, [OCI_IMAGE_MANIFEST])
+        .await
+        .unwrap();
     assert_eq!(got.content, manifest);
     let err = registry
-        .get_manifest(&r, &latest, ["application/vnd.docker.distribution.manifest.v2+json"])
+        .get_manifest(
+            &r,
+            &latest,
+            ["application/vnd.docker.distribution.manifest.v2+json"],
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::ManifestUnknown);
-    let err = registry.get_manifest(&repo("nope"), &latest, []).await.unwrap_err();
+    let err = registry
+        .get_manifest(&repo("nope"), &latest, [])
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::NameUnknown);
 
     // Pushing by a digest that is not the content's.
     let wrong = Reference::Digest(Digest::of(Algorithm::Sha256, b"not it"));
-    let err = registry.put_manifest(&r, &wrong, None, manifest.clone()).await.unwrap_err();
+    let err = registry
+        .put_manifest(&r, &wrong, None, manifest.clone())
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::DigestInvalid);
 
     let err = registry.delete_manifest(&r, &latest).await.unwrap_err();
     assert_eq!((err.code, err.status), (ErrorCode::Unsupported, 405));
-    let registry = registry_at(dir.path(), Settings { delete_enabled: true, read_only: false }).await;
+    let registry = registry_at(
+        dir.path(),
+        Settings {
+            delete_enabled: true,
+            read_only: false,
+        },
+    )
+    .await;
     registry.delete_manifest(&r, &latest).await.unwrap();
-    assert_eq!(registry.delete_manifest(&r, &latest).await.unwrap_err().code, ErrorCode::ManifestUnknown);
+    assert_eq!(
+        registry
+            .delete_manifest(&r, &latest)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::ManifestUnknown
+    );
     let by_digest = Reference::Digest(pushed.digest.clone());
-    registry.get_manifest(&r, &by_digest, []).await.expect("deleting the tag keeps the manifest");
+    registry
+        .get_manifest(&r, &by_digest, [])
+        .await
+        .expect("deleting the tag keeps the manifest");
     registry.delete_manifest(&r, &by_digest).await.unwrap();
-    assert_eq!(registry.get_manifest(&r, &by_digest, []).await.unwrap_err().code, ErrorCode::ManifestUnknown);
+    assert_eq!(
+        registry
+            .get_manifest(&r, &by_digest, [])
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::ManifestUnknown
+    );
 }
 
 #[tokio::test]
@@ -211,7 +356,10 @@ async fn tag_pages_link_onwards() {
     let r = repo("paged");
     let config = b"{}";
     let config_digest = Digest::of(Algorithm::Sha256, config);
-    registry.upload_blob(&r, &config_digest, None, body(config)).await.unwrap();
+    registry
+        .upload_blob(&r, &config_digest, None, body(config))
+        .await
+        .unwrap();
     let manifest = Bytes::from(
         serde_json::json!({
             "schemaVersion": 2, "mediaType": OCI_IMAGE_MANIFEST,
@@ -222,16 +370,71 @@ async fn tag_pages_link_onwards() {
     );
     for tag in ["c", "a", "b"] {
         let reference = Reference::Tag(Tag::parse(tag).unwrap());
-        registry.put_manifest(&r, &reference, None, manifest.clone()).await.unwrap();
+        registry
+            .put_manifest(&r, &reference, None, manifest.clone())
+            .await
+            .unwrap();
     }
-    let first = registry.tags(&r, &Page { limit: Some(2), after: None }).await.unwrap();
-    assert_eq!((first.items.clone(), first.next_after()), (vec!["a".to_string(), "b".to_string()], Some("b")));
-    let second = registry.tags(&r, &Page { limit: Some(2), after: Some("b".into()) }).await.unwrap();
-    assert_eq!((second.items.clone(), second.next_after()), (vec!["c".to_string()], None));
-    let all = registry.tags(&r, &Page { limit: None, after: None }).await.unwrap();
+    let first = registry
+        .tags(
+            &r,
+            &Page {
+                limit: Some(2),
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.items.clone(), first.next_after()),
+        (vec!["a".to_string(), "b".to_string()], Some("b"))
+    );
+    let second = registry
+        .tags(
+            &r,
+            &Page {
+                limit: Some(2),
+                after: Some("b".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.items.clone(), second.next_after()),
+        (vec!["c".to_string()], None)
+    );
+    let all = registry
+        .tags(
+            &r,
+            &Page {
+                limit: None,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(all.items.len(), 3);
-    assert_eq!(registry.tags(&repo("unknown"), &Page { limit: None, after: None }).await.unwrap_err().code, ErrorCode::NameUnknown);
-    let catalog = registry.catalog(&Page { limit: None, after: None }).await.unwrap();
+    assert_eq!(
+        registry
+            .tags(
+                &repo("unknown"),
+                &Page {
+                    limit: None,
+                    after: None
+                }
+            )
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::NameUnknown
+    );
+    let catalog = registry
+        .catalog(&Page {
+            limit: None,
+            after: None,
+        })
+        .await
+        .unwrap();
     assert_eq!(catalog.items, vec!["paged"]);
 }
 
@@ -242,25 +445,62 @@ async fn abandoned_uploads_are_purged() {
     let r = repo("purge");
     let old = registry.start_upload(&r).await.unwrap();
     // An upload file without a session, as a crash mid-request leaves.
-    let orphan = dir.path().join("berth/uploads").join(berth_oci::UploadId::random().to_string());
+    let orphan = dir
+        .path()
+        .join("berth/uploads")
+        .join(berth_oci::UploadId::random().to_string());
     std::fs::write(&orphan, b"partial").unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let fresh = registry.start_upload(&r).await.unwrap();
 
-    let report = registry.purge_uploads(Duration::from_millis(25)).await.unwrap();
+    let dry = registry
+        .purge_uploads(Duration::from_millis(25), true)
+        .await
+        .unwrap();
+    assert_eq!((dry.sessions, dry.orphans), (1, 1));
+    assert!(orphan.exists(), "a dry run deletes nothing");
+    registry
+        .upload_status(&r, old.id)
+        .await
+        .expect("a dry run deletes nothing");
+
+    let report = registry
+        .purge_uploads(Duration::from_millis(25), false)
+        .await
+        .unwrap();
     assert_eq!((report.sessions, report.orphans), (1, 1));
-    assert_eq!(registry.upload_status(&r, old.id).await.unwrap_err().code, ErrorCode::BlobUploadUnknown);
+    assert_eq!(
+        registry.upload_status(&r, old.id).await.unwrap_err().code,
+        ErrorCode::BlobUploadUnknown
+    );
     assert!(!orphan.exists());
-    registry.upload_status(&r, fresh.id).await.expect("recent uploads stay");
+    registry
+        .upload_status(&r, fresh.id)
+        .await
+        .expect("recent uploads stay");
 }
 
 #[tokio::test]
 async fn read_only_mode_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = registry_at(dir.path(), Settings { delete_enabled: true, read_only: true }).await;
+    let registry = registry_at(
+        dir.path(),
+        Settings {
+            delete_enabled: true,
+            read_only: true,
+        },
+    )
+    .await;
     let r = repo("frozen");
     let err = registry.start_upload(&r).await.unwrap_err();
     assert_eq!((err.code, err.status), (ErrorCode::Unsupported, 405));
     let digest = Digest::of(Algorithm::Sha256, b"x");
-    assert_eq!(registry.upload_blob(&r, &digest, None, body(b"x")).await.unwrap_err().code, ErrorCode::Unsupported);
+    assert_eq!(
+        registry
+            .upload_blob(&r, &digest, None, body(b"x"))
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::Unsupported
+    );
 }

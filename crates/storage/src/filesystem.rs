@@ -44,7 +44,11 @@ impl FilesystemStore {
         let uploads = root.join("berth/uploads");
         fs::create_dir_all(&blobs)?;
         fs::create_dir_all(&uploads)?;
-        Ok(FilesystemStore { root, blobs, uploads })
+        Ok(FilesystemStore {
+            root,
+            blobs,
+            uploads,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -69,8 +73,13 @@ impl FilesystemStore {
 
 /// Runs blocking filesystem work off the async threads. A missing file or directory is
 /// reported as [`StorageError::NotFound`].
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T, StorageError> {
-    match tokio::task::spawn_blocking(f).await.map_err(io::Error::other)? {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, StorageError> {
+    match tokio::task::spawn_blocking(f)
+        .await
+        .map_err(io::Error::other)?
+    {
         Ok(value) => Ok(value),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::NotFound),
         Err(e) => Err(StorageError::Io(e)),
@@ -104,7 +113,11 @@ fn create_dir_durably(dir: &Path) -> io::Result<()> {
 
 #[async_trait]
 impl BlobStore for FilesystemStore {
-    async fn read_blob(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobContent, StorageError> {
+    async fn read_blob(
+        &self,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<BlobContent, StorageError> {
         let path = self.blob_path(digest);
         let (file, size) = blocking(move || {
             let file = File::open(path)?;
@@ -116,7 +129,9 @@ impl BlobStore for FilesystemStore {
             Some(r) => (r.start, (r.end + 1).min(size)),
             None => (0, size),
         };
-        Ok(BlobContent::Stream(Box::pin(FileChunks::new(file, start, end))))
+        Ok(BlobContent::Stream(Box::pin(FileChunks::new(
+            file, start, end,
+        ))))
     }
 
     async fn create_upload(&self, id: UploadId) -> Result<(), StorageError> {
@@ -128,7 +143,12 @@ impl BlobStore for FilesystemStore {
         .await
     }
 
-    async fn write_upload(&self, id: UploadId, offset: u64, mut data: ByteStream) -> Result<u64, StorageError> {
+    async fn write_upload(
+        &self,
+        id: UploadId,
+        offset: u64,
+        mut data: ByteStream,
+    ) -> Result<u64, StorageError> {
         let path = self.upload_path(id);
         let file = blocking(move || {
             let file = OpenOptions::new().write(true).open(path)?;
@@ -164,7 +184,8 @@ impl BlobStore for FilesystemStore {
             block.extend_from_slice(&chunk);
             if block.len() >= WRITE_BLOCK {
                 finish_in_flight(in_flight.take()).await?;
-                let full = std::mem::replace(&mut block, BytesMut::with_capacity(WRITE_BLOCK)).freeze();
+                let full =
+                    std::mem::replace(&mut block, BytesMut::with_capacity(WRITE_BLOCK)).freeze();
                 let len = full.len() as u64;
                 in_flight = Some(write_block(full, position));
                 position += len;
@@ -173,7 +194,9 @@ impl BlobStore for FilesystemStore {
         finish_in_flight(in_flight.take()).await?;
         if !block.is_empty() {
             let len = block.len() as u64;
-            write_block(block.freeze(), position).await.map_err(io::Error::other)??;
+            write_block(block.freeze(), position)
+                .await
+                .map_err(io::Error::other)??;
             position += len;
         }
         // Durable before the caller records the new size.
@@ -187,7 +210,12 @@ impl BlobStore for FilesystemStore {
         Ok(Box::pin(FileChunks::new(file, 0, size)))
     }
 
-    async fn commit_upload(&self, id: UploadId, size: u64, digest: &Digest) -> Result<(), StorageError> {
+    async fn commit_upload(
+        &self,
+        id: UploadId,
+        size: u64,
+        digest: &Digest,
+    ) -> Result<(), StorageError> {
         let upload = self.upload_path(id);
         let blob = self.blob_path(digest);
         blocking(move || {
@@ -226,7 +254,11 @@ impl BlobStore for FilesystemStore {
             let mut uploads = Vec::new();
             for entry in fs::read_dir(dir)? {
                 let entry = entry?;
-                let Some(id) = entry.file_name().to_str().and_then(|n| UploadId::parse(n).ok()) else {
+                let Some(id) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| UploadId::parse(n).ok())
+                else {
                     continue;
                 };
                 uploads.push((id, entry.metadata()?.modified()?));
@@ -253,7 +285,9 @@ mod tests {
     use futures_util::stream;
 
     fn body(chunks: Vec<&'static [u8]>) -> ByteStream {
-        Box::pin(stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c)))))
+        Box::pin(stream::iter(
+            chunks.into_iter().map(|c| Ok(Bytes::from_static(c))),
+        ))
     }
 
     async fn collect(content: BlobContent) -> Vec<u8> {
@@ -273,17 +307,39 @@ mod tests {
         let store = FilesystemStore::open(dir.path()).unwrap();
         let id = UploadId::random();
         store.create_upload(id).await.unwrap();
-        assert_eq!(store.write_upload(id, 0, body(vec![b"hello ", b"wor"])).await.unwrap(), 9);
-        assert_eq!(store.write_upload(id, 9, body(vec![b"ld"])).await.unwrap(), 2);
+        assert_eq!(
+            store
+                .write_upload(id, 0, body(vec![b"hello ", b"wor"]))
+                .await
+                .unwrap(),
+            9
+        );
+        assert_eq!(
+            store.write_upload(id, 9, body(vec![b"ld"])).await.unwrap(),
+            2
+        );
         let digest = Digest::of(Algorithm::Sha256, b"hello world");
         store.commit_upload(id, 11, &digest).await.unwrap();
 
         let path = store.blob_path(&digest);
-        assert!(path.ends_with(format!("docker/registry/v2/blobs/sha256/{}/{}/data", &digest.hex()[..2], digest.hex())));
-        assert_eq!(collect(store.read_blob(&digest, None).await.unwrap()).await, b"hello world");
+        assert!(path.ends_with(format!(
+            "docker/registry/v2/blobs/sha256/{}/{}/data",
+            &digest.hex()[..2],
+            digest.hex()
+        )));
+        assert_eq!(
+            collect(store.read_blob(&digest, None).await.unwrap()).await,
+            b"hello world"
+        );
         let range = ByteRange { start: 6, end: 10 };
-        assert_eq!(collect(store.read_blob(&digest, Some(range)).await.unwrap()).await, b"world");
-        assert!(store.list_uploads().await.unwrap().is_empty(), "the upload became the blob");
+        assert_eq!(
+            collect(store.read_blob(&digest, Some(range)).await.unwrap()).await,
+            b"world"
+        );
+        assert!(
+            store.list_uploads().await.unwrap().is_empty(),
+            "the upload became the blob"
+        );
     }
 
     #[tokio::test]
@@ -292,7 +348,10 @@ mod tests {
         let store = FilesystemStore::open(dir.path()).unwrap();
         let id = UploadId::random();
         store.create_upload(id).await.unwrap();
-        store.write_upload(id, 0, body(vec![b"abcXXXXXX"])).await.unwrap();
+        store
+            .write_upload(id, 0, body(vec![b"abcXXXXXX"]))
+            .await
+            .unwrap();
         // Only 3 bytes were acknowledged; the client resumes at 3.
         store.write_upload(id, 3, body(vec![b"def"])).await.unwrap();
         let mut read = Vec::new();
@@ -311,7 +370,10 @@ mod tests {
         for _ in 0..2 {
             let id = UploadId::random();
             store.create_upload(id).await.unwrap();
-            store.write_upload(id, 0, body(vec![b"abcjunk"])).await.unwrap();
+            store
+                .write_upload(id, 0, body(vec![b"abcjunk"]))
+                .await
+                .unwrap();
             store.commit_upload(id, 3, &digest).await.unwrap();
         }
         assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), b"abc");
@@ -325,15 +387,26 @@ mod tests {
         let id = UploadId::random();
         store.create_upload(id).await.unwrap();
         // 3.5 blocks in odd-sized chunks.
-        let data: Vec<u8> = (0..(WRITE_BLOCK * 7 / 2)).map(|i| (i % 251) as u8).collect();
-        let chunks: Vec<io::Result<Bytes>> = data.chunks(77_777).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-        let written = store.write_upload(id, 0, Box::pin(stream::iter(chunks))).await.unwrap();
+        let data: Vec<u8> = (0..(WRITE_BLOCK * 7 / 2))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let chunks: Vec<io::Result<Bytes>> = data
+            .chunks(77_777)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let written = store
+            .write_upload(id, 0, Box::pin(stream::iter(chunks)))
+            .await
+            .unwrap();
         assert_eq!(written, data.len() as u64);
         let mut hasher = DigestHasher::new(Algorithm::Sha256);
         hasher.update(&data);
         let digest = hasher.finish();
         store.commit_upload(id, written, &digest).await.unwrap();
-        assert_eq!(collect(store.read_blob(&digest, None).await.unwrap()).await, data);
+        assert_eq!(
+            collect(store.read_blob(&digest, None).await.unwrap()).await,
+            data
+        );
     }
 
     #[tokio::test]
@@ -344,9 +417,15 @@ mod tests {
         store.create_upload(id).await.unwrap();
         let failing: ByteStream = Box::pin(stream::iter(vec![
             Ok(Bytes::from_static(b"partial")),
-            Err(io::Error::new(io::ErrorKind::ConnectionReset, "client went away")),
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "client went away",
+            )),
         ]));
-        assert!(matches!(store.write_upload(id, 0, failing).await, Err(StorageError::Body(_))));
+        assert!(matches!(
+            store.write_upload(id, 0, failing).await,
+            Err(StorageError::Body(_))
+        ));
     }
 
     #[tokio::test]
@@ -354,9 +433,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FilesystemStore::open(dir.path()).unwrap();
         let digest = Digest::of(Algorithm::Sha256, b"nothing");
-        assert!(matches!(store.read_blob(&digest, None).await, Err(StorageError::NotFound)));
         assert!(matches!(
-            store.write_upload(UploadId::random(), 0, body(vec![])).await,
+            store.read_blob(&digest, None).await,
+            Err(StorageError::NotFound)
+        ));
+        assert!(matches!(
+            store
+                .write_upload(UploadId::random(), 0, body(vec![]))
+                .await,
             Err(StorageError::NotFound)
         ));
         store.delete_upload(UploadId::random()).await.unwrap();

@@ -49,7 +49,11 @@ pub enum BlobContent {
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Reads a committed blob, or the given range of it.
-    async fn read_blob(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobContent, StorageError>;
+    async fn read_blob(
+        &self,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<BlobContent, StorageError>;
 
     /// Starts an empty upload.
     async fn create_upload(&self, id: UploadId) -> Result<(), StorageError>;
@@ -57,7 +61,12 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Writes `data` into the upload starting at `offset`, discarding anything the upload held
     /// beyond `offset` (left by an earlier write that failed before it was acknowledged).
     /// Returns the number of bytes written; they are durable when this returns.
-    async fn write_upload(&self, id: UploadId, offset: u64, data: ByteStream) -> Result<u64, StorageError>;
+    async fn write_upload(
+        &self,
+        id: UploadId,
+        offset: u64,
+        data: ByteStream,
+    ) -> Result<u64, StorageError>;
 
     /// Reads the first `size` bytes of an upload back (to hash them with another algorithm).
     async fn read_upload(&self, id: UploadId, size: u64) -> Result<ByteStream, StorageError>;
@@ -65,7 +74,12 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Makes the upload's first `size` bytes the blob `digest`, atomically: the blob is
     /// either absent or complete. If the blob already exists the upload is simply dropped
     /// (content addressing makes the two identical).
-    async fn commit_upload(&self, id: UploadId, size: u64, digest: &Digest) -> Result<(), StorageError>;
+    async fn commit_upload(
+        &self,
+        id: UploadId,
+        size: u64,
+        digest: &Digest,
+    ) -> Result<(), StorageError>;
 
     /// Removes an upload; removing one that does not exist is not an error.
     async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError>;

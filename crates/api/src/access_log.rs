@@ -1,0 +1,196 @@
+//! One structured log line per request, written when the response has been sent.
+//!
+//! A blob download's response is returned long before its last byte leaves, so the line is
+//! written by the response body itself: when it ends (`outcome=complete`) or when it is
+//! dropped early because the client went away (`outcome=aborted`). It carries the method,
+//! path, status, bytes sent, duration and request id; for server errors, the cause.
+//! Query strings and headers are not logged: nothing a client sends as a secret can end up in
+//! the log.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tracing::Instrument;
+
+use crate::error_response::ErrorCause;
+use crate::urls::ConnectionInfo;
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// A request id from the client (a proxy's) if it is sane, else a fresh one.
+fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// The middleware: tags the request with an id, and hands the response body a record to log.
+pub async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request_id(&request);
+    let record = AccessRecord {
+        method: request.method().clone(),
+        path: request.uri().path().to_string(),
+        client: request
+            .extensions()
+            .get::<ConnectionInfo>()
+            .map(|c| c.peer.ip().to_string())
+            .unwrap_or_default(),
+        request_id: id.clone(),
+        started,
+        status: StatusCode::OK,
+        cause: None,
+    };
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let record = AccessRecord {
+        status: response.status(),
+        cause: response
+            .extensions()
+            .get::<ErrorCause>()
+            .map(|c| c.0.clone()),
+        ..record
+    };
+    let (parts, body) = response.into_parts();
+    if body.is_end_stream() {
+        // Nothing to send (HEAD, 201, errors without body); the server may never poll it.
+        record.write(0, "complete");
+        return Response::from_parts(parts, body);
+    }
+    let expected = body.size_hint().exact().or_else(|| {
+        parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    });
+    let logged = LoggedBody {
+        inner: body,
+        sent: 0,
+        expected,
+        record: Some(record),
+    };
+    Response::from_parts(parts, Body::new(logged))
+}
+
+struct AccessRecord {
+    method: Method,
+    path: String,
+    client: String,
+    request_id: String,
+    started: Instant,
+    status: StatusCode,
+    cause: Option<String>,
+}
+
+impl AccessRecord {
+    fn write(self, bytes: u64, outcome: &'static str) {
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let status = self.status.as_u16();
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: "berth::access",
+                    method = %self.method,
+                    path = %self.path,
+                    status,
+                    bytes,
+                    duration_ms = format_args!("{duration_ms:.3}"),
+                    request_id = %self.request_id,
+                    client = %self.client,
+                    outcome,
+                    error = self.cause.as_deref(),
+                    "request"
+                )
+            };
+        }
+        if status >= 500 {
+            line!(error);
+        } else {
+            line!(info);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that counts what it sends and writes the access log line at its end.
+    struct LoggedBody {
+        #[pin]
+        inner: Body,
+        sent: u64,
+        // The Content-Length: a server may drop a body once that much is sent, without
+        // polling it to its end.
+        expected: Option<u64>,
+        record: Option<AccessRecord>,
+    }
+
+    impl PinnedDrop for LoggedBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(record) = this.record.take() {
+                let outcome = if Some(*this.sent) == *this.expected { "complete" } else { "aborted" };
+                record.write(*this.sent, outcome);
+            }
+        }
+    }
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.sent += data.len() as u64;
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(record) = this.record.take() {
+                    record.write(*this.sent, "failed");
+                }
+            }
+            None => {
+                if let Some(record) = this.record.take() {
+                    record.write(*this.sent, "complete");
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

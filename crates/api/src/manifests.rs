@@ -1,0 +1,137 @@
+//! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`
+
+use axum::body::Body;
+use berth_oci::manifest::MAX_MANIFEST_SIZE;
+use berth_oci::{Reference, RegistryError, RepositoryName};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::request::Parts;
+use http::{HeaderName, StatusCode, header};
+
+use crate::AppState;
+use crate::v2::{DOCKER_CONTENT_DIGEST, HandlerResult, content_length, header_str, response};
+
+const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
+
+fn accept_values(parts: &Parts) -> impl Iterator<Item = &str> {
+    parts
+        .headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+}
+
+pub(crate) async fn get(
+    state: &AppState,
+    parts: &Parts,
+    name: &RepositoryName,
+    reference: &Reference,
+) -> HandlerResult {
+    let manifest = state
+        .registry
+        .get_manifest(name, reference, accept_values(parts))
+        .await?;
+    let length = manifest.content.len().to_string();
+    let etag = format!("\"{}\"", manifest.digest);
+    response(
+        StatusCode::OK,
+        &[
+            (header::CONTENT_TYPE, &manifest.media_type),
+            (header::CONTENT_LENGTH, &length),
+            (DOCKER_CONTENT_DIGEST, manifest.digest.as_str()),
+            (header::ETAG, &etag),
+        ],
+        Body::from(manifest.content),
+    )
+}
+
+pub(crate) async fn head(
+    state: &AppState,
+    parts: &Parts,
+    name: &RepositoryName,
+    reference: &Reference,
+) -> HandlerResult {
+    let summary = state
+        .registry
+        .head_manifest(name, reference, accept_values(parts))
+        .await?;
+    let length = summary.size.to_string();
+    let etag = format!("\"{}\"", summary.digest);
+    response(
+        StatusCode::OK,
+        &[
+            (header::CONTENT_TYPE, &summary.media_type),
+            (header::CONTENT_LENGTH, &length),
+            (DOCKER_CONTENT_DIGEST, summary.digest.as_str()),
+            (header::ETAG, &etag),
+        ],
+        Body::empty(),
+    )
+}
+
+fn too_large() -> RegistryError {
+    RegistryError::manifest_invalid(format!(
+        "manifest is larger than the {MAX_MANIFEST_SIZE}-byte limit"
+    ))
+    .with_status(413)
+}
+
+/// Reads a manifest body, refusing it as soon as it passes the size limit.
+async fn read_manifest(parts: &Parts, body: Body) -> Result<Bytes, RegistryError> {
+    if content_length(&parts.headers).is_some_and(|len| len > MAX_MANIFEST_SIZE as u64) {
+        return Err(too_large());
+    }
+    let mut content = BytesMut::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            RegistryError::manifest_invalid("the request body could not be read completely")
+                .with_cause(e)
+        })?;
+        if content.len() + chunk.len() > MAX_MANIFEST_SIZE {
+            return Err(too_large());
+        }
+        content.extend_from_slice(&chunk);
+    }
+    Ok(content.freeze())
+}
+
+pub(crate) async fn put(
+    state: &AppState,
+    parts: &Parts,
+    name: &RepositoryName,
+    reference: &Reference,
+    body: Body,
+) -> HandlerResult {
+    let content = read_manifest(parts, body).await?;
+    let content_type = header_str(&parts.headers, header::CONTENT_TYPE);
+    let pushed = state
+        .registry
+        .put_manifest(name, reference, content_type, content)
+        .await?;
+    let location = state
+        .urls
+        .url(parts, &format!("/v2/{name}/manifests/{}", pushed.digest));
+    let mut headers = vec![
+        (header::LOCATION, location.as_str()),
+        (DOCKER_CONTENT_DIGEST, pushed.digest.as_str()),
+        (header::CONTENT_LENGTH, "0"),
+    ];
+    if let Some(subject) = &pushed.subject {
+        headers.push((OCI_SUBJECT, subject.as_str()));
+    }
+    response(StatusCode::CREATED, &headers, Body::empty())
+}
+
+pub(crate) async fn delete(
+    state: &AppState,
+    name: &RepositoryName,
+    reference: &Reference,
+) -> HandlerResult {
+    state.registry.delete_manifest(name, reference).await?;
+    response(
+        StatusCode::ACCEPTED,
+        &[(header::CONTENT_LENGTH, "0")],
+        Body::empty(),
+    )
+}

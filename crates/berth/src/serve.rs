@@ -1,0 +1,173 @@
+//! `berth serve`: wires configuration, storage, metadata, the registry and the HTTP server
+//! together, runs background upkeep, and shuts down cleanly on SIGTERM or Ctrl-C.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::server::{Server, tls_acceptor};
+use berth_api::{AppState, HttpOptions, UrlPolicy};
+use berth_config::{Config, TlsVersion};
+use berth_meta::SqliteStore;
+use berth_registry::{Registry, Settings};
+use berth_storage::FilesystemStore;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::ServeArgs;
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let mut loaded = match berth_config::load(args.config.as_deref(), std::env::vars()) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("berth: invalid configuration\n{err}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(data) = args.data {
+        loaded.config.storage.filesystem.rootdirectory = data;
+    }
+    if let Some(addr) = args.addr {
+        match addr.parse() {
+            Ok(addr) => loaded.config.http.addr = addr,
+            Err(e) => {
+                eprintln!("berth: --addr: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    crate::logging::init(&loaded.config.log);
+    for warning in &loaded.warnings {
+        tracing::warn!("configuration: {warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    match runtime.block_on(serve(loaded.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let root = &config.storage.filesystem.rootdirectory;
+    let blobs = FilesystemStore::open(root)
+        .map_err(|e| format!("opening storage at {}: {e}", root.display()))?;
+    let database_url = config.database_url();
+    let meta = SqliteStore::open_url(&database_url)
+        .await
+        .map_err(|e| format!("opening the database {database_url}: {e}"))?;
+    let registry = Arc::new(Registry::new(
+        Arc::new(blobs),
+        Arc::new(meta),
+        Settings {
+            delete_enabled: config.storage.delete.enabled,
+            read_only: config.storage.maintenance.readonly.enabled,
+        },
+    ));
+
+    let tls = match &config.http.tls {
+        Some(tls) => Some(tls_acceptor(
+            &tls.certificate,
+            &tls.key,
+            tls.minimumtls == Some(TlsVersion::Tls13),
+        )?),
+        None => None,
+    };
+    let state = AppState {
+        registry: Arc::clone(&registry),
+        urls: UrlPolicy {
+            public_base: config.http.host.as_ref().map(|h| h.as_str().to_string()),
+            relative: config.http.relativeurls,
+            trusted_proxies: config.http.trustedproxies.clone(),
+        },
+    };
+    let options = HttpOptions {
+        extra_headers: extra_headers(&config)?,
+        access_log: !config.log.accesslog.disabled,
+    };
+    let app = berth_api::router(state, options);
+    let addr = config.http.addr.socket_addr();
+    let server = Server::bind(addr, tls, app, config.http.draintimeout)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", config.http.addr))?;
+    let local = server.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        addr = %local,
+        tls = config.http.tls.is_some(),
+        storage = %root.display(),
+        database = %database_url,
+        delete_enabled = config.storage.delete.enabled,
+        "listening"
+    );
+
+    let purging = &config.storage.maintenance.uploadpurging;
+    if purging.enabled {
+        tokio::spawn(purge_uploads_periodically(
+            Arc::clone(&registry),
+            purging.age,
+            purging.interval,
+            purging.dryrun,
+        ));
+    }
+
+    server.run(shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn extra_headers(config: &Config) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    for (name, values) in &config.http.headers {
+        let name =
+            HeaderName::try_from(name.as_str()).map_err(|e| format!("http.headers.{name}: {e}"))?;
+        for value in values {
+            let value = HeaderValue::try_from(value.as_str())
+                .map_err(|e| format!("http.headers.{name}: {e}"))?;
+            headers.append(name.clone(), value);
+        }
+    }
+    Ok(headers)
+}
+
+/// Purges abandoned uploads shortly after start, then every `interval`.
+async fn purge_uploads_periodically(
+    registry: Arc<Registry>,
+    age: Duration,
+    interval: Duration,
+    dry_run: bool,
+) {
+    let mut next = Duration::from_secs(60).min(interval);
+    loop {
+        tokio::time::sleep(next).await;
+        next = interval;
+        match registry.purge_uploads(age, dry_run).await {
+            Ok(report) if report.sessions + report.orphans > 0 => tracing::info!(
+                sessions = report.sessions,
+                orphans = report.orphans,
+                dry_run,
+                "purged abandoned uploads"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging abandoned uploads failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+        () = terminate => tracing::info!("received SIGTERM"),
+    }
+}

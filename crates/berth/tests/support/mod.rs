@@ -1,0 +1,282 @@
+//! Test support: runs the real `berth` binary on a free loopback port with its own data
+//! directory, and drives it over a real socket.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub mod push;
+
+/// A running berth process.
+pub struct Berth {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    data: PathBuf,
+    _tempdir: Option<tempfile::TempDir>,
+    env: Vec<(String, String)>,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+pub struct BerthBuilder {
+    env: Vec<(String, String)>,
+    data: Option<PathBuf>,
+    args: Vec<String>,
+}
+
+impl BerthBuilder {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_string());
+        self
+    }
+
+    /// Use an existing data directory (to restart on the same data).
+    pub fn data(mut self, dir: &Path) -> Self {
+        self.data = Some(dir.to_path_buf());
+        self
+    }
+
+    pub fn start(self) -> Berth {
+        let (tempdir, data) = match self.data {
+            Some(dir) => (None, dir),
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().to_path_buf();
+                (Some(dir), path)
+            }
+        };
+        let mut berth = Berth {
+            child: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            data,
+            _tempdir: tempdir,
+            env: self.env,
+            logs: Arc::new(Mutex::new(Vec::new())),
+        };
+        berth.spawn(&self.args);
+        berth
+    }
+}
+
+impl Berth {
+    /// A registry with deletion enabled, the usual test setup.
+    pub fn start() -> Berth {
+        Berth::builder()
+            .env("REGISTRY_STORAGE_DELETE_ENABLED", "true")
+            .start()
+    }
+
+    pub fn builder() -> BerthBuilder {
+        BerthBuilder {
+            env: Vec::new(),
+            data: None,
+            args: Vec::new(),
+        }
+    }
+
+    fn spawn(&mut self, extra_args: &[String]) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+        command
+            .arg("serve")
+            .arg("--data")
+            .arg(&self.data)
+            .arg("--addr")
+            .arg("127.0.0.1:0")
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // The test runner's own environment must not configure the registry under test.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("REGISTRY_") || key.starts_with("BERTH_") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command.env("REGISTRY_LOG_FORMATTER", "json");
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let started = Instant::now();
+        let mut child = command.spawn().expect("berth starts");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let logs = Arc::clone(&self.logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
+                    && json["message"] == "listening"
+                {
+                    let _ = addr_tx.send(json["addr"].as_str().unwrap_or_default().to_string());
+                }
+                logs.lock().unwrap().push(line);
+            }
+        });
+        let logs = Arc::clone(&self.logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                logs.lock().unwrap().push(line);
+            }
+        });
+        match addr_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => self.addr = addr.parse().expect("listening address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "berth did not start listening:\n{}",
+                    self.logs.lock().unwrap().join("\n")
+                );
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "startup took {:?}",
+            started.elapsed()
+        );
+        self.child = Some(child);
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `127.0.0.1:PORT`, as registry clients take it.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// `kill -9`: no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berth did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts again on the same data (after [`Berth::kill9`] or [`Berth::terminate`]).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn(&[]);
+    }
+
+    pub fn log_text(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Asserts an OCI error response: status, `{"errors":[{"code":...}]}` body, JSON content type.
+pub async fn assert_oci_error(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
+    let actual = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "status (body: {text})");
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/json"),
+        "error content type"
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON error body, got {text}"));
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("errors array in {body}"));
+    assert_eq!(errors[0]["code"], code, "error code in {body}");
+    assert!(errors[0]["message"].is_string(), "message in {body}");
+    assert!(errors[0].get("detail").is_some(), "detail in {body}");
+    body
+}
+
+/// The sha256 digest string of `data`.
+pub fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Locates a command-line tool, failing with instructions when it is missing: the README's
+/// test command installs every one of them.
+pub fn tool(name: &str) -> PathBuf {
+    if let Ok(path) = std::env::var(format!("BERTH_TEST_{}", name.to_uppercase())) {
+        return PathBuf::from(path);
+    }
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let candidate = Path::new(dir).join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("{name} is not installed; run the test suite with ./scripts/test, which installs it");
+}

@@ -1,0 +1,1082 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+use crate::model::{LogFormat, LogLevel, TlsVersion};
+
+fn vars(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    vars.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load_yaml(yaml: &str, env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+    let mut loader = Loader::default();
+    let tree = loader.read_yaml(Path::new("config.yml"), yaml);
+    loader.finish(tree, vars(env))
+}
+
+fn ok(yaml: &str, env: &[(&str, &str)]) -> Loaded {
+    load_yaml(yaml, env).unwrap_or_else(|e| panic!("expected to load, got:\n{e}"))
+}
+
+fn err(yaml: &str, env: &[(&str, &str)]) -> ConfigError {
+    match load_yaml(yaml, env) {
+        Ok(loaded) => panic!("expected problems, loaded {:?}", loaded.config),
+        Err(e) => e,
+    }
+}
+
+/// The problem at `path`, failing with the full list when there is none.
+fn problem<'a>(error: &'a ConfigError, path: &str) -> &'a Problem {
+    error
+        .problems
+        .iter()
+        .find(|p| p.path == path)
+        .unwrap_or_else(|| panic!("no problem at {path}; problems:\n{error}"))
+}
+
+/// The effective value of a setting as `explain` shows it.
+fn setting(loaded: &Loaded, path: &str) -> String {
+    explain::settings(&loaded.config)
+        .into_iter()
+        .find(|s| s.path == path)
+        .unwrap_or_else(|| panic!("no setting {path}"))
+        .value
+}
+
+fn env_source(name: &str) -> Source {
+    Source::Env(name.to_owned())
+}
+
+const STOCK_REGISTRY_CONFIG: &str = "\
+version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+";
+
+#[test]
+fn defaults() {
+    let loaded = load(None, Vec::new()).unwrap();
+    let config = &loaded.config;
+    assert_eq!(*config, Config::default());
+    assert_eq!(config.log.level, LogLevel::Info);
+    assert_eq!(config.log.formatter, LogFormat::Text);
+    assert!(!config.log.accesslog.disabled);
+    assert!(config.log.fields.is_empty());
+    assert_eq!(
+        config.http.addr.socket_addr(),
+        "0.0.0.0:5000".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(config.http.addr.to_string(), ":5000");
+    assert_eq!(config.http.host, None);
+    assert!(!config.http.relativeurls);
+    assert_eq!(config.http.tls, None);
+    assert_eq!(config.http.draintimeout, Duration::from_secs(30));
+    assert!(config.http.trustedproxies.is_empty());
+    assert!(config.http.headers.is_empty());
+    assert_eq!(
+        config.storage.filesystem.rootdirectory,
+        PathBuf::from("./data")
+    );
+    assert!(!config.storage.delete.enabled);
+    let purging = &config.storage.maintenance.uploadpurging;
+    assert!(purging.enabled);
+    assert_eq!(purging.age, Duration::from_secs(168 * 3600));
+    assert_eq!(purging.interval, Duration::from_secs(24 * 3600));
+    assert!(!purging.dryrun);
+    assert!(!config.storage.maintenance.readonly.enabled);
+    assert_eq!(config.database.url, None);
+    assert_eq!(config.database_url(), "sqlite://./data/berth.db");
+    assert!(loaded.warnings.is_empty());
+    assert!(loaded.sources.values().all(|s| *s == Source::Default));
+    assert!(loaded.sources.contains_key("http.addr"));
+    assert!(loaded.sources.contains_key("http.tls"));
+}
+
+#[test]
+fn an_empty_file_is_all_defaults() {
+    for yaml in ["", "# nothing\n", "---\n"] {
+        assert_eq!(ok(yaml, &[]).config, Config::default());
+    }
+}
+
+#[test]
+fn the_stock_registry_config_loads_with_warnings_only() {
+    let loaded = ok(STOCK_REGISTRY_CONFIG, &[]);
+    let config = &loaded.config;
+    assert_eq!(
+        config.log.fields.get("service").map(String::as_str),
+        Some("registry")
+    );
+    assert_eq!(
+        config.storage.filesystem.rootdirectory,
+        PathBuf::from("/var/lib/registry")
+    );
+    assert_eq!(
+        config.http.addr.socket_addr(),
+        "0.0.0.0:5000".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(
+        config.http.headers.get("X-Content-Type-Options"),
+        Some(&vec!["nosniff".to_owned()])
+    );
+    assert_eq!(config.database_url(), "sqlite:///var/lib/registry/berth.db");
+
+    assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("storage.cache: ignored: "))
+    );
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("health: ignored: "))
+    );
+    assert!(!loaded.warnings.iter().any(|w| w.contains("version")));
+
+    assert_eq!(
+        loaded.sources["storage.filesystem.rootdirectory"],
+        Source::File
+    );
+    assert_eq!(
+        loaded.sources["http.headers.X-Content-Type-Options"],
+        Source::File
+    );
+    assert_eq!(loaded.sources["log.fields.service"], Source::File);
+    assert_eq!(loaded.sources["log.level"], Source::Default);
+}
+
+#[test]
+fn a_docker_compose_environment_applies() {
+    let loaded = ok(
+        STOCK_REGISTRY_CONFIG,
+        &[
+            ("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
+            ("REGISTRY_HTTP_ADDR", "0.0.0.0:5001"),
+            ("PATH", "/usr/bin"),
+            ("HOME", "/root"),
+        ],
+    );
+    assert!(loaded.config.storage.delete.enabled);
+    assert_eq!(
+        loaded.sources["storage.delete.enabled"],
+        env_source("REGISTRY_STORAGE_DELETE_ENABLED")
+    );
+    assert_eq!(loaded.config.http.addr.socket_addr().port(), 5001);
+}
+
+#[test]
+fn environment_variables_map_onto_keys() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "REGISTRY_HTTP_ADDR",
+            "127.0.0.1:0",
+            "http.addr",
+            "127.0.0.1:0",
+        ),
+        (
+            "REGISTRY_HTTP_HOST",
+            "https://r.example.com/",
+            "http.host",
+            "https://r.example.com",
+        ),
+        (
+            "REGISTRY_HTTP_RELATIVEURLS",
+            "TRUE",
+            "http.relativeurls",
+            "true",
+        ),
+        (
+            "REGISTRY_HTTP_DRAINTIMEOUT",
+            "1m30s",
+            "http.draintimeout",
+            "1m30s",
+        ),
+        ("REGISTRY_LOG_LEVEL", "debug", "log.level", "debug"),
+        ("REGISTRY_LOG_FORMATTER", "json", "log.formatter", "json"),
+        (
+            "REGISTRY_LOG_ACCESSLOG_DISABLED",
+            "1",
+            "log.accesslog.disabled",
+            "true",
+        ),
+        (
+            "REGISTRY_LOG_FIELDS_ENVIRONMENT",
+            "prod",
+            "log.fields.environment",
+            "prod",
+        ),
+        (
+            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+            "/srv/berth",
+            "storage.filesystem.rootdirectory",
+            "/srv/berth",
+        ),
+        (
+            "REGISTRY_STORAGE_DELETE_ENABLED",
+            "true",
+            "storage.delete.enabled",
+            "true",
+        ),
+        (
+            "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED",
+            "false",
+            "storage.maintenance.uploadpurging.enabled",
+            "false",
+        ),
+        (
+            "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE",
+            "1h",
+            "storage.maintenance.uploadpurging.age",
+            "1h",
+        ),
+        (
+            "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_INTERVAL",
+            "30m",
+            "storage.maintenance.uploadpurging.interval",
+            "30m",
+        ),
+        (
+            "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_DRYRUN",
+            "True",
+            "storage.maintenance.uploadpurging.dryrun",
+            "true",
+        ),
+        (
+            "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED",
+            "true",
+            "storage.maintenance.readonly.enabled",
+            "true",
+        ),
+        (
+            "BERTH_DATABASE_URL",
+            "sqlite:///tmp/b.db",
+            "database.url",
+            "sqlite:///tmp/b.db",
+        ),
+        (
+            "BERTH_HTTP_TRUSTEDPROXIES",
+            "10.0.0.0/8,127.0.0.1",
+            "http.trustedproxies",
+            "[10.0.0.0/8, 127.0.0.1/32]",
+        ),
+        (
+            "REGISTRY_HTTP_HEADERS_X_CONTENT_TYPE_OPTIONS",
+            "nosniff",
+            "http.headers.X-Content-Type-Options",
+            "[nosniff]",
+        ),
+        ("BERTH_LOG_LEVEL", "trace", "log.level", "trace"),
+    ];
+    for (var, value, path, want) in cases {
+        let loaded =
+            load_yaml("", &[(var, value)]).unwrap_or_else(|e| panic!("{var}={value}: {e}"));
+        assert_eq!(setting(&loaded, path), *want, "{var}={value}");
+        assert_eq!(loaded.sources[*path], env_source(var), "{var}");
+        assert!(loaded.warnings.is_empty(), "{var}: {:?}", loaded.warnings);
+    }
+}
+
+#[test]
+fn tls_from_the_environment() {
+    let loaded = ok(
+        "",
+        &[
+            ("REGISTRY_HTTP_TLS_CERTIFICATE", "/certs/tls.crt"),
+            ("REGISTRY_HTTP_TLS_KEY", "/certs/tls.key"),
+            ("REGISTRY_HTTP_TLS_MINIMUMTLS", "tls1.3"),
+        ],
+    );
+    let tls = loaded.config.http.tls.as_ref().unwrap();
+    assert_eq!(tls.certificate, PathBuf::from("/certs/tls.crt"));
+    assert_eq!(tls.key, PathBuf::from("/certs/tls.key"));
+    assert_eq!(tls.minimumtls, Some(TlsVersion::Tls13));
+    assert_eq!(
+        loaded.sources["http.tls.key"],
+        env_source("REGISTRY_HTTP_TLS_KEY")
+    );
+    assert!(!loaded.sources.contains_key("http.tls"));
+
+    // A certificate without a key is caught, and blamed on the variable that made tls exist.
+    let error = err("", &[("REGISTRY_HTTP_TLS_CERTIFICATE", "/certs/tls.crt")]);
+    assert_eq!(error.problems.len(), 1, "{error}");
+    let p = problem(&error, "http.tls.key");
+    assert_eq!(p.message, "required when http.tls is set");
+    assert_eq!(p.source, env_source("REGISTRY_HTTP_TLS_CERTIFICATE"));
+}
+
+#[test]
+fn tls_from_the_file() {
+    let loaded = ok(
+        "http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n    minimumtls: tls1.2\n",
+        &[],
+    );
+    let tls = loaded.config.http.tls.unwrap();
+    assert_eq!(
+        (tls.certificate, tls.key),
+        ("/c.pem".into(), "/k.pem".into())
+    );
+    assert_eq!(tls.minimumtls, Some(TlsVersion::Tls12));
+    assert_eq!(loaded.sources["http.tls.minimumtls"], Source::File);
+
+    let error = err("http:\n  tls:\n", &[]);
+    assert_eq!(problem(&error, "http.tls.certificate").source, Source::File);
+    assert_eq!(
+        problem(&error, "http.tls.key").message,
+        "required when http.tls is set"
+    );
+}
+
+#[test]
+fn precedence_is_berth_env_then_registry_env_then_file_then_default() {
+    let yaml = "http:\n  addr: 127.0.0.1:1000\n";
+    let registry = ("REGISTRY_HTTP_ADDR", "127.0.0.1:2000");
+    let berth = ("BERTH_HTTP_ADDR", "127.0.0.1:3000");
+    let cases: &[(&str, &[(&str, &str)], u16, Source)] = &[
+        ("", &[], 5000, Source::Default),
+        (yaml, &[], 1000, Source::File),
+        (yaml, &[registry], 2000, env_source("REGISTRY_HTTP_ADDR")),
+        (
+            yaml,
+            &[registry, berth],
+            3000,
+            env_source("BERTH_HTTP_ADDR"),
+        ),
+        (
+            yaml,
+            &[berth, registry],
+            3000,
+            env_source("BERTH_HTTP_ADDR"),
+        ),
+        ("", &[berth], 3000, env_source("BERTH_HTTP_ADDR")),
+    ];
+    for (yaml, env, port, source) in cases {
+        let loaded = ok(yaml, env);
+        assert_eq!(
+            loaded.config.http.addr.socket_addr().port(),
+            *port,
+            "{env:?}"
+        );
+        assert_eq!(loaded.sources["http.addr"], *source, "{env:?}");
+    }
+}
+
+#[test]
+fn an_overridden_bad_value_is_not_reported() {
+    let loaded = ok(
+        "http:\n  addr: nonsense\n",
+        &[("REGISTRY_HTTP_ADDR", ":6000")],
+    );
+    assert_eq!(loaded.config.http.addr.socket_addr().port(), 6000);
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_all_reported_with_their_paths() {
+    let error = err(
+        "storage:\n  filesystm:\n    rootdirectory: /x\nhttp:\n  hots: r.example.com\n  tls:\n    cert: a\nfoo: 1\n",
+        &[],
+    );
+    assert_eq!(
+        problem(&error, "storage.filesystm").message,
+        "unknown key; expected one of filesystem, delete, maintenance (did you mean filesystem?)"
+    );
+    assert!(
+        problem(&error, "http.hots")
+            .message
+            .contains("did you mean host?")
+    );
+    assert!(
+        problem(&error, "http.tls.cert")
+            .message
+            .starts_with("unknown key; expected one of certificate, key, minimumtls")
+    );
+    assert!(
+        problem(&error, "foo")
+            .message
+            .starts_with("unknown key; expected one of log, http, storage, database")
+    );
+    assert!(error.problems.iter().all(|p| p.source == Source::File));
+    assert!(
+        error
+            .to_string()
+            .contains("storage.filesystm: unknown key; expected one of")
+    );
+}
+
+#[test]
+fn unknown_environment_variables() {
+    // BERTH_ is ours: a typo is an error.
+    let error = err("", &[("BERTH_HTTP_ADR", ":5000"), ("BERTH_FOO", "x")]);
+    let p = problem(&error, "http.adr");
+    assert_eq!(p.source, env_source("BERTH_HTTP_ADR"));
+    assert!(p.message.contains("did you mean addr?"), "{}", p.message);
+    problem(&error, "foo");
+
+    // REGISTRY_ is shared with other software: a warning.
+    let loaded = ok(
+        "",
+        &[("REGISTRY_FOO_BAR", "x"), ("REGISTRY_HTTP_ADDR_X", "y")],
+    );
+    assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+    assert!(loaded.warnings.iter().any(|w| w.starts_with("foo: unknown key") && w.contains("(from env REGISTRY_FOO_BAR)")));
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("http.addr takes a single value"))
+    );
+
+    // The binary's and the test harnesses' variables are not settings.
+    let loaded = ok(
+        "",
+        &[
+            ("BERTH_CONFIG", "/etc/berth.yml"),
+            ("BERTH_TEST_SLOW", "1"),
+            ("BERTH_BENCH_N", "3"),
+        ],
+    );
+    assert!(loaded.warnings.is_empty());
+}
+
+#[test]
+fn environment_variables_naming_unsupported_features_are_errors() {
+    for (var, path) in [
+        ("REGISTRY_AUTH", "auth"),
+        ("REGISTRY_AUTH_HTPASSWD_PATH", "auth"),
+        ("REGISTRY_AUTH_HTPASSWD_REALM", "auth"),
+        ("REGISTRY_PROXY_REMOTEURL", "proxy"),
+        ("REGISTRY_STORAGE_S3_BUCKET", "storage.s3"),
+        ("REGISTRY_HTTP_TLS_CLIENTCAS", "http.tls.clientcas"),
+        ("REGISTRY_NOTIFICATIONS_ENDPOINTS", "notifications"),
+        ("BERTH_AUTH", "auth"),
+    ] {
+        let error = err("", &[(var, "htpasswd")]);
+        let p = problem(&error, path);
+        assert!(
+            p.message.starts_with("not supported yet: "),
+            "{var}: {}",
+            p.message
+        );
+        assert_eq!(p.source, env_source(var));
+    }
+}
+
+#[test]
+fn kubernetes_service_links_are_not_errors() {
+    let links = [
+        ("BERTH_PORT", "tcp://10.96.0.12:5000"),
+        ("BERTH_SERVICE_HOST", "10.96.0.12"),
+        ("BERTH_SERVICE_PORT", "5000"),
+        ("BERTH_SERVICE_PORT_HTTP", "5000"),
+        ("BERTH_PORT_5000_TCP", "tcp://10.96.0.12:5000"),
+        ("BERTH_PORT_5000_TCP_PROTO", "tcp"),
+        ("BERTH_PORT_5000_TCP_PORT", "5000"),
+        ("BERTH_PORT_5000_TCP_ADDR", "10.96.0.12"),
+        ("BERTH_API_SERVICE_HOST", "fd00::12"),
+        ("REGISTRY_PORT", "tcp://10.96.0.13:5000"),
+        ("REGISTRY_SERVICE_HOST", "10.96.0.13"),
+        // A service named "registry-auth" must not read as registry:2's auth section.
+        ("REGISTRY_AUTH_PORT", "tcp://10.96.0.14:5001"),
+        ("REGISTRY_AUTH_SERVICE_HOST", "10.96.0.14"),
+    ];
+    let loaded = ok("", &links);
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    for (name, _) in links {
+        assert!(loaded.warnings[0].contains(name), "{name}");
+    }
+    // An operator's own guess at a setting is still caught.
+    problem(&err("", &[("BERTH_PORT", "8080")]), "port");
+    problem(
+        &err("", &[("BERTH_SERVICE_HOST", "registry.local")]),
+        "service",
+    );
+}
+
+#[test]
+fn unsupported_features_in_the_file_are_errors() {
+    let cases: &[(&str, &str)] = &[
+        ("auth:\n  htpasswd:\n    realm: r\n    path: /p\n", "auth"),
+        ("auth:\n", "auth"),
+        (
+            "proxy:\n  remoteurl: https://registry-1.docker.io\n",
+            "proxy",
+        ),
+        ("notifications:\n  endpoints: []\n", "notifications"),
+        ("http:\n  prefix: /registry/\n", "http.prefix"),
+        ("redis:\n  addr: localhost:6379\n", "redis"),
+        ("validation:\n  disabled: true\n", "validation"),
+        (
+            "compatibility:\n  schema1:\n    enabled: true\n",
+            "compatibility",
+        ),
+        ("storage:\n  s3:\n    bucket: b\n", "storage.s3"),
+        ("storage:\n  gcs:\n    bucket: b\n", "storage.gcs"),
+        ("storage:\n  azure:\n    accountname: a\n", "storage.azure"),
+        ("storage:\n  swift:\n    container: c\n", "storage.swift"),
+        ("storage:\n  oss:\n    bucket: b\n", "storage.oss"),
+        ("storage:\n  inmemory:\n", "storage.inmemory"),
+        ("middleware:\n  registry: []\n", "middleware"),
+        (
+            "http:\n  tls:\n    certificate: c\n    key: k\n    clientcas: [/ca.pem]\n",
+            "http.tls.clientcas",
+        ),
+        (
+            "http:\n  tls:\n    letsencrypt:\n      cachefile: /c\n",
+            "http.tls.letsencrypt",
+        ),
+        ("http:\n  net: unix\n", "http.net"),
+    ];
+    for (yaml, path) in cases {
+        let error = err(yaml, &[]);
+        let p = problem(&error, path);
+        assert!(
+            p.message.starts_with("not supported yet: "),
+            "{path}: {}",
+            p.message
+        );
+        assert_eq!(p.source, Source::File);
+    }
+}
+
+#[test]
+fn meaningless_registry_keys_are_ignored_with_a_warning() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "http:\n  secret: asecretforlocaldevelopment\n",
+            "http.secret",
+        ),
+        (
+            "http:\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\n",
+            "http.debug",
+        ),
+        ("http:\n  http2:\n    disabled: false\n", "http.http2"),
+        ("http:\n  net: tcp\n", "http.net"),
+        (
+            "storage:\n  cache:\n    blobdescriptor: redis\n",
+            "storage.cache",
+        ),
+        (
+            "storage:\n  filesystem:\n    maxthreads: 100\n",
+            "storage.filesystem.maxthreads",
+        ),
+        (
+            "storage:\n  redirect:\n    disable: true\n",
+            "storage.redirect",
+        ),
+        ("health:\n  storagedriver:\n    enabled: true\n", "health"),
+        ("log:\n  hooks:\n    - type: mail\n", "log.hooks"),
+        ("log:\n  reportcaller: true\n", "log.reportcaller"),
+    ];
+    for (yaml, path) in cases {
+        let loaded = ok(yaml, &[]);
+        assert_eq!(loaded.warnings.len(), 1, "{path}: {:?}", loaded.warnings);
+        assert!(
+            loaded.warnings[0].starts_with(&format!("{path}: ignored: ")),
+            "{}",
+            loaded.warnings[0]
+        );
+        assert_eq!(loaded.config, Config::default(), "{path}");
+    }
+    assert!(ok("version: 0.1\n", &[]).warnings.is_empty());
+
+    let loaded = ok(
+        "",
+        &[("REGISTRY_HTTP_SECRET", "s"), ("REGISTRY_VERSION", "0.1")],
+    );
+    assert_eq!(
+        loaded.warnings,
+        [
+            "http.secret: ignored: berth keeps upload state in its database, so there is nothing to sign (from env REGISTRY_HTTP_SECRET)"
+        ]
+    );
+    let error = err("", &[("REGISTRY_HTTP_NET", "unix")]);
+    assert_eq!(
+        problem(&error, "http.net").source,
+        env_source("REGISTRY_HTTP_NET")
+    );
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "http:\n  addr: abc\n",
+            "http.addr",
+            "invalid listen address \"abc\": ",
+        ),
+        (
+            "http:\n  addr: 5000\n",
+            "http.addr",
+            "invalid type: integer `5000`",
+        ),
+        (
+            "http:\n  host: registry.example.com\n",
+            "http.host",
+            "invalid URL",
+        ),
+        (
+            "http:\n  host: ftp://example.com\n",
+            "http.host",
+            "http:// or https://",
+        ),
+        (
+            "http:\n  relativeurls: yes\n",
+            "http.relativeurls",
+            "invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            "http:\n  draintimeout: 10\n",
+            "http.draintimeout",
+            "missing unit",
+        ),
+        (
+            "http:\n  draintimeout: \"10\"\n",
+            "http.draintimeout",
+            "missing unit",
+        ),
+        (
+            "http:\n  draintimeout: -1s\n",
+            "http.draintimeout",
+            "must not be negative",
+        ),
+        (
+            "http:\n  draintimeout: 1d\n",
+            "http.draintimeout",
+            "unknown unit \"d\"",
+        ),
+        (
+            "http:\n  trustedproxies: [10.0.0.1, bogus]\n",
+            "http.trustedproxies[1]",
+            "invalid trusted proxy \"bogus\"",
+        ),
+        (
+            "http:\n  trustedproxies: 10.0.0.1\n",
+            "http.trustedproxies",
+            "invalid type: string",
+        ),
+        (
+            "http:\n  headers:\n    Bad Header: [x]\n",
+            "http.headers.Bad Header",
+            "invalid header name",
+        ),
+        (
+            "http:\n  headers:\n    X-A: [\"a\\nb\"]\n",
+            "http.headers.X-A",
+            "invalid header value",
+        ),
+        (
+            "http:\n  headers:\n    Content-Length: [\"0\"]\n",
+            "http.headers.Content-Length",
+            "set by the server",
+        ),
+        (
+            "http:\n  headers:\n    X-A: []\n",
+            "http.headers.X-A",
+            "at least one value",
+        ),
+        (
+            "http:\n  headers:\n    X-A: [[a]]\n",
+            "http.headers.X-A[0]",
+            "invalid type",
+        ),
+        (
+            "http:\n  tls:\n    certificate: c\n    key: k\n    minimumtls: tls1.0\n",
+            "http.tls.minimumtls",
+            "use tls1.2 or tls1.3",
+        ),
+        (
+            "http:\n  tls:\n    certificate: c\n    key: k\n    minimumtls: ssl3\n",
+            "http.tls.minimumtls",
+            "invalid TLS version",
+        ),
+        (
+            "http:\n  tls: yes\n",
+            "http.tls",
+            "expected a mapping of keys, found \"yes\"",
+        ),
+        (
+            "log:\n  level: verbose\n",
+            "log.level",
+            "invalid log level \"verbose\"",
+        ),
+        ("log:\n  formatter: logstash\n", "log.formatter", "use json"),
+        (
+            "log:\n  formatter: xml\n",
+            "log.formatter",
+            "expected text or json",
+        ),
+        (
+            "log:\n  fields: [a]\n",
+            "log.fields",
+            "expected a mapping of keys, found a list",
+        ),
+        (
+            "log:\n  fields:\n    a: [b]\n",
+            "log.fields.a",
+            "expected a string, number or boolean",
+        ),
+        ("storage: local\n", "storage", "expected a mapping of keys"),
+        (
+            "storage:\n  delete:\n    enabled: \"true\"\n",
+            "storage.delete.enabled",
+            "expected a boolean",
+        ),
+        (
+            "storage:\n  filesystem:\n    rootdirectory: \"\"\n",
+            "storage.filesystem.rootdirectory",
+            "must not be empty",
+        ),
+        (
+            "storage:\n  maintenance:\n    uploadpurging:\n      interval: 0s\n",
+            "storage.maintenance.uploadpurging.interval",
+            "greater than 0",
+        ),
+        (
+            "storage:\n  maintenance:\n    uploadpurging:\n      age: 0\n",
+            "storage.maintenance.uploadpurging.age",
+            "greater than 0",
+        ),
+        (
+            "database:\n  url: postgres://db/berth\n",
+            "database.url",
+            "PostgreSQL is not supported yet",
+        ),
+        (
+            "database:\n  url: mysql://db/berth\n",
+            "database.url",
+            "only SQLite is supported",
+        ),
+        (
+            "database:\n  url: /var/lib/berth.db\n",
+            "database.url",
+            "only SQLite is supported",
+        ),
+        ("http:\n  net: udp\n", "http.net", "expected tcp"),
+        ("http:\n  5000: x\n", "http.5000", "keys must be strings"),
+    ];
+    for (yaml, path, want) in cases {
+        let error = err(yaml, &[]);
+        assert_eq!(error.problems.len(), 1, "{yaml}:\n{error}");
+        let p = problem(&error, path);
+        assert!(
+            p.message.contains(want),
+            "{path}: {:?} does not contain {want:?}",
+            p.message
+        );
+        assert_eq!(p.source, Source::File, "{path}");
+    }
+}
+
+#[test]
+fn bad_environment_values_name_their_variable() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "REGISTRY_HTTP_ADDR",
+            "abc",
+            "http.addr",
+            "invalid listen address \"abc\"",
+        ),
+        (
+            "REGISTRY_STORAGE_DELETE_ENABLED",
+            "yes",
+            "storage.delete.enabled",
+            "invalid boolean \"yes\"",
+        ),
+        (
+            "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE",
+            "7",
+            "storage.maintenance.uploadpurging.age",
+            "missing unit",
+        ),
+        (
+            "BERTH_HTTP_TRUSTEDPROXIES",
+            "10.0.0.0/8,nope",
+            "http.trustedproxies[1]",
+            "invalid trusted proxy \"nope\"",
+        ),
+        (
+            "REGISTRY_HTTP_HEADERS_X_A",
+            "a\u{7}b",
+            "http.headers.X-A",
+            "invalid header value",
+        ),
+        (
+            "BERTH_DATABASE_URL",
+            "postgres://db",
+            "database.url",
+            "PostgreSQL is not supported yet",
+        ),
+        (
+            "REGISTRY_HTTP",
+            "x",
+            "http",
+            "is a section; set its keys with REGISTRY_HTTP_<KEY> variables",
+        ),
+        ("REGISTRY_LOG_FIELDS", "x", "log.fields", "is a map"),
+    ];
+    for (var, value, path, want) in cases {
+        let error = err("", &[(var, value)]);
+        assert_eq!(error.problems.len(), 1, "{var}:\n{error}");
+        let p = problem(&error, path);
+        assert!(
+            p.message.contains(want),
+            "{var}: {:?} does not contain {want:?}",
+            p.message
+        );
+        assert_eq!(p.source, env_source(var));
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let yaml = "\
+http:
+  addr: abc
+  draintimeout: 10
+  trustedproxies: [bogus]
+  tls:
+    certificate: /c.pem
+log:
+  level: loud
+storage:
+  filesystm: {}
+  s3: {}
+auth:
+  htpasswd: {}
+";
+    let error = err(
+        yaml,
+        &[
+            ("REGISTRY_STORAGE_DELETE_ENABLED", "maybe"),
+            ("BERTH_HTTP_ADR", "x"),
+        ],
+    );
+    let mut paths: Vec<&str> = error.problems.iter().map(|p| p.path.as_str()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "auth",
+            "http.addr",
+            "http.adr",
+            "http.draintimeout",
+            "http.tls.key",
+            "http.trustedproxies[0]",
+            "log.level",
+            "storage.delete.enabled",
+            "storage.filesystm",
+            "storage.s3",
+        ],
+        "\n{error}"
+    );
+    assert_eq!(error.to_string().lines().count(), error.problems.len());
+}
+
+#[test]
+fn durations_in_the_file() {
+    let loaded = ok(
+        "http:\n  draintimeout: 1.5h\nstorage:\n  maintenance:\n    uploadpurging:\n      age: 1h30m\n      interval: 500ms\n",
+        &[],
+    );
+    assert_eq!(loaded.config.http.draintimeout, Duration::from_secs(5400));
+    let purging = &loaded.config.storage.maintenance.uploadpurging;
+    assert_eq!(purging.age, Duration::from_secs(5400));
+    assert_eq!(purging.interval, Duration::from_millis(500));
+    assert_eq!(
+        ok("http:\n  draintimeout: 0\n", &[])
+            .config
+            .http
+            .draintimeout,
+        Duration::ZERO
+    );
+    // Purging switched off needs no interval.
+    let loaded = ok(
+        "storage:\n  maintenance:\n    uploadpurging:\n      enabled: false\n      interval: 0s\n",
+        &[],
+    );
+    assert!(!loaded.config.storage.maintenance.uploadpurging.enabled);
+}
+
+#[test]
+fn trusted_proxies() {
+    let loaded = ok(
+        "http:\n  trustedproxies:\n    - 10.0.0.0/8\n    - 192.168.1.7\n    - ::1\n",
+        &[],
+    );
+    let proxies: Vec<String> = loaded
+        .config
+        .http
+        .trustedproxies
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(proxies, ["10.0.0.0/8", "192.168.1.7/32", "::1/128"]);
+
+    let loaded = ok(
+        "http:\n  trustedproxies: [10.0.0.0/8]\n",
+        &[("BERTH_HTTP_TRUSTEDPROXIES", " 172.16.0.0/12 , 127.0.0.1,")],
+    );
+    let proxies: Vec<String> = loaded
+        .config
+        .http
+        .trustedproxies
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(proxies, ["172.16.0.0/12", "127.0.0.1/32"]);
+
+    // An empty variable clears the file's list.
+    let loaded = ok(
+        "http:\n  trustedproxies: [10.0.0.0/8]\n",
+        &[("BERTH_HTTP_TRUSTEDPROXIES", "")],
+    );
+    assert!(loaded.config.http.trustedproxies.is_empty());
+}
+
+#[test]
+fn headers_from_file_and_environment() {
+    let loaded = ok(
+        "http:\n  headers:\n    x-frame-options: [DENY]\n    Cache-Control: no-store\n    Link: [\"<a>\", \"<b>\"]\n",
+        &[
+            ("REGISTRY_HTTP_HEADERS_X_CONTENT_TYPE_OPTIONS", "nosniff"),
+            ("REGISTRY_HTTP_HEADERS_X_FRAME_OPTIONS", "SAMEORIGIN"),
+        ],
+    );
+    let headers = &loaded.config.http.headers;
+    let strings = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+    assert_eq!(headers.len(), 4, "{headers:?}");
+    assert_eq!(headers["X-Content-Type-Options"], strings(&["nosniff"]));
+    assert_eq!(headers["X-Frame-Options"], strings(&["SAMEORIGIN"]));
+    assert_eq!(headers["Cache-Control"], strings(&["no-store"]));
+    assert_eq!(headers["Link"], strings(&["<a>", "<b>"]));
+    assert_eq!(
+        loaded.sources["http.headers.X-Frame-Options"],
+        env_source("REGISTRY_HTTP_HEADERS_X_FRAME_OPTIONS")
+    );
+    assert_eq!(loaded.sources["http.headers.Link"], Source::File);
+
+    let error = err("http:\n  headers:\n    X-A: [a]\n    x-a: [b]\n", &[]);
+    assert!(
+        problem(&error, "http.headers.x-a")
+            .message
+            .contains("duplicate of header X-A")
+    );
+}
+
+#[test]
+fn yaml_anchors_and_merge_keys() {
+    let loaded = ok(
+        "http:\n  headers:\n    X-A: &v [a]\n    X-B: *v\nstorage:\n  maintenance:\n    readonly:\n      <<: {enabled: true}\n",
+        &[],
+    );
+    assert_eq!(loaded.config.http.headers["X-B"], ["a".to_owned()]);
+    assert!(loaded.config.storage.maintenance.readonly.enabled);
+}
+
+#[test]
+fn syntax_errors_say_where() {
+    let error = err("http:\n  addr: :5000\n    bad indent: x\n", &[]);
+    assert_eq!(error.problems.len(), 1);
+    let p = &error.problems[0];
+    assert_eq!(p.path, "");
+    assert!(
+        p.message.starts_with("invalid config file config.yml: "),
+        "{}",
+        p.message
+    );
+    assert!(p.message.contains("line 3"), "{}", p.message);
+
+    let error = err("http: {addr: x}\nhttp: {addr: y}\n", &[]);
+    assert!(error.problems[0].message.contains("duplicate"), "{error}");
+
+    let error = err("- a\n- b\n", &[]);
+    assert!(
+        error.problems[0]
+            .message
+            .contains("expected a mapping of keys, found a list")
+    );
+}
+
+#[test]
+fn files_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, STOCK_REGISTRY_CONFIG).unwrap();
+    let loaded = load(Some(&path), vars(&[("REGISTRY_LOG_LEVEL", "warn")])).unwrap();
+    assert_eq!(loaded.config.log.level, LogLevel::Warn);
+    assert_eq!(
+        loaded.config.storage.filesystem.rootdirectory,
+        PathBuf::from("/var/lib/registry")
+    );
+
+    let missing = dir.path().join("missing.yml");
+    let error = load(Some(&missing), vars(&[("BERTH_HTTP_ADR", "x")])).unwrap_err();
+    assert_eq!(error.problems.len(), 2, "{error}");
+    assert!(
+        error.problems[0]
+            .message
+            .starts_with("cannot read config file ")
+    );
+    problem(&error, "http.adr");
+}
+
+#[test]
+fn problems_display_with_their_source() {
+    let error = err(
+        "http:\n  addr: abc\n",
+        &[("REGISTRY_STORAGE_DELETE_ENABLED", "yes")],
+    );
+    let text = error.to_string();
+    assert!(text.contains("storage.delete.enabled: invalid boolean \"yes\": expected true, false, 1 or 0 (from env REGISTRY_STORAGE_DELETE_ENABLED)"), "{text}");
+    assert!(text.contains("http.addr: invalid listen address \"abc\": expected HOST:PORT or :PORT, e.g. \":5000\" (from file)"), "{text}");
+}
+
+#[test]
+fn explain_mentions_every_setting_and_source() {
+    let loaded = ok(
+        STOCK_REGISTRY_CONFIG,
+        &[
+            ("REGISTRY_HTTP_ADDR", "127.0.0.1:0"),
+            ("REGISTRY_HTTP_SECRET", "s"),
+        ],
+    );
+    let text = crate::explain(&loaded);
+    for (path, source) in &loaded.sources {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{path} = ")))
+            .unwrap_or_else(|| panic!("{path} missing from:\n{text}"));
+        assert!(line.contains(&format!("({source})")), "{line}");
+        assert!(line.contains(" -- "), "{line}");
+    }
+    assert!(text.contains("http.addr = 127.0.0.1:0"), "{text}");
+    assert!(text.contains("(env REGISTRY_HTTP_ADDR)"));
+    assert!(text.contains("storage.filesystem.rootdirectory = /var/lib/registry"));
+    assert!(text.contains("(file)"));
+    assert!(text.contains("log.level = info"));
+    assert!(text.contains("(default)"));
+    assert!(text.contains("database.url = (unset; using sqlite:///var/lib/registry/berth.db)"));
+    assert!(text.contains("\nwarnings:\n  - "));
+    assert!(text.contains("http.secret: ignored"));
+    assert!(crate::explain(&ok("", &[])).ends_with("\nno warnings\n"));
+}
