@@ -121,7 +121,7 @@ pub(crate) fn settings(config: &Config) -> Vec<Setting> {
             .collect(),
     );
 
-    out.sort_by(|a, b| order(&a.path).cmp(&order(&b.path)));
+    out.sort_by_key(|setting| order(&setting.path));
     out
 }
 

@@ -187,10 +187,9 @@ impl Loader {
     /// Applies the environment, types the merged tree and validates it.
     fn finish(
         mut self,
-        tree: Mapping,
+        mut tree: Mapping,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Loaded, ConfigError> {
-        let mut tree = tree;
         self.apply_env(&mut tree, env);
         let config = self.deserialize(tree);
         if let Some(config) = &config {
@@ -485,35 +484,27 @@ fn is_kubernetes_service_link(rest: &str, value: &str) -> bool {
     });
     let words: Vec<&str> = rest.split('_').collect();
     let n = words.len();
-    let ends_with = |suffix: &[&str]| words.ends_with(suffix);
+    // `PORT_<number>_<PROTOCOL>` ending at word `i`.
     let is_protocol = |i: usize| {
         i >= 2
             && words[i - 2] == "PORT"
             && words[i - 1].parse::<u16>().is_ok()
             && matches!(words[i], "TCP" | "UDP" | "SCTP")
     };
-    if ends_with(&["SERVICE", "HOST"]) {
-        is_ip
-    } else if words
-        .windows(2)
-        .take(n.saturating_sub(1))
-        .any(|w| w == ["SERVICE", "PORT"])
-    {
-        is_port
-    } else if n >= 1 && is_protocol(n - 1) {
-        is_url
-    } else if n >= 2 && is_protocol(n - 2) {
-        match words[n - 1] {
+    // Any pattern may match, because the service name itself may contain "SERVICE" or "PORT".
+    let service_host = words.ends_with(&["SERVICE", "HOST"]) && is_ip;
+    let service_port = words.windows(2).any(|w| w == ["SERVICE", "PORT"]) && is_port;
+    let port = words.ends_with(&["PORT"]) && is_url;
+    let protocol = is_protocol(n - 1) && is_url;
+    let protocol_field = n >= 2
+        && is_protocol(n - 2)
+        && match words[n - 1] {
             "PROTO" => value.eq_ignore_ascii_case(words[n - 2]),
             "PORT" => is_port,
             "ADDR" => is_ip,
             _ => false,
-        }
-    } else if ends_with(&["PORT"]) {
-        is_url
-    } else {
-        false
-    }
+        };
+    service_host || service_port || port || protocol || protocol_field
 }
 
 fn remove(tree: &mut Value, keys: &[String]) -> bool {

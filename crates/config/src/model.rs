@@ -96,10 +96,10 @@ impl Config {
             );
         }
 
-        if let Some(url) = &self.database.url {
-            if let Err(why) = check_database_url(url) {
-                problem("database.url", why);
-            }
+        if let Some(url) = &self.database.url
+            && let Err(why) = check_database_url(url)
+        {
+            problem("database.url", why);
         }
 
         problems

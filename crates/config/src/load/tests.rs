@@ -352,7 +352,8 @@ fn precedence_is_berth_env_then_registry_env_then_file_then_default() {
     let yaml = "http:\n  addr: 127.0.0.1:1000\n";
     let registry = ("REGISTRY_HTTP_ADDR", "127.0.0.1:2000");
     let berth = ("BERTH_HTTP_ADDR", "127.0.0.1:3000");
-    let cases: &[(&str, &[(&str, &str)], u16, Source)] = &[
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(&str, Env, u16, Source)] = &[
         ("", &[], 5000, Source::Default),
         (yaml, &[], 1000, Source::File),
         (yaml, &[registry], 2000, env_source("REGISTRY_HTTP_ADDR")),
@@ -498,6 +499,8 @@ fn kubernetes_service_links_are_not_errors() {
         // A service named "registry-auth" must not read as registry:2's auth section.
         ("REGISTRY_AUTH_PORT", "tcp://10.96.0.14:5001"),
         ("REGISTRY_AUTH_SERVICE_HOST", "10.96.0.14"),
+        // The "_PORT" variable of a service named "registry-service".
+        ("REGISTRY_SERVICE_PORT", "tcp://10.96.0.15:80"),
     ];
     let loaded = ok("", &links);
     assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
