@@ -176,10 +176,15 @@ impl Berth {
 
     /// SIGTERM, then wait for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
         unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
+            libc::kill(self.pid() as i32, libc::SIGTERM);
         }
+        self.wait_exit()
+    }
+
+    /// Waits for the process to exit by itself (after a signal sent elsewhere).
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
