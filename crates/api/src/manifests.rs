@@ -21,11 +21,13 @@ fn accept_values(parts: &Parts) -> impl Iterator<Item = &str> {
         .filter_map(|v| v.to_str().ok())
 }
 
+/// GET and HEAD: the same headers; GET also sends the bytes.
 pub(crate) async fn get(
     state: &AppState,
     parts: &Parts,
     name: &RepositoryName,
     reference: &Reference,
+    with_body: bool,
 ) -> HandlerResult {
     let manifest = state
         .registry
@@ -33,6 +35,11 @@ pub(crate) async fn get(
         .await?;
     let length = manifest.content.len().to_string();
     let etag = format!("\"{}\"", manifest.digest);
+    let body = if with_body {
+        Body::from(manifest.content)
+    } else {
+        Body::empty()
+    };
     response(
         StatusCode::OK,
         &[
@@ -41,31 +48,7 @@ pub(crate) async fn get(
             (DOCKER_CONTENT_DIGEST, manifest.digest.as_str()),
             (header::ETAG, &etag),
         ],
-        Body::from(manifest.content),
-    )
-}
-
-pub(crate) async fn head(
-    state: &AppState,
-    parts: &Parts,
-    name: &RepositoryName,
-    reference: &Reference,
-) -> HandlerResult {
-    let summary = state
-        .registry
-        .head_manifest(name, reference, accept_values(parts))
-        .await?;
-    let length = summary.size.to_string();
-    let etag = format!("\"{}\"", summary.digest);
-    response(
-        StatusCode::OK,
-        &[
-            (header::CONTENT_TYPE, &summary.media_type),
-            (header::CONTENT_LENGTH, &length),
-            (DOCKER_CONTENT_DIGEST, summary.digest.as_str()),
-            (header::ETAG, &etag),
-        ],
-        Body::empty(),
+        body,
     )
 }
 

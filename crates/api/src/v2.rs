@@ -53,8 +53,8 @@ async fn route(state: &AppState, parts: &Parts, body: Body) -> HandlerResult {
         }
         Endpoint::Referrers(..) => Err(method_not_allowed("GET, HEAD")),
         Endpoint::Manifest(name, reference) => match *method {
-            Method::GET => manifests::get(state, parts, &name, &reference).await,
-            Method::HEAD => manifests::head(state, parts, &name, &reference).await,
+            Method::GET => manifests::get(state, parts, &name, &reference, true).await,
+            Method::HEAD => manifests::get(state, parts, &name, &reference, false).await,
             Method::PUT => manifests::put(state, parts, &name, &reference, body).await,
             Method::DELETE => manifests::delete(state, &name, &reference).await,
             _ => Err(method_not_allowed("GET, HEAD, PUT, DELETE")),

@@ -115,14 +115,6 @@ pub struct StoredManifest {
     pub content: Bytes,
 }
 
-/// A stored manifest without its bytes, for HEAD requests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestSummary {
-    pub digest: Digest,
-    pub media_type: String,
-    pub size: u64,
-}
-
 /// A manifest whose `subject` is a given digest, as the referrers API lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Referrer {
@@ -199,12 +191,6 @@ pub trait MetadataStore: Send + Sync + 'static {
         repository: &RepositoryName,
         reference: &Reference,
     ) -> Result<Option<StoredManifest>>;
-
-    async fn manifest_summary(
-        &self,
-        repository: &RepositoryName,
-        reference: &Reference,
-    ) -> Result<Option<ManifestSummary>>;
 
     /// Deletes a manifest and every tag pointing at it; `false` when it was not there.
     async fn delete_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool>;

@@ -19,8 +19,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::{
-    BrokenReference, KeyedLocks, ManifestSummary, MetaError, MetadataStore, NewManifest,
-    ReferenceKind, Referrer, Result, StoredManifest, UploadLock, UploadSession, now_millis,
+    BrokenReference, KeyedLocks, MetaError, MetadataStore, NewManifest, ReferenceKind, Referrer,
+    Result, StoredManifest, UploadLock, UploadSession, now_millis,
 };
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -187,19 +187,12 @@ async fn check_references(
     Ok(broken)
 }
 
-const MANIFEST_BY_TAG: &str = "SELECT m.digest, m.media_type, m.size, m.content FROM repositories r
+const MANIFEST_BY_TAG: &str = "SELECT m.digest, m.media_type, m.content FROM repositories r
      JOIN tags t ON t.repository_id = r.id AND t.name = ?2
      JOIN manifests m ON m.id = t.manifest_id
      WHERE r.name = ?1";
 const MANIFEST_BY_DIGEST: &str =
-    "SELECT m.digest, m.media_type, m.size, m.content FROM repositories r
-     JOIN manifests m ON m.repository_id = r.id AND m.digest = ?2
-     WHERE r.name = ?1";
-const SUMMARY_BY_TAG: &str = "SELECT m.digest, m.media_type, m.size FROM repositories r
-     JOIN tags t ON t.repository_id = r.id AND t.name = ?2
-     JOIN manifests m ON m.id = t.manifest_id
-     WHERE r.name = ?1";
-const SUMMARY_BY_DIGEST: &str = "SELECT m.digest, m.media_type, m.size FROM repositories r
+    "SELECT m.digest, m.media_type, m.content FROM repositories r
      JOIN manifests m ON m.repository_id = r.id AND m.digest = ?2
      WHERE r.name = ?1";
 
@@ -447,38 +440,11 @@ impl MetadataStore for SqliteStore {
             .map_err(classify)?;
         row.map(|row| {
             let digest: String = row.try_get(0).map_err(classify)?;
-            let content: Vec<u8> = row.try_get(3).map_err(classify)?;
+            let content: Vec<u8> = row.try_get(2).map_err(classify)?;
             Ok(StoredManifest {
                 digest: parse_digest(&digest)?,
                 media_type: row.try_get(1).map_err(classify)?,
                 content: Bytes::from(content),
-            })
-        })
-        .transpose()
-    }
-
-    async fn manifest_summary(
-        &self,
-        repository: &RepositoryName,
-        reference: &Reference,
-    ) -> Result<Option<ManifestSummary>> {
-        let query = match reference {
-            Reference::Tag(_) => SUMMARY_BY_TAG,
-            Reference::Digest(_) => SUMMARY_BY_DIGEST,
-        };
-        let row = sqlx::query(query)
-            .bind(repository.as_str())
-            .bind(reference_key(reference))
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(classify)?;
-        row.map(|row| {
-            let digest: String = row.try_get(0).map_err(classify)?;
-            let size: i64 = row.try_get(2).map_err(classify)?;
-            Ok(ManifestSummary {
-                digest: parse_digest(&digest)?,
-                media_type: row.try_get(1).map_err(classify)?,
-                size: size as u64,
             })
         })
         .transpose()

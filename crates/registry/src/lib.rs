@@ -26,7 +26,7 @@ mod maintenance;
 mod manifests;
 mod uploads;
 
-pub use berth_meta::{ManifestSummary, StoredManifest, UploadSession};
+pub use berth_meta::{StoredManifest, UploadSession};
 pub use blobs::BlobRead;
 pub use listing::Listing;
 pub use maintenance::PurgeReport;

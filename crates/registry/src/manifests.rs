@@ -1,6 +1,6 @@
 //! Pushing, pulling and deleting manifests; the referrers API.
 
-use berth_meta::{ManifestSummary, NewManifest, StoredManifest};
+use berth_meta::{NewManifest, StoredManifest};
 use berth_oci::accept::accepts;
 use berth_oci::manifest::{OCI_IMAGE_INDEX, manifest_digest};
 use berth_oci::{Digest, ParsedManifest, Reference, RegistryError, RepositoryName};
@@ -85,27 +85,6 @@ impl Registry {
             Some(manifest) => {
                 check_acceptable(&manifest.media_type, reference, accept)?;
                 Ok(manifest)
-            }
-            None => Err(self.manifest_not_found(repository, reference).await),
-        }
-    }
-
-    /// What a manifest GET would answer, without the bytes.
-    pub async fn head_manifest<'a>(
-        &self,
-        repository: &RepositoryName,
-        reference: &Reference,
-        accept: impl IntoIterator<Item = &'a str>,
-    ) -> Result<ManifestSummary> {
-        match self
-            .meta
-            .manifest_summary(repository, reference)
-            .await
-            .map_err(from_meta)?
-        {
-            Some(summary) => {
-                check_acceptable(&summary.media_type, reference, accept)?;
-                Ok(summary)
             }
             None => Err(self.manifest_not_found(repository, reference).await),
         }
