@@ -20,7 +20,11 @@ async fn resume_after(stop: impl FnOnce(&mut Berth)) {
     let client = client();
     let data = bytes(3_000_000, 21);
     let digest = sha256(&data);
-    let start = client.post(berth.url("/v2/resume/blobs/uploads/")).send().await.unwrap();
+    let start = client
+        .post(berth.url("/v2/resume/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
     let path = upload_path(start.headers()["location"].to_str().unwrap());
     let first = client
         .patch(berth.url(&path))
@@ -36,7 +40,11 @@ async fn resume_after(stop: impl FnOnce(&mut Berth)) {
 
     let status = client.get(berth.url(&path)).send().await.unwrap();
     assert_eq!(status.status(), 204);
-    assert_eq!(status.headers()["range"], "0-999999", "the acknowledged chunk survived");
+    assert_eq!(
+        status.headers()["range"],
+        "0-999999",
+        "the acknowledged chunk survived"
+    );
     let second = client
         .patch(berth.url(&path))
         .header("content-range", "1000000-1999999")
@@ -52,7 +60,11 @@ async fn resume_after(stop: impl FnOnce(&mut Berth)) {
         .await
         .unwrap();
     assert_eq!(done.status(), 201);
-    let pulled = client.get(berth.url(&format!("/v2/resume/blobs/{digest}"))).send().await.unwrap();
+    let pulled = client
+        .get(berth.url(&format!("/v2/resume/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(sha256(&pulled.bytes().await.unwrap()), digest);
 }
 
@@ -70,7 +82,11 @@ async fn chunked_upload_resumes_after_a_clean_restart() {
 async fn sigterm_drains_a_request_in_flight_and_exits_zero() {
     let mut berth = Berth::start();
     let client = client();
-    let start = client.post(berth.url("/v2/drain/blobs/uploads/")).send().await.unwrap();
+    let start = client
+        .post(berth.url("/v2/drain/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
     let path = upload_path(start.headers()["location"].to_str().unwrap());
 
     // A chunk that takes about a second to arrive.
@@ -103,9 +119,15 @@ async fn sigterm_drains_a_request_in_flight_and_exits_zero() {
         std::net::TcpStream::connect_timeout(&berth.addr, Duration::from_secs(1)).is_err(),
         "the listener is closed"
     );
-    let response = upload.await.unwrap().expect("the request in flight completes");
+    let response = upload
+        .await
+        .unwrap()
+        .expect("the request in flight completes");
     assert_eq!(response.status(), 202);
-    assert_eq!(response.headers()["range"], format!("0-{}", 20 * 65536 - 1).as_str());
+    assert_eq!(
+        response.headers()["range"],
+        format!("0-{}", 20 * 65536 - 1).as_str()
+    );
     let status = tokio::task::spawn_blocking(move || {
         let status = berth.wait_exit();
         (status, berth)
@@ -118,7 +140,10 @@ async fn sigterm_drains_a_request_in_flight_and_exits_zero() {
 
     berth.restart();
     let status = client.get(berth.url(&path)).send().await.unwrap();
-    assert_eq!(status.headers()["range"], format!("0-{}", 20 * 65536 - 1).as_str());
+    assert_eq!(
+        status.headers()["range"],
+        format!("0-{}", 20 * 65536 - 1).as_str()
+    );
 }
 
 /// One image's content, generated from a seed.
@@ -130,12 +155,13 @@ struct Image {
 
 fn image(round: u32, i: u32) -> Image {
     let seed = u64::from(round) * 1000 + u64::from(i);
-    let config = serde_json::to_vec(&serde_json::json!({"architecture": "amd64", "os": "linux", "seed": seed})).unwrap();
+    let config = serde_json::to_vec(
+        &serde_json::json!({"architecture": "amd64", "os": "linux", "seed": seed}),
+    )
+    .unwrap();
     let small = bytes(10_000, seed * 3 + 1);
     let large = bytes(1_500_000 + (seed as usize % 7) * 100_000, seed * 3 + 2);
-    let layer = |data: &[u8]| {
-        serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(data), "size": data.len()})
-    };
+    let layer = |data: &[u8]| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(data), "size": data.len()});
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
@@ -154,7 +180,12 @@ async fn push(client: &reqwest::Client, base: &str, image: &Image) -> Result<(),
     let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
     for blob in &image.blobs[..2] {
         let url = format!("{base}/v2/crash/app/blobs/uploads/?digest={}", sha256(blob));
-        let response = client.post(url).body(blob.clone()).send().await.map_err(|e| fail("blob", &e))?;
+        let response = client
+            .post(url)
+            .body(blob.clone())
+            .send()
+            .await
+            .map_err(|e| fail("blob", &e))?;
         if response.status() != 201 {
             return Err(format!("blob: {}", response.status()));
         }
@@ -165,12 +196,22 @@ async fn push(client: &reqwest::Client, base: &str, image: &Image) -> Result<(),
         .send()
         .await
         .map_err(|e| fail("start", &e))?;
-    let path = upload_path(start.headers().get("location").ok_or("no location")?.to_str().unwrap());
+    let path = upload_path(
+        start
+            .headers()
+            .get("location")
+            .ok_or("no location")?
+            .to_str()
+            .unwrap(),
+    );
     let mut offset = 0;
     for chunk in large.chunks(500_000) {
         let response = client
             .patch(format!("{base}{path}"))
-            .header("content-range", format!("{offset}-{}", offset + chunk.len() - 1))
+            .header(
+                "content-range",
+                format!("{offset}-{}", offset + chunk.len() - 1),
+            )
             .body(chunk.to_vec())
             .send()
             .await
@@ -241,12 +282,27 @@ async fn acknowledged_pushes_survive_kill9_and_nothing_partial_is_visible() {
         in_flight.len(),
         in_flight.keys().collect::<Vec<_>>()
     );
-    assert!(acknowledged.len() >= 5, "enough pushes completed to mean something: {}", acknowledged.len());
+    assert!(
+        acknowledged.len() >= 5,
+        "enough pushes completed to mean something: {}",
+        acknowledged.len()
+    );
 
     let client = client();
-    let tags: serde_json::Value =
-        client.get(berth.url("/v2/crash/app/tags/list")).send().await.unwrap().json().await.unwrap();
-    let listed: BTreeSet<String> = tags["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    let tags: serde_json::Value = client
+        .get(berth.url("/v2/crash/app/tags/list"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: BTreeSet<String> = tags["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
 
     for tag in acknowledged.keys() {
         assert!(listed.contains(tag), "acknowledged tag {tag} lost");
@@ -257,26 +313,57 @@ async fn acknowledged_pushes_survive_kill9_and_nothing_partial_is_visible() {
             .or_else(|| in_flight.get(tag))
             .unwrap_or_else(|| panic!("{tag} is listed but was never pushed"));
         // Every listed image pulls completely and byte-exact.
-        let manifest = client.get(berth.url(&format!("/v2/crash/app/manifests/{tag}"))).send().await.unwrap();
+        let manifest = client
+            .get(berth.url(&format!("/v2/crash/app/manifests/{tag}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(manifest.status(), 200);
-        assert_eq!(manifest.bytes().await.unwrap(), image.manifest, "{tag} manifest bytes");
+        assert_eq!(
+            manifest.bytes().await.unwrap(),
+            image.manifest,
+            "{tag} manifest bytes"
+        );
         for blob in &image.blobs {
-            let got = client.get(berth.url(&format!("/v2/crash/app/blobs/{}", sha256(blob)))).send().await.unwrap();
+            let got = client
+                .get(berth.url(&format!("/v2/crash/app/blobs/{}", sha256(blob))))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(got.status(), 200, "{tag} blob");
-            assert_eq!(sha256(&got.bytes().await.unwrap()), sha256(blob), "{tag} blob content");
+            assert_eq!(
+                sha256(&got.bytes().await.unwrap()),
+                sha256(blob),
+                "{tag} blob content"
+            );
         }
     }
     // Blobs of interrupted pushes are either absent or complete.
     for image in in_flight.values() {
         for blob in &image.blobs {
-            let got = client.get(berth.url(&format!("/v2/crash/app/blobs/{}", sha256(blob)))).send().await.unwrap();
+            let got = client
+                .get(berth.url(&format!("/v2/crash/app/blobs/{}", sha256(blob))))
+                .send()
+                .await
+                .unwrap();
             if got.status() == 200 {
-                assert_eq!(sha256(&got.bytes().await.unwrap()), sha256(blob), "a visible blob is complete");
+                assert_eq!(
+                    sha256(&got.bytes().await.unwrap()),
+                    sha256(blob),
+                    "a visible blob is complete"
+                );
             } else {
                 assert_eq!(got.status(), 404);
             }
         }
     }
-    let catalog: serde_json::Value = client.get(berth.url("/v2/_catalog")).send().await.unwrap().json().await.unwrap();
+    let catalog: serde_json::Value = client
+        .get(berth.url("/v2/_catalog"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(catalog["repositories"], serde_json::json!(["crash/app"]));
 }

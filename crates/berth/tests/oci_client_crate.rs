@@ -32,7 +32,13 @@ async fn push_and_pull_an_image() {
             .push(&reference, &layers, config, &RegistryAuth::Anonymous, None)
             .await
             .expect("push");
-        assert!(pushed.manifest_url.contains(&format!("/v2/{repo}/manifests/")), "{}", pushed.manifest_url);
+        assert!(
+            pushed
+                .manifest_url
+                .contains(&format!("/v2/{repo}/manifests/")),
+            "{}",
+            pushed.manifest_url
+        );
 
         let pulled = oci_client(true)
             .pull(
@@ -44,14 +50,19 @@ async fn push_and_pull_an_image() {
             .expect("pull");
         // The client downloads layers concurrently and returns them as they finish.
         let mut pushed_digests: Vec<String> = layers.iter().map(|l| sha256(&l.data)).collect();
-        let mut pulled_digests: Vec<String> = pulled.layers.iter().map(|l| sha256(&l.data)).collect();
+        let mut pulled_digests: Vec<String> =
+            pulled.layers.iter().map(|l| sha256(&l.data)).collect();
         pushed_digests.sort();
         pulled_digests.sort();
         assert_eq!(pulled_digests, pushed_digests);
 
         // The digest the client computed is berth's digest of the exact bytes it serves.
         let (raw, digest) = oci_client(true)
-            .pull_manifest_raw(&reference, &RegistryAuth::Anonymous, &[oci_client::manifest::OCI_IMAGE_MEDIA_TYPE])
+            .pull_manifest_raw(
+                &reference,
+                &RegistryAuth::Anonymous,
+                &[oci_client::manifest::OCI_IMAGE_MEDIA_TYPE],
+            )
             .await
             .unwrap();
         assert_eq!(sha256(&raw), digest);
@@ -69,10 +80,14 @@ async fn push_and_pull_an_image() {
 async fn chunked_stream_push() {
     let berth = Berth::start();
     let client = oci_client(false);
-    let reference: Reference = format!("{}/rust/stream:latest", berth.host()).parse().unwrap();
+    let reference: Reference = format!("{}/rust/stream:latest", berth.host())
+        .parse()
+        .unwrap();
     let data = bytes(5_000_000, 3);
-    let chunks: Vec<oci_client::errors::Result<bytes::Bytes>> =
-        data.chunks(333_333).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+    let chunks: Vec<oci_client::errors::Result<bytes::Bytes>> = data
+        .chunks(333_333)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
     let response = client
         .push_blob_stream_chunked(&reference, futures_util::stream::iter(chunks).boxed())
         .await

@@ -20,20 +20,30 @@ async fn tls_serves_https_with_http2() {
     let dir = tempfile::tempdir().unwrap();
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let cert = write(dir.path(), "cert.pem", &certified.cert.pem());
-    let key = write(dir.path(), "key.pem", &certified.signing_key.serialize_pem());
+    let key = write(
+        dir.path(),
+        "key.pem",
+        &certified.signing_key.serialize_pem(),
+    );
     let berth = Berth::builder()
         .env("REGISTRY_HTTP_TLS_CERTIFICATE", cert.to_str().unwrap())
         .env("REGISTRY_HTTP_TLS_KEY", key.to_str().unwrap())
         .start();
     let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap(),
+        )
         .resolve("localhost", berth.addr)
         .build()
         .unwrap();
     let base = format!("https://localhost:{}", berth.addr.port());
     let response = client.get(format!("{base}/v2/")).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.version(), reqwest::Version::HTTP_2, "ALPN negotiates HTTP/2");
+    assert_eq!(
+        response.version(),
+        reqwest::Version::HTTP_2,
+        "ALPN negotiates HTTP/2"
+    );
 
     let data = b"over tls".to_vec();
     let digest = sha256(&data);
@@ -49,11 +59,21 @@ async fn tls_serves_https_with_http2() {
         format!("{base}/v2/secure/blobs/{digest}"),
         "an https Location"
     );
-    let pulled = client.get(format!("{base}/v2/secure/blobs/{digest}")).send().await.unwrap();
+    let pulled = client
+        .get(format!("{base}/v2/secure/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pulled.bytes().await.unwrap(), data);
 
     // Plain HTTP to the TLS port gets nowhere.
-    assert!(support::client().get(berth.url("/v2/")).send().await.is_err());
+    assert!(
+        support::client()
+            .get(berth.url("/v2/"))
+            .send()
+            .await
+            .is_err()
+    );
 }
 
 #[test]
@@ -76,7 +96,8 @@ fn unusable_tls_files_stop_startup_with_a_clear_error() {
             .output()
             .unwrap();
         assert!(!output.status.success());
-        let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
         assert!(text.contains(expected), "{expected}: {text}");
     }
 }
@@ -93,19 +114,33 @@ async fn upload_location(berth: &Berth, headers: &[(&str, &str)]) -> String {
 
 #[tokio::test]
 async fn location_urls_behind_a_reverse_proxy() {
-    let forwarded = [("x-forwarded-proto", "https"), ("x-forwarded-host", "registry.example.com")];
+    let forwarded = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "registry.example.com"),
+    ];
 
     // By default forwarded headers are not trusted: anyone could send them.
     let berth = Berth::start();
     let location = upload_location(&berth, &forwarded).await;
-    assert!(location.starts_with(&format!("http://{}/v2/urls/blobs/uploads/", berth.addr)), "{location}");
+    assert!(
+        location.starts_with(&format!("http://{}/v2/urls/blobs/uploads/", berth.addr)),
+        "{location}"
+    );
 
     // From a trusted proxy they are honoured.
-    let berth = Berth::builder().env("BERTH_HTTP_TRUSTEDPROXIES", "10.0.0.0/8,127.0.0.1").start();
+    let berth = Berth::builder()
+        .env("BERTH_HTTP_TRUSTEDPROXIES", "10.0.0.0/8,127.0.0.1")
+        .start();
     let location = upload_location(&berth, &forwarded).await;
-    assert!(location.starts_with("https://registry.example.com/v2/urls/blobs/uploads/"), "{location}");
+    assert!(
+        location.starts_with("https://registry.example.com/v2/urls/blobs/uploads/"),
+        "{location}"
+    );
     let location = upload_location(&berth, &[]).await;
-    assert!(location.starts_with(&format!("http://{}/", berth.addr)), "{location}");
+    assert!(
+        location.starts_with(&format!("http://{}/", berth.addr)),
+        "{location}"
+    );
 
     // A configured public URL wins over everything.
     let berth = Berth::builder()
@@ -113,12 +148,20 @@ async fn location_urls_behind_a_reverse_proxy() {
         .env("BERTH_HTTP_TRUSTEDPROXIES", "127.0.0.1")
         .start();
     let location = upload_location(&berth, &forwarded).await;
-    assert!(location.starts_with("https://public.example.org/v2/urls/blobs/uploads/"), "{location}");
+    assert!(
+        location.starts_with("https://public.example.org/v2/urls/blobs/uploads/"),
+        "{location}"
+    );
 
     // Relative URLs when asked for.
-    let berth = Berth::builder().env("REGISTRY_HTTP_RELATIVEURLS", "true").start();
+    let berth = Berth::builder()
+        .env("REGISTRY_HTTP_RELATIVEURLS", "true")
+        .start();
     let location = upload_location(&berth, &forwarded).await;
-    assert!(location.starts_with("/v2/urls/blobs/uploads/"), "{location}");
+    assert!(
+        location.starts_with("/v2/urls/blobs/uploads/"),
+        "{location}"
+    );
 }
 
 #[test]
@@ -130,15 +173,38 @@ fn config_check_explains_a_valid_file_and_names_what_is_wrong() {
         "config.yml",
         "version: 0.1\nlog:\n  fields:\n    service: registry\nstorage:\n  cache:\n    blobdescriptor: inmemory\n  filesystem:\n    rootdirectory: /var/lib/registry\nhttp:\n  addr: :5000\n  headers:\n    X-Content-Type-Options: [nosniff]\nhealth:\n  storagedriver:\n    enabled: true\n    interval: 10s\n    threshold: 3\n",
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_berth")).args(["config", "check"]).arg(&stock).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["config", "check"])
+        .arg(&stock)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    for expected in ["http.addr", ":5000", "storage.filesystem.rootdirectory", "/var/lib/registry", "storage.cache", "valid"] {
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "http.addr",
+        ":5000",
+        "storage.filesystem.rootdirectory",
+        "/var/lib/registry",
+        "storage.cache",
+        "valid",
+    ] {
         assert!(stdout.contains(expected), "{expected} in:\n{stdout}");
     }
 
-    let broken = write(dir.path(), "broken.yml", "http:\n  adr: :5000\nstorage:\n  delete:\n    enabled: maybe\n");
-    let output = Command::new(env!("CARGO_BIN_EXE_berth")).args(["config", "check"]).arg(&broken).output().unwrap();
+    let broken = write(
+        dir.path(),
+        "broken.yml",
+        "http:\n  adr: :5000\nstorage:\n  delete:\n    enabled: maybe\n",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["config", "check"])
+        .arg(&broken)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("http.adr"), "{stderr}");
@@ -157,7 +223,10 @@ fn features_berth_lacks_yet_refuse_to_start_instead_of_being_ignored() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("auth") && stderr.contains("not supported yet"), "{stderr}");
+    assert!(
+        stderr.contains("auth") && stderr.contains("not supported yet"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -172,13 +241,27 @@ async fn config_file_headers_and_log_fields_apply() {
     let response = client().get(berth.url("/v2/")).send().await.unwrap();
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let image = push_image(&client(), &berth, "cfg", "v1", 1, 0).await;
-    let deleted = client().delete(berth.url(&format!("/v2/cfg/manifests/{}", image.digest))).send().await.unwrap();
-    assert_eq!(deleted.status(), 202, "storage.delete.enabled from the file");
+    let deleted = client()
+        .delete(berth.url(&format!("/v2/cfg/manifests/{}", image.digest)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted.status(),
+        202,
+        "storage.delete.enabled from the file"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     let logs = berth.log_text();
-    let line = logs.lines().find(|l| l.contains("\"message\":\"request\"")).expect("an access log line");
+    let line = logs
+        .lines()
+        .find(|l| l.contains("\"message\":\"request\""))
+        .expect("an access log line");
     let json: serde_json::Value = serde_json::from_str(line).unwrap();
-    assert_eq!(json["service"], "registry", "log.fields on every line: {line}");
+    assert_eq!(
+        json["service"], "registry",
+        "log.fields on every line: {line}"
+    );
 }
 
 #[tokio::test]
@@ -192,7 +275,11 @@ async fn one_access_log_line_per_request_without_secrets() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["x-request-id"], "trace-abc-123", "a proxy's request id is kept");
+    assert_eq!(
+        response.headers()["x-request-id"],
+        "trace-abc-123",
+        "a proxy's request id is kept"
+    );
     let data = support::bytes(100_000, 1);
     let digest = sha256(&data);
     let pushed = client
@@ -201,20 +288,35 @@ async fn one_access_log_line_per_request_without_secrets() {
         .send()
         .await
         .unwrap();
-    let push_id = pushed.headers()["x-request-id"].to_str().unwrap().to_string();
-    let pulled = client.get(berth.url(&format!("/v2/logged/blobs/{digest}"))).send().await.unwrap();
-    let pull_id = pulled.headers()["x-request-id"].to_str().unwrap().to_string();
+    let push_id = pushed.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let pulled = client
+        .get(berth.url(&format!("/v2/logged/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    let pull_id = pulled.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     pulled.bytes().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let logs = berth.log_text();
-    assert!(!logs.contains("c3VwZXJzZWNyZXQ6aHVudGVyMg") && !logs.contains("hunter2"), "credentials never logged");
+    assert!(
+        !logs.contains("c3VwZXJzZWNyZXQ6aHVudGVyMg") && !logs.contains("hunter2"),
+        "credentials never logged"
+    );
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|j| j["message"] == "request")
         .collect();
-    let find = |id: &str| -> Vec<&serde_json::Value> { lines.iter().filter(|j| j["request_id"] == id).collect() };
+    let find = |id: &str| -> Vec<&serde_json::Value> {
+        lines.iter().filter(|j| j["request_id"] == id).collect()
+    };
     assert_eq!(find("trace-abc-123").len(), 1);
     let pull = find(&pull_id);
     assert_eq!(pull.len(), 1, "exactly one line per request");
@@ -227,7 +329,10 @@ async fn one_access_log_line_per_request_without_secrets() {
     assert!(pull["duration_ms"].as_str().unwrap().parse::<f64>().is_ok());
     assert_eq!(pull["client"], "127.0.0.1");
     let push = find(&push_id);
-    assert_eq!((push.len(), &push[0]["status"]), (1, &serde_json::json!(201)));
+    assert_eq!(
+        (push.len(), &push[0]["status"]),
+        (1, &serde_json::json!(201))
+    );
 }
 
 #[tokio::test]
@@ -237,9 +342,18 @@ async fn abandoned_uploads_are_purged_in_the_background() {
         .env("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_INTERVAL", "1s")
         .start();
     let client = client();
-    let start = client.post(berth.url("/v2/abandoned/blobs/uploads/")).send().await.unwrap();
+    let start = client
+        .post(berth.url("/v2/abandoned/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
     let location = start.headers()["location"].to_str().unwrap().to_string();
-    client.patch(&location).body(vec![1u8; 1000]).send().await.unwrap();
+    client
+        .patch(&location)
+        .body(vec![1u8; 1000])
+        .send()
+        .await
+        .unwrap();
     let mut purged = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -249,7 +363,9 @@ async fn abandoned_uploads_are_purged_in_the_background() {
         }
     }
     assert!(purged, "the abandoned upload was purged");
-    let uploads = std::fs::read_dir(berth.data_dir().join("berth/uploads")).unwrap().count();
+    let uploads = std::fs::read_dir(berth.data_dir().join("berth/uploads"))
+        .unwrap()
+        .count();
     assert_eq!(uploads, 0, "its data too");
     assert!(berth.log_text().contains("purged abandoned uploads"));
 }
@@ -265,9 +381,17 @@ async fn read_only_mode_serves_pulls_and_refuses_pushes() {
         .data(dir.path())
         .env("REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED", "true")
         .start();
-    let pulled = client().get(berth.url("/v2/frozen/manifests/v1")).send().await.unwrap();
+    let pulled = client()
+        .get(berth.url("/v2/frozen/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pulled.bytes().await.unwrap(), image.manifest);
-    let push = client().post(berth.url("/v2/frozen/blobs/uploads/")).send().await.unwrap();
+    let push = client()
+        .post(berth.url("/v2/frozen/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
     let body = assert_oci_error(push, 405, "UNSUPPORTED").await;
     assert!(body.to_string().contains("read-only"), "{body}");
 }
