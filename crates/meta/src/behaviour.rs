@@ -503,7 +503,7 @@ async fn upload_sessions_advance_only_from_where_they_are(store: &dyn MetadataSt
     assert!(store.delete_upload(old.id).await.unwrap());
 
     // The upload lock excludes a second writer until released.
-    let guard = store.lock_upload(id).await;
+    let guard = store.lock_upload(id).await.unwrap();
     let second =
         tokio::time::timeout(std::time::Duration::from_millis(50), store.lock_upload(id)).await;
     assert!(second.is_err(), "a second writer must wait");

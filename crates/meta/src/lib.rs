@@ -20,9 +20,13 @@ use bytes::Bytes;
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod behaviour;
 mod keyed_locks;
+pub mod postgres;
+mod sql_store;
 pub mod sqlite;
 
 pub use keyed_locks::KeyedLocks;
+pub use postgres::PostgresStore;
+pub use sql_store::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
 
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
@@ -245,7 +249,7 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Excludes other writers of the same upload until the returned lock is dropped, so that
     /// two requests can never write one upload's bytes at once.
-    async fn lock_upload(&self, id: UploadId) -> UploadLock;
+    async fn lock_upload(&self, id: UploadId) -> Result<UploadLock>;
 }
 
 /// Now, in Unix milliseconds.

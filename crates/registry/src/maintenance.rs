@@ -30,7 +30,7 @@ impl Registry {
             .await
             .map_err(from_meta)?
         {
-            let _lock = self.meta.lock_upload(id).await;
+            let _lock = self.meta.lock_upload(id).await.map_err(from_meta)?;
             // Written to while we waited for the lock: not stale after all.
             match self.meta.upload(id).await.map_err(from_meta)? {
                 Some(session) if session.updated_at < cutoff_millis => {}

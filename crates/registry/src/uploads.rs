@@ -190,7 +190,7 @@ impl Registry {
         chunk: Chunk,
     ) -> Result<UploadSession> {
         self.ensure_writable()?;
-        let _lock = self.meta.lock_upload(id).await;
+        let _lock = self.meta.lock_upload(id).await.map_err(from_meta)?;
         let session = self.session(repository, id).await?;
         self.append_locked(session, chunk).await
     }
@@ -279,7 +279,7 @@ impl Registry {
         last_chunk: Chunk,
     ) -> Result<u64> {
         self.ensure_writable()?;
-        let _lock = self.meta.lock_upload(id).await;
+        let _lock = self.meta.lock_upload(id).await.map_err(from_meta)?;
         let mut session = self.session(repository, id).await?;
         if !last_chunk.is_declared_empty() {
             session = self.append_locked(session, last_chunk).await?;
@@ -323,7 +323,7 @@ impl Registry {
 
     /// Cancels an upload (`DELETE`).
     pub async fn cancel_upload(&self, repository: &RepositoryName, id: UploadId) -> Result<()> {
-        let _lock = self.meta.lock_upload(id).await;
+        let _lock = self.meta.lock_upload(id).await.map_err(from_meta)?;
         self.session(repository, id).await?;
         self.discard_upload(id).await
     }

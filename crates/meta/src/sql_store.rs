@@ -1,0 +1,651 @@
+//! The metadata store over SQL, once for every engine.
+//!
+//! `SqlStore<DB>` implements [`MetadataStore`] with queries that SQLite and PostgreSQL both
+//! understand (sqlx binds `$N` placeholders on both); the few statements that differ come
+//! from the engine's [`Dialect`]. Engine-specific setup (connection options, pools,
+//! migrations, locking) lives in `sqlite.rs` and `postgres.rs`.
+//!
+//! Every write that must not race a concurrent delete in the same repository (a manifest
+//! and its reference check, a blob unlink, a manifest delete) first locks the repository's
+//! row. SQLite serialises all writers anyway; on PostgreSQL this makes those writes in one
+//! repository take turns, across every berth instance.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use async_trait::async_trait;
+use berth_oci::{Descriptor, Digest, Reference, RepositoryName, Tag, UploadId};
+use bytes::Bytes;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type,
+};
+
+use crate::{
+    BrokenReference, KeyedLocks, MetaError, MetadataStore, NewManifest, ReferenceKind, Referrer,
+    Result, StoredManifest, UploadLock, UploadSession, now_millis,
+};
+
+/// What differs between SQL engines.
+pub trait Dialect: Database {
+    /// For each digest of the JSON array `$1`, in order: the digest and the size of that
+    /// blob if repository `$2` holds it (NULL otherwise).
+    const BLOB_REFERENCES: &'static str;
+    /// The same for manifests of repository `$2`.
+    const MANIFEST_REFERENCES: &'static str;
+
+    /// Excludes other writers of one upload, in every process that uses the database, until
+    /// the returned lock is dropped.
+    fn lock_upload(
+        store: &SqlStore<Self>,
+        id: UploadId,
+    ) -> impl Future<Output = Result<UploadLock>> + Send;
+
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+pub struct SqlStore<DB: Database> {
+    /// Where writes go. SQLite admits one writer at a time; its pool has one connection.
+    pub(crate) writer: Pool<DB>,
+    /// Where reads go; the same pool as `writer` where the engine has no single-writer rule.
+    pub(crate) reader: Pool<DB>,
+    /// Upload locks for an engine only this process uses.
+    pub(crate) upload_locks: KeyedLocks<UploadId>,
+}
+
+impl From<sqlx::Error> for MetaError {
+    fn from(err: sqlx::Error) -> Self {
+        let transient = match &err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                // SQLite: BUSY, LOCKED and their extended codes (another process holds the
+                // database). PostgreSQL: connection exceptions (08), shutdown (57P), too many
+                // connections, serialization failures and deadlocks: retrying may succeed.
+                matches!(
+                    code.as_ref(),
+                    "5" | "6" | "517" | "262" | "53300" | "40001" | "40P01"
+                ) || code.starts_with("08")
+                    || code.starts_with("57P")
+            }),
+            _ => false,
+        };
+        if transient {
+            MetaError::Unavailable(err.into())
+        } else {
+            MetaError::Database(err.into())
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for MetaError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        match err {
+            sqlx::migrate::MigrateError::Execute(e) => e.into(),
+            other => MetaError::Database(other.into()),
+        }
+    }
+}
+
+/// Values read back were validated before they were written; one that is not valid now was
+/// edited by hand or is corrupt.
+fn corrupt(what: &str, value: &str) -> MetaError {
+    MetaError::Database(format!("corrupt {what} in database: {value:?}").into())
+}
+
+fn parse_digest(s: &str) -> Result<Digest> {
+    Digest::parse(s).map_err(|_| corrupt("digest", s))
+}
+
+fn parse_name(s: &str) -> Result<RepositoryName> {
+    RepositoryName::parse(s).map_err(|_| corrupt("repository name", s))
+}
+
+fn parse_annotations(json: Option<String>) -> Result<Option<BTreeMap<String, String>>> {
+    json.map(|j| serde_json::from_str(&j).map_err(|_| corrupt("annotations", &j)))
+        .transpose()
+}
+
+fn reference_key(reference: &Reference) -> &str {
+    match reference {
+        Reference::Tag(tag) => tag.as_str(),
+        Reference::Digest(digest) => digest.as_str(),
+    }
+}
+
+const ENSURE_REPOSITORY: &str = "INSERT INTO repositories (name, created_at) VALUES ($1, $2)
+     ON CONFLICT (name) DO UPDATE SET name = excluded.name
+     RETURNING id";
+/// Locks an existing repository's row for the transaction and returns its id.
+const LOCK_REPOSITORY: &str = "UPDATE repositories SET name = name WHERE name = $1 RETURNING id";
+const BLOB_SIZE: &str = "SELECT b.size FROM repositories r
+     JOIN repository_blobs rb ON rb.repository_id = r.id AND rb.digest = $2
+     JOIN blobs b ON b.digest = rb.digest
+     WHERE r.name = $1";
+const LINK_BLOB: &str =
+    "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
+     ON CONFLICT DO NOTHING";
+const MANIFEST_BY_TAG: &str = "SELECT m.digest, m.media_type, m.content FROM repositories r
+     JOIN tags t ON t.repository_id = r.id AND t.name = $2
+     JOIN manifests m ON m.id = t.manifest_id
+     WHERE r.name = $1";
+const MANIFEST_BY_DIGEST: &str = "SELECT m.digest, m.media_type, m.content FROM repositories r
+     JOIN manifests m ON m.repository_id = r.id AND m.digest = $2
+     WHERE r.name = $1";
+
+impl<DB: Dialect> SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    String: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    Vec<u8>: for<'r> Decode<'r, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    Option<String>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+    Option<i64>: for<'r> Decode<'r, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn begin(&self) -> Result<Transaction<'static, DB>> {
+        Ok(self.writer.begin().await?)
+    }
+
+    /// The id of `name`, creating the repository if needed; the row stays locked until the
+    /// transaction ends.
+    async fn ensure_repository(
+        tx: &mut Transaction<'static, DB>,
+        name: &RepositoryName,
+    ) -> Result<i64> {
+        let row = sqlx::query(ENSURE_REPOSITORY)
+            .bind(name.as_str())
+            .bind(now_millis())
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// The id of an existing repository, its row locked until the transaction ends.
+    async fn lock_repository(
+        tx: &mut Transaction<'static, DB>,
+        name: &RepositoryName,
+    ) -> Result<Option<i64>> {
+        let row = sqlx::query(LOCK_REPOSITORY)
+            .bind(name.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Checks that the repository holds each descriptor's content with the declared size, in
+    /// one query for the whole list.
+    async fn check_references(
+        tx: &mut Transaction<'static, DB>,
+        repository_id: i64,
+        kind: ReferenceKind,
+        descriptors: &[Descriptor],
+    ) -> Result<Vec<BrokenReference>> {
+        if descriptors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let digests = serde_json::Value::from(
+            descriptors
+                .iter()
+                .map(|d| d.digest.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        let query = match kind {
+            ReferenceKind::Blob => DB::BLOB_REFERENCES,
+            ReferenceKind::Manifest => DB::MANIFEST_REFERENCES,
+        };
+        let rows = sqlx::query(query)
+            .bind(digests)
+            .bind(repository_id)
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut broken = Vec::new();
+        for (descriptor, row) in descriptors.iter().zip(rows) {
+            let stored: Option<i64> = row.try_get(1)?;
+            match stored {
+                None => broken.push(BrokenReference::Missing {
+                    kind,
+                    digest: descriptor.digest.clone(),
+                }),
+                Some(stored) if stored as u64 != descriptor.size => {
+                    broken.push(BrokenReference::WrongSize {
+                        kind,
+                        digest: descriptor.digest.clone(),
+                        declared: descriptor.size,
+                        stored: stored as u64,
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(broken)
+    }
+}
+
+#[async_trait]
+impl<DB: Dialect> MetadataStore for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    String: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    Vec<u8>: for<'r> Decode<'r, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    Option<String>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+    Option<i64>: for<'r> Decode<'r, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn check(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
+        let row = sqlx::query(BLOB_SIZE)
+            .bind(repository.as_str())
+            .bind(digest.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?
+            .map(|s| s as u64))
+    }
+
+    async fn link_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        let now = now_millis();
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(digest.as_str())
+            .bind(size as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let repository_id = Self::ensure_repository(&mut tx, repository).await?;
+        sqlx::query(LINK_BLOB)
+            .bind(repository_id)
+            .bind(digest.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn mount_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        from: &RepositoryName,
+    ) -> Result<Option<u64>> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(BLOB_SIZE)
+            .bind(from.as_str())
+            .bind(digest.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(size) = row.map(|r| r.try_get::<i64, _>(0)).transpose()? else {
+            return Ok(None);
+        };
+        let repository_id = Self::ensure_repository(&mut tx, repository).await?;
+        sqlx::query(LINK_BLOB)
+            .bind(repository_id)
+            .bind(digest.as_str())
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(size as u64))
+    }
+
+    async fn repositories_with_blob(
+        &self,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<RepositoryName>> {
+        let rows = sqlx::query(
+            "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+             WHERE rb.digest = $1 ORDER BY r.name LIMIT $2",
+        )
+        .bind(digest.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| parse_name(&r.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let Some(repository_id) = Self::lock_repository(&mut tx, repository).await? else {
+            return Ok(false);
+        };
+        let result =
+            sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
+                .bind(repository_id)
+                .bind(digest.as_str())
+                .execute(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&result) > 0)
+    }
+
+    async fn put_manifest(&self, manifest: NewManifest<'_>) -> Result<()> {
+        let now = now_millis();
+        let mut tx = self.begin().await?;
+        let repository_id = Self::ensure_repository(&mut tx, manifest.repository).await?;
+
+        let mut broken =
+            Self::check_references(&mut tx, repository_id, ReferenceKind::Blob, manifest.blobs)
+                .await?;
+        broken.extend(
+            Self::check_references(
+                &mut tx,
+                repository_id,
+                ReferenceKind::Manifest,
+                manifest.children,
+            )
+            .await?,
+        );
+        if !broken.is_empty() {
+            // Dropping the transaction rolls back the repository row too.
+            return Err(MetaError::BrokenReferences(broken));
+        }
+
+        let annotations = manifest
+            .annotations
+            .map(|a| serde_json::to_string(a).expect("string maps serialize"));
+        let inserted = sqlx::query(
+            "INSERT INTO manifests
+                 (repository_id, digest, media_type, size, subject, artifact_type, annotations, created_at, content)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (repository_id, digest) DO NOTHING
+             RETURNING id",
+        )
+        .bind(repository_id)
+        .bind(manifest.digest.as_str())
+        .bind(manifest.media_type)
+        .bind(manifest.content.len() as i64)
+        .bind(manifest.subject.map(Digest::as_str))
+        .bind(manifest.artifact_type)
+        .bind(annotations)
+        .bind(now)
+        .bind(manifest.content)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        let manifest_id: i64 = match inserted {
+            Some(row) => {
+                let id = row.try_get(0)?;
+                let references = manifest
+                    .blobs
+                    .iter()
+                    .map(|d| (ReferenceKind::Blob, d))
+                    .chain(
+                        manifest
+                            .children
+                            .iter()
+                            .map(|d| (ReferenceKind::Manifest, d)),
+                    );
+                for (kind, descriptor) in references {
+                    sqlx::query(
+                        "INSERT INTO manifest_references (manifest_id, digest, kind) VALUES ($1, $2, $3)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(descriptor.digest.as_str())
+                    .bind(kind.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                id
+            }
+            None => {
+                sqlx::query("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
+                    .bind(repository_id)
+                    .bind(manifest.digest.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?
+            }
+        };
+
+        if let Some(tag) = manifest.tag {
+            sqlx::query(
+                "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (repository_id, name) DO UPDATE
+                 SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at",
+            )
+            .bind(repository_id)
+            .bind(tag.as_str())
+            .bind(manifest_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
+    async fn manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<StoredManifest>> {
+        let query = match reference {
+            Reference::Tag(_) => MANIFEST_BY_TAG,
+            Reference::Digest(_) => MANIFEST_BY_DIGEST,
+        };
+        let row = sqlx::query(query)
+            .bind(repository.as_str())
+            .bind(reference_key(reference))
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| {
+            let digest: String = row.try_get(0)?;
+            let content: Vec<u8> = row.try_get(2)?;
+            Ok(StoredManifest {
+                digest: parse_digest(&digest)?,
+                media_type: row.try_get(1)?,
+                content: Bytes::from(content),
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let Some(repository_id) = Self::lock_repository(&mut tx, repository).await? else {
+            return Ok(false);
+        };
+        let result = sqlx::query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
+            .bind(repository_id)
+            .bind(digest.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&result) > 0)
+    }
+
+    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool> {
+        let result = sqlx::query(
+            "DELETE FROM tags
+             WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2",
+        )
+        .bind(repository.as_str())
+        .bind(tag.as_str())
+        .execute(&self.writer)
+        .await?;
+        Ok(DB::rows_affected(&result) > 0)
+    }
+
+    async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        let rows = sqlx::query(
+            "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations
+             FROM repositories r JOIN manifests m ON m.repository_id = r.id AND m.subject = $2
+             WHERE r.name = $1 AND (CAST($3 AS TEXT) IS NULL OR m.artifact_type = CAST($3 AS TEXT))
+             ORDER BY m.id",
+        )
+        .bind(repository.as_str())
+        .bind(subject.as_str())
+        .bind(artifact_type)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let digest: String = row.try_get(0)?;
+                let size: i64 = row.try_get(2)?;
+                Ok(Referrer {
+                    digest: parse_digest(&digest)?,
+                    media_type: row.try_get(1)?,
+                    size: size as u64,
+                    artifact_type: row.try_get(3)?,
+                    annotations: parse_annotations(row.try_get(4)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn repository_exists(&self, repository: &RepositoryName) -> Result<bool> {
+        let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+            .bind(repository.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn list_repositories(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn list_tags(
+        &self,
+        repository: &RepositoryName,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT t.name FROM repositories r JOIN tags t ON t.repository_id = r.id
+             WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3",
+        )
+        .bind(repository.as_str())
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn create_upload(&self, upload: &UploadSession) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO uploads (id, repository, size, hash_state, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(upload.id.to_string())
+        .bind(upload.repository.as_str())
+        .bind(upload.size as i64)
+        .bind(upload.hash_state.as_slice())
+        .bind(upload.created_at)
+        .bind(upload.updated_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn upload(&self, id: UploadId) -> Result<Option<UploadSession>> {
+        // Read through the writer: a client that was just told an upload's new offset must
+        // see it on its next request, whichever pool would otherwise answer.
+        let row = sqlx::query("SELECT repository, size, hash_state, created_at, updated_at FROM uploads WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.writer)
+            .await?;
+        row.map(|row| {
+            let repository: String = row.try_get(0)?;
+            let size: i64 = row.try_get(1)?;
+            Ok(UploadSession {
+                id,
+                repository: parse_name(&repository)?,
+                size: size as u64,
+                hash_state: row.try_get(2)?,
+                created_at: row.try_get(3)?,
+                updated_at: row.try_get(4)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn advance_upload(
+        &self,
+        id: UploadId,
+        expected_size: u64,
+        new_size: u64,
+        hash_state: &[u8],
+    ) -> Result<bool> {
+        let result =
+            sqlx::query("UPDATE uploads SET size = $3, hash_state = $4, updated_at = $5 WHERE id = $1 AND size = $2")
+                .bind(id.to_string())
+                .bind(expected_size as i64)
+                .bind(new_size as i64)
+                .bind(hash_state)
+                .bind(now_millis())
+                .execute(&self.writer)
+                .await?;
+        Ok(DB::rows_affected(&result) == 1)
+    }
+
+    async fn delete_upload(&self, id: UploadId) -> Result<bool> {
+        let result = sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await?;
+        Ok(DB::rows_affected(&result) > 0)
+    }
+
+    async fn stale_uploads(&self, updated_before: i64) -> Result<Vec<UploadId>> {
+        let rows = sqlx::query("SELECT id FROM uploads WHERE updated_at < $1")
+            .bind(updated_before)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0)?;
+                UploadId::parse(&id).map_err(|_| corrupt("upload id", &id))
+            })
+            .collect()
+    }
+
+    async fn lock_upload(&self, id: UploadId) -> Result<UploadLock> {
+        DB::lock_upload(self, id).await
+    }
+}
