@@ -43,6 +43,7 @@ pub(crate) fn from_storage(err: StorageError) -> RegistryError {
                 .with_cause(cause)
         }
         StorageError::Io(cause) => RegistryError::internal(cause),
+        StorageError::Unavailable(cause) => RegistryError::unavailable("blob storage", cause),
         StorageError::NotFound => {
             RegistryError::internal("storage lost content the database records")
         }

@@ -20,8 +20,10 @@ use futures_util::Stream;
 
 mod file_chunks;
 pub mod filesystem;
+pub mod s3;
 
 pub use filesystem::FilesystemStore;
+pub use s3::{S3Settings, S3Store};
 
 /// A stream of bytes, for request bodies going in and blob contents going out.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
@@ -36,6 +38,9 @@ pub enum StorageError {
     Body(io::Error),
     #[error("storage I/O: {0}")]
     Io(#[from] io::Error),
+    /// A remote store cannot be reached or failed; retrying later may succeed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// How a client gets a blob's bytes.
