@@ -145,88 +145,158 @@ impl SqlStore<Postgres> {
     }
 }
 
-/// Test support: a fresh database per test on the server `BERTH_TEST_POSTGRES_URL` names
-/// (the test command starts one), dropped when the guard is.
+/// Test support: a private PostgreSQL server per test, on a free loopback port, in a
+/// temporary directory, so that a test can stop and restart it without disturbing others.
+/// It needs PostgreSQL's server binaries (Debian's `postgresql` package; the test command
+/// installs it) and root, since the server runs as the `postgres` user.
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod testing {
-    use sqlx::Connection;
-    use sqlx::postgres::PgConnection;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
 
-    pub struct TestDatabase {
-        admin_url: String,
-        pub name: String,
-        pub url: String,
+    pub struct PostgresServer {
+        dir: tempfile::TempDir,
+        bin: PathBuf,
+        pub port: u16,
     }
 
-    /// The server's URL, or a clear failure when the test command did not provide one.
-    pub fn server_url() -> String {
-        std::env::var("BERTH_TEST_POSTGRES_URL")
-            .expect("BERTH_TEST_POSTGRES_URL is not set: run the tests with ./scripts/test, which starts PostgreSQL")
-    }
-
-    impl TestDatabase {
-        pub async fn create() -> TestDatabase {
-            let admin_url = server_url();
-            let name = format!("berth_test_{}", uuid_like());
-            let mut admin = PgConnection::connect(&admin_url)
-                .await
-                .expect("connect to the test server");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut admin)
-                .await
-                .expect("create the test database");
-            let (base, _) = admin_url.rsplit_once('/').expect("a URL with a database");
-            let url = format!("{base}/{name}");
-            TestDatabase {
-                admin_url,
-                name,
-                url,
-            }
-        }
-    }
-
-    impl Drop for TestDatabase {
-        fn drop(&mut self) {
-            let admin_url = self.admin_url.clone();
-            let name = self.name.clone();
-            // Dropping needs its own runtime: the test's may be shutting down.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async move {
-                    if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
-                            .execute(&mut admin)
-                            .await;
-                    }
-                });
+    /// The newest installed server's binaries.
+    fn server_binaries() -> PathBuf {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|dir| {
+                dir.filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+                    .collect()
             })
-            .join();
+            .unwrap_or_default();
+        versions.retain(|bin| bin.join("initdb").is_file());
+        versions.sort();
+        versions.pop().expect(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql: run the tests with ./scripts/test, which installs them",
+        )
+    }
+
+    fn as_postgres(bin: &Path, program: &str, args: &[&str]) {
+        let output = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join(program))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("runuser runs");
+        assert!(
+            output.status.success(),
+            "{program} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    impl PostgresServer {
+        pub fn start() -> PostgresServer {
+            let bin = server_binaries();
+            let dir = tempfile::Builder::new()
+                .prefix("berth-pg")
+                .tempdir()
+                .expect("temp dir");
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let status = Command::new("chown")
+                .arg("postgres:")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown the server's directory to postgres");
+            let data = dir.path().join("data");
+            as_postgres(
+                &bin,
+                "initdb",
+                &[
+                    "-D",
+                    data.to_str().unwrap(),
+                    "-U",
+                    "berth",
+                    "-A",
+                    "trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ],
+            );
+            let server = PostgresServer { dir, bin, port };
+            server.start_again();
+            server
+        }
+
+        fn data(&self) -> String {
+            self.dir.path().join("data").display().to_string()
+        }
+
+        /// Starts the (stopped) server again, on the same port and data.
+        pub fn start_again(&self) {
+            let options = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                self.port,
+                self.dir.path().display()
+            );
+            let log = self.dir.path().join("server.log");
+            as_postgres(
+                &self.bin,
+                "pg_ctl",
+                &[
+                    "-D",
+                    &self.data(),
+                    "-o",
+                    &options,
+                    "-l",
+                    log.to_str().unwrap(),
+                    "-w",
+                    "start",
+                ],
+            );
+        }
+
+        /// Stops the server at once, as a crash or an outage would.
+        pub fn stop(&self) {
+            as_postgres(
+                &self.bin,
+                "pg_ctl",
+                &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+            );
+        }
+
+        /// The URL of a database on this server (the `postgres` database always exists).
+        pub fn url(&self) -> String {
+            format!("postgres://berth@127.0.0.1:{}/postgres", self.port)
         }
     }
 
-    fn uuid_like() -> String {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        format!("{:x}_{}", nanos, std::process::id())
+    impl Drop for PostgresServer {
+        fn drop(&mut self) {
+            let _ = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"))
+                .args(["-D", &self.data(), "-m", "immediate", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testing::TestDatabase;
+    use super::testing::PostgresServer;
     use super::*;
     use crate::{MetadataStore, behaviour};
 
     #[tokio::test]
     async fn passes_the_behaviour_suite() {
-        let database = TestDatabase::create().await;
-        let store = PostgresStore::connect(&database.url, &PoolSettings::default())
+        let server = PostgresServer::start();
+        let url = server.url();
+        let store = PostgresStore::connect(&url, &PoolSettings::default())
             .await
             .unwrap();
         behaviour::run_all(&store).await;
@@ -234,12 +304,13 @@ mod tests {
 
     #[tokio::test]
     async fn instances_starting_together_migrate_once() {
-        let database = TestDatabase::create().await;
+        let server = PostgresServer::start();
+        let url = server.url();
         let settings = PoolSettings::default();
         let (a, b, c) = tokio::join!(
-            PostgresStore::connect(&database.url, &settings),
-            PostgresStore::connect(&database.url, &settings),
-            PostgresStore::connect(&database.url, &settings),
+            PostgresStore::connect(&url, &settings),
+            PostgresStore::connect(&url, &settings),
+            PostgresStore::connect(&url, &settings),
         );
         for store in [a.unwrap(), b.unwrap(), c.unwrap()] {
             store.check().await.unwrap();
@@ -248,14 +319,11 @@ mod tests {
 
     #[tokio::test]
     async fn upload_locks_exclude_across_instances() {
-        let database = TestDatabase::create().await;
+        let server = PostgresServer::start();
+        let url = server.url();
         let settings = PoolSettings::default();
-        let one = PostgresStore::connect(&database.url, &settings)
-            .await
-            .unwrap();
-        let two = PostgresStore::connect(&database.url, &settings)
-            .await
-            .unwrap();
+        let one = PostgresStore::connect(&url, &settings).await.unwrap();
+        let two = PostgresStore::connect(&url, &settings).await.unwrap();
         let id = UploadId::random();
         let held = one.lock_upload(id).await.unwrap();
         let waiting = tokio::time::timeout(Duration::from_millis(200), two.lock_upload(id)).await;
@@ -268,6 +336,44 @@ mod tests {
             tokio::time::timeout(Duration::from_secs(1), one.lock_upload(UploadId::random()))
                 .await
                 .expect("independent lock");
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_unavailable_and_berth_recovers_by_itself() {
+        let server = PostgresServer::start();
+        let settings = PoolSettings {
+            acquire_timeout: Duration::from_secs(2),
+            ..PoolSettings::default()
+        };
+        let store = PostgresStore::connect(&server.url(), &settings)
+            .await
+            .unwrap();
+        let repository = berth_oci::RepositoryName::parse("outage").unwrap();
+        let digest = berth_oci::Digest::of(berth_oci::Algorithm::Sha256, b"x");
+        store.link_blob(&repository, &digest, 1).await.unwrap();
+
+        server.stop();
+        let err = store.blob_size(&repository, &digest).await.unwrap_err();
+        assert!(matches!(err, crate::MetaError::Unavailable(_)), "{err:?}");
+        assert!(matches!(
+            store.check().await,
+            Err(crate::MetaError::Unavailable(_))
+        ));
+
+        server.start_again();
+        let mut recovered = false;
+        for _ in 0..50 {
+            if store
+                .blob_size(&repository, &digest)
+                .await
+                .is_ok_and(|size| size == Some(1))
+            {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(recovered, "the pool reconnects once the server is back");
     }
 
     #[test]

@@ -50,6 +50,14 @@ impl Registry {
         })
     }
 
+    /// Records a blob that is already in the blob store, put there by another registry that
+    /// shares the layout (an in-place import of a registry:2 store), as held by `repository`.
+    /// The caller vouches for its presence and size.
+    pub async fn adopt_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
+        self.ensure_writable()?;
+        self.meta.link_blob(repository, digest, size).await.map_err(from_meta)
+    }
+
     /// Removes a blob from a repository. Its bytes stay in storage for other repositories
     /// (garbage collection reclaims unreferenced ones).
     pub async fn delete_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {

@@ -53,6 +53,8 @@ pub struct S3Settings {
     /// profile) are used.
     pub access_key: Option<String>,
     pub secret_key: Option<String>,
+    /// A temporary session token (STS) accompanying the keys.
+    pub session_token: Option<String>,
     /// A prefix under which everything is stored.
     pub root: String,
     /// Path-style requests (`endpoint/bucket/key`), which most self-hosted stores need.
