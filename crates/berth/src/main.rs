@@ -1,10 +1,12 @@
 //! `berth`: a self-hosted container registry in one binary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod backends;
+mod import;
 mod logging;
 mod serve;
 
@@ -23,13 +25,36 @@ struct Cli {
 enum Command {
     /// Run the registry (the default when no command is given).
     Serve(ServeArgs),
+    /// Apply pending database migrations and exit (`serve` also applies them on start).
+    Migrate(ConfigArgs),
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Bring content from another registry's storage into berth.
+    #[command(subcommand)]
+    Import(ImportCommand),
 }
 
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Index an official registry (registry:2) store: repositories, tags, manifests, blobs.
+    /// When SOURCE is berth's own storage, no blob is copied. Safe to run again.
+    RegistryV2 {
+        /// The registry:2 root directory (the one holding docker/registry/v2), or
+        /// s3://BUCKET/PREFIX, reached with berth's storage.s3 endpoint and credentials.
+        source: String,
+        /// berth's config file.
+        #[arg(long, env = "BERTH_CONFIG")]
+        config: Option<PathBuf>,
+        /// berth's data directory (overrides storage.filesystem.rootdirectory).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+/// Where the configuration comes from, and the overrides every command accepts.
 #[derive(clap::Args)]
-struct ServeArgs {
+struct ConfigArgs {
     /// A registry:2-style config.yml. Environment variables (REGISTRY_*, BERTH_*) override it.
     #[arg(env = "BERTH_CONFIG")]
     config: Option<PathBuf>,
@@ -37,6 +62,12 @@ struct ServeArgs {
     /// Overrides storage.filesystem.rootdirectory.
     #[arg(long)]
     data: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Listen address such as ":5000" or "127.0.0.1:5000". Overrides http.addr.
     #[arg(long)]
     addr: Option<String>,
@@ -55,11 +86,105 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve::run(args),
+        Command::Migrate(args) => migrate(args),
         Command::Config(ConfigCommand::Check { file }) => check_config(&file),
+        Command::Import(ImportCommand::RegistryV2 {
+            source,
+            config,
+            data,
+        }) => import_registry_v2(&source, ConfigArgs { config, data }),
     }
 }
 
-fn check_config(file: &std::path::Path) -> ExitCode {
+/// Loads the configuration (file, then environment, then command-line overrides), or says
+/// what is wrong with it.
+fn load_config(args: &ConfigArgs, addr: Option<&str>) -> Result<berth_config::Loaded, ExitCode> {
+    let mut loaded =
+        berth_config::load(args.config.as_deref(), std::env::vars()).map_err(|err| {
+            eprintln!("berth: invalid configuration\n{err}");
+            ExitCode::from(2)
+        })?;
+    if let Some(data) = &args.data {
+        loaded.config.storage.filesystem.rootdirectory = data.clone();
+    }
+    if let Some(addr) = addr {
+        loaded.config.http.addr = addr.parse().map_err(|e| {
+            eprintln!("berth: --addr: {e}");
+            ExitCode::from(2)
+        })?;
+    }
+    Ok(loaded)
+}
+
+/// Runs `work` on a fresh runtime with logging configured, turning its error into exit 1.
+fn run_with_runtime<F>(loaded: &berth_config::Loaded, work: F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<(), String>>,
+{
+    logging::init(&loaded.config.log);
+    for warning in &loaded.warnings {
+        tracing::warn!("configuration: {warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(args: ConfigArgs) -> ExitCode {
+    let loaded = match load_config(&args, None) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let config = loaded.config.clone();
+    run_with_runtime(&loaded, async move {
+        backends::open_metadata(&config).await?;
+        tracing::info!(database = %config.redacted_database_url(), "migrations applied");
+        Ok(())
+    })
+}
+
+fn import_registry_v2(source: &str, args: ConfigArgs) -> ExitCode {
+    let loaded = match load_config(&args, None) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let config = loaded.config.clone();
+    let source = import::Source::parse(source);
+    run_with_runtime(&loaded, async move {
+        let registry = berth_registry::Registry::new(
+            backends::open_blob_store(&config)?,
+            backends::open_metadata(&config).await?,
+            // An import is an administrator's write, whatever the serving mode.
+            berth_registry::Settings::default(),
+        );
+        let report = import::import_registry_v2(&source, &config, &registry).await?;
+        println!(
+            "imported {} repositories: {} blobs ({} copied), {} manifests, {} tags",
+            report.repositories, report.blobs, report.blobs_copied, report.manifests, report.tags
+        );
+        if report.problems.is_empty() {
+            Ok(())
+        } else {
+            for problem in &report.problems {
+                println!("not imported: {problem}");
+            }
+            Err(format!(
+                "{} items could not be imported (listed above)",
+                report.problems.len()
+            ))
+        }
+    })
+}
+
+fn check_config(file: &Path) -> ExitCode {
     match berth_config::load(Some(file), std::env::vars()) {
         Ok(loaded) => {
             print!("{}", berth_config::explain(&loaded));

@@ -8,61 +8,26 @@ use std::time::Duration;
 use berth_api::server::{Server, tls_acceptor};
 use berth_api::{AppState, HttpOptions, UrlPolicy};
 use berth_config::{Config, TlsVersion};
-use berth_meta::SqliteStore;
 use berth_registry::{Registry, Settings};
-use berth_storage::FilesystemStore;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::ServeArgs;
+use crate::{ServeArgs, backends};
 
 pub fn run(args: ServeArgs) -> ExitCode {
-    let mut loaded = match berth_config::load(args.config.as_deref(), std::env::vars()) {
+    let loaded = match crate::load_config(&args.config, args.addr.as_deref()) {
         Ok(loaded) => loaded,
-        Err(err) => {
-            eprintln!("berth: invalid configuration\n{err}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    if let Some(data) = args.data {
-        loaded.config.storage.filesystem.rootdirectory = data;
-    }
-    if let Some(addr) = args.addr {
-        match addr.parse() {
-            Ok(addr) => loaded.config.http.addr = addr,
-            Err(e) => {
-                eprintln!("berth: --addr: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    crate::logging::init(&loaded.config.log);
-    for warning in &loaded.warnings {
-        tracing::warn!("configuration: {warning}");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("the tokio runtime starts");
-    match runtime.block_on(serve(loaded.config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            ExitCode::FAILURE
-        }
-    }
+    let config = loaded.config.clone();
+    crate::run_with_runtime(&loaded, serve(config))
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let root = &config.storage.filesystem.rootdirectory;
-    let blobs = FilesystemStore::open(root)
-        .map_err(|e| format!("opening storage at {}: {e}", root.display()))?;
-    let database_url = config.database_url();
-    let meta = SqliteStore::open_url(&database_url)
-        .await
-        .map_err(|e| format!("opening the database {database_url}: {e}"))?;
+    let blobs = backends::open_blob_store(&config)?;
+    let meta = backends::open_metadata(&config).await?;
     let registry = Arc::new(Registry::new(
-        Arc::new(blobs),
-        Arc::new(meta),
+        blobs,
+        meta,
         Settings {
             delete_enabled: config.storage.delete.enabled,
             read_only: config.storage.maintenance.readonly.enabled,
@@ -98,8 +63,8 @@ async fn serve(config: Config) -> Result<(), String> {
     tracing::info!(
         addr = %local,
         tls = config.http.tls.is_some(),
-        storage = %root.display(),
-        database = %database_url,
+        storage = %backends::describe_storage(&config),
+        database = %config.redacted_database_url(),
         delete_enabled = config.storage.delete.enabled,
         "listening"
     );

@@ -26,6 +26,9 @@ pub(crate) fn settings(config: &Config) -> Vec<Setting> {
         })
     };
     let unset = || "(unset)".to_owned();
+    // A secret's value is never shown, only whether there is one.
+    let secret =
+        |value: &Option<String>| if value.is_some() { "(set)" } else { "(unset)" }.to_owned();
 
     let log = &config.log;
     leaf("log.level", log.level.to_string());
@@ -62,6 +65,42 @@ pub(crate) fn settings(config: &Config) -> Vec<Setting> {
         "storage.filesystem.rootdirectory",
         storage.filesystem.rootdirectory.display().to_string(),
     );
+    match &storage.s3 {
+        None => leaf("storage.s3", unset()),
+        Some(s3) => {
+            leaf("storage.s3.bucket", s3.bucket.clone());
+            leaf("storage.s3.region", s3.region.clone());
+            leaf(
+                "storage.s3.regionendpoint",
+                s3.regionendpoint.clone().unwrap_or_else(unset),
+            );
+            leaf(
+                "storage.s3.accesskey",
+                s3.accesskey.clone().unwrap_or_else(unset),
+            );
+            leaf("storage.s3.secretkey", secret(&s3.secretkey));
+            leaf("storage.s3.sessiontoken", secret(&s3.sessiontoken));
+            leaf(
+                "storage.s3.rootdirectory",
+                if s3.rootdirectory.is_empty() {
+                    "\"\"".to_owned()
+                } else {
+                    s3.rootdirectory.clone()
+                },
+            );
+            leaf("storage.s3.forcepathstyle", s3.forcepathstyle.to_string());
+            leaf("storage.s3.secure", s3.secure.to_string());
+            leaf("storage.s3.chunksize", s3.chunksize.to_string());
+        }
+    }
+    leaf(
+        "storage.redirect.disable",
+        storage.redirect.disable.to_string(),
+    );
+    leaf(
+        "storage.redirect.expiry",
+        format_duration(storage.redirect.expiry),
+    );
     leaf("storage.delete.enabled", storage.delete.enabled.to_string());
     let purging = &storage.maintenance.uploadpurging;
     leaf(
@@ -85,12 +124,21 @@ pub(crate) fn settings(config: &Config) -> Vec<Setting> {
         storage.maintenance.readonly.enabled.to_string(),
     );
 
+    let database = &config.database;
     leaf(
         "database.url",
-        match &config.database.url {
-            Some(url) => url.clone(),
-            None => format!("(unset; using {})", config.database_url()),
+        match &database.url {
+            Some(_) => config.redacted_database_url(),
+            None => format!("(unset; using {})", config.redacted_database_url()),
         },
+    );
+    leaf(
+        "database.maxconnections",
+        database.maxconnections.to_string(),
+    );
+    leaf(
+        "database.connecttimeout",
+        format_duration(database.connecttimeout),
     );
 
     let mut map = |key: &'static str, entries: Vec<(&String, String)>| {
@@ -193,7 +241,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::model::TlsConfig;
+    use crate::model::{S3Config, TlsConfig};
     use crate::schema::{Key, Kind};
 
     fn full_config() -> Config {
@@ -202,6 +250,10 @@ mod tests {
             certificate: "/c.pem".into(),
             key: "/k.pem".into(),
             minimumtls: None,
+        });
+        config.storage.s3 = Some(S3Config {
+            bucket: "b".into(),
+            ..S3Config::default()
         });
         config
     }
@@ -222,7 +274,7 @@ mod tests {
                     Kind::Leaf(_) | Kind::Map(_) => {
                         out.insert(path);
                     }
-                    Kind::Ignored | Kind::Net | Kind::Unsupported => {}
+                    Kind::Ignored | Kind::Net | Kind::Unsupported | Kind::UnsupportedUnless(_) => {}
                 }
             }
         }
@@ -246,6 +298,26 @@ mod tests {
         }
     }
 
+    /// Every key the table marks as a secret shows only whether it is set.
+    #[test]
+    fn secrets_show_only_whether_they_are_set() {
+        let mut config = full_config();
+        let s3 = config.storage.s3.as_mut().unwrap();
+        s3.accesskey = Some("AKIAEXAMPLE".into());
+        s3.secretkey = Some("hunter2".into());
+        s3.sessiontoken = Some("hunter3".into());
+        let mut secrets = 0;
+        for (config, want) in [(&config, "(set)"), (&full_config(), "(unset)")] {
+            for setting in settings(config) {
+                if schema::at(setting.key).unwrap().secret {
+                    assert_eq!(setting.value, want, "{}", setting.path);
+                    secrets += 1;
+                }
+            }
+        }
+        assert_eq!(secrets, 4);
+    }
+
     #[test]
     fn settings_read_like_the_file() {
         let paths: Vec<String> = settings(&Config::default())
@@ -253,7 +325,10 @@ mod tests {
             .map(|s| s.path)
             .collect();
         assert_eq!(paths.first().map(String::as_str), Some("log.level"));
-        assert_eq!(paths.last().map(String::as_str), Some("database.url"));
+        assert_eq!(
+            paths.last().map(String::as_str),
+            Some("database.connecttimeout")
+        );
         let addr = paths.iter().position(|p| p == "http.addr").unwrap();
         let headers = paths.iter().position(|p| p == "http.headers").unwrap();
         let storage = paths

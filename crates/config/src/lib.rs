@@ -20,8 +20,8 @@ pub use explain::explain;
 pub use load::{Loaded, load};
 pub use model::{
     AccessLogConfig, Config, DatabaseConfig, DeleteConfig, FilesystemConfig, HttpConfig, LogConfig,
-    LogFormat, LogLevel, MaintenanceConfig, ReadOnly, StorageConfig, TlsConfig, TlsVersion,
-    UploadPurging,
+    LogFormat, LogLevel, MaintenanceConfig, ReadOnly, RedirectConfig, S3Config, StorageConfig,
+    TlsConfig, TlsVersion, UploadPurging,
 };
 pub use values::{ListenAddr, PublicUrl};
 

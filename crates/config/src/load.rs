@@ -143,6 +143,16 @@ impl Loader {
                 Kind::Ignored => self.ignored(path, Source::File, key),
                 Kind::Net => self.net(path, Source::File, key, value.as_str()),
                 Kind::Unsupported => self.unsupported(path, Source::File, key),
+                Kind::UnsupportedUnless(harmless) => {
+                    let value = match value {
+                        Value::Null => Some(String::new()),
+                        Value::Bool(b) => Some(b.to_string()),
+                        Value::Number(n) => Some(n.to_string()),
+                        Value::String(s) => Some(s),
+                        _ => None,
+                    };
+                    self.unsupported_unless(path, Source::File, key, harmless, value.as_deref());
+                }
             }
         }
         out
@@ -172,6 +182,24 @@ impl Loader {
         self.problem(path, source, format!("not supported yet: {}", key.doc));
     }
 
+    /// A setting berth has only at the values that ask for what it does anyway.
+    fn unsupported_unless(
+        &mut self,
+        path: String,
+        source: Source,
+        key: &Key,
+        harmless: &[&str],
+        value: Option<&str>,
+    ) {
+        // 1/0 from the environment mean true/false, as for berth's own booleans.
+        let value = value.map(|v| parse_bool(v).map_or(v, |b| if b { "true" } else { "false" }));
+        if value.is_some_and(|v| harmless.iter().any(|h| h.eq_ignore_ascii_case(v))) {
+            self.warn(path, source, format!("ignored: {}", key.doc));
+        } else {
+            self.unsupported(path, source, key);
+        }
+    }
+
     fn net(&mut self, path: String, source: Source, key: &Key, value: Option<&str>) {
         match value {
             Some("tcp") => self.warn(path, source, format!("ignored: {}", key.doc)),
@@ -194,6 +222,10 @@ impl Loader {
         let config = self.deserialize(tree);
         if let Some(config) = &config {
             self.validate(config);
+            for (path, message) in config.warnings() {
+                let source = self.origin_of(&path);
+                self.warn(path, source, message);
+            }
         }
         let config = match config {
             Some(config) if self.problems.is_empty() => config,
@@ -298,14 +330,25 @@ impl Loader {
                 let message = format!("is a map; set its entries with {var}_<NAME> variables");
                 self.problem(parts.join("."), source, message);
             }
-            Target::Ignored(parts, key) => self.ignored(parts.join("."), source, key),
+            Target::Ignored(parts, key) => {
+                // As in the file, naming a key creates its section: REGISTRY_STORAGE_S3_V4AUTH
+                // alone is an s3 section without a bucket.
+                self.mapping_at(tree, &parts[..parts.len() - 1], &source);
+                self.ignored(parts.join("."), source, key);
+            }
             Target::Net(parts, key) => self.net(parts.join("."), source, key, Some(value)),
             Target::Unsupported(parts, key) => {
                 if is_kubernetes_service_link(rest, value) {
                     self.service_links.push(var.to_owned());
                 } else {
+                    self.mapping_at(tree, &parts[..parts.len() - 1], &source);
                     self.unsupported(parts.join("."), source, key);
                 }
+            }
+            Target::UnsupportedUnless(parts, key, harmless) => {
+                self.mapping_at(tree, &parts[..parts.len() - 1], &source);
+                let path = parts.join(".");
+                self.unsupported_unless(path, source, key, harmless, Some(value));
             }
             Target::Unknown(parts, message) => {
                 if is_kubernetes_service_link(rest, value) {
@@ -364,8 +407,15 @@ impl Loader {
                         .collect();
                     let path = err.path().to_string();
                     let path = if path == "." { String::new() } else { path };
-                    let source = self.origin_of(&keys.join("."));
-                    self.problem(path, source, err.into_inner().to_string());
+                    let key_path = keys.join(".");
+                    let source = self.origin_of(&key_path);
+                    let message = if schema::at(&key_path).is_some_and(|key| key.secret) {
+                        // serde's messages quote the value ("invalid type: integer `123`").
+                        "invalid value: expected a string (the value is a secret and is not shown; quote it in YAML if it looks like a number)".to_owned()
+                    } else {
+                        err.into_inner().to_string()
+                    };
+                    self.problem(path, source, message);
                     if keys.is_empty() || !remove(&mut tree, &keys) {
                         return None;
                     }
@@ -411,6 +461,7 @@ enum Target {
     Ignored(Vec<String>, &'static Key),
     Net(Vec<String>, &'static Key),
     Unsupported(Vec<String>, &'static Key),
+    UnsupportedUnless(Vec<String>, &'static Key, &'static [&'static str]),
     Unknown(Vec<String>, String),
 }
 
@@ -452,6 +503,13 @@ fn resolve(rest: &str) -> Target {
             }
             Kind::Ignored => return Target::Ignored(parts, key),
             Kind::Unsupported => return Target::Unsupported(parts, key),
+            // A value with keys below it is none of the harmless values.
+            Kind::UnsupportedUnless(_) if !below.is_empty() => {
+                return Target::Unsupported(parts, key);
+            }
+            Kind::UnsupportedUnless(harmless) => {
+                return Target::UnsupportedUnless(parts, key, harmless);
+            }
         }
     }
     Target::Section(parts)

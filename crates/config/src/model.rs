@@ -41,6 +41,25 @@ impl Config {
         }
     }
 
+    /// [`Config::database_url`] with any password replaced by `***`
+    /// (`postgres://user:***@host:5432/db`): safe to log.
+    pub fn redacted_database_url(&self) -> String {
+        values::redact_url(&self.database_url())
+    }
+
+    /// Settings that are valid but have no effect, as `(key path, message)` pairs.
+    pub(crate) fn warnings(&self) -> Vec<(String, String)> {
+        let mut warnings = Vec::new();
+        if !self.storage.redirect.disable && self.storage.s3.is_none() {
+            warnings.push((
+                "storage.redirect.disable".to_owned(),
+                "false has no effect without storage.s3: berth serves blobs on the filesystem itself"
+                    .to_owned(),
+            ));
+        }
+        warnings
+    }
+
     /// Rules beyond what the types enforce, as `(key path, message)` pairs.
     pub(crate) fn validate(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
@@ -96,10 +115,43 @@ impl Config {
             );
         }
 
-        if let Some(url) = &self.database.url
+        if let Some(s3) = &self.storage.s3 {
+            s3.validate(&mut problem);
+        }
+        let expiry = self.storage.redirect.expiry;
+        if expiry.is_zero() {
+            problem(
+                "storage.redirect.expiry",
+                "must be greater than 0 (it is how long a presigned URL stays valid)".into(),
+            );
+        } else if expiry > MAX_PRESIGNED_EXPIRY {
+            problem(
+                "storage.redirect.expiry",
+                format!(
+                    "{} is too long: presigned URLs are valid for at most 168h (7 days)",
+                    values::format_duration(expiry)
+                ),
+            );
+        }
+
+        let database = &self.database;
+        if let Some(url) = &database.url
             && let Err(why) = check_database_url(url)
         {
             problem("database.url", why);
+        }
+        if database.maxconnections == 0 {
+            problem(
+                "database.maxconnections",
+                "must be at least 1 (it is the PostgreSQL connection pool's size)".into(),
+            );
+        }
+        if database.connecttimeout.is_zero() {
+            problem(
+                "database.connecttimeout",
+                "must be greater than 0 (it is how long a request waits for a database connection)"
+                    .into(),
+            );
         }
 
         problems
@@ -141,17 +193,32 @@ fn check_header(name: &str, values: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// A URL berth can open. Messages show it redacted: it may hold a password.
 fn check_database_url(url: &str) -> Result<(), String> {
+    let shown = values::redact_url(url);
     let scheme = url
         .split_once(':')
         .map(|(scheme, _)| scheme.to_ascii_lowercase());
     match scheme.as_deref() {
         Some("sqlite") => Ok(()),
         Some("postgres" | "postgresql") => {
-            Err("PostgreSQL is not supported yet; use a sqlite: URL".into())
+            let invalid = |why: &str| {
+                format!(
+                    "invalid PostgreSQL URL {shown:?}: {why}; expected e.g. \"postgres://berth:PASSWORD@db.example.com:5432/berth\""
+                )
+            };
+            // Parsed as the driver will parse it; url's own messages quote nothing.
+            let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+            if parsed.cannot_be_a_base() {
+                return Err(invalid("missing \"//\" after the scheme"));
+            }
+            if parsed.fragment().is_some() {
+                return Err(invalid("must not have a fragment (#)"));
+            }
+            Ok(())
         }
         _ => Err(format!(
-            "invalid database URL {url:?}: only SQLite is supported, e.g. \"sqlite:///var/lib/berth/berth.db\""
+            "invalid database URL {shown:?}: expected a sqlite: or postgres:// URL, e.g. \"sqlite:///var/lib/berth/berth.db\" or \"postgres://berth:PASSWORD@db.example.com:5432/berth\""
         )),
     }
 }
@@ -363,6 +430,222 @@ pub struct StorageConfig {
     pub filesystem: FilesystemConfig,
     pub delete: DeleteConfig,
     pub maintenance: MaintenanceConfig,
+    /// registry:2's `storage.s3`: blobs in an S3-compatible bucket; `None` when absent,
+    /// which keeps them under `filesystem.rootdirectory`.
+    pub s3: Option<S3Config>,
+    /// registry:2's `storage.redirect`.
+    pub redirect: RedirectConfig,
+}
+
+/// Blob storage in an S3-compatible bucket (registry:2's `storage.s3`).
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Required; validation rejects an empty name.
+    pub bucket: String,
+    pub region: String,
+    /// A custom endpoint, as registry:2 writes it: `http://127.0.0.1:3900`, or
+    /// `minio.example.com:9000` with the scheme chosen by `secure`. See [`S3Config::endpoint`].
+    /// An empty value means unset, as in registry:2.
+    #[serde(deserialize_with = "values::non_empty")]
+    pub regionendpoint: Option<String>,
+    /// Both `accesskey` and `secretkey`, or neither (then AWS's usual credential sources:
+    /// environment, shared files, instance profile). An empty value means unset.
+    #[serde(deserialize_with = "values::non_empty")]
+    pub accesskey: Option<String>,
+    /// A secret: not shown by `explain`, `Debug` or any error message.
+    #[serde(deserialize_with = "values::non_empty")]
+    pub secretkey: Option<String>,
+    /// A temporary (STS) session token for the keys (berth's own key); a secret too.
+    #[serde(deserialize_with = "values::non_empty")]
+    pub sessiontoken: Option<String>,
+    /// The prefix inside the bucket, without leading or trailing '/'; empty for none.
+    #[serde(deserialize_with = "values::object_prefix")]
+    pub rootdirectory: String,
+    pub forcepathstyle: bool,
+    /// Whether a `regionendpoint` without a scheme is reached over https.
+    pub secure: bool,
+    /// The multipart upload part size in bytes.
+    #[serde(deserialize_with = "values::byte_count")]
+    pub chunksize: u64,
+}
+
+/// S3's smallest part (every part but the last must be at least this big).
+const MIN_CHUNK_SIZE: u64 = 5 * 1024 * 1024;
+/// S3's largest part.
+const MAX_CHUNK_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// The longest validity SigV4 allows a presigned URL.
+const MAX_PRESIGNED_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl S3Config {
+    /// The endpoint as a URL: `regionendpoint` with its scheme (in lower case), or with
+    /// `https://` (when `secure`) or `http://` prepended when it has none; `None` when there
+    /// is no `regionendpoint` (AWS's endpoint for the region).
+    pub fn endpoint(&self) -> Option<String> {
+        let endpoint = self.regionendpoint.as_deref()?;
+        Some(match endpoint.split_once("://") {
+            Some((scheme, rest)) => format!("{}://{rest}", scheme.to_ascii_lowercase()),
+            None if self.secure => format!("https://{endpoint}"),
+            None => format!("http://{endpoint}"),
+        })
+    }
+
+    fn validate(&self, problem: &mut impl FnMut(&str, String)) {
+        let path = |key: &str| format!("storage.s3.{key}");
+        if self.bucket.is_empty() {
+            problem(
+                &path("bucket"),
+                "required when storage.s3 is set: the name of the bucket to store blobs in".into(),
+            );
+        } else if self.bucket.contains('/') {
+            problem(
+                &path("bucket"),
+                format!(
+                    "invalid bucket name {:?}: a bucket name has no '/'; put a prefix inside the bucket in storage.s3.rootdirectory",
+                    self.bucket
+                ),
+            );
+        } else if self
+            .bucket
+            .contains(|c: char| c.is_whitespace() || c.is_control())
+        {
+            problem(
+                &path("bucket"),
+                format!(
+                    "invalid bucket name {:?}: must not contain spaces",
+                    self.bucket
+                ),
+            );
+        }
+        if self.region.is_empty() {
+            problem(
+                &path("region"),
+                "must not be empty; S3-compatible stores that ignore regions accept us-east-1"
+                    .into(),
+            );
+        }
+        if let Some(endpoint) = self.endpoint()
+            && let Err(why) = check_endpoint(&endpoint)
+        {
+            problem(&path("regionendpoint"), why);
+        }
+        match (&self.accesskey, &self.secretkey) {
+            (Some(_), None) => problem(
+                &path("secretkey"),
+                "required when storage.s3.accesskey is set".into(),
+            ),
+            (None, Some(_)) => problem(
+                &path("accesskey"),
+                "required when storage.s3.secretkey is set".into(),
+            ),
+            _ => {}
+        }
+        if self.sessiontoken.is_some() && self.accesskey.is_none() && self.secretkey.is_none() {
+            problem(
+                &path("sessiontoken"),
+                "a session token needs storage.s3.accesskey and storage.s3.secretkey".into(),
+            );
+        }
+        if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&self.chunksize) {
+            problem(
+                &path("chunksize"),
+                format!(
+                    "{} is out of range: S3 parts are from {MIN_CHUNK_SIZE} (5 MiB) to {MAX_CHUNK_SIZE} (5 GiB) bytes",
+                    self.chunksize
+                ),
+            );
+        }
+    }
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            bucket: String::new(),
+            region: "us-east-1".to_owned(),
+            regionendpoint: None,
+            accesskey: None,
+            secretkey: None,
+            sessiontoken: None,
+            rootdirectory: String::new(),
+            forcepathstyle: false,
+            secure: true,
+            chunksize: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// Shows whether the secrets are set, never their values.
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = |value: &Option<String>| if value.is_some() { "(set)" } else { "(unset)" };
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("regionendpoint", &self.regionendpoint)
+            .field("accesskey", &self.accesskey)
+            .field("secretkey", &secret(&self.secretkey))
+            .field("sessiontoken", &secret(&self.sessiontoken))
+            .field("rootdirectory", &self.rootdirectory)
+            .field("forcepathstyle", &self.forcepathstyle)
+            .field("secure", &self.secure)
+            .field("chunksize", &self.chunksize)
+            .finish()
+    }
+}
+
+/// An endpoint URL that object_store can use: http or https, a host, nothing else but a
+/// port and a path.
+fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(endpoint);
+    if let Ok(url) = &parsed
+        && (!url.username().is_empty() || url.password().is_some())
+    {
+        // Not quoted: the part before '@' may be a password.
+        return Err(
+            "must not contain a user name or password; set storage.s3.accesskey and storage.s3.secretkey"
+                .into(),
+        );
+    }
+    let shown = values::redact_url(endpoint);
+    let invalid = |why: &str| {
+        format!(
+            "invalid endpoint {shown:?}: {why}; expected e.g. \"http://127.0.0.1:3900\" or \"minio.example.com:9000\""
+        )
+    };
+    let url = parsed.map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("must be an http:// or https:// URL"));
+    }
+    if url.host().is_none() {
+        return Err(invalid("has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("must not have a query or fragment"));
+    }
+    Ok(())
+}
+
+/// registry:2's `storage.redirect`: whether blob downloads are redirected to the object
+/// store. Unlike registry:2, berth streams them itself unless told otherwise.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedirectConfig {
+    /// registry:2's key, defaulting to true here: blob GETs stream through berth. false
+    /// redirects clients to presigned URLs of `storage.s3` (no effect without it).
+    pub disable: bool,
+    /// How long a presigned URL stays valid (berth's own key; registry:2 fixes 20 minutes).
+    #[serde(deserialize_with = "values::duration")]
+    pub expiry: Duration,
+}
+
+impl Default for RedirectConfig {
+    fn default() -> Self {
+        RedirectConfig {
+            disable: true,
+            expiry: Duration::from_secs(20 * 60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -422,9 +705,39 @@ pub struct ReadOnly {
     pub enabled: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+/// The metadata database (berth's own section).
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// berth's own key; unset means a SQLite file in the storage root directory.
+    /// A `sqlite:` or `postgres://` (`postgresql://`) URL; unset means a SQLite file in the
+    /// storage root directory. It may hold a password: log
+    /// [`Config::redacted_database_url`] instead.
     pub url: Option<String>,
+    /// The PostgreSQL connection pool's size; ignored for SQLite.
+    #[serde(deserialize_with = "values::count")]
+    pub maxconnections: u32,
+    /// How long a request waits for a database connection before it is answered 503.
+    #[serde(deserialize_with = "values::duration")]
+    pub connecttimeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            maxconnections: 16,
+            connecttimeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Shows the URL with its password redacted.
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_deref().map(values::redact_url))
+            .field("maxconnections", &self.maxconnections)
+            .field("connecttimeout", &self.connecttimeout)
+            .finish()
+    }
 }

@@ -22,6 +22,11 @@ pub(crate) enum Kind {
     /// A registry:2 feature berth does not have yet; ignoring it would change behaviour or
     /// security, so it is an error. The doc says what berth does instead.
     Unsupported,
+    /// A registry:2 setting berth does not have, whose listed values (compared ignoring case;
+    /// "" also matches an empty value, "false" also 0) ask for what berth does anyway: those
+    /// are accepted with the doc as the warning, any other value is `Unsupported`. registry:2
+    /// files often spell out such defaults (`encrypt: false`), and they must not be errors.
+    UnsupportedUnless(&'static [&'static str]),
 }
 
 #[derive(Clone, Copy)]
@@ -45,10 +50,26 @@ pub(crate) struct Key {
     pub kind: Kind,
     /// The one-line meaning shown by `explain`, or the reason for `Ignored`/`Unsupported`.
     pub doc: &'static str,
+    /// A credential: `explain` shows only whether it is set, and no error message quotes it.
+    pub secret: bool,
 }
 
 const fn key(name: &'static str, kind: Kind, doc: &'static str) -> Key {
-    Key { name, kind, doc }
+    Key {
+        name,
+        kind,
+        doc,
+        secret: false,
+    }
+}
+
+const fn secret(name: &'static str, doc: &'static str) -> Key {
+    Key {
+        name,
+        kind: TEXT,
+        doc,
+        secret: true,
+    }
 }
 
 const fn section(name: &'static str, keys: &'static [Key], doc: &'static str) -> Key {
@@ -63,10 +84,115 @@ const fn unsupported(name: &'static str, why: &'static str) -> Key {
     key(name, Kind::Unsupported, why)
 }
 
+const fn unsupported_unless(
+    name: &'static str,
+    harmless: &'static [&'static str],
+    why: &'static str,
+) -> Key {
+    key(name, Kind::UnsupportedUnless(harmless), why)
+}
+
 const TEXT: Kind = Kind::Leaf(EnvValue::Text);
 const BOOL: Kind = Kind::Leaf(EnvValue::Bool);
 
-const OTHER_DRIVER: &str = "berth stores data on the local filesystem only (storage.filesystem)";
+const OTHER_DRIVER: &str = "berth stores blobs on the filesystem or S3-compatible storage (storage.filesystem or storage.s3)";
+
+const MULTIPART_COPY: &str = "berth copies objects server-side in one request, and by streaming them above S3's 5 GiB copy limit";
+
+/// registry:2's `storage.s3`, with berth's own `sessiontoken`.
+static S3: &[Key] = &[
+    key(
+        "bucket",
+        TEXT,
+        "bucket holding blobs and uploads (required)",
+    ),
+    key(
+        "region",
+        TEXT,
+        "region of the bucket, also used to sign requests to a regionendpoint",
+    ),
+    key(
+        "regionendpoint",
+        TEXT,
+        "endpoint of an S3-compatible store, e.g. http://127.0.0.1:3900; unset means AWS",
+    ),
+    key(
+        "accesskey",
+        TEXT,
+        "access key ID; unset uses AWS's usual credential sources (environment, instance profile)",
+    ),
+    secret("secretkey", "secret access key; required with accesskey"),
+    secret(
+        "sessiontoken",
+        "temporary (STS) session token accompanying accesskey and secretkey",
+    ),
+    key(
+        "rootdirectory",
+        TEXT,
+        "prefix inside the bucket under which everything is stored; empty means the bucket's root",
+    ),
+    key(
+        "forcepathstyle",
+        BOOL,
+        "path-style requests (endpoint/bucket/key), which most self-hosted stores need",
+    ),
+    key(
+        "secure",
+        BOOL,
+        "use https for a regionendpoint written without a scheme",
+    ),
+    key(
+        "chunksize",
+        TEXT,
+        "multipart upload part size in bytes, from 5242880 (5 MiB) to 5368709120 (5 GiB)",
+    ),
+    ignored(
+        "v4auth",
+        "berth always signs requests with AWS Signature Version 4",
+    ),
+    ignored("multipartcopychunksize", MULTIPART_COPY),
+    ignored("multipartcopymaxconcurrency", MULTIPART_COPY),
+    ignored("multipartcopythresholdsize", MULTIPART_COPY),
+    ignored(
+        "loglevel",
+        "berth has no separate log level for the object store; use log.level",
+    ),
+    unsupported_unless(
+        "encrypt",
+        &["false"],
+        "berth does not ask for server-side encryption; set default encryption on the bucket instead",
+    ),
+    unsupported_unless(
+        "keyid",
+        &[""],
+        "berth cannot encrypt with a KMS key; set default encryption on the bucket instead",
+    ),
+    unsupported_unless(
+        "skipverify",
+        &["false"],
+        "berth always verifies the store's TLS certificate; add its CA to the system's trust store",
+    ),
+    unsupported_unless(
+        "storageclass",
+        &["STANDARD", "NONE"],
+        "berth stores objects in the bucket's default storage class; use a lifecycle rule to change it",
+    ),
+    unsupported_unless(
+        "objectacl",
+        &["private"],
+        "berth sets no ACL on objects, which keeps them private",
+    ),
+    unsupported_unless(
+        "usedualstack",
+        &["false"],
+        "berth uses the region's standard endpoint; set regionendpoint to a dual-stack endpoint instead",
+    ),
+    unsupported_unless(
+        "accelerate",
+        &["false"],
+        "berth does not use S3 Transfer Acceleration",
+    ),
+];
 
 pub(crate) static ROOT: &[Key] = &[
     ignored("version", ""),
@@ -186,11 +312,32 @@ pub(crate) static ROOT: &[Key] = &[
                     key(
                         "rootdirectory",
                         TEXT,
-                        "directory holding blobs, uploads and (by default) the metadata database",
+                        "directory holding blobs, uploads and the default SQLite database; with storage.s3 only the database",
                     ),
                     ignored(
                         "maxthreads",
                         "berth does not limit filesystem threads the way registry:2's Go runtime needed",
+                    ),
+                ],
+                "",
+            ),
+            section(
+                "s3",
+                S3,
+                "store blobs in an S3-compatible bucket; unset stores them under storage.filesystem",
+            ),
+            section(
+                "redirect",
+                &[
+                    key(
+                        "disable",
+                        BOOL,
+                        "stream blob downloads through berth; false redirects clients to presigned storage.s3 URLs",
+                    ),
+                    key(
+                        "expiry",
+                        TEXT,
+                        "how long a presigned URL that a client is redirected to stays valid",
                     ),
                 ],
                 "",
@@ -238,8 +385,6 @@ pub(crate) static ROOT: &[Key] = &[
                 "",
             ),
             ignored("cache", "berth's metadata database is its cache"),
-            ignored("redirect", "redirects only apply to object-store drivers"),
-            unsupported("s3", OTHER_DRIVER),
             unsupported("gcs", OTHER_DRIVER),
             unsupported("azure", OTHER_DRIVER),
             unsupported("swift", OTHER_DRIVER),
@@ -250,11 +395,23 @@ pub(crate) static ROOT: &[Key] = &[
     ),
     section(
         "database",
-        &[key(
-            "url",
-            TEXT,
-            "metadata database (sqlite: only); unset means berth.db in the storage root directory",
-        )],
+        &[
+            key(
+                "url",
+                TEXT,
+                "metadata database, a sqlite: or postgres:// URL; unset means berth.db in storage.filesystem.rootdirectory",
+            ),
+            key(
+                "maxconnections",
+                TEXT,
+                "PostgreSQL connection pool size (ignored for SQLite)",
+            ),
+            key(
+                "connecttimeout",
+                TEXT,
+                "how long a request waits for a database connection before it is answered 503",
+            ),
+        ],
         "",
     ),
     ignored(
@@ -303,7 +460,12 @@ pub(crate) fn at(path: &str) -> Option<&'static Key> {
 pub(crate) fn unknown_key(keys: &[Key], name: &str) -> String {
     let accepted: Vec<&str> = keys
         .iter()
-        .filter(|k| !matches!(k.kind, Kind::Ignored | Kind::Unsupported | Kind::Net))
+        .filter(|k| {
+            !matches!(
+                k.kind,
+                Kind::Ignored | Kind::Unsupported | Kind::UnsupportedUnless(_) | Kind::Net
+            )
+        })
         .map(|k| k.name)
         .collect();
     let mut message = format!("unknown key; expected one of {}", accepted.join(", "));
@@ -374,6 +536,25 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_marked_in_the_table() {
+        fn secrets(keys: &[Key], prefix: &str, out: &mut Vec<String>) {
+            for key in keys {
+                let path = format!("{prefix}{}", key.name);
+                if key.secret {
+                    assert!(matches!(key.kind, Kind::Leaf(EnvValue::Text)), "{path}");
+                    out.push(path.clone());
+                }
+                if let Kind::Section(children) = key.kind {
+                    secrets(children, &format!("{path}."), out);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        secrets(ROOT, "", &mut found);
+        assert_eq!(found, ["storage.s3.secretkey", "storage.s3.sessiontoken"]);
+    }
+
+    #[test]
     fn unknown_keys_suggest_the_nearest() {
         let storage = match at("storage").unwrap().kind {
             Kind::Section(keys) => keys,
@@ -381,12 +562,22 @@ mod tests {
         };
         assert_eq!(
             unknown_key(storage, "filesystm"),
-            "unknown key; expected one of filesystem, delete, maintenance (did you mean filesystem?)"
+            "unknown key; expected one of filesystem, s3, redirect, delete, maintenance (did you mean filesystem?)"
         );
         assert_eq!(
             unknown_key(storage, "bogus"),
-            "unknown key; expected one of filesystem, delete, maintenance"
+            "unknown key; expected one of filesystem, s3, redirect, delete, maintenance"
         );
+        let s3 = match at("storage.s3").unwrap().kind {
+            Kind::Section(keys) => keys,
+            _ => unreachable!(),
+        };
+        // Ignored and unsupported keys are not offered.
+        assert_eq!(
+            unknown_key(s3, "endpoint"),
+            "unknown key; expected one of bucket, region, regionendpoint, accesskey, secretkey, sessiontoken, rootdirectory, forcepathstyle, secure, chunksize"
+        );
+        assert!(unknown_key(s3, "bukcet").ends_with("(did you mean bucket?)"));
         assert_eq!(
             unknown_key(ROOT, "foo"),
             "unknown key; expected one of log, http, storage, database"

@@ -270,6 +270,152 @@ pub(crate) fn parse_proxy(s: &str) -> Result<IpNet, String> {
         })
 }
 
+/// Parses a whole number written as digits only (an environment variable's text, or a
+/// quoted YAML value): no sign, no separators, no unit.
+pub(crate) fn parse_whole_number(s: &str) -> Result<u64, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "invalid number {s:?}: expected digits only (a whole number, no unit)"
+        ));
+    }
+    s.parse()
+        .map_err(|_| format!("invalid number {s:?}: too large"))
+}
+
+/// Deserializes a whole number written as an integer or as a string of digits (which is what
+/// an environment variable gives), reporting `expecting` on a wrong type.
+fn whole_number<'de, D, T>(d: D, expecting: &'static str) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    struct Whole<T>(&'static str, PhantomData<T>);
+
+    impl<T: TryFrom<u64>> Visitor<'_> for Whole<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            T::try_from(v).map_err(|_| E::custom(format!("invalid number {v}: too large")))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            match u64::try_from(v) {
+                Ok(v) => self.visit_u64(v),
+                Err(_) => Err(E::custom(format!(
+                    "invalid number {v}: must not be negative"
+                ))),
+            }
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            self.visit_u64(parse_whole_number(v).map_err(E::custom)?)
+        }
+    }
+
+    d.deserialize_any(Whole(expecting, PhantomData))
+}
+
+/// `deserialize_with` for sizes in bytes: an integer or a string of digits.
+pub(crate) fn byte_count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    whole_number(d, "a whole number of bytes, e.g. 10485760")
+}
+
+/// `deserialize_with` for counts: an integer or a string of digits.
+pub(crate) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    whole_number(d, "a whole number, e.g. 16")
+}
+
+/// `deserialize_with` for optional text where empty means unset, as registry:2 treats its
+/// S3 credentials and endpoint (`REGISTRY_STORAGE_S3_ACCESSKEY=` in a compose file).
+pub(crate) fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    Ok(text.filter(|t| !t.is_empty()))
+}
+
+/// `deserialize_with` for a key prefix inside a bucket: registry:2 users write "/registry",
+/// object keys have no leading '/', and berth appends "/..." itself.
+pub(crate) fn object_prefix<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let prefix = Option::<String>::deserialize(d)?.unwrap_or_default();
+    Ok(prefix.trim_matches('/').to_owned())
+}
+
+/// `url` with every password replaced by `***`: the one in its user information
+/// (`postgres://user:***@host/db`) and a `password` query parameter (which libpq and sqlx
+/// accept). Safe to log and to show in error messages, including for URLs too malformed to
+/// parse: then anything that might be user information is redacted.
+pub(crate) fn redact_url(url: &str) -> String {
+    const MASK: &str = "***";
+    let mut out = url.to_owned();
+
+    // The query first, so that the offsets of the user information stay valid.
+    let query_start = out.find(['?', '#']).unwrap_or(out.len());
+    if out[query_start..].starts_with('?') {
+        let query_end = out[query_start..]
+            .find('#')
+            .map_or(out.len(), |i| query_start + i);
+        let query = &out[query_start + 1..query_end];
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| {
+                let (name, _) = pair.split_once('=').unwrap_or((pair, ""));
+                let decoded: String = url::form_urlencoded::parse(name.as_bytes())
+                    .map(|(k, _)| k.into_owned())
+                    .collect();
+                if decoded.eq_ignore_ascii_case("password") {
+                    format!("{name}={MASK}")
+                } else {
+                    pair.to_owned()
+                }
+            })
+            .collect();
+        out.replace_range(query_start + 1..query_end, &redacted.join("&"));
+    }
+
+    let Some(scheme_end) = out[..query_start].find("://") else {
+        // Not an authority URL ("postgres:user:password@host" is one only to a human). Its
+        // paths have no credentials when it is SQLite's; otherwise hide everything from the
+        // first ':' to the last '@', which covers a password wherever it is.
+        let sqlite = out
+            .split_once(':')
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("sqlite"));
+        if !sqlite
+            && let Some(at) = out.rfind('@')
+            && let Some(colon) = out[..at].find(':')
+            && colon + 1 < at
+        {
+            out.replace_range(colon + 1..at, MASK);
+        }
+        return out;
+    };
+    let start = scheme_end + 3;
+    let before_query = &out[start..query_start];
+    // A URL's user information is what precedes the last '@' of the authority, which ends at
+    // the first '/'. A password with an unencoded '/', '?' or '#' makes the URL malformed
+    // (no parser reads it as the user meant); then take the last '@' of all instead.
+    let authority = before_query
+        .find('/')
+        .map_or(before_query, |i| &before_query[..i]);
+    let at = match authority.rfind('@') {
+        Some(at) => Some(at),
+        None if url::Url::parse(url).is_err() => out[start..].rfind('@'),
+        None => None,
+    };
+    let Some(at) = at else {
+        return out;
+    };
+    let userinfo = &out[start..start + at];
+    if let Some(colon) = userinfo.find(':')
+        && colon + 1 < userinfo.len()
+    {
+        out.replace_range(start + colon + 1..start + at, MASK);
+    }
+    out
+}
+
 /// Deserializes any `FromStr` type from a string, reporting `expecting` on a wrong type.
 pub(crate) fn parsed<'de, D, T>(d: D, expecting: &'static str) -> Result<T, D::Error>
 where
@@ -622,6 +768,69 @@ mod tests {
             ("t", None),
         ] {
             assert_eq!(parse_bool(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn whole_numbers() {
+        assert_eq!(parse_whole_number("0"), Ok(0));
+        assert_eq!(parse_whole_number("10485760"), Ok(10_485_760));
+        assert_eq!(parse_whole_number("007"), Ok(7));
+        for bad in ["", "+1", "-1", "1.0", "1e6", " 1", "1_000", "10MiB"] {
+            let err = parse_whole_number(bad).unwrap_err();
+            assert!(err.contains("expected digits only"), "{bad}: {err}");
+        }
+        assert!(
+            parse_whole_number("18446744073709551616")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        let cases: &[(&str, &str)] = &[
+            ("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db"),
+            ("postgres://u:p%40w%2F@h/db", "postgres://u:***@h/db"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("postgres://h/db", "postgres://h/db"),
+            ("postgres://u:@h/db", "postgres://u:@h/db"),
+            ("postgres://:pw@h", "postgres://:***@h"),
+            // A raw '@' in the password: the user information ends at the last '@'.
+            ("postgres://u:p@w@h/db", "postgres://u:***@h/db"),
+            // A raw '/' makes the URL unparseable; the password is still hidden.
+            ("postgres://u:p/w@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:p?w@h/db", "postgres://u:***@h/db"),
+            // '@' in a well-formed URL's path or query is not user information.
+            ("postgres://h/d@b", "postgres://h/d@b"),
+            (
+                "postgres://h:5432/db?application_name=a@b",
+                "postgres://h:5432/db?application_name=a@b",
+            ),
+            (
+                "postgres://h/db?password=pw&sslmode=require",
+                "postgres://h/db?password=***&sslmode=require",
+            ),
+            (
+                "postgres://h/db?pass%77ord=pw",
+                "postgres://h/db?pass%77ord=***",
+            ),
+            ("postgres://h/db?password", "postgres://h/db?password=***"),
+            ("postgres://h/db#password=x", "postgres://h/db#password=x"),
+            ("postgres:u:pw@h", "postgres:***@h"),
+            ("u:pw@h/db", "u:***@h/db"),
+            (
+                "sqlite:///srv/a:b@c/berth.db",
+                "sqlite:///srv/a:b@c/berth.db",
+            ),
+            ("sqlite:/srv/a:b@c/berth.db", "sqlite:/srv/a:b@c/berth.db"),
+            ("sqlite:berth.db?mode=rwc", "sqlite:berth.db?mode=rwc"),
+            ("sqlite:b.db?x=http://u:pw@h", "sqlite:b.db?x=http://u:pw@h"),
+            ("postgres://u:p#w@h/db", "postgres://u:***@h/db"),
+            ("", ""),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), *want, "{url}");
         }
     }
 

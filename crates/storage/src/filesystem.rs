@@ -281,169 +281,39 @@ impl BlobStore for FilesystemStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_oci::{Algorithm, DigestHasher};
+    use berth_oci::Algorithm;
     use futures_util::stream;
 
-    fn body(chunks: Vec<&'static [u8]>) -> ByteStream {
-        Box::pin(stream::iter(
-            chunks.into_iter().map(|c| Ok(Bytes::from_static(c))),
-        ))
-    }
-
-    async fn collect(content: BlobContent) -> Vec<u8> {
-        let BlobContent::Stream(mut s) = content else {
-            panic!("filesystem stores stream")
-        };
-        let mut out = Vec::new();
-        while let Some(chunk) = s.next().await {
-            out.extend_from_slice(&chunk.unwrap());
-        }
-        out
+    #[tokio::test]
+    async fn passes_the_behaviour_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::open(dir.path()).unwrap();
+        let other = FilesystemStore::open(dir.path()).unwrap();
+        crate::behaviour::run_all(&store, &other, WRITE_BLOCK).await;
     }
 
     #[tokio::test]
-    async fn upload_commit_and_ranged_read() {
+    async fn blobs_use_the_official_registry_layout() {
         let dir = tempfile::tempdir().unwrap();
         let store = FilesystemStore::open(dir.path()).unwrap();
         let id = UploadId::random();
         store.create_upload(id).await.unwrap();
+        let body: ByteStream = Box::pin(stream::iter([Ok(Bytes::from_static(b"layout"))]));
+        store.write_upload(id, 0, body).await.unwrap();
+        let digest = Digest::of(Algorithm::Sha256, b"layout");
+        store.commit_upload(id, 6, &digest).await.unwrap();
+        let expected = dir
+            .path()
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&digest.hex()[..2])
+            .join(digest.hex())
+            .join("data");
+        assert_eq!(fs::read(expected).unwrap(), b"layout");
         assert_eq!(
-            store
-                .write_upload(id, 0, body(vec![b"hello ", b"wor"]))
-                .await
-                .unwrap(),
-            9
+            fs::read_dir(dir.path().join("berth/uploads"))
+                .unwrap()
+                .count(),
+            0
         );
-        assert_eq!(
-            store.write_upload(id, 9, body(vec![b"ld"])).await.unwrap(),
-            2
-        );
-        let digest = Digest::of(Algorithm::Sha256, b"hello world");
-        store.commit_upload(id, 11, &digest).await.unwrap();
-
-        let path = store.blob_path(&digest);
-        assert!(path.ends_with(format!(
-            "docker/registry/v2/blobs/sha256/{}/{}/data",
-            &digest.hex()[..2],
-            digest.hex()
-        )));
-        assert_eq!(
-            collect(store.read_blob(&digest, None).await.unwrap()).await,
-            b"hello world"
-        );
-        let range = ByteRange { start: 6, end: 10 };
-        assert_eq!(
-            collect(store.read_blob(&digest, Some(range)).await.unwrap()).await,
-            b"world"
-        );
-        assert!(
-            store.list_uploads().await.unwrap().is_empty(),
-            "the upload became the blob"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_rewrite_at_an_offset_discards_what_followed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FilesystemStore::open(dir.path()).unwrap();
-        let id = UploadId::random();
-        store.create_upload(id).await.unwrap();
-        store
-            .write_upload(id, 0, body(vec![b"abcXXXXXX"]))
-            .await
-            .unwrap();
-        // Only 3 bytes were acknowledged; the client resumes at 3.
-        store.write_upload(id, 3, body(vec![b"def"])).await.unwrap();
-        let mut read = Vec::new();
-        let mut s = store.read_upload(id, 6).await.unwrap();
-        while let Some(c) = s.next().await {
-            read.extend_from_slice(&c.unwrap());
-        }
-        assert_eq!(read, b"abcdef");
-    }
-
-    #[tokio::test]
-    async fn commit_truncates_to_the_acknowledged_size_and_dedupes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FilesystemStore::open(dir.path()).unwrap();
-        let digest = Digest::of(Algorithm::Sha256, b"abc");
-        for _ in 0..2 {
-            let id = UploadId::random();
-            store.create_upload(id).await.unwrap();
-            store
-                .write_upload(id, 0, body(vec![b"abcjunk"]))
-                .await
-                .unwrap();
-            store.commit_upload(id, 3, &digest).await.unwrap();
-        }
-        assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), b"abc");
-        assert!(store.list_uploads().await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn large_writes_cross_block_boundaries() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FilesystemStore::open(dir.path()).unwrap();
-        let id = UploadId::random();
-        store.create_upload(id).await.unwrap();
-        // 3.5 blocks in odd-sized chunks.
-        let data: Vec<u8> = (0..(WRITE_BLOCK * 7 / 2))
-            .map(|i| (i % 251) as u8)
-            .collect();
-        let chunks: Vec<io::Result<Bytes>> = data
-            .chunks(77_777)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect();
-        let written = store
-            .write_upload(id, 0, Box::pin(stream::iter(chunks)))
-            .await
-            .unwrap();
-        assert_eq!(written, data.len() as u64);
-        let mut hasher = DigestHasher::new(Algorithm::Sha256);
-        hasher.update(&data);
-        let digest = hasher.finish();
-        store.commit_upload(id, written, &digest).await.unwrap();
-        assert_eq!(
-            collect(store.read_blob(&digest, None).await.unwrap()).await,
-            data
-        );
-    }
-
-    #[tokio::test]
-    async fn a_failing_body_is_reported_as_the_clients_failure() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FilesystemStore::open(dir.path()).unwrap();
-        let id = UploadId::random();
-        store.create_upload(id).await.unwrap();
-        let failing: ByteStream = Box::pin(stream::iter(vec![
-            Ok(Bytes::from_static(b"partial")),
-            Err(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                "client went away",
-            )),
-        ]));
-        assert!(matches!(
-            store.write_upload(id, 0, failing).await,
-            Err(StorageError::Body(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn missing_things_are_not_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FilesystemStore::open(dir.path()).unwrap();
-        let digest = Digest::of(Algorithm::Sha256, b"nothing");
-        assert!(matches!(
-            store.read_blob(&digest, None).await,
-            Err(StorageError::NotFound)
-        ));
-        assert!(matches!(
-            store
-                .write_upload(UploadId::random(), 0, body(vec![]))
-                .await,
-            Err(StorageError::NotFound)
-        ));
-        store.delete_upload(UploadId::random()).await.unwrap();
-        store.check().await.unwrap();
     }
 }

@@ -18,8 +18,12 @@ use berth_oci::{ByteRange, Digest, UploadId};
 use bytes::Bytes;
 use futures_util::Stream;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod behaviour;
 mod file_chunks;
 pub mod filesystem;
+#[cfg(any(test, feature = "testing"))]
+pub mod garage_testing;
 pub mod s3;
 
 pub use filesystem::FilesystemStore;

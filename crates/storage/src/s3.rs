@@ -480,3 +480,101 @@ impl BlobStore for S3Store {
         self.s3.delete(&probe).await.map_err(storage_error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::garage_testing::Garage;
+
+    fn body(data: &'static [u8]) -> ByteStream {
+        Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(data))]))
+    }
+
+    #[tokio::test]
+    async fn passes_the_behaviour_suite_on_garage() {
+        let garage = Garage::start();
+        let store = S3Store::new(&garage.settings("suite")).unwrap();
+        let other = S3Store::new(&garage.settings("suite")).unwrap();
+        crate::behaviour::run_all(&store, &other, MIN_PART_SIZE as usize).await;
+    }
+
+    #[tokio::test]
+    async fn layout_redirects_and_outages() {
+        let mut garage = Garage::start();
+        let store = S3Store::new(&garage.settings("/registry/")).unwrap();
+        let id = UploadId::random();
+        store.create_upload(id).await.unwrap();
+        store
+            .write_upload(id, 0, body(b"in the bucket"))
+            .await
+            .unwrap();
+        let digest = Digest::of(berth_oci::Algorithm::Sha256, b"in the bucket");
+        store.commit_upload(id, 13, &digest).await.unwrap();
+
+        // The official registry's layout under the root prefix, and no upload left behind.
+        let keys: Vec<String> = store
+            .s3
+            .list(None)
+            .map_ok(|o| o.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        let hex = digest.hex();
+        assert_eq!(
+            keys,
+            vec![format!(
+                "registry/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+                &hex[..2]
+            )]
+        );
+
+        // With redirects on, a blob GET is a presigned URL that works without credentials.
+        let redirecting = S3Store::new(&S3Settings {
+            redirect: Some(Duration::from_secs(60)),
+            ..garage.settings("registry")
+        })
+        .unwrap();
+        let BlobContent::Redirect(url) = redirecting.read_blob(&digest, None).await.unwrap() else {
+            panic!("expected a redirect")
+        };
+        let fetched = reqwest_get(&url).await;
+        assert_eq!(fetched, b"in the bucket");
+
+        // The store down: unavailable, not "not found"; back up: served again.
+        garage.stop();
+        assert!(matches!(
+            store.read_blob(&digest, None).await,
+            Err(StorageError::Unavailable(_))
+        ));
+        assert!(matches!(
+            store.check().await,
+            Err(StorageError::Unavailable(_))
+        ));
+        garage.start_again();
+        let BlobContent::Stream(content) = store.read_blob(&digest, None).await.unwrap() else {
+            panic!("expected a stream")
+        };
+        let bytes: Vec<Bytes> = content.try_collect().await.unwrap();
+        assert_eq!(bytes.concat(), b"in the bucket");
+    }
+
+    /// A plain HTTP GET, as a client following the redirect would make.
+    async fn reqwest_get(url: &str) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let url = url::Url::parse(url).unwrap();
+        let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+        let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        response[split..].to_vec()
+    }
+}

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
-use crate::model::{LogFormat, LogLevel, TlsVersion};
+use crate::model::{LogFormat, LogLevel, S3Config, TlsVersion};
 
 fn vars(vars: &[(&str, &str)]) -> Vec<(String, String)> {
     vars.iter()
@@ -102,12 +102,19 @@ fn defaults() {
     assert_eq!(purging.interval, Duration::from_secs(24 * 3600));
     assert!(!purging.dryrun);
     assert!(!config.storage.maintenance.readonly.enabled);
+    assert_eq!(config.storage.s3, None);
+    assert!(config.storage.redirect.disable);
+    assert_eq!(config.storage.redirect.expiry, Duration::from_secs(20 * 60));
     assert_eq!(config.database.url, None);
     assert_eq!(config.database_url(), "sqlite://./data/berth.db");
+    assert_eq!(config.redacted_database_url(), "sqlite://./data/berth.db");
+    assert_eq!(config.database.maxconnections, 16);
+    assert_eq!(config.database.connecttimeout, Duration::from_secs(5));
     assert!(loaded.warnings.is_empty());
     assert!(loaded.sources.values().all(|s| *s == Source::Default));
     assert!(loaded.sources.contains_key("http.addr"));
     assert!(loaded.sources.contains_key("http.tls"));
+    assert!(loaded.sources.contains_key("storage.s3"));
 }
 
 #[test]
@@ -275,6 +282,36 @@ fn environment_variables_map_onto_keys() {
             "sqlite:///tmp/b.db",
         ),
         (
+            "BERTH_DATABASE_URL",
+            "postgres://berth:hunter2@db:5432/berth",
+            "database.url",
+            "postgres://berth:***@db:5432/berth",
+        ),
+        (
+            "BERTH_DATABASE_MAXCONNECTIONS",
+            "64",
+            "database.maxconnections",
+            "64",
+        ),
+        (
+            "BERTH_DATABASE_CONNECTTIMEOUT",
+            "1500ms",
+            "database.connecttimeout",
+            "1s500ms",
+        ),
+        (
+            "REGISTRY_STORAGE_REDIRECT_DISABLE",
+            "1",
+            "storage.redirect.disable",
+            "true",
+        ),
+        (
+            "BERTH_STORAGE_REDIRECT_EXPIRY",
+            "1h",
+            "storage.redirect.expiry",
+            "1h",
+        ),
+        (
             "BERTH_HTTP_TRUSTEDPROXIES",
             "10.0.0.0/8,127.0.0.1",
             "http.trustedproxies",
@@ -399,7 +436,7 @@ fn unknown_keys_in_the_file_are_all_reported_with_their_paths() {
     );
     assert_eq!(
         problem(&error, "storage.filesystm").message,
-        "unknown key; expected one of filesystem, delete, maintenance (did you mean filesystem?)"
+        "unknown key; expected one of filesystem, s3, redirect, delete, maintenance (did you mean filesystem?)"
     );
     assert!(
         problem(&error, "http.hots")
@@ -466,7 +503,11 @@ fn environment_variables_naming_unsupported_features_are_errors() {
         ("REGISTRY_AUTH_HTPASSWD_PATH", "auth"),
         ("REGISTRY_AUTH_HTPASSWD_REALM", "auth"),
         ("REGISTRY_PROXY_REMOTEURL", "proxy"),
-        ("REGISTRY_STORAGE_S3_BUCKET", "storage.s3"),
+        ("REGISTRY_STORAGE_GCS_BUCKET", "storage.gcs"),
+        ("REGISTRY_STORAGE_AZURE", "storage.azure"),
+        ("REGISTRY_STORAGE_S3_ENCRYPT", "storage.s3.encrypt"),
+        ("REGISTRY_STORAGE_S3_ENCRYPT_X", "storage.s3.encrypt"),
+        ("REGISTRY_STORAGE_S3_KEYID", "storage.s3.keyid"),
         ("REGISTRY_HTTP_TLS_CLIENTCAS", "http.tls.clientcas"),
         ("REGISTRY_NOTIFICATIONS_ENDPOINTS", "notifications"),
         ("BERTH_AUTH", "auth"),
@@ -532,7 +573,6 @@ fn unsupported_features_in_the_file_are_errors() {
             "compatibility:\n  schema1:\n    enabled: true\n",
             "compatibility",
         ),
-        ("storage:\n  s3:\n    bucket: b\n", "storage.s3"),
         ("storage:\n  gcs:\n    bucket: b\n", "storage.gcs"),
         ("storage:\n  azure:\n    accountname: a\n", "storage.azure"),
         ("storage:\n  swift:\n    container: c\n", "storage.swift"),
@@ -558,6 +598,14 @@ fn unsupported_features_in_the_file_are_errors() {
             p.message
         );
         assert_eq!(p.source, Source::File);
+        if path.starts_with("storage.") {
+            assert!(
+                p.message
+                    .contains("berth stores blobs on the filesystem or S3-compatible storage"),
+                "{}",
+                p.message
+            );
+        }
     }
 }
 
@@ -581,10 +629,6 @@ fn meaningless_registry_keys_are_ignored_with_a_warning() {
         (
             "storage:\n  filesystem:\n    maxthreads: 100\n",
             "storage.filesystem.maxthreads",
-        ),
-        (
-            "storage:\n  redirect:\n    disable: true\n",
-            "storage.redirect",
         ),
         ("health:\n  storagedriver:\n    enabled: true\n", "health"),
         ("log:\n  hooks:\n    - type: mail\n", "log.hooks"),
@@ -760,19 +804,164 @@ fn bad_values_name_their_key() {
             "greater than 0",
         ),
         (
-            "database:\n  url: postgres://db/berth\n",
-            "database.url",
-            "PostgreSQL is not supported yet",
-        ),
-        (
             "database:\n  url: mysql://db/berth\n",
             "database.url",
-            "only SQLite is supported",
+            "invalid database URL \"mysql://db/berth\": expected a sqlite: or postgres:// URL",
         ),
         (
             "database:\n  url: /var/lib/berth.db\n",
             "database.url",
-            "only SQLite is supported",
+            "expected a sqlite: or postgres:// URL",
+        ),
+        (
+            "database:\n  url: \"postgres:berth\"\n",
+            "database.url",
+            "invalid PostgreSQL URL \"postgres:berth\": missing \"//\"",
+        ),
+        (
+            "database:\n  url: postgres://db:port/berth\n",
+            "database.url",
+            "invalid PostgreSQL URL \"postgres://db:port/berth\": invalid port number",
+        ),
+        (
+            "database:\n  maxconnections: 0\n",
+            "database.maxconnections",
+            "must be at least 1",
+        ),
+        (
+            "database:\n  maxconnections: -1\n",
+            "database.maxconnections",
+            "must not be negative",
+        ),
+        (
+            "database:\n  maxconnections: 4294967296\n",
+            "database.maxconnections",
+            "too large",
+        ),
+        (
+            "database:\n  maxconnections: many\n",
+            "database.maxconnections",
+            "invalid number \"many\": expected digits only",
+        ),
+        (
+            "database:\n  maxconnections: 1.5\n",
+            "database.maxconnections",
+            "expected a whole number",
+        ),
+        (
+            "database:\n  connecttimeout: 0s\n",
+            "database.connecttimeout",
+            "must be greater than 0",
+        ),
+        (
+            "database:\n  connecttimeout: 5\n",
+            "database.connecttimeout",
+            "missing unit",
+        ),
+        (
+            "storage:\n  redirect:\n    expiry: 0\n",
+            "storage.redirect.expiry",
+            "must be greater than 0",
+        ),
+        (
+            "storage:\n  redirect:\n    expiry: 169h\n",
+            "storage.redirect.expiry",
+            "169h is too long",
+        ),
+        (
+            "storage:\n  redirect:\n    disable: \"no\"\n",
+            "storage.redirect.disable",
+            "expected a boolean",
+        ),
+        (
+            "storage:\n  s3: bucket\n",
+            "storage.s3",
+            "expected a mapping of keys",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: \"\"\n",
+            "storage.s3.bucket",
+            "required when storage.s3 is set",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b/registry\n",
+            "storage.s3.bucket",
+            "put a prefix inside the bucket in storage.s3.rootdirectory",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    region: \"\"\n",
+            "storage.s3.region",
+            "must not be empty",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    regionendpoint: ftp://files.example.com\n",
+            "storage.s3.regionendpoint",
+            "invalid endpoint \"ftp://files.example.com\": must be an http:// or https:// URL",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    regionendpoint: \"minio:port\"\n",
+            "storage.s3.regionendpoint",
+            "invalid endpoint \"https://minio:port\": invalid port number",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    regionendpoint: http://minio:9000/?x=1\n",
+            "storage.s3.regionendpoint",
+            "must not have a query",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    regionendpoint: http://user:pw@minio:9000\n",
+            "storage.s3.regionendpoint",
+            "must not contain a user name or password",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    accesskey: AKIAEXAMPLE\n",
+            "storage.s3.secretkey",
+            "required when storage.s3.accesskey is set",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    secretkey: s3cr3t\n",
+            "storage.s3.accesskey",
+            "required when storage.s3.secretkey is set",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    sessiontoken: t0k3n\n",
+            "storage.s3.sessiontoken",
+            "needs storage.s3.accesskey and storage.s3.secretkey",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    secretkey: 12345\n",
+            "storage.s3.secretkey",
+            "invalid value: expected a string (the value is a secret and is not shown",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    forcepathstyle: \"true\"\n",
+            "storage.s3.forcepathstyle",
+            "expected a boolean",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    chunksize: 5242879\n",
+            "storage.s3.chunksize",
+            "5242879 is out of range: S3 parts are from 5242880 (5 MiB) to 5368709120 (5 GiB) bytes",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    chunksize: 5368709121\n",
+            "storage.s3.chunksize",
+            "out of range",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    chunksize: 10MiB\n",
+            "storage.s3.chunksize",
+            "invalid number \"10MiB\": expected digits only",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    chunksize: -5242880\n",
+            "storage.s3.chunksize",
+            "must not be negative",
+        ),
+        (
+            "storage:\n  s3:\n    bucket: b\n    unknown: 1\n",
+            "storage.s3.unknown",
+            "unknown key; expected one of bucket, region,",
         ),
         ("http:\n  net: udp\n", "http.net", "expected tcp"),
         ("http:\n  5000: x\n", "http.5000", "keys must be strings"),
@@ -825,9 +1014,51 @@ fn bad_environment_values_name_their_variable() {
         ),
         (
             "BERTH_DATABASE_URL",
-            "postgres://db",
+            "mysql://root:hunter2@db/berth",
             "database.url",
-            "PostgreSQL is not supported yet",
+            "invalid database URL \"mysql://root:***@db/berth\"",
+        ),
+        (
+            "BERTH_DATABASE_MAXCONNECTIONS",
+            "sixteen",
+            "database.maxconnections",
+            "invalid number \"sixteen\": expected digits only",
+        ),
+        (
+            "BERTH_DATABASE_MAXCONNECTIONS",
+            "0",
+            "database.maxconnections",
+            "must be at least 1",
+        ),
+        (
+            "BERTH_DATABASE_CONNECTTIMEOUT",
+            "0",
+            "database.connecttimeout",
+            "must be greater than 0",
+        ),
+        (
+            "REGISTRY_STORAGE_REDIRECT_DISABLE",
+            "no",
+            "storage.redirect.disable",
+            "invalid boolean \"no\"",
+        ),
+        (
+            "REGISTRY_STORAGE_S3_BUCKET",
+            "",
+            "storage.s3.bucket",
+            "required when storage.s3 is set",
+        ),
+        (
+            "REGISTRY_STORAGE_S3_REGION",
+            "eu-west-1",
+            "storage.s3.bucket",
+            "required when storage.s3 is set",
+        ),
+        (
+            "REGISTRY_STORAGE_S3_V4AUTH",
+            "true",
+            "storage.s3.bucket",
+            "required when storage.s3 is set",
         ),
         (
             "REGISTRY_HTTP",
@@ -863,7 +1094,10 @@ log:
   level: loud
 storage:
   filesystm: {}
-  s3: {}
+  gcs: {}
+  s3:
+    chunksize: 1
+    accesskey: AKIAEXAMPLE
 auth:
   htpasswd: {}
 ";
@@ -888,7 +1122,10 @@ auth:
             "log.level",
             "storage.delete.enabled",
             "storage.filesystm",
-            "storage.s3",
+            "storage.gcs",
+            "storage.s3.bucket",
+            "storage.s3.chunksize",
+            "storage.s3.secretkey",
         ],
         "\n{error}"
     );
@@ -1082,4 +1319,693 @@ fn explain_mentions_every_setting_and_source() {
     assert!(text.contains("\nwarnings:\n  - "));
     assert!(text.contains("http.secret: ignored"));
     assert!(crate::explain(&ok("", &[])).ends_with("\nno warnings\n"));
+}
+
+const S3_REGISTRY_CONFIG: &str = "\
+version: 0.1
+storage:
+  s3:
+    accesskey: AKIAEXAMPLE
+    secretkey: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+    region: eu-central-1
+    regionendpoint: minio.example.com:9000
+    forcepathstyle: true
+    bucket: registry-blobs
+    secure: false
+    v4auth: true
+    chunksize: 5242880
+    rootdirectory: /s3/object/name/prefix/
+  redirect:
+    disable: false
+";
+
+#[test]
+fn s3_from_the_file() {
+    let loaded = ok(S3_REGISTRY_CONFIG, &[]);
+    let s3 = loaded.config.storage.s3.as_ref().unwrap();
+    assert_eq!(s3.bucket, "registry-blobs");
+    assert_eq!(s3.region, "eu-central-1");
+    assert_eq!(s3.regionendpoint.as_deref(), Some("minio.example.com:9000"));
+    assert_eq!(
+        s3.endpoint().as_deref(),
+        Some("http://minio.example.com:9000")
+    );
+    assert_eq!(s3.accesskey.as_deref(), Some("AKIAEXAMPLE"));
+    assert_eq!(
+        s3.secretkey.as_deref(),
+        Some("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    );
+    assert_eq!(s3.sessiontoken, None);
+    assert_eq!(s3.rootdirectory, "s3/object/name/prefix");
+    assert!(s3.forcepathstyle);
+    assert!(!s3.secure);
+    assert_eq!(s3.chunksize, 5_242_880);
+    assert!(!loaded.config.storage.redirect.disable);
+    assert_eq!(
+        loaded.warnings,
+        [
+            "storage.s3.v4auth: ignored: berth always signs requests with AWS Signature Version 4 (from file)"
+        ]
+    );
+    assert_eq!(loaded.sources["storage.s3.bucket"], Source::File);
+    assert_eq!(loaded.sources["storage.s3.sessiontoken"], Source::Default);
+    assert_eq!(loaded.sources["storage.redirect.disable"], Source::File);
+    assert!(!loaded.sources.contains_key("storage.s3"));
+    assert_eq!(setting(&loaded, "storage.s3.secretkey"), "(set)");
+    assert_eq!(setting(&loaded, "storage.s3.sessiontoken"), "(unset)");
+    assert_eq!(setting(&loaded, "storage.s3.accesskey"), "AKIAEXAMPLE");
+    assert_eq!(
+        setting(&loaded, "storage.s3.rootdirectory"),
+        "s3/object/name/prefix"
+    );
+}
+
+#[test]
+fn s3_defaults() {
+    let loaded = ok("storage:\n  s3:\n    bucket: b\n", &[]);
+    let s3 = loaded.config.storage.s3.clone().unwrap();
+    assert_eq!(
+        s3,
+        S3Config {
+            bucket: "b".into(),
+            ..S3Config::default()
+        }
+    );
+    assert_eq!(s3.region, "us-east-1");
+    assert_eq!(s3.regionendpoint, None);
+    assert_eq!(s3.endpoint(), None);
+    assert_eq!(
+        (s3.accesskey, s3.secretkey, s3.sessiontoken),
+        (None, None, None)
+    );
+    assert_eq!(s3.rootdirectory, "");
+    assert_eq!(setting(&loaded, "storage.s3.rootdirectory"), "\"\"");
+    assert!(!s3.forcepathstyle);
+    assert!(s3.secure);
+    assert_eq!(s3.chunksize, 10 * 1024 * 1024);
+    // Redirects stay off: berth streams blobs unless told otherwise.
+    assert!(loaded.config.storage.redirect.disable);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // Everything but the bucket is a default, including the settings of the section.
+    for (path, source) in &loaded.sources {
+        let want = if path == "storage.s3.bucket" {
+            Source::File
+        } else {
+            Source::Default
+        };
+        assert_eq!(*source, want, "{path}");
+    }
+    // Filesystem storage stays the default blob store, and the database's home.
+    assert_eq!(loaded.config.database_url(), "sqlite://./data/berth.db");
+
+    // registry:2 treats empty credentials and endpoint as unset; so does berth.
+    let loaded = ok(
+        "storage:\n  s3:\n    bucket: b\n    accesskey: \"\"\n    secretkey:\n    regionendpoint: \"\"\n    rootdirectory: /\n",
+        &[],
+    );
+    let s3 = loaded.config.storage.s3.unwrap();
+    assert_eq!((s3.accesskey, s3.secretkey), (None, None));
+    assert_eq!(s3.regionendpoint, None);
+    assert_eq!(s3.rootdirectory, "");
+}
+
+#[test]
+fn s3_from_the_environment() {
+    let env = [
+        ("REGISTRY_STORAGE_S3_BUCKET", "blobs"),
+        ("REGISTRY_STORAGE_S3_REGION", "garage"),
+        (
+            "REGISTRY_STORAGE_S3_REGIONENDPOINT",
+            "http://127.0.0.1:3900",
+        ),
+        (
+            "REGISTRY_STORAGE_S3_ACCESSKEY",
+            "GK31c2f218a2e44f485b94239e",
+        ),
+        (
+            "REGISTRY_STORAGE_S3_SECRETKEY",
+            "b892c0665f0ada8a4755dae98baa3b13",
+        ),
+        ("BERTH_STORAGE_S3_SESSIONTOKEN", "FwoGZXIvYXdzEXAMPLE"),
+        ("REGISTRY_STORAGE_S3_FORCEPATHSTYLE", "true"),
+        ("REGISTRY_STORAGE_S3_SECURE", "0"),
+        ("REGISTRY_STORAGE_S3_ROOTDIRECTORY", "/registry"),
+        ("REGISTRY_STORAGE_S3_CHUNKSIZE", "33554432"),
+        ("REGISTRY_STORAGE_REDIRECT_DISABLE", "false"),
+        ("BERTH_STORAGE_REDIRECT_EXPIRY", "5m"),
+    ];
+    let loaded = ok("", &env);
+    let s3 = loaded.config.storage.s3.as_ref().unwrap();
+    assert_eq!(s3.bucket, "blobs");
+    assert_eq!(s3.region, "garage");
+    assert_eq!(s3.endpoint().as_deref(), Some("http://127.0.0.1:3900"));
+    assert_eq!(s3.accesskey.as_deref(), Some("GK31c2f218a2e44f485b94239e"));
+    assert_eq!(
+        s3.secretkey.as_deref(),
+        Some("b892c0665f0ada8a4755dae98baa3b13")
+    );
+    assert_eq!(s3.sessiontoken.as_deref(), Some("FwoGZXIvYXdzEXAMPLE"));
+    assert!(s3.forcepathstyle);
+    assert!(!s3.secure);
+    assert_eq!(s3.rootdirectory, "registry");
+    assert_eq!(s3.chunksize, 32 * 1024 * 1024);
+    let redirect = &loaded.config.storage.redirect;
+    assert!(!redirect.disable);
+    assert_eq!(redirect.expiry, Duration::from_secs(300));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    for (var, _) in env {
+        let path = var
+            .split_once("_STORAGE_")
+            .map(|(_, rest)| format!("storage.{}", rest.to_ascii_lowercase().replace('_', ".")))
+            .unwrap();
+        assert_eq!(loaded.sources[&path], env_source(var), "{path}");
+    }
+
+    // The environment overrides the file key by key.
+    let loaded = ok(
+        S3_REGISTRY_CONFIG,
+        &[
+            ("REGISTRY_STORAGE_S3_BUCKET", "other"),
+            ("REGISTRY_STORAGE_S3_CHUNKSIZE", "6291456"),
+        ],
+    );
+    let s3 = loaded.config.storage.s3.unwrap();
+    assert_eq!(s3.bucket, "other");
+    assert_eq!(s3.chunksize, 6 * 1024 * 1024);
+    assert_eq!(s3.region, "eu-central-1");
+}
+
+#[test]
+fn s3_needs_a_bucket() {
+    // Any variable for the s3 section creates it, and the bucket is then missing.
+    for var in [
+        "REGISTRY_STORAGE_S3_REGION",
+        "REGISTRY_STORAGE_S3_ACCESSKEY",
+        "REGISTRY_STORAGE_S3_FORCEPATHSTYLE",
+        "REGISTRY_STORAGE_S3_V4AUTH",
+        "REGISTRY_STORAGE_S3_ENCRYPT",
+        "BERTH_STORAGE_S3_SESSIONTOKEN",
+    ] {
+        let error = err("", &[(var, "false")]);
+        let p = problem(&error, "storage.s3.bucket");
+        assert_eq!(
+            p.message,
+            "required when storage.s3 is set: the name of the bucket to store blobs in"
+        );
+        assert_eq!(p.source, env_source(var));
+    }
+    // A variable the loader does not know creates nothing.
+    let loaded = ok("", &[("REGISTRY_STORAGE_S3_BOGUS", "x")]);
+    assert_eq!(loaded.config.storage.s3, None);
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+
+    for yaml in [
+        "storage:\n  s3:\n",
+        "storage:\n  s3: {}\n",
+        "storage:\n  s3:\n    region: eu-west-1\n",
+        "storage:\n  s3:\n    v4auth: true\n",
+    ] {
+        let error = err(yaml, &[]);
+        assert_eq!(error.problems.len(), 1, "{yaml}:\n{error}");
+        assert_eq!(problem(&error, "storage.s3.bucket").source, Source::File);
+    }
+    // The variable supplies the bucket the file lacks.
+    let loaded = ok(
+        "storage:\n  s3:\n    region: eu-west-1\n",
+        &[("REGISTRY_STORAGE_S3_BUCKET", "b")],
+    );
+    assert_eq!(loaded.config.storage.s3.unwrap().bucket, "b");
+}
+
+#[test]
+fn s3_endpoints() {
+    let s3 = |endpoint: Option<&str>, secure: bool| S3Config {
+        bucket: "b".into(),
+        regionendpoint: endpoint.map(str::to_owned),
+        secure,
+        ..S3Config::default()
+    };
+    let cases: &[(Option<&str>, bool, Option<&str>)] = &[
+        (None, true, None),
+        (None, false, None),
+        (
+            Some("minio.example.com:9000"),
+            true,
+            Some("https://minio.example.com:9000"),
+        ),
+        (
+            Some("minio.example.com:9000"),
+            false,
+            Some("http://minio.example.com:9000"),
+        ),
+        (Some("127.0.0.1:3900"), false, Some("http://127.0.0.1:3900")),
+        (Some("[::1]:3900"), true, Some("https://[::1]:3900")),
+        // A scheme wins over secure.
+        (
+            Some("http://127.0.0.1:3900"),
+            true,
+            Some("http://127.0.0.1:3900"),
+        ),
+        (
+            Some("https://s3.example.com"),
+            false,
+            Some("https://s3.example.com"),
+        ),
+        (
+            Some("HTTP://minio.local:9000"),
+            true,
+            Some("http://minio.local:9000"),
+        ),
+    ];
+    for (endpoint, secure, want) in cases {
+        assert_eq!(
+            s3(*endpoint, *secure).endpoint().as_deref(),
+            *want,
+            "{endpoint:?} secure={secure}"
+        );
+    }
+    // Each normalised endpoint is valid.
+    for endpoint in [
+        "minio.example.com:9000",
+        "HTTP://minio.local:9000",
+        "[::1]:3900",
+        "https://s3.example.com/",
+    ] {
+        let yaml = format!("storage:\n  s3:\n    bucket: b\n    regionendpoint: \"{endpoint}\"\n");
+        ok(&yaml, &[]);
+    }
+}
+
+#[test]
+fn s3_chunk_sizes() {
+    let chunksize = |yaml_value: &str, env: &[(&str, &str)]| {
+        let yaml = format!("storage:\n  s3:\n    bucket: b\n    chunksize: {yaml_value}\n");
+        load_yaml(&yaml, env).map(|loaded| loaded.config.storage.s3.unwrap().chunksize)
+    };
+    for (written, want) in [
+        ("5242880", 5_242_880),
+        ("\"5242880\"", 5_242_880),
+        ("10485760", 10_485_760),
+        ("5368709120", 5_368_709_120),
+    ] {
+        assert_eq!(chunksize(written, &[]), Ok(want), "{written}");
+    }
+    for written in [
+        "5242879",
+        "0",
+        "5368709121",
+        "\"\"",
+        "1e7",
+        "\"5 MiB\"",
+        "\"+5242880\"",
+    ] {
+        let error = chunksize(written, &[]).unwrap_err();
+        assert_eq!(error.problems.len(), 1, "{written}: {error}");
+        assert_eq!(error.problems[0].path, "storage.s3.chunksize", "{written}");
+    }
+    // From the environment: a string of digits, within the same bounds.
+    let var = "REGISTRY_STORAGE_S3_CHUNKSIZE";
+    assert_eq!(chunksize("1", &[(var, "67108864")]), Ok(64 << 20));
+    for value in [
+        "5242879",
+        "10MiB",
+        "-5242880",
+        " 5242880",
+        "99999999999999999999",
+    ] {
+        let error = chunksize("10485760", &[(var, value)]).unwrap_err();
+        assert_eq!(error.problems.len(), 1, "{value}: {error}");
+        let p = problem(&error, "storage.s3.chunksize");
+        assert_eq!(p.source, env_source(var), "{value}");
+    }
+}
+
+#[test]
+fn s3_credentials_come_in_pairs() {
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(Env, Option<&str>)] = &[
+        (&[], None),
+        (
+            &[
+                ("REGISTRY_STORAGE_S3_ACCESSKEY", "AKIA"),
+                ("REGISTRY_STORAGE_S3_SECRETKEY", "s"),
+            ],
+            None,
+        ),
+        (
+            &[
+                ("REGISTRY_STORAGE_S3_ACCESSKEY", "AKIA"),
+                ("REGISTRY_STORAGE_S3_SECRETKEY", "s"),
+                ("BERTH_STORAGE_S3_SESSIONTOKEN", "t"),
+            ],
+            None,
+        ),
+        (
+            &[("REGISTRY_STORAGE_S3_ACCESSKEY", "AKIA")],
+            Some("storage.s3.secretkey"),
+        ),
+        (
+            &[
+                ("REGISTRY_STORAGE_S3_ACCESSKEY", "AKIA"),
+                ("REGISTRY_STORAGE_S3_SECRETKEY", ""),
+            ],
+            Some("storage.s3.secretkey"),
+        ),
+        (
+            &[("REGISTRY_STORAGE_S3_SECRETKEY", "s")],
+            Some("storage.s3.accesskey"),
+        ),
+        (
+            &[("BERTH_STORAGE_S3_SESSIONTOKEN", "t")],
+            Some("storage.s3.sessiontoken"),
+        ),
+        // Empty means unset, as in a compose file's `KEY=${VALUE:-}`.
+        (
+            &[
+                ("REGISTRY_STORAGE_S3_ACCESSKEY", ""),
+                ("REGISTRY_STORAGE_S3_SECRETKEY", ""),
+            ],
+            None,
+        ),
+    ];
+    for (env, bad) in cases {
+        let result = load_yaml("storage:\n  s3:\n    bucket: b\n", env);
+        match bad {
+            None => {
+                result.unwrap_or_else(|e| panic!("{env:?}: {e}"));
+            }
+            Some(path) => {
+                let error = result.unwrap_err();
+                assert_eq!(error.problems.len(), 1, "{env:?}: {error}");
+                assert_ne!(problem(&error, path).source, Source::Default);
+            }
+        }
+    }
+}
+
+#[test]
+fn registry_s3_keys_berth_has_no_use_for_are_ignored_with_a_warning() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("v4auth", "false", "Signature Version 4"),
+        (
+            "multipartcopychunksize",
+            "33554432",
+            "copies objects server-side",
+        ),
+        (
+            "multipartcopymaxconcurrency",
+            "100",
+            "copies objects server-side",
+        ),
+        (
+            "multipartcopythresholdsize",
+            "33554432",
+            "copies objects server-side",
+        ),
+        ("loglevel", "debugwithhttpbody", "log.level"),
+        // At the values that ask for what berth does anyway, the unsupported keys too.
+        ("encrypt", "false", "default encryption on the bucket"),
+        ("keyid", "\"\"", "KMS"),
+        ("keyid", "", "KMS"),
+        ("skipverify", "false", "verifies"),
+        ("storageclass", "STANDARD", "storage class"),
+        ("storageclass", "standard", "storage class"),
+        ("storageclass", "NONE", "storage class"),
+        ("objectacl", "private", "no ACL"),
+        ("usedualstack", "false", "dual-stack"),
+        ("accelerate", "false", "Transfer Acceleration"),
+    ];
+    for (key, value, why) in cases {
+        let path = format!("storage.s3.{key}");
+        let yaml = format!("storage:\n  s3:\n    bucket: b\n    {key}: {value}\n");
+        let loaded = ok(&yaml, &[]);
+        assert_eq!(loaded.warnings.len(), 1, "{path}: {:?}", loaded.warnings);
+        let warning = &loaded.warnings[0];
+        assert!(
+            warning.starts_with(&format!("{path}: ignored: ")) && warning.contains(why),
+            "{warning}"
+        );
+        assert_eq!(
+            loaded.config.storage.s3,
+            Some(S3Config {
+                bucket: "b".into(),
+                ..S3Config::default()
+            })
+        );
+
+        let var = format!("REGISTRY_STORAGE_S3_{}", key.to_ascii_uppercase());
+        let value = value.trim_matches('"');
+        let loaded = ok("storage:\n  s3:\n    bucket: b\n", &[(&var, value)]);
+        let from_env = warning.replace("(from file)", &format!("(from env {var})"));
+        assert_eq!(loaded.warnings, [from_env], "{var}");
+    }
+    // 0 is false from the environment, as for berth's own booleans.
+    let loaded = ok(
+        "storage:\n  s3:\n    bucket: b\n",
+        &[("REGISTRY_STORAGE_S3_ENCRYPT", "0")],
+    );
+    assert_eq!(loaded.warnings.len(), 1);
+}
+
+#[test]
+fn registry_s3_features_berth_lacks_are_errors() {
+    let cases: &[(&str, &str)] = &[
+        ("encrypt", "true"),
+        ("keyid", "arn:aws:kms:us-east-1:123456789012:key/abc"),
+        ("skipverify", "true"),
+        ("storageclass", "REDUCED_REDUNDANCY"),
+        ("storageclass", "INTELLIGENT_TIERING"),
+        ("objectacl", "public-read"),
+        ("usedualstack", "true"),
+        ("accelerate", "true"),
+        ("encrypt", "[false]"),
+    ];
+    for (key, value) in cases {
+        let path = format!("storage.s3.{key}");
+        let yaml = format!("storage:\n  s3:\n    bucket: b\n    {key}: {value}\n");
+        let error = err(&yaml, &[]);
+        assert_eq!(error.problems.len(), 1, "{yaml}:\n{error}");
+        let p = problem(&error, &path);
+        assert!(
+            p.message.starts_with("not supported yet: "),
+            "{}",
+            p.message
+        );
+        assert_eq!(p.source, Source::File);
+
+        let var = format!("REGISTRY_STORAGE_S3_{}", key.to_ascii_uppercase());
+        let error = err("storage:\n  s3:\n    bucket: b\n", &[(&var, value)]);
+        assert_eq!(error.problems.len(), 1, "{var}:\n{error}");
+        assert_eq!(problem(&error, &path).source, env_source(&var));
+    }
+}
+
+#[test]
+fn redirects() {
+    let storage = |yaml: &str, env: &[(&str, &str)]| ok(yaml, env);
+    // Without storage.s3, turning redirects on has no effect and says so.
+    let loaded = storage("storage:\n  redirect:\n    disable: false\n", &[]);
+    assert!(!loaded.config.storage.redirect.disable);
+    assert_eq!(
+        loaded.warnings,
+        [
+            "storage.redirect.disable: false has no effect without storage.s3: berth serves blobs on the filesystem itself (from file)"
+        ]
+    );
+    let loaded = storage("", &[("REGISTRY_STORAGE_REDIRECT_DISABLE", "false")]);
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(
+        loaded.warnings[0].ends_with("(from env REGISTRY_STORAGE_REDIRECT_DISABLE)"),
+        "{}",
+        loaded.warnings[0]
+    );
+    // registry:2's `disable: true` is what berth does by default: no warning.
+    let loaded = storage("storage:\n  redirect:\n    disable: true\n", &[]);
+    assert!(loaded.config.storage.redirect.disable);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // With storage.s3, redirects are meaningful.
+    let loaded = storage(
+        "storage:\n  s3:\n    bucket: b\n  redirect:\n    disable: false\n    expiry: 168h\n",
+        &[],
+    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let redirect = &loaded.config.storage.redirect;
+    assert!(!redirect.disable);
+    assert_eq!(redirect.expiry, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(setting(&loaded, "storage.redirect.expiry"), "168h");
+    assert_eq!(
+        setting(&ok("", &[]), "storage.redirect.expiry"),
+        "20m",
+        "registry:2's fixed expiry"
+    );
+}
+
+#[test]
+fn postgres_database_urls() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "postgres://berth:hunter2@db.example.com:5432/berth",
+            "postgres://berth:***@db.example.com:5432/berth",
+        ),
+        (
+            "postgresql://berth:hunter2@db/berth?sslmode=require",
+            "postgresql://berth:***@db/berth?sslmode=require",
+        ),
+        // URL-encoded passwords, including ones that encode '@', ':' and '/'.
+        (
+            "postgres://berth:p%40ss%3Aw%2Frd@db/berth",
+            "postgres://berth:***@db/berth",
+        ),
+        (
+            "postgres://us%40er:hunter2@db/berth",
+            "postgres://us%40er:***@db/berth",
+        ),
+        ("postgres://berth@db/berth", "postgres://berth@db/berth"),
+        (
+            "postgres://db.example.com/berth",
+            "postgres://db.example.com/berth",
+        ),
+        ("postgres://:hunter2@db/berth", "postgres://:***@db/berth"),
+        ("postgres://berth:@db/berth", "postgres://berth:@db/berth"),
+        ("postgres://localhost", "postgres://localhost"),
+        (
+            "POSTGRES://berth:hunter2@db/berth",
+            "POSTGRES://berth:***@db/berth",
+        ),
+        // A Unix socket, and the password libpq and sqlx also take as a parameter.
+        (
+            "postgres:///berth?host=/run/postgresql",
+            "postgres:///berth?host=/run/postgresql",
+        ),
+        (
+            "postgres://db/berth?user=berth&password=hunter2&sslmode=verify-full",
+            "postgres://db/berth?user=berth&password=***&sslmode=verify-full",
+        ),
+        (
+            "postgres://u:hunter2@db/berth?PASSWORD=hunter2",
+            "postgres://u:***@db/berth?PASSWORD=***",
+        ),
+    ];
+    for (url, redacted) in cases {
+        let yaml = format!("database:\n  url: \"{url}\"\n");
+        let loaded = load_yaml(&yaml, &[]).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(loaded.config.database_url(), *url);
+        assert_eq!(loaded.config.redacted_database_url(), *redacted);
+        assert_eq!(setting(&loaded, "database.url"), *redacted);
+        assert!(loaded.warnings.is_empty(), "{url}: {:?}", loaded.warnings);
+        let debug = format!("{:?}", loaded.config);
+        assert!(debug.contains(redacted), "{debug}");
+        if redacted.contains("***") {
+            assert!(!debug.contains("hunter2"), "{debug}");
+        }
+    }
+    // The pool settings.
+    let loaded = ok(
+        "database:\n  url: postgres://db/berth\n  maxconnections: 100\n  connecttimeout: 2s\n",
+        &[],
+    );
+    assert_eq!(loaded.config.database.maxconnections, 100);
+    assert_eq!(
+        loaded.config.database.connecttimeout,
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        ok("database:\n  maxconnections: \"1\"\n", &[])
+            .config
+            .database
+            .maxconnections,
+        1
+    );
+    // The default SQLite URL has nothing to redact, even in an odd directory.
+    let loaded = ok(
+        "storage:\n  filesystem:\n    rootdirectory: /srv/a:b@c\n",
+        &[],
+    );
+    assert_eq!(
+        loaded.config.redacted_database_url(),
+        "sqlite:///srv/a:b@c/berth.db"
+    );
+}
+
+/// Secrets must not leak through `explain`, error messages or `Debug`, whichever way they
+/// were set and whatever else is wrong.
+#[test]
+fn secrets_are_never_shown() {
+    const SECRET_KEY: &str = "SeCrEtKeY-0123456789";
+    const TOKEN: &str = "SeSsIoNtOkEn-0123456789";
+    const PASSWORD: &str = "PaSsWoRd-0123456789";
+    let yaml = format!(
+        "storage:\n  s3:\n    bucket: b\n    accesskey: AKIAEXAMPLE\n    secretkey: {SECRET_KEY}\n    sessiontoken: {TOKEN}\ndatabase:\n  url: postgres://berth:{PASSWORD}@db/berth?password={PASSWORD}\n"
+    );
+    let leaks = |text: &str| {
+        [SECRET_KEY, TOKEN, PASSWORD]
+            .iter()
+            .any(|s| text.contains(s))
+    };
+
+    let loaded = ok(&yaml, &[]);
+    let text = crate::explain(&loaded);
+    assert!(!leaks(&text), "{text}");
+    assert!(text.contains("storage.s3.secretkey = (set)"), "{text}");
+    assert!(text.contains("storage.s3.sessiontoken = (set)"), "{text}");
+    assert!(
+        text.contains("database.url = postgres://berth:***@db/berth?password=***"),
+        "{text}"
+    );
+    assert!(!leaks(&format!("{loaded:?}")), "{loaded:?}");
+
+    let env = [
+        ("REGISTRY_STORAGE_S3_SECRETKEY", SECRET_KEY),
+        ("BERTH_STORAGE_S3_SESSIONTOKEN", TOKEN),
+        (
+            "BERTH_DATABASE_URL",
+            &*format!("postgres://berth:{PASSWORD}@db/berth"),
+        ),
+    ];
+    let loaded = ok("storage:\n  s3:\n    bucket: b\n    accesskey: A\n", &env);
+    let text = crate::explain(&loaded);
+    assert!(!leaks(&text), "{text}");
+    assert!(
+        text.contains("(env REGISTRY_STORAGE_S3_SECRETKEY)"),
+        "{text}"
+    );
+
+    // Errors about those keys, and errors elsewhere, quote none of them.
+    let bad_files = [
+        // A secret without its access key, a bad URL holding a password.
+        format!(
+            "storage:\n  s3:\n    bucket: b\n    secretkey: {SECRET_KEY}\n    sessiontoken: {TOKEN}\ndatabase:\n  url: mysql://root:{PASSWORD}@db/berth\n"
+        ),
+        // Secrets of the wrong type; a password with an unencoded '/' (unparseable).
+        "storage:\n  s3:\n    bucket: b\n    accesskey: A\n    secretkey: 1234567890123\n    sessiontoken: [9876543210]\n".to_owned(),
+        format!("database:\n  url: postgres://berth:{PASSWORD}/x@db/berth\n"),
+        format!("database:\n  url: postgres:berth:{PASSWORD}@db\n"),
+        format!(
+            "storage:\n  s3:\n    bucket: b\n    regionendpoint: http://user:{PASSWORD}@minio:9000\n"
+        ),
+        format!("storage:\n  s3:\n    bucket: b\n    regionendpoint: \"http://u:{PASSWORD}@m inio\"\n"),
+    ];
+    for yaml in &bad_files {
+        let error = err(yaml, &[]);
+        let text = error.to_string();
+        assert!(!leaks(&text), "{text}");
+        assert!(
+            !text.contains("1234567890123") && !text.contains("9876543210"),
+            "{text}"
+        );
+    }
+    let error = err(
+        "",
+        &[
+            ("REGISTRY_STORAGE_S3_SECRETKEY", SECRET_KEY),
+            ("BERTH_STORAGE_S3_SESSIONTOKEN", TOKEN),
+            ("BERTH_DATABASE_URL", &format!("mysql://root:{PASSWORD}@db")),
+            ("REGISTRY_STORAGE_S3_SECRETKEY_X", SECRET_KEY),
+        ],
+    );
+    let text = error.to_string();
+    assert!(!leaks(&text), "{text}");
+    problem(&error, "storage.s3.bucket");
+    problem(&error, "storage.s3.accesskey");
+    problem(&error, "database.url");
 }
