@@ -1,0 +1,506 @@
+//! `berth-bench`: runs the same workloads against berth and the official registry (Debian's
+//! docker-registry, distribution 2.8) on loopback, alternating between them, and reports
+//! medians, spreads and ratios next to the machine's physical limits. See bench/README.md.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use sha2::{Digest as _, Sha256};
+
+mod api;
+mod client;
+mod data;
+mod machine;
+mod report;
+mod servers;
+mod stats;
+mod workloads;
+
+use report::{Better, Report, Results};
+use stats::Summary;
+use workloads::{Bench, Params};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T> = std::result::Result<T, Error>;
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+const GIB: usize = 1024 * MIB;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth-bench",
+    about = "berth vs the official registry, side by side"
+)]
+struct Args {
+    /// Tiny sizes and short loads (seconds in all): checks that every workload works, never
+    /// judges speed. Without it: the full run (about 10 minutes).
+    #[arg(long)]
+    smoke: bool,
+    /// Repetitions of each workload per registry.
+    #[arg(long)]
+    reps: Option<usize>,
+    /// Size of the blob pulled by one client (workload 1) and pushed (workload 3): 1GiB, 8MiB...
+    #[arg(long, value_parser = parse_size)]
+    blob_size: Option<usize>,
+    /// Clients pulling at once in workload 2.
+    #[arg(long)]
+    concurrent_pulls: Option<usize>,
+    /// Size of each blob pulled in workload 2.
+    #[arg(long, value_parser = parse_size)]
+    concurrent_blob_size: Option<usize>,
+    /// Chunk size of the chunked push.
+    #[arg(long, value_parser = parse_size)]
+    chunk_size: Option<usize>,
+    /// Connections of the manifest GET and blob HEAD loads.
+    #[arg(long)]
+    conns: Option<usize>,
+    /// Seconds of warm-up before each request load.
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Seconds each manifest GET / blob HEAD load is measured.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Seconds each catalog / tag list load (one connection) is measured.
+    #[arg(long)]
+    listing_duration: Option<f64>,
+    /// Repository counts at which the first catalog page is measured: 10000,100000.
+    #[arg(long, value_delimiter = ',')]
+    catalog_repos: Option<Vec<usize>>,
+    /// Tags in the tag-list repository.
+    #[arg(long)]
+    tags: Option<usize>,
+    /// Layers of the image skopeo copies.
+    #[arg(long)]
+    skopeo_layers: Option<usize>,
+    /// Size of each of those layers (before the gzip framing).
+    #[arg(long, value_parser = parse_size)]
+    skopeo_layer_size: Option<usize>,
+    /// Concurrent pushes during which peak memory is measured.
+    #[arg(long)]
+    memory_pushes: Option<usize>,
+    /// Size of each of those pushes.
+    #[arg(long, value_parser = parse_size)]
+    memory_push_size: Option<usize>,
+    /// Connections used to populate repositories and tags.
+    #[arg(long)]
+    populate_conns: Option<usize>,
+    /// Run only these workloads (1-8, comma-separated). Idle RSS is always measured.
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<u8>>,
+    /// The berth binary. Default: `berth` next to this program (target/release/berth for a
+    /// release build).
+    #[arg(long)]
+    berth: Option<PathBuf>,
+    /// What the berth binary was built from, recorded in the results. Default: `git describe`
+    /// of this checkout.
+    #[arg(long)]
+    berth_label: Option<String>,
+    /// Scratch directory for the servers' data (about 10 GB at a time in a full run). Default:
+    /// a fresh directory in /dev/shm (tmpfs) when it and memory have room, else under /var/tmp;
+    /// removed afterwards.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Put the scratch directory on disk (under /var/tmp) even when /dev/shm has room.
+    #[arg(long)]
+    disk: bool,
+    /// Keep the scratch directory (data, server logs) after the run.
+    #[arg(long)]
+    keep: bool,
+    /// Where the JSON and Markdown results go. Default: bench/results for a full run; a smoke
+    /// run saves nothing unless given this.
+    #[arg(long)]
+    results_dir: Option<PathBuf>,
+    /// Worker threads of the load generator's runtime.
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+}
+
+impl Args {
+    fn params(&self) -> Params {
+        let mut p = if self.smoke {
+            Params {
+                reps: 2,
+                blob_size: 8 * MIB,
+                concurrent_pulls: 4,
+                concurrent_blob_size: MIB,
+                chunk_size: MIB,
+                conns: 8,
+                warmup_s: 0.1,
+                duration_s: 0.5,
+                listing_duration_s: 0.2,
+                catalog_repos: vec![50, 200],
+                tags: 100,
+                skopeo_layers: 3,
+                skopeo_layer_size: 256 * KIB,
+                memory_pushes: 4,
+                memory_push_size: 2 * MIB,
+                populate_conns: 16,
+            }
+        } else {
+            Params {
+                reps: 5,
+                blob_size: GIB,
+                concurrent_pulls: 32,
+                concurrent_blob_size: 64 * MIB,
+                chunk_size: 16 * MIB,
+                conns: 64,
+                warmup_s: 1.0,
+                duration_s: 5.0,
+                listing_duration_s: 2.0,
+                catalog_repos: vec![10_000, 100_000],
+                tags: 10_000,
+                skopeo_layers: 10,
+                skopeo_layer_size: 8 * MIB,
+                memory_pushes: 32,
+                memory_push_size: 256 * MIB,
+                populate_conns: 64,
+            }
+        };
+        macro_rules! set {
+            ($($field:ident = $arg:expr),* $(,)?) => {$(if let Some(v) = $arg.clone() { p.$field = v; })*};
+        }
+        set!(
+            reps = self.reps,
+            blob_size = self.blob_size,
+            concurrent_pulls = self.concurrent_pulls,
+            concurrent_blob_size = self.concurrent_blob_size,
+            chunk_size = self.chunk_size,
+            conns = self.conns,
+            warmup_s = self.warmup,
+            duration_s = self.duration,
+            listing_duration_s = self.listing_duration,
+            catalog_repos = self.catalog_repos,
+            tags = self.tags,
+            skopeo_layers = self.skopeo_layers,
+            skopeo_layer_size = self.skopeo_layer_size,
+            memory_pushes = self.memory_pushes,
+            memory_push_size = self.memory_push_size,
+            populate_conns = self.populate_conns,
+        );
+        p.catalog_repos.sort_unstable();
+        p
+    }
+
+    fn runs(&self, workload: u8) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.contains(&workload))
+    }
+}
+
+/// `1GiB`, `64MiB`, `512KiB`, `1G`, `8M`, or plain bytes.
+fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: usize = n.parse().map_err(|_| format!("not a size: {s}"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => KIB,
+        "m" | "mib" => MIB,
+        "g" | "gib" => GIB,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB, GiB)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size too large: {s}"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads.max(1))
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(&args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("berth-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_path_buf()
+}
+
+/// Runs everything; `Ok(false)` when some workload failed (the others still ran and are
+/// reported).
+async fn run(args: &Args) -> Result<bool> {
+    let started = Instant::now();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let (started_utc, stamp) = report::utc(now);
+    let params = args.params();
+    let mode = if args.smoke { "smoke" } else { "full" };
+
+    let berth = match &args.berth {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .ok_or("no directory for the harness binary")?
+            .join("berth"),
+    };
+    if !berth.is_file() {
+        return Err(format!(
+            "no berth binary at {} (build it: cargo build --release -p berth, or pass --berth)",
+            berth.display()
+        )
+        .into());
+    }
+    let mut needed = vec!["docker-registry", "nginx"];
+    if args.runs(7) {
+        needed.push("skopeo");
+    }
+    for tool in needed {
+        if std::process::Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_err()
+            && std::process::Command::new(tool).arg("-v").output().is_err()
+        {
+            return Err(format!("{tool} is not installed (bench/run installs it)").into());
+        }
+    }
+
+    let mut machine = machine::describe(&repo_root(), &berth);
+    if let Some(label) = &args.berth_label {
+        machine.versions.berth = label.clone();
+    }
+    let loadavg_before = machine::loadavg();
+    eprintln!(
+        "berth-bench: {mode} run on {} ({} cores, kernel {}), load {loadavg_before}",
+        machine.cpu_model, machine.cores, machine.kernel
+    );
+
+    let work = match &args.work_dir {
+        Some(d) => d.clone(),
+        None => default_work_dir(args, &params),
+    };
+    std::fs::create_dir_all(&work)?;
+    let storage = machine::storage(&work);
+    eprintln!("berth-bench: scratch space {storage}");
+    let outcome = measure(args, &params, &berth, &work).await;
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    let (results, mut notes, log_lines) = outcome?;
+
+    let loadavg_after = machine::loadavg();
+    let ok = !notes.iter().any(|n| n.starts_with("FAILED"));
+    if cfg!(debug_assertions) {
+        notes.push("The harness was a debug build: fine for a smoke run, pessimistic for measurements (the client shares the cores).".into());
+    }
+    notes.push(format!(
+        "2 cores are shared by the load generator and the server under test; figures are for this machine, not absolute. Load average before {loadavg_before}, after {loadavg_after}."
+    ));
+    let report = Report {
+        mode: mode.into(),
+        started_utc,
+        wall_time_s: started.elapsed().as_secs_f64(),
+        machine,
+        loadavg_before,
+        loadavg_after,
+        storage,
+        params,
+        targets: results.targets(),
+        results,
+        server_log_lines: log_lines,
+        notes,
+    };
+    let md = report.markdown();
+    println!("\n{md}");
+    let results_dir = match (&args.results_dir, args.smoke) {
+        (Some(d), _) => Some(d.clone()),
+        (None, false) => Some(repo_root().join("bench/results")),
+        (None, true) => None,
+    };
+    if let Some(dir) = results_dir {
+        std::fs::create_dir_all(&dir)?;
+        let base = dir.join(format!("{stamp}-{mode}"));
+        std::fs::write(
+            base.with_extension("json"),
+            serde_json::to_string_pretty(&report)? + "\n",
+        )?;
+        std::fs::write(base.with_extension("md"), md)?;
+        eprintln!("berth-bench: results in {}.{{json,md}}", base.display());
+    }
+    if !ok {
+        eprintln!("berth-bench: some workloads FAILED (see the notes above)");
+    }
+    Ok(ok)
+}
+
+/// tmpfs when it and the memory have room for the run's data at its peak: on a slow disk every
+/// push would measure the disk (about 100 MB/s with fsync on the machine this was written on),
+/// not the registry. `--disk` measures with the disk.
+fn default_work_dir(args: &Args, params: &Params) -> PathBuf {
+    let name = format!("berth-bench-{}", std::process::id());
+    let p = params;
+    let fixtures = p.blob_size + p.concurrent_pulls * p.concurrent_blob_size;
+    let need = (2 * fixtures + 2 * p.blob_size).max(p.memory_pushes * p.memory_push_size) as u64
+        + GIB as u64;
+    let shm = Path::new("/dev/shm");
+    let room = machine::free_bytes(shm).unwrap_or(0);
+    let available = machine::mem_available_bytes().unwrap_or(0);
+    if !args.disk && room > need && available > need + 4 * GIB as u64 {
+        shm.join(name)
+    } else {
+        PathBuf::from("/var/tmp").join(name)
+    }
+}
+
+type Measured = (Results, Vec<String>, Vec<(String, usize)>);
+
+async fn measure(args: &Args, params: &Params, berth_bin: &Path, work: &Path) -> Result<Measured> {
+    let mut results = Results::default();
+    let mut notes = Vec::new();
+    let largest = params
+        .blob_size
+        .max(params.concurrent_blob_size)
+        .max(params.memory_push_size)
+        .max(params.skopeo_layer_size);
+    let step = Instant::now();
+    let source = data::Source::new(largest);
+    eprintln!(
+        "berth-bench: generated test data in {:.1} s",
+        step.elapsed().as_secs_f64()
+    );
+
+    // The hashing ceiling: sha2 (the crate and version berth uses) on one core, same data.
+    let sample = source.fresh_bytes(params.blob_size);
+    let sha: Vec<f64> = (0..params.reps)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(Sha256::digest(&sample));
+            sample.len() as f64 / 1e6 / t.elapsed().as_secs_f64()
+        })
+        .collect();
+    results.limit(
+        "sha256_mb_s",
+        "SHA-256 on one core (sha2 0.11), same data",
+        "MB/s",
+        Summary::of(&sha),
+    );
+
+    // The storage ceiling for pushes: the same bytes written and fsynced into the scratch
+    // directory (what berth does before it acknowledges a push).
+    let fsync: Vec<f64> = (0..params.reps.min(3))
+        .map(|i| {
+            let path = work.join(format!("fsync-test-{i}"));
+            let t = Instant::now();
+            let mut f = std::fs::File::create(&path)?;
+            std::io::Write::write_all(&mut f, &sample)?;
+            f.sync_all()?;
+            let mb_s = sample.len() as f64 / 1e6 / t.elapsed().as_secs_f64();
+            std::fs::remove_file(&path)?;
+            Ok(mb_s)
+        })
+        .collect::<Result<_>>()?;
+    results.limit(
+        "write_fsync_mb_s",
+        "write + fsync of the same data into the scratch directory",
+        "MB/s",
+        Summary::of(&fsync),
+    );
+
+    let berth = servers::start_berth(berth_bin, work).await?;
+    let official = servers::start_official(work).await?;
+    let nginx_root = work.join("nginx-root");
+    std::fs::create_dir_all(&nginx_root)?;
+    let nginx = servers::start_nginx(work, &nginx_root).await?;
+
+    // Idle: started, answered one request, then left alone for a second.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let idle = |s: &servers::Server| s.rss_bytes().map(|b| Summary::of(&[b as f64 / 1e6]));
+    results.row(
+        "rss_idle",
+        "8",
+        "idle RSS after start",
+        "RSS",
+        "MB",
+        Better::Lower,
+        idle(&berth)?,
+        idle(&official)?,
+    );
+
+    let mut bench = Bench {
+        params,
+        source: &source,
+        berth: &berth,
+        official: &official,
+        nginx: &nginx,
+        work,
+        results: &mut results,
+    };
+    let step = Instant::now();
+    let fixtures = bench.fixtures(&nginx_root).await?;
+    eprintln!(
+        "berth-bench: pushed and verified fixtures in {:.1} s",
+        step.elapsed().as_secs_f64()
+    );
+
+    for id in 1..=8u8 {
+        if !args.runs(id) {
+            continue;
+        }
+        let step = Instant::now();
+        if id == 8 {
+            bench.discard_fixtures(&fixtures, &nginx_root);
+        }
+        let outcome = match id {
+            1 => bench.single_pull(&fixtures).await,
+            2 => bench.concurrent_pulls(&fixtures).await,
+            3 => bench.pushes().await,
+            4 => bench.request_load(&fixtures, false).await,
+            5 => bench.request_load(&fixtures, true).await,
+            6 => bench.listings(&fixtures).await,
+            7 => bench.skopeo().await,
+            _ => bench.memory_pushes().await,
+        };
+        match outcome {
+            Ok(()) => eprintln!(
+                "berth-bench: workload {id} done in {:.1} s",
+                step.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                eprintln!("berth-bench: workload {id} FAILED: {e}");
+                notes.push(format!("FAILED: workload {id}: {e}"));
+            }
+        }
+        // A server that died takes every later workload with it; say so once, clearly.
+        for server in [&berth, &official] {
+            server.check_alive()?;
+        }
+    }
+    let log_lines = vec![
+        ("berth".to_string(), berth.log_lines()),
+        ("official".to_string(), official.log_lines()),
+    ];
+    for server in [&berth, &official] {
+        if server.log_lines() > 0 {
+            notes.push(format!(
+                "{} logged {} lines at warn level or above; the last: {}",
+                server.name,
+                server.log_lines(),
+                server
+                    .log_tail()
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            ));
+        }
+    }
+    drop((berth, official, nginx));
+    Ok((results, notes, log_lines))
+}

@@ -1,0 +1,283 @@
+//! Real registry clients in a sandbox: every command runs with `HOME`, `XDG_*` and `TMPDIR`
+//! inside the test's own scratch directory, podman and buildah on their own vfs storage, so
+//! tests run in parallel and leave the machine's container state alone. (skopeo run as root
+//! keeps its blob-info cache in /var/lib/containers/cache and has no option to move it; that
+//! cache is safe to share and only ever a hint.)
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::process::Command;
+
+use super::push::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+use super::{Berth, client, sha256, tool};
+
+/// No single tool invocation may take longer than this; it is killed when it does.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// A test's scratch space. Every command made here runs in it with `HOME`, `XDG_*` and `TMPDIR`
+/// pointing inside it.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for sub in ["home", "config", "data", "cache", "run", "tmp"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let runtime = dir.path().join("run");
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+        Sandbox { dir }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            .current_dir(self.dir.path())
+            .env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_DATA_HOME", self.path("data"))
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .env("XDG_RUNTIME_DIR", self.path("run"))
+            .env("TMPDIR", self.path("tmp"))
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("CONTAINERS_CONF")
+            .env_remove("CONTAINERS_STORAGE_CONF");
+        command
+    }
+
+    pub fn skopeo(&self) -> Command {
+        self.command(&tool("skopeo"))
+    }
+
+    pub fn umoci(&self) -> Command {
+        self.command(&tool("umoci"))
+    }
+
+    /// podman on its own vfs storage `store` (a directory name inside the sandbox).
+    pub fn podman(&self, store: &str) -> Command {
+        let store = self.path(store);
+        let mut command = self.command(&tool("podman"));
+        command
+            .arg("--root")
+            .arg(store.join("root"))
+            .arg("--runroot")
+            .arg(store.join("runroot"))
+            .arg("--storage-driver=vfs")
+            .arg("--tmpdir")
+            .arg(store.join("libpod"))
+            .arg("--network-config-dir")
+            .arg(store.join("networks"))
+            .arg("--volumepath")
+            .arg(store.join("volumes"));
+        command
+    }
+
+    /// buildah on its own vfs storage `store` (a directory name inside the sandbox).
+    pub fn buildah(&self, store: &str) -> Command {
+        let store = self.path(store);
+        let mut command = self.command(&tool("buildah"));
+        command
+            .arg("--root")
+            .arg(store.join("root"))
+            .arg("--runroot")
+            .arg(store.join("runroot"))
+            .arg("--storage-driver=vfs");
+        command
+    }
+
+    pub fn write(&self, relative: &str, data: &[u8]) -> PathBuf {
+        let path = self.path(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+        path
+    }
+}
+
+/// Runs `command` to completion (killing it after [`TOOL_TIMEOUT`]) and returns its stdout;
+/// panics with its output unless it succeeds.
+pub async fn run(command: &mut Command) -> Vec<u8> {
+    let shown = format!("{:?}", command.as_std());
+    command.stdin(Stdio::null()).kill_on_drop(true);
+    let output = match tokio::time::timeout(TOOL_TIMEOUT, command.output()).await {
+        Ok(output) => output.unwrap_or_else(|e| panic!("cannot run {shown}: {e}")),
+        Err(_) => panic!("{shown} did not finish within {TOOL_TIMEOUT:?}"),
+    };
+    assert!(
+        output.status.success(),
+        "{shown} failed ({})\n--- stdout:\n{}\n--- stderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    output.stdout
+}
+
+pub async fn run_json(command: &mut Command) -> Value {
+    let stdout = run(command).await;
+    serde_json::from_slice(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "{:?} printed no JSON ({e}):\n{}",
+            command.as_std(),
+            String::from_utf8_lossy(&stdout)
+        )
+    })
+}
+
+pub fn text(value: &Value) -> &str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("a string, got {value}"))
+}
+
+/// The descriptor tagged `name` in an OCI image layout's index.json.
+pub fn layout_descriptor(layout: &Path, name: &str) -> Value {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|descriptor| descriptor["annotations"][REF_NAME] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} in {}: {index}", layout.display()))
+}
+
+/// A blob of an OCI image layout, checked against its digest.
+pub fn layout_blob(layout: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+    let path = layout.join("blobs/sha256").join(hex);
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(sha256(&data), digest, "content of {}", path.display());
+    data
+}
+
+/// The blobs an image manifest references, config first, as `(digest, bytes)`.
+pub fn manifest_blobs(layout: &Path, manifest: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let manifest: Value = serde_json::from_slice(manifest).unwrap();
+    let mut descriptors = vec![&manifest["config"]];
+    descriptors.extend(manifest["layers"].as_array().unwrap());
+    descriptors
+        .into_iter()
+        .map(|descriptor| {
+            let digest = text(&descriptor["digest"]).to_string();
+            let data = layout_blob(layout, &digest);
+            assert_eq!(descriptor["size"], data.len(), "size of {digest}");
+            (digest, data)
+        })
+        .collect()
+}
+
+/// Adds `blob` to a layout's blobs and returns its digest.
+pub fn add_layout_blob(layout: &Path, blob: &[u8]) -> String {
+    let digest = sha256(blob);
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    std::fs::write(layout.join("blobs/sha256").join(hex), blob).unwrap();
+    digest
+}
+
+/// Extracts the layer tarballs (gzip or not) over each other into `rootfs`.
+pub async fn extract_layers(sandbox: &Sandbox, layers: &[PathBuf], rootfs: &Path) {
+    std::fs::create_dir_all(rootfs).unwrap();
+    for layer in layers {
+        run(sandbox
+            .command(&tool("tar"))
+            .arg("-xf")
+            .arg(layer)
+            .arg("-C")
+            .arg(rootfs))
+        .await;
+    }
+}
+
+/// GETs a manifest from berth over HTTP, accepting every manifest type.
+pub async fn get_manifest(berth: &Berth, repo: &str, reference: &str) -> (Vec<u8>, String) {
+    let response = client()
+        .get(berth.url(&format!("/v2/{repo}/manifests/{reference}")))
+        .header(
+            "accept",
+            [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", "),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "GET manifest {repo}:{reference}");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let digest = response.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body = response.bytes().await.unwrap().to_vec();
+    assert_eq!(
+        sha256(&body),
+        digest,
+        "Docker-Content-Digest of {repo}:{reference}"
+    );
+    (body, content_type)
+}
+
+/// GETs a blob from berth over HTTP and checks it against its digest.
+pub async fn get_blob(berth: &Berth, repo: &str, digest: &str) -> Vec<u8> {
+    let response = client()
+        .get(berth.url(&format!("/v2/{repo}/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "GET blob {repo}@{digest}");
+    assert_eq!(response.headers()["docker-content-digest"], digest);
+    let body = response.bytes().await.unwrap().to_vec();
+    assert_eq!(sha256(&body), digest, "content of blob {repo}@{digest}");
+    body
+}
+
+/// `skopeo list-tags`, as a list.
+pub async fn skopeo_tags(sandbox: &Sandbox, image: &str) -> Vec<String> {
+    let listed = run_json(
+        sandbox
+            .skopeo()
+            .args(["list-tags", "--tls-verify=false"])
+            .arg(format!("docker://{image}")),
+    )
+    .await;
+    listed["Tags"]
+        .as_array()
+        .unwrap_or_else(|| panic!("Tags in {listed}"))
+        .iter()
+        .map(|tag| text(tag).to_string())
+        .collect()
+}
+
+/// Builds one more layer on `image` (`LAYOUT:TAG`) with umoci: unpack, write `files`, repack.
+pub async fn umoci_layer(sandbox: &Sandbox, image: &str, bundle: &str, files: &[(&str, Vec<u8>)]) {
+    let bundle = sandbox.path(bundle);
+    run(sandbox
+        .umoci()
+        .args(["unpack", "--rootless", "--image", image])
+        .arg(&bundle))
+    .await;
+    for (name, data) in files {
+        let path = bundle.join("rootfs").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    run(sandbox
+        .umoci()
+        .args(["repack", "--image", image])
+        .arg(&bundle))
+    .await;
+}
