@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod backends;
+mod health_check;
 mod import;
 mod logging;
 mod serve;
@@ -27,6 +28,9 @@ enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit (`serve` also applies them on start).
     Migrate(ConfigArgs),
+    /// Ask the local server whether it is alive (`/healthz`), for container health checks:
+    /// exits 0 if it is, 1 otherwise.
+    Health(ServeArgs),
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve::run(args),
         Command::Migrate(args) => migrate(args),
+        Command::Health(args) => health(args),
         Command::Config(ConfigCommand::Check { file }) => check_config(&file),
         Command::Import(ImportCommand::RegistryV2 {
             source,
@@ -182,6 +187,24 @@ fn import_registry_v2(source: &str, args: ConfigArgs) -> ExitCode {
             ))
         }
     })
+}
+
+fn health(args: ServeArgs) -> ExitCode {
+    let loaded = match load_config(&args.config, args.addr.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    match runtime.block_on(health_check::check(&loaded.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("berth: unhealthy: {why}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check_config(file: &Path) -> ExitCode {
