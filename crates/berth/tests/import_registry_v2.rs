@@ -6,9 +6,10 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
+use berth_storage::garage_testing::Garage;
 use support::clients::{Sandbox, run, umoci_layer};
 use support::push::{OCI_INDEX, OCI_MANIFEST};
 use support::{Berth, bytes, client, sha256, tool};
@@ -20,32 +21,45 @@ struct OfficialRegistry {
 }
 
 impl OfficialRegistry {
+    /// Storing on the filesystem under `root`.
     fn start(root: &Path) -> OfficialRegistry {
+        let storage = format!("  filesystem:\n    rootdirectory: {}\n", root.display());
+        OfficialRegistry::start_with(root, &storage)
+    }
+
+    /// With `storage` (YAML lines under `storage:`); its config file goes in `dir`.
+    fn start_with(dir: &Path, storage: &str) -> OfficialRegistry {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let config = root.join("registry.yml");
+        let config = dir.join("registry.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                root.display()
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n{storage}  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n"
             ),
         )
         .unwrap();
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
         let child = Command::new(tool("docker-registry"))
             .arg("serve")
             .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Its AWS SDK cannot apply a CA bundle to its own transport, and panics.
+            .env_remove("AWS_CA_BUNDLE")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .expect("docker-registry starts");
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not start:\n{}",
+                std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         OfficialRegistry { child, base }
@@ -176,12 +190,16 @@ async fn snapshot(base: &str, by_digest: &[(&str, String)]) -> BTreeMap<String, 
 }
 
 fn import(source: &Path, data: &Path) -> Output {
+    import_with(source.to_str().unwrap(), data, &[])
+}
+
+fn import_with(source: &str, data: &Path, env: &[(String, String)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["import", "registry-v2"])
-        .arg(source)
+        .args(["import", "registry-v2", source])
         .arg("--data")
         .arg(data)
         .env("REGISTRY_LOG_LEVEL", "warn")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
         .unwrap()
 }
@@ -340,6 +358,61 @@ async fn an_official_registry_store_is_imported_in_place_and_by_copy() {
     assert!(!stdout.contains("(0 copied)"), "{stdout}");
     let berth = Berth::builder().data(elsewhere.path()).start();
     assert_eq!(snapshot(&berth.base_url(), &by_digest).await, official_view);
+}
+
+#[tokio::test]
+async fn an_official_registry_store_in_s3_is_imported_in_place() {
+    let garage = Garage::start();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!(
+        "  s3:\n    accesskey: {}\n    secretkey: {}\n    region: garage\n    regionendpoint: {}\n    bucket: {}\n    rootdirectory: /official\n    secure: false\n    v4auth: true\n    chunksize: 5242880\n  redirect:\n    disable: true\n",
+        garage.access_key,
+        garage.secret_key,
+        garage.endpoint(),
+        garage.bucket
+    );
+    let official = OfficialRegistry::start_with(dir.path(), &storage);
+    let base = official.base.clone();
+    let config = b"{\"architecture\":\"amd64\",\"os\":\"linux\"}".to_vec();
+    let layer = bytes(6_000_000, 42);
+    let (config_digest, layer_digest) = (
+        push_blob(&base, "s3/app", &config).await,
+        push_blob(&base, "s3/app", &layer).await,
+    );
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": layer.len()}]
+    }))
+    .unwrap();
+    put_manifest(&base, "s3/app", "v1", OCI_MANIFEST, &manifest).await;
+    let official_view = snapshot(&base, &[]).await;
+    drop(official);
+
+    // berth on the same bucket and prefix adopts the store without copying.
+    let env = garage.berth_env("official");
+    let data = tempfile::tempdir().unwrap();
+    let output = import_with(
+        &format!("s3://{}/official", garage.bucket),
+        data.path(),
+        &env,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("imported 1 repositories: 2 blobs (0 copied), 1 manifests, 1 tags"),
+        "{stdout}"
+    );
+    let mut builder = Berth::builder().data(data.path());
+    for (key, value) in &env {
+        builder = builder.env(key, value);
+    }
+    let berth = builder.start();
+    assert_eq!(snapshot(&berth.base_url(), &[]).await, official_view);
 }
 
 #[test]
