@@ -1,0 +1,23 @@
+//! Identity and access, free of I/O.
+//!
+//! * [`scope`]: the actions a registry request needs, and the `scope` strings of the Docker
+//!   token protocol (`repository:team/app:pull,push`).
+//! * [`pattern`]: glob patterns over repository names (`team-a/**`, `*/public-*`).
+//! * [`policy`]: who may do what where, as a pure function of identity, repository and rules.
+//! * [`password`]: argon2id password hashes, and registry:2's htpasswd files (bcrypt).
+//! * [`secret`]: access and refresh tokens: random, shown once, stored hashed.
+//! * [`registry_token`]: the short-lived JWTs of the Docker token protocol, signed with a key
+//!   whose id registry:2 recognises, so berth can also be the token server of a registry:2.
+//! * [`throttle`]: backing off failed logins per user and per client address.
+
+pub mod password;
+pub mod pattern;
+pub mod policy;
+pub mod registry_token;
+pub mod scope;
+pub mod secret;
+pub mod throttle;
+
+pub use pattern::Pattern;
+pub use policy::{Principal, Rule, Subject};
+pub use scope::{Action, ActionSet, Scope};
