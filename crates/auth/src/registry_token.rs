@@ -84,7 +84,7 @@ impl SigningKey {
             (
                 Algorithm::ES256,
                 encoding,
-                DecodingKey::from_ec_der(&key.public_key_raw()),
+                DecodingKey::from_ec_der(key.public_key_raw()),
             )
         } else if key.algorithm() == &rcgen::PKCS_RSA_SHA256 {
             let encoding = EncodingKey::from_rsa_pem(key_pem.as_bytes())
@@ -92,7 +92,7 @@ impl SigningKey {
             (
                 Algorithm::RS256,
                 encoding,
-                DecodingKey::from_rsa_der(&key.public_key_raw()),
+                DecodingKey::from_rsa_der(key.public_key_raw()),
             )
         } else {
             return Err(TokenError::Key(
