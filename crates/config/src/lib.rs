@@ -19,9 +19,9 @@ use std::fmt;
 pub use explain::explain;
 pub use load::{Loaded, load};
 pub use model::{
-    AccessLogConfig, Config, DatabaseConfig, DeleteConfig, FilesystemConfig, HttpConfig, LogConfig,
-    LogFormat, LogLevel, MaintenanceConfig, ReadOnly, RedirectConfig, S3Config, StorageConfig,
-    TlsConfig, TlsVersion, UploadPurging,
+    AccessLogConfig, AuthConfig, BerthAuth, Config, DatabaseConfig, DeleteConfig, FilesystemConfig,
+    HtpasswdAuth, HttpConfig, LogConfig, LogFormat, LogLevel, MaintenanceConfig, ReadOnly,
+    RedirectConfig, S3Config, StorageConfig, TlsConfig, TlsVersion, UploadPurging,
 };
 pub use values::{ListenAddr, PublicUrl};
 

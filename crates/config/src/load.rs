@@ -6,6 +6,10 @@
 //! and makes an environment value go through exactly the parsing a file value does. Finally
 //! the tree is deserialized with `serde_path_to_error`, which names the key of a bad value.
 //! Where each value came from is recorded along the way, keyed by dotted path.
+//!
+//! A choice (`auth`) is normalised on the way: the file's `auth: none` becomes
+//! `auth: {none: {}}`, and once every variable is applied the environment's mode replaces the
+//! file's (see [`Loader::settle_modes`]), so that serde always sees exactly one mode.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -59,6 +63,26 @@ struct Loader {
     origins: BTreeMap<String, Source>,
     /// Kubernetes service-link variables, reported together in one warning.
     service_links: Vec<String>,
+    /// The modes of choices that environment variables ask for, in the order applied.
+    mode_claims: Vec<ModeClaim>,
+}
+
+/// An environment variable asking for a mode of a choice: by naming it
+/// (`REGISTRY_AUTH=htpasswd`), or by setting one of its keys (`REGISTRY_AUTH_HTPASSWD_PATH`).
+struct ModeClaim {
+    /// The choice's path ("auth").
+    choice: String,
+    mode: String,
+    /// The key the variable sets ("auth.htpasswd.path"), or the choice's path when the
+    /// variable names the mode.
+    path: String,
+    source: Source,
+}
+
+impl ModeClaim {
+    fn names_the_mode(&self) -> bool {
+        self.path == self.choice
+    }
 }
 
 impl Loader {
@@ -127,6 +151,15 @@ impl Loader {
                         out.insert(name.into(), section.into());
                     }
                 }
+                Kind::Choice(modes) => {
+                    if let Some((mode, section)) = self.file_choice(&path, modes, value) {
+                        self.origins.insert(join(&path, &mode), Source::File);
+                        self.origins.insert(path, Source::File);
+                        let mut choice = Mapping::new();
+                        choice.insert(mode.into(), section.into());
+                        out.insert(name.into(), choice.into());
+                    }
+                }
                 Kind::Map(_) => {
                     if let Some(entries) = self.file_mapping(&path, value) {
                         for entry in entries.keys().filter_map(Value::as_str) {
@@ -166,6 +199,89 @@ impl Loader {
             other => {
                 let message = format!("expected a mapping of keys, found {}", describe(&other));
                 self.problem(path.to_owned(), Source::File, message);
+                None
+            }
+        }
+    }
+
+    /// A choice's value: the mode's name, or a mapping whose only key is the mode. Returns
+    /// the mode and its section, checked against the table like any other.
+    fn file_choice(
+        &mut self,
+        path: &str,
+        modes: &'static [Key],
+        value: Value,
+    ) -> Option<(String, Mapping)> {
+        let expected = schema::accepted(modes).join(", ");
+        let (mode, section) = match value {
+            // A value, so compared ignoring case like the other named values.
+            Value::String(mode) => (mode.to_ascii_lowercase(), Value::Null),
+            Value::Mapping(map) if map.len() == 1 => {
+                let (mode, section) = map.into_iter().next().expect("one entry");
+                let Value::String(mode) = mode else {
+                    let message = format!(
+                        "a mode must be a name; expected one of {expected}, found {}",
+                        describe(&mode)
+                    );
+                    self.problem(path.to_owned(), Source::File, message);
+                    return None;
+                };
+                (mode, section)
+            }
+            Value::Mapping(map) if map.len() > 1 => {
+                let given: Vec<String> = map
+                    .keys()
+                    .map(|k| k.as_str().map_or_else(|| describe(k), str::to_owned))
+                    .collect();
+                let message = format!(
+                    "several modes given ({}); expected exactly one of {expected}",
+                    given.join(", ")
+                );
+                self.problem(path.to_owned(), Source::File, message);
+                return None;
+            }
+            Value::Null | Value::Mapping(_) => {
+                let message = format!("no mode given; expected exactly one of {expected}");
+                self.problem(path.to_owned(), Source::File, message);
+                return None;
+            }
+            other => {
+                let message = format!(
+                    "expected a mode ({expected}) or a mapping with one of them as its only key, found {}",
+                    describe(&other)
+                );
+                self.problem(path.to_owned(), Source::File, message);
+                return None;
+            }
+        };
+        let keys = self.pick_mode(path, modes, &mode, &Source::File)?;
+        let mode_path = join(path, &mode);
+        let section = self.file_mapping(&mode_path, section)?;
+        let section = self.walk(keys, &mode_path, section);
+        Some((mode, section))
+    }
+
+    /// The keys of mode `mode` of the choice at `path`; an unknown or unsupported mode is
+    /// reported instead.
+    fn pick_mode(
+        &mut self,
+        path: &str,
+        modes: &'static [Key],
+        mode: &str,
+        source: &Source,
+    ) -> Option<&'static [Key]> {
+        match schema::find(modes, mode) {
+            Some(Key {
+                kind: Kind::Section(keys),
+                ..
+            }) => Some(keys),
+            Some(key) => {
+                self.unsupported(join(path, mode), source.clone(), key);
+                None
+            }
+            None => {
+                let message = schema::unknown_mode(modes, mode);
+                self.problem(path.to_owned(), source.clone(), message);
                 None
             }
         }
@@ -271,6 +387,7 @@ impl Loader {
         for (name, value) in &berth {
             self.apply_var(tree, name, "BERTH_", value);
         }
+        self.settle_modes(tree);
         if !self.service_links.is_empty() {
             self.warnings.push(format!(
                 "ignored environment variables that Kubernetes sets for services: {}",
@@ -303,6 +420,7 @@ impl Loader {
                         .map(|item| Value::String(item.to_owned()))
                         .collect(),
                 };
+                self.claim_mode(&parts, &source);
                 let (name, parents) = parts.split_last().expect("a leaf has a name");
                 self.mapping_at(tree, parents, &source)
                     .insert(name.as_str().into(), value);
@@ -314,6 +432,7 @@ impl Loader {
                     MapKind::Fields => Value::String(value.to_owned()),
                     MapKind::Headers => Value::Sequence(vec![Value::String(value.to_owned())]),
                 };
+                self.claim_mode(&parts, &source);
                 let map = self.mapping_at(tree, &parts, &source);
                 if let MapKind::Headers = kind {
                     // Header names ignore case: the variable replaces the file's header.
@@ -322,8 +441,31 @@ impl Loader {
                 map.insert(entry.into(), value);
                 self.origins.insert(path, source);
             }
+            Target::Choice(parts, modes) => {
+                let path = parts.join(".");
+                // A value, so compared ignoring case like the other named values.
+                let mode = value.to_ascii_lowercase();
+                if self.pick_mode(&path, modes, &mode, &source).is_some() {
+                    self.mode_claims.push(ModeClaim {
+                        choice: path.clone(),
+                        mode,
+                        path,
+                        source,
+                    });
+                }
+            }
             Target::Section(parts) => {
-                let message = format!("is a section; set its keys with {var}_<KEY> variables");
+                let (last, parents) = parts.split_last().expect("a section has a name");
+                let message = if is_choice(parents) {
+                    // Mode names have no '_': the choice's variable is this one without it.
+                    let choice_var = &var[..var.len() - last.len() - 1];
+                    format!(
+                        "is a mode of {}; choose it with {choice_var}={last}, and set its keys with {var}_<KEY> variables",
+                        parents.join(".")
+                    )
+                } else {
+                    format!("is a section; set its keys with {var}_<KEY> variables")
+                };
                 self.problem(parts.join("."), source, message);
             }
             Target::Map(parts) => {
@@ -331,9 +473,8 @@ impl Loader {
                 self.problem(parts.join("."), source, message);
             }
             Target::Ignored(parts, key) => {
-                // As in the file, naming a key creates its section: REGISTRY_STORAGE_S3_V4AUTH
-                // alone is an s3 section without a bucket.
-                self.mapping_at(tree, &parts[..parts.len() - 1], &source);
+                self.claim_mode(&parts, &source);
+                self.create_parent(tree, &parts, &source);
                 self.ignored(parts.join("."), source, key);
             }
             Target::Net(parts, key) => self.net(parts.join("."), source, key, Some(value)),
@@ -341,12 +482,14 @@ impl Loader {
                 if is_kubernetes_service_link(rest, value) {
                     self.service_links.push(var.to_owned());
                 } else {
-                    self.mapping_at(tree, &parts[..parts.len() - 1], &source);
+                    self.claim_mode(&parts, &source);
+                    self.create_parent(tree, &parts, &source);
                     self.unsupported(parts.join("."), source, key);
                 }
             }
             Target::UnsupportedUnless(parts, key, harmless) => {
-                self.mapping_at(tree, &parts[..parts.len() - 1], &source);
+                self.claim_mode(&parts, &source);
+                self.create_parent(tree, &parts, &source);
                 let path = parts.join(".");
                 self.unsupported_unless(path, source, key, harmless, Some(value));
             }
@@ -363,6 +506,109 @@ impl Loader {
                     self.warn(parts.join("."), source, message);
                 }
             }
+        }
+    }
+
+    /// Creates the section holding the key at `parts`: as in the file, naming a key creates
+    /// its section (REGISTRY_STORAGE_S3_V4AUTH alone is an s3 section without a bucket). A
+    /// choice is not created by naming a mode it does not have (REGISTRY_AUTH_TOKEN_REALM).
+    fn create_parent(&mut self, tree: &mut Mapping, parts: &[String], source: &Source) {
+        let parent = &parts[..parts.len() - 1];
+        if !is_choice(parent) {
+            self.mapping_at(tree, parent, source);
+        }
+    }
+
+    /// Records the mode a variable setting the key at `parts` asks for, when that key lies
+    /// in a mode of a choice.
+    fn claim_mode(&mut self, parts: &[String], source: &Source) {
+        if let Some((choice, mode)) = mode_of(parts) {
+            self.mode_claims.push(ModeClaim {
+                choice,
+                mode,
+                path: parts.join("."),
+                source: source.clone(),
+            });
+        }
+    }
+
+    /// Settles the mode of each choice the environment asks for. A variable naming the mode
+    /// (`REGISTRY_AUTH=none`) decides it, a BERTH_ one over a REGISTRY_ one; otherwise the
+    /// mode whose keys variables set does (`REGISTRY_AUTH_HTPASSWD_PATH` selects htpasswd,
+    /// as in registry:2). The environment beats the file here as everywhere: the file's
+    /// section for another mode is dropped, not merged into a choice of two modes; the
+    /// file's section for the same mode is kept, with the variables applied over it.
+    /// Variables asking for different modes are errors: one of them would be ignored.
+    fn settle_modes(&mut self, tree: &mut Mapping) {
+        let claims = std::mem::take(&mut self.mode_claims);
+        let mut choices: Vec<&str> = claims.iter().map(|c| c.choice.as_str()).collect();
+        choices.sort_unstable();
+        choices.dedup();
+        for choice in choices {
+            let claims: Vec<&ModeClaim> = claims.iter().filter(|c| c.choice == choice).collect();
+            // BERTH_ variables are applied after REGISTRY_ ones: the last one wins.
+            let named = claims.iter().rev().find(|c| c.names_the_mode());
+            let keyed: Vec<&ModeClaim> = claims
+                .iter()
+                .copied()
+                .filter(|c| !c.names_the_mode())
+                .collect();
+            let (mode, source) = if let Some(named) = named {
+                for claim in keyed.iter().filter(|c| c.mode != named.mode) {
+                    let message = format!(
+                        "sets a key of mode {}, but {choice} is {} (from {}); remove the variable, or choose mode {}",
+                        claim.mode, named.mode, named.source, claim.mode
+                    );
+                    self.problem(claim.path.clone(), claim.source.clone(), message);
+                }
+                (named.mode.clone(), named.source.clone())
+            } else {
+                let first = keyed[0];
+                if let Some(other) = keyed.iter().find(|c| c.mode != first.mode) {
+                    let expected = schema::at(choice)
+                        .map(|key| schema::accepted(schema::children(key)).join(", "))
+                        .unwrap_or_default();
+                    let message = format!(
+                        "the environment asks for several modes: {} ({}) and {} ({}); expected exactly one of {expected}",
+                        first.mode, first.source, other.mode, other.source
+                    );
+                    self.problem(choice.to_owned(), other.source.clone(), message);
+                    let parts: Vec<String> = choice.split('.').map(str::to_owned).collect();
+                    let mut whole = Value::Mapping(std::mem::take(tree));
+                    remove(&mut whole, &parts);
+                    *tree = match whole {
+                        Value::Mapping(map) => map,
+                        _ => unreachable!("the tree is a mapping"),
+                    };
+                    continue;
+                }
+                // Setting a key of the file's mode keeps the file's choice of it.
+                let mode_path = format!("{choice}.{}", first.mode);
+                let source = match self.origins.get(&mode_path) {
+                    Some(Source::File) => Source::File,
+                    _ => first.source.clone(),
+                };
+                (first.mode.clone(), source)
+            };
+            let parts: Vec<String> = choice.split('.').map(str::to_owned).collect();
+            let modes = self.mapping_at(tree, &parts, &source);
+            let section = modes
+                .remove(mode.as_str())
+                .filter(Value::is_mapping)
+                .unwrap_or_else(|| Value::Mapping(Mapping::new()));
+            let dropped: Vec<String> = modes
+                .keys()
+                .filter_map(Value::as_str)
+                .map(|other| format!("{choice}.{other}"))
+                .collect();
+            modes.clear();
+            modes.insert(mode.as_str().into(), section);
+            self.origins
+                .retain(|path, _| !dropped.iter().any(|d| is_within(path, d)));
+            self.origins.insert(choice.to_owned(), source.clone());
+            self.origins
+                .entry(format!("{choice}.{mode}"))
+                .or_insert(source);
         }
     }
 
@@ -455,6 +701,8 @@ impl Loader {
 /// What an environment variable's name designates.
 enum Target {
     Leaf(Vec<String>, EnvValue),
+    /// The choice itself: the variable's value names the mode.
+    Choice(Vec<String>, &'static [Key]),
     MapEntry(Vec<String>, MapKind, String),
     Section(Vec<String>),
     Map(Vec<String>),
@@ -470,18 +718,30 @@ enum Target {
 fn resolve(rest: &str) -> Target {
     let components: Vec<&str> = rest.split('_').collect();
     let mut keys = schema::ROOT;
+    // Whether `keys` are the modes of a choice rather than the keys of a section.
+    let mut modes = false;
     let mut parts = Vec::new();
     for (i, component) in components.iter().enumerate() {
         let name = component.to_ascii_lowercase();
         let Some(key) = schema::find(keys, &name) else {
-            let message = schema::unknown_key(keys, &name);
+            let message = if modes {
+                schema::unknown_mode(keys, &name)
+            } else {
+                schema::unknown_key(keys, &name)
+            };
             parts.push(name);
             return Target::Unknown(parts, message);
         };
         parts.push(name);
+        modes = false;
         let below = &components[i + 1..];
         match key.kind {
             Kind::Section(children) => keys = children,
+            Kind::Choice(choices) if below.is_empty() => return Target::Choice(parts, choices),
+            Kind::Choice(choices) => {
+                keys = choices;
+                modes = true;
+            }
             Kind::Leaf(kind) if below.is_empty() => return Target::Leaf(parts, kind),
             Kind::Net if below.is_empty() => return Target::Net(parts, key),
             Kind::Leaf(_) | Kind::Net => {
@@ -513,6 +773,28 @@ fn resolve(rest: &str) -> Target {
         }
     }
     Target::Section(parts)
+}
+
+/// Whether the key at `parts` is a choice.
+fn is_choice(parts: &[String]) -> bool {
+    !parts.is_empty()
+        && schema::at(&parts.join(".")).is_some_and(|key| matches!(key.kind, Kind::Choice(_)))
+}
+
+/// The choice and the mode that the key at `parts` lies in, as ("auth", "htpasswd"); `None`
+/// when it lies in no supported mode of a choice.
+fn mode_of(parts: &[String]) -> Option<(String, String)> {
+    let mut keys = schema::ROOT;
+    for (i, part) in parts.iter().enumerate() {
+        let key = schema::find(keys, part)?;
+        if let Kind::Choice(modes) = key.kind {
+            let mode = parts.get(i + 1)?;
+            let supported = matches!(schema::find(modes, mode)?.kind, Kind::Section(_));
+            return supported.then(|| (parts[..=i].join("."), mode.clone()));
+        }
+        keys = schema::children(key);
+    }
+    None
 }
 
 /// `CONTENT` -> `Content`, for header names written in an environment variable's name.

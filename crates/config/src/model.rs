@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::values::{self, ListenAddr, PublicUrl};
@@ -22,6 +23,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub storage: StorageConfig,
     pub database: DatabaseConfig,
+    /// How clients authenticate; berth's own token service unless told otherwise.
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -50,6 +53,12 @@ impl Config {
     /// Settings that are valid but have no effect, as `(key path, message)` pairs.
     pub(crate) fn warnings(&self) -> Vec<(String, String)> {
         let mut warnings = Vec::new();
+        if self.auth == AuthConfig::None {
+            warnings.push((
+                "auth".to_owned(),
+                "none: anyone who can reach berth can push, pull and delete".to_owned(),
+            ));
+        }
         if !self.storage.redirect.disable && self.storage.s3.is_none() {
             warnings.push((
                 "storage.redirect.disable".to_owned(),
@@ -152,6 +161,12 @@ impl Config {
                 "must be greater than 0 (it is how long a request waits for a database connection)"
                     .into(),
             );
+        }
+
+        match &self.auth {
+            AuthConfig::None => {}
+            AuthConfig::Htpasswd(htpasswd) => htpasswd.validate(&mut problem),
+            AuthConfig::Berth(berth) => berth.validate(&mut problem),
         }
 
         problems
@@ -740,4 +755,287 @@ impl fmt::Debug for DatabaseConfig {
             .field("connecttimeout", &self.connecttimeout)
             .finish()
     }
+}
+
+/// How clients authenticate (registry:2's `auth`, with berth's own `berth` mode).
+///
+/// Written as registry:2 writes it: a mapping whose only key names the mode and holds its
+/// settings (`auth: {htpasswd: {realm: ..., path: ...}}`), or just the mode's name
+/// (`auth: none`), which is what `REGISTRY_AUTH=htpasswd` gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthConfig {
+    /// No authentication at all. Must be asked for explicitly.
+    None,
+    /// registry:2's htpasswd mode: Basic auth against an htpasswd file (bcrypt entries);
+    /// every authenticated user may do everything.
+    Htpasswd(HtpasswdAuth),
+    /// berth's own identity store and Docker token service. The default when `auth` is
+    /// absent.
+    Berth(BerthAuth),
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig::Berth(BerthAuth::default())
+    }
+}
+
+impl AuthConfig {
+    /// The mode's name as written in the file: none, htpasswd or berth.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            AuthConfig::None => "none",
+            AuthConfig::Htpasswd(_) => "htpasswd",
+            AuthConfig::Berth(_) => "berth",
+        }
+    }
+}
+
+const AUTH_MODES: &str = "none, htpasswd, berth";
+
+/// `auth: {none: {}}`: the mode has no settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoSettings {}
+
+impl<'de> Deserialize<'de> for AuthConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Modes;
+
+        impl Modes {
+            /// The mode named `name` (ignoring case, as a value) with its default settings.
+            fn named<E: de::Error>(name: &str) -> Result<AuthConfig, E> {
+                match name.to_ascii_lowercase().as_str() {
+                    "none" => Ok(AuthConfig::None),
+                    "htpasswd" => Ok(AuthConfig::Htpasswd(HtpasswdAuth::unset())),
+                    "berth" => Ok(AuthConfig::Berth(BerthAuth::default())),
+                    lower => Err(Modes::not_a_mode(lower)),
+                }
+            }
+
+            fn not_a_mode<E: de::Error>(name: &str) -> E {
+                match name {
+                    "token" => E::custom(
+                        "not supported yet: berth is its own token server: use auth.berth, or point registry:2 at berth's /token",
+                    ),
+                    "silly" => {
+                        E::custom("not supported yet: a development-only mode; use auth: none")
+                    }
+                    _ => E::custom(format!(
+                        "unknown mode {name:?}; expected one of {AUTH_MODES}"
+                    )),
+                }
+            }
+        }
+
+        impl<'de> Visitor<'de> for Modes {
+            type Value = AuthConfig;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(
+                    f,
+                    "an authentication mode ({AUTH_MODES}), or a mapping with one of them as its only key"
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AuthConfig, E> {
+                Modes::named(v)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AuthConfig, A::Error> {
+                let Some(mode) = map.next_key::<String>()? else {
+                    return Err(de::Error::custom(format!(
+                        "no mode given; expected exactly one of {AUTH_MODES}"
+                    )));
+                };
+                // Modes are keys, and keys are compared exactly.
+                let auth = match mode.as_str() {
+                    "none" => {
+                        map.next_value::<Option<NoSettings>>()?;
+                        AuthConfig::None
+                    }
+                    "htpasswd" => AuthConfig::Htpasswd(
+                        map.next_value::<Option<HtpasswdAuth>>()?
+                            .unwrap_or_else(HtpasswdAuth::unset),
+                    ),
+                    "berth" => AuthConfig::Berth(
+                        map.next_value::<Option<BerthAuth>>()?.unwrap_or_default(),
+                    ),
+                    other => return Err(Modes::not_a_mode(other)),
+                };
+                if map.next_key::<String>()?.is_some() {
+                    return Err(de::Error::custom(format!(
+                        "several modes given; expected exactly one of {AUTH_MODES}"
+                    )));
+                }
+                Ok(auth)
+            }
+        }
+
+        d.deserialize_any(Modes)
+    }
+}
+
+/// registry:2's `auth.htpasswd`. Both settings are required; an empty value means "not
+/// given" and is rejected by validation, which names the missing key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HtpasswdAuth {
+    /// The realm of the Basic challenge.
+    #[serde(default)]
+    pub realm: String,
+    /// The htpasswd file; whether it exists is checked when the server starts, since it may
+    /// be mounted after the configuration is checked.
+    #[serde(default)]
+    pub path: PathBuf,
+}
+
+impl HtpasswdAuth {
+    fn unset() -> Self {
+        HtpasswdAuth {
+            realm: String::new(),
+            path: PathBuf::new(),
+        }
+    }
+
+    fn validate(&self, problem: &mut impl FnMut(&str, String)) {
+        if self.realm.is_empty() {
+            problem(
+                "auth.htpasswd.realm",
+                "required with auth: htpasswd: the realm named in Basic authentication challenges"
+                    .into(),
+            );
+        } else if let Err(why) = check_challenge_text(&self.realm) {
+            problem(
+                "auth.htpasswd.realm",
+                format!("invalid realm {:?}: {why}", self.realm),
+            );
+        }
+        if self.path.as_os_str().is_empty() {
+            problem(
+                "auth.htpasswd.path",
+                "required with auth: htpasswd: the htpasswd file of users and password hashes"
+                    .into(),
+            );
+        }
+    }
+}
+
+/// berth's own identity store and Docker token service (`auth.berth`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BerthAuth {
+    /// The token audience, and `service` in challenges.
+    pub service: String,
+    /// The `iss` of issued tokens.
+    pub issuer: String,
+    /// The token endpoint URL advertised in `WWW-Authenticate`; `None` means
+    /// "<the request's public base URL>/token".
+    pub realm: Option<PublicUrl>,
+    /// The lifetime of issued registry tokens.
+    #[serde(deserialize_with = "values::duration")]
+    pub tokenexpiry: Duration,
+    /// The lifetime of refresh tokens (docker login's identity tokens).
+    #[serde(deserialize_with = "values::duration")]
+    pub refreshtokenexpiry: Duration,
+    /// The PEM private key (EC P-256 or RSA) that signs tokens, with `certificate`; `None`
+    /// means berth generates one and keeps it in its database. An empty value means unset.
+    #[serde(deserialize_with = "values::non_empty_path")]
+    pub key: Option<PathBuf>,
+    /// The PEM certificate of `key`, published for registry:2's `rootcertbundle`. Both or
+    /// neither. An empty value means unset.
+    #[serde(deserialize_with = "values::non_empty_path")]
+    pub certificate: Option<PathBuf>,
+}
+
+const MIN_TOKEN_EXPIRY: Duration = Duration::from_secs(30);
+const MAX_TOKEN_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+const MIN_REFRESH_TOKEN_EXPIRY: Duration = Duration::from_secs(3600);
+const MAX_REFRESH_TOKEN_EXPIRY: Duration = Duration::from_secs(8760 * 3600);
+
+impl Default for BerthAuth {
+    fn default() -> Self {
+        BerthAuth {
+            service: "berth".to_owned(),
+            issuer: "berth".to_owned(),
+            realm: None,
+            tokenexpiry: Duration::from_secs(5 * 60),
+            refreshtokenexpiry: Duration::from_secs(720 * 3600),
+            key: None,
+            certificate: None,
+        }
+    }
+}
+
+impl BerthAuth {
+    fn validate(&self, problem: &mut impl FnMut(&str, String)) {
+        let path = |key: &str| format!("auth.berth.{key}");
+        for (key, value) in [("service", &self.service), ("issuer", &self.issuer)] {
+            if value.is_empty() {
+                problem(&path(key), "must not be empty".into());
+            } else if let Err(why) = check_challenge_text(value) {
+                problem(&path(key), format!("invalid {key} {value:?}: {why}"));
+            }
+        }
+        let bounds = [
+            (
+                "tokenexpiry",
+                self.tokenexpiry,
+                MIN_TOKEN_EXPIRY,
+                MAX_TOKEN_EXPIRY,
+                "registry tokens",
+            ),
+            (
+                "refreshtokenexpiry",
+                self.refreshtokenexpiry,
+                MIN_REFRESH_TOKEN_EXPIRY,
+                MAX_REFRESH_TOKEN_EXPIRY,
+                "refresh tokens",
+            ),
+        ];
+        for (key, value, min, max, what) in bounds {
+            if !(min..=max).contains(&value) {
+                problem(
+                    &path(key),
+                    format!(
+                        "{} is out of range: {what} live from {} to {}",
+                        values::format_duration(value),
+                        values::format_duration(min),
+                        values::format_duration(max)
+                    ),
+                );
+            }
+        }
+        match (&self.key, &self.certificate) {
+            (Some(_), None) => problem(
+                &path("certificate"),
+                "required when auth.berth.key is set: the PEM certificate of the signing key"
+                    .into(),
+            ),
+            (None, Some(_)) => problem(
+                &path("key"),
+                "required when auth.berth.certificate is set: the PEM private key of the certificate"
+                    .into(),
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Text that is quoted in a `WWW-Authenticate` challenge (`realm="..."`, `service="..."`):
+/// printable ASCII, so that it is a valid header value, without the quote that would end
+/// it or the backslash that would escape the next character.
+fn check_challenge_text(value: &str) -> Result<(), String> {
+    if value.contains(|c: char| c.is_control()) {
+        return Err("must not contain control characters".into());
+    }
+    if value.contains(['"', '\\']) {
+        return Err(
+            "must not contain '\"' or '\\' (it is quoted in authentication challenges)".into(),
+        );
+    }
+    if !value.is_ascii() {
+        return Err("must be ASCII (it is sent in authentication challenges)".into());
+    }
+    Ok(())
 }

@@ -14,6 +14,11 @@ pub(crate) enum Kind {
     Leaf(EnvValue),
     /// A mapping whose keys are chosen by the user (`log.fields`, `http.headers`).
     Map(MapKind),
+    /// A choice of one mode among several, each with its own section of keys, as registry:2
+    /// writes `auth`: the mode's name as a string (`auth: none`), or a mapping whose only key
+    /// is the mode (`auth: {htpasswd: {realm: ..., path: ...}}`). The keys here are the
+    /// modes: sections, or `Unsupported` for registry:2 modes berth does not have.
+    Choice(&'static [Key]),
     /// A registry:2 key that means nothing for berth: accepted, with the doc as the warning
     /// (no warning when the doc is empty).
     Ignored,
@@ -74,6 +79,10 @@ const fn secret(name: &'static str, doc: &'static str) -> Key {
 
 const fn section(name: &'static str, keys: &'static [Key], doc: &'static str) -> Key {
     key(name, Kind::Section(keys), doc)
+}
+
+const fn choice(name: &'static str, modes: &'static [Key], doc: &'static str) -> Key {
+    key(name, Kind::Choice(modes), doc)
 }
 
 const fn ignored(name: &'static str, why: &'static str) -> Key {
@@ -194,6 +203,73 @@ static S3: &[Key] = &[
     ),
 ];
 
+/// registry:2's `auth`, with berth's own `berth` mode.
+static AUTH: &[Key] = &[
+    section(
+        "none",
+        &[],
+        "no authentication: anyone who can reach berth can push, pull and delete",
+    ),
+    section(
+        "htpasswd",
+        &[
+            key(
+                "realm",
+                TEXT,
+                "realm named in Basic authentication challenges (required)",
+            ),
+            key(
+                "path",
+                TEXT,
+                "htpasswd file of users and their bcrypt password hashes (required); read when berth starts",
+            ),
+        ],
+        "registry:2's htpasswd mode: Basic authentication against an htpasswd file",
+    ),
+    section(
+        "berth",
+        &[
+            key(
+                "service",
+                TEXT,
+                "service name in challenges and the audience of issued tokens",
+            ),
+            key("issuer", TEXT, "issuer (iss) of issued tokens"),
+            key(
+                "realm",
+                TEXT,
+                "token endpoint URL advertised in challenges; unset means /token under each request's public base URL",
+            ),
+            key(
+                "tokenexpiry",
+                TEXT,
+                "lifetime of issued registry tokens, from 30s to 24h",
+            ),
+            key(
+                "refreshtokenexpiry",
+                TEXT,
+                "lifetime of refresh tokens (docker login's identity tokens), from 1h to 8760h",
+            ),
+            key(
+                "key",
+                TEXT,
+                "PEM private key (EC P-256 or RSA) that signs tokens, with certificate; unset means berth generates one and keeps it in its database",
+            ),
+            key(
+                "certificate",
+                TEXT,
+                "PEM certificate of key, for registry:2's auth.token.rootcertbundle; required with key",
+            ),
+        ],
+        "berth's own users and Docker token service (the default)",
+    ),
+    unsupported(
+        "token",
+        "berth is its own token server: use auth.berth, or point registry:2 at berth's /token",
+    ),
+    unsupported("silly", "a development-only mode; use auth: none"),
+];
+
 pub(crate) static ROOT: &[Key] = &[
     ignored("version", ""),
     section(
@@ -302,6 +378,11 @@ pub(crate) static ROOT: &[Key] = &[
             ignored("http2", "berth does not make HTTP/2 configurable"),
         ],
         "",
+    ),
+    choice(
+        "auth",
+        AUTH,
+        "how clients authenticate: berth (the default: berth's own users and tokens), htpasswd or none",
     ),
     section(
         "storage",
@@ -418,10 +499,6 @@ pub(crate) static ROOT: &[Key] = &[
         "health",
         "berth serves /healthz and /readyz itself; this section configures nothing in berth",
     ),
-    unsupported(
-        "auth",
-        "berth has no authentication; run it behind an authenticating reverse proxy",
-    ),
     unsupported("proxy", "berth cannot act as a pull-through cache"),
     unsupported("notifications", "berth sends no event notifications"),
     unsupported("redis", "berth keeps its state in its metadata database"),
@@ -440,26 +517,29 @@ pub(crate) fn find<'a>(keys: &'a [Key], name: &str) -> Option<&'a Key> {
     keys.iter().find(|k| k.name == name)
 }
 
-/// The key at a dotted path, e.g. "http.tls.key".
+/// The keys below a key: a section's keys, or a choice's modes.
+pub(crate) fn children(key: &Key) -> &'static [Key] {
+    match key.kind {
+        Kind::Section(children) | Kind::Choice(children) => children,
+        _ => &[],
+    }
+}
+
+/// The key at a dotted path, e.g. "http.tls.key" or "auth.htpasswd.realm".
 pub(crate) fn at(path: &str) -> Option<&'static Key> {
     let mut keys = ROOT;
     let mut found = None;
     for name in path.split('.') {
         let key = find(keys, name)?;
-        keys = match key.kind {
-            Kind::Section(children) => children,
-            _ => &[],
-        };
+        keys = children(key);
         found = Some(key);
     }
     found
 }
 
-/// The message for a key that is not in `keys`: what berth does accept there, and the
-/// nearest of those names when the key looks like a typo of it.
-pub(crate) fn unknown_key(keys: &[Key], name: &str) -> String {
-    let accepted: Vec<&str> = keys
-        .iter()
+/// The names of the keys berth accepts among `keys`, or of the modes among a choice's.
+pub(crate) fn accepted(keys: &[Key]) -> Vec<&'static str> {
+    keys.iter()
         .filter(|k| {
             !matches!(
                 k.kind,
@@ -467,8 +547,35 @@ pub(crate) fn unknown_key(keys: &[Key], name: &str) -> String {
             )
         })
         .map(|k| k.name)
-        .collect();
-    let mut message = format!("unknown key; expected one of {}", accepted.join(", "));
+        .collect()
+}
+
+/// The message for a mode that is not among a choice's `modes`.
+pub(crate) fn unknown_mode(modes: &[Key], name: &str) -> String {
+    let accepted = accepted(modes);
+    format!(
+        "unknown mode {name:?}; expected one of {}{}",
+        accepted.join(", "),
+        suggestion(&accepted, name)
+    )
+}
+
+/// The message for a key that is not in `keys`: what berth does accept there, and the
+/// nearest of those names when the key looks like a typo of it.
+pub(crate) fn unknown_key(keys: &[Key], name: &str) -> String {
+    let accepted = accepted(keys);
+    if accepted.is_empty() {
+        return "unknown key; this section takes no keys".to_owned();
+    }
+    format!(
+        "unknown key; expected one of {}{}",
+        accepted.join(", "),
+        suggestion(&accepted, name)
+    )
+}
+
+/// " (did you mean X?)" when `name` looks like a typo of one of `accepted`, else "".
+fn suggestion(accepted: &[&str], name: &str) -> String {
     let lower = name.to_ascii_lowercase();
     // Short names are a few edits from anything; only suggest when the match is close.
     let max_distance = if lower.chars().count() <= 4 { 1 } else { 2 };
@@ -479,9 +586,10 @@ pub(crate) fn unknown_key(keys: &[Key], name: &str) -> String {
         .min()
         .map(|(_, k)| k)
     {
-        message.push_str(&format!(" (did you mean {near}?)"));
+        format!(" (did you mean {near}?)")
+    } else {
+        String::new()
     }
-    message
 }
 
 /// Edit distance counting a swap of two neighbouring letters as one edit, the commonest
@@ -527,9 +635,7 @@ mod tests {
                     "{prefix}{}",
                     key.name
                 );
-                if let Kind::Section(children) = key.kind {
-                    check(children, &format!("{prefix}{}.", key.name));
-                }
+                check(children(key), &format!("{prefix}{}.", key.name));
             }
         }
         check(ROOT, "");
@@ -544,9 +650,7 @@ mod tests {
                     assert!(matches!(key.kind, Kind::Leaf(EnvValue::Text)), "{path}");
                     out.push(path.clone());
                 }
-                if let Kind::Section(children) = key.kind {
-                    secrets(children, &format!("{path}."), out);
-                }
+                secrets(children(key), &format!("{path}."), out);
             }
         }
         let mut found = Vec::new();
@@ -580,9 +684,20 @@ mod tests {
         assert!(unknown_key(s3, "bukcet").ends_with("(did you mean bucket?)"));
         assert_eq!(
             unknown_key(ROOT, "foo"),
-            "unknown key; expected one of log, http, storage, database"
+            "unknown key; expected one of log, http, auth, storage, database"
         );
         assert!(unknown_key(ROOT, "lgo").ends_with("(did you mean log?)"));
+        // A choice's modes: registry:2's modes that berth lacks are not offered.
+        let modes = children(at("auth").unwrap());
+        assert_eq!(
+            unknown_mode(modes, "ldap"),
+            "unknown mode \"ldap\"; expected one of none, htpasswd, berth"
+        );
+        assert!(unknown_mode(modes, "htpaswd").ends_with("(did you mean htpasswd?)"));
+        assert_eq!(
+            unknown_key(children(at("auth.none").unwrap()), "x"),
+            "unknown key; this section takes no keys"
+        );
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("hots", "host"), 1);
     }

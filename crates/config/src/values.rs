@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -334,6 +335,12 @@ pub(crate) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
 pub(crate) fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let text = Option::<String>::deserialize(d)?;
     Ok(text.filter(|t| !t.is_empty()))
+}
+
+/// `deserialize_with` for optional file paths where empty means unset, as in a compose
+/// file's `KEY=${VALUE:-}`.
+pub(crate) fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    Ok(non_empty(d)?.map(PathBuf::from))
 }
 
 /// `deserialize_with` for a key prefix inside a bucket: registry:2 users write "/registry",

@@ -512,3 +512,274 @@ async fn upload_sessions_advance_only_from_where_they_are(store: &dyn MetadataSt
         .await
         .expect("released");
 }
+
+/// The behaviour every [`crate::IdentityStore`] must have, on a fresh store.
+pub async fn run_identity(store: &dyn crate::IdentityStore) {
+    use crate::identity::{AccessToken, AuditEvent, TokenKind, TokenOwner, TokenScope};
+
+    // Users.
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    store
+        .create_user(
+            "alice",
+            Some("$argon2id$hash"),
+            Some("alice@example.com"),
+            false,
+        )
+        .await
+        .unwrap();
+    store.create_user("bob", None, None, true).await.unwrap();
+    assert!(matches!(
+        store.create_user("alice", None, None, false).await,
+        Err(MetaError::Conflict(_))
+    ));
+    let alice = store.user("alice").await.unwrap().unwrap();
+    assert_eq!(
+        (alice.email.as_deref(), alice.admin, alice.disabled),
+        (Some("alice@example.com"), false, false)
+    );
+    assert_eq!(alice.password_hash.as_deref(), Some("$argon2id$hash"));
+    assert!(store.user("nobody").await.unwrap().is_none());
+    assert_eq!(store.count_users().await.unwrap(), 2);
+    assert!(store.set_password("alice", "$argon2id$new").await.unwrap());
+    assert!(!store.set_password("nobody", "x").await.unwrap());
+    assert!(store.set_user_disabled("alice", true).await.unwrap());
+    assert!(store.set_user_admin("alice", true).await.unwrap());
+    let alice = store.user("alice").await.unwrap().unwrap();
+    assert_eq!(
+        (alice.password_hash.as_deref(), alice.disabled, alice.admin),
+        (Some("$argon2id$new"), true, true)
+    );
+    let names: Vec<String> = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, vec!["alice", "bob"]);
+
+    // Teams.
+    store.create_team("devs").await.unwrap();
+    store.create_team("ops").await.unwrap();
+    assert!(matches!(
+        store.create_team("devs").await,
+        Err(MetaError::Conflict(_))
+    ));
+    assert!(store.add_team_member("devs", "alice").await.unwrap());
+    assert!(
+        store.add_team_member("devs", "alice").await.unwrap(),
+        "adding twice is fine"
+    );
+    assert!(store.add_team_member("devs", "bob").await.unwrap());
+    assert!(store.add_team_member("ops", "alice").await.unwrap());
+    assert!(!store.add_team_member("devs", "nobody").await.unwrap());
+    assert!(!store.add_team_member("nope", "alice").await.unwrap());
+    assert_eq!(
+        store.user_teams("alice").await.unwrap(),
+        vec!["devs", "ops"]
+    );
+    let teams = store.list_teams().await.unwrap();
+    assert_eq!(teams[0].members, vec!["alice", "bob"]);
+    assert_eq!(teams[1].members, vec!["alice"]);
+    assert!(store.remove_team_member("devs", "bob").await.unwrap());
+    assert!(!store.remove_team_member("devs", "bob").await.unwrap());
+    assert!(store.delete_team("ops").await.unwrap());
+    assert_eq!(store.user_teams("alice").await.unwrap(), vec!["devs"]);
+
+    // Service accounts.
+    store.create_service_account("ci", "builds").await.unwrap();
+    assert!(matches!(
+        store.create_service_account("ci", "").await,
+        Err(MetaError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .service_account("ci")
+            .await
+            .unwrap()
+            .unwrap()
+            .description,
+        "builds"
+    );
+    assert!(
+        store
+            .set_service_account_disabled("ci", true)
+            .await
+            .unwrap()
+    );
+    assert!(store.service_account("ci").await.unwrap().unwrap().disabled);
+    assert_eq!(store.list_service_accounts().await.unwrap().len(), 1);
+
+    // Tokens.
+    let token = |id: &str, owner: TokenOwner, kind: TokenKind| AccessToken {
+        id: id.into(),
+        kind,
+        owner,
+        name: format!("token {id}"),
+        secret_hash: format!("hash-{id}"),
+        scopes: vec![TokenScope {
+            pattern: "team/**".into(),
+            actions: "pull".into(),
+        }],
+        expires_at: Some(9_999_999_999_999),
+        created_at: 1_000,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    store
+        .create_token(&token(
+            "a1",
+            TokenOwner::User("alice".into()),
+            TokenKind::Access,
+        ))
+        .await
+        .unwrap();
+    store
+        .create_token(&token(
+            "r1",
+            TokenOwner::User("alice".into()),
+            TokenKind::Refresh,
+        ))
+        .await
+        .unwrap();
+    store
+        .create_token(&token(
+            "c1",
+            TokenOwner::ServiceAccount("ci".into()),
+            TokenKind::Access,
+        ))
+        .await
+        .unwrap();
+    let orphan = store
+        .create_token(&token(
+            "x1",
+            TokenOwner::User("nobody".into()),
+            TokenKind::Access,
+        ))
+        .await;
+    assert!(matches!(orphan, Err(MetaError::Conflict(_))), "{orphan:?}");
+    assert!(matches!(
+        store
+            .create_token(&token(
+                "a1",
+                TokenOwner::User("bob".into()),
+                TokenKind::Access
+            ))
+            .await,
+        Err(MetaError::Conflict(_))
+    ));
+    let a1 = store.token("a1").await.unwrap().unwrap();
+    assert_eq!(
+        a1,
+        token("a1", TokenOwner::User("alice".into()), TokenKind::Access)
+    );
+    assert_eq!(
+        store.token("c1").await.unwrap().unwrap().owner,
+        TokenOwner::ServiceAccount("ci".into())
+    );
+    assert_eq!(store.list_tokens(None).await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .list_tokens(Some(&TokenOwner::User("alice".into())))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .list_tokens(Some(&TokenOwner::ServiceAccount("ci".into())))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store.touch_token("a1", 5_000).await.unwrap();
+    assert!(store.revoke_token("a1", 6_000).await.unwrap());
+    assert!(
+        !store.revoke_token("a1", 7_000).await.unwrap(),
+        "revoked once"
+    );
+    let a1 = store.token("a1").await.unwrap().unwrap();
+    assert_eq!((a1.last_used_at, a1.revoked_at), (Some(5_000), Some(6_000)));
+    // Deleting the owner deletes the tokens.
+    assert!(store.delete_service_account("ci").await.unwrap());
+    assert!(store.token("c1").await.unwrap().is_none());
+    assert!(store.delete_user("alice").await.unwrap());
+    assert!(!store.delete_user("alice").await.unwrap());
+    assert!(store.token("r1").await.unwrap().is_none());
+    assert!(store.list_teams().await.unwrap()[0].members.is_empty());
+
+    // Policy rules.
+    let first = store
+        .add_rule("team:devs", "team/**", "pull,push")
+        .await
+        .unwrap();
+    let second = store
+        .add_rule("anonymous", "*/public-*", "pull")
+        .await
+        .unwrap();
+    let rules = store.list_rules().await.unwrap();
+    assert_eq!(
+        rules.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![first, second]
+    );
+    assert_eq!(
+        (
+            rules[0].subject.as_str(),
+            rules[0].pattern.as_str(),
+            rules[0].actions.as_str()
+        ),
+        ("team:devs", "team/**", "pull,push")
+    );
+    assert!(store.remove_rule(first).await.unwrap());
+    assert!(!store.remove_rule(first).await.unwrap());
+
+    // The audit log.
+    let event = |at: i64, outcome: &str| AuditEvent {
+        at,
+        actor: "user:bob".into(),
+        action: "pull".into(),
+        target: "team/app".into(),
+        client: "10.0.0.1".into(),
+        outcome: outcome.into(),
+        detail: String::new(),
+        count: 1,
+    };
+    store
+        .record_audit(&[
+            event(1_000, "allowed"),
+            event(2_000, "denied"),
+            event(3_000, "allowed"),
+        ])
+        .await
+        .unwrap();
+    let newest = store.list_audit(2, None).await.unwrap();
+    assert_eq!(
+        newest.iter().map(|(_, e)| e.at).collect::<Vec<_>>(),
+        vec![3_000, 2_000]
+    );
+    let older = store.list_audit(10, Some(newest[1].0)).await.unwrap();
+    assert_eq!(
+        older.iter().map(|(_, e)| e.at).collect::<Vec<_>>(),
+        vec![1_000]
+    );
+    assert_eq!(store.prune_audit(2_500).await.unwrap(), 2);
+    assert_eq!(store.list_audit(10, None).await.unwrap().len(), 1);
+
+    // The signing key: the first stored wins.
+    let (key, certificate) = store
+        .signing_key_or_insert("key one", "cert one")
+        .await
+        .unwrap();
+    assert_eq!(
+        (key.as_str(), certificate.as_str()),
+        ("key one", "cert one")
+    );
+    let (key, _) = store
+        .signing_key_or_insert("key two", "cert two")
+        .await
+        .unwrap();
+    assert_eq!(key, "key one");
+}

@@ -7,6 +7,9 @@
 //! references exist run inside that same transaction, so a concurrent delete cannot slip
 //! between check and write.
 //!
+//! The same database also holds identities ([`identity::IdentityStore`]): users, teams,
+//! service accounts, tokens, policy rules and the audit log.
+//!
 //! One implementation per database engine; all of them pass the suite in
 //! [`behaviour`] (enabled by the `behaviour-tests` feature).
 
@@ -19,11 +22,14 @@ use bytes::Bytes;
 
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod behaviour;
+pub mod identity;
 mod keyed_locks;
 pub mod postgres;
+mod sql_identity;
 mod sql_store;
 pub mod sqlite;
 
+pub use identity::IdentityStore;
 pub use keyed_locks::KeyedLocks;
 pub use postgres::PostgresStore;
 pub use sql_store::{Dialect, SqlStore};
@@ -92,6 +98,10 @@ pub enum MetaError {
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("database error: {0}")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A uniqueness or reference rule refused the write: the name exists already, or what it
+    /// refers to does not.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 /// A manifest to record, already parsed and validated by the registry.

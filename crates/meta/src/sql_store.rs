@@ -71,8 +71,14 @@ impl From<sqlx::Error> for MetaError {
             }),
             _ => false,
         };
+        // SQLite: UNIQUE, PRIMARY KEY and FOREIGN KEY constraint failures; PostgreSQL:
+        // unique_violation and foreign_key_violation.
+        let conflict = matches!(&err, sqlx::Error::Database(db)
+            if matches!(db.code().as_deref(), Some("2067" | "1555" | "787" | "23505" | "23503")));
         if transient {
             MetaError::Unavailable(err.into())
+        } else if conflict {
+            MetaError::Conflict(err.to_string())
         } else {
             MetaError::Database(err.into())
         }

@@ -25,6 +25,8 @@ pub(crate) fn from_meta(err: MetaError) -> RegistryError {
         }
         MetaError::Unavailable(cause) => RegistryError::unavailable("the metadata database", cause),
         MetaError::Database(cause) => RegistryError::internal(cause),
+        // Registry writes are upserts; a conflict here is a bug, not the client's doing.
+        MetaError::Conflict(cause) => RegistryError::internal(cause),
     }
 }
 

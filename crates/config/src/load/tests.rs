@@ -3,7 +3,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
-use crate::model::{LogFormat, LogLevel, S3Config, TlsVersion};
+use crate::model::{
+    AuthConfig, BerthAuth, HtpasswdAuth, LogFormat, LogLevel, S3Config, TlsVersion,
+};
 
 fn vars(vars: &[(&str, &str)]) -> Vec<(String, String)> {
     vars.iter()
@@ -110,6 +112,7 @@ fn defaults() {
     assert_eq!(config.redacted_database_url(), "sqlite://./data/berth.db");
     assert_eq!(config.database.maxconnections, 16);
     assert_eq!(config.database.connecttimeout, Duration::from_secs(5));
+    assert_eq!(config.auth, AuthConfig::Berth(BerthAuth::default()));
     assert!(loaded.warnings.is_empty());
     assert!(loaded.sources.values().all(|s| *s == Source::Default));
     assert!(loaded.sources.contains_key("http.addr"));
@@ -324,6 +327,38 @@ fn environment_variables_map_onto_keys() {
             "[nosniff]",
         ),
         ("BERTH_LOG_LEVEL", "trace", "log.level", "trace"),
+        ("BERTH_AUTH", "berth", "auth", "berth"),
+        ("REGISTRY_AUTH", "BERTH", "auth", "berth"),
+        (
+            "BERTH_AUTH_BERTH_SERVICE",
+            "registry.example.com",
+            "auth.berth.service",
+            "registry.example.com",
+        ),
+        (
+            "REGISTRY_AUTH_BERTH_ISSUER",
+            "https://registry.example.com",
+            "auth.berth.issuer",
+            "https://registry.example.com",
+        ),
+        (
+            "BERTH_AUTH_BERTH_REALM",
+            "https://registry.example.com/token/",
+            "auth.berth.realm",
+            "https://registry.example.com/token",
+        ),
+        (
+            "BERTH_AUTH_BERTH_TOKENEXPIRY",
+            "10m",
+            "auth.berth.tokenexpiry",
+            "10m",
+        ),
+        (
+            "BERTH_AUTH_BERTH_REFRESHTOKENEXPIRY",
+            "8760h",
+            "auth.berth.refreshtokenexpiry",
+            "8760h",
+        ),
     ];
     for (var, value, path, want) in cases {
         let loaded =
@@ -451,7 +486,7 @@ fn unknown_keys_in_the_file_are_all_reported_with_their_paths() {
     assert!(
         problem(&error, "foo")
             .message
-            .starts_with("unknown key; expected one of log, http, storage, database")
+            .starts_with("unknown key; expected one of log, http, auth, storage, database")
     );
     assert!(error.problems.iter().all(|p| p.source == Source::File));
     assert!(
@@ -499,9 +534,9 @@ fn unknown_environment_variables() {
 #[test]
 fn environment_variables_naming_unsupported_features_are_errors() {
     for (var, path) in [
-        ("REGISTRY_AUTH", "auth"),
-        ("REGISTRY_AUTH_HTPASSWD_PATH", "auth"),
-        ("REGISTRY_AUTH_HTPASSWD_REALM", "auth"),
+        ("REGISTRY_AUTH_TOKEN_REALM", "auth.token"),
+        ("REGISTRY_AUTH_SILLY_SERVICE", "auth.silly"),
+        ("BERTH_AUTH_TOKEN", "auth.token"),
         ("REGISTRY_PROXY_REMOTEURL", "proxy"),
         ("REGISTRY_STORAGE_GCS_BUCKET", "storage.gcs"),
         ("REGISTRY_STORAGE_AZURE", "storage.azure"),
@@ -510,7 +545,6 @@ fn environment_variables_naming_unsupported_features_are_errors() {
         ("REGISTRY_STORAGE_S3_KEYID", "storage.s3.keyid"),
         ("REGISTRY_HTTP_TLS_CLIENTCAS", "http.tls.clientcas"),
         ("REGISTRY_NOTIFICATIONS_ENDPOINTS", "notifications"),
-        ("BERTH_AUTH", "auth"),
     ] {
         let error = err("", &[(var, "htpasswd")]);
         let p = problem(&error, path);
@@ -559,8 +593,11 @@ fn kubernetes_service_links_are_not_errors() {
 #[test]
 fn unsupported_features_in_the_file_are_errors() {
     let cases: &[(&str, &str)] = &[
-        ("auth:\n  htpasswd:\n    realm: r\n    path: /p\n", "auth"),
-        ("auth:\n", "auth"),
+        (
+            "auth:\n  token:\n    realm: https://auth.example.com/token\n",
+            "auth.token",
+        ),
+        ("auth: silly\n", "auth.silly"),
         (
             "proxy:\n  remoteurl: https://registry-1.docker.io\n",
             "proxy",
@@ -1113,7 +1150,8 @@ auth:
     assert_eq!(
         paths,
         [
-            "auth",
+            "auth.htpasswd.path",
+            "auth.htpasswd.realm",
             "http.addr",
             "http.adr",
             "http.draintimeout",
@@ -2008,4 +2046,714 @@ fn secrets_are_never_shown() {
     problem(&error, "storage.s3.bucket");
     problem(&error, "storage.s3.accesskey");
     problem(&error, "database.url");
+}
+
+/// The environment of the docker-compose file every registry:2 htpasswd guide shows.
+const REGISTRY_HTPASSWD_COMPOSE: &[(&str, &str)] = &[
+    ("REGISTRY_AUTH", "htpasswd"),
+    ("REGISTRY_AUTH_HTPASSWD_REALM", "Registry"),
+    ("REGISTRY_AUTH_HTPASSWD_PATH", "/auth/htpasswd"),
+];
+
+const HTPASSWD_FILE: &str = "auth:\n  htpasswd:\n    realm: Registry\n    path: /auth/htpasswd\n";
+
+fn htpasswd(realm: &str, path: &str) -> AuthConfig {
+    AuthConfig::Htpasswd(HtpasswdAuth {
+        realm: realm.into(),
+        path: path.into(),
+    })
+}
+
+fn berth_auth(change: impl FnOnce(&mut BerthAuth)) -> AuthConfig {
+    let mut berth = BerthAuth::default();
+    change(&mut berth);
+    AuthConfig::Berth(berth)
+}
+
+/// The `path = value` part of the lines `explain` shows for `auth`, in order.
+fn auth_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|line| line.starts_with("auth"))
+        .map(|line| line.split("    (").next().unwrap().trim_end())
+        .collect()
+}
+
+#[test]
+fn auth_defaults_to_berth() {
+    let loaded = ok("", &[]);
+    let AuthConfig::Berth(berth) = &loaded.config.auth else {
+        panic!("{:?}", loaded.config.auth);
+    };
+    assert_eq!(berth.service, "berth");
+    assert_eq!(berth.issuer, "berth");
+    assert_eq!(berth.realm, None);
+    assert_eq!(berth.tokenexpiry, Duration::from_secs(5 * 60));
+    assert_eq!(
+        berth.refreshtokenexpiry,
+        Duration::from_secs(30 * 24 * 3600)
+    );
+    assert_eq!((&berth.key, &berth.certificate), (&None, &None));
+    assert_eq!(
+        AuthConfig::default(),
+        AuthConfig::Berth(BerthAuth::default())
+    );
+    assert_eq!(loaded.sources["auth"], Source::Default);
+    assert_eq!(loaded.sources["auth.berth.tokenexpiry"], Source::Default);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // registry:2's stock file has no auth section: berth's own comes into force.
+    assert_eq!(
+        ok(STOCK_REGISTRY_CONFIG, &[]).config.auth,
+        AuthConfig::default()
+    );
+}
+
+#[test]
+fn auth_in_each_yaml_form() {
+    let cases = [
+        ("auth: none\n", AuthConfig::None),
+        ("auth: None\n", AuthConfig::None),
+        ("auth: {none: {}}\n", AuthConfig::None),
+        ("auth: {none: null}\n", AuthConfig::None),
+        ("auth:\n  none:\n", AuthConfig::None),
+        (HTPASSWD_FILE, htpasswd("Registry", "/auth/htpasswd")),
+        ("auth: berth\n", AuthConfig::default()),
+        ("auth: {berth: {}}\n", AuthConfig::default()),
+        ("auth:\n  berth:\n", AuthConfig::default()),
+        (
+            "auth:\n  berth:\n    service: registry.example.com\n    tokenexpiry: 10m\n",
+            berth_auth(|b| {
+                b.service = "registry.example.com".into();
+                b.tokenexpiry = Duration::from_secs(600);
+            }),
+        ),
+        (
+            "auth:\n  berth:\n    service: registry.example.com\n    issuer: berth.example.com\n    realm: https://registry.example.com/token\n    tokenexpiry: 30s\n    refreshtokenexpiry: 1h\n    key: /keys/token.key\n    certificate: /keys/token.crt\n",
+            berth_auth(|b| {
+                b.service = "registry.example.com".into();
+                b.issuer = "berth.example.com".into();
+                b.realm = Some("https://registry.example.com/token".parse().unwrap());
+                b.tokenexpiry = Duration::from_secs(30);
+                b.refreshtokenexpiry = Duration::from_secs(3600);
+                b.key = Some("/keys/token.key".into());
+                b.certificate = Some("/keys/token.crt".into());
+            }),
+        ),
+        // The longest lifetimes allowed; empty paths mean unset, as for S3's credentials.
+        (
+            "auth:\n  berth:\n    tokenexpiry: 24h\n    refreshtokenexpiry: 8760h\n    key: \"\"\n    certificate:\n",
+            berth_auth(|b| {
+                b.tokenexpiry = Duration::from_secs(24 * 3600);
+                b.refreshtokenexpiry = Duration::from_secs(8760 * 3600);
+            }),
+        ),
+    ];
+    for (yaml, want) in cases {
+        let loaded = ok(yaml, &[]);
+        assert_eq!(loaded.config.auth, want, "{yaml}");
+        assert_eq!(loaded.sources["auth"], Source::File, "{yaml}");
+    }
+    let loaded = ok(HTPASSWD_FILE, &[]);
+    assert_eq!(loaded.sources["auth.htpasswd.path"], Source::File);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let loaded = ok("auth:\n  berth:\n    service: r\n", &[]);
+    assert_eq!(loaded.sources["auth.berth.service"], Source::File);
+    assert_eq!(loaded.sources["auth.berth.issuer"], Source::Default);
+}
+
+#[test]
+fn the_registry_htpasswd_compose_environment_works_unchanged() {
+    let want = htpasswd("Registry", "/auth/htpasswd");
+    let loaded = ok("", REGISTRY_HTPASSWD_COMPOSE);
+    assert_eq!(loaded.config.auth, want);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    for (path, var) in [
+        ("auth", "REGISTRY_AUTH"),
+        ("auth.htpasswd.realm", "REGISTRY_AUTH_HTPASSWD_REALM"),
+        ("auth.htpasswd.path", "REGISTRY_AUTH_HTPASSWD_PATH"),
+    ] {
+        assert_eq!(loaded.sources[path], env_source(var), "{path}");
+    }
+    // Over registry:2's stock config file.
+    assert_eq!(
+        ok(STOCK_REGISTRY_CONFIG, REGISTRY_HTPASSWD_COMPOSE)
+            .config
+            .auth,
+        want
+    );
+    // Without REGISTRY_AUTH the htpasswd keys choose the mode, as they do in registry:2.
+    let loaded = ok("", &REGISTRY_HTPASSWD_COMPOSE[1..]);
+    assert_eq!(loaded.config.auth, want);
+    assert_eq!(
+        loaded.sources["auth"],
+        env_source("REGISTRY_AUTH_HTPASSWD_PATH")
+    );
+    // The file's string form, completed by the environment.
+    let loaded = ok("auth: htpasswd\n", &REGISTRY_HTPASSWD_COMPOSE[1..]);
+    assert_eq!(loaded.config.auth, want);
+    assert_eq!(loaded.sources["auth"], Source::File);
+
+    // The path alone chooses htpasswd, whose realm is then missing.
+    let error = err("", &[("REGISTRY_AUTH_HTPASSWD_PATH", "/auth/htpasswd")]);
+    assert_eq!(error.problems.len(), 1, "{error}");
+    let p = problem(&error, "auth.htpasswd.realm");
+    assert!(
+        p.message.starts_with("required with auth: htpasswd"),
+        "{}",
+        p.message
+    );
+    assert_eq!(p.source, env_source("REGISTRY_AUTH_HTPASSWD_PATH"));
+    // The mode alone: both settings are missing, and blamed on the variable.
+    let error = err("", &[("REGISTRY_AUTH", "htpasswd")]);
+    assert_eq!(error.problems.len(), 2, "{error}");
+    assert_eq!(
+        problem(&error, "auth.htpasswd.path").source,
+        env_source("REGISTRY_AUTH")
+    );
+    assert_eq!(
+        problem(&error, "auth.htpasswd.realm").source,
+        env_source("REGISTRY_AUTH")
+    );
+    // The same in the file.
+    let error = err("auth: htpasswd\n", &[]);
+    assert_eq!(error.problems.len(), 2, "{error}");
+    assert_eq!(problem(&error, "auth.htpasswd.path").source, Source::File);
+}
+
+#[test]
+fn the_environment_replaces_the_mode_of_the_file() {
+    // The file's htpasswd settings are dropped, not merged with "none" into an error.
+    let loaded = ok(HTPASSWD_FILE, &[("REGISTRY_AUTH", "none")]);
+    assert_eq!(loaded.config.auth, AuthConfig::None);
+    assert_eq!(loaded.sources["auth"], env_source("REGISTRY_AUTH"));
+    assert!(!loaded.sources.keys().any(|k| k.starts_with("auth.")));
+    // Even when they would have been wrong.
+    for yaml in [
+        "auth:\n  htpasswd:\n    realm: Registry\n",
+        "auth:\n  berth:\n    tokenexpiry: 1d\n",
+        "auth:\n  berth:\n    key: /k.pem\n",
+    ] {
+        assert_eq!(
+            ok(yaml, &[("REGISTRY_AUTH", "none")]).config.auth,
+            AuthConfig::None,
+            "{yaml}"
+        );
+    }
+    // BERTH_AUTH beats REGISTRY_AUTH.
+    let loaded = ok(
+        HTPASSWD_FILE,
+        &[("REGISTRY_AUTH", "none"), ("BERTH_AUTH", "berth")],
+    );
+    assert_eq!(loaded.config.auth, AuthConfig::default());
+    assert_eq!(loaded.sources["auth"], env_source("BERTH_AUTH"));
+    // A key of another mode chooses that mode.
+    let loaded = ok(
+        HTPASSWD_FILE,
+        &[("BERTH_AUTH_BERTH_SERVICE", "registry.example.com")],
+    );
+    assert_eq!(
+        loaded.config.auth,
+        berth_auth(|b| b.service = "registry.example.com".into())
+    );
+    assert_eq!(
+        loaded.sources["auth"],
+        env_source("BERTH_AUTH_BERTH_SERVICE")
+    );
+    // Naming the file's mode keeps the file's settings, with the variables over them.
+    let loaded = ok(
+        HTPASSWD_FILE,
+        &[
+            ("REGISTRY_AUTH", "htpasswd"),
+            ("REGISTRY_AUTH_HTPASSWD_REALM", "Other"),
+        ],
+    );
+    assert_eq!(loaded.config.auth, htpasswd("Other", "/auth/htpasswd"));
+    assert_eq!(loaded.sources["auth"], env_source("REGISTRY_AUTH"));
+    assert_eq!(loaded.sources["auth.htpasswd.path"], Source::File);
+    // Setting a key of the file's mode leaves the mode the file's.
+    let loaded = ok(
+        HTPASSWD_FILE,
+        &[("REGISTRY_AUTH_HTPASSWD_PATH", "/etc/htpasswd")],
+    );
+    assert_eq!(loaded.config.auth, htpasswd("Registry", "/etc/htpasswd"));
+    assert_eq!(loaded.sources["auth"], Source::File);
+    // "none" from the file gives way to an htpasswd from the environment.
+    let loaded = ok("auth: none\n", &REGISTRY_HTPASSWD_COMPOSE[1..]);
+    assert_eq!(loaded.config.auth, htpasswd("Registry", "/auth/htpasswd"));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn variables_asking_for_different_modes_are_errors() {
+    // A key of a mode other than the one named: it would be ignored.
+    let error = err(
+        "",
+        &[
+            ("REGISTRY_AUTH", "none"),
+            ("REGISTRY_AUTH_HTPASSWD_PATH", "/auth/htpasswd"),
+        ],
+    );
+    assert_eq!(error.problems.len(), 1, "{error}");
+    let p = problem(&error, "auth.htpasswd.path");
+    assert_eq!(p.source, env_source("REGISTRY_AUTH_HTPASSWD_PATH"));
+    assert_eq!(
+        p.message,
+        "sets a key of mode htpasswd, but auth is none (from env REGISTRY_AUTH); remove the variable, or choose mode htpasswd"
+    );
+    // BERTH_AUTH over a registry:2 compose environment leaves its htpasswd keys unused.
+    let mut env = REGISTRY_HTPASSWD_COMPOSE.to_vec();
+    env.push(("BERTH_AUTH", "berth"));
+    let error = err("", &env);
+    assert_eq!(error.problems.len(), 2, "{error}");
+    assert!(
+        problem(&error, "auth.htpasswd.realm")
+            .message
+            .contains("but auth is berth (from env BERTH_AUTH)")
+    );
+    // Keys of two modes, and no mode named.
+    let error = err(
+        HTPASSWD_FILE,
+        &[
+            ("REGISTRY_AUTH_HTPASSWD_PATH", "/auth/htpasswd"),
+            ("BERTH_AUTH_BERTH_SERVICE", "registry.example.com"),
+        ],
+    );
+    assert_eq!(error.problems.len(), 1, "{error}");
+    let p = problem(&error, "auth");
+    assert_eq!(
+        p.message,
+        "the environment asks for several modes: htpasswd (env REGISTRY_AUTH_HTPASSWD_PATH) and berth (env BERTH_AUTH_BERTH_SERVICE); expected exactly one of none, htpasswd, berth"
+    );
+    assert_eq!(p.source, env_source("BERTH_AUTH_BERTH_SERVICE"));
+}
+
+#[test]
+fn bad_auth_modes_name_auth_and_list_the_modes() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "auth:\n  htpasswd:\n    realm: Registry\n    path: /auth/htpasswd\n  berth: {}\n",
+            "auth",
+            "several modes given (htpasswd, berth); expected exactly one of none, htpasswd, berth",
+        ),
+        (
+            "auth:\n  none:\n  berth:\n",
+            "auth",
+            "several modes given (none, berth)",
+        ),
+        (
+            "auth:\n  ldap:\n    url: ldap://ldap.example.com\n",
+            "auth",
+            "unknown mode \"ldap\"; expected one of none, htpasswd, berth",
+        ),
+        (
+            "auth: ldap\n",
+            "auth",
+            "unknown mode \"ldap\"; expected one of none, htpasswd, berth",
+        ),
+        (
+            "auth:\n  Htpasswd: {}\n",
+            "auth",
+            "unknown mode \"Htpasswd\"; expected one of none, htpasswd, berth (did you mean htpasswd?)",
+        ),
+        (
+            "auth: \"\"\n",
+            "auth",
+            "unknown mode \"\"; expected one of none, htpasswd, berth",
+        ),
+        (
+            "auth:\n",
+            "auth",
+            "no mode given; expected exactly one of none, htpasswd, berth",
+        ),
+        ("auth: {}\n", "auth", "no mode given"),
+        (
+            "auth: [none]\n",
+            "auth",
+            "expected a mode (none, htpasswd, berth) or a mapping with one of them as its only key, found a list",
+        ),
+        ("auth: true\n", "auth", "found true"),
+        (
+            "auth:\n  1: {}\n",
+            "auth",
+            "a mode must be a name; expected one of none, htpasswd, berth, found 1",
+        ),
+        (
+            "auth:\n  htpasswd: yes\n",
+            "auth.htpasswd",
+            "expected a mapping of keys, found \"yes\"",
+        ),
+        // Unknown keys inside a mode are unknown keys, with their path.
+        (
+            "auth:\n  berth:\n    audience: registry\n",
+            "auth.berth.audience",
+            "unknown key; expected one of service, issuer, realm, tokenexpiry, refreshtokenexpiry, key, certificate",
+        ),
+        (
+            "auth:\n  none:\n    realm: Registry\n",
+            "auth.none.realm",
+            "unknown key; this section takes no keys",
+        ),
+    ];
+    for (yaml, path, want) in cases {
+        let error = err(yaml, &[]);
+        assert_eq!(error.problems.len(), 1, "{yaml}:\n{error}");
+        let p = problem(&error, path);
+        assert!(
+            p.message.contains(want),
+            "{path}: {:?} does not contain {want:?}",
+            p.message
+        );
+        assert_eq!(p.source, Source::File, "{yaml}");
+    }
+
+    // A misspelt key leaves the key it was meant to be missing, too.
+    let error = err(
+        "auth:\n  htpasswd:\n    relm: Registry\n    path: /auth/htpasswd\n",
+        &[],
+    );
+    assert_eq!(error.problems.len(), 2, "{error}");
+    assert_eq!(
+        problem(&error, "auth.htpasswd.relm").message,
+        "unknown key; expected one of realm, path (did you mean realm?)"
+    );
+    problem(&error, "auth.htpasswd.realm");
+
+    // From the environment.
+    let error = err("", &[("REGISTRY_AUTH", "ldap")]);
+    let p = problem(&error, "auth");
+    assert_eq!(
+        p.message,
+        "unknown mode \"ldap\"; expected one of none, htpasswd, berth"
+    );
+    assert_eq!(p.source, env_source("REGISTRY_AUTH"));
+    let error = err("", &[("BERTH_AUTH_LDAP_URL", "ldap://ldap.example.com")]);
+    assert!(
+        problem(&error, "auth.ldap")
+            .message
+            .starts_with("unknown mode \"ldap\"; expected one of none, htpasswd, berth")
+    );
+    let error = err("", &[("BERTH_AUTH_HTPASSWD_RELM", "Registry")]);
+    assert!(
+        problem(&error, "auth.htpasswd.relm")
+            .message
+            .ends_with("(did you mean realm?)")
+    );
+    let error = err("", &[("REGISTRY_AUTH_HTPASSWD", "/auth/htpasswd")]);
+    assert_eq!(
+        problem(&error, "auth.htpasswd").message,
+        "is a mode of auth; choose it with REGISTRY_AUTH=htpasswd, and set its keys with REGISTRY_AUTH_HTPASSWD_<KEY> variables"
+    );
+    // REGISTRY_ variables are shared with other software: an unknown one is a warning.
+    let loaded = ok("", &[("REGISTRY_AUTH_LDAP_URL", "ldap://ldap.example.com")]);
+    assert_eq!(loaded.config.auth, AuthConfig::default());
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(loaded.warnings[0].starts_with("auth.ldap: unknown mode"));
+}
+
+#[test]
+fn registry_token_and_silly_modes_are_not_supported() {
+    const TOKEN: &str = "not supported yet: berth is its own token server: use auth.berth, or point registry:2 at berth's /token";
+    const SILLY: &str = "not supported yet: a development-only mode; use auth: none";
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "auth:\n  token:\n    realm: https://auth.example.com/token\n    service: registry\n    issuer: auth\n    rootcertbundle: /certs/bundle.pem\n",
+            "auth.token",
+            TOKEN,
+        ),
+        ("auth: token\n", "auth.token", TOKEN),
+        (
+            "auth:\n  silly:\n    realm: https://auth.example.com\n    service: registry\n",
+            "auth.silly",
+            SILLY,
+        ),
+        ("auth: silly\n", "auth.silly", SILLY),
+    ];
+    for (yaml, path, want) in cases {
+        let error = err(yaml, &[]);
+        assert_eq!(error.problems.len(), 1, "{yaml}:\n{error}");
+        let p = problem(&error, path);
+        assert_eq!(p.message, *want);
+        assert_eq!(p.source, Source::File);
+    }
+    for (var, value, path, want) in [
+        ("REGISTRY_AUTH", "token", "auth.token", TOKEN),
+        (
+            "REGISTRY_AUTH_TOKEN_REALM",
+            "https://auth.example.com/token",
+            "auth.token",
+            TOKEN,
+        ),
+        ("REGISTRY_AUTH", "silly", "auth.silly", SILLY),
+        ("BERTH_AUTH", "Silly", "auth.silly", SILLY),
+    ] {
+        let error = err("", &[(var, value)]);
+        assert_eq!(error.problems.len(), 1, "{var}:\n{error}");
+        let p = problem(&error, path);
+        assert_eq!(p.message, want);
+        assert_eq!(p.source, env_source(var));
+    }
+}
+
+#[test]
+fn bad_auth_values_name_their_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "auth:\n  htpasswd:\n    path: /auth/htpasswd\n",
+            "auth.htpasswd.realm",
+            "required with auth: htpasswd",
+        ),
+        (
+            "auth:\n  htpasswd:\n    realm: \"\"\n    path: /auth/htpasswd\n",
+            "auth.htpasswd.realm",
+            "required with auth: htpasswd",
+        ),
+        (
+            "auth:\n  htpasswd:\n    realm: Registry\n",
+            "auth.htpasswd.path",
+            "required with auth: htpasswd",
+        ),
+        (
+            "auth:\n  htpasswd:\n    realm: 'My \"Registry\"'\n    path: /auth/htpasswd\n",
+            "auth.htpasswd.realm",
+            "invalid realm \"My \\\"Registry\\\"\": must not contain '\"'",
+        ),
+        (
+            "auth:\n  htpasswd:\n    realm: [a]\n    path: /auth/htpasswd\n",
+            "auth.htpasswd.realm",
+            "invalid type: sequence",
+        ),
+        (
+            "auth:\n  berth:\n    service: 'registry\"example'\n",
+            "auth.berth.service",
+            "invalid service \"registry\\\"example\": must not contain '\"' or '\\' (it is quoted in authentication challenges)",
+        ),
+        (
+            "auth:\n  berth:\n    service: 'a\\b'\n",
+            "auth.berth.service",
+            "must not contain '\"' or '\\'",
+        ),
+        (
+            "auth:\n  berth:\n    service: \"\"\n",
+            "auth.berth.service",
+            "must not be empty",
+        ),
+        (
+            "auth:\n  berth:\n    issuer: \"berth\\tauth\"\n",
+            "auth.berth.issuer",
+            "must not contain control characters",
+        ),
+        (
+            "auth:\n  berth:\n    issuer: dépôt\n",
+            "auth.berth.issuer",
+            "must be ASCII",
+        ),
+        (
+            "auth:\n  berth:\n    realm: registry.example.com/token\n",
+            "auth.berth.realm",
+            "invalid URL",
+        ),
+        (
+            "auth:\n  berth:\n    realm: ftp://registry.example.com/token\n",
+            "auth.berth.realm",
+            "must be an http:// or https:// URL",
+        ),
+        (
+            "auth:\n  berth:\n    tokenexpiry: 29s\n",
+            "auth.berth.tokenexpiry",
+            "29s is out of range: registry tokens live from 30s to 24h",
+        ),
+        (
+            "auth:\n  berth:\n    tokenexpiry: 24h0m1s\n",
+            "auth.berth.tokenexpiry",
+            "24h1s is out of range",
+        ),
+        (
+            "auth:\n  berth:\n    tokenexpiry: 0\n",
+            "auth.berth.tokenexpiry",
+            "0s is out of range",
+        ),
+        (
+            "auth:\n  berth:\n    tokenexpiry: 10\n",
+            "auth.berth.tokenexpiry",
+            "missing unit",
+        ),
+        (
+            "auth:\n  berth:\n    refreshtokenexpiry: 59m59s\n",
+            "auth.berth.refreshtokenexpiry",
+            "59m59s is out of range: refresh tokens live from 1h to 8760h",
+        ),
+        (
+            "auth:\n  berth:\n    refreshtokenexpiry: 8761h\n",
+            "auth.berth.refreshtokenexpiry",
+            "8761h is out of range",
+        ),
+        (
+            "auth:\n  berth:\n    key: /keys/token.key\n",
+            "auth.berth.certificate",
+            "required when auth.berth.key is set",
+        ),
+        (
+            "auth:\n  berth:\n    certificate: /keys/token.crt\n",
+            "auth.berth.key",
+            "required when auth.berth.certificate is set",
+        ),
+    ];
+    for (yaml, path, want) in cases {
+        let error = err(yaml, &[]);
+        assert_eq!(error.problems.len(), 1, "{yaml}:\n{error}");
+        let p = problem(&error, path);
+        assert!(
+            p.message.contains(want),
+            "{path}: {:?} does not contain {want:?}",
+            p.message
+        );
+        assert_eq!(p.source, Source::File, "{path}");
+    }
+
+    // The bounds themselves are allowed.
+    for (token, refresh) in [("30s", "1h"), ("24h", "8760h")] {
+        let yaml = format!(
+            "auth:\n  berth:\n    tokenexpiry: {token}\n    refreshtokenexpiry: {refresh}\n"
+        );
+        ok(&yaml, &[]);
+    }
+
+    // From the environment, blamed on the variable.
+    for (var, value, path) in [
+        (
+            "BERTH_AUTH_BERTH_TOKENEXPIRY",
+            "25h",
+            "auth.berth.tokenexpiry",
+        ),
+        (
+            "REGISTRY_AUTH_BERTH_REFRESHTOKENEXPIRY",
+            "30m",
+            "auth.berth.refreshtokenexpiry",
+        ),
+        ("BERTH_AUTH_BERTH_SERVICE", "a\"b", "auth.berth.service"),
+        (
+            "BERTH_AUTH_BERTH_KEY",
+            "/keys/token.key",
+            "auth.berth.certificate",
+        ),
+        (
+            "REGISTRY_AUTH_HTPASSWD_REALM",
+            "Registry",
+            "auth.htpasswd.path",
+        ),
+    ] {
+        let error = err("", &[(var, value)]);
+        assert_eq!(error.problems.len(), 1, "{var}:\n{error}");
+        assert_eq!(problem(&error, path).source, env_source(var), "{var}");
+    }
+    // Both key and certificate, and an empty variable unsets the file's key.
+    let loaded = ok(
+        "",
+        &[
+            ("BERTH_AUTH_BERTH_KEY", "/keys/token.key"),
+            ("BERTH_AUTH_BERTH_CERTIFICATE", "/keys/token.crt"),
+        ],
+    );
+    let AuthConfig::Berth(berth) = &loaded.config.auth else {
+        panic!("{:?}", loaded.config.auth);
+    };
+    assert_eq!(berth.key, Some(PathBuf::from("/keys/token.key")));
+    assert_eq!(berth.certificate, Some(PathBuf::from("/keys/token.crt")));
+    let loaded = ok(
+        "auth:\n  berth:\n    key: /k.pem\n    certificate: /c.pem\n",
+        &[
+            ("BERTH_AUTH_BERTH_KEY", ""),
+            ("BERTH_AUTH_BERTH_CERTIFICATE", ""),
+        ],
+    );
+    assert_eq!(loaded.config.auth, AuthConfig::default());
+}
+
+#[test]
+fn auth_none_warns() {
+    const WARNING: &str = "auth: none: anyone who can reach berth can push, pull and delete";
+    let loaded = ok("auth: none\n", &[]);
+    assert_eq!(loaded.warnings, [format!("{WARNING} (from file)")]);
+    let loaded = ok(HTPASSWD_FILE, &[("REGISTRY_AUTH", "none")]);
+    assert_eq!(
+        loaded.warnings,
+        [format!("{WARNING} (from env REGISTRY_AUTH)")]
+    );
+    for yaml in ["", "auth: berth\n", HTPASSWD_FILE] {
+        assert!(ok(yaml, &[]).warnings.is_empty(), "{yaml}");
+    }
+}
+
+#[test]
+fn explain_shows_the_auth_mode_then_its_settings() {
+    let loaded = ok("", REGISTRY_HTPASSWD_COMPOSE);
+    let text = crate::explain(&loaded);
+    assert_eq!(
+        auth_lines(&text),
+        [
+            "auth = htpasswd",
+            "auth.htpasswd.realm = Registry",
+            "auth.htpasswd.path = /auth/htpasswd",
+        ],
+        "{text}"
+    );
+    let line = text.lines().find(|l| l.starts_with("auth = ")).unwrap();
+    assert!(line.contains("(env REGISTRY_AUTH)"), "{line}");
+    assert!(line.contains("-- how clients authenticate"), "{line}");
+    // Between http and storage, as in the key table.
+    let lines: Vec<&str> = text.lines().collect();
+    let auth = lines.iter().position(|l| l.starts_with("auth = ")).unwrap();
+    assert!(lines[auth - 1].starts_with("http."), "{text}");
+    assert!(lines[auth + 3].starts_with("storage."), "{text}");
+
+    let loaded = ok("auth: none\n", &[]);
+    let text = crate::explain(&loaded);
+    assert_eq!(auth_lines(&text), ["auth = none"], "{text}");
+    assert!(
+        text.contains("\nwarnings:\n  - auth: none: anyone who can reach berth can push, pull and delete (from file)\n"),
+        "{text}"
+    );
+
+    let text = crate::explain(&ok("", &[]));
+    assert_eq!(
+        auth_lines(&text),
+        [
+            "auth = berth",
+            "auth.berth.service = berth",
+            "auth.berth.issuer = berth",
+            "auth.berth.realm = (from each request)",
+            "auth.berth.tokenexpiry = 5m",
+            "auth.berth.refreshtokenexpiry = 720h",
+            "auth.berth.key = (unset; generated by berth)",
+            "auth.berth.certificate = (unset; generated by berth)",
+        ],
+        "{text}"
+    );
+    assert!(text.ends_with("\nno warnings\n"), "{text}");
+
+    let loaded = ok(
+        "auth:\n  berth:\n    service: registry.example.com\n    realm: https://registry.example.com/token\n    tokenexpiry: 1.5h\n    key: /keys/token.key\n    certificate: /keys/token.crt\n",
+        &[("BERTH_AUTH_BERTH_ISSUER", "issuer.example.com")],
+    );
+    let text = crate::explain(&loaded);
+    assert_eq!(
+        auth_lines(&text),
+        [
+            "auth = berth",
+            "auth.berth.service = registry.example.com",
+            "auth.berth.issuer = issuer.example.com",
+            "auth.berth.realm = https://registry.example.com/token",
+            "auth.berth.tokenexpiry = 1h30m",
+            "auth.berth.refreshtokenexpiry = 720h",
+            "auth.berth.key = /keys/token.key",
+            "auth.berth.certificate = /keys/token.crt",
+        ],
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("auth.berth.issuer = "))
+        .unwrap();
+    assert!(line.contains("(env BERTH_AUTH_BERTH_ISSUER)"), "{line}");
+    let line = text.lines().find(|l| l.starts_with("auth = ")).unwrap();
+    assert!(line.contains("(file)"), "{line}");
 }

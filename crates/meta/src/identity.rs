@@ -1,0 +1,171 @@
+//! The identity store: users, teams, service accounts, tokens, policy rules, the audit log
+//! and the token signing key, in the same database as the registry's metadata.
+
+use async_trait::async_trait;
+
+use crate::Result;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub email: Option<String>,
+    /// argon2id or bcrypt; `None` when the user cannot log in with a password.
+    pub password_hash: Option<String>,
+    pub admin: bool,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    pub name: String,
+    /// Member user names, sorted.
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub name: String,
+    pub description: String,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// Who a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TokenOwner {
+    User(String),
+    ServiceAccount(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// For CLIs, CI and scripts: used as a password.
+    Access,
+    /// What `docker login` keeps; exchanged at the token endpoint for registry tokens.
+    Refresh,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Access => "access",
+            TokenKind::Refresh => "refresh",
+        }
+    }
+}
+
+/// A limit a token places on what its owner may do.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenScope {
+    pub pattern: String,
+    pub actions: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    pub id: String,
+    pub kind: TokenKind,
+    pub owner: TokenOwner,
+    pub name: String,
+    pub secret_hash: String,
+    /// Empty: whatever the owner may do.
+    pub scopes: Vec<TokenScope>,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRule {
+    pub id: i64,
+    /// `user:<name>`, `team:<name>`, `service-account:<name>`, `anonymous`, `authenticated`.
+    pub subject: String,
+    pub pattern: String,
+    pub actions: String,
+    pub created_at: i64,
+}
+
+/// One authentication or authorization decision (or several identical ones: `count`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: i64,
+    /// `user:alice`, `service-account:ci`, `anonymous`, or the name a failed login tried.
+    pub actor: String,
+    /// `login`, `token`, `pull`, `push`, `delete`, `admin`...
+    pub action: String,
+    /// A repository, or what was managed.
+    pub target: String,
+    pub client: String,
+    /// `allowed`, `denied`, `failed` (bad credentials), `throttled`.
+    pub outcome: String,
+    pub detail: String,
+    pub count: i64,
+}
+
+#[async_trait]
+pub trait IdentityStore: Send + Sync + 'static {
+    // Users. Creating a name that exists is `MetaError::Conflict`.
+    async fn create_user(
+        &self,
+        name: &str,
+        password_hash: Option<&str>,
+        email: Option<&str>,
+        admin: bool,
+    ) -> Result<()>;
+    async fn user(&self, name: &str) -> Result<Option<User>>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+    async fn count_users(&self) -> Result<u64>;
+    /// `false` when there is no such user (for the setters and the delete).
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool>;
+    async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<bool>;
+    async fn set_user_admin(&self, name: &str, admin: bool) -> Result<bool>;
+    /// Deleting a user removes their memberships and tokens.
+    async fn delete_user(&self, name: &str) -> Result<bool>;
+    /// The teams a user belongs to, sorted.
+    async fn user_teams(&self, name: &str) -> Result<Vec<String>>;
+
+    // Teams.
+    async fn create_team(&self, name: &str) -> Result<()>;
+    async fn list_teams(&self) -> Result<Vec<Team>>;
+    async fn delete_team(&self, name: &str) -> Result<bool>;
+    /// `false` when the team or the user does not exist.
+    async fn add_team_member(&self, team: &str, user: &str) -> Result<bool>;
+    async fn remove_team_member(&self, team: &str, user: &str) -> Result<bool>;
+
+    // Service accounts.
+    async fn create_service_account(&self, name: &str, description: &str) -> Result<()>;
+    async fn service_account(&self, name: &str) -> Result<Option<ServiceAccount>>;
+    async fn list_service_accounts(&self) -> Result<Vec<ServiceAccount>>;
+    async fn set_service_account_disabled(&self, name: &str, disabled: bool) -> Result<bool>;
+    async fn delete_service_account(&self, name: &str) -> Result<bool>;
+
+    // Tokens. Creating one for an owner that does not exist is `MetaError::Conflict`.
+    async fn create_token(&self, token: &AccessToken) -> Result<()>;
+    async fn token(&self, id: &str) -> Result<Option<AccessToken>>;
+    /// Tokens of one owner, or every token; newest first.
+    async fn list_tokens(&self, owner: Option<&TokenOwner>) -> Result<Vec<AccessToken>>;
+    async fn revoke_token(&self, id: &str, at: i64) -> Result<bool>;
+    async fn touch_token(&self, id: &str, at: i64) -> Result<()>;
+
+    // Policy rules.
+    async fn add_rule(&self, subject: &str, pattern: &str, actions: &str) -> Result<i64>;
+    async fn list_rules(&self) -> Result<Vec<PolicyRule>>;
+    async fn remove_rule(&self, id: i64) -> Result<bool>;
+
+    // The audit log.
+    async fn record_audit(&self, events: &[AuditEvent]) -> Result<()>;
+    /// The newest events, up to `limit`, with ids below `before` when given.
+    async fn list_audit(&self, limit: u32, before: Option<i64>) -> Result<Vec<(i64, AuditEvent)>>;
+    async fn prune_audit(&self, before: i64) -> Result<u64>;
+
+    // The token signing key.
+    /// Stores a key unless one is stored already, and returns the stored one: instances
+    /// starting together agree on one key.
+    async fn signing_key_or_insert(
+        &self,
+        key_pem: &str,
+        certificate_pem: &str,
+    ) -> Result<(String, String)>;
+}
