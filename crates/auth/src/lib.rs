@@ -1,4 +1,6 @@
-//! Identity and access, free of I/O.
+//! Identity and access.
+//!
+//! Everything but [`service`] and [`audit`] is free of I/O:
 //!
 //! * [`scope`]: the actions a registry request needs, and the `scope` strings of the Docker
 //!   token protocol (`repository:team/app:pull,push`).
@@ -9,15 +11,21 @@
 //! * [`registry_token`]: the short-lived JWTs of the Docker token protocol, signed with a key
 //!   whose id registry:2 recognises, so berth can also be the token server of a registry:2.
 //! * [`throttle`]: backing off failed logins per user and per client address.
+//!
+//! [`service::AccessService`] puts them together over the identity store: it authenticates
+//! callers, authorizes requests, issues tokens and records every decision through [`audit`].
 
+pub mod audit;
 pub mod password;
 pub mod pattern;
 pub mod policy;
 pub mod registry_token;
 pub mod scope;
 pub mod secret;
+pub mod service;
 pub mod throttle;
 
 pub use pattern::Pattern;
 pub use policy::{Principal, Rule, Subject};
 pub use scope::{Action, ActionSet, Scope};
+pub use service::{AccessService, AuthFailure, Caller, Decision, Mode, TokenService};
