@@ -74,7 +74,9 @@ pub async fn start_berth(binary: &Path, work: &Path) -> Result<Server> {
         .arg(addr.to_string())
         .env("REGISTRY_LOG_LEVEL", "warn")
         .env("REGISTRY_LOG_ACCESSLOG_DISABLED", "true")
-        .env("REGISTRY_STORAGE_DELETE_ENABLED", "true");
+        .env("REGISTRY_STORAGE_DELETE_ENABLED", "true")
+        // The official registry runs without authentication here; so does berth.
+        .env("REGISTRY_AUTH", "none");
     let server = spawn("berth", command, work, data, addr)?;
     server.wait_ready(Some(StatusCode::OK)).await?;
     Ok(server)

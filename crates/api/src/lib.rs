@@ -1,7 +1,8 @@
 //! The HTTP face of berth.
 //!
-//! * [`router`] builds the application: `/v2/` (the OCI distribution API), `/healthz`,
-//!   `/readyz`, with the access log and configured extra headers around it.
+//! * [`router`] builds the application: `/v2/` (the OCI distribution API, authenticated and
+//!   authorized per request), `/token` (the Docker token endpoint), `/healthz`, `/readyz`,
+//!   with the access log and configured extra headers around it.
 //! * [`server::Server`] accepts connections (plain or TLS) and drains them on shutdown.
 //!
 //! Handlers are thin: they parse the request into domain values ([`endpoint::Endpoint`],
@@ -15,10 +16,12 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use berth_auth::AccessService;
 use berth_registry::Registry;
 use http::{HeaderMap, StatusCode};
 
 mod access_log;
+mod auth;
 mod blobs;
 pub mod endpoint;
 mod error_response;
@@ -26,6 +29,7 @@ mod health;
 mod listing;
 mod manifests;
 pub mod server;
+mod token;
 mod uploads;
 pub mod urls;
 mod v2;
@@ -35,6 +39,7 @@ pub use urls::{ConnectionInfo, UrlPolicy};
 /// What every handler shares.
 pub struct AppState {
     pub registry: Arc<Registry>,
+    pub access: Arc<AccessService>,
     pub urls: UrlPolicy,
 }
 
@@ -52,6 +57,8 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
         .route("/v2", any(v2::handle))
         .route("/v2/", any(v2::handle))
         .route("/v2/{*rest}", any(v2::handle))
+        .route("/token", get(token::get).post(token::post))
+        .route("/auth/certificate.pem", get(token::certificate))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(not_found)

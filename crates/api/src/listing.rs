@@ -1,6 +1,7 @@
 //! `GET /v2/_catalog`, `GET /v2/<name>/tags/list` and `GET /v2/<name>/referrers/<digest>`.
 
 use axum::body::Body;
+use berth_auth::Caller;
 use berth_oci::manifest::OCI_IMAGE_INDEX;
 use berth_oci::{Digest, Page, RepositoryName, Tag};
 use berth_registry::Listing;
@@ -43,9 +44,11 @@ fn listing_response(
     Ok(response)
 }
 
-pub(crate) async fn catalog(state: &AppState, parts: &Parts) -> HandlerResult {
+/// The repositories the caller may pull.
+pub(crate) async fn catalog(state: &AppState, parts: &Parts, caller: &Caller) -> HandlerResult {
     let page = page(parts, |last| RepositoryName::parse(last).map(|_| ()))?;
-    let listing = state.registry.catalog(&page).await?;
+    let visible = crate::auth::pull_filter(&state.access, caller).await?;
+    let listing = state.registry.catalog(&page, &visible).await?;
     let json = serde_json::json!({ "repositories": listing.items }).to_string();
     listing_response(state, parts, "/v2/_catalog", &listing, json)
 }

@@ -60,23 +60,46 @@ fn too_large() -> RegistryError {
 }
 
 /// Reads a manifest body, refusing it as soon as it passes the size limit.
+/// Reads a manifest body, refusing it once it passes the size limit.
+///
+/// A refused body is still read on, and thrown away, up to [`DRAIN_LIMIT`]: answering while
+/// the client is still sending makes the server close the connection under it, and the
+/// client then reports a broken pipe instead of the 413. Past the drain limit the
+/// connection is closed regardless; nobody sends a legitimate manifest that large.
 async fn read_manifest(parts: &Parts, body: Body) -> Result<Bytes, RegistryError> {
-    if content_length(&parts.headers).is_some_and(|len| len > MAX_MANIFEST_SIZE as u64) {
+    let declared = content_length(&parts.headers);
+    let mut stream = body.into_data_stream();
+    if declared.is_some_and(|len| len > MAX_MANIFEST_SIZE as u64) {
+        if declared.is_some_and(|len| len <= DRAIN_LIMIT) {
+            drain(&mut stream, DRAIN_LIMIT).await;
+        }
         return Err(too_large());
     }
     let mut content = BytesMut::new();
-    let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             RegistryError::manifest_invalid("the request body could not be read completely")
                 .with_cause(e)
         })?;
         if content.len() + chunk.len() > MAX_MANIFEST_SIZE {
+            drain(&mut stream, DRAIN_LIMIT - (content.len() + chunk.len()) as u64).await;
             return Err(too_large());
         }
         content.extend_from_slice(&chunk);
     }
     Ok(content.freeze())
+}
+
+/// How much of a refused manifest body is read and discarded before answering.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+
+async fn drain(stream: &mut axum::body::BodyDataStream, mut budget: u64) {
+    while let Some(Ok(chunk)) = stream.next().await {
+        budget = budget.saturating_sub(chunk.len() as u64);
+        if budget == 0 {
+            return;
+        }
+    }
 }
 
 pub(crate) async fn put(

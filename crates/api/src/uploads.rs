@@ -2,6 +2,7 @@
 //! monolithic pushes and cross-repository mounts.
 
 use axum::body::Body;
+use berth_auth::Caller;
 use berth_oci::range::upload_range_header;
 use berth_oci::{ContentRange, Digest, ErrorCode, RegistryError, RepositoryName, UploadId};
 use berth_registry::{Chunk, UploadSession};
@@ -94,9 +95,11 @@ fn digest_param(parts: &Parts, name: &str) -> Result<Option<Digest>, RegistryErr
 }
 
 /// `POST`: a mount (`?mount=&from=`), a monolithic upload (`?digest=`), or a new session.
+/// A mount only takes the blob from a repository the caller may pull.
 pub(crate) async fn start(
     state: &AppState,
     parts: &Parts,
+    caller: &Caller,
     name: &RepositoryName,
     body: Body,
 ) -> HandlerResult {
@@ -104,9 +107,10 @@ pub(crate) async fn start(
         let from = query_param(parts, "from")
             .map(|f| RepositoryName::parse(&f))
             .transpose()?;
+        let readable = crate::auth::pull_filter(&state.access, caller).await?;
         if state
             .registry
-            .mount_blob(name, &digest, from.as_ref())
+            .mount_blob(name, &digest, from.as_ref(), &readable)
             .await?
             .is_some()
         {

@@ -37,11 +37,18 @@ impl UrlPolicy {
 
     /// The absolute base (`https://host[:port]`) for this request, or "" for relative URLs.
     pub fn base(&self, parts: &Parts) -> String {
+        if self.relative && self.public_base.is_none() {
+            return String::new();
+        }
+        self.absolute_base(parts)
+    }
+
+    /// The absolute base even when relative URLs are configured, for what must be absolute
+    /// (the token endpoint in a `WWW-Authenticate` challenge). "" only when the request has
+    /// no usable host.
+    pub fn absolute_base(&self, parts: &Parts) -> String {
         if let Some(base) = &self.public_base {
             return base.clone();
-        }
-        if self.relative {
-            return String::new();
         }
         let connection = parts.extensions.get::<ConnectionInfo>();
         let own_scheme = if connection.is_some_and(|c| c.tls) {

@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
 use crate::endpoint::Endpoint;
 use crate::error_response::ApiError;
-use crate::{AppState, blobs, listing, manifests, uploads};
+use crate::{AppState, auth, blobs, listing, manifests, uploads};
 
 pub(crate) type HandlerResult = Result<Response, RegistryError>;
 
@@ -41,10 +41,17 @@ async fn route(state: &AppState, parts: &Parts, body: Body) -> HandlerResult {
     let endpoint = Endpoint::parse(parts.uri.path())?;
     let method = &parts.method;
     let is_read = method == Method::GET || method == Method::HEAD;
+    let caller = auth::authenticate(state, parts).await?;
+    if let Some((repository, action)) = auth::required_access(&endpoint, method) {
+        auth::require(state, parts, &caller, repository, action).await?;
+    }
     match endpoint {
-        Endpoint::Base if is_read => Ok(json_response(StatusCode::OK, "{}".into())),
+        Endpoint::Base if is_read => {
+            auth::require_login(state, parts, &caller)?;
+            Ok(json_response(StatusCode::OK, "{}".into()))
+        }
         Endpoint::Base => Err(method_not_allowed("GET, HEAD")),
-        Endpoint::Catalog if is_read => listing::catalog(state, parts).await,
+        Endpoint::Catalog if is_read => listing::catalog(state, parts, &caller).await,
         Endpoint::Catalog => Err(method_not_allowed("GET, HEAD")),
         Endpoint::Tags(name) if is_read => listing::tags(state, parts, &name).await,
         Endpoint::Tags(_) => Err(method_not_allowed("GET, HEAD")),
@@ -66,7 +73,7 @@ async fn route(state: &AppState, parts: &Parts, body: Body) -> HandlerResult {
             _ => Err(method_not_allowed("GET, HEAD, DELETE")),
         },
         Endpoint::UploadStart(name) => match *method {
-            Method::POST => uploads::start(state, parts, &name, body).await,
+            Method::POST => uploads::start(state, parts, &caller, &name, body).await,
             _ => Err(method_not_allowed("POST")),
         },
         Endpoint::Upload(name, id) => match *method {

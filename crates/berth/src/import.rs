@@ -357,7 +357,7 @@ impl Importer<'_> {
                 .map_err(|e| e.to_string())?;
         } else if self
             .registry
-            .mount_blob(repository, digest, None)
+            .mount_blob(repository, digest, None, &|_| true)
             .await
             .map_err(|e| e.to_string())?
             .is_none()

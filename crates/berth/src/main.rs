@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod backends;
+mod first_run;
 mod health_check;
 mod import;
 mod logging;
@@ -150,7 +151,7 @@ fn migrate(args: ConfigArgs) -> ExitCode {
     };
     let config = loaded.config.clone();
     run_with_runtime(&loaded, async move {
-        backends::open_metadata(&config).await?;
+        backends::open_database(&config).await?;
         tracing::info!(database = %config.redacted_database_url(), "migrations applied");
         Ok(())
     })
@@ -166,7 +167,7 @@ fn import_registry_v2(source: &str, args: ConfigArgs) -> ExitCode {
     run_with_runtime(&loaded, async move {
         let registry = berth_registry::Registry::new(
             backends::open_blob_store(&config)?,
-            backends::open_metadata(&config).await?,
+            backends::open_database(&config).await?.meta,
             // An import is an administrator's write, whatever the serving mode.
             berth_registry::Settings::default(),
         );

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use berth_api::server::{Server, tls_acceptor};
 use berth_api::{AppState, HttpOptions, UrlPolicy};
-use berth_config::{Config, TlsVersion};
+use berth_config::{AuthConfig, Config, TlsVersion};
 use berth_registry::{Registry, Settings};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::{ServeArgs, backends};
+use crate::{ServeArgs, backends, first_run};
 
 pub fn run(args: ServeArgs) -> ExitCode {
     let loaded = match crate::load_config(&args.config, args.addr.as_deref()) {
@@ -24,10 +24,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), String> {
     let blobs = backends::open_blob_store(&config)?;
-    let meta = backends::open_metadata(&config).await?;
+    let database = backends::open_database(&config).await?;
+    let access = backends::open_access(&config, Arc::clone(&database.identity)).await?;
     let registry = Arc::new(Registry::new(
         blobs,
-        meta,
+        database.meta,
         Settings {
             delete_enabled: config.storage.delete.enabled,
             read_only: config.storage.maintenance.readonly.enabled,
@@ -44,6 +45,7 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let state = AppState {
         registry: Arc::clone(&registry),
+        access: Arc::clone(&access),
         urls: UrlPolicy {
             public_base: config.http.host.as_ref().map(|h| h.as_str().to_string()),
             relative: config.http.relativeurls,
@@ -60,6 +62,17 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("listening on {}: {e}", config.http.addr))?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
+    if matches!(config.auth, AuthConfig::None) && !config.http.addr.is_loopback() {
+        let warning = format!(
+            "AUTHENTICATION IS OFF (auth: none) and berth listens on {local}: anyone who can reach it can push, pull and delete"
+        );
+        eprintln!("\n*** {warning} ***\n");
+        tracing::warn!("{warning}");
+    }
+    if matches!(config.auth, AuthConfig::Berth(_)) {
+        first_run::create_first_administrator(&database.identity, local, config.http.tls.is_some())
+            .await?;
+    }
     tracing::info!(
         addr = %local,
         tls = config.http.tls.is_some(),
@@ -80,6 +93,7 @@ async fn serve(config: Config) -> Result<(), String> {
     }
 
     server.run(shutdown_signal()).await;
+    access.flush_audit().await;
     tracing::info!("stopped");
     Ok(())
 }

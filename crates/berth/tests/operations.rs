@@ -217,14 +217,13 @@ fn features_berth_lacks_yet_refuse_to_start_instead_of_being_ignored() {
     let output = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["--addr", "127.0.0.1:0", "--data"])
         .arg(dir.path())
-        .env("REGISTRY_AUTH", "htpasswd")
-        .env("REGISTRY_AUTH_HTPASSWD_PATH", "/auth/htpasswd")
+        .env("REGISTRY_PROXY_REMOTEURL", "https://registry-1.docker.io")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("auth") && stderr.contains("not supported yet"),
+        stderr.contains("proxy") && stderr.contains("not supported yet"),
         "{stderr}"
     );
 }

@@ -6,6 +6,10 @@ use berth_storage::{BlobContent, StorageError};
 use crate::errors::{from_meta, from_storage};
 use crate::{Registry, Result};
 
+/// How many repositories holding a blob are considered as sources of a mount that names
+/// none; enough that a caller who may pull only some of them still finds one.
+const MOUNT_CANDIDATES: u32 = 100;
+
 /// A blob (or a range of it) ready to send.
 pub struct BlobRead {
     pub size: u64,
@@ -53,9 +57,17 @@ impl Registry {
     /// Records a blob that is already in the blob store, put there by another registry that
     /// shares the layout (an in-place import of a registry:2 store), as held by `repository`.
     /// The caller vouches for its presence and size.
-    pub async fn adopt_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
+    pub async fn adopt_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
         self.ensure_writable()?;
-        self.meta.link_blob(repository, digest, size).await.map_err(from_meta)
+        self.meta
+            .link_blob(repository, digest, size)
+            .await
+            .map_err(from_meta)
     }
 
     /// Removes a blob from a repository. Its bytes stay in storage for other repositories
@@ -76,22 +88,29 @@ impl Registry {
 
     /// Makes a blob that another repository holds available in `repository` without
     /// uploading it again. With no `from`, any repository holding the blob is a source.
-    /// Returns the blob's size, or `None` when no source holds it (the client then uploads).
+    /// Only repositories `readable` accepts can be sources: a caller must not gain a blob
+    /// it may not pull by knowing its digest. Returns the blob's size, or `None` when no
+    /// source holds it (the client then uploads).
     pub async fn mount_blob(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
         from: Option<&RepositoryName>,
+        readable: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Option<u64>> {
         self.ensure_writable()?;
-        let sources = match from {
+        let candidates = match from {
             Some(from) => vec![from.clone()],
             None => self
                 .meta
-                .repositories_with_blob(digest, 1)
+                .repositories_with_blob(digest, MOUNT_CANDIDATES)
                 .await
                 .map_err(from_meta)?,
         };
+        let sources: Vec<RepositoryName> = candidates
+            .into_iter()
+            .filter(|c| readable(c.as_str()))
+            .collect();
         for source in &sources {
             if let Some(size) = self
                 .meta

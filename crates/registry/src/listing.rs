@@ -9,6 +9,8 @@ use crate::{Registry, Result};
 pub const MAX_PAGE: u32 = 10_000;
 /// The catalog page size when the client gives no `n`, as the official registry's default.
 pub const DEFAULT_CATALOG_PAGE: u32 = 1_000;
+/// Names read per query while filtering the catalog for a caller.
+const CATALOG_SCAN_BATCH: u32 = 1_000;
 
 /// One page of names, in lexical order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,11 +56,40 @@ where
 }
 
 impl Registry {
-    pub async fn catalog(&self, page: &Page) -> Result<Listing> {
-        page_of(page, DEFAULT_CATALOG_PAGE, |after, limit| async move {
-            self.meta.list_repositories(after.as_deref(), limit).await
-        })
-        .await
+    /// A page of the repositories `visible` accepts (those the caller may pull). Hidden
+    /// names are skipped while scanning, so pages stay full and `Link` stays right.
+    pub async fn catalog(
+        &self,
+        page: &Page,
+        visible: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Listing> {
+        let limit = page.limit.unwrap_or(DEFAULT_CATALOG_PAGE).min(MAX_PAGE);
+        if limit == 0 {
+            return Ok(Listing {
+                items: Vec::new(),
+                limit,
+                more: false,
+            });
+        }
+        let batch = (limit + 1).max(CATALOG_SCAN_BATCH);
+        let mut items = Vec::new();
+        let mut cursor = page.after.clone();
+        loop {
+            let names = self
+                .meta
+                .list_repositories(cursor.as_deref(), batch)
+                .await
+                .map_err(from_meta)?;
+            let exhausted = names.len() < batch as usize;
+            cursor = names.last().cloned();
+            items.extend(names.into_iter().filter(|name| visible(name)));
+            if items.len() > limit as usize || exhausted {
+                break;
+            }
+        }
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        Ok(Listing { items, limit, more })
     }
 
     /// A repository's tags; an unknown repository is `NAME_UNKNOWN`.

@@ -225,20 +225,35 @@ async fn blobs_are_visible_only_where_pushed_or_mounted() {
     );
 
     assert_eq!(
-        registry.mount_blob(&b, &digest, Some(&c)).await.unwrap(),
+        registry
+            .mount_blob(&b, &digest, Some(&c), &|_| true)
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
-        registry.mount_blob(&b, &digest, Some(&a)).await.unwrap(),
+        registry
+            .mount_blob(&b, &digest, Some(&a), &|_| true)
+            .await
+            .unwrap(),
         Some(12)
     );
     assert_eq!(
-        registry.mount_blob(&c, &digest, None).await.unwrap(),
+        registry
+            .mount_blob(&c, &digest, None, &|_| true)
+            .await
+            .unwrap(),
         Some(12)
     );
     assert_eq!(read_all(&registry, &c, &digest).await, b"shared layer");
     let unknown = Digest::of(Algorithm::Sha256, b"unknown");
-    assert_eq!(registry.mount_blob(&c, &unknown, None).await.unwrap(), None);
+    assert_eq!(
+        registry
+            .mount_blob(&c, &unknown, None, &|_| true)
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 fn image_manifest(config: &Digest, config_size: usize, layer: &Digest, layer_size: usize) -> Bytes {
@@ -429,13 +444,64 @@ async fn tag_pages_link_onwards() {
         ErrorCode::NameUnknown
     );
     let catalog = registry
-        .catalog(&Page {
-            limit: None,
-            after: None,
-        })
+        .catalog(
+            &Page {
+                limit: None,
+                after: None,
+            },
+            &|_| true,
+        )
         .await
         .unwrap();
     assert_eq!(catalog.items, vec!["paged"]);
+}
+
+#[tokio::test]
+async fn a_filtered_catalog_keeps_pages_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = registry_at(dir.path(), Settings::default()).await;
+    for i in 0..30 {
+        let data = format!("blob {i}");
+        let digest = Digest::of(Algorithm::Sha256, data.as_bytes());
+        let name = if i % 3 == 0 {
+            format!("public/r{i:02}")
+        } else {
+            format!("secret/r{i:02}")
+        };
+        registry
+            .upload_blob(&repo(&name), &digest, None, body(data.into_bytes().leak()))
+            .await
+            .unwrap();
+    }
+    let visible = |name: &str| name.starts_with("public/");
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = registry
+            .catalog(
+                &Page {
+                    limit: Some(3),
+                    after: after.clone(),
+                },
+                &visible,
+            )
+            .await
+            .unwrap();
+        assert!(
+            page.items.len() == 3 || page.next_after().is_none(),
+            "{page:?}"
+        );
+        seen.extend(page.items.clone());
+        match page.next_after() {
+            Some(last) => after = Some(last.to_string()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..30)
+        .filter(|i| i % 3 == 0)
+        .map(|i| format!("public/r{i:02}"))
+        .collect();
+    assert_eq!(seen, expected);
 }
 
 #[tokio::test]

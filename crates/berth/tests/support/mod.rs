@@ -103,6 +103,9 @@ impl Berth {
             }
         }
         command.env("REGISTRY_LOG_FORMATTER", "json");
+        // Most tests exercise the API without authentication; the access tests set a mode
+        // (a later REGISTRY_AUTH in `env` wins).
+        command.env("REGISTRY_AUTH", "none");
         for (key, value) in &self.env {
             command.env(key, value);
         }
