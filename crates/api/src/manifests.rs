@@ -6,10 +6,10 @@ use berth_oci::{Reference, RegistryError, RepositoryName};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::request::Parts;
-use http::{HeaderName, StatusCode, header};
+use http::{header, HeaderName, StatusCode};
 
+use crate::v2::{content_length, header_str, response, HandlerResult, DOCKER_CONTENT_DIGEST};
 use crate::AppState;
-use crate::v2::{DOCKER_CONTENT_DIGEST, HandlerResult, content_length, header_str, response};
 
 const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 
@@ -82,7 +82,11 @@ async fn read_manifest(parts: &Parts, body: Body) -> Result<Bytes, RegistryError
                 .with_cause(e)
         })?;
         if content.len() + chunk.len() > MAX_MANIFEST_SIZE {
-            drain(&mut stream, DRAIN_LIMIT - (content.len() + chunk.len()) as u64).await;
+            drain(
+                &mut stream,
+                DRAIN_LIMIT - (content.len() + chunk.len()) as u64,
+            )
+            .await;
             return Err(too_large());
         }
         content.extend_from_slice(&chunk);
