@@ -1,6 +1,6 @@
 //! Identity and access.
 //!
-//! Everything but [`service`] and [`audit`] is free of I/O:
+//! Everything but [`service`], [`admin`] and [`audit`] is free of I/O:
 //!
 //! * [`scope`]: the actions a registry request needs, and the `scope` strings of the Docker
 //!   token protocol (`repository:team/app:pull,push`).
@@ -12,9 +12,13 @@
 //!   whose id registry:2 recognises, so berth can also be the token server of a registry:2.
 //! * [`throttle`]: backing off failed logins per user and per client address.
 //!
+//! [`admin::Administration`] is how identities and rules are managed (by the CLI and the admin
+//! API alike), with the validation both need.
+//!
 //! [`service::AccessService`] puts them together over the identity store: it authenticates
 //! callers, authorizes requests, issues tokens and records every decision through [`audit`].
 
+pub mod admin;
 pub mod audit;
 pub mod password;
 pub mod pattern;

@@ -27,7 +27,8 @@ use crate::scope::{Action, ActionSet, Scope};
 use crate::secret::{PresentedSecret, SecretKind};
 use crate::throttle::LoginThrottle;
 
-/// How long a successful password check is remembered (argon2 is slow on purpose).
+/// How long a successful password check is remembered (argon2 is slow on purpose). A
+/// changed password can still be used this long on an instance that checked it.
 const PASSWORD_CACHE: Duration = Duration::from_secs(60);
 /// How long policy rules and team memberships are remembered before they are read again;
 /// a change takes at most this long to reach every instance.
@@ -168,7 +169,7 @@ pub struct AccessService {
     store: Arc<dyn IdentityStore>,
     throttle: LoginThrottle,
     audit: crate::audit::AuditSink,
-    passwords: Mutex<HashMap<[u8; 32], Cached<Principal>>>,
+    passwords: Mutex<HashMap<[u8; 32], Cached<()>>>,
     registry_tokens: Mutex<HashMap<[u8; 32], VerifiedToken>>,
     rules: RwLock<Option<Cached<Arc<Vec<Rule>>>>>,
     principals: Mutex<HashMap<String, Cached<Option<Principal>>>>,
@@ -333,44 +334,41 @@ impl AccessService {
         password: &str,
     ) -> Result<Option<Principal>, MetaError> {
         let key = key_of(&[user, password]);
-        {
+        let remembered = {
             let cache = self.passwords.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(cached) = cache.get(&key).filter(|c| fresh(c, PASSWORD_CACHE)) {
-                return Ok(Some(cached.value.clone()));
+            cache.get(&key).is_some_and(|c| fresh(c, PASSWORD_CACHE))
+        };
+        if !remembered {
+            let Some(record) = self.store.user(user).await? else {
+                // Take as long as a real check, so that unknown names cannot be told apart.
+                let _ = crate::password::verify_password(password, DUMMY_ARGON2.as_str());
+                return Ok(None);
+            };
+            let Some(hash) = record.password_hash else {
+                return Ok(None);
+            };
+            let password = password.to_string();
+            // argon2 takes tens of milliseconds of CPU: keep it off the async threads.
+            let matches = tokio::task::spawn_blocking(move || verify_stored(&password, &hash))
+                .await
+                .unwrap_or(false);
+            if !matches {
+                return Ok(None);
             }
+            let mut cache = self.passwords.lock().unwrap_or_else(|p| p.into_inner());
+            insert_bounded(
+                &mut cache,
+                key,
+                Cached {
+                    value: (),
+                    at: Instant::now(),
+                },
+            );
         }
-        let Some(record) = self.store.user(user).await? else {
-            // Take as long as a real check, so that unknown names cannot be told apart.
-            let _ = crate::password::verify_password(password, DUMMY_ARGON2.as_str());
-            return Ok(None);
-        };
-        let Some(hash) = record.password_hash.as_deref() else {
-            return Ok(None);
-        };
-        let password = password.to_string();
-        let hash = hash.to_string();
-        // argon2 takes tens of milliseconds of CPU: keep it off the async threads.
-        let matches = tokio::task::spawn_blocking(move || verify_stored(&password, &hash))
-            .await
-            .unwrap_or(false);
-        if !matches || record.disabled {
-            return Ok(None);
-        }
-        let principal = Principal::User {
-            name: record.name,
-            admin: record.admin,
-            teams: self.store.user_teams(user).await?,
-        };
-        let mut cache = self.passwords.lock().unwrap_or_else(|p| p.into_inner());
-        insert_bounded(
-            &mut cache,
-            key,
-            Cached {
-                value: principal.clone(),
-                at: Instant::now(),
-            },
-        );
-        Ok(Some(principal))
+        // Only the password check is remembered long; whether the user is still enabled,
+        // an administrator, in which teams, comes from the short-lived identity cache, so
+        // that disabling a user takes effect within seconds on every instance.
+        self.user_principal(user).await
     }
 
     async fn check_access_token(

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod backends;
 mod first_run;
 mod health_check;
+mod identity_commands;
 mod import;
 mod logging;
 mod serve;
@@ -38,6 +39,55 @@ enum Command {
     /// Bring content from another registry's storage into berth.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: identity_commands::UserCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
+    /// Manage teams (groups of users that policy rules can name).
+    Team {
+        #[command(subcommand)]
+        command: identity_commands::TeamCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
+    /// Manage service accounts (for CI and deployments: tokens, no password).
+    ServiceAccount {
+        #[command(subcommand)]
+        command: identity_commands::ServiceAccountCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
+    /// Manage access tokens of users and service accounts.
+    Token {
+        #[command(subcommand)]
+        command: identity_commands::TokenCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
+    /// Manage access policy: who may pull, push and delete where.
+    Policy {
+        #[command(subcommand)]
+        command: identity_commands::PolicyCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
+    /// Bring users from a registry:2 htpasswd file into berth.
+    Htpasswd {
+        #[command(subcommand)]
+        command: identity_commands::HtpasswdCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
+    /// Read or prune the audit log of authentication and authorization decisions.
+    Audit {
+        #[command(subcommand)]
+        command: identity_commands::AuditCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -99,6 +149,27 @@ fn main() -> ExitCode {
             config,
             data,
         }) => import_registry_v2(&source, ConfigArgs { config, data }),
+        Command::User { command, store } => {
+            identity_commands::run(identity_commands::Command::User(command), store)
+        }
+        Command::Team { command, store } => {
+            identity_commands::run(identity_commands::Command::Team(command), store)
+        }
+        Command::ServiceAccount { command, store } => {
+            identity_commands::run(identity_commands::Command::ServiceAccount(command), store)
+        }
+        Command::Token { command, store } => {
+            identity_commands::run(identity_commands::Command::Token(command), store)
+        }
+        Command::Policy { command, store } => {
+            identity_commands::run(identity_commands::Command::Policy(command), store)
+        }
+        Command::Htpasswd { command, store } => {
+            identity_commands::run(identity_commands::Command::Htpasswd(command), store)
+        }
+        Command::Audit { command, store } => {
+            identity_commands::run(identity_commands::Command::Audit(command), store)
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use berth_api::server::{Server, tls_acceptor};
 use berth_api::{AppState, HttpOptions, UrlPolicy};
+use berth_auth::admin::Administration;
 use berth_config::{AuthConfig, Config, TlsVersion};
 use berth_registry::{Registry, Settings};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -92,6 +93,15 @@ async fn serve(config: Config) -> Result<(), String> {
         ));
     }
 
+    if let AuthConfig::Berth(berth) = &config.auth
+        && !berth.auditretention.is_zero()
+    {
+        tokio::spawn(prune_audit_periodically(
+            Administration::new(Arc::clone(&database.identity)),
+            berth.auditretention,
+        ));
+    }
+
     server.run(shutdown_signal()).await;
     access.flush_audit().await;
     tracing::info!("stopped");
@@ -132,6 +142,21 @@ async fn purge_uploads_periodically(
             ),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purging abandoned uploads failed"),
+        }
+    }
+}
+
+/// Deletes audit events older than `retention`, shortly after start and then daily. Several
+/// instances doing it at once is harmless (the deletes overlap).
+async fn prune_audit_periodically(admin: Administration, retention: Duration) {
+    let mut next = Duration::from_secs(120);
+    loop {
+        tokio::time::sleep(next).await;
+        next = Duration::from_secs(24 * 3600);
+        match admin.prune_audit(retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "deleted audit events past their retention"),
+            Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
         }
     }
 }

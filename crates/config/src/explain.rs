@@ -98,6 +98,14 @@ pub(crate) fn settings(config: &Config) -> Vec<Setting> {
                     .as_ref()
                     .map_or_else(generated, |c| c.display().to_string()),
             );
+            leaf(
+                "auth.berth.auditretention",
+                if berth.auditretention.is_zero() {
+                    "forever".to_owned()
+                } else {
+                    format_duration(berth.auditretention)
+                },
+            );
         }
     }
 

@@ -946,6 +946,9 @@ pub struct BerthAuth {
     /// neither. An empty value means unset.
     #[serde(deserialize_with = "values::non_empty_path")]
     pub certificate: Option<PathBuf>,
+    /// How long audit events are kept before berth deletes them; zero keeps them forever.
+    #[serde(deserialize_with = "values::duration")]
+    pub auditretention: Duration,
 }
 
 const MIN_TOKEN_EXPIRY: Duration = Duration::from_secs(30);
@@ -963,6 +966,7 @@ impl Default for BerthAuth {
             refreshtokenexpiry: Duration::from_secs(720 * 3600),
             key: None,
             certificate: None,
+            auditretention: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }

@@ -260,6 +260,11 @@ static AUTH: &[Key] = &[
                 TEXT,
                 "PEM certificate of key, for registry:2's auth.token.rootcertbundle; required with key",
             ),
+            key(
+                "auditretention",
+                TEXT,
+                "how long audit events are kept (default 2160h, 90 days); 0 keeps them forever",
+            ),
         ],
         "berth's own users and Docker token service (the default)",
     ),
