@@ -213,6 +213,54 @@ impl Berth {
     }
 }
 
+/// Runs a management command (`berth user add ...`) on the database in `data`, as an
+/// operator would, and returns its `--json` output. Panics with its stderr if it fails.
+pub fn berth_cli(data: &Path, args: &[&str]) -> serde_json::Value {
+    let output = berth_cli_output(data, args, None);
+    assert!(
+        output.status.success(),
+        "berth {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "berth {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// Runs a management command with `--json`, optionally feeding `stdin`, whatever its outcome.
+pub fn berth_cli_output(data: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command.args(args).arg("--data").arg(data).arg("--json");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("REGISTRY_") || key.starts_with("BERTH_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("berth runs");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+impl Berth {
+    /// [`berth_cli`] on this server's data directory (the server keeps running: the
+    /// command writes to the same database, and the server sees it within seconds).
+    pub fn cli(&self, args: &[&str]) -> serde_json::Value {
+        berth_cli(&self.data, args)
+    }
+}
+
 impl Drop for Berth {
     fn drop(&mut self) {
         self.kill9();
