@@ -281,3 +281,27 @@ pub async fn umoci_layer(sandbox: &Sandbox, image: &str, bundle: &str, files: &[
         .arg(&bundle))
     .await;
 }
+
+/// Runs `command` to completion (killing it after [`TOOL_TIMEOUT`]) with `input` on its
+/// standard input, and returns its output whatever the outcome (for commands expected to fail,
+/// and `--password-stdin`).
+pub async fn run_output(command: &mut Command, input: &[u8]) -> std::process::Output {
+    use tokio::io::AsyncWriteExt;
+    let shown = format!("{:?}", command.as_std());
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    // A command that exits without reading its input is not an error here.
+    let _ = stdin.write_all(input).await;
+    drop(stdin);
+    match tokio::time::timeout(TOOL_TIMEOUT, child.wait_with_output()).await {
+        Ok(output) => output.unwrap_or_else(|e| panic!("{shown}: {e}")),
+        Err(_) => panic!("{shown} did not finish within {TOOL_TIMEOUT:?}"),
+    }
+}
