@@ -2,7 +2,8 @@
 //!
 //! * [`router`] builds the application: `/v2/` (the OCI distribution API, authenticated and
 //!   authorized per request), `/token` (the Docker token endpoint), `/healthz`, `/readyz`,
-//!   with the access log and configured extra headers around it.
+//!   `/api/v1/` (the admin API, described by `openapi.yaml`), with the access log and
+//!   configured extra headers around it.
 //! * [`server::Server`] accepts connections (plain or TLS) and drains them on shutdown.
 //!
 //! Handlers are thin: they parse the request into domain values ([`endpoint::Endpoint`],
@@ -21,6 +22,7 @@ use berth_registry::Registry;
 use http::{HeaderMap, StatusCode};
 
 mod access_log;
+pub mod admin_api;
 mod auth;
 mod blobs;
 pub mod endpoint;
@@ -61,6 +63,7 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
         .route("/auth/certificate.pem", get(token::certificate))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(admin_api::routes())
         .fallback(not_found)
         .with_state(state);
     if !options.extra_headers.is_empty() {

@@ -80,6 +80,12 @@ impl Caller {
         !self.principal.is_anonymous() || self.granted.is_some()
     }
 
+    /// Whether the caller's credentials narrow what its principal may do (an access token
+    /// with scopes, a registry token): such credentials cannot manage berth.
+    pub fn is_limited(&self) -> bool {
+        self.limits.is_some() || self.granted.is_some()
+    }
+
     fn actor(&self) -> String {
         match &self.principal {
             Principal::Anonymous => "anonymous".into(),
@@ -261,6 +267,50 @@ impl AccessService {
         Err(AuthFailure::Invalid("unsupported authorization scheme"))
     }
 
+    /// Identifies the caller of the admin API: Basic (a password or an access token) or
+    /// `Bearer <access token>`. Registry tokens are for `/v2/` only and are refused here.
+    pub async fn authenticate_api(
+        &self,
+        authorization: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<Caller, AuthFailure> {
+        let Some(text) = authorization else {
+            return Ok(Caller::anonymous(client));
+        };
+        let (scheme, credentials) = text.trim().split_once(' ').unwrap_or((text, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return self.authenticate(authorization, client).await;
+        }
+        let invalid = AuthFailure::Invalid("invalid, expired or revoked access token");
+        let secret = PresentedSecret::parse(credentials.trim())
+            .filter(|s| s.kind == SecretKind::AccessToken)
+            .ok_or(AuthFailure::Invalid(
+                "expected an access token (berth_...) as the bearer token",
+            ))?;
+        // Throttled like a login, under the token's public id.
+        let throttle_key = format!("token:{}", secret.id);
+        if let Err(wait) = self.throttle.check(&throttle_key, client) {
+            return Err(AuthFailure::Throttled(wait));
+        }
+        match self.check_access_token(None, &secret).await? {
+            Some(caller) => {
+                self.throttle.record_success(&throttle_key, client);
+                Ok(Caller { client, ..caller })
+            }
+            None => {
+                self.throttle.record_failure(&throttle_key, client);
+                self.audit(
+                    &Caller::anonymous(client),
+                    "login",
+                    "",
+                    "failed",
+                    "invalid access token",
+                );
+                Err(invalid)
+            }
+        }
+    }
+
     /// Checks a user name and a password (or an access token in its place), with throttling.
     pub async fn login(
         &self,
@@ -317,7 +367,7 @@ impl AccessService {
             })),
             Mode::Berth(_) => match PresentedSecret::parse(password) {
                 Some(secret) if secret.kind == SecretKind::AccessToken => {
-                    self.check_access_token(user, &secret).await
+                    self.check_access_token(Some(user), &secret).await
                 }
                 Some(_) => Ok(None),
                 None => self
@@ -371,9 +421,11 @@ impl AccessService {
         self.user_principal(user).await
     }
 
+    /// The caller an access token stands for; `user`, when given with it (Basic), must be
+    /// its owner's name.
     async fn check_access_token(
         &self,
-        user: &str,
+        user: Option<&str>,
         secret: &PresentedSecret,
     ) -> Result<Option<Caller>, MetaError> {
         let Some(token) = self.valid_token(secret, TokenKind::Access).await? else {
@@ -382,8 +434,7 @@ impl AccessService {
         let owner_name = match &token.owner {
             TokenOwner::User(name) | TokenOwner::ServiceAccount(name) => name,
         };
-        // The user name given with a token must be its owner's.
-        if owner_name != user {
+        if user.is_some_and(|user| user != owner_name) {
             return Ok(None);
         }
         let Some(principal) = self.owner_principal(&token.owner).await? else {

@@ -1,0 +1,716 @@
+//! The admin API under `/api/v1/`: users, teams, service accounts, access tokens, policy
+//! rules, htpasswd import and the audit log, as JSON, for the dashboard and for automation.
+//! `openapi.yaml` next to this crate describes it and is served at `/api/v1/openapi.yaml`
+//! (and as JSON at `/api/v1/openapi.json`).
+//!
+//! Only in berth's own auth mode (with `auth: none` anyone would be an administrator). Callers
+//! authenticate with Basic (password or access token) or `Bearer <access token>`; every
+//! operation but `GET /api/v1/me` needs an administrator whose credentials are not narrowed by
+//! token scopes. Changes go through [`Administration`] (the same validation as the CLI), are
+//! recorded in the audit log, and drop this instance's identity caches at once (other
+//! instances notice within seconds).
+//!
+//! Errors have the same shape as on `/v2/`: `{"errors":[{"code","message","detail"}]}`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use berth_auth::admin::{AdminError, Administration, NewToken, NewUser, parse_owner};
+use berth_auth::{AuthFailure, Caller, Mode};
+use futures_util::StreamExt;
+use http::request::Parts;
+use http::{StatusCode, header};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::urls::ConnectionInfo;
+
+/// The OpenAPI document, kept in the repository and checked by the tests against the routes.
+pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
+
+/// JSON bodies are small; an htpasswd file of thousands of users fits.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// An admin API error: status, code and message, rendered like the registry's errors.
+#[derive(Debug)]
+struct ApiFailure {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiFailure {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiFailure {
+        ApiFailure {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> ApiFailure {
+        ApiFailure::new(StatusCode::BAD_REQUEST, "INVALID", message)
+    }
+}
+
+impl From<AdminError> for ApiFailure {
+    fn from(err: AdminError) -> Self {
+        match err {
+            AdminError::Invalid(why) => ApiFailure::invalid(why),
+            AdminError::NotFound(why) => ApiFailure::new(StatusCode::NOT_FOUND, "NOT_FOUND", why),
+            AdminError::Conflict(why) => ApiFailure::new(StatusCode::CONFLICT, "CONFLICT", why),
+            AdminError::Store(e) => unavailable(e),
+        }
+    }
+}
+
+fn unavailable(err: impl std::fmt::Display) -> ApiFailure {
+    tracing::warn!(error = %err, "admin API: the identity store failed");
+    ApiFailure::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "UNAVAILABLE",
+        "the identity store is unavailable; try again",
+    )
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "errors": [{ "code": self.code, "message": self.message, "detail": null }]
+        });
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Basic realm=\"berth admin API\""),
+            );
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
+    }
+}
+
+type ApiResult = Result<Response, ApiFailure>;
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> ApiResult {
+    let body = serde_json::to_string(value).map_err(|e| {
+        ApiFailure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            format!("rendering the response: {e}"),
+        )
+    })?;
+    Ok((
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn ok<T: serde::Serialize>(value: &T) -> ApiResult {
+    json(StatusCode::OK, value)
+}
+
+fn no_content() -> ApiResult {
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Who is calling, checked: an administrator with unnarrowed credentials, unless `any`.
+async fn caller(state: &AppState, parts: &Parts, any: bool) -> Result<Caller, ApiFailure> {
+    if !matches!(state.access.mode(), Mode::Berth(_)) {
+        return Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "UNSUPPORTED",
+            "the admin API needs berth's own authentication (auth: berth)",
+        ));
+    }
+    let authorization = match parts.headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            ApiFailure::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "malformed Authorization header",
+            )
+        })?),
+    };
+    let client = parts
+        .extensions
+        .get::<ConnectionInfo>()
+        .map(|c| c.peer.ip());
+    let caller = state
+        .access
+        .authenticate_api(authorization, client)
+        .await
+        .map_err(|failure| match failure {
+            AuthFailure::Invalid(why) => {
+                ApiFailure::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", why)
+            }
+            AuthFailure::Throttled(wait) => ApiFailure {
+                retry_after: Some(wait.as_secs().max(1)),
+                ..ApiFailure::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TOOMANYREQUESTS",
+                    "too many failed logins; try again later",
+                )
+            },
+            AuthFailure::Unavailable(e) => unavailable(e),
+        })?;
+    if caller.principal.is_anonymous() {
+        return Err(ApiFailure::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "authentication required",
+        ));
+    }
+    if any {
+        return Ok(caller);
+    }
+    let target = parts.uri.path();
+    if !caller.principal.is_admin() || caller.is_limited() {
+        state
+            .access
+            .audit(&caller, "admin", target, "denied", parts.method.as_str());
+        let why = if caller.principal.is_admin() {
+            "an access token with scopes cannot manage berth; use one without scopes"
+        } else {
+            "only administrators may manage berth"
+        };
+        return Err(ApiFailure::new(StatusCode::FORBIDDEN, "DENIED", why));
+    }
+    Ok(caller)
+}
+
+/// Runs an administrator's request: authenticate and authorize, read the JSON body (for
+/// methods that carry one), run `operation`; a successful change is audited and drops this
+/// instance's identity caches.
+async fn admin<B, F, Fut>(state: &AppState, request: Request, operation: F) -> Response
+where
+    B: DeserializeOwned,
+    F: FnOnce(Administration, B, String) -> Fut,
+    Fut: Future<Output = ApiResult>,
+{
+    let (parts, body) = request.into_parts();
+    let result = async {
+        let caller = caller(state, &parts, false).await?;
+        let changes = parts.method != http::Method::GET;
+        let input: B = if parts.method == http::Method::POST
+            || parts.method == http::Method::PUT
+            || parts.method == http::Method::PATCH
+        {
+            read_json(body).await?
+        } else {
+            serde_json::from_value(serde_json::Value::Object(Default::default()))
+                .map_err(|e| ApiFailure::invalid(e.to_string()))?
+        };
+        let query = parts.uri.query().unwrap_or_default().to_string();
+        let administration = Administration::new(Arc::clone(state.access.store()));
+        let response = operation(administration, input, query).await;
+        if changes {
+            // Authorized as an administrator; the detail says what came of it.
+            let status = match &response {
+                Ok(response) => response.status(),
+                Err(failure) => failure.status,
+            };
+            state.access.audit(
+                &caller,
+                "admin",
+                parts.uri.path(),
+                "allowed",
+                &format!("{} {}", parts.method, status.as_u16()),
+            );
+            if response.is_ok() {
+                state.access.invalidate();
+            }
+        }
+        response
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn read_json<B: DeserializeOwned>(body: Body) -> Result<B, ApiFailure> {
+    let mut bytes = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiFailure::invalid("the request body could not be read"))?;
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err(ApiFailure::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "INVALID",
+                format!("the request body is larger than {MAX_BODY} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}".to_vec()
+    } else {
+        bytes
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiFailure::invalid(format!("invalid JSON body: {e}")))
+}
+
+fn query_value(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn query_number<T: std::str::FromStr>(query: &str, name: &str) -> Result<Option<T>, ApiFailure> {
+    query_value(query, name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiFailure::invalid(format!("{name} must be a number")))
+        })
+        .transpose()
+}
+
+/// A body that carries nothing (GET, DELETE; also accepts `{}`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUser {
+    name: String,
+    password: Option<String>,
+    email: Option<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUser {
+    admin: Option<bool>,
+    disabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPassword {
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTeam {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateServiceAccount {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateServiceAccount {
+    disabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenScopeInput {
+    pattern: String,
+    actions: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateToken {
+    /// `user:<name>` or `service-account:<name>`.
+    owner: String,
+    name: String,
+    #[serde(default)]
+    scopes: Vec<TokenScopeInput>,
+    /// Lifetime such as "90d" or "720h"; absent: until revoked.
+    expires_in: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRule {
+    subject: String,
+    pattern: String,
+    actions: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportHtpasswd {
+    /// The file's text.
+    content: String,
+    #[serde(default)]
+    replace_passwords: bool,
+}
+
+type Shared = State<Arc<AppState>>;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/openapi.yaml", get(openapi_yaml))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/users", get(list_users).post(create_user))
+        .route(
+            "/api/v1/users/{name}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
+        .route("/api/v1/users/{name}/password", put(set_password))
+        .route("/api/v1/teams", get(list_teams).post(create_team))
+        .route("/api/v1/teams/{name}", get(get_team).delete(delete_team))
+        .route(
+            "/api/v1/teams/{name}/members/{user}",
+            put(add_member).delete(remove_member),
+        )
+        .route(
+            "/api/v1/service-accounts",
+            get(list_service_accounts).post(create_service_account),
+        )
+        .route(
+            "/api/v1/service-accounts/{name}",
+            get(get_service_account)
+                .patch(update_service_account)
+                .delete(delete_service_account),
+        )
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", get(get_token).delete(revoke_token))
+        .route("/api/v1/policy/rules", get(list_rules).post(create_rule))
+        .route(
+            "/api/v1/policy/rules/{id}",
+            axum::routing::delete(remove_rule),
+        )
+        .route("/api/v1/htpasswd/import", post(import_htpasswd))
+        .route("/api/v1/audit", get(audit))
+}
+
+async fn openapi_yaml() -> Response {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML).into_response()
+}
+
+async fn openapi_json() -> Response {
+    static JSON: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let document: serde_json::Value =
+            serde_yaml_ng::from_str(OPENAPI_YAML).expect("openapi.yaml parses (tested)");
+        document.to_string()
+    });
+    ([(header::CONTENT_TYPE, "application/json")], JSON.as_str()).into_response()
+}
+
+/// Who the credentials stand for; any authenticated caller may ask.
+async fn me(State(state): Shared, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let result = async {
+        let caller = caller(&state, &parts, true).await?;
+        ok(&serde_json::json!({
+            "subject": caller.principal.subject_name(),
+            "admin": caller.principal.is_admin(),
+            "limited": caller.is_limited(),
+        }))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn list_users(State(state): Shared, request: Request) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        ok(&admin.list_users().await?)
+    })
+    .await
+}
+
+async fn create_user(State(state): Shared, request: Request) -> Response {
+    admin(&state, request, |admin, body: CreateUser, _| async move {
+        let user = admin
+            .create_user(NewUser {
+                name: body.name,
+                password: body.password,
+                email: body.email,
+                admin: body.admin,
+            })
+            .await?;
+        json(StatusCode::CREATED, &user)
+    })
+    .await
+}
+
+async fn get_user(State(state): Shared, Path(name): Path<String>, request: Request) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        ok(&admin.user(&name).await?)
+    })
+    .await
+}
+
+async fn update_user(State(state): Shared, Path(name): Path<String>, request: Request) -> Response {
+    admin(&state, request, |admin, body: UpdateUser, _| async move {
+        if let Some(admin_flag) = body.admin {
+            admin.set_user_admin(&name, admin_flag).await?;
+        }
+        if let Some(disabled) = body.disabled {
+            admin.set_user_disabled(&name, disabled).await?;
+        }
+        ok(&admin.user(&name).await?)
+    })
+    .await
+}
+
+async fn delete_user(State(state): Shared, Path(name): Path<String>, request: Request) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        admin.delete_user(&name).await?;
+        no_content()
+    })
+    .await
+}
+
+async fn set_password(
+    State(state): Shared,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    admin(&state, request, |admin, body: SetPassword, _| async move {
+        admin.set_password(&name, &body.password).await?;
+        no_content()
+    })
+    .await
+}
+
+async fn list_teams(State(state): Shared, request: Request) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        ok(&admin.list_teams().await?)
+    })
+    .await
+}
+
+async fn create_team(State(state): Shared, request: Request) -> Response {
+    admin(&state, request, |admin, body: CreateTeam, _| async move {
+        json(StatusCode::CREATED, &admin.create_team(&body.name).await?)
+    })
+    .await
+}
+
+async fn get_team(State(state): Shared, Path(name): Path<String>, request: Request) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        ok(&admin.team(&name).await?)
+    })
+    .await
+}
+
+async fn delete_team(State(state): Shared, Path(name): Path<String>, request: Request) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        admin.delete_team(&name).await?;
+        no_content()
+    })
+    .await
+}
+
+async fn add_member(
+    State(state): Shared,
+    Path((team, user)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        ok(&admin.add_team_member(&team, &user).await?)
+    })
+    .await
+}
+
+async fn remove_member(
+    State(state): Shared,
+    Path((team, user)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        ok(&admin.remove_team_member(&team, &user).await?)
+    })
+    .await
+}
+
+async fn list_service_accounts(State(state): Shared, request: Request) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        ok(&admin.list_service_accounts().await?)
+    })
+    .await
+}
+
+async fn create_service_account(State(state): Shared, request: Request) -> Response {
+    admin(
+        &state,
+        request,
+        |admin, body: CreateServiceAccount, _| async move {
+            let account = admin
+                .create_service_account(&body.name, &body.description)
+                .await?;
+            json(StatusCode::CREATED, &account)
+        },
+    )
+    .await
+}
+
+async fn get_service_account(
+    State(state): Shared,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        ok(&admin.service_account(&name).await?)
+    })
+    .await
+}
+
+async fn update_service_account(
+    State(state): Shared,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    admin(
+        &state,
+        request,
+        |admin, body: UpdateServiceAccount, _| async move {
+            if let Some(disabled) = body.disabled {
+                admin.set_service_account_disabled(&name, disabled).await?;
+            }
+            ok(&admin.service_account(&name).await?)
+        },
+    )
+    .await
+}
+
+async fn delete_service_account(
+    State(state): Shared,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        admin.delete_service_account(&name).await?;
+        no_content()
+    })
+    .await
+}
+
+async fn list_tokens(State(state): Shared, request: Request) -> Response {
+    admin(&state, request, |admin, Empty {}, query| async move {
+        let owner = query_value(&query, "owner")
+            .map(|owner| parse_owner(&owner))
+            .transpose()?;
+        ok(&admin.list_tokens(owner.as_ref()).await?)
+    })
+    .await
+}
+
+async fn create_token(State(state): Shared, request: Request) -> Response {
+    admin(&state, request, |admin, body: CreateToken, _| async move {
+        let expires_in = body
+            .expires_in
+            .as_deref()
+            .map(|text| {
+                humantime::parse_duration(text)
+                    .map_err(|e| ApiFailure::invalid(format!("invalid expires_in {text:?}: {e}")))
+            })
+            .transpose()?;
+        let created = admin
+            .create_token(NewToken {
+                owner: parse_owner(&body.owner)?,
+                name: body.name,
+                scopes: body
+                    .scopes
+                    .into_iter()
+                    .map(|s| (s.pattern, s.actions))
+                    .collect(),
+                expires_in,
+            })
+            .await?;
+        json(StatusCode::CREATED, &created)
+    })
+    .await
+}
+
+async fn get_token(State(state): Shared, Path(id): Path<String>, request: Request) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        ok(&admin.token(&id).await?)
+    })
+    .await
+}
+
+async fn revoke_token(State(state): Shared, Path(id): Path<String>, request: Request) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        ok(&admin.revoke_token(&id).await?)
+    })
+    .await
+}
+
+async fn list_rules(State(state): Shared, request: Request) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        ok(&admin.list_rules().await?)
+    })
+    .await
+}
+
+async fn create_rule(State(state): Shared, request: Request) -> Response {
+    admin(&state, request, |admin, body: CreateRule, _| async move {
+        let rule = admin
+            .add_rule(&body.subject, &body.pattern, &body.actions)
+            .await?;
+        json(StatusCode::CREATED, &rule)
+    })
+    .await
+}
+
+async fn remove_rule(State(state): Shared, Path(id): Path<String>, request: Request) -> Response {
+    admin(&state, request, |admin, Empty {}, _| async move {
+        let id: i64 = id
+            .parse()
+            .map_err(|_| ApiFailure::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such rule"))?;
+        admin.remove_rule(id).await?;
+        no_content()
+    })
+    .await
+}
+
+async fn import_htpasswd(State(state): Shared, request: Request) -> Response {
+    admin(
+        &state,
+        request,
+        |admin, body: ImportHtpasswd, _| async move {
+            ok(&admin
+                .import_htpasswd(&body.content, body.replace_passwords)
+                .await?)
+        },
+    )
+    .await
+}
+
+async fn audit(State(state): Shared, request: Request) -> Response {
+    admin(&state, request, |admin, Empty {}, query| async move {
+        let limit = query_number(&query, "limit")?.unwrap_or(100);
+        let before = query_number(&query, "before")?;
+        ok(&admin.audit(limit, before).await?)
+    })
+    .await
+}

@@ -1,0 +1,795 @@
+//! The admin API (`/api/v1/`) end to end, against its OpenAPI document: every documented
+//! operation is called here with the documented statuses, so that the document, the routes
+//! and the behaviour cannot drift apart; the document itself is checked by a real OpenAPI
+//! validator.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::{Berth, berth_cli, berth_cli_output, client};
+
+const ADMIN_PASSWORD: &str = "root password 1";
+
+/// A berth in its own auth mode with an administrator `root`, and a client that records
+/// which documented operations it called.
+struct Api {
+    berth: Berth,
+    _data: tempfile::TempDir,
+    http: reqwest::Client,
+    called: Mutex<BTreeSet<(String, String)>>,
+}
+
+enum Credentials<'a> {
+    None,
+    Basic(&'a str, &'a str),
+    Bearer(&'a str),
+    Raw(&'a str),
+}
+
+const ROOT: Credentials<'static> = Credentials::Basic("root", ADMIN_PASSWORD);
+
+impl Api {
+    fn start() -> Api {
+        let data = tempfile::tempdir().unwrap();
+        let output = berth_cli_output(
+            data.path(),
+            &["user", "add", "root", "--admin", "--password-stdin"],
+            Some(ADMIN_PASSWORD),
+        );
+        assert!(output.status.success(), "{output:?}");
+        let berth = Berth::builder()
+            .env("REGISTRY_AUTH", "berth")
+            .env("REGISTRY_STORAGE_DELETE_ENABLED", "true")
+            .data(data.path())
+            .start();
+        Api {
+            berth,
+            _data: data,
+            http: client(),
+            called: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Calls `template` (a path of the document, such as `/api/v1/users/{name}`) with its
+    /// parameters filled in from `params`, in order.
+    async fn call(
+        &self,
+        method: Method,
+        template: &str,
+        params: &[&str],
+        body: Option<Value>,
+        credentials: Credentials<'_>,
+    ) -> (u16, Value) {
+        self.called
+            .lock()
+            .unwrap()
+            .insert((method.as_str().to_lowercase(), template.to_string()));
+        let mut path = template.to_string();
+        for param in params {
+            let start = path.find('{').expect("a parameter to fill");
+            let end = path[start..].find('}').unwrap() + start;
+            path.replace_range(start..=end, param);
+        }
+        let mut request = self.http.request(method, self.berth.url(&path));
+        request = match credentials {
+            Credentials::None => request,
+            Credentials::Basic(user, password) => request.basic_auth(user, Some(password)),
+            Credentials::Bearer(token) => request.bearer_auth(token),
+            Credentials::Raw(value) => request.header("authorization", value),
+        };
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_ne!(status, 500, "{path}: {text}");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status >= 400 {
+            assert!(
+                value["errors"][0]["code"].is_string() && value["errors"][0]["message"].is_string(),
+                "{path}: error body {value}"
+            );
+        }
+        (status, value)
+    }
+
+    async fn ok(
+        &self,
+        method: Method,
+        template: &str,
+        params: &[&str],
+        body: Option<Value>,
+    ) -> Value {
+        let (status, value) = self.call(method, template, params, body, ROOT).await;
+        assert!((200..300).contains(&status), "{template}: {status} {value}");
+        value
+    }
+
+    async fn refused(
+        &self,
+        method: Method,
+        template: &str,
+        params: &[&str],
+        body: Option<Value>,
+        status: u16,
+        code: &str,
+    ) -> Value {
+        let (actual, value) = self.call(method, template, params, body, ROOT).await;
+        assert_eq!(actual, status, "{template}: {value}");
+        assert_eq!(value["errors"][0]["code"], code, "{template}: {value}");
+        value
+    }
+
+    /// `GET /v2/<repository>/tags/list` with Basic credentials: the status.
+    async fn v2_status(&self, repository: &str, user: &str, password: &str) -> u16 {
+        self.http
+            .get(self.berth.url(&format!("/v2/{repository}/tags/list")))
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+fn openapi_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../api/openapi.yaml")
+}
+
+/// Every `(method, path)` the document describes.
+fn documented_operations(document: &Value) -> BTreeSet<(String, String)> {
+    let mut operations = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in ["get", "put", "post", "patch", "delete"] {
+            if item.get(method).is_some() {
+                operations.insert((method.to_string(), path.clone()));
+            }
+        }
+    }
+    operations
+}
+
+#[test]
+fn the_openapi_document_is_valid() {
+    let python = std::env::var("BERTH_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
+        });
+    let output = Command::new(python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(openapi_file())
+        .output()
+        .expect("the test Python runs; use ./scripts/test");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn every_documented_operation_behaves_as_documented() {
+    let api = Api::start();
+
+    // The document, served both ways, is the one in the repository.
+    let (status, served_json) = api
+        .call(
+            Method::GET,
+            "/api/v1/openapi.json",
+            &[],
+            None,
+            Credentials::None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, served_yaml) = api
+        .call(
+            Method::GET,
+            "/api/v1/openapi.yaml",
+            &[],
+            None,
+            Credentials::None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let in_repository: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(openapi_file()).unwrap()).unwrap();
+    assert_eq!(served_json, in_repository);
+    let served_yaml: Value = serde_yaml_ng::from_str(served_yaml.as_str().unwrap()).unwrap();
+    assert_eq!(served_yaml, in_repository);
+
+    // Who am I.
+    let me = api.ok(Method::GET, "/api/v1/me", &[], None).await;
+    assert_eq!(
+        me,
+        json!({"subject": "user:root", "admin": true, "limited": false})
+    );
+
+    // Users.
+    let alice = api
+        .ok(
+            Method::POST,
+            "/api/v1/users",
+            &[],
+            Some(json!({"name": "alice", "password": "alice password", "email": "alice@example.com"})),
+        )
+        .await;
+    assert_eq!(alice["name"], "alice");
+    assert_eq!(alice["admin"], false);
+    assert_eq!(alice["has_password"], true);
+    assert!(alice.get("password").is_none() && !alice.to_string().contains("argon2"));
+    api.refused(
+        Method::POST,
+        "/api/v1/users",
+        &[],
+        Some(json!({"name": "alice"})),
+        409,
+        "CONFLICT",
+    )
+    .await;
+    for bad in [
+        json!({"name": "bad:name", "password": "long enough"}),
+        json!({"name": "bob", "password": "short"}),
+        json!({"name": "bob", "unknown": true}),
+        json!({"password": "no name here"}),
+        json!("not an object"),
+    ] {
+        api.refused(
+            Method::POST,
+            "/api/v1/users",
+            &[],
+            Some(bad),
+            400,
+            "INVALID",
+        )
+        .await;
+    }
+    let users = api.ok(Method::GET, "/api/v1/users", &[], None).await;
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "root"]);
+    assert_eq!(
+        api.ok(Method::GET, "/api/v1/users/{name}", &["alice"], None)
+            .await["email"],
+        "alice@example.com"
+    );
+    api.refused(
+        Method::GET,
+        "/api/v1/users/{name}",
+        &["nobody"],
+        None,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    api.ok(
+        Method::PUT,
+        "/api/v1/users/{name}/password",
+        &["alice"],
+        Some(json!({"password": "alice new password"})),
+    )
+    .await;
+    api.refused(
+        Method::PUT,
+        "/api/v1/users/{name}/password",
+        &["alice"],
+        Some(json!({"password": "tiny"})),
+        400,
+        "INVALID",
+    )
+    .await;
+    // The last administrator stays one.
+    for body in [json!({"admin": false}), json!({"disabled": true})] {
+        api.refused(
+            Method::PATCH,
+            "/api/v1/users/{name}",
+            &["root"],
+            Some(body),
+            409,
+            "CONFLICT",
+        )
+        .await;
+    }
+    api.refused(
+        Method::DELETE,
+        "/api/v1/users/{name}",
+        &["root"],
+        None,
+        409,
+        "CONFLICT",
+    )
+    .await;
+
+    // Teams.
+    let team = api
+        .ok(
+            Method::POST,
+            "/api/v1/teams",
+            &[],
+            Some(json!({"name": "devs"})),
+        )
+        .await;
+    assert_eq!(team, json!({"name": "devs", "members": []}));
+    let team = api
+        .ok(
+            Method::PUT,
+            "/api/v1/teams/{name}/members/{user}",
+            &["devs", "alice"],
+            None,
+        )
+        .await;
+    assert_eq!(team["members"], json!(["alice"]));
+    api.refused(
+        Method::PUT,
+        "/api/v1/teams/{name}/members/{user}",
+        &["devs", "nobody"],
+        None,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_eq!(
+        api.ok(Method::GET, "/api/v1/teams", &[], None).await,
+        json!([{"name": "devs", "members": ["alice"]}])
+    );
+    assert_eq!(
+        api.ok(Method::GET, "/api/v1/teams/{name}", &["devs"], None)
+            .await["members"],
+        json!(["alice"])
+    );
+
+    // Policy: the change is effective at once on this instance.
+    assert_eq!(
+        api.v2_status("devs/app", "alice", "alice new password")
+            .await,
+        403
+    );
+    let rule = api
+        .ok(
+            Method::POST,
+            "/api/v1/policy/rules",
+            &[],
+            Some(json!({"subject": "team:devs", "pattern": "devs/**", "actions": "pull"})),
+        )
+        .await;
+    assert_eq!(rule["subject"], "team:devs");
+    let rule_id = rule["id"].as_i64().unwrap().to_string();
+    assert_eq!(
+        api.v2_status("devs/app", "alice", "alice new password")
+            .await,
+        404,
+        "allowed now: the repository just does not exist"
+    );
+    api.refused(
+        Method::POST,
+        "/api/v1/policy/rules",
+        &[],
+        Some(json!({"subject": "team:nope", "pattern": "x/*", "actions": "pull"})),
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    api.refused(
+        Method::POST,
+        "/api/v1/policy/rules",
+        &[],
+        Some(json!({"subject": "team:devs", "pattern": "x/*", "actions": "write"})),
+        400,
+        "INVALID",
+    )
+    .await;
+    assert_eq!(
+        api.ok(Method::GET, "/api/v1/policy/rules", &[], None)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Service accounts and their tokens.
+    api.ok(
+        Method::POST,
+        "/api/v1/service-accounts",
+        &[],
+        Some(json!({"name": "ci", "description": "builds"})),
+    )
+    .await;
+    api.ok(
+        Method::POST,
+        "/api/v1/policy/rules",
+        &[],
+        Some(json!({"subject": "service-account:ci", "pattern": "ci/**", "actions": "push"})),
+    )
+    .await;
+    assert_eq!(
+        api.ok(Method::GET, "/api/v1/service-accounts", &[], None)
+            .await[0]["description"],
+        "builds"
+    );
+    let created = api
+        .ok(
+            Method::POST,
+            "/api/v1/tokens",
+            &[],
+            Some(json!({
+                "owner": "service-account:ci",
+                "name": "deploy",
+                "scopes": [{"pattern": "ci/app", "actions": "pull"}],
+                "expires_in": "1h"
+            })),
+        )
+        .await;
+    let secret = created["secret"].as_str().unwrap().to_string();
+    let token_id = created["id"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("berth_"));
+    assert_eq!(api.v2_status("ci/app", "ci", &secret).await, 404);
+    assert_eq!(
+        api.v2_status("ci/other", "ci", &secret).await,
+        403,
+        "outside the token's scope"
+    );
+    let listed = api
+        .call(Method::GET, "/api/v1/tokens", &[], None, ROOT)
+        .await
+        .1;
+    assert!(
+        !listed.to_string().contains(&secret),
+        "listings never show secrets"
+    );
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let (status, by_owner) = api
+        .call(
+            Method::GET,
+            "/api/v1/tokens?owner=user:alice",
+            &[],
+            None,
+            ROOT,
+        )
+        .await;
+    assert_eq!((status, by_owner), (200, json!([])));
+    let one = api
+        .ok(Method::GET, "/api/v1/tokens/{id}", &[&token_id], None)
+        .await;
+    assert_eq!(one["owner"], "service-account:ci");
+    assert!(one["last_used_at"].is_string(), "the token was used: {one}");
+    let disabled = api
+        .ok(
+            Method::PATCH,
+            "/api/v1/service-accounts/{name}",
+            &["ci"],
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(disabled["disabled"], true);
+    assert_eq!(api.v2_status("ci/app", "ci", &secret).await, 401);
+    api.ok(
+        Method::PATCH,
+        "/api/v1/service-accounts/{name}",
+        &["ci"],
+        Some(json!({"disabled": false})),
+    )
+    .await;
+    assert_eq!(
+        api.ok(
+            Method::GET,
+            "/api/v1/service-accounts/{name}",
+            &["ci"],
+            None
+        )
+        .await["disabled"],
+        false
+    );
+    assert_eq!(api.v2_status("ci/app", "ci", &secret).await, 404);
+    let revoked = api
+        .ok(Method::DELETE, "/api/v1/tokens/{id}", &[&token_id], None)
+        .await;
+    assert!(revoked["revoked_at"].is_string());
+    assert_eq!(api.v2_status("ci/app", "ci", &secret).await, 401);
+    api.refused(
+        Method::POST,
+        "/api/v1/tokens",
+        &[],
+        Some(json!({"owner": "ci", "name": "x"})),
+        400,
+        "INVALID",
+    )
+    .await;
+
+    // htpasswd import keeps the file's passwords.
+    let htpasswd = Command::new(support::tool("htpasswd"))
+        .args(["-nbB", "carol", "carol password"])
+        .output()
+        .unwrap();
+    assert!(htpasswd.status.success());
+    let report = api
+        .ok(
+            Method::POST,
+            "/api/v1/htpasswd/import",
+            &[],
+            Some(json!({"content": String::from_utf8(htpasswd.stdout).unwrap()})),
+        )
+        .await;
+    assert_eq!(report["created"], json!(["carol"]));
+    api.ok(
+        Method::PUT,
+        "/api/v1/teams/{name}/members/{user}",
+        &["devs", "carol"],
+        None,
+    )
+    .await;
+    assert_eq!(
+        api.v2_status("devs/app", "carol", "carol password").await,
+        404
+    );
+    api.refused(
+        Method::POST,
+        "/api/v1/htpasswd/import",
+        &[],
+        Some(json!({"content": "dave:{SHA}weak"})),
+        400,
+        "INVALID",
+    )
+    .await;
+
+    // Removals.
+    api.ok(
+        Method::DELETE,
+        "/api/v1/teams/{name}/members/{user}",
+        &["devs", "carol"],
+        None,
+    )
+    .await;
+    assert_eq!(
+        api.v2_status("devs/app", "carol", "carol password").await,
+        403
+    );
+    api.ok(
+        Method::DELETE,
+        "/api/v1/policy/rules/{id}",
+        &[&rule_id],
+        None,
+    )
+    .await;
+    api.refused(
+        Method::DELETE,
+        "/api/v1/policy/rules/{id}",
+        &[&rule_id],
+        None,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_eq!(
+        api.v2_status("devs/app", "alice", "alice new password")
+            .await,
+        403
+    );
+    api.ok(Method::DELETE, "/api/v1/teams/{name}", &["devs"], None)
+        .await;
+    api.ok(
+        Method::DELETE,
+        "/api/v1/service-accounts/{name}",
+        &["ci"],
+        None,
+    )
+    .await;
+    api.ok(
+        Method::PATCH,
+        "/api/v1/users/{name}",
+        &["alice"],
+        Some(json!({"admin": true})),
+    )
+    .await;
+    api.ok(Method::DELETE, "/api/v1/users/{name}", &["carol"], None)
+        .await;
+    api.refused(
+        Method::DELETE,
+        "/api/v1/users/{name}",
+        &["carol"],
+        None,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+
+    // The audit log has the changes, newest first, and pages back.
+    let mut entries = Value::Null;
+    for _ in 0..50 {
+        entries = api.ok(Method::GET, "/api/v1/audit", &[], None).await;
+        if entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["target"] == "/api/v1/users/carol" && e["detail"] == "DELETE 404")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let entries = entries.as_array().unwrap().clone();
+    assert!(
+        entries.iter().any(|e| e["actor"] == "user:root"
+            && e["action"] == "admin"
+            && e["target"] == "/api/v1/users"
+            && e["detail"] == "POST 201"),
+        "{entries:?}"
+    );
+    let (status, older) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?limit=2&before={}", entries[0]["id"]),
+            &[],
+            None,
+            ROOT,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(older.as_array().unwrap().len(), 2);
+    assert!(older[0]["id"].as_i64() < entries[0]["id"].as_i64());
+    api.refused(
+        Method::GET,
+        "/api/v1/audit?limit=many",
+        &[],
+        None,
+        400,
+        "INVALID",
+    )
+    .await;
+
+    // Every operation in the document was called above.
+    let called: BTreeSet<(String, String)> = api
+        .called
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(method, path)| (method.clone(), path.split('?').next().unwrap().to_string()))
+        .collect();
+    let documented = documented_operations(&in_repository);
+    let missing: Vec<_> = documented.difference(&called).collect();
+    assert!(
+        missing.is_empty(),
+        "documented but not exercised: {missing:?}"
+    );
+    let undocumented: Vec<_> = called.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "called but not documented: {undocumented:?}"
+    );
+}
+
+#[tokio::test]
+async fn only_administrators_with_unnarrowed_credentials_manage() {
+    let api = Api::start();
+    let data = api.berth.data_dir().to_path_buf();
+    berth_cli(&data, &["user", "add", "dave", "--no-password"]);
+    let output = berth_cli_output(
+        &data,
+        &["user", "add", "erin", "--password-stdin"],
+        Some("erin password"),
+    );
+    assert!(output.status.success());
+    let admin_token = berth_cli(&data, &["token", "create", "root", "--name", "automation"]);
+    let admin_token = admin_token["secret"].as_str().unwrap().to_string();
+    let narrow = berth_cli(
+        &data,
+        &[
+            "token",
+            "create",
+            "root",
+            "--name",
+            "narrow",
+            "--scope",
+            "x/**:pull",
+        ],
+    );
+    let narrow = narrow["secret"].as_str().unwrap().to_string();
+    let dave_token = berth_cli(&data, &["token", "create", "dave", "--name", "cli"]);
+    let dave_token = dave_token["secret"].as_str().unwrap().to_string();
+
+    let users = "/api/v1/users";
+    let cases: Vec<(Credentials, u16, &str)> = vec![
+        (Credentials::None, 401, "UNAUTHORIZED"),
+        (
+            Credentials::Basic("root", "wrong password"),
+            401,
+            "UNAUTHORIZED",
+        ),
+        (Credentials::Raw("Basic !!!not base64"), 401, "UNAUTHORIZED"),
+        (Credentials::Raw("Negotiate abc"), 401, "UNAUTHORIZED"),
+        (Credentials::Bearer("not-a-token"), 401, "UNAUTHORIZED"),
+        (
+            Credentials::Bearer(
+                "berth_0123456789abcdef_0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+            401,
+            "UNAUTHORIZED",
+        ),
+        (Credentials::Basic("erin", "erin password"), 403, "DENIED"),
+        (Credentials::Bearer(&dave_token), 403, "DENIED"),
+        (Credentials::Bearer(&narrow), 403, "DENIED"),
+        (Credentials::Basic("root", &narrow), 403, "DENIED"),
+    ];
+    for (credentials, status, code) in cases {
+        let (actual, body) = api.call(Method::GET, users, &[], None, credentials).await;
+        assert_eq!(
+            (actual, body["errors"][0]["code"].as_str().unwrap()),
+            (status, code),
+            "{body}"
+        );
+    }
+    let response = client().get(api.berth.url(users)).send().await.unwrap();
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Basic realm=\"berth admin API\""
+    );
+
+    // Administrators: by password, by access token as Basic password or as bearer.
+    for credentials in [
+        ROOT,
+        Credentials::Basic("root", &admin_token),
+        Credentials::Bearer(&admin_token),
+    ] {
+        let (status, body) = api.call(Method::GET, users, &[], None, credentials).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Anyone authenticated may ask who they are.
+    let (status, me) = api
+        .call(
+            Method::GET,
+            "/api/v1/me",
+            &[],
+            None,
+            Credentials::Bearer(&narrow),
+        )
+        .await;
+    assert_eq!((status, me["limited"].clone()), (200, json!(true)));
+
+    // A body over the limit is refused unread.
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/api/v1/htpasswd/import",
+            &[],
+            Some(json!({"content": "x".repeat(2 << 20)})),
+            ROOT,
+        )
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["code"].clone()),
+        (413, json!("INVALID"))
+    );
+}
+
+#[tokio::test]
+async fn without_berth_auth_there_is_no_admin_api() {
+    let berth = Berth::start(); // auth: none
+    let response = client()
+        .get(berth.url("/api/v1/users"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "UNSUPPORTED");
+}
