@@ -793,3 +793,65 @@ async fn without_berth_auth_there_is_no_admin_api() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errors"][0]["code"], "UNSUPPORTED");
 }
+
+#[tokio::test]
+async fn the_first_start_creates_an_administrator_once() {
+    let mut berth = Berth::builder().env("REGISTRY_AUTH", "berth").start();
+    // Printed to the terminal (stderr), with the login line, and not in the JSON log.
+    let password = {
+        let logs = berth.log_text();
+        let line = logs
+            .lines()
+            .find(|l| l.contains("podman login"))
+            .unwrap_or_else(|| panic!("no login line in:\n{logs}"));
+        assert!(
+            line.contains(&format!("{} -u admin -p ", berth.host())),
+            "{line}"
+        );
+        let password = line.rsplit(' ').next().unwrap().to_string();
+        assert!(
+            !logs
+                .lines()
+                .any(|l| l.starts_with('{') && l.contains(&password)),
+            "the password reached the structured log"
+        );
+        password
+    };
+    let http = client();
+    let base = http.get(berth.url("/v2/")).send().await.unwrap();
+    assert_eq!(base.status(), 401);
+    let logged_in = http
+        .get(berth.url("/v2/"))
+        .basic_auth("admin", Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged_in.status(), 200);
+
+    // Once only: a restart prints nothing new, and the password still works.
+    berth.restart();
+    assert_eq!(
+        berth.log_text().matches("one-time password").count(),
+        1,
+        "{}",
+        berth.log_text()
+    );
+    let users = berth.cli(&["user", "list"]);
+    assert_eq!(users.as_array().unwrap().len(), 1);
+    assert_eq!(users[0]["admin"], true);
+
+    // The operator changes it as the message says.
+    let output = berth_cli_output(
+        berth.data_dir(),
+        &["user", "passwd", "admin", "--password-stdin"],
+        Some("a new admin password\n"),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let response = http
+        .get(berth.url("/api/v1/me"))
+        .basic_auth("admin", Some("a new admin password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
