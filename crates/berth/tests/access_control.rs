@@ -121,6 +121,12 @@ fn add_user(data: &Path, name: &str, admin: bool) {
     );
 }
 
+/// A user `alice` granted `actions` on `pattern`.
+fn alice_may(data: &Path, pattern: &str, actions: &str) {
+    add_user(data, "alice", false);
+    berth_cli(data, &["policy", "add", "user:alice", pattern, actions]);
+}
+
 /// `berth token create OWNER --name NAME [--scope S]...`: the token's id and secret.
 fn create_token(data: &Path, owner: &str, name: &str, scopes: &[&str]) -> (String, String) {
     let mut args = vec!["token", "create", owner, "--name", name];
@@ -236,6 +242,13 @@ impl Registry {
             value.push_str(&format!(",scope=\"{scope}\""));
         }
         value
+    }
+
+    /// Asserts the answer to credentials berth did not accept: 401 with a challenge that names
+    /// no scope (the request was not judged).
+    async fn assert_bad_credentials(&self, response: reqwest::Response, what: &str) {
+        self.assert_unauthorized(response, &self.challenge(None), what)
+            .await;
     }
 
     /// Asserts a 401 UNAUTHORIZED whose challenge is exactly `challenge`.
@@ -664,9 +677,7 @@ async fn anonymous_pull_of_a_public_repository_and_no_anonymous_push() {
         .to_str()
         .unwrap()
         .to_string();
-    registry
-        .assert_unauthorized(response, &registry.challenge(None), "/v2/")
-        .await;
+    registry.assert_bad_credentials(response, "/v2/").await;
     let params = challenge_params(&challenge);
     assert_eq!(
         (params[0].0.as_str(), params[1].0.as_str()),
@@ -779,55 +790,179 @@ async fn anonymous_pull_of_a_public_repository_and_no_anonymous_push() {
 // ---------------------------------------------------------------------------------------
 // Limited access tokens through the token flow
 
+/// `POST /v2/<repo>/blobs/uploads/?mount=<digest>[&from=<from>]`: 201 if mounted, 202 if
+/// berth opened an upload session instead.
+async fn mount(
+    registry: &Registry,
+    authorization: &str,
+    repo: &str,
+    digest: &str,
+    from: Option<&str>,
+) -> u16 {
+    let mut query = vec![("mount", digest)];
+    query.extend(from.map(|from| ("from", from)));
+    registry
+        .client
+        .post(registry.url(&format!("/v2/{repo}/blobs/uploads/?{}", form(&query))))
+        .header(AUTHORIZATION, authorization)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A blob is mounted only from a repository the caller may pull; otherwise the client
+/// gets an upload session, as if the blob did not exist.
 #[tokio::test]
-#[ignore = "berth bug: a registry token obtained with a limited access token loses its limits \
-            (401 insufficient_scope instead of 403, and the catalog lists the owner's whole view)"]
-async fn registry_tokens_keep_the_limits_of_the_access_token_they_came_from() {
+async fn blob_mounts_only_take_from_repositories_the_caller_may_pull() {
     let mut secret = String::new();
     let registry = Registry::start(
         |data| {
-            add_user(data, "alice", false);
-            berth_cli(data, &["policy", "add", "user:alice", "team-a/**", "push"]);
-            berth_cli(
-                data,
-                &["policy", "add", "authenticated", "library/*", "pull"],
-            );
-            secret = create_token(data, "user:alice", "api-only", &["team-a/api:pull"]).1;
+            alice_may(data, "team-a/**", "push");
+            secret = create_token(data, "user:alice", "api-only", &["team-a/api:pull,push"]).1;
         },
         &[],
     );
     let admin = registry.admin();
+    let readable = push_image(&admin, &registry.berth, "team-a/web", "v1", 1, 1).await;
+    let hidden = push_image(&admin, &registry.berth, "vault/secrets", "v1", 2, 1).await;
+    let (readable, hidden) = (&readable.blobs[1].0, &hidden.blobs[1].0);
+    let alice = basic("alice", &password("alice"));
+    let token = registry
+        .token(
+            Some(("alice", &password("alice"))),
+            &["repository:team-a/api:pull,push"],
+        )
+        .await;
+    for authorization in [alice.clone(), format!("Bearer {token}")] {
+        let kind = &authorization[..6];
+        assert_eq!(
+            mount(
+                &registry,
+                &authorization,
+                "team-a/api",
+                hidden,
+                Some("vault/secrets")
+            )
+            .await,
+            202,
+            "{kind}: mount from a repository alice may not pull"
+        );
+        assert_eq!(
+            mount(&registry, &authorization, "team-a/api", hidden, None).await,
+            202,
+            "{kind}: mount from anywhere of a blob alice may not pull"
+        );
+    }
+    let response = registry
+        .client
+        .head(registry.url(&format!("/v2/team-a/api/blobs/{hidden}")))
+        .header(AUTHORIZATION, &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404, "the hidden blob stayed hidden");
+    // An access token limited to team-a/api cannot mount from team-a/web either.
+    assert_eq!(
+        mount(
+            &registry,
+            &basic("alice", &secret),
+            "team-a/api",
+            readable,
+            Some("team-a/web")
+        )
+        .await,
+        202
+    );
+    assert_eq!(
+        mount(
+            &registry,
+            &alice,
+            "team-a/api",
+            readable,
+            Some("team-a/web")
+        )
+        .await,
+        201
+    );
+}
+
+#[tokio::test]
+#[ignore = "berth bug: a registry token obtained with a limited access token loses its limits \
+            (401 insufficient_scope instead of 403; the catalog and mounts use the owner's whole view)"]
+async fn registry_tokens_keep_the_limits_of_the_access_token_they_came_from() {
+    let mut secret = String::new();
+    let registry = Registry::start(
+        |data| {
+            alice_may(data, "team-a/**", "push");
+            berth_cli(
+                data,
+                &["policy", "add", "authenticated", "library/*", "pull"],
+            );
+            secret = create_token(data, "user:alice", "api-only", &["team-a/api:pull,push"]).1;
+        },
+        &[],
+    );
+    let admin = registry.admin();
+    let mut images = Vec::new();
     for (i, repo) in ["team-a/api", "team-a/web", "library/alpine"]
         .iter()
         .enumerate()
     {
-        push_image(&admin, &registry.berth, repo, "v1", i as u64, 0).await;
+        images.push(push_image(&admin, &registry.berth, repo, "v1", i as u64, 1).await);
     }
+    let web_layer = &images[1].blobs[1].0;
     let path = "/v2/library/alpine/manifests/v1";
-    // With the access token as a Basic password: 403, as the token's limits say.
+    // With the access token as a Basic password, the token's limits hold.
     let response = registry.get(path, Some(&basic("alice", &secret))).await;
     assert_oci_error(response, 403, "DENIED").await;
-    // Through the token flow the registry token grants nothing there, as it should...
+    // Through the token flow, the registry token grants nothing there, as it should...
     let token = registry
         .token(
             Some(("alice", &secret)),
-            &["repository:library/alpine:pull"],
+            &[
+                "repository:library/alpine:pull",
+                "repository:team-a/api:pull,push",
+            ],
         )
         .await;
-    assert_eq!(jwt_parts(&token).1["access"], json!([]));
-    // ...but berth then judges by the owner's rules, not the access token's limits: it asks
-    // for a token with more scope (which the token endpoint will never give) instead of 403.
+    assert_eq!(jwt_parts(&token).1["access"][0]["name"], "team-a/api");
     let bearer = format!("Bearer {token}");
+    // ...but berth then judges by the owner's rules, not the access token's limits.
+    let mut wrong = Vec::new();
+    // It asks for a token with more scope (that the token endpoint never gives) instead of 403.
     let response = registry.get(path, Some(&bearer)).await;
-    assert_oci_error(response, 403, "DENIED").await;
-    // And the catalog shows everything alice may pull, not what the access token may.
+    if response.status() != 403 {
+        wrong.push(format!(
+            "pull: {} {}",
+            response.status(),
+            response.text().await.unwrap()
+        ));
+    }
+    // The catalog shows everything alice may pull, not what the access token may.
     let catalog: Value = registry
         .get("/v2/_catalog", Some(&bearer))
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(catalog["repositories"], json!(["team-a/api"]));
+    if catalog["repositories"] != json!(["team-a/api"]) {
+        wrong.push(format!("catalog: {catalog}"));
+    }
+    // A mount takes a blob from a repository the access token may not read.
+    let status = mount(
+        &registry,
+        &bearer,
+        "team-a/api",
+        web_layer,
+        Some("team-a/web"),
+    )
+    .await;
+    if status != 202 {
+        wrong.push(format!("mount from team-a/web: {status}"));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -880,8 +1015,7 @@ async fn forged_and_misused_registry_tokens_are_refused() {
     let mut revocable = (String::new(), String::new());
     let registry = Registry::start(
         |data| {
-            add_user(data, "alice", false);
-            berth_cli(data, &["policy", "add", "user:alice", "team-a/**", "pull"]);
+            alice_may(data, "team-a/**", "pull");
             revocable = create_token(data, "user:alice", "laptop", &[]);
         },
         &[
@@ -1062,9 +1196,7 @@ async fn forged_and_misused_registry_tokens_are_refused() {
     ];
     for (attack, token, path) in &attacks {
         let response = registry.get(path, Some(&bearer(token))).await;
-        registry
-            .assert_unauthorized(response, &registry.challenge(None), attack)
-            .await;
+        registry.assert_bad_credentials(response, attack).await;
     }
 
     // A genuine token for team-a/api is no good elsewhere: where alice may get a token, the
@@ -1102,18 +1234,16 @@ async fn forged_and_misused_registry_tokens_are_refused() {
     registry.token(Some(("alice", &secret)), &[]).await;
     registry.berth.cli(&["token", "revoke", &id]);
     registry
-        .assert_unauthorized(
+        .assert_bad_credentials(
             registry.get(api, Some(&basic("alice", &secret))).await,
-            &registry.challenge(None),
             "revoked access token on /v2/",
         )
         .await;
     registry
-        .assert_unauthorized(
+        .assert_bad_credentials(
             registry
                 .token_response(Some(("alice", &secret)), &["repository:team-a/api:pull"])
                 .await,
-            &registry.challenge(None),
             "revoked access token at /token",
         )
         .await;
@@ -1126,8 +1256,7 @@ async fn forged_and_misused_registry_tokens_are_refused() {
 async fn refresh_tokens_work_until_revoked() {
     let registry = Registry::start(
         |data| {
-            add_user(data, "alice", false);
-            berth_cli(data, &["policy", "add", "user:alice", "team-a/**", "push"]);
+            alice_may(data, "team-a/**", "push");
         },
         &[],
     );
@@ -1183,9 +1312,8 @@ async fn refresh_tokens_work_until_revoked() {
     );
     // A refresh token is not a password.
     registry
-        .assert_unauthorized(
+        .assert_bad_credentials(
             registry.get(api, Some(&basic("alice", &refresh))).await,
-            &registry.challenge(None),
             "refresh token as a password",
         )
         .await;
@@ -1225,7 +1353,7 @@ async fn refresh_tokens_work_until_revoked() {
     registry.berth.cli(&["token", "revoke", refresh_id]);
     let response = registry.post_token(&refresh_form).await;
     registry
-        .assert_unauthorized(response, &registry.challenge(None), "revoked refresh token")
+        .assert_bad_credentials(response, "revoked refresh token")
         .await;
     // The password still works.
     assert_eq!(registry.post_token(&login).await.status(), 200);
@@ -1305,9 +1433,7 @@ async fn malformed_credentials_get_a_challenge_never_a_500() {
             if case.starts_with("a huge") && response.status() == 431 {
                 continue; // the HTTP layer may refuse it before berth sees it
             }
-            registry
-                .assert_unauthorized(response, &registry.challenge(None), &what)
-                .await;
+            registry.assert_bad_credentials(response, &what).await;
         }
     }
     // A header far beyond any limit: refused by the HTTP layer, or a challenge; and berth
@@ -1410,9 +1536,7 @@ async fn malformed_credentials_get_a_challenge_never_a_500() {
         ),
     ] {
         let response = registry.post_token(&pairs).await;
-        registry
-            .assert_unauthorized(response, &registry.challenge(None), case)
-            .await;
+        registry.assert_bad_credentials(response, case).await;
     }
 }
 
@@ -1436,7 +1560,7 @@ async fn repeated_wrong_passwords_are_throttled_until_a_correct_login() {
             "no throttling after {failures} wrong passwords"
         );
         registry
-            .assert_unauthorized(response, &registry.challenge(None), "a wrong password")
+            .assert_bad_credentials(response, "a wrong password")
             .await;
     };
     let locked_at = Instant::now();
@@ -1473,11 +1597,7 @@ async fn repeated_wrong_passwords_are_throttled_until_a_correct_login() {
     assert_eq!(registry.get("/v2/", Some(&right)).await.status(), 200);
     let response = registry.get("/v2/", Some(&wrong)).await;
     registry
-        .assert_unauthorized(
-            response,
-            &registry.challenge(None),
-            "a wrong password after a login",
-        )
+        .assert_bad_credentials(response, "a wrong password after a login")
         .await;
 }
 
@@ -1488,8 +1608,7 @@ async fn repeated_wrong_passwords_are_throttled_until_a_correct_login() {
 async fn the_audit_log_records_decisions() {
     let registry = Registry::start(
         |data| {
-            add_user(data, "alice", false);
-            berth_cli(data, &["policy", "add", "user:alice", "team-a/**", "pull"]);
+            alice_may(data, "team-a/**", "pull");
         },
         &[],
     );
