@@ -35,7 +35,30 @@ impl Identities {
     }
 
     fn user(&self, name: &str, password: &str) {
-        add_user(self.path(), name, password);
+        self.add_user(name, password, &[]);
+    }
+
+    fn admin(&self, name: &str, password: &str) {
+        self.add_user(name, password, &["--admin"]);
+    }
+
+    /// `berth user add NAME --password-stdin EXTRA...`.
+    fn add_user(&self, name: &str, password: &str, extra: &[&str]) {
+        let args = [&["user", "add", name, "--password-stdin"][..], extra].concat();
+        let output = berth_cli_output(self.path(), &args, Some(&format!("{password}\n")));
+        assert!(
+            output.status.success(),
+            "berth {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// A team of `members`.
+    fn team(&self, name: &str, members: &[&str]) {
+        berth_cli(self.path(), &["team", "add", name]);
+        for member in members {
+            berth_cli(self.path(), &["team", "add-member", name, member]);
+        }
     }
 
     fn allow(&self, subject: &str, pattern: &str, actions: &str) {
@@ -61,20 +84,6 @@ impl Identities {
             .data(self.path())
             .start()
     }
-}
-
-/// `berth user add NAME --password-stdin` on the database in `data`.
-fn add_user(data: &Path, name: &str, password: &str) {
-    let output = berth_cli_output(
-        data,
-        &["user", "add", name, "--password-stdin"],
-        Some(&format!("{password}\n")),
-    );
-    assert!(
-        output.status.success(),
-        "berth user add {name}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// The auth file of client identity `who`, empty until `who` logs in (podman and skopeo
@@ -113,8 +122,8 @@ async fn podman_login(
     host: &str,
     user: &str,
     secret: &str,
-) -> Output {
-    run_output(
+) -> Result<String, String> {
+    let output = run_output(
         podman(sandbox, who)
             .args([
                 "login",
@@ -126,7 +135,8 @@ async fn podman_login(
             .arg(host),
         format!("{secret}\n").as_bytes(),
     )
-    .await
+    .await;
+    outcome(output)
 }
 
 /// Builds a one-file image `localhost/NAME:latest` in `who`'s storage.
@@ -147,6 +157,25 @@ async fn podman_build(sandbox: &Sandbox, who: &str, name: &str) -> String {
         .arg(sandbox.path(&context)))
     .await;
     local
+}
+
+/// `who` logs in to `host` as `user` with `secret`, builds an image of its own and pushes it
+/// to `remote`: the pushed digest.
+async fn login_build_push(
+    sandbox: &Sandbox,
+    who: &str,
+    (host, user, secret): (&str, &str, &str),
+    remote: &str,
+) -> String {
+    assert_ok(
+        podman_login(sandbox, who, host, user, secret).await,
+        &format!("{who}'s podman login as {user}"),
+    );
+    let local = podman_build(sandbox, who, "app").await;
+    assert_ok(
+        podman_push(sandbox, who, &local, remote).await,
+        &format!("{who}'s push to {remote}"),
+    )
 }
 
 /// `podman push LOCAL docker://REMOTE` as `who`; on success, the digest podman pushed.
@@ -190,6 +219,11 @@ async fn podman_pull(sandbox: &Sandbox, who: &str, remote: &str) -> Result<Strin
     Ok(text(&inspected[0]["Digest"]).to_string())
 }
 
+/// `skopeo ARGS...` as `who`: its stdout if it succeeded, else its output.
+async fn skopeo_as(sandbox: &Sandbox, who: &str, args: &[&str]) -> Result<String, String> {
+    outcome(run_output(skopeo(sandbox, who).args(args), b"").await)
+}
+
 /// `skopeo copy` with extra arguments (credentials) between two image references.
 async fn skopeo_copy(
     sandbox: &Sandbox,
@@ -198,15 +232,8 @@ async fn skopeo_copy(
     from: &str,
     to: &str,
 ) -> Result<String, String> {
-    let output = run_output(
-        skopeo(sandbox, who)
-            .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
-            .args(args)
-            .args([from, to]),
-        b"",
-    )
-    .await;
-    outcome(output)
+    let tls = ["copy", "--src-tls-verify=false", "--dest-tls-verify=false"];
+    skopeo_as(sandbox, who, &[&tls[..], args, &[from, to]].concat()).await
 }
 
 /// A command's stdout if it succeeded, else its stdout and stderr.
@@ -251,24 +278,33 @@ fn assert_ok(result: Result<String, String>, what: &str) -> String {
     result.unwrap_or_else(|message| panic!("{what} failed:\n{message}"))
 }
 
-/// Standard base64 (for the `auth` field of a containers auth file).
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+/// base64 of "USER:PASSWORD", the form of the `auth` field of a containers auth file (as
+/// reqwest encodes it for Basic authentication).
+fn basic_credentials(user: &str, password: &str) -> String {
+    let request = client()
+        .get("http://127.0.0.1/")
+        .basic_auth(user, Some(password))
+        .build()
+        .unwrap();
+    let header = request.headers()["authorization"].to_str().unwrap();
+    header.strip_prefix("Basic ").unwrap().to_string()
+}
+
+/// `skopeo list-tags` as `who`, with extra arguments (credentials).
+async fn skopeo_tags_as(
+    sandbox: &Sandbox,
+    who: &str,
+    args: &[&str],
+    repository: &str,
+) -> Vec<String> {
+    let list = [&["list-tags", "--tls-verify=false"][..], args].concat();
+    let repository = format!("docker://{repository}");
+    let listed = assert_ok(
+        skopeo_as(sandbox, who, &[&list[..], &[&repository]].concat()).await,
+        "skopeo list-tags",
+    );
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    serde_json::from_value(listed["Tags"].clone()).unwrap_or_else(|e| panic!("{e}: {listed}"))
 }
 
 /// A one-layer OCI image layout made with umoci: `LAYOUT:v1`.
@@ -287,22 +323,19 @@ async fn umoci_image(sandbox: &Sandbox, content: &[u8]) -> String {
     format!("oci:{image}")
 }
 
-/// The digest of an image, as skopeo (as `who`) sees it.
+/// The digest of an image, as skopeo (as `who`, with extra arguments) sees it.
 async fn skopeo_digest(
     sandbox: &Sandbox,
     who: &str,
     args: &[&str],
     image: &str,
 ) -> Result<String, String> {
-    let output = run_output(
-        skopeo(sandbox, who)
-            .args(["inspect", "--tls-verify=false"])
-            .args(args)
-            .arg(image),
-        b"",
+    let stdout = skopeo_as(
+        sandbox,
+        who,
+        &[&["inspect", "--tls-verify=false"][..], args, &[image]].concat(),
     )
-    .await;
-    let stdout = outcome(output)?;
+    .await?;
     let inspected: Value = serde_json::from_str(&stdout).unwrap();
     Ok(text(&inspected["Digest"]).to_string())
 }
@@ -315,18 +348,26 @@ async fn podman_users_with_different_rights() {
     ids.user("carol", "carol-password");
     ids.allow("user:alice", "team-a/**", "pull,push");
     ids.allow("user:bob", "team-a/**", "pull");
+    ids.user("dave", "dave-password");
+    ids.team("builders", &["dave"]);
+    ids.allow("team:builders", "team-a/**", "pull,push");
     let berth = ids.start();
     let host = berth.host();
     let sandbox = Sandbox::new();
 
     // A wrong password is refused at login, and nothing is stored.
     let wrong = podman_login(&sandbox, "alice", &host, "alice", "not-alices-password").await;
-    assert_refused(outcome(wrong), "podman login with a wrong password");
+    assert_refused(wrong, "podman login with a wrong password");
     let unknown = podman_login(&sandbox, "alice", &host, "nobody", "whatever-password").await;
-    assert_refused(outcome(unknown), "podman login as an unknown user");
+    assert_refused(unknown, "podman login as an unknown user");
+    let stored = std::fs::read_to_string(auth_file(&sandbox, "alice")).unwrap();
+    assert!(
+        !stored.contains(&host),
+        "nothing stored after failed logins: {stored}"
+    );
 
     assert_ok(
-        outcome(podman_login(&sandbox, "alice", &host, "alice", "alice-password").await),
+        podman_login(&sandbox, "alice", &host, "alice", "alice-password").await,
         "alice's podman login",
     );
     // What podman 4.3 keeps after logging in to berth: containers/image's login checks the
@@ -344,7 +385,7 @@ async fn podman_users_with_different_rights() {
     } else {
         assert_eq!(
             entry["auth"],
-            base64(b"alice:alice-password"),
+            basic_credentials("alice", "alice-password"),
             "podman stores user:password when it stores no identity token: {stored}"
         );
     }
@@ -369,7 +410,7 @@ async fn podman_users_with_different_rights() {
 
     // bob may pull, not push.
     assert_ok(
-        outcome(podman_login(&sandbox, "bob", &host, "bob", "bob-password").await),
+        podman_login(&sandbox, "bob", &host, "bob", "bob-password").await,
         "bob's podman login",
     );
     let pulled = assert_ok(podman_pull(&sandbox, "bob", &remote).await, "bob's pull");
@@ -382,7 +423,7 @@ async fn podman_users_with_different_rights() {
 
     // carol may log in, but has no rights on team-a/.
     assert_ok(
-        outcome(podman_login(&sandbox, "carol", &host, "carol", "carol-password").await),
+        podman_login(&sandbox, "carol", &host, "carol", "carol-password").await,
         "carol's podman login",
     );
     assert_refused(
@@ -395,31 +436,13 @@ async fn podman_users_with_different_rights() {
         "an anonymous pull",
     );
 
-    // Only alice's push happened.
-    let tags = skopeo_tags_as(&sandbox, "alice", &[], &format!("{host}/team-a/app")).await;
-    assert_eq!(tags, ["v1"]);
-}
+    // dave may push as a member of a team that may.
+    let dave = (host.as_str(), "dave", "dave-password");
+    login_build_push(&sandbox, "dave", dave, &format!("{host}/team-a/app:v3")).await;
 
-/// `skopeo list-tags` as `who`, with extra arguments (credentials).
-async fn skopeo_tags_as(
-    sandbox: &Sandbox,
-    who: &str,
-    args: &[&str],
-    repository: &str,
-) -> Vec<String> {
-    let listed = run_json(
-        skopeo(sandbox, who)
-            .args(["list-tags", "--tls-verify=false"])
-            .args(args)
-            .arg(format!("docker://{repository}")),
-    )
-    .await;
-    listed["Tags"]
-        .as_array()
-        .unwrap_or_else(|| panic!("Tags in {listed}"))
-        .iter()
-        .map(|tag| text(tag).to_string())
-        .collect()
+    // Only alice's and dave's pushes happened.
+    let tags = skopeo_tags_as(&sandbox, "alice", &[], &format!("{host}/team-a/app")).await;
+    assert_eq!(tags, ["v1", "v3"]);
 }
 
 #[tokio::test]
@@ -429,6 +452,7 @@ async fn skopeo_with_passwords_and_access_tokens() {
     ids.allow("user:alice", "team-a/**", "pull,push");
     let full = ids.token("user:alice", "laptop", None);
     let read_only = ids.token("user:alice", "deploy", Some("team-a/**:pull"));
+    ids.admin("root", "root-password");
     let berth = ids.start();
     let host = berth.host();
     let sandbox = Sandbox::new();
@@ -437,6 +461,9 @@ async fn skopeo_with_passwords_and_access_tokens() {
     // With the password.
     let creds = "alice:alice-password";
     let remote = format!("docker://{host}/team-a/skopeo:v1");
+    let repository = format!("{host}/team-a/skopeo");
+    let list_tags =
+        async || skopeo_tags_as(&sandbox, "none", &["--creds", creds], &repository).await;
     assert_ok(
         skopeo_copy(&sandbox, "none", &["--dest-creds", creds], &image, &remote).await,
         "skopeo copy --dest-creds",
@@ -543,14 +570,27 @@ async fn skopeo_with_passwords_and_access_tokens() {
         .await,
         "skopeo copy --dest-creds with a pull-only token",
     );
-    let tags = skopeo_tags_as(
-        &sandbox,
-        "none",
-        &["--creds", creds],
-        &format!("{host}/team-a/skopeo"),
-    )
-    .await;
+    let tags = list_tags().await;
     assert_eq!(tags, ["v1", "v2"]);
+
+    // alice may not delete; an administrator may.
+    let delete = ["delete", "--tls-verify=false", "--creds"];
+    assert_refused(
+        skopeo_as(
+            &sandbox,
+            "none",
+            &[&delete[..], &[creds, &remote2]].concat(),
+        )
+        .await,
+        "alice's skopeo delete",
+    );
+    let root = "root:root-password";
+    assert_ok(
+        skopeo_as(&sandbox, "none", &[&delete[..], &[root, &remote2]].concat()).await,
+        "an administrator's skopeo delete",
+    );
+    let tags = list_tags().await;
+    assert!(tags.is_empty(), "v1 and v2 were one manifest: {tags:?}");
 }
 
 #[tokio::test]
@@ -565,11 +605,11 @@ async fn a_service_accounts_token_with_podman_login() {
 
     // The token is the password of the account's name, and of no other.
     assert_refused(
-        outcome(podman_login(&sandbox, "ci", &host, "someone-else", &token).await),
+        podman_login(&sandbox, "ci", &host, "someone-else", &token).await,
         "podman login with the token under another name",
     );
     assert_ok(
-        outcome(podman_login(&sandbox, "ci", &host, "ci", &token).await),
+        podman_login(&sandbox, "ci", &host, "ci", &token).await,
         "podman login with the service account's token",
     );
 
@@ -707,21 +747,14 @@ async fn htpasswd_mode_as_a_registry_v2_drop_in() {
 
     let sandbox = Sandbox::new();
     assert_refused(
-        outcome(podman_login(&sandbox, "carol", &host, "carol", "wrong-password").await),
+        podman_login(&sandbox, "carol", &host, "carol", "wrong-password").await,
         "podman login with a wrong password",
     );
-    assert_ok(
-        outcome(podman_login(&sandbox, "carol", &host, "carol", "carol-password").await),
-        "podman login",
-    );
-    let local = podman_build(&sandbox, "carol", "app").await;
     let remote = format!("{host}/team-a/app:v1");
-    let pushed = assert_ok(
-        podman_push(&sandbox, "carol", &local, &remote).await,
-        "push",
-    );
+    let carol = (host.as_str(), "carol", "carol-password");
+    let pushed = login_build_push(&sandbox, "carol", carol, &remote).await;
     assert_ok(
-        outcome(podman_login(&sandbox, "carol-again", &host, "carol", "carol-password").await),
+        podman_login(&sandbox, "carol-again", &host, "carol", "carol-password").await,
         "podman login in a fresh client",
     );
     let pulled = assert_ok(
@@ -741,24 +774,18 @@ async fn htpasswd_mode_as_a_registry_v2_drop_in() {
     let berth = ids.start();
     let host = berth.host();
     assert_refused(
-        outcome(podman_login(&sandbox, "carol-berth", &host, "carol", "wrong-password").await),
+        podman_login(&sandbox, "carol-berth", &host, "carol", "wrong-password").await,
         "podman login to berth mode with a wrong password",
     );
-    assert_ok(
-        outcome(podman_login(&sandbox, "carol-berth", &host, "carol", "carol-password").await),
-        "podman login to berth mode with the imported password",
-    );
-    let local = podman_build(&sandbox, "carol-berth", "app").await;
-    assert_ok(
-        podman_push(
-            &sandbox,
-            "carol-berth",
-            &local,
-            &format!("{host}/team-a/app:v1"),
-        )
-        .await,
-        "push in berth mode",
-    );
+    // (The login is the imported password's check.)
+    let carol = (host.as_str(), "carol", "carol-password");
+    login_build_push(
+        &sandbox,
+        "carol-berth",
+        carol,
+        &format!("{host}/team-a/app:v1"),
+    )
+    .await;
 }
 
 /// Debian's `docker-registry` (distribution 2.8) on a free loopback port, storing and logging
@@ -909,7 +936,7 @@ async fn berth_is_the_token_server_of_the_official_registry() {
 
     // podman, logged in to the official registry with berth's password, pushes too.
     assert_ok(
-        outcome(podman_login(&sandbox, "alice", &host, "alice", "alice-password").await),
+        podman_login(&sandbox, "alice", &host, "alice", "alice-password").await,
         "alice's podman login to the official registry",
     );
     let local = podman_build(&sandbox, "alice", "app").await;
