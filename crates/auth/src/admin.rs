@@ -143,7 +143,7 @@ impl From<AccessToken> for TokenInfo {
         TokenInfo {
             id: token.id,
             kind: token.kind.as_str(),
-            owner: owner_text(&token.owner),
+            owner: token.owner.subject(),
             name: token.name,
             scopes: token.scopes,
             expires_at: optional_timestamp(token.expires_at),
@@ -245,14 +245,6 @@ pub struct NewToken {
     pub scopes: Vec<(String, String)>,
     /// `None`: until revoked.
     pub expires_in: Option<Duration>,
-}
-
-/// `user:<name>` or `service-account:<name>`, as in policy subjects and registry tokens.
-pub fn owner_text(owner: &TokenOwner) -> String {
-    match owner {
-        TokenOwner::User(name) => format!("user:{name}"),
-        TokenOwner::ServiceAccount(name) => format!("service-account:{name}"),
-    }
 }
 
 /// Parses `user:<name>` or `service-account:<name>`.

@@ -161,6 +161,11 @@ pub struct Claims {
     pub jti: String,
     #[serde(default)]
     pub access: Vec<ResourceAccess>,
+    /// berth's own claim: the id of the access or refresh token this token was issued
+    /// through. Its limits (scopes) keep applying to whatever the token is used for, and the
+    /// token stops working when that one is revoked. Other verifiers ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub berth_via: Option<String>,
 }
 
 /// A token as the token endpoint returns it.
@@ -219,6 +224,7 @@ impl RegistryTokens {
         &self,
         subject: &str,
         access: Vec<ResourceAccess>,
+        via: Option<&str>,
         now: SystemTime,
     ) -> IssuedToken {
         let issued = unix_seconds(now);
@@ -231,6 +237,7 @@ impl RegistryTokens {
             iat: issued,
             jti: crate::secret::random_token(16),
             access,
+            berth_via: via.map(str::to_string),
         };
         let mut header = Header::new(self.key.algorithm);
         header.kid = Some(self.key.kid.clone());
@@ -311,6 +318,7 @@ mod tests {
         let issued = tokens.issue(
             "user:alice",
             access("team/app", &["pull", "push"]),
+            Some("0123456789abcdef"),
             SystemTime::now(),
         );
         assert_eq!(issued.expires_in, 300);
@@ -326,6 +334,7 @@ mod tests {
         assert_eq!(claims.access, access("team/app", &["pull", "push"]));
         assert_eq!(claims.exp - claims.iat, 300);
         assert_eq!(claims.jti.len(), 32);
+        assert_eq!(claims.berth_via.as_deref(), Some("0123456789abcdef"));
         let header = jsonwebtoken::decode_header(&issued.token).unwrap();
         assert_eq!(
             (header.alg, header.kid.as_deref()),
@@ -338,7 +347,7 @@ mod tests {
         let tokens = tokens();
         let now = SystemTime::now();
         let good = tokens
-            .issue("user:alice", access("a", &["pull"]), now)
+            .issue("user:alice", access("a", &["pull"]), None, now)
             .token;
         let parts: Vec<&str> = good.split('.').collect();
         let claims: serde_json::Value = serde_json::from_slice(
@@ -385,14 +394,14 @@ mod tests {
         let long_ago = now - Duration::from_secs(3600);
         assert!(
             tokens
-                .verify(&tokens.issue("user:a", vec![], long_ago).token)
+                .verify(&tokens.issue("user:a", vec![], None, long_ago).token)
                 .is_err(),
             "expired"
         );
         let later = now + Duration::from_secs(3600);
         assert!(
             tokens
-                .verify(&tokens.issue("user:a", vec![], later).token)
+                .verify(&tokens.issue("user:a", vec![], None, later).token)
                 .is_err(),
             "not yet valid"
         );
@@ -408,7 +417,7 @@ mod tests {
         );
         assert!(
             tokens
-                .verify(&other_service.issue("user:a", vec![], now).token)
+                .verify(&other_service.issue("user:a", vec![], None, now).token)
                 .is_err(),
             "audience"
         );
@@ -424,7 +433,7 @@ mod tests {
         );
         assert!(
             tokens
-                .verify(&other_issuer.issue("user:a", vec![], now).token)
+                .verify(&other_issuer.issue("user:a", vec![], None, now).token)
                 .is_err(),
             "issuer"
         );

@@ -61,6 +61,9 @@ pub struct Caller {
     limits: Option<Vec<(Pattern, ActionSet)>>,
     /// A registry token's grants.
     granted: Option<Vec<ResourceAccess>>,
+    /// The access or refresh token the credentials came from (its limits are `limits`),
+    /// recorded in registry tokens issued to this caller so that the limits follow.
+    via: Option<String>,
     pub client: Option<IpAddr>,
 }
 
@@ -70,6 +73,7 @@ impl Caller {
             principal: Principal::Anonymous,
             limits: None,
             granted: None,
+            via: None,
             client,
         }
     }
@@ -167,6 +171,9 @@ struct Cached<T> {
 struct VerifiedToken {
     principal: Principal,
     granted: Vec<ResourceAccess>,
+    /// The limits of the access or refresh token it was issued through.
+    limits: Option<Vec<(Pattern, ActionSet)>>,
+    via: Option<String>,
     expires: u64,
 }
 
@@ -354,6 +361,7 @@ impl AccessService {
             principal,
             limits: None,
             granted: None,
+            via: None,
             client: None,
         };
         match &self.mode {
@@ -440,22 +448,11 @@ impl AccessService {
         let Some(principal) = self.owner_principal(&token.owner).await? else {
             return Ok(None);
         };
-        let limits = (!token.scopes.is_empty()).then(|| {
-            token
-                .scopes
-                .iter()
-                .filter_map(|s| {
-                    Some((
-                        Pattern::parse(&s.pattern).ok()?,
-                        ActionSet::parse_list(&s.actions),
-                    ))
-                })
-                .collect()
-        });
         Ok(Some(Caller {
             principal,
-            limits,
+            limits: limits_of(&token),
             granted: None,
+            via: Some(token.id),
             client: None,
         }))
     }
@@ -554,12 +551,9 @@ impl AccessService {
                 .registry_tokens
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            cache
-                .get(&key)
-                .filter(|t| t.expires > now)
-                .map(|t| (t.principal.clone(), t.granted.clone()))
+            cache.get(&key).filter(|t| t.expires > now).cloned()
         };
-        let (principal, granted) =
+        let verified =
             match cached {
                 Some(found) => found,
                 None => {
@@ -571,26 +565,42 @@ impl AccessService {
                     let principal = self.principal_from_subject(&claims.sub).await?.ok_or(
                         AuthFailure::Invalid("the token's subject is gone or disabled"),
                     )?;
+                    // Issued through an access or refresh token: its limits still apply, and it
+                    // must still be valid.
+                    let limits = match &claims.berth_via {
+                        None => None,
+                        Some(id) => {
+                            let through = self.store.token(id).await?.filter(|t| {
+                                t.revoked_at.is_none()
+                                    && t.expires_at.is_none_or(|at| at > now_millis())
+                                    && t.owner.subject() == claims.sub
+                            });
+                            let through = through.ok_or(AuthFailure::Invalid(
+                                "the token it was issued through is revoked or expired",
+                            ))?;
+                            limits_of(&through)
+                        }
+                    };
+                    let verified = VerifiedToken {
+                        principal,
+                        granted: claims.access,
+                        limits,
+                        via: claims.berth_via,
+                        expires: claims.exp,
+                    };
                     let mut cache = self
                         .registry_tokens
                         .lock()
                         .unwrap_or_else(|p| p.into_inner());
-                    insert_bounded(
-                        &mut cache,
-                        key,
-                        VerifiedToken {
-                            principal: principal.clone(),
-                            granted: claims.access.clone(),
-                            expires: claims.exp,
-                        },
-                    );
-                    (principal, claims.access)
+                    insert_bounded(&mut cache, key, verified.clone());
+                    verified
                 }
             };
         Ok(Caller {
-            principal,
-            limits: None,
-            granted: Some(granted),
+            principal: verified.principal,
+            limits: verified.limits,
+            granted: Some(verified.granted),
+            via: verified.via,
             client,
         })
     }
@@ -760,10 +770,12 @@ impl AccessService {
                 Scope::Catalog => {}
             }
         }
-        let token =
-            service
-                .tokens
-                .issue(&caller.principal.subject_name(), access, SystemTime::now());
+        let token = service.tokens.issue(
+            &caller.principal.subject_name(),
+            access,
+            caller.via.as_deref(),
+            SystemTime::now(),
+        );
         let refresh_token = if offline && !caller.principal.is_anonymous() {
             Some(
                 self.create_refresh_token(caller, service.refresh_lifetime)
@@ -831,25 +843,30 @@ impl AccessService {
             return Err(invalid);
         };
         let principal = self.owner_principal(&token.owner).await?.ok_or(invalid)?;
-        let limits = (!token.scopes.is_empty()).then(|| {
-            token
-                .scopes
-                .iter()
-                .filter_map(|s| {
-                    Some((
-                        Pattern::parse(&s.pattern).ok()?,
-                        ActionSet::parse_list(&s.actions),
-                    ))
-                })
-                .collect()
-        });
         Ok(Caller {
             principal,
-            limits,
+            limits: limits_of(&token),
             granted: None,
+            via: Some(token.id),
             client,
         })
     }
+}
+
+/// The limits an access or refresh token places on its owner; `None` when it has no scopes.
+fn limits_of(token: &AccessToken) -> Option<Vec<(Pattern, ActionSet)>> {
+    (!token.scopes.is_empty()).then(|| {
+        token
+            .scopes
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    Pattern::parse(&s.pattern).ok()?,
+                    ActionSet::parse_list(&s.actions),
+                ))
+            })
+            .collect()
+    })
 }
 
 /// A caller that is still anonymous but tried to be `user` (for audit lines of failures).

@@ -288,9 +288,6 @@ const MATRIX: &[(&str, [&str; 6])] = &[
     ("anonymous", ["", "", "r", "", "", ""]),
 ];
 
-/// The identities of [`MATRIX`] that log in with an access token narrower than their rules.
-const LIMITED_TOKENS: [&str; 2] = ["ci-narrow", "alice-api"];
-
 /// The rules and identities behind [`MATRIX`]; returns each identity's login.
 fn matrix_setup(data: &Path) -> Vec<(&'static str, Option<(String, String)>)> {
     for user in ["alice", "carol", "bob"] {
@@ -439,7 +436,6 @@ async fn check_cell(
     response: reqwest::Response,
     allowed: bool,
     anonymous: bool,
-    limited_bearer: bool,
     scope: &str,
 ) -> Result<(), String> {
     let status = response.status().as_u16();
@@ -462,15 +458,6 @@ async fn check_cell(
         (false, true) => (401, "UNAUTHORIZED", Some(registry.challenge(Some(scope)))),
         (false, false) => (403, "DENIED", None),
     };
-    let insufficient = format!(
-        "{},error=\"insufficient_scope\"",
-        registry.challenge(Some(scope))
-    );
-    if limited_bearer && status == 401 && challenge.as_deref() == Some(insufficient.as_str()) {
-        // Known berth bug: a registry token loses its access token's limits (see
-        // `registry_tokens_keep_the_limits_of_the_access_token_they_came_from`).
-        return Ok(());
-    }
     if status != expected_status || code.as_deref() != Some(expected_code) {
         return Err(format!(
             "expected {expected_status} {expected_code}, got {status} {body}"
@@ -505,7 +492,6 @@ async fn access_matrix_of_identities_repositories_and_actions() {
             .map(|(user, secret)| (user.as_str(), secret.as_str()));
         let anonymous = login.is_none();
         for via in [Via::Basic, Via::Token] {
-            let limited_bearer = matches!(via, Via::Token) && LIMITED_TOKENS.contains(identity);
             for (repo, allowed) in REPOSITORIES.iter().zip(row) {
                 for op in [Op::Pull, Op::Tags, Op::Push, Op::Delete] {
                     seed += 1;
@@ -518,15 +504,8 @@ async fn access_matrix_of_identities_repositories_and_actions() {
                     };
                     let response = perform(&registry, op, repo, auth.as_deref(), seed).await;
                     let allowed = allowed.contains(op.letter());
-                    if let Err(why) = check_cell(
-                        &registry,
-                        response,
-                        allowed,
-                        anonymous,
-                        limited_bearer,
-                        &scope,
-                    )
-                    .await
+                    if let Err(why) =
+                        check_cell(&registry, response, allowed, anonymous, &scope).await
                     {
                         failures.push(format!("{identity} via {via:?}: {op:?} {repo}: {why}"));
                     }
@@ -553,9 +532,7 @@ async fn access_matrix_of_identities_repositories_and_actions() {
                 .filter(|(_, allowed)| allowed.contains('r'))
                 .map(|(repo, _)| *repo)
                 .collect();
-            // (A registry token from a limited access token lists too much: the known bug
-            // shown by `registry_tokens_keep_the_limits_of_the_access_token_they_came_from`.)
-            if status != 200 || (listed != expected && !limited_bearer) {
+            if status != 200 || listed != expected {
                 failures.push(format!(
                     "{identity} via {via:?}: catalog: expected {expected:?}, got {status} {body}"
                 ));
@@ -889,8 +866,6 @@ async fn blob_mounts_only_take_from_repositories_the_caller_may_pull() {
 }
 
 #[tokio::test]
-#[ignore = "berth bug: a registry token obtained with a limited access token loses its limits \
-            (401 insufficient_scope instead of 403; the catalog and mounts use the owner's whole view)"]
 async fn registry_tokens_keep_the_limits_of_the_access_token_they_came_from() {
     let mut secret = String::new();
     let registry = Registry::start(

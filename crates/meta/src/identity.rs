@@ -38,6 +38,17 @@ pub enum TokenOwner {
     ServiceAccount(String),
 }
 
+impl TokenOwner {
+    /// `user:<name>` or `service-account:<name>`: as policy subjects and registry tokens'
+    /// `sub` name it.
+    pub fn subject(&self) -> String {
+        match self {
+            TokenOwner::User(name) => format!("user:{name}"),
+            TokenOwner::ServiceAccount(name) => format!("service-account:{name}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
     /// For CLIs, CI and scripts: used as a password.
