@@ -145,13 +145,14 @@ pub(crate) fn failure_error(
     }
 }
 
-/// The base endpoint answers 200 to any caller that presented accepted credentials (an
-/// anonymous registry token included), and challenges everyone else: that is how clients
-/// find out where to log in.
+/// The base endpoint and the catalog answer any caller that presented accepted credentials
+/// (an anonymous registry token included), and challenge everyone else (naming `scope`):
+/// that is how clients find out where to log in.
 pub(crate) fn require_login(
     state: &AppState,
     parts: &Parts,
     caller: &Caller,
+    scope: Option<String>,
 ) -> Result<(), RegistryError> {
     if matches!(state.access.mode(), Mode::None) || caller.presented_credentials() {
         Ok(())
@@ -160,7 +161,7 @@ pub(crate) fn require_login(
             state,
             parts,
             "authentication required",
-            None,
+            scope,
             false,
         ))
     }

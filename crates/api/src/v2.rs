@@ -47,11 +47,16 @@ async fn route(state: &AppState, parts: &Parts, body: Body) -> HandlerResult {
     }
     match endpoint {
         Endpoint::Base if is_read => {
-            auth::require_login(state, parts, &caller)?;
+            auth::require_login(state, parts, &caller, None)?;
             Ok(json_response(StatusCode::OK, "{}".into()))
         }
         Endpoint::Base => Err(method_not_allowed("GET, HEAD")),
-        Endpoint::Catalog if is_read => listing::catalog(state, parts, &caller).await,
+        Endpoint::Catalog if is_read => {
+            // Like registry:2: a caller without credentials is asked to log in rather than
+            // shown an empty list (an anonymous token lists what anonymous may pull).
+            auth::require_login(state, parts, &caller, Some("registry:catalog:*".into()))?;
+            listing::catalog(state, parts, &caller).await
+        }
         Endpoint::Catalog => Err(method_not_allowed("GET, HEAD")),
         Endpoint::Tags(name) if is_read => listing::tags(state, parts, &name).await,
         Endpoint::Tags(_) => Err(method_not_allowed("GET, HEAD")),

@@ -511,7 +511,8 @@ async fn access_matrix_of_identities_repositories_and_actions() {
                     }
                 }
             }
-            // The catalog lists exactly what the identity may pull.
+            // The catalog lists exactly what the identity may pull; without any credentials
+            // (anonymous over Basic) it is a challenge, as on registry:2.
             let auth = match via {
                 Via::Basic => login.map(|(user, secret)| basic(user, secret)),
                 Via::Token => Some(format!(
@@ -521,6 +522,11 @@ async fn access_matrix_of_identities_repositories_and_actions() {
             };
             let response = registry.get("/v2/_catalog", auth.as_deref()).await;
             let status = response.status();
+            let www = response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let body: Value = response.json().await.unwrap();
             let listed: BTreeSet<&str> = body["repositories"]
                 .as_array()
@@ -532,7 +538,17 @@ async fn access_matrix_of_identities_repositories_and_actions() {
                 .filter(|(_, allowed)| allowed.contains('r'))
                 .map(|(repo, _)| *repo)
                 .collect();
-            if status != 200 || listed != expected {
+            if anonymous && matches!(via, Via::Basic) {
+                let challenge = registry.challenge(Some("registry:catalog:*"));
+                if status != 401
+                    || body["errors"][0]["code"] != "UNAUTHORIZED"
+                    || www.as_deref() != Some(challenge.as_str())
+                {
+                    failures.push(format!(
+                        "anonymous without credentials: catalog: expected 401 ({challenge}), got {status} {body}"
+                    ));
+                }
+            } else if status != 200 || listed != expected {
                 failures.push(format!(
                     "{identity} via {via:?}: catalog: expected {expected:?}, got {status} {body}"
                 ));
@@ -755,8 +771,17 @@ async fn anonymous_pull_of_a_public_repository_and_no_anonymous_push() {
             "anonymous pull of a private repository",
         )
         .await;
+    // The catalog: a challenge without credentials, the public repositories with an
+    // anonymous token.
+    registry
+        .assert_unauthorized(
+            registry.get("/v2/_catalog", None).await,
+            &registry.challenge(Some("registry:catalog:*")),
+            "anonymous catalog without a token",
+        )
+        .await;
     let catalog: Value = registry
-        .get("/v2/_catalog", None)
+        .get("/v2/_catalog", Some(&bearer))
         .await
         .json()
         .await

@@ -1065,7 +1065,6 @@ async fn htpasswd_mode_answers_anonymous_requests_like_registry_v2() {
 }
 
 #[tokio::test]
-#[ignore = "berth bug: in htpasswd mode an anonymous GET /v2/_catalog is 200 (an empty list), registry:2 says 401 with a Basic challenge"]
 async fn htpasswd_mode_refuses_an_anonymous_catalog_like_registry_v2() {
     let dir = tempfile::tempdir().unwrap();
     let (berth, registry) = htpasswd_pair(dir.path());
