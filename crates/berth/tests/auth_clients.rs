@@ -10,11 +10,11 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
 use serde_json::Value;
 use support::clients::*;
+use support::official_registry::OfficialRegistry;
 use support::{Berth, berth_cli, berth_cli_output, client, tool};
 use tokio::process::Command;
 
@@ -788,67 +788,6 @@ async fn htpasswd_mode_as_a_registry_v2_drop_in() {
     .await;
 }
 
-/// Debian's `docker-registry` (distribution 2.8) on a free loopback port, storing and logging
-/// under `dir`, with `auth` (YAML lines under `auth:`).
-struct OfficialRegistry {
-    child: Child,
-    host: String,
-    log: PathBuf,
-}
-
-impl OfficialRegistry {
-    fn start(dir: &Path, auth: &str) -> OfficialRegistry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n{auth}",
-                dir.join("storage").display()
-            ),
-        )
-        .unwrap();
-        let log = dir.join("registry.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = std::process::Command::new(tool("docker-registry"))
-            .arg("serve")
-            .arg(&config)
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("docker-registry starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not start:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        OfficialRegistry {
-            child,
-            host: format!("127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for OfficialRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn berth_is_the_token_server_of_the_official_registry() {
     let ids = Identities::new();
@@ -876,13 +815,13 @@ async fn berth_is_the_token_server_of_the_official_registry() {
     // berth's defaults: auth.berth.service and auth.berth.issuer are both "berth".
     let registry = OfficialRegistry::start(
         dir.path(),
-        &format!(
+        Some(&format!(
             "  token:\n    realm: {}\n    service: berth\n    issuer: berth\n    rootcertbundle: {}\n",
             berth.url("/token"),
             bundle.display()
-        ),
+        )),
     );
-    let host = registry.host.clone();
+    let host = registry.host().to_string();
 
     // The official registry sends clients to berth.
     let response = client()
@@ -1040,10 +979,10 @@ fn htpasswd_pair(dir: &Path) -> (Berth, OfficialRegistry) {
         .start();
     let registry = OfficialRegistry::start(
         dir,
-        &format!(
+        Some(&format!(
             "  htpasswd:\n    realm: Registry\n    path: {}\n",
             file.display()
-        ),
+        )),
     );
     (berth, registry)
 }
@@ -1053,7 +992,7 @@ async fn htpasswd_mode_answers_anonymous_requests_like_registry_v2() {
     let dir = tempfile::tempdir().unwrap();
     let (berth, registry) = htpasswd_pair(dir.path());
     for &(method, path) in ANONYMOUS_REQUESTS {
-        let official = anonymous_answer(&format!("http://{}", registry.host), method, path).await;
+        let official = anonymous_answer(&registry.base.clone(), method, path).await;
         assert_eq!(
             official,
             (401, Some(r#"Basic realm="Registry""#.to_string())),
@@ -1068,8 +1007,7 @@ async fn htpasswd_mode_answers_anonymous_requests_like_registry_v2() {
 async fn htpasswd_mode_refuses_an_anonymous_catalog_like_registry_v2() {
     let dir = tempfile::tempdir().unwrap();
     let (berth, registry) = htpasswd_pair(dir.path());
-    let official =
-        anonymous_answer(&format!("http://{}", registry.host), "GET", "/v2/_catalog").await;
+    let official = anonymous_answer(&registry.base.clone(), "GET", "/v2/_catalog").await;
     assert_eq!(
         official,
         (401, Some(r#"Basic realm="Registry""#.to_string()))

@@ -6,76 +6,13 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use berth_storage::garage_testing::Garage;
 use support::clients::{Sandbox, run, umoci_layer};
+use support::official_registry::OfficialRegistry;
 use support::push::{OCI_INDEX, OCI_MANIFEST};
-use support::{Berth, bytes, client, sha256, tool};
-
-/// Debian's `docker-registry` on a free loopback port, storing under `root`.
-struct OfficialRegistry {
-    child: Child,
-    base: String,
-}
-
-impl OfficialRegistry {
-    /// Storing on the filesystem under `root`.
-    fn start(root: &Path) -> OfficialRegistry {
-        let storage = format!("  filesystem:\n    rootdirectory: {}\n", root.display());
-        OfficialRegistry::start_with(root, &storage)
-    }
-
-    /// With `storage` (YAML lines under `storage:`); its config file goes in `dir`.
-    fn start_with(dir: &Path, storage: &str) -> OfficialRegistry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n{storage}  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n"
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
-        let child = Command::new(tool("docker-registry"))
-            .arg("serve")
-            .arg(&config)
-            // Its AWS SDK cannot apply a CA bundle to its own transport, and panics.
-            .env_remove("AWS_CA_BUNDLE")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry starts");
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not start:\n{}",
-                std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        OfficialRegistry { child, base }
-    }
-
-    fn host(&self) -> &str {
-        self.base.trim_start_matches("http://")
-    }
-}
-
-impl Drop for OfficialRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Berth, bytes, client, sha256};
 
 /// POST then PUT with the whole blob: registry:2 2.8 does not implement single-request
 /// (`POST ?digest=`) uploads.
@@ -227,7 +164,14 @@ fn blob_files(root: &Path) -> usize {
 #[tokio::test]
 async fn an_official_registry_store_is_imported_in_place_and_by_copy() {
     let store = tempfile::tempdir().unwrap();
-    let official = OfficialRegistry::start(store.path());
+    let official = OfficialRegistry::start_with(
+        store.path(),
+        &format!(
+            "  filesystem:\n    rootdirectory: {}\n",
+            store.path().display()
+        ),
+        None,
+    );
     let base = official.base.clone();
 
     // An image built with umoci and pushed with skopeo, under two tags.
@@ -371,7 +315,7 @@ async fn an_official_registry_store_in_s3_is_imported_in_place() {
         garage.endpoint(),
         garage.bucket
     );
-    let official = OfficialRegistry::start_with(dir.path(), &storage);
+    let official = OfficialRegistry::start_with(dir.path(), &storage, None);
     let base = official.base.clone();
     let config = b"{\"architecture\":\"amd64\",\"os\":\"linux\"}".to_vec();
     let layer = bytes(6_000_000, 42);

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod clients;
+pub mod official_registry;
 pub mod push;
 
 /// A running berth process.
