@@ -4,9 +4,11 @@
 //! (and as JSON at `/api/v1/openapi.json`).
 //!
 //! Only in berth's own auth mode (with `auth: none` anyone would be an administrator). Callers
-//! authenticate with Basic (password or access token) or `Bearer <access token>`; every
-//! operation but `GET /api/v1/me` needs an administrator whose credentials are not narrowed by
-//! token scopes. Changes go through [`Administration`] (the same validation as the CLI), are
+//! authenticate with Basic (password or access token), `Bearer <access token>`, or the
+//! session cookie `POST /api/v1/session` sets (with its CSRF token in `X-Berth-CSRF` on
+//! changes, as a cookie alone is sent on any site's behalf); every operation but `GET
+//! /api/v1/me` and the session's own needs an administrator whose credentials are not
+//! narrowed by token scopes. Changes go through [`Administration`] (the same validation as the CLI), are
 //! recorded in the audit log, and drop this instance's identity caches at once (other
 //! instances notice within seconds).
 //!
@@ -32,6 +34,11 @@ use crate::urls::ConnectionInfo;
 
 /// The OpenAPI document, kept in the repository and checked by the tests against the routes.
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
+
+/// The cookie that carries a session (`POST /api/v1/session`).
+pub const SESSION_COOKIE: &str = "berth_session";
+/// The header that must carry a session's CSRF token on requests that change something.
+pub const CSRF_HEADER: &str = "x-berth-csrf";
 
 /// JSON bodies are small; an htpasswd file of thousands of users fits.
 const MAX_BODY: usize = 1024 * 1024;
@@ -135,15 +142,85 @@ fn no_content() -> ApiResult {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Who is calling, checked: an administrator with unnarrowed credentials, unless `any`.
-async fn caller(state: &AppState, parts: &Parts, any: bool) -> Result<Caller, ApiFailure> {
-    if !matches!(state.access.mode(), Mode::Berth(_)) {
-        return Err(ApiFailure::new(
+fn auth_failure(failure: AuthFailure) -> ApiFailure {
+    match failure {
+        AuthFailure::Invalid(why) => ApiFailure::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", why),
+        AuthFailure::Throttled(wait) => ApiFailure {
+            retry_after: Some(wait.as_secs().max(1)),
+            ..ApiFailure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                "too many failed logins; try again later",
+            )
+        },
+        AuthFailure::Unavailable(e) => unavailable(e),
+    }
+}
+
+fn require_berth_mode(state: &AppState) -> Result<(), ApiFailure> {
+    if matches!(state.access.mode(), Mode::Berth(_)) {
+        Ok(())
+    } else {
+        Err(ApiFailure::new(
             StatusCode::NOT_FOUND,
             "UNSUPPORTED",
             "the admin API needs berth's own authentication (auth: berth)",
+        ))
+    }
+}
+
+fn client_address(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectionInfo>()
+        .map(|c| c.peer.ip())
+}
+
+/// The session cookie's value, if the request carries one.
+fn session_cookie(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+}
+
+/// The caller of a request signed in with a session cookie. Requests that change something
+/// must also carry the session's CSRF token in [`CSRF_HEADER`]: a cookie alone is sent by
+/// browsers on any site's behalf.
+async fn session_caller(
+    state: &AppState,
+    parts: &Parts,
+    cookie: &str,
+) -> Result<berth_auth::service::SessionCaller, ApiFailure> {
+    let csrf = parts
+        .headers
+        .get(CSRF_HEADER)
+        .and_then(|value| value.to_str().ok());
+    let session = state
+        .access
+        .session(cookie, csrf, client_address(parts))
+        .await
+        .map_err(auth_failure)?;
+    let safe = parts.method == http::Method::GET || parts.method == http::Method::HEAD;
+    if !safe && !session.csrf_ok {
+        return Err(ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            "DENIED",
+            format!(
+                "a request made with a session cookie needs the session's CSRF token in {CSRF_HEADER}"
+            ),
         ));
     }
+    Ok(session)
+}
+
+/// Who is calling, checked: an administrator with unnarrowed credentials, unless `any`.
+/// Credentials: an `Authorization` header, else a session cookie.
+async fn caller(state: &AppState, parts: &Parts, any: bool) -> Result<Caller, ApiFailure> {
+    require_berth_mode(state)?;
     let authorization = match parts.headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => Some(value.to_str().map_err(|_| {
@@ -154,28 +231,14 @@ async fn caller(state: &AppState, parts: &Parts, any: bool) -> Result<Caller, Ap
             )
         })?),
     };
-    let client = parts
-        .extensions
-        .get::<ConnectionInfo>()
-        .map(|c| c.peer.ip());
-    let caller = state
-        .access
-        .authenticate_api(authorization, client)
-        .await
-        .map_err(|failure| match failure {
-            AuthFailure::Invalid(why) => {
-                ApiFailure::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", why)
-            }
-            AuthFailure::Throttled(wait) => ApiFailure {
-                retry_after: Some(wait.as_secs().max(1)),
-                ..ApiFailure::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TOOMANYREQUESTS",
-                    "too many failed logins; try again later",
-                )
-            },
-            AuthFailure::Unavailable(e) => unavailable(e),
-        })?;
+    let caller = match (authorization, session_cookie(parts)) {
+        (None, Some(cookie)) => session_caller(state, parts, cookie).await?.caller,
+        _ => state
+            .access
+            .authenticate_api(authorization, client_address(parts))
+            .await
+            .map_err(auth_failure)?,
+    };
     if caller.principal.is_anonymous() {
         return Err(ApiFailure::new(
             StatusCode::UNAUTHORIZED,
@@ -378,6 +441,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/openapi.yaml", get(openapi_yaml))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/v1/me", get(me))
+        .route(
+            "/api/v1/session",
+            get(current_session).post(sign_in).delete(sign_out),
+        )
         .route("/api/v1/users", get(list_users).post(create_user))
         .route(
             "/api/v1/users/{name}",
@@ -434,6 +501,130 @@ async fn me(State(state): Shared, request: Request) -> Response {
             "admin": caller.principal.is_admin(),
             "limited": caller.is_limited(),
         }))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    username: String,
+    password: String,
+}
+
+/// The `Set-Cookie` value for a session (or, with `None`, the one that removes it).
+fn session_cookie_header(state: &AppState, parts: &Parts, value: Option<&str>) -> String {
+    let secure = if state.urls.absolute_base(parts).starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    match value {
+        Some(value) => format!(
+            "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            berth_auth::service::SESSION_LIFETIME.as_secs()
+        ),
+        None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
+    }
+}
+
+fn with_cookie(response: ApiResult, cookie: String) -> ApiResult {
+    let mut response = response?;
+    let value = http::HeaderValue::try_from(cookie).map_err(|_| {
+        ApiFailure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "the session cookie is not a valid header",
+        )
+    })?;
+    response.headers_mut().insert(header::SET_COOKIE, value);
+    Ok(response)
+}
+
+fn millis_rfc3339(millis: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// Signs a user in with a password: a session cookie and its CSRF token.
+async fn sign_in(State(state): Shared, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let result = async {
+        require_berth_mode(&state)?;
+        let body: SignIn = read_json(body).await?;
+        let caller = state
+            .access
+            .login(&body.username, &body.password, client_address(&parts))
+            .await
+            .map_err(auth_failure)?;
+        let session =
+            state
+                .access
+                .begin_session(&caller)
+                .await
+                .map_err(|failure| match failure {
+                    AuthFailure::Invalid(why) => {
+                        ApiFailure::new(StatusCode::FORBIDDEN, "DENIED", why)
+                    }
+                    other => auth_failure(other),
+                })?;
+        let response = json(
+            StatusCode::CREATED,
+            &serde_json::json!({
+                "subject": caller.principal.subject_name(),
+                "admin": caller.principal.is_admin(),
+                "expires_at": millis_rfc3339(session.expires_at),
+                "csrf_token": session.csrf_token,
+            }),
+        );
+        with_cookie(
+            response,
+            session_cookie_header(&state, &parts, Some(&session.cookie)),
+        )
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The session cookie of a request that must carry one, and what it stands for.
+async fn signed_in<'a>(
+    state: &AppState,
+    parts: &'a Parts,
+) -> Result<(&'a str, berth_auth::service::SessionCaller), ApiFailure> {
+    require_berth_mode(state)?;
+    let cookie = session_cookie(parts).ok_or_else(|| {
+        ApiFailure::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "not signed in")
+    })?;
+    Ok((cookie, session_caller(state, parts, cookie).await?))
+}
+
+/// The session the cookie names.
+async fn current_session(State(state): Shared, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let result = async {
+        let (_, session) = signed_in(&state, &parts).await?;
+        ok(&serde_json::json!({
+            "subject": session.caller.principal.subject_name(),
+            "admin": session.caller.principal.is_admin(),
+            "expires_at": millis_rfc3339(session.expires_at),
+        }))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Signs out: the session ends and the cookie is removed.
+async fn sign_out(State(state): Shared, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let result = async {
+        let (cookie, _) = signed_in(&state, &parts).await?;
+        state
+            .access
+            .end_session(cookie)
+            .await
+            .map_err(unavailable)?;
+        with_cookie(no_content(), session_cookie_header(&state, &parts, None))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

@@ -411,7 +411,10 @@ impl Administration {
 
     pub async fn set_password(&self, name: &str, password: &str) -> AdminResult<()> {
         let hash = hash_password(valid_password(password)?);
-        found(self.store.set_password(name, &hash).await?, "user", name)
+        found(self.store.set_password(name, &hash).await?, "user", name)?;
+        // Whoever was signed in with the old password is signed out.
+        self.store.delete_user_sessions(name).await?;
+        Ok(())
     }
 
     pub async fn set_user_disabled(&self, name: &str, disabled: bool) -> AdminResult<UserInfo> {
@@ -755,6 +758,11 @@ impl Administration {
             .into_iter()
             .map(|(id, event)| AuditEntry::new(id, event))
             .collect())
+    }
+
+    /// Deletes sessions that have expired; returns how many.
+    pub async fn prune_sessions(&self) -> AdminResult<u64> {
+        Ok(self.store.prune_sessions(now_millis()).await?)
     }
 
     /// Deletes audit events older than `retention`; returns how many.

@@ -13,6 +13,8 @@ use subtle::ConstantTimeEq;
 pub enum SecretKind {
     AccessToken,
     RefreshToken,
+    /// A signed-in session's cookie.
+    Session,
 }
 
 impl SecretKind {
@@ -20,6 +22,7 @@ impl SecretKind {
         match self {
             SecretKind::AccessToken => "berth_",
             SecretKind::RefreshToken => "berthrt_",
+            SecretKind::Session => "berthse_",
         }
     }
 
@@ -27,6 +30,7 @@ impl SecretKind {
         match self {
             SecretKind::AccessToken => "access",
             SecretKind::RefreshToken => "refresh",
+            SecretKind::Session => "session",
         }
     }
 }
@@ -68,15 +72,24 @@ pub fn generate(kind: SecretKind) -> NewSecret {
     }
 }
 
-fn hash(secret: &str) -> String {
+/// What is stored of a secret: its SHA-256, in hex.
+pub fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Whether `secret` hashes to `stored_hash`, compared in constant time.
+pub fn hash_matches(secret: &str, stored_hash: &str) -> bool {
+    hash(secret).as_bytes().ct_eq(stored_hash.as_bytes()).into()
 }
 
 impl PresentedSecret {
     /// Recognises a token by its shape; anything else (such as a password) is `None`.
     pub fn parse(text: &str) -> Option<PresentedSecret> {
-        // The refresh prefix first: it starts like the access one.
-        for kind in [SecretKind::RefreshToken, SecretKind::AccessToken] {
+        for kind in [
+            SecretKind::RefreshToken,
+            SecretKind::Session,
+            SecretKind::AccessToken,
+        ] {
             if let Some(rest) = text.strip_prefix(kind.prefix()) {
                 let (id, secret) = rest.split_once('_')?;
                 let is_hex = |s: &str, len: usize| {
@@ -97,10 +110,7 @@ impl PresentedSecret {
 
     /// Whether the secret matches a stored hash, in constant time.
     pub fn matches(&self, stored_hash: &str) -> bool {
-        hash(&self.secret)
-            .as_bytes()
-            .ct_eq(stored_hash.as_bytes())
-            .into()
+        hash_matches(&self.secret, stored_hash)
     }
 }
 

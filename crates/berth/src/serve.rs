@@ -93,10 +93,8 @@ async fn serve(config: Config) -> Result<(), String> {
         ));
     }
 
-    if let AuthConfig::Berth(berth) = &config.auth
-        && !berth.auditretention.is_zero()
-    {
-        tokio::spawn(prune_audit_periodically(
+    if let AuthConfig::Berth(berth) = &config.auth {
+        tokio::spawn(prune_identity_periodically(
             Administration::new(Arc::clone(&database.identity)),
             berth.auditretention,
         ));
@@ -146,17 +144,24 @@ async fn purge_uploads_periodically(
     }
 }
 
-/// Deletes audit events older than `retention`, shortly after start and then daily. Several
-/// instances doing it at once is harmless (the deletes overlap).
-async fn prune_audit_periodically(admin: Administration, retention: Duration) {
+/// Deletes audit events older than `retention` (zero: none) and expired sessions, shortly
+/// after start and then daily. Several instances doing it at once is harmless.
+async fn prune_identity_periodically(admin: Administration, retention: Duration) {
     let mut next = Duration::from_secs(120);
     loop {
         tokio::time::sleep(next).await;
         next = Duration::from_secs(24 * 3600);
-        match admin.prune_audit(retention).await {
+        if !retention.is_zero() {
+            match admin.prune_audit(retention).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "deleted audit events past their retention"),
+                Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+            }
+        }
+        match admin.prune_sessions().await {
             Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "deleted audit events past their retention"),
-            Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+            Ok(pruned) => tracing::info!(pruned, "deleted expired sessions"),
+            Err(e) => tracing::warn!(error = %e, "pruning expired sessions failed"),
         }
     }
 }

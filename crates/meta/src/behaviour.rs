@@ -782,4 +782,37 @@ pub async fn run_identity(store: &dyn crate::IdentityStore) {
         .await
         .unwrap();
     assert_eq!(key, "key one");
+
+    // Sessions: belong to an existing user, end with the user, expire by pruning.
+    let session = |id: &str, user: &str, expires_at: i64| crate::identity::Session {
+        id: id.into(),
+        user: user.into(),
+        secret_hash: format!("secret of {id}"),
+        csrf_hash: format!("csrf of {id}"),
+        client: "10.0.0.1".into(),
+        created_at: 1_000,
+        expires_at,
+    };
+    store.create_user("sam", None, None, false).await.unwrap();
+    assert!(matches!(
+        store.create_session(&session("s0", "nobody", 5_000)).await,
+        Err(MetaError::Conflict(_))
+    ));
+    store.create_session(&session("s1", "sam", 5_000)).await.unwrap();
+    store.create_session(&session("s2", "sam", 9_000)).await.unwrap();
+    store.create_session(&session("s3", "sam", 9_000)).await.unwrap();
+    assert_eq!(
+        store.session("s1").await.unwrap(),
+        Some(session("s1", "sam", 5_000))
+    );
+    assert!(store.session("s0").await.unwrap().is_none());
+    assert_eq!(store.prune_sessions(6_000).await.unwrap(), 1);
+    assert!(store.session("s1").await.unwrap().is_none());
+    assert!(store.delete_session("s2").await.unwrap());
+    assert!(!store.delete_session("s2").await.unwrap());
+    store.create_session(&session("s4", "sam", 9_000)).await.unwrap();
+    assert_eq!(store.delete_user_sessions("sam").await.unwrap(), 2);
+    store.create_session(&session("s5", "sam", 9_000)).await.unwrap();
+    assert!(store.delete_user("sam").await.unwrap());
+    assert!(store.session("s5").await.unwrap().is_none());
 }

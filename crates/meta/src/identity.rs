@@ -88,6 +88,20 @@ pub struct AccessToken {
     pub revoked_at: Option<i64>,
 }
 
+/// A signed-in user's session (a cookie), for the dashboard and the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub user: String,
+    pub secret_hash: String,
+    /// The hash of the token that state-changing requests must echo in a header.
+    pub csrf_hash: String,
+    /// The address it was created from.
+    pub client: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyRule {
     pub id: i64,
@@ -159,6 +173,15 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn list_tokens(&self, owner: Option<&TokenOwner>) -> Result<Vec<AccessToken>>;
     async fn revoke_token(&self, id: &str, at: i64) -> Result<bool>;
     async fn touch_token(&self, id: &str, at: i64) -> Result<()>;
+
+    // Sessions. Creating one for a user that does not exist is `MetaError::Conflict`.
+    async fn create_session(&self, session: &Session) -> Result<()>;
+    async fn session(&self, id: &str) -> Result<Option<Session>>;
+    async fn delete_session(&self, id: &str) -> Result<bool>;
+    /// Ends every session of a user (after a password change); returns how many.
+    async fn delete_user_sessions(&self, user: &str) -> Result<u64>;
+    /// Deletes sessions that expired before `before`.
+    async fn prune_sessions(&self, before: i64) -> Result<u64>;
 
     // Policy rules.
     async fn add_rule(&self, subject: &str, pattern: &str, actions: &str) -> Result<i64>;

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
 use crate::identity::{
-    AccessToken, AuditEvent, IdentityStore, PolicyRule, ServiceAccount, Team, TokenKind,
+    AccessToken, AuditEvent, IdentityStore, PolicyRule, ServiceAccount, Session, Team, TokenKind,
     TokenOwner, TokenScope, User,
 };
 use crate::sql_store::{Dialect, SqlStore};
@@ -349,6 +349,76 @@ where
             .execute(&self.writer)
             .await?;
         Ok(())
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<()> {
+        let result = sqlx::query(
+            "INSERT INTO sessions (id, user_id, secret_hash, csrf_hash, client, created_at, expires_at)
+             SELECT $1, id, $3, $4, $5, $6, $7 FROM users WHERE name = $2",
+        )
+        .bind(session.id.as_str())
+        .bind(session.user.as_str())
+        .bind(session.secret_hash.as_str())
+        .bind(session.csrf_hash.as_str())
+        .bind(session.client.as_str())
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .execute(&self.writer)
+        .await?;
+        if DB::rows_affected(&result) == 0 {
+            return Err(MetaError::Conflict(
+                "the session's user does not exist".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<Session>> {
+        let row = sqlx::query(
+            "SELECT s.id, u.name, s.secret_hash, s.csrf_hash, s.client, s.created_at, s.expires_at
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| {
+            Ok(Session {
+                id: r.try_get(0)?,
+                user: r.try_get(1)?,
+                secret_hash: r.try_get(2)?,
+                csrf_hash: r.try_get(3)?,
+                client: r.try_get(4)?,
+                created_at: r.try_get(5)?,
+                expires_at: r.try_get(6)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<bool> {
+        let result = sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(DB::rows_affected(&result) > 0)
+    }
+
+    async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
+        let result = sqlx::query(
+            "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE name = $1)",
+        )
+        .bind(user)
+        .execute(&self.writer)
+        .await?;
+        Ok(DB::rows_affected(&result))
+    }
+
+    async fn prune_sessions(&self, before: i64) -> Result<u64> {
+        let result = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.writer)
+            .await?;
+        Ok(DB::rows_affected(&result))
     }
 
     async fn add_rule(&self, subject: &str, pattern: &str, actions: &str) -> Result<i64> {

@@ -94,6 +94,7 @@ mod tests {
             .await
             .unwrap();
         behaviour::run_all(&store).await;
+        behaviour::run_identity(&store).await;
     }
 
     #[tokio::test]
