@@ -798,9 +798,18 @@ pub async fn run_identity(store: &dyn crate::IdentityStore) {
         store.create_session(&session("s0", "nobody", 5_000)).await,
         Err(MetaError::Conflict(_))
     ));
-    store.create_session(&session("s1", "sam", 5_000)).await.unwrap();
-    store.create_session(&session("s2", "sam", 9_000)).await.unwrap();
-    store.create_session(&session("s3", "sam", 9_000)).await.unwrap();
+    store
+        .create_session(&session("s1", "sam", 5_000))
+        .await
+        .unwrap();
+    store
+        .create_session(&session("s2", "sam", 9_000))
+        .await
+        .unwrap();
+    store
+        .create_session(&session("s3", "sam", 9_000))
+        .await
+        .unwrap();
     assert_eq!(
         store.session("s1").await.unwrap(),
         Some(session("s1", "sam", 5_000))
@@ -810,9 +819,15 @@ pub async fn run_identity(store: &dyn crate::IdentityStore) {
     assert!(store.session("s1").await.unwrap().is_none());
     assert!(store.delete_session("s2").await.unwrap());
     assert!(!store.delete_session("s2").await.unwrap());
-    store.create_session(&session("s4", "sam", 9_000)).await.unwrap();
+    store
+        .create_session(&session("s4", "sam", 9_000))
+        .await
+        .unwrap();
     assert_eq!(store.delete_user_sessions("sam").await.unwrap(), 2);
-    store.create_session(&session("s5", "sam", 9_000)).await.unwrap();
+    store
+        .create_session(&session("s5", "sam", 9_000))
+        .await
+        .unwrap();
     assert!(store.delete_user("sam").await.unwrap());
     assert!(store.session("s5").await.unwrap().is_none());
 }
