@@ -8,10 +8,13 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use berth_auth::admin::{AdminError, Administration, NewToken, NewUser, parse_owner};
 use berth_auth::secret::random_token;
+use berth_meta::identity::{AuditEvent, IdentityStore};
+use berth_meta::now_millis;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -185,6 +188,52 @@ pub enum Command {
     Audit(AuditCommand),
 }
 
+impl Command {
+    /// Whether the command changes something (and so goes to the audit log).
+    fn changes(&self) -> bool {
+        !matches!(
+            self,
+            Command::User(UserCommand::List)
+                | Command::Team(TeamCommand::List)
+                | Command::ServiceAccount(ServiceAccountCommand::List)
+                | Command::Token(TokenCommand::List { .. })
+                | Command::Policy(PolicyCommand::List)
+                | Command::Audit(AuditCommand::List { .. })
+        )
+    }
+}
+
+/// Records a management command in the audit log, as the admin API records its changes:
+/// the actor is the operator at the command line (`cli:<login name>`), the detail the
+/// command's arguments (secrets never are: passwords come on standard input).
+async fn record_in_audit_log(store: &dyn IdentityStore, result: &Result<Output, String>) {
+    let operator = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default();
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let event = AuditEvent {
+        at: now_millis(),
+        actor: format!("cli:{operator}"),
+        action: "admin".into(),
+        target: arguments
+            .iter()
+            .take(2)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" "),
+        client: "local".into(),
+        outcome: "allowed".into(),
+        detail: match result {
+            Ok(_) => format!("{}: done", arguments.join(" ")),
+            Err(why) => format!("{}: {why}", arguments.join(" ")),
+        },
+        count: 1,
+    };
+    if let Err(e) = store.record_audit(&[event]).await {
+        eprintln!("berth: the change was made but could not be recorded in the audit log: {e}");
+    }
+}
+
 /// What a command prints: a message, or a value shown as a table or JSON.
 enum Output {
     Message(String),
@@ -274,10 +323,15 @@ pub fn run(command: Command, store: StoreArgs) -> ExitCode {
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
+    let changes = command.changes();
     let result = runtime.block_on(async {
         let database = backends::open_database(&loaded.config).await?;
-        let admin = Administration::new(database.identity);
-        execute(command, &admin).await.map_err(|e| e.to_string())
+        let admin = Administration::new(Arc::clone(&database.identity));
+        let result = execute(command, &admin).await.map_err(|e| e.to_string());
+        if changes {
+            record_in_audit_log(database.identity.as_ref(), &result).await;
+        }
+        result
     });
     match result {
         Ok(Output::Message(message)) => {

@@ -1024,6 +1024,22 @@ async fn sessions_are_for_people_and_end_with_their_password() {
         "other users stay signed in"
     );
 
+    // Changes made at the command line are in the audit log too.
+    let audit = berth_cli(&data, &["audit", "list", "--limit", "200"]);
+    let entries = audit.as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["actor"].as_str().unwrap().starts_with("cli:")
+                && e["target"] == "user passwd"
+                && e["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("user passwd erin --password-stdin")
+                && !e["detail"].as_str().unwrap().contains("new password")),
+        "{audit}"
+    );
+
     // A disabled user's session stops working (within the identity cache's seconds).
     let (cookie, _) = sign_in(&api.berth, "erin", "erin's new password")
         .await
