@@ -6,10 +6,10 @@ use berth_oci::{Reference, RegistryError, RepositoryName};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::request::Parts;
-use http::{header, HeaderName, StatusCode};
+use http::{HeaderName, StatusCode, header};
 
-use crate::v2::{content_length, header_str, response, HandlerResult, DOCKER_CONTENT_DIGEST};
 use crate::AppState;
+use crate::v2::{DOCKER_CONTENT_DIGEST, HandlerResult, content_length, header_str, response};
 
 const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 
