@@ -94,6 +94,11 @@ struct Args {
     /// release build).
     #[arg(long)]
     berth: Option<PathBuf>,
+    /// A/B mode, for before/after measurements of a change to berth: this berth binary takes
+    /// the official registry's place (its column, ratios and targets then compare berth with
+    /// this baseline). The docker-registry package is not needed then.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// What the berth binary was built from, recorded in the results. Default: `git describe`
     /// of this checkout.
     #[arg(long)]
@@ -255,7 +260,10 @@ async fn run(args: &Args) -> Result<bool> {
         )
         .into());
     }
-    let mut needed = vec!["docker-registry", "nginx"];
+    let mut needed = vec!["nginx"];
+    if args.baseline.is_none() {
+        needed.push("docker-registry");
+    }
     if args.runs(7) {
         needed.push("skopeo");
     }
@@ -297,6 +305,12 @@ async fn run(args: &Args) -> Result<bool> {
     let ok = !notes.iter().any(|n| n.starts_with("FAILED"));
     if cfg!(debug_assertions) {
         notes.push("The harness was a debug build: fine for a smoke run, pessimistic for measurements (the client shares the cores).".into());
+    }
+    if let Some(baseline) = &args.baseline {
+        notes.push(format!(
+            "A/B run: the \"official\" column is berth built as {} (--baseline), not the official registry.",
+            baseline.display()
+        ));
     }
     notes.push(format!(
         "2 cores are shared by the load generator and the server under test; figures are for this machine, not absolute. Load average before {loadavg_before}, after {loadavg_after}."
@@ -412,7 +426,10 @@ async fn measure(args: &Args, params: &Params, berth_bin: &Path, work: &Path) ->
     );
 
     let berth = servers::start_berth(berth_bin, work).await?;
-    let official = servers::start_official(work).await?;
+    let official = match &args.baseline {
+        Some(baseline) => servers::start_berth_named("baseline", baseline, work).await?,
+        None => servers::start_official(work).await?,
+    };
     let nginx_root = work.join("nginx-root");
     std::fs::create_dir_all(&nginx_root)?;
     let nginx = servers::start_nginx(work, &nginx_root).await?;
@@ -482,7 +499,7 @@ async fn measure(args: &Args, params: &Params, berth_bin: &Path, work: &Path) ->
     }
     let log_lines = vec![
         ("berth".to_string(), berth.log_lines()),
-        ("official".to_string(), official.log_lines()),
+        (official.name.to_string(), official.log_lines()),
     ];
     for server in [&berth, &official] {
         if server.log_lines() > 0 {

@@ -62,7 +62,13 @@ fn spawn(
 }
 
 pub async fn start_berth(binary: &Path, work: &Path) -> Result<Server> {
-    let data = work.join("berth-data");
+    start_berth_named("berth", binary, work).await
+}
+
+/// berth from `binary`, under its own name (data directory `<name>-data`, log `<name>.log`):
+/// also the baseline of an A/B run (`--baseline`).
+pub async fn start_berth_named(name: &'static str, binary: &Path, work: &Path) -> Result<Server> {
+    let data = work.join(format!("{name}-data"));
     std::fs::create_dir_all(&data)?;
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let mut command = Command::new(binary);
@@ -77,7 +83,7 @@ pub async fn start_berth(binary: &Path, work: &Path) -> Result<Server> {
         .env("REGISTRY_STORAGE_DELETE_ENABLED", "true")
         // The official registry runs without authentication here; so does berth.
         .env("REGISTRY_AUTH", "none");
-    let server = spawn("berth", command, work, data, addr)?;
+    let server = spawn(name, command, work, data, addr)?;
     server.wait_ready(Some(StatusCode::OK)).await?;
     Ok(server)
 }
