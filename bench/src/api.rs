@@ -1,6 +1,5 @@
 //! The distribution API operations the workloads are made of, on top of `client::Conn`.
 
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +9,7 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 
 use crate::Result;
-use crate::client::{Conn, header, location_path};
+use crate::client::{Conn, Target, header, location_path};
 use crate::data::{Blob, Image, OCI_MANIFEST};
 
 async fn start_upload(conn: &mut Conn, repo: &str) -> Result<String> {
@@ -207,21 +206,33 @@ pub async fn push_image(conn: &mut Conn, repo: &str, tag: &str, image: &Image) -
     put_manifest(conn, repo, tag, image.manifest.clone()).await
 }
 
-pub async fn get_json(conn: &mut Conn, path: &str) -> Result<serde_json::Value> {
-    let body = conn
-        .send(Method::GET, path, &[], Bytes::new())
+/// `GET path` (with `headers`), which must answer 200: the body.
+pub async fn get_bytes(
+    conn: &mut Conn,
+    path: &str,
+    headers: &[(HeaderName, HeaderValue)],
+) -> Result<Bytes> {
+    conn.send(Method::GET, path, headers, Bytes::new())
         .await?
         .expect(StatusCode::OK, &format!("GET {path}"))
         .await?
         .bytes()
-        .await?;
+        .await
+}
+
+pub async fn get_json(
+    conn: &mut Conn,
+    path: &str,
+    headers: &[(HeaderName, HeaderValue)],
+) -> Result<serde_json::Value> {
+    let body = get_bytes(conn, path, headers).await?;
     Ok(serde_json::from_slice(&body).map_err(|e| format!("GET {path}: {e}"))?)
 }
 
 /// One request per index in `range`, spread over `conns` connections; every response must
 /// have status `expect`. For populating catalogs and tag lists.
 pub async fn for_each<F>(
-    addr: SocketAddr,
+    target: Target,
     conns: usize,
     range: Range<usize>,
     expect: StatusCode,
@@ -235,8 +246,9 @@ where
     let mut tasks = Vec::new();
     for _ in 0..conns.min(range.len()).max(1) {
         let (next, make, end) = (next.clone(), make.clone(), range.end);
+        let target = target.clone();
         tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::connect(addr).await?;
+            let mut conn = Conn::connect(&target).await?;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= end {

@@ -18,10 +18,26 @@ use tokio::net::TcpStream;
 
 use crate::Result;
 use crate::stats::percentile_us;
+use crate::token_auth::TokenSource;
+
+/// Where requests go, and how they are authorized (the token profile) or not.
+#[derive(Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub tokens: Option<Arc<TokenSource>>,
+}
+
+impl Target {
+    /// No authorization (the open profile; nginx).
+    pub fn plain(addr: SocketAddr) -> Target {
+        Target { addr, tokens: None }
+    }
+}
 
 pub struct Conn {
     sender: SendRequest<Full<Bytes>>,
     host: HeaderValue,
+    tokens: Option<Arc<TokenSource>>,
 }
 
 pub struct Response {
@@ -31,7 +47,8 @@ pub struct Response {
 }
 
 impl Conn {
-    pub async fn connect(addr: SocketAddr) -> Result<Conn> {
+    pub async fn connect(target: &Target) -> Result<Conn> {
+        let addr = target.addr;
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connecting to {addr}: {e}"))?;
@@ -49,6 +66,7 @@ impl Conn {
         Ok(Conn {
             sender,
             host: HeaderValue::from_str(&addr.to_string())?,
+            tokens: target.tokens.clone(),
         })
     }
 
@@ -64,6 +82,14 @@ impl Conn {
         h.insert(http::header::HOST, self.host.clone());
         for (name, value) in headers {
             h.insert(name, value.clone());
+        }
+        if let Some(tokens) = &self.tokens
+            && !h.contains_key(http::header::AUTHORIZATION)
+        {
+            h.insert(
+                http::header::AUTHORIZATION,
+                tokens.authorization(path).await?,
+            );
         }
         // Always announce the length of a body-carrying request, even an empty one: PUT and
         // PATCH without Content-Length mean chunked transfer to hyper.
@@ -157,7 +183,7 @@ pub struct LoadResult {
 /// slower than the duration still yields a latency); the window ends at the later of the
 /// duration's end and the last counted response.
 pub async fn load(
-    addr: SocketAddr,
+    target: Target,
     spec: &LoadSpec,
     request: Arc<RequestSpec>,
 ) -> Result<LoadResult> {
@@ -166,9 +192,9 @@ pub async fn load(
     let end = warm_end + spec.duration;
     let mut tasks = Vec::with_capacity(spec.conns);
     for _ in 0..spec.conns {
-        let request = request.clone();
+        let (request, target) = (request.clone(), target.clone());
         tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::connect(addr).await?;
+            let mut conn = Conn::connect(&target).await?;
             let mut latencies: Vec<u32> = Vec::with_capacity(1 << 14);
             let mut sent_total = 0u64;
             let mut last = Instant::now();

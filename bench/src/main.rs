@@ -16,6 +16,7 @@ mod machine;
 mod report;
 mod servers;
 mod stats;
+mod token_auth;
 mod workloads;
 
 use report::{Better, Report, Results};
@@ -118,6 +119,10 @@ struct Args {
     /// run saves nothing unless given this.
     #[arg(long)]
     results_dir: Option<PathBuf>,
+    /// Authentication on both registries: open (none), or token (the Docker token protocol;
+    /// berth is also the official registry's token server). See bench/README.md.
+    #[arg(long, value_enum, default_value_t = servers::Profile::Open)]
+    profile: servers::Profile,
     /// Worker threads of the load generator's runtime.
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
@@ -244,7 +249,12 @@ async fn run(args: &Args) -> Result<bool> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let (started_utc, stamp) = report::utc(now);
     let params = args.params();
-    let mode = if args.smoke { "smoke" } else { "full" };
+    let mode = match (args.smoke, args.profile) {
+        (true, servers::Profile::Open) => "smoke",
+        (false, servers::Profile::Open) => "full",
+        (true, servers::Profile::Token) => "smoke-token",
+        (false, servers::Profile::Token) => "full-token",
+    };
 
     let berth = match &args.berth {
         Some(p) => p.clone(),
@@ -305,6 +315,9 @@ async fn run(args: &Args) -> Result<bool> {
     let ok = !notes.iter().any(|n| n.starts_with("FAILED"));
     if cfg!(debug_assertions) {
         notes.push("The harness was a debug build: fine for a smoke run, pessimistic for measurements (the client shares the cores).".into());
+    }
+    if args.profile == servers::Profile::Token {
+        notes.push("Token profile: both registries authenticate every request with a bearer token (ES256 JWT) issued by berth; the official registry trusts berth's tokens through auth.token. Tokens are fetched once per repository and reused, as clients do.".into());
     }
     if let Some(baseline) = &args.baseline {
         notes.push(format!(
@@ -425,10 +438,15 @@ async fn measure(args: &Args, params: &Params, berth_bin: &Path, work: &Path) ->
         Summary::of(&fsync),
     );
 
-    let berth = servers::start_berth(berth_bin, work).await?;
+    let berth = servers::start_berth(berth_bin, work, args.profile).await?;
     let official = match &args.baseline {
-        Some(baseline) => servers::start_berth_named("baseline", baseline, work).await?,
-        None => servers::start_official(work).await?,
+        Some(baseline) => {
+            servers::start_berth_named("baseline", baseline, work, args.profile).await?
+        }
+        None => {
+            let token_server = (args.profile == servers::Profile::Token).then_some(&berth);
+            servers::start_official(work, token_server).await?
+        }
     };
     let nginx_root = work.join("nginx-root");
     std::fs::create_dir_all(&nginx_root)?;

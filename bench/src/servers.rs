@@ -14,13 +14,26 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::Result;
-use crate::client::Conn;
+use crate::client::{Conn, Target};
+use crate::token_auth::{self, TokenSource};
+use crate::{Result, api};
+
+/// How the registries are set up for authentication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// No authentication on either registry.
+    Open,
+    /// The Docker token protocol: berth with its own auth, the official registry trusting
+    /// berth's tokens (`auth.token`); the harness presents bearer tokens on every request.
+    Token,
+}
 
 pub struct Server {
     pub name: &'static str,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where the token profile gets this server's bearer tokens.
+    pub tokens: Option<Arc<TokenSource>>,
     log: PathBuf,
     // In a mutex so that a shared `&Server` can still ask whether the process is alive.
     child: Mutex<Child>,
@@ -56,20 +69,29 @@ fn spawn(
         name,
         addr,
         data_dir,
+        tokens: None,
         log,
         child: Mutex::new(child),
     })
 }
 
-pub async fn start_berth(binary: &Path, work: &Path) -> Result<Server> {
-    start_berth_named("berth", binary, work).await
+pub async fn start_berth(binary: &Path, work: &Path, profile: Profile) -> Result<Server> {
+    start_berth_named("berth", binary, work, profile).await
 }
 
 /// berth from `binary`, under its own name (data directory `<name>-data`, log `<name>.log`):
 /// also the baseline of an A/B run (`--baseline`).
-pub async fn start_berth_named(name: &'static str, binary: &Path, work: &Path) -> Result<Server> {
+pub async fn start_berth_named(
+    name: &'static str,
+    binary: &Path,
+    work: &Path,
+    profile: Profile,
+) -> Result<Server> {
     let data = work.join(format!("{name}-data"));
     std::fs::create_dir_all(&data)?;
+    if profile == Profile::Token {
+        add_bench_user(binary, &data)?;
+    }
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let mut command = Command::new(binary);
     command
@@ -80,21 +102,84 @@ pub async fn start_berth_named(name: &'static str, binary: &Path, work: &Path) -
         .arg(addr.to_string())
         .env("REGISTRY_LOG_LEVEL", "warn")
         .env("REGISTRY_LOG_ACCESSLOG_DISABLED", "true")
-        .env("REGISTRY_STORAGE_DELETE_ENABLED", "true")
-        // The official registry runs without authentication here; so does berth.
-        .env("REGISTRY_AUTH", "none");
-    let server = spawn(name, command, work, data, addr)?;
-    server.wait_ready(Some(StatusCode::OK)).await?;
+        .env("REGISTRY_STORAGE_DELETE_ENABLED", "true");
+    match profile {
+        // As the official registry: no authentication.
+        Profile::Open => command.env("REGISTRY_AUTH", "none"),
+        // Tokens last the whole run, as a client's would for the length of its work.
+        Profile::Token => command
+            .env("REGISTRY_AUTH", "berth")
+            .env("BERTH_AUTH_BERTH_TOKENEXPIRY", "1h"),
+    };
+    let mut server = spawn(name, command, work, data, addr)?;
+    if profile == Profile::Token {
+        server.wait_ready(Some(StatusCode::UNAUTHORIZED)).await?;
+        server.tokens = Some(Arc::new(TokenSource::new(addr)));
+    } else {
+        server.wait_ready(Some(StatusCode::OK)).await?;
+    }
     Ok(server)
+}
+
+/// Creates the harness's administrator in a berth data directory, with berth's own CLI.
+fn add_bench_user(binary: &Path, data: &Path) -> Result<()> {
+    let mut child = Command::new(binary)
+        .args([
+            "user",
+            "add",
+            token_auth::USER,
+            "--admin",
+            "--password-stdin",
+            "--data",
+        ])
+        .arg(data)
+        .env_remove("BERTH_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running {} user add: {e}", binary.display()))?;
+    std::io::Write::write_all(
+        child.stdin.as_mut().expect("piped"),
+        token_auth::PASSWORD.as_bytes(),
+    )?;
+    drop(child.stdin.take());
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "berth user add {}: {}",
+            token_auth::USER,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Debian's docker-registry (distribution 2.8) with the settings berth gets: filesystem
 /// storage, deletes enabled, warn level, no access log. The in-memory blob descriptor cache is
 /// on, as in the official image's stock config.yml.
-pub async fn start_official(work: &Path) -> Result<Server> {
+///
+/// With a `token_server` (the token profile), it trusts that berth's tokens: `auth.token` with
+/// berth's `/token` as realm, its service and issuer, and its certificate as root bundle.
+pub async fn start_official(work: &Path, token_server: Option<&Server>) -> Result<Server> {
     let data = work.join("official-data");
     std::fs::create_dir_all(&data)?;
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let auth = match token_server {
+        None => String::new(),
+        Some(berth) => {
+            let bundle = work.join("berth-token-certificate.pem");
+            std::fs::write(&bundle, berth.token_certificate().await?)?;
+            format!(
+                "auth:\n  token:\n    realm: http://{}/token\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                berth.addr,
+                token_auth::SERVICE,
+                token_auth::SERVICE,
+                bundle.display()
+            )
+        }
+    };
     let config = work.join("official-config.yml");
     std::fs::write(
         &config,
@@ -103,14 +188,20 @@ pub async fn start_official(work: &Path) -> Result<Server> {
              log:\n  level: warn\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
              \x20 cache:\n    blobdescriptor: inmemory\n\
-             http:\n  addr: {addr}\n",
+             http:\n  addr: {addr}\n{auth}",
             data.display()
         ),
     )?;
     let mut command = Command::new("docker-registry");
     command.arg("serve").arg(&config);
-    let server = spawn("official", command, work, data, addr)?;
-    server.wait_ready(Some(StatusCode::OK)).await?;
+    let mut server = spawn("official", command, work, data, addr)?;
+    match token_server {
+        None => server.wait_ready(Some(StatusCode::OK)).await?,
+        Some(berth) => {
+            server.wait_ready(Some(StatusCode::UNAUTHORIZED)).await?;
+            server.tokens = Some(Arc::new(TokenSource::new(berth.addr)));
+        }
+    }
     Ok(server)
 }
 
@@ -146,6 +237,29 @@ fn is_root() -> bool {
 }
 
 impl Server {
+    /// Where requests go, with this server's bearer tokens in the token profile.
+    pub fn target(&self) -> Target {
+        Target {
+            addr: self.addr,
+            tokens: self.tokens.clone(),
+        }
+    }
+
+    /// `user:password` for skopeo in the token profile (it does the token dance itself).
+    pub fn skopeo_credentials(&self) -> Option<String> {
+        self.tokens
+            .as_ref()
+            .map(|_| format!("{}:{}", token_auth::USER, token_auth::PASSWORD))
+    }
+
+    /// The PEM certificate berth signs tokens with.
+    async fn token_certificate(&self) -> Result<Vec<u8>> {
+        let mut conn = Conn::connect(&Target::plain(self.addr)).await?;
+        Ok(api::get_bytes(&mut conn, "/auth/certificate.pem", &[])
+            .await?
+            .to_vec())
+    }
+
     pub fn pid(&self) -> u32 {
         self.child().id()
     }
@@ -168,7 +282,7 @@ impl Server {
                     format!("{} exited with {status}: {}", self.name, self.log_tail()).into(),
                 );
             }
-            if let Ok(mut conn) = Conn::connect(self.addr).await
+            if let Ok(mut conn) = Conn::connect(&Target::plain(self.addr)).await
                 && let Ok(response) = conn.send(Method::GET, "/v2/", &[], Bytes::new()).await
             {
                 let status = response.status;

@@ -155,7 +155,7 @@ impl Bench<'_> {
         let small = Image::generate(self.source, 1, 1024);
         let nginx_path = "blob".to_string();
         for server in self.registries() {
-            let mut conn = Conn::connect(server.addr).await?;
+            let mut conn = Conn::connect(&server.target()).await?;
             api::push_monolithic(&mut conn, PULL_REPO, big.data.clone(), &big.digest).await?;
             for blob in &concurrent {
                 api::push_monolithic(&mut conn, PULL_REPO, blob.data.clone(), &blob.digest).await?;
@@ -174,7 +174,7 @@ impl Bench<'_> {
         if std::fs::hard_link(self.berth.blob_path(&big.digest), &link).is_err() {
             std::fs::write(&link, &big.data)?;
         }
-        let mut conn = Conn::connect(self.nginx.addr).await?;
+        let mut conn = Conn::connect(&self.nginx.target()).await?;
         api::get_counting(&mut conn, &format!("/{nginx_path}"), Some(&big.digest)).await?;
         Ok(Fixtures {
             big,
@@ -201,7 +201,7 @@ impl Bench<'_> {
         let nginx_addr = self.nginx.addr;
         let measured = self
             .alternate(&servers, self.params.reps, async |server: &Server, _rep| {
-                let mut conn = Conn::connect(server.addr).await?;
+                let mut conn = Conn::connect(&server.target()).await?;
                 let start = Instant::now();
                 let n = if server.addr == nginx_addr {
                     api::get_counting(&mut conn, &format!("/{}", fx.nginx_path), None).await?
@@ -253,9 +253,9 @@ impl Bench<'_> {
                         .concurrent
                         .iter()
                         .map(|blob| {
-                            let (addr, digest) = (server.addr, blob.digest.clone());
+                            let (target, digest) = (server.target(), blob.digest.clone());
                             tokio::spawn(async move {
-                                let mut conn = Conn::connect(addr).await?;
+                                let mut conn = Conn::connect(&target).await?;
                                 api::pull_blob(&mut conn, PULL_REPO, &digest, false).await
                             })
                         })
@@ -316,7 +316,7 @@ impl Bench<'_> {
                 .alternate(&self.registries(), p.reps, async |server: &Server, rep| {
                     let blob = &blobs[rep];
                     let repo = "bench/push";
-                    let mut conn = Conn::connect(server.addr).await?;
+                    let mut conn = Conn::connect(&server.target()).await?;
                     let start = Instant::now();
                     if chunked {
                         api::push_chunked(
@@ -385,7 +385,7 @@ impl Bench<'_> {
         let load = self.load_spec(p.conns, p.duration_s);
         let measured = self
             .alternate(&self.registries(), p.reps, async |server: &Server, _rep| {
-                let r = client::load(server.addr, &load, spec.clone()).await?;
+                let r = client::load(server.target(), &load, spec.clone()).await?;
                 Ok((
                     vec![r.requests_per_s, r.p50_ms, r.p99_ms],
                     r.all_requests as f64 / 1000.0,
@@ -423,7 +423,7 @@ impl Bench<'_> {
                 let start = Instant::now();
                 let layer = layer.clone();
                 api::for_each(
-                    server.addr,
+                    server.target(),
                     p.populate_conns,
                     populated..count,
                     StatusCode::CREATED,
@@ -439,8 +439,8 @@ impl Bench<'_> {
                 .map_err(|e| format!("{}: populating the catalog: {e}", server.name))?;
                 secs.push(start.elapsed().as_secs_f64());
                 // The first page must be full and in order.
-                let mut conn = Conn::connect(server.addr).await?;
-                let page = api::get_json(&mut conn, "/v2/_catalog?n=100").await?;
+                let mut conn = Conn::connect(&server.target()).await?;
+                let page = api::get_json(&mut conn, "/v2/_catalog?n=100", &[]).await?;
                 let repos = page["repositories"].as_array().cloned().unwrap_or_default();
                 let names: Vec<&str> = repos.iter().filter_map(|r| r.as_str()).collect();
                 let full = if count >= 100 {
@@ -496,14 +496,14 @@ impl Bench<'_> {
         let repo = "bench/tags";
         let mut secs = Vec::new();
         for server in self.registries() {
-            let mut conn = Conn::connect(server.addr).await?;
+            let mut conn = Conn::connect(&server.target()).await?;
             for blob in fx.small.layers.iter().chain([&fx.small.config]) {
                 api::push_monolithic(&mut conn, repo, blob.data.clone(), &blob.digest).await?;
             }
             let start = Instant::now();
             let manifest = fx.small.manifest.clone();
             api::for_each(
-                server.addr,
+                server.target(),
                 p.populate_conns,
                 0..p.tags,
                 StatusCode::CREATED,
@@ -520,7 +520,7 @@ impl Bench<'_> {
             .await
             .map_err(|e| format!("{}: populating tags: {e}", server.name))?;
             secs.push(start.elapsed().as_secs_f64());
-            let list = api::get_json(&mut conn, &format!("/v2/{repo}/tags/list")).await?;
+            let list = api::get_json(&mut conn, &format!("/v2/{repo}/tags/list"), &[]).await?;
             let n = list["tags"].as_array().map_or(0, Vec::len);
             if n != p.tags {
                 return Err(
@@ -567,7 +567,7 @@ impl Bench<'_> {
             &self.registries(),
             self.params.reps,
             async |server: &Server, _rep| {
-                let r = client::load(server.addr, &load, spec.clone()).await?;
+                let r = client::load(server.target(), &load, spec.clone()).await?;
                 Ok((vec![r.p50_ms, r.requests_per_s], r.all_requests as f64))
             },
         )
@@ -591,20 +591,27 @@ impl Bench<'_> {
             .alternate(&self.registries(), p.reps, async |server: &Server, rep| {
                 let (image, layout) = &images[rep];
                 let remote = format!("docker://{}/bench/skopeo:r{rep}", server.addr);
+                let creds = server.skopeo_credentials();
                 let start = Instant::now();
-                skopeo(&[
-                    "--dest-tls-verify=false",
-                    &format!("oci:{}:v1", layout.display()),
-                    &remote,
-                ])?;
+                skopeo(
+                    &[
+                        &["--dest-tls-verify=false"],
+                        creds_args("--dest-creds", creds.as_deref()).as_slice(),
+                        &[&format!("oci:{}:v1", layout.display()), &remote],
+                    ]
+                    .concat(),
+                )?;
                 let copy_in = start.elapsed().as_secs_f64();
                 let out = dir.join(format!("out-{}-{rep}", server.name));
                 let start = Instant::now();
-                skopeo(&[
-                    "--src-tls-verify=false",
-                    &remote,
-                    &format!("oci:{}:v1", out.display()),
-                ])?;
+                skopeo(
+                    &[
+                        &["--src-tls-verify=false"],
+                        creds_args("--src-creds", creds.as_deref()).as_slice(),
+                        &[&remote, &format!("oci:{}:v1", out.display())],
+                    ]
+                    .concat(),
+                )?;
                 let copy_out = start.elapsed().as_secs_f64();
                 check_layout(&out, image)?;
                 let _ = std::fs::remove_dir_all(&out);
@@ -652,9 +659,9 @@ impl Bench<'_> {
                 let tasks: Vec<_> = blobs
                     .iter()
                     .map(|blob| {
-                        let (addr, blob) = (server.addr, blob.clone());
+                        let (target, blob) = (server.target(), blob.clone());
                         tokio::spawn(async move {
-                            let mut conn = Conn::connect(addr).await?;
+                            let mut conn = Conn::connect(&target).await?;
                             api::push_monolithic(&mut conn, "bench/memory", blob.data, &blob.digest)
                                 .await
                         })
@@ -665,7 +672,7 @@ impl Bench<'_> {
                 }
                 let secs = start.elapsed().as_secs_f64();
                 let peak = watch.finish() as f64 / MB;
-                let mut conn = Conn::connect(server.addr).await?;
+                let mut conn = Conn::connect(&server.target()).await?;
                 for blob in &blobs {
                     api::check_blob(&mut conn, "bench/memory", blob).await?;
                     server.discard_blob(&blob.digest);
@@ -700,6 +707,11 @@ impl Bench<'_> {
 
 pub fn catalog_repo(i: usize) -> String {
     format!("cat/r{i:06}")
+}
+
+/// `[flag, user:password]`, or nothing without credentials.
+fn creds_args<'a>(flag: &'a str, creds: Option<&'a str>) -> Vec<&'a str> {
+    creds.map(|c| vec![flag, c]).unwrap_or_default()
 }
 
 fn skopeo(args: &[&str]) -> Result<()> {
