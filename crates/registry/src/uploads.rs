@@ -16,9 +16,7 @@ use berth_oci::{
     UploadId,
 };
 use berth_storage::{ByteStream, StorageError};
-use bytes::{Bytes, BytesMut};
-use futures_util::{StreamExt, TryStreamExt, stream};
-use tokio::task::JoinHandle;
+use futures_util::TryStreamExt;
 
 use crate::errors::{from_meta, from_storage};
 use crate::{Registry, Result};
@@ -39,130 +37,23 @@ impl Chunk {
     }
 }
 
-/// The request body is hashed in blocks of this size, each on a blocking thread while the store
-/// writes it and the next block arrives; it is also the size of the blocks the store receives.
-const HASH_BLOCK: usize = 1024 * 1024;
-
-/// Where a [`hashing`] stream leaves its hasher once it has hashed the whole body.
-#[derive(Clone, Default)]
-struct HashedBody(Arc<Mutex<Option<Box<DigestHasher>>>>);
-
-impl HashedBody {
-    /// The hasher, once the stream that fed it was read to its end.
-    fn take(&self) -> Result<DigestHasher> {
-        self.0
+/// Wraps `body` so that every byte that streams through is hashed.
+fn hashing(body: ByteStream, hasher: &Arc<Mutex<DigestHasher>>) -> ByteStream {
+    let hasher = Arc::clone(hasher);
+    Box::pin(body.inspect_ok(move |chunk| {
+        hasher
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .map(|hasher| *hasher)
-            .ok_or_else(|| RegistryError::internal("the store did not read the body to its end"))
-    }
+            .update(chunk)
+    }))
 }
 
-/// The hasher, or the blocking task that has it while it hashes a block. Boxed: a hasher's
-/// state is several hundred bytes, moved to and from a thread per block.
-enum Hashing {
-    Idle(Box<DigestHasher>),
-    Busy(JoinHandle<Box<DigestHasher>>),
-}
-
-impl Hashing {
-    async fn finish(self) -> std::io::Result<Box<DigestHasher>> {
-        match self {
-            Hashing::Idle(hasher) => Ok(hasher),
-            Hashing::Busy(task) => task.await.map_err(std::io::Error::other),
-        }
-    }
-}
-
-struct HashingState {
-    body: ByteStream,
-    /// The part of the last chunk that did not fit in the previous block.
-    carry: Bytes,
-    ended: bool,
-    /// `None` only while a step takes it to hand it on.
-    hashing: Option<Hashing>,
-    result: HashedBody,
-}
-
-/// Wraps `body` so that every byte that streams through is hashed with `hasher`, which
-/// [`HashedBody::take`] returns once the stream has ended.
-///
-/// The body is re-cut into blocks of [`HASH_BLOCK`] bytes (the last one shorter), and each
-/// block is hashed on a blocking thread while the store writes it and the async thread
-/// gathers the next one: hashing, the disk write and the network read of one upload run on
-/// up to three cores at once. A block is passed on before it is hashed, but the stream ends
-/// only after the last block's hash: a store that read the stream to its end has had every
-/// byte hashed. Hashing is the registry's concern; the store only ever sees bytes.
-fn hashing(body: ByteStream, hasher: DigestHasher) -> (ByteStream, HashedBody) {
-    let result = HashedBody::default();
-    let state = HashingState {
-        body,
-        carry: Bytes::new(),
-        ended: false,
-        hashing: Some(Hashing::Idle(Box::new(hasher))),
-        result: result.clone(),
-    };
-    let stream = stream::unfold(Some(state), |state| async move {
-        let mut state = state?;
-        let block = match next_block(&mut state).await {
-            Ok(block) => block,
-            Err(e) => return Some((Err(e), None)),
-        };
-        // One hash at a time: block n+1 is hashed after block n.
-        let hashing = state.hashing.take()?;
-        let mut hasher = match hashing.finish().await {
-            Ok(hasher) => hasher,
-            Err(e) => return Some((Err(e), None)),
-        };
-        if block.is_empty() {
-            *state.result.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(hasher);
-            return None;
-        }
-        let to_hash = block.clone();
-        state.hashing = Some(Hashing::Busy(tokio::task::spawn_blocking(move || {
-            hasher.update(&to_hash);
-            hasher
-        })));
-        Some((Ok(block), Some(state)))
-    });
-    (Box::pin(stream), result)
-}
-
-/// The next [`HASH_BLOCK`] bytes of the body (fewer at its end, none after it).
-async fn next_block(state: &mut HashingState) -> std::io::Result<Bytes> {
-    let mut block = BytesMut::new();
-    let mut chunk = std::mem::take(&mut state.carry);
-    loop {
-        if chunk.is_empty() {
-            if state.ended {
-                break;
-            }
-            match state.body.next().await {
-                Some(next) => chunk = next?,
-                None => {
-                    state.ended = true;
-                    break;
-                }
-            }
-            continue;
-        }
-        if block.is_empty() && chunk.len() >= HASH_BLOCK {
-            // Large enough already: pass it on without a copy.
-            state.carry = chunk.split_off(HASH_BLOCK);
-            return Ok(chunk);
-        }
-        if block.capacity() == 0 {
-            block.reserve(HASH_BLOCK);
-        }
-        let take = (HASH_BLOCK - block.len()).min(chunk.len());
-        block.extend_from_slice(&chunk.split_to(take));
-        if block.len() == HASH_BLOCK {
-            state.carry = chunk;
-            break;
-        }
-    }
-    Ok(block.freeze())
+/// Takes the hasher back once the stream that fed it is gone.
+fn into_hasher(hasher: Arc<Mutex<DigestHasher>>) -> DigestHasher {
+    Arc::into_inner(hasher)
+        .expect("the hashing stream is dropped once the write returns")
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
 fn size_invalid(why: String) -> RegistryError {
@@ -233,10 +124,10 @@ impl Registry {
         body: ByteStream,
         id: UploadId,
     ) -> Result<u64> {
-        let (body, hashed) = hashing(body, DigestHasher::new(digest.algorithm()));
+        let hasher = Arc::new(Mutex::new(DigestHasher::new(digest.algorithm())));
         let size = self
             .blobs
-            .write_upload(id, 0, body)
+            .write_upload(id, 0, hashing(body, &hasher))
             .await
             .map_err(from_storage)?;
         if let Some(expected) = content_length
@@ -246,7 +137,7 @@ impl Registry {
                 "Content-Length is {expected} but the body had {size} bytes"
             )));
         }
-        let actual = hashed.take()?.finish();
+        let actual = into_hasher(hasher).finish();
         if &actual != digest {
             return Err(digest_mismatch(digest, &actual));
         }
@@ -339,10 +230,10 @@ impl Registry {
         let hasher = DigestHasher::restore_state(&session.hash_state).ok_or_else(|| {
             RegistryError::internal(format!("corrupt hash state for upload {}", session.id))
         })?;
-        let (body, hashed) = hashing(chunk.body, hasher);
+        let hasher = Arc::new(Mutex::new(hasher));
         let written = self
             .blobs
-            .write_upload(session.id, session.size, body)
+            .write_upload(session.id, session.size, hashing(chunk.body, &hasher))
             .await
             .map_err(|e| match e {
                 StorageError::NotFound => RegistryError::upload_unknown(),
@@ -361,7 +252,7 @@ impl Registry {
                 "expected {expected} bytes but the body had {written}"
             )));
         }
-        let hash_state = hashed.take()?.save_state();
+        let hash_state = into_hasher(hasher).save_state();
         let new_size = session.size + written;
         if !self
             .meta

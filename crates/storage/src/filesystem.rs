@@ -160,8 +160,7 @@ impl BlobStore for FilesystemStore {
 
         // Gather the body into blocks and write each block while the next one arrives.
         let mut position = offset;
-        // Allocated when needed: a body that arrives in whole blocks never needs it.
-        let mut block = BytesMut::new();
+        let mut block = BytesMut::with_capacity(WRITE_BLOCK);
         let mut in_flight: Option<tokio::task::JoinHandle<io::Result<()>>> = None;
         let write_block = |block: Bytes, at: u64| {
             let file = Arc::clone(&file);
@@ -182,23 +181,15 @@ impl BlobStore for FilesystemStore {
                     return Err(StorageError::Body(e));
                 }
             };
-            let full = if block.is_empty() && chunk.len() >= WRITE_BLOCK {
-                // A block already (the registry hands over whole blocks): no copy.
-                chunk
-            } else {
-                if block.capacity() == 0 {
-                    block.reserve(WRITE_BLOCK);
-                }
-                block.extend_from_slice(&chunk);
-                if block.len() < WRITE_BLOCK {
-                    continue;
-                }
-                std::mem::take(&mut block).freeze()
-            };
-            finish_in_flight(in_flight.take()).await?;
-            let len = full.len() as u64;
-            in_flight = Some(write_block(full, position));
-            position += len;
+            block.extend_from_slice(&chunk);
+            if block.len() >= WRITE_BLOCK {
+                finish_in_flight(in_flight.take()).await?;
+                let full =
+                    std::mem::replace(&mut block, BytesMut::with_capacity(WRITE_BLOCK)).freeze();
+                let len = full.len() as u64;
+                in_flight = Some(write_block(full, position));
+                position += len;
+            }
         }
         finish_in_flight(in_flight.take()).await?;
         if !block.is_empty() {
