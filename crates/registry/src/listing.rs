@@ -9,7 +9,7 @@ use crate::{Registry, Result};
 pub const MAX_PAGE: u32 = 10_000;
 /// The catalog page size when the client gives no `n`, as the official registry's default.
 pub const DEFAULT_CATALOG_PAGE: u32 = 1_000;
-/// Names read per query while filtering the catalog for a caller.
+/// The most names read per query while filtering the catalog for a caller.
 const CATALOG_SCAN_BATCH: u32 = 1_000;
 
 /// One page of names, in lexical order.
@@ -71,7 +71,11 @@ impl Registry {
                 more: false,
             });
         }
-        let batch = (limit + 1).max(CATALOG_SCAN_BATCH);
+        // The first query reads just the page (and one more, to know whether more follow):
+        // for a caller who sees everything it is the only one. When the filter hides names,
+        // later queries read larger batches, so a caller who sees few repositories among
+        // many does not pay a query per page's worth of names.
+        let mut batch = limit + 1;
         let mut items = Vec::new();
         let mut cursor = page.after.clone();
         loop {
@@ -86,6 +90,7 @@ impl Registry {
             if items.len() > limit as usize || exhausted {
                 break;
             }
+            batch = (batch * 4).min(CATALOG_SCAN_BATCH.max(limit + 1));
         }
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
