@@ -204,6 +204,8 @@ pub struct AccessService {
     throttle: LoginThrottle,
     audit: crate::audit::AuditSink,
     passwords: Mutex<HashMap<[u8; 32], Cached<()>>>,
+    /// Password checks (argon2) that may run at once.
+    password_checks: tokio::sync::Semaphore,
     registry_tokens: Mutex<HashMap<[u8; 32], VerifiedToken>>,
     rules: RwLock<Option<Cached<Arc<Vec<Rule>>>>>,
     principals: Mutex<HashMap<String, Cached<Option<Principal>>>>,
@@ -237,6 +239,9 @@ impl AccessService {
             store,
             throttle: LoginThrottle::default(),
             passwords: Mutex::new(HashMap::new()),
+            password_checks: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+            ),
             registry_tokens: Mutex::new(HashMap::new()),
             rules: RwLock::new(None),
             principals: Mutex::new(HashMap::new()),
@@ -413,41 +418,57 @@ impl AccessService {
         password: &str,
     ) -> Result<Option<Principal>, MetaError> {
         let key = key_of(&[user, password]);
-        let remembered = {
+        let remembered = || {
             let cache = self.passwords.lock().unwrap_or_else(|p| p.into_inner());
             cache.get(&key).is_some_and(|c| fresh(c, PASSWORD_CACHE))
         };
-        if !remembered {
-            let Some(record) = self.store.user(user).await? else {
-                // Take as long as a real check, so that unknown names cannot be told apart.
-                let _ = crate::password::verify_password(password, DUMMY_ARGON2.as_str());
-                return Ok(None);
-            };
-            let Some(hash) = record.password_hash else {
-                return Ok(None);
-            };
-            let password = password.to_string();
-            // argon2 takes tens of milliseconds of CPU: keep it off the async threads.
-            let matches = tokio::task::spawn_blocking(move || verify_stored(&password, &hash))
+        if !remembered() {
+            // A few argon2 checks at a time: each takes about 19 MiB and tens of
+            // milliseconds of CPU, and a burst of logins (a CI fleet starting at once) would
+            // otherwise take hundreds of MB and every core. Waiting in line, a login of the
+            // same user and password finds the first one's success remembered.
+            let _slot = self
+                .password_checks
+                .acquire()
                 .await
-                .unwrap_or(false);
-            if !matches {
-                return Ok(None);
+                .expect("the semaphore is never closed");
+            if !remembered() {
+                if !self.verify_password_of(user, password).await? {
+                    return Ok(None);
+                }
+                let mut cache = self.passwords.lock().unwrap_or_else(|p| p.into_inner());
+                insert_bounded(
+                    &mut cache,
+                    key,
+                    Cached {
+                        value: (),
+                        at: Instant::now(),
+                    },
+                );
             }
-            let mut cache = self.passwords.lock().unwrap_or_else(|p| p.into_inner());
-            insert_bounded(
-                &mut cache,
-                key,
-                Cached {
-                    value: (),
-                    at: Instant::now(),
-                },
-            );
         }
         // Only the password check is remembered long; whether the user is still enabled,
         // an administrator, in which teams, comes from the short-lived identity cache, so
         // that disabling a user takes effect within seconds on every instance.
         self.user_principal(user).await
+    }
+
+    /// Checks a password against the user's stored hash, on a blocking thread (argon2 is slow
+    /// on purpose). Unknown users and users without a password take as long as a real check,
+    /// so that which names exist cannot be told by timing.
+    async fn verify_password_of(&self, user: &str, password: &str) -> Result<bool, MetaError> {
+        let (hash, real) = match self.store.user(user).await? {
+            Some(record) => match record.password_hash {
+                Some(hash) => (hash, true),
+                None => (DUMMY_ARGON2.clone(), false),
+            },
+            None => (DUMMY_ARGON2.clone(), false),
+        };
+        let password = password.to_string();
+        let matches = tokio::task::spawn_blocking(move || verify_stored(&password, &hash))
+            .await
+            .unwrap_or(false);
+        Ok(real && matches)
     }
 
     /// The caller an access token stands for; `user`, when given with it (Basic), must be

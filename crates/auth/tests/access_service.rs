@@ -418,3 +418,31 @@ async fn refresh_tokens_stand_for_their_owner_until_revoked() {
     store.revoke_token(&id, 1).await.unwrap();
     assert!(service.refresh(&refresh, CLIENT).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_logins_waits_in_line_and_all_succeed() {
+    let (_dir, _store, service) = service().await;
+    let service = Arc::new(service);
+    // 16 clients logging in at once (a CI fleet starting): the argon2 checks run a few at a
+    // time, and those of the same password find the first success remembered.
+    let logins: Vec<_> = (0..16)
+        .map(|i| {
+            let service = Arc::clone(&service);
+            tokio::spawn(async move {
+                let (user, password) = if i % 2 == 0 {
+                    ("alice", "alice-pw")
+                } else {
+                    ("bob", "bob-pw")
+                };
+                service.login(user, password, CLIENT).await.is_ok()
+            })
+        })
+        .collect();
+    for login in logins {
+        assert!(login.await.unwrap());
+    }
+    assert!(matches!(
+        service.login("alice", "wrong", CLIENT).await,
+        Err(AuthFailure::Invalid(_))
+    ));
+}
