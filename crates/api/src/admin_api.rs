@@ -30,7 +30,6 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
-use crate::urls::ConnectionInfo;
 
 /// The OpenAPI document, kept in the repository and checked by the tests against the routes.
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
@@ -169,13 +168,6 @@ fn require_berth_mode(state: &AppState) -> Result<(), ApiFailure> {
     }
 }
 
-fn client_address(parts: &Parts) -> Option<std::net::IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectionInfo>()
-        .map(|c| c.peer.ip())
-}
-
 /// The session cookie's value, if the request carries one.
 fn session_cookie(parts: &Parts) -> Option<&str> {
     parts
@@ -201,7 +193,7 @@ async fn session_caller(
         .and_then(|value| value.to_str().ok());
     let session = state
         .access
-        .session(cookie, csrf, client_address(parts))
+        .session(cookie, csrf, crate::auth::client(parts))
         .await
         .map_err(auth_failure)?;
     let safe = parts.method == http::Method::GET || parts.method == http::Method::HEAD;
@@ -235,7 +227,7 @@ async fn caller(state: &AppState, parts: &Parts, any: bool) -> Result<Caller, Ap
         (None, Some(cookie)) => session_caller(state, parts, cookie).await?.caller,
         _ => state
             .access
-            .authenticate_api(authorization, client_address(parts))
+            .authenticate_api(authorization, crate::auth::client(parts))
             .await
             .map_err(auth_failure)?,
     };
@@ -476,6 +468,17 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/htpasswd/import", post(import_htpasswd))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/{*rest}", axum::routing::any(unknown_operation))
+}
+
+/// Anything else under `/api/v1/`: a 404 in the API's own error shape.
+async fn unknown_operation() -> Response {
+    ApiFailure::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "no such operation; see /api/v1/openapi.yaml",
+    )
+    .into_response()
 }
 
 async fn openapi_yaml() -> Response {
@@ -542,11 +545,6 @@ fn with_cookie(response: ApiResult, cookie: String) -> ApiResult {
     Ok(response)
 }
 
-fn millis_rfc3339(millis: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis.max(0) as u64);
-    humantime::format_rfc3339_seconds(at).to_string()
-}
-
 /// Signs a user in with a password: a session cookie and its CSRF token.
 async fn sign_in(State(state): Shared, request: Request) -> Response {
     let (parts, body) = request.into_parts();
@@ -555,7 +553,7 @@ async fn sign_in(State(state): Shared, request: Request) -> Response {
         let body: SignIn = read_json(body).await?;
         let caller = state
             .access
-            .login(&body.username, &body.password, client_address(&parts))
+            .login(&body.username, &body.password, crate::auth::client(&parts))
             .await
             .map_err(auth_failure)?;
         let session =
@@ -574,7 +572,7 @@ async fn sign_in(State(state): Shared, request: Request) -> Response {
             &serde_json::json!({
                 "subject": caller.principal.subject_name(),
                 "admin": caller.principal.is_admin(),
-                "expires_at": millis_rfc3339(session.expires_at),
+                "expires_at": berth_auth::admin::timestamp(session.expires_at),
                 "csrf_token": session.csrf_token,
             }),
         );
@@ -607,7 +605,7 @@ async fn current_session(State(state): Shared, request: Request) -> Response {
         ok(&serde_json::json!({
             "subject": session.caller.principal.subject_name(),
             "admin": session.caller.principal.is_admin(),
-            "expires_at": millis_rfc3339(session.expires_at),
+            "expires_at": berth_auth::admin::timestamp(session.expires_at),
         }))
     }
     .await;

@@ -103,7 +103,8 @@ fn unauthorized(
     err
 }
 
-fn client(parts: &Parts) -> Option<std::net::IpAddr> {
+/// The address of the peer that sent the request (for throttling and the audit log).
+pub(crate) fn client(parts: &Parts) -> Option<std::net::IpAddr> {
     parts
         .extensions
         .get::<ConnectionInfo>()

@@ -26,7 +26,6 @@ use http::{StatusCode, header};
 use crate::AppState;
 use crate::auth::{authenticate, failure_error};
 use crate::error_response::ApiError;
-use crate::urls::ConnectionInfo;
 
 /// Token requests are small forms; anything larger is refused unread.
 const MAX_FORM: usize = 64 * 1024;
@@ -139,10 +138,7 @@ pub async fn post(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let result = async {
         let form = pairs(&read_form(body).await?);
         check_service(&state, first(&form, "service"))?;
-        let client = parts
-            .extensions
-            .get::<ConnectionInfo>()
-            .map(|c| c.peer.ip());
+        let client = crate::auth::client(&parts);
         let caller = match first(&form, "grant_type") {
             Some("password") => {
                 let user = first(&form, "username").unwrap_or_default();

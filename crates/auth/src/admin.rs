@@ -60,8 +60,8 @@ impl From<MetaError> for AdminError {
 
 pub type AdminResult<T> = Result<T, AdminError>;
 
-/// A time as RFC 3339 (UTC, seconds), for people and JSON.
-fn timestamp(millis: i64) -> String {
+/// A time (Unix milliseconds) as RFC 3339 (UTC, seconds), for people and JSON.
+pub fn timestamp(millis: i64) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(millis.max(0) as u64);
     humantime::format_rfc3339_seconds(at).to_string()
 }

@@ -274,6 +274,24 @@ fn assert_refused(result: Result<String, String>, what: &str) {
     }
 }
 
+/// `who` pushes `local` to `remote` and pulls it back, which must give the pushed digest;
+/// returns that digest.
+async fn push_and_pull_back(
+    sandbox: &Sandbox,
+    who: &str,
+    local: &str,
+    remote: &str,
+    what: &str,
+) -> String {
+    let pushed = assert_ok(podman_push(sandbox, who, local, remote).await, what);
+    let pulled = assert_ok(
+        podman_pull(sandbox, who, remote).await,
+        &format!("pulling back after {what}"),
+    );
+    assert_eq!(pulled, pushed, "{what}: the pulled digest");
+    pushed
+}
+
 fn assert_ok(result: Result<String, String>, what: &str) -> String {
     result.unwrap_or_else(|message| panic!("{what} failed:\n{message}"))
 }
@@ -393,15 +411,7 @@ async fn podman_users_with_different_rights() {
     // alice pushes to team-a/ and pulls back.
     let local = podman_build(&sandbox, "alice", "app").await;
     let remote = format!("{host}/team-a/app:v1");
-    let pushed = assert_ok(
-        podman_push(&sandbox, "alice", &local, &remote).await,
-        "alice's push",
-    );
-    let pulled = assert_ok(
-        podman_pull(&sandbox, "alice", &remote).await,
-        "alice's pull",
-    );
-    assert_eq!(pulled, pushed);
+    let pushed = push_and_pull_back(&sandbox, "alice", &local, &remote, "alice's push").await;
     // ... but nowhere else.
     assert_refused(
         podman_push(&sandbox, "alice", &local, &format!("{host}/team-b/app:v1")).await,
@@ -615,15 +625,14 @@ async fn a_service_accounts_token_with_podman_login() {
 
     let local = podman_build(&sandbox, "ci", "app").await;
     let remote = format!("{host}/ci/app-web:v1");
-    let pushed = assert_ok(
-        podman_push(&sandbox, "ci", &local, &remote).await,
+    push_and_pull_back(
+        &sandbox,
+        "ci",
+        &local,
+        &remote,
         "push within the token's scope",
-    );
-    let pulled = assert_ok(
-        podman_pull(&sandbox, "ci", &remote).await,
-        "pull within the token's scope",
-    );
-    assert_eq!(pulled, pushed);
+    )
+    .await;
     // The account may push to ci/other, but its token may not.
     assert_refused(
         podman_push(&sandbox, "ci", &local, &format!("{host}/ci/other:v1")).await,

@@ -99,7 +99,7 @@ async fn a_write_that_was_not_acknowledged_is_overwritten(store: &dyn BlobStore)
     store.write_upload(id, 0, body(vec![b"abc"])).await.unwrap();
     // Written, but the session never advanced past 3 (the request failed afterwards).
     store
-        .write_upload(id, 3, body(vec![b"XXXXXX"]))
+        .write_upload(id, 3, body(vec![b"zzzzzz"]))
         .await
         .unwrap();
     store.write_upload(id, 3, body(vec![b"def"])).await.unwrap();
