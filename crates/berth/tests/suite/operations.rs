@@ -1,13 +1,11 @@
 //! Running berth: TLS, URLs behind proxies, configuration files and the environment, the
 //! access log, background upload purging, read-only mode.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
-use support::push::push_image;
-use support::{Berth, assert_oci_error, client, sha256};
+use crate::support::push::push_image;
+use crate::support::{Berth, assert_oci_error, client, sha256};
 
 fn write(dir: &std::path::Path, name: &str, content: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -68,7 +66,7 @@ async fn tls_serves_https_with_http2() {
 
     // Plain HTTP to the TLS port gets nowhere.
     assert!(
-        support::client()
+        crate::support::client()
             .get(berth.url("/v2/"))
             .send()
             .await
@@ -279,7 +277,7 @@ async fn one_access_log_line_per_request_without_secrets() {
         "trace-abc-123",
         "a proxy's request id is kept"
     );
-    let data = support::bytes(100_000, 1);
+    let data = crate::support::bytes(100_000, 1);
     let digest = sha256(&data);
     let pushed = client
         .post(berth.url(&format!("/v2/logged/blobs/uploads/?digest={digest}")))

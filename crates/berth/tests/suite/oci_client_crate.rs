@@ -1,13 +1,11 @@
 //! The `oci-client` crate (the Rust registry client used by wasm and policy tooling) pushes
 //! and pulls through berth: monolithic and chunked blob pushes, manifests, tags.
 
-mod support;
-
 use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
-use support::{Berth, bytes, sha256};
+use crate::support::{Berth, bytes, sha256};
 
 fn oci_client(monolithic: bool) -> Client {
     Client::new(ClientConfig {
@@ -94,7 +92,7 @@ async fn chunked_stream_push() {
         .expect("chunked push");
     assert_eq!(response.blob_digest, sha256(&data));
     assert_eq!(response.size, data.len() as u64);
-    let pulled = support::client()
+    let pulled = crate::support::client()
         .get(berth.url(&format!("/v2/rust/stream/blobs/{}", response.blob_digest)))
         .send()
         .await

@@ -1,13 +1,11 @@
 //! The OCI Distribution API over a real socket, against the real binary: every endpoint and
 //! the headers clients rely on.
 
-mod support;
-
-use support::push::{
+use crate::support::push::{
     DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, image_manifest, push_blob, push_image,
     put_manifest,
 };
-use support::{Berth, assert_oci_error, bytes, client, sha256};
+use crate::support::{Berth, assert_oci_error, bytes, client, sha256};
 
 #[tokio::test]
 async fn base_endpoint_announces_the_api_version() {

@@ -2,8 +2,6 @@
 //! one registry; concurrent writers through different instances never leave anything broken;
 //! outages of either backend are 503s from which berth recovers by itself.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,9 +12,9 @@ use berth_meta::postgres::testing::PostgresServer;
 use berth_storage::garage_testing::Garage;
 use futures_util::TryStreamExt;
 use object_store::ObjectStore;
-use support::clients::{Sandbox, layout_blob, layout_descriptor, manifest_blobs, run, umoci_layer};
-use support::push::{OCI_MANIFEST, image_manifest, push_blob, put_manifest};
-use support::{Berth, BerthBuilder, assert_oci_error, bytes, client, sha256};
+use crate::support::clients::{Sandbox, layout_blob, layout_descriptor, manifest_blobs, run, umoci_layer};
+use crate::support::push::{OCI_MANIFEST, image_manifest, push_blob, put_manifest};
+use crate::support::{Berth, BerthBuilder, assert_oci_error, bytes, client, sha256};
 
 /// A berth instance on `database` and `garage` (under the bucket prefix `root`).
 fn instance(database: &PostgresServer, garage: &Garage, root: &str) -> BerthBuilder {

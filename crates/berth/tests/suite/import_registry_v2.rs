@@ -2,17 +2,15 @@
 //! (CNCF distribution 2.8) is imported by `berth import registry-v2`, in place and into
 //! another store, and pulls back through berth byte for byte.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use berth_storage::garage_testing::Garage;
-use support::clients::{Sandbox, run, umoci_layer};
-use support::official_registry::OfficialRegistry;
-use support::push::{OCI_INDEX, OCI_MANIFEST};
-use support::{Berth, bytes, client, sha256};
+use crate::support::clients::{Sandbox, run, umoci_layer};
+use crate::support::official_registry::OfficialRegistry;
+use crate::support::push::{OCI_INDEX, OCI_MANIFEST};
+use crate::support::{Berth, bytes, client, sha256};
 
 /// POST then PUT with the whole blob: registry:2 2.8 does not implement single-request
 /// (`POST ?digest=`) uploads.

@@ -6,8 +6,6 @@
 //! Identities and rules are made with the management CLI before the server starts (the
 //! server caches them for a few seconds).
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-use support::push::{OCI_MANIFEST, image_manifest, push_image, put_manifest};
-use support::{Berth, assert_oci_error, berth_cli, berth_cli_output, sha256};
+use crate::support::push::{OCI_MANIFEST, image_manifest, push_image, put_manifest};
+use crate::support::{Berth, assert_oci_error, berth_cli, berth_cli_output, sha256};
 
 // ---------------------------------------------------------------------------------------
 // Encoding helpers (no base64 crate among the test dependencies)
@@ -162,7 +160,7 @@ impl Registry {
         }
         Registry {
             berth: builder.data(data.path()).start(),
-            client: support::client(),
+            client: crate::support::client(),
             _data: data,
         }
     }

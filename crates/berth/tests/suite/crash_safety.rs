@@ -1,13 +1,11 @@
 //! Crash safety: what berth acknowledged survives `kill -9`, nothing half-written is ever
 //! served or listed, upload sessions survive restarts, and SIGTERM drains requests in flight.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use support::push::OCI_MANIFEST;
-use support::{Berth, bytes, client, sha256};
+use crate::support::push::OCI_MANIFEST;
+use crate::support::{Berth, bytes, client, sha256};
 
 /// Path part of an upload `Location`, valid across restarts (the port changes).
 fn upload_path(location: &str) -> String {

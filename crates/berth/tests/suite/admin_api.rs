@@ -3,8 +3,6 @@
 //! and the behaviour cannot drift apart; the document itself is checked by a real OpenAPI
 //! validator.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,7 +10,7 @@ use std::sync::Mutex;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Berth, berth_cli, berth_cli_output, client};
+use crate::support::{Berth, berth_cli, berth_cli_output, client};
 
 const ADMIN_PASSWORD: &str = "root password 1";
 
@@ -540,7 +538,7 @@ async fn every_documented_operation_behaves_as_documented() {
     .await;
 
     // htpasswd import keeps the file's passwords.
-    let htpasswd = Command::new(support::tool("htpasswd"))
+    let htpasswd = Command::new(crate::support::tool("htpasswd"))
         .args(["-nbB", "carol", "carol password"])
         .output()
         .unwrap();

@@ -1,6 +1,5 @@
 //! Test support: runs the real `berth` binary on a free loopback port with its own data
 //! directory, and drives it over a real socket.
-#![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -7,15 +7,13 @@
 //! them for a few seconds). Every client identity ("who") has its own podman storage and its own
 //! auth file (`REGISTRY_AUTH_FILE`) inside the test's sandbox, so that logins do not mix.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
-use support::clients::*;
-use support::official_registry::OfficialRegistry;
-use support::{Berth, berth_cli, berth_cli_output, client, tool};
+use crate::support::clients::*;
+use crate::support::official_registry::OfficialRegistry;
+use crate::support::{Berth, berth_cli, berth_cli_output, client, tool};
 use tokio::process::Command;
 
 /// A data directory whose identities and rules are set up with the CLI before berth starts.

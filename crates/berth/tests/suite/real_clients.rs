@@ -9,14 +9,12 @@
 //! installed by `./scripts/test`, which also sets `BERTH_TEST_PYTHON` to a Python that has the
 //! `oras` package.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use support::clients::*;
-use support::push::{OCI_INDEX, OCI_MANIFEST};
-use support::{Berth, bytes, client, sha256};
+use crate::support::clients::*;
+use crate::support::push::{OCI_INDEX, OCI_MANIFEST};
+use crate::support::{Berth, bytes, client, sha256};
 
 #[tokio::test]
 async fn skopeo_copies_a_multi_layer_image_byte_identical() {

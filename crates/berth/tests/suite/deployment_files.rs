@@ -4,12 +4,10 @@
 //! (through berth's own validation), the image's health check command, and the Dockerfile's
 //! shape (non-root, health check, the registry:2 data path).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::Berth;
+use crate::support::Berth;
 
 fn repository_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

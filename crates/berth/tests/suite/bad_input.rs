@@ -1,14 +1,12 @@
 //! Bad input: every malformed request is answered with a 4xx OCI error, and nothing of it is
 //! stored. No input from a client produces a 500.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use support::push::{OCI_MANIFEST, image_manifest, push_blob, push_image, put_manifest};
-use support::{Berth, assert_oci_error, bytes, client, sha256};
+use crate::support::push::{OCI_MANIFEST, image_manifest, push_blob, push_image, put_manifest};
+use crate::support::{Berth, assert_oci_error, bytes, client, sha256};
 
 /// Nothing is stored: no repository listed, no blob file, no upload file.
 async fn assert_nothing_stored(berth: &Berth) {

@@ -1,0 +1,18 @@
+//! berth's end-to-end tests, one binary: each module is a behaviour suite run against the real
+//! `berth` binary over a real socket, with real clients and servers where the behaviour
+//! involves them. A test's name says which promise it checks.
+
+mod support;
+
+mod access_control;
+mod admin_api;
+mod auth_clients;
+mod bad_input;
+mod crash_safety;
+mod deployment_files;
+mod distribution_api;
+mod import_registry_v2;
+mod oci_client_crate;
+mod operations;
+mod production_backends;
+mod real_clients;
