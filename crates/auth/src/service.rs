@@ -90,7 +90,9 @@ impl Caller {
         self.limits.is_some() || self.granted.is_some()
     }
 
-    fn actor(&self) -> String {
+    /// The caller's name in audit entries and events: a user, `service-account:<name>`, or
+    /// `anonymous`.
+    pub fn actor(&self) -> String {
         match &self.principal {
             Principal::Anonymous => "anonymous".into(),
             other => other.subject_name(),

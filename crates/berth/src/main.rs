@@ -10,7 +10,9 @@ mod first_run;
 mod health_check;
 mod identity_commands;
 mod import;
+mod jobs;
 mod logging;
+mod observability;
 mod serve;
 
 #[derive(Parser)]
