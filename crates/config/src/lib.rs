@@ -7,6 +7,49 @@
 //! one go. registry:2 keys that mean nothing for berth are accepted with a warning; registry:2
 //! features berth does not have yet are errors, because ignoring them would silently change
 //! behaviour or security.
+//!
+//! # How to add a configuration key
+//!
+//! Each key is described once, as a field of a `section!` in `model/` (one file per top-level
+//! section). The field gives the key's name, Rust type, default and one-line meaning; the
+//! macro derives from it the struct field, `Default`, reading (unknown keys refused), the key
+//! table that the loader, the environment mapping and `berth config check` use, and `Debug`:
+//!
+//! ```ignore
+//! section! {
+//!     #[derive(Clone, PartialEq)]
+//!     pub struct DatabaseConfig {
+//!         maxconnections: u32 = 16, "PostgreSQL connection pool size (ignored for SQLite)";
+//!         // A new key: `database.idletimeout`, BERTH_DATABASE_IDLETIMEOUT, explained by
+//!         // `berth config check`, "1m" unless set.
+//!         idletimeout: Duration = Duration::from_secs(60), "how long an idle connection is kept";
+//!     }
+//!     validate = DatabaseConfig::validate;
+//! }
+//! ```
+//!
+//! - The type says how the value is read from the file, how an environment variable's text
+//!   becomes one (`bool` takes true/false/1/0, `Vec<IpNet>` a comma-separated list, anything
+//!   else text) and how `explain` shows it, through `schema::ConfigValue`: `bool`, `String`,
+//!   `PathBuf`, `u32`, `u64`, `Duration` (Go syntax, "1h30m"), `Option<T>` (unset), the
+//!   value types in `values/` and the enums in `model/` have it. A new value type implements
+//!   `FromStr` (an error that says what is expected) and `Display`, then
+//!   `parsed_value!(Type, "a thing")`. A new section is another `section!` used as a field's
+//!   type (`Option<Section>` when its presence means something, as `storage.s3`); a choice of
+//!   modes is a `choice!` (as `auth`).
+//! - Options after the meaning: `secret` (shown only as set/unset, never quoted in an error),
+//!   `read = values::non_empty` (another reader: empty text means unset), `show = |value,
+//!   config| ...` and `debug = |value| ...` (other text for `explain` and `Debug`).
+//! - Rules that a value of the right type can still break go in the section's `validate`
+//!   hook, which names the key path in each problem; cross-section warnings in
+//!   `Config::warnings`.
+//! - registry:2 keys that berth ignores or does not support yet are listed beside the fields
+//!   that belong with them: `registry2 = [ignored("key", "why"), unsupported("key", "what
+//!   berth does instead"), unsupported_unless("key", &["harmless value"], "why")];`. When
+//!   berth gains the feature, the entry becomes a field.
+//! - Key names are registry:2's: lower case, no separators (the environment mapping splits
+//!   variable names on `_`). Add a test in `load/tests/` for the file, the environment and a
+//!   bad value.
 
 mod explain;
 mod load;
