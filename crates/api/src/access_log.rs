@@ -22,7 +22,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tracing::Instrument;
 
 use crate::error_response::ErrorCause;
-use crate::operation::OperationName;
+use crate::operation::{Operation, ParsedOperation};
 use crate::urls::ConnectionInfo;
 
 const REQUEST_ID: &str = "x-request-id";
@@ -47,6 +47,17 @@ fn request_id(request: &Request) -> String {
 /// The request's id, in its extensions for handlers (events carry it).
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+/// The trace id of `span`, if an OpenTelemetry layer is recording it.
+fn trace_id(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
 
 /// Requests being answered now.
 struct InFlight;
@@ -82,6 +93,25 @@ pub async fn observe_request(log: bool, mut request: Request, next: Next) -> Res
     let started = Instant::now();
     let id = request_id(&request);
     request.extensions_mut().insert(RequestId(id.clone()));
+    // A `/v2/` request is parsed into its operation here, once: the span, the log line and
+    // the metrics are named after it, and the handler takes it from the extensions.
+    let operation = request
+        .uri()
+        .path()
+        .starts_with("/v2")
+        .then(|| Operation::parse(request.method(), request.uri().path()));
+    let handler = match &operation {
+        Some(Ok(operation)) => operation.name(),
+        Some(Err(_)) => crate::operation::INVALID,
+        None => route_name(request.uri().path()),
+    };
+    let repository = match &operation {
+        Some(Ok(operation)) => operation.repository().map(|r| r.to_string()),
+        _ => None,
+    };
+    if let Some(Ok(operation)) = operation {
+        request.extensions_mut().insert(ParsedOperation(operation));
+    }
     let request_bytes = request
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -99,13 +129,33 @@ pub async fn observe_request(log: bool, mut request: Request, next: Next) -> Res
         started,
         status: StatusCode::OK,
         cause: None,
-        handler: route_name(request.uri().path()),
+        trace_id: None,
+        handler,
         request_bytes,
         log,
         _in_flight: InFlight::start(),
     };
-    let span = tracing::info_span!("request", request_id = %id);
-    let mut response = next.run(request).instrument(span).await;
+    let span = tracing::info_span!(
+        "request",
+        otel.name = record.handler,
+        otel.kind = "server",
+        request_id = %id,
+        http.request.method = %record.method,
+        url.path = %record.path,
+        operation = handler,
+        repository = repository,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let trace_id = trace_id(&span);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
@@ -115,10 +165,7 @@ pub async fn observe_request(log: bool, mut request: Request, next: Next) -> Res
             .extensions()
             .get::<ErrorCause>()
             .map(|c| c.0.clone()),
-        handler: response
-            .extensions()
-            .get::<OperationName>()
-            .map_or(record.handler, |o| o.0),
+        trace_id,
         ..record
     };
     let (parts, body) = response.into_parts();
@@ -151,6 +198,8 @@ struct AccessRecord {
     started: Instant,
     status: StatusCode,
     cause: Option<String>,
+    /// The OpenTelemetry trace the request belongs to, when traces are exported.
+    trace_id: Option<String>,
     /// The `/v2/` operation, or what else the request was for (`token`, `admin`, ...).
     handler: &'static str,
     request_bytes: Option<u64>,
@@ -186,6 +235,7 @@ impl AccessRecord {
                     bytes,
                     duration_ms = format_args!("{duration_ms:.3}"),
                     request_id = %self.request_id,
+                    trace_id = self.trace_id.as_deref(),
                     client = %self.client,
                     outcome,
                     error = self.cause.as_deref(),

@@ -205,9 +205,11 @@ impl Operation {
     }
 }
 
-/// The operation's name, put in the response's extensions for the access log and metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct OperationName(pub &'static str);
+/// A `/v2/` request's operation, parsed once by the request observer and handed to the
+/// handler in the request's extensions. (A request that is no operation is parsed again by
+/// the handler, for the error to answer with.)
+#[derive(Debug, Clone)]
+pub struct ParsedOperation(pub Operation);
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use crate::access_log::RequestId;
 use crate::error_response::ApiError;
-use crate::operation::{INVALID, Operation, OperationName};
+use crate::operation::{Operation, ParsedOperation};
 use crate::{AppState, auth, blobs, listing, manifests, uploads};
 
 pub(crate) type HandlerResult = Result<Response, RegistryError>;
@@ -29,9 +29,11 @@ const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api
 
 /// Every request under `/v2`.
 pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let operation = Operation::parse(&parts.method, parts.uri.path());
-    let name = operation.as_ref().map_or(INVALID, Operation::name);
+    let (mut parts, body) = request.into_parts();
+    let operation = match parts.extensions.remove::<ParsedOperation>() {
+        Some(ParsedOperation(operation)) => Ok(operation),
+        None => Operation::parse(&parts.method, parts.uri.path()),
+    };
     let mut response = match operation {
         Ok(operation) => route(&state, &parts, operation, body).await,
         Err(err) => Err(err),
@@ -40,7 +42,6 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Res
     response
         .headers_mut()
         .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
-    response.extensions_mut().insert(OperationName(name));
     response
 }
 

@@ -146,6 +146,15 @@ pub fn open_blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, String> {
 }
 
 /// Where blobs live, for the startup log.
+/// The storage backend's kind, for metrics labels.
+pub fn storage_kind(config: &Config) -> &'static str {
+    if config.storage.s3.is_some() {
+        "s3"
+    } else {
+        "filesystem"
+    }
+}
+
 pub fn describe_storage(config: &Config) -> String {
     match &config.storage.s3 {
         Some(s3) => format!(

@@ -10,10 +10,12 @@ mod first_run;
 mod health_check;
 mod identity_commands;
 mod import;
+mod instrumented;
 mod jobs;
 mod logging;
 mod observability;
 mod serve;
+mod telemetry;
 
 #[derive(Parser)]
 #[command(name = "berth", version, about = "A self-hosted OCI container registry", long_about = None)]
@@ -200,7 +202,7 @@ fn run_with_runtime<F>(loaded: &berth_config::Loaded, work: F) -> ExitCode
 where
     F: std::future::Future<Output = Result<(), String>>,
 {
-    logging::init(&loaded.config.log);
+    let _telemetry = logging::init(&loaded.config.log);
     for warning in &loaded.warnings {
         tracing::warn!("configuration: {warning}");
     }

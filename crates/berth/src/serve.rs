@@ -12,9 +12,11 @@ use berth_auth::admin::Administration;
 use berth_config::{AuthConfig, Config, TlsVersion};
 use berth_jobs::{JobRunner, Schedule};
 use berth_registry::{Registry, Settings};
+use berth_storage::BlobStore;
 use berth_webhooks::{Delivery, Endpoints};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::instrumented::MeasuredBlobStore;
 use crate::jobs::{IdentityPrune, UploadPurge};
 use crate::{ServeArgs, backends, first_run, observability};
 
@@ -28,7 +30,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let blobs = backends::open_blob_store(&config)?;
+    let blobs: Arc<dyn BlobStore> = Arc::new(MeasuredBlobStore::new(
+        backends::open_blob_store(&config)?,
+        backends::storage_kind(&config),
+    ));
     let database = backends::open_database(&config).await?;
     let access = backends::open_access(&config, Arc::clone(&database.identity)).await?;
     let metrics = observability::install_metrics()?;

@@ -12,6 +12,7 @@ mod crash_safety;
 mod deployment_files;
 mod distribution_api;
 mod import_registry_v2;
+mod observability;
 mod oci_client_crate;
 mod operations;
 mod production_backends;
