@@ -83,7 +83,10 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::model::{AuthConfig, BerthAuth, HtpasswdAuth, S3Config, TlsConfig};
+    use crate::model::{
+        AuthConfig, BerthAuth, HtpasswdAuth, NotificationEndpoint, S3Config, TlsConfig,
+        WebhookConfig,
+    };
     use crate::schema::{Key, Kind};
 
     fn full_config() -> Config {
@@ -97,6 +100,18 @@ mod tests {
             bucket: "b".into(),
             ..S3Config::default()
         });
+        config.notifications.endpoints.push(NotificationEndpoint {
+            name: "listener".into(),
+            url: Some("https://listener.example/events".parse().unwrap()),
+            ..NotificationEndpoint::default()
+        });
+        config.webhooks.insert(
+            "ci".into(),
+            WebhookConfig {
+                url: Some("https://ci.example/hook".parse().unwrap()),
+                ..WebhookConfig::default()
+            },
+        );
         config
     }
 
@@ -137,7 +152,10 @@ mod tests {
                     format!("{prefix}.{}", key.name)
                 };
                 match key.kind {
-                    Kind::Section(children) => leaves(children, &path, out),
+                    // A list's or map's elements are listed under the table's path.
+                    Kind::Section(children) | Kind::List(children) | Kind::Named(children) => {
+                        leaves(children, &path, out)
+                    }
                     // The choice's own setting is its mode; then each mode's keys.
                     Kind::Choice(modes) => {
                         leaves(modes, &path, out);
@@ -178,6 +196,7 @@ mod tests {
         s3.accesskey = Some("AKIAEXAMPLE".into());
         s3.secretkey = Some("hunter2".into());
         s3.sessiontoken = Some("hunter3".into());
+        config.webhooks.get_mut("ci").unwrap().secret = Some("hunter4hunter4hunter4".into());
         let mut secrets = 0;
         for (config, want) in [(&config, "(set)"), (&full_config(), "(unset)")] {
             for setting in settings(config) {
@@ -187,7 +206,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(secrets, 4);
+        assert_eq!(secrets, 6);
     }
 
     #[test]
@@ -197,10 +216,7 @@ mod tests {
             .map(|s| s.path)
             .collect();
         assert_eq!(paths.first().map(String::as_str), Some("log.level"));
-        assert_eq!(
-            paths.last().map(String::as_str),
-            Some("database.connecttimeout")
-        );
+        assert_eq!(paths.last().map(String::as_str), Some("metrics.open"));
         let addr = paths.iter().position(|p| p == "http.addr").unwrap();
         let headers = paths.iter().position(|p| p == "http.headers").unwrap();
         let storage = paths

@@ -20,7 +20,7 @@ use serde_path_to_error::Segment;
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::model::Config;
-use crate::schema::{self, Key, Kind, join};
+use crate::schema::{self, Key, Kind, Step, join};
 use crate::values::parse_bool;
 use crate::{ConfigError, Problem, Source, explain};
 
@@ -66,6 +66,9 @@ struct Loader {
     service_links: Vec<String>,
     /// The modes of choices that environment variables ask for, in the order applied.
     mode_claims: Vec<env::ModeClaim>,
+    /// The problems (indices) that left the tree as it was: a variable addressing a list or
+    /// map of sections. What validation finds there is still news.
+    kept_tree: Vec<usize>,
 }
 
 impl Loader {
@@ -152,6 +155,48 @@ impl Loader {
                         out.insert(name.into(), entries.into());
                     }
                 }
+                Kind::List(children) => {
+                    if let Some(items) = self.file_list(&path, value) {
+                        let items: Vec<Value> = items
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, item)| {
+                                let path = format!("{path}[{i}]");
+                                // An element that is not a mapping stays as an empty one,
+                                // so that the next elements keep their indices.
+                                let item = self.file_mapping(&path, item).unwrap_or_default();
+                                let item = self.walk(children, &path, item);
+                                self.origins.insert(path, Source::File);
+                                Value::Mapping(item)
+                            })
+                            .collect();
+                        self.origins.insert(path, Source::File);
+                        out.insert(name.into(), Value::Sequence(items));
+                    }
+                }
+                Kind::Named(children) => {
+                    if let Some(entries) = self.file_mapping(&path, value) {
+                        let mut named = Mapping::new();
+                        for (entry, item) in entries {
+                            let Value::String(entry) = entry else {
+                                let message = format!(
+                                    "the names of its entries must be strings, found {}",
+                                    describe(&entry)
+                                );
+                                self.problem(path.clone(), Source::File, message);
+                                continue;
+                            };
+                            let entry_path = format!("{path}.{entry}");
+                            if let Some(item) = self.file_mapping(&entry_path, item) {
+                                let item = self.walk(children, &entry_path, item);
+                                self.origins.insert(entry_path, Source::File);
+                                named.insert(entry.into(), item.into());
+                            }
+                        }
+                        self.origins.insert(path, Source::File);
+                        out.insert(name.into(), named.into());
+                    }
+                }
                 Kind::Leaf(_) => {
                     self.origins.insert(path, Source::File);
                     out.insert(name.into(), value);
@@ -181,6 +226,22 @@ impl Loader {
             Value::Mapping(map) => Some(map),
             other => {
                 let message = format!("expected a mapping of keys, found {}", describe(&other));
+                self.problem(path.to_owned(), Source::File, message);
+                None
+            }
+        }
+    }
+
+    /// A list of sections' value: a list, or nothing (`endpoints:`) meaning empty.
+    fn file_list(&mut self, path: &str, value: Value) -> Option<Vec<Value>> {
+        match value {
+            Value::Null => Some(Vec::new()),
+            Value::Sequence(items) => Some(items),
+            other => {
+                let message = format!(
+                    "expected a list of mappings of keys, found {}",
+                    describe(&other)
+                );
                 self.problem(path.to_owned(), Source::File, message);
                 None
             }
@@ -356,26 +417,25 @@ impl Loader {
             match serde_path_to_error::deserialize::<_, Config>(tree.clone()) {
                 Ok(config) => return Some(config),
                 Err(err) => {
-                    let keys: Vec<String> = err
+                    let steps: Vec<Step> = err
                         .path()
                         .iter()
                         .map_while(|segment| match segment {
-                            Segment::Map { key } => Some(key.clone()),
+                            Segment::Map { key } => Some(Step::Key(key.clone())),
+                            Segment::Seq { index } => Some(Step::Index(*index)),
                             _ => None,
                         })
                         .collect();
-                    let path = err.path().to_string();
-                    let path = if path == "." { String::new() } else { path };
-                    let key_path = keys.join(".");
-                    let source = self.origin_of(&key_path);
-                    let message = if schema::at(&key_path).is_some_and(|key| key.secret) {
+                    let path = schema::path_text(&steps);
+                    let source = self.origin_of(&path);
+                    let message = if schema::key_at(&steps).is_some_and(|key| key.secret) {
                         // serde's messages quote the value ("invalid type: integer `123`").
                         "invalid value: expected a string (the value is a secret and is not shown; quote it in YAML if it looks like a number)".to_owned()
                     } else {
                         err.into_inner().to_string()
                     };
                     self.problem(path, source, message);
-                    if keys.is_empty() || !remove(&mut tree, &keys) {
+                    if !remove(&mut tree, &steps) {
                         return None;
                     }
                 }
@@ -386,10 +446,10 @@ impl Loader {
     fn validate(&mut self, config: &Config) {
         for (path, message) in config.validate() {
             // A malformed value was dropped and reported already; its absence is not news.
-            let reported = self
-                .problems
-                .iter()
-                .any(|p| is_within(&p.path, &path) || is_within(&path, &p.path));
+            let reported = self.problems.iter().enumerate().any(|(i, p)| {
+                !self.kept_tree.contains(&i)
+                    && (is_within(&p.path, &path) || is_within(&path, &p.path))
+            });
             if !reported {
                 let source = self.origin_of(&path);
                 self.problem(path, source, message);
@@ -411,13 +471,22 @@ impl Loader {
     }
 }
 
-fn remove(tree: &mut Value, keys: &[String]) -> bool {
-    let Some((last, parents)) = keys.split_last() else {
+/// Removes the value at `steps`, or the whole list holding it when it is an element of a
+/// list of values (removing one element would renumber the others).
+fn remove(tree: &mut Value, steps: &[Step]) -> bool {
+    let Some(last_key) = steps.iter().rposition(|s| matches!(s, Step::Key(_))) else {
         return false;
     };
+    let Step::Key(last) = &steps[last_key] else {
+        unreachable!("found a key")
+    };
     let mut node = tree;
-    for key in parents {
-        match node.get_mut(key.as_str()) {
+    for step in &steps[..last_key] {
+        let child = match step {
+            Step::Key(key) => node.get_mut(key.as_str()),
+            Step::Index(i) => node.get_mut(*i),
+        };
+        match child {
             Some(child) => node = child,
             None => return false,
         }

@@ -7,22 +7,34 @@
 
 mod auth;
 mod database;
+mod headers;
 mod http;
 mod log;
+mod metrics;
+mod notifications;
 mod s3;
 mod storage;
+mod webhooks;
 
 pub use auth::{AuthConfig, BerthAuth, HtpasswdAuth};
 pub use database::DatabaseConfig;
-pub use http::{HttpConfig, TlsConfig, TlsVersion};
+pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig, TlsVersion};
 pub use log::{AccessLogConfig, LogConfig, LogFormat, LogLevel};
+pub use metrics::MetricsConfig;
+pub use notifications::{
+    NotificationAction, NotificationEndpoint, NotificationEvents, NotificationIgnore,
+    NotificationsConfig,
+};
 pub use s3::S3Config;
 pub use storage::{
     DeleteConfig, FilesystemConfig, MaintenanceConfig, ReadOnly, RedirectConfig, StorageConfig,
     UploadPurging,
 };
+pub use webhooks::{WebhookConfig, WebhookFormat};
 
-use crate::schema::{ConfigValue, Problems, ignored, section, unsupported};
+use std::collections::BTreeMap;
+
+use crate::schema::{ConfigValue, Problems, ignored, join, section, unsupported};
 use crate::values;
 
 section! {
@@ -36,7 +48,14 @@ section! {
             "how clients authenticate: berth (the default: berth's own users and tokens), htpasswd or none";
         storage: StorageConfig, "where blobs are stored and how they are looked after";
         database: DatabaseConfig, "the metadata database";
+        /// registry:2's `notifications`.
+        notifications: NotificationsConfig, "registry:2's event notifications";
+        /// berth's own webhooks, by name; the admin API adds more at run time.
+        webhooks: BTreeMap<String, WebhookConfig>,
+            "berth's webhooks, by name: where events are sent, which ones and how";
+        metrics: MetricsConfig, "Prometheus metrics";
     }
+    validate = Config::validate_endpoint_names;
     registry2 = [
         // In every registry:2 file, and meaningless: a warning would be noise.
         ignored("version", ""),
@@ -45,7 +64,6 @@ section! {
             "berth serves /healthz and /readyz itself; this section configures nothing in berth",
         ),
         unsupported("proxy", "berth cannot act as a pull-through cache"),
-        unsupported("notifications", "berth sends no event notifications"),
         unsupported("redis", "berth keeps its state in its metadata database"),
         unsupported("validation", "berth has no manifest validation settings"),
         unsupported("compatibility", "berth has no schema1 compatibility settings"),
@@ -76,6 +94,29 @@ impl Config {
         values::redact_url(&self.database_url())
     }
 
+    /// Webhooks' names are valid and differ from the notification endpoints' (the two
+    /// share one namespace; the endpoints' own names are checked by their section).
+    fn validate_endpoint_names(&self, path: &str, problems: &mut Problems) {
+        let webhooks = join(path, "webhooks");
+        for name in self.webhooks.keys() {
+            let endpoint = self
+                .notifications
+                .endpoints
+                .iter()
+                .position(|e| e.name == *name);
+            if let Err(why) = notifications::check_endpoint_name(name) {
+                problems.add(format!("{webhooks}.{name}"), why);
+            } else if let Some(i) = endpoint {
+                problems.add(
+                    format!("{webhooks}.{name}"),
+                    format!(
+                        "{name:?} is also the name of notifications.endpoints[{i}]; webhooks and notification endpoints need different names"
+                    ),
+                );
+            }
+        }
+    }
+
     /// Settings that are valid but have no effect, as `(key path, message)` pairs.
     pub(crate) fn warnings(&self) -> Vec<(String, String)> {
         let mut warnings = Vec::new();
@@ -92,6 +133,24 @@ impl Config {
                     .to_owned(),
             ));
         }
+        let prometheus = &self.http.debug.prometheus;
+        if prometheus.enabled && self.http.debug.addr.is_none() {
+            warnings.push((
+                "http.debug.prometheus.enabled".to_owned(),
+                "true has no effect without http.debug.addr: there is no debug listener".to_owned(),
+            ));
+        } else if prometheus.enabled && !self.metrics.enabled {
+            warnings.push((
+                "http.debug.prometheus.enabled".to_owned(),
+                "true has no effect while metrics.enabled is false".to_owned(),
+            ));
+        }
+        if self.metrics.open && !self.metrics.enabled {
+            warnings.push((
+                "metrics.open".to_owned(),
+                "true has no effect while metrics.enabled is false".to_owned(),
+            ));
+        }
         warnings
     }
 
@@ -99,7 +158,7 @@ impl Config {
     /// validation hook.
     pub(crate) fn validate(&self) -> Vec<(String, String)> {
         let mut problems = Problems::default();
-        self.check(&mut problems);
+        self.check("", &mut problems);
         problems.0
     }
 }

@@ -12,7 +12,7 @@ mod value;
 
 pub(crate) use macros::{choice, key_option, section};
 pub(crate) use value::{
-    ConfigValue, DebugField, NoSettings, Problems, Via, explain_field, parsed_value,
+    ConfigValue, DebugField, NoSettings, Problems, Section, Via, explain_field, parsed_value,
 };
 
 use crate::model::Config;
@@ -25,6 +25,13 @@ pub(crate) enum Kind {
     Leaf(EnvValue),
     /// A mapping whose keys are chosen by the user (`log.fields`, `http.headers`).
     Map(MapKind),
+    /// A list of sections, each with these keys (`notifications.endpoints`): `Vec<T>` of a
+    /// `section!`. Only the file can set it; paths name elements as `key[0].name`.
+    List(&'static [Key]),
+    /// A mapping from names the user chooses to sections with these keys (`webhooks`):
+    /// `BTreeMap<String, T>` of a `section!`. Only the file can set it; paths name entries
+    /// as `key.name.key`.
+    Named(&'static [Key]),
     /// A choice of one mode among several, each with its own section of keys, as registry:2
     /// writes `auth`: the mode's name as a string (`auth: none`), or a mapping whose only key
     /// is the mode (`auth: {htpasswd: {realm: ..., path: ...}}`). The keys here are the
@@ -113,15 +120,66 @@ pub(crate) fn find<'a>(keys: &'a [Key], name: &str) -> Option<&'a Key> {
     keys.iter().find(|k| k.name == name)
 }
 
-/// The keys below a key: a section's keys, or a choice's modes.
+/// The keys below a key: a section's keys, a choice's modes, or the keys of each element
+/// of a list or map of sections.
 pub(crate) fn children(key: &Key) -> &'static [Key] {
     match key.kind {
-        Kind::Section(children) | Kind::Choice(children) => children,
+        Kind::Section(children)
+        | Kind::Choice(children)
+        | Kind::List(children)
+        | Kind::Named(children) => children,
         _ => &[],
     }
 }
 
-/// The key at a dotted path, e.g. "http.tls.key" or "auth.htpasswd.realm".
+/// One step of the path to a value in the file: a key, or an element of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// The path `steps` lead to, written as problems name it: `notifications.endpoints[0].url`.
+pub(crate) fn path_text(steps: &[Step]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        match step {
+            Step::Key(name) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// The key a value at `steps` belongs to: list indices, the names of a map of sections'
+/// entries and the names of a map's entries lead to the list's or map's key itself.
+pub(crate) fn key_at(steps: &[Step]) -> Option<&'static Key> {
+    let mut keys = ROOT;
+    let mut found: Option<&'static Key> = None;
+    // Whether the next key is an entry's name rather than a key of the table.
+    let mut entry_name = false;
+    for step in steps {
+        match step {
+            Step::Index(_) => {}
+            Step::Key(_) if entry_name => entry_name = false,
+            Step::Key(name) => {
+                let key = find(keys, name)?;
+                keys = children(key);
+                entry_name = matches!(key.kind, Kind::Named(_) | Kind::Map(_));
+                found = Some(key);
+            }
+        }
+    }
+    found
+}
+
+/// The key at a dotted path of the table, e.g. "http.tls.key", "auth.htpasswd.realm", or
+/// "webhooks.url" for the `url` of every webhook (entries' names and indices left out).
 pub(crate) fn at(path: &str) -> Option<&'static Key> {
     let mut keys = ROOT;
     let mut found = None;
@@ -271,7 +329,14 @@ mod tests {
         }
         let mut found = Vec::new();
         secrets(ROOT, "", &mut found);
-        assert_eq!(found, ["storage.s3.secretkey", "storage.s3.sessiontoken"]);
+        assert_eq!(
+            found,
+            [
+                "storage.s3.secretkey",
+                "storage.s3.sessiontoken",
+                "webhooks.secret"
+            ]
+        );
     }
 
     #[test]
@@ -300,7 +365,7 @@ mod tests {
         assert!(unknown_key(s3, "bukcet").ends_with("(did you mean bucket?)"));
         assert_eq!(
             unknown_key(ROOT, "foo"),
-            "unknown key; expected one of log, http, auth, storage, database"
+            "unknown key; expected one of log, http, auth, storage, database, notifications, webhooks, metrics"
         );
         assert!(unknown_key(ROOT, "lgo").ends_with("(did you mean log?)"));
         // A choice's modes: registry:2's modes that berth lacks are not offered.

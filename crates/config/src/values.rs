@@ -14,10 +14,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use berth_oci::Pattern;
 use ipnet::IpNet;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-pub use addr::{ListenAddr, PublicUrl};
+pub use addr::{EndpointUrl, ListenAddr, PublicUrl};
 pub(crate) use duration::{duration, format_duration};
 pub(crate) use redact::redact_url;
 
@@ -145,9 +146,8 @@ where
     d.deserialize_str(Parsed(expecting, PhantomData))
 }
 
-/// Reads `http.trustedproxies`: a list of CIDRs or bare IP addresses.
-pub(crate) fn trusted_proxies<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
-    // A newtype per element so that an error names the element's index.
+/// Reads one of `http.trustedproxies`: a CIDR or a bare IP address.
+pub(crate) fn proxy<'de, D: Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
     struct Proxy(IpNet);
 
     impl FromStr for Proxy {
@@ -158,14 +158,22 @@ pub(crate) fn trusted_proxies<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpN
         }
     }
 
-    impl<'de> Deserialize<'de> for Proxy {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            parsed(d, "an IP address or CIDR")
+    parsed(d, "an IP address or CIDR").map(|p: Proxy| p.0)
+}
+
+/// Reads a repository pattern (`team/**`, `library/*`).
+pub(crate) fn pattern<'de, D: Deserializer<'de>>(d: D) -> Result<Pattern, D::Error> {
+    struct Text(Pattern);
+
+    impl FromStr for Text {
+        type Err = String;
+
+        fn from_str(s: &str) -> Result<Self, String> {
+            Pattern::parse(s).map(Text).map_err(|e| e.to_string())
         }
     }
 
-    let proxies = Vec::<Proxy>::deserialize(d)?;
-    Ok(proxies.into_iter().map(|p| p.0).collect())
+    parsed(d, "a repository pattern such as team/** or library/*").map(|p: Text| p.0)
 }
 
 /// Reads `http.headers`: registry:2 writes each header's values as a list;

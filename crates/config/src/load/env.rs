@@ -8,7 +8,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::{Loader, is_within, remove};
 use crate::Source;
-use crate::schema::{self, EnvValue, Key, Kind, MapKind};
+use crate::schema::{self, EnvValue, Key, Kind, MapKind, Step};
 use crate::values::parse_bool;
 
 /// An environment variable asking for a mode of a choice: by naming it
@@ -141,6 +141,13 @@ impl Loader {
                 let message = format!("is a map; set its entries with {var}_<NAME> variables");
                 self.problem(parts.join("."), source, message);
             }
+            Target::FileOnly(parts, what) => {
+                let message = format!(
+                    "can only be set in the config file: it is a {what}, whose entries environment variables cannot address"
+                );
+                self.kept_tree.push(self.problems.len());
+                self.problem(parts.join("."), source, message);
+            }
             Target::Ignored(parts, key) => {
                 self.claim_mode(&parts, &source);
                 self.create_parent(tree, &parts, &source);
@@ -242,9 +249,10 @@ impl Loader {
                         first.mode, first.source, other.mode, other.source
                     );
                     self.problem(choice.to_owned(), other.source.clone(), message);
-                    let parts: Vec<String> = choice.split('.').map(str::to_owned).collect();
+                    let steps: Vec<Step> =
+                        choice.split('.').map(|k| Step::Key(k.to_owned())).collect();
                     let mut whole = Value::Mapping(std::mem::take(tree));
-                    remove(&mut whole, &parts);
+                    remove(&mut whole, &steps);
                     *tree = match whole {
                         Value::Mapping(map) => map,
                         _ => unreachable!("the tree is a mapping"),
@@ -313,6 +321,8 @@ enum Target {
     MapEntry(Vec<String>, MapKind, String),
     Section(Vec<String>),
     Map(Vec<String>),
+    /// A list or map of sections, or a key inside one: what it is.
+    FileOnly(Vec<String>, &'static str),
     Ignored(Vec<String>, &'static Key),
     Net(Vec<String>, &'static Key),
     Unsupported(Vec<String>, &'static Key),
@@ -368,6 +378,8 @@ fn resolve(rest: &str) -> Target {
                 };
                 return Target::MapEntry(parts, kind, entry);
             }
+            Kind::List(_) => return Target::FileOnly(parts, "list of sections"),
+            Kind::Named(_) => return Target::FileOnly(parts, "map of named sections"),
             Kind::Ignored => return Target::Ignored(parts, key),
             Kind::Unsupported => return Target::Unsupported(parts, key),
             // A value with keys below it is none of the harmless values.

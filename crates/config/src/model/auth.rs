@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::schema::{Problems, choice, section, unsupported};
+use crate::schema::{Problems, choice, join, section, unsupported};
 use crate::values::{self, PublicUrl, format_duration};
 
 choice! {
@@ -49,23 +49,20 @@ section! {
 }
 
 impl HtpasswdAuth {
-    fn validate(&self, problems: &mut Problems) {
-        let mut problem = |path: &str, message: String| problems.add(path, message);
+    fn validate(&self, at: &str, problems: &mut Problems) {
+        let mut problem = |key: &str, message: String| problems.add(join(at, key), message);
         if self.realm.is_empty() {
             problem(
-                "auth.htpasswd.realm",
+                "realm",
                 "required with auth: htpasswd: the realm named in Basic authentication challenges"
                     .into(),
             );
         } else if let Err(why) = check_challenge_text(&self.realm) {
-            problem(
-                "auth.htpasswd.realm",
-                format!("invalid realm {:?}: {why}", self.realm),
-            );
+            problem("realm", format!("invalid realm {:?}: {why}", self.realm));
         }
         if self.path.as_os_str().is_empty() {
             problem(
-                "auth.htpasswd.path",
+                "path",
                 "required with auth: htpasswd: the htpasswd file of users and password hashes"
                     .into(),
             );
@@ -130,9 +127,9 @@ const MIN_REFRESH_TOKEN_EXPIRY: Duration = Duration::from_secs(3600);
 const MAX_REFRESH_TOKEN_EXPIRY: Duration = Duration::from_secs(8760 * 3600);
 
 impl BerthAuth {
-    fn validate(&self, problems: &mut Problems) {
+    fn validate(&self, at: &str, problems: &mut Problems) {
         let mut problem = |path: &str, message: String| problems.add(path, message);
-        let path = |key: &str| format!("auth.berth.{key}");
+        let path = |key: &str| join(at, key);
         for (key, value) in [("service", &self.service), ("issuer", &self.issuer)] {
             if value.is_empty() {
                 problem(&path(key), "must not be empty".into());

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::schema::{Problems, section};
+use crate::schema::{Problems, join, section};
 use crate::values;
 
 section! {
@@ -27,21 +27,21 @@ section! {
 }
 
 impl DatabaseConfig {
-    fn validate(&self, problems: &mut Problems) {
+    fn validate(&self, path: &str, problems: &mut Problems) {
         if let Some(url) = &self.url
             && let Err(why) = check_database_url(url)
         {
-            problems.add("database.url", why);
+            problems.add(join(path, "url"), why);
         }
         if self.maxconnections == 0 {
             problems.add(
-                "database.maxconnections",
+                join(path, "maxconnections"),
                 "must be at least 1 (it is the PostgreSQL connection pool's size)",
             );
         }
         if self.connecttimeout.is_zero() {
             problems.add(
-                "database.connecttimeout",
+                join(path, "connecttimeout"),
                 "must be greater than 0 (it is how long a request waits for a database connection)",
             );
         }

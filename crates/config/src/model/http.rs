@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::schema::{Problems, ignored, net, parsed_value, section, unsupported};
+use super::headers::check_headers;
+use crate::schema::{Problems, ignored, join, net, parsed_value, section, unsupported};
 use crate::values::{ListenAddr, PublicUrl};
 
 section! {
@@ -27,6 +28,8 @@ section! {
             "peers whose X-Forwarded-Proto and X-Forwarded-Host are honoured";
         /// registry:2's `http.headers`.
         headers: BTreeMap<String, Vec<String>>, "extra headers added to every response";
+        /// registry:2's `http.debug`: a second listener, for metrics.
+        debug: DebugConfig, "a separate listener for metrics (registry:2's debug server)";
     }
     validate = HttpConfig::validate;
     registry2 = [
@@ -36,61 +39,71 @@ section! {
             "secret",
             "berth keeps upload state in its database, so there is nothing to sign",
         ),
-        ignored("debug", "berth has no debug server; metrics will come later"),
         ignored("http2", "berth does not make HTTP/2 configurable"),
     ];
 }
 
 impl HttpConfig {
-    fn validate(&self, problems: &mut Problems) {
-        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-        for (name, values) in &self.headers {
-            let path = format!("http.headers.{name}");
-            if let Err(why) = check_header(name, values) {
-                problems.add(path, why);
-            } else if let Some(first) = seen.insert(name.to_ascii_lowercase(), name) {
-                problems.add(
-                    path,
-                    format!("duplicate of header {first}; header names ignore case"),
-                );
-            }
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        check_headers(&join(path, "headers"), &self.headers, problems);
+        if let Some(debug) = &self.debug.addr
+            && shares_port(debug, &self.addr)
+        {
+            problems.add(
+                join(path, "debug.addr"),
+                format!(
+                    "{debug} takes the port of http.addr ({}); the debug listener needs a port of its own",
+                    self.addr
+                ),
+            );
         }
     }
 }
 
-/// Response headers the server itself must control: a fixed value would corrupt framing.
-const RESERVED_HEADERS: &[&str] = &[
-    "connection",
-    "content-length",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// Whether two listeners would ask for the same port (port 0 picks a free one each time).
+fn shares_port(a: &ListenAddr, b: &ListenAddr) -> bool {
+    let (a, b) = (a.socket_addr(), b.socket_addr());
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
 
-fn check_header(name: &str, values: &[String]) -> Result<(), String> {
-    // Checked with the http crate so that whatever passes here converts without error
-    // when the server builds its responses.
-    let parsed = http::HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("invalid header name {name:?}"))?;
-    if RESERVED_HEADERS.contains(&parsed.as_str()) {
-        return Err(format!(
-            "{name} is set by the server and cannot be configured"
-        ));
+section! {
+    /// registry:2's `http.debug`: a second listener, kept off the public one, that serves
+    /// metrics. Unlike registry:2's it serves no profiling or `/debug/vars`.
+    #[derive(Clone, PartialEq)]
+    pub struct DebugConfig {
+        addr: Option<ListenAddr>,
+            "address of the debug listener, e.g. \"localhost:5001\"; unset: no debug listener";
+        prometheus: PrometheusConfig, "Prometheus metrics on the debug listener";
     }
-    if values.is_empty() {
-        return Err("needs at least one value".into());
+}
+
+section! {
+    #[derive(Clone, PartialEq)]
+    pub struct PrometheusConfig {
+        enabled: bool, "serve Prometheus metrics on the debug listener";
+        path: String = "/metrics".to_owned(), "the path of the metrics on the debug listener";
     }
-    for value in values {
-        http::HeaderValue::from_str(value).map_err(|_| {
-            format!(
-                "invalid header value {value:?}: only visible ASCII, spaces and tabs are allowed"
-            )
-        })?;
+    validate = PrometheusConfig::validate;
+}
+
+impl PrometheusConfig {
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        let valid = self.path.starts_with('/')
+            && !self
+                .path
+                .contains(|c: char| c.is_whitespace() || c.is_control() || c == '?' || c == '#');
+        if !valid {
+            problems.add(
+                join(path, "path"),
+                format!(
+                    "invalid path {:?}: expected an absolute URL path such as /metrics",
+                    self.path
+                ),
+            );
+        }
     }
-    Ok(())
 }
 
 section! {
@@ -114,14 +127,14 @@ section! {
 }
 
 impl TlsConfig {
-    fn validate(&self, problems: &mut Problems) {
+    fn validate(&self, path: &str, problems: &mut Problems) {
         // File existence is checked when the server starts: the files may be mounted after
         // the configuration is checked.
         if self.certificate.as_os_str().is_empty() {
-            problems.add("http.tls.certificate", "required when http.tls is set");
+            problems.add(join(path, "certificate"), "required when http.tls is set");
         }
         if self.key.as_os_str().is_empty() {
-            problems.add("http.tls.key", "required when http.tls is set");
+            problems.add(join(path, "key"), "required when http.tls is set");
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `storage.s3`: blobs in an S3-compatible bucket.
 
-use crate::schema::{Problems, ignored, section, unsupported_unless};
+use crate::schema::{Problems, ignored, join, section, unsupported_unless};
 use crate::values;
 
 const MULTIPART_COPY: &str = "berth copies objects server-side in one request, and by streaming them above S3's 5 GiB copy limit";
@@ -101,9 +101,9 @@ impl S3Config {
         })
     }
 
-    fn validate(&self, problems: &mut Problems) {
+    fn validate(&self, at: &str, problems: &mut Problems) {
         let mut problem = |path: &str, message: String| problems.add(path, message);
-        let path = |key: &str| format!("storage.s3.{key}");
+        let path = |key: &str| join(at, key);
         if self.bucket.is_empty() {
             problem(
                 &path("bucket"),

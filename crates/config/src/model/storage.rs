@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::S3Config;
-use crate::schema::{Problems, ignored, section, unsupported};
+use crate::schema::{Problems, ignored, join, section, unsupported};
 use crate::values::format_duration;
 
 const OTHER_DRIVER: &str = "berth stores blobs on the filesystem or S3-compatible storage (storage.filesystem or storage.s3)";
@@ -48,9 +48,9 @@ section! {
 }
 
 impl FilesystemConfig {
-    fn validate(&self, problems: &mut Problems) {
+    fn validate(&self, path: &str, problems: &mut Problems) {
         if self.rootdirectory.as_os_str().is_empty() {
-            problems.add("storage.filesystem.rootdirectory", "must not be empty");
+            problems.add(join(path, "rootdirectory"), "must not be empty");
         }
     }
 }
@@ -75,15 +75,15 @@ section! {
 const MAX_PRESIGNED_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl RedirectConfig {
-    fn validate(&self, problems: &mut Problems) {
+    fn validate(&self, path: &str, problems: &mut Problems) {
         if self.expiry.is_zero() {
             problems.add(
-                "storage.redirect.expiry",
+                join(path, "expiry"),
                 "must be greater than 0 (it is how long a presigned URL stays valid)",
             );
         } else if self.expiry > MAX_PRESIGNED_EXPIRY {
             problems.add(
-                "storage.redirect.expiry",
+                join(path, "expiry"),
                 format!(
                     "{} is too long: presigned URLs are valid for at most 168h (7 days)",
                     format_duration(self.expiry)
@@ -124,8 +124,8 @@ section! {
 }
 
 impl UploadPurging {
-    fn validate(&self, problems: &mut Problems) {
-        let path = |key: &str| format!("storage.maintenance.uploadpurging.{key}");
+    fn validate(&self, at: &str, problems: &mut Problems) {
+        let path = |key: &str| join(at, key);
         if self.age.is_zero() {
             problems.add(
                 path("age"),

@@ -33,8 +33,13 @@
 /// - `show = |value, config| ...`: the text `explain` shows, instead of the type's own.
 /// - `debug = |value| ...`: the text `Debug` shows, to redact part of a value.
 ///
+/// The `validate` hook is `fn(&Self, path: &str, problems: &mut Problems)`, where `path` is
+/// the section's own path (`storage.redirect`, or `notifications.endpoints[1]` for an element
+/// of a list): it names each problem's key below it, `join(path, "expiry")`.
+///
 /// The macro adds `Default`, `Debug` (secrets redacted) and `Deserialize` (unknown keys
-/// refused), the key table `Self::KEYS`, and [`ConfigValue`](super::ConfigValue).
+/// refused), the key table `Self::KEYS`, [`ConfigValue`](super::ConfigValue), and
+/// [`Section`](super::Section) so that `Vec<Self>` and `BTreeMap<String, Self>` are keys too.
 macro_rules! section {
     (
         $(#[$attr:meta])*
@@ -186,11 +191,19 @@ macro_rules! section {
             }
 
             #[allow(unused_variables)]
-            fn check(&self, problems: &mut $crate::schema::Problems) {
-                $($crate::schema::ConfigValue::check(&self.$field, problems);)*
-                $($validate(self, problems);)?
+            fn check(&self, path: &str, problems: &mut $crate::schema::Problems) {
+                $(
+                    $crate::schema::ConfigValue::check(
+                        &self.$field,
+                        &$crate::schema::join(path, stringify!($field)),
+                        problems,
+                    );
+                )*
+                $($validate(self, path, problems);)?
             }
         }
+
+        impl $crate::schema::Section for $name {}
     };
 }
 
@@ -369,12 +382,14 @@ macro_rules! choice {
                 }
             }
 
-            fn check(&self, problems: &mut $crate::schema::Problems) {
+            fn check(&self, path: &str, problems: &mut $crate::schema::Problems) {
+                let path = $crate::schema::join(path, self.mode());
                 match self {
                     $(
                         $crate::schema::key_option!(@mode_pattern $name::$variant, section $(, $section)?) => {
                             $crate::schema::ConfigValue::check(
                                 $crate::schema::key_option!(@mode_section section $(, $section)?),
+                                &path,
                                 problems,
                             )
                         }

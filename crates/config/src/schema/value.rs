@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use berth_oci::Pattern;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
@@ -28,14 +29,19 @@ pub(crate) trait ConfigValue: Sized {
     /// for a map, one per key for a section.
     fn explain(&self, path: &str, root: &Config, out: &mut Vec<Setting>);
 
-    /// Adds what is wrong beyond the type; sections run their validation hooks.
-    fn check(&self, _problems: &mut Problems) {}
+    /// Adds what is wrong beyond the type, naming keys below `path` (this value's own path,
+    /// `notifications.endpoints[0]` for an element of a list); sections run their
+    /// validation hooks.
+    fn check(&self, _path: &str, _problems: &mut Problems) {}
 
     /// Whether a value is given: all that is shown of a secret.
     fn is_set(&self) -> bool {
         true
     }
 }
+
+/// A `section!`: what a list or a map of sections holds.
+pub(crate) trait Section: ConfigValue {}
 
 /// Problems found by validation hooks, as `(key path, message)` pairs.
 #[derive(Default)]
@@ -82,10 +88,8 @@ value!(PathBuf, Text, PathBuf::deserialize, |p| text(
 value!(Duration, Text, values::duration, |d| format_duration(*d));
 value!(u32, Text, values::count, u32::to_string);
 value!(u64, Text, values::count, u64::to_string);
-value!(Vec<IpNet>, List, values::trusted_proxies, |proxies| {
-    let proxies: Vec<String> = proxies.iter().map(IpNet::to_string).collect();
-    format!("[{}]", proxies.join(", "))
-});
+value!(IpNet, Text, values::proxy, IpNet::to_string);
+value!(Pattern, Text, values::pattern, Pattern::to_string);
 
 /// Makes a type that parses from text with `FromStr` (its error says what was wrong and what
 /// is expected) and shows with `Display` a configuration value: `parsed_value!(LogLevel, "a
@@ -182,14 +186,103 @@ impl<T: ConfigValue> ConfigValue for Option<T> {
         }
     }
 
-    fn check(&self, problems: &mut Problems) {
+    fn check(&self, path: &str, problems: &mut Problems) {
         if let Some(value) = self {
-            value.check(problems);
+            value.check(path, problems);
         }
     }
 
     fn is_set(&self) -> bool {
         self.is_some()
+    }
+}
+
+/// A list: of values (`events: [manifest.pushed]`, from the environment a comma-separated
+/// list), or of sections (`notifications.endpoints`, only in the file). Absent or empty in
+/// the file (`events:`) is the empty list.
+impl<T: ConfigValue> ConfigValue for Vec<T> {
+    const KIND: Kind = match T::KIND {
+        Kind::Section(keys) => Kind::List(keys),
+        Kind::Leaf(_) => Kind::Leaf(EnvValue::List),
+        _ => panic!("a list holds values or sections"),
+    };
+
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let items = Option::<Vec<Via<T>>>::deserialize(d)?.unwrap_or_default();
+        Ok(items.into_iter().map(|item| item.0).collect())
+    }
+
+    /// A list of values is one setting (`[a, b]`), a list of sections one per key of each
+    /// element (`notifications.endpoints[0].url`).
+    fn explain(&self, path: &str, root: &Config, out: &mut Vec<Setting>) {
+        if let Kind::List(_) = Self::KIND {
+            if self.is_empty() {
+                out.push(Setting::leaf(path, "[]".to_owned()));
+            }
+            for (i, item) in self.iter().enumerate() {
+                explain_entry(item, &format!("{path}[{i}]"), path, root, out);
+            }
+        } else {
+            let mut shown = Vec::new();
+            for item in self {
+                item.explain(path, root, &mut shown);
+            }
+            let shown: Vec<String> = shown.into_iter().map(|s| s.value).collect();
+            out.push(Setting::leaf(path, format!("[{}]", shown.join(", "))));
+        }
+    }
+
+    fn check(&self, path: &str, problems: &mut Problems) {
+        for (i, item) in self.iter().enumerate() {
+            item.check(&format!("{path}[{i}]"), problems);
+        }
+    }
+}
+
+/// A map from names the user chooses to sections (`webhooks: {ci: {url: ...}}`), only in the
+/// file. Absent or empty is the empty map.
+impl<T: Section> ConfigValue for BTreeMap<String, T> {
+    const KIND: Kind = match T::KIND {
+        Kind::Section(keys) => Kind::Named(keys),
+        _ => panic!("a map of sections holds sections"),
+    };
+
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let entries = Option::<BTreeMap<String, Via<T>>>::deserialize(d)?.unwrap_or_default();
+        Ok(entries.into_iter().map(|(k, v)| (k, v.0)).collect())
+    }
+
+    fn explain(&self, path: &str, root: &Config, out: &mut Vec<Setting>) {
+        if self.is_empty() {
+            out.push(Setting::leaf(path, "{}".to_owned()));
+        }
+        for (name, entry) in self {
+            explain_entry(entry, &format!("{path}.{name}"), path, root, out);
+        }
+    }
+
+    fn check(&self, path: &str, problems: &mut Problems) {
+        for (name, entry) in self {
+            entry.check(&format!("{path}.{name}"), problems);
+        }
+    }
+}
+
+/// The settings of one element of a list or map of sections at `entry_path`, each keyed by
+/// the table's path (`webhooks.url` for `webhooks.ci.url`), where its meaning is.
+fn explain_entry<T: ConfigValue>(
+    entry: &T,
+    entry_path: &str,
+    key_path: &str,
+    root: &Config,
+    out: &mut Vec<Setting>,
+) {
+    let start = out.len();
+    entry.explain(entry_path, root, out);
+    for setting in &mut out[start..] {
+        if let Some(rest) = setting.key.strip_prefix(entry_path) {
+            setting.key = format!("{key_path}{rest}");
+        }
     }
 }
 

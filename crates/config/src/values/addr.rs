@@ -97,17 +97,8 @@ impl FromStr for PublicUrl {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let url = url::Url::parse(s).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+        let url = http_url(s, "")?;
         let invalid = |why: &str| format!("invalid URL {s:?}: {why}");
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid("must be an http:// or https:// URL"));
-        }
-        if url.host().is_none() {
-            return Err(invalid("has no host"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("must not contain a user name or password"));
-        }
         if url.query().is_some() {
             return Err(invalid("must not have a query"));
         }
@@ -125,6 +116,65 @@ impl fmt::Display for PublicUrl {
 }
 
 parsed_value!(PublicUrl, "an absolute http(s) URL");
+
+/// An absolute http(s) URL with a host and without credentials; `credentials` says where
+/// they go instead.
+fn http_url(s: &str, credentials: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+    let invalid = |why: &str| format!("invalid URL {s:?}: {why}");
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("must be an http:// or https:// URL"));
+    }
+    if url.host().is_none() {
+        return Err(invalid("has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(&format!(
+            "must not contain a user name or password{credentials}"
+        )));
+    }
+    Ok(url)
+}
+
+/// Where a notification or webhook endpoint receives events: an absolute http(s) URL with
+/// a host, a query if the receiver wants one, and no credentials (URLs are logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointUrl(url::Url);
+
+impl EndpointUrl {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl FromStr for EndpointUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let url = http_url(
+            s,
+            " (URLs are logged); send credentials in headers, e.g. Authorization",
+        )?;
+        if url.fragment().is_some() {
+            return Err(format!(
+                "invalid URL {s:?}: must not have a fragment (it is never sent)"
+            ));
+        }
+        Ok(EndpointUrl(url))
+    }
+}
+
+impl fmt::Display for EndpointUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+parsed_value!(EndpointUrl, "an absolute http(s) URL");
 
 #[cfg(test)]
 mod tests {
@@ -177,6 +227,24 @@ mod tests {
                 err.starts_with(&format!("invalid listen address {written:?}")),
                 "{err}"
             );
+            assert!(err.contains(want), "{written}: {err}");
+        }
+    }
+
+    #[test]
+    fn endpoint_urls() {
+        let url: EndpointUrl = "https://hooks.example.com/in?token=x".parse().unwrap();
+        assert_eq!(url.as_str(), "https://hooks.example.com/in?token=x");
+        let url: EndpointUrl = "http://10.0.0.7:8080".parse().unwrap();
+        assert_eq!(url.to_string(), "http://10.0.0.7:8080/");
+        let bad: &[(&str, &str)] = &[
+            ("hooks.example.com/in", "relative URL"),
+            ("ftp://example.com/in", "http:// or https://"),
+            ("https://u:p@example.com/in", "send credentials in headers"),
+            ("https://example.com/in#x", "fragment"),
+        ];
+        for (written, want) in bad {
+            let err = written.parse::<EndpointUrl>().unwrap_err();
             assert!(err.contains(want), "{written}: {err}");
         }
     }

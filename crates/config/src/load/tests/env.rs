@@ -252,7 +252,6 @@ fn environment_variables_naming_unsupported_features_are_errors() {
         ("REGISTRY_STORAGE_S3_ENCRYPT_X", "storage.s3.encrypt"),
         ("REGISTRY_STORAGE_S3_KEYID", "storage.s3.keyid"),
         ("REGISTRY_HTTP_TLS_CLIENTCAS", "http.tls.clientcas"),
-        ("REGISTRY_NOTIFICATIONS_ENDPOINTS", "notifications"),
     ] {
         let error = err("", &[(var, "htpasswd")]);
         let p = problem(&error, path);

@@ -213,7 +213,6 @@ fn unsupported_features_in_the_file_are_errors() {
             "proxy:\n  remoteurl: https://registry-1.docker.io\n",
             "proxy",
         ),
-        ("notifications:\n  endpoints: []\n", "notifications"),
         ("http:\n  prefix: /registry/\n", "http.prefix"),
         ("redis:\n  addr: localhost:6379\n", "redis"),
         ("validation:\n  disabled: true\n", "validation"),
@@ -263,10 +262,6 @@ fn meaningless_registry_keys_are_ignored_with_a_warning() {
         (
             "http:\n  secret: asecretforlocaldevelopment\n",
             "http.secret",
-        ),
-        (
-            "http:\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\n",
-            "http.debug",
         ),
         ("http:\n  http2:\n    disabled: false\n", "http.http2"),
         ("http:\n  net: tcp\n", "http.net"),

@@ -11,8 +11,11 @@ mod auth;
 mod auth_modes;
 mod env;
 mod file;
+mod metrics;
+mod notifications;
 mod s3;
 mod values;
+mod webhooks;
 
 fn vars(vars: &[(&str, &str)]) -> Vec<(String, String)> {
     vars.iter()

@@ -95,7 +95,7 @@ fn bad_values_name_their_key() {
         (
             "http:\n  headers:\n    Content-Length: [\"0\"]\n",
             "http.headers.Content-Length",
-            "set by the server",
+            "set by berth",
         ),
         (
             "http:\n  headers:\n    X-A: []\n",
