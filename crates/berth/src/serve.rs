@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use berth_api::server::{Server, tls_acceptor};
 use berth_api::{AppState, HttpOptions, UrlPolicy};
-use berth_auth::admin::Administration;
+use berth_auth::admin::{Actor, Administration};
 use berth_config::{AuthConfig, Config, TlsVersion};
 use berth_registry::{Registry, Settings};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -71,8 +71,13 @@ async fn serve(config: Config) -> Result<(), String> {
         tracing::warn!("{warning}");
     }
     if matches!(config.auth, AuthConfig::Berth(_)) {
-        first_run::create_first_administrator(&database.identity, local, config.http.tls.is_some())
-            .await?;
+        first_run::create_first_administrator(
+            &Administration::serving(Arc::clone(&access)),
+            &database.identity,
+            local,
+            config.http.tls.is_some(),
+        )
+        .await?;
     }
     tracing::info!(
         addr = %local,
@@ -95,7 +100,7 @@ async fn serve(config: Config) -> Result<(), String> {
 
     if let AuthConfig::Berth(berth) = &config.auth {
         tokio::spawn(prune_identity_periodically(
-            Administration::new(Arc::clone(&database.identity)),
+            Administration::serving(Arc::clone(&access)),
             berth.auditretention,
         ));
     }
@@ -152,13 +157,13 @@ async fn prune_identity_periodically(admin: Administration, retention: Duration)
         tokio::time::sleep(next).await;
         next = Duration::from_secs(24 * 3600);
         if !retention.is_zero() {
-            match admin.prune_audit(retention).await {
+            match admin.prune_audit(&Actor::System, retention).await {
                 Ok(0) => {}
                 Ok(pruned) => tracing::info!(pruned, "deleted audit events past their retention"),
                 Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
             }
         }
-        match admin.prune_sessions().await {
+        match admin.prune_sessions(&Actor::System).await {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "deleted expired sessions"),
             Err(e) => tracing::warn!(error = %e, "pruning expired sessions failed"),

@@ -194,6 +194,12 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn list_audit(&self, limit: u32, before: Option<i64>) -> Result<Vec<(i64, AuditEvent)>>;
     async fn prune_audit(&self, before: i64) -> Result<u64>;
 
+    // Changes.
+    /// The identity change counter: it moves (in the same transaction) with every change to
+    /// users, teams, memberships, service accounts, token revocations and rules, whoever
+    /// makes it. Caches of access decisions follow it.
+    async fn identity_generation(&self) -> Result<i64>;
+
     // The token signing key.
     /// Stores a key unless one is stored already, and returns the stored one: instances
     /// starting together agree on one key.

@@ -521,6 +521,13 @@ where
         Ok(DB::rows_affected(&result))
     }
 
+    async fn identity_generation(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT generation FROM identity_changes WHERE id = 1")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
     async fn signing_key_or_insert(
         &self,
         key_pem: &str,
