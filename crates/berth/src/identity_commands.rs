@@ -188,6 +188,42 @@ pub enum Command {
     Audit(AuditCommand),
 }
 
+/// The operator at the command line, as the audit log names them: `$USER`, `$LOGNAME`, or
+/// the account of the process's user id (containers often set neither variable).
+fn operator() -> Actor {
+    let login = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|login| !login.is_empty())
+        .unwrap_or_else(account_name);
+    Actor::Cli { login }
+}
+
+fn account_name() -> String {
+    // SAFETY: getuid cannot fail; getpwuid_r writes only into the buffers it is given, and
+    // `pw_name` points into `buffer` when it succeeds.
+    unsafe {
+        let uid = libc::getuid();
+        let mut entry: libc::passwd = std::mem::zeroed();
+        let mut buffer = vec![0 as libc::c_char; 4096];
+        let mut found = std::ptr::null_mut();
+        let status = libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        );
+        if status == 0 && !found.is_null() && !entry.pw_name.is_null() {
+            std::ffi::CStr::from_ptr(entry.pw_name)
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            format!("uid {uid}")
+        }
+    }
+}
+
 /// What a command prints: a message, or a value shown as a table or JSON.
 enum Output {
     Message(String),
@@ -288,7 +324,7 @@ pub fn run(command: Command, store: StoreArgs) -> ExitCode {
     let result = runtime.block_on(async {
         let database = backends::open_database(&loaded.config).await?;
         let admin = Administration::new(Arc::clone(&database.identity));
-        execute(command, &admin, &Actor::operator())
+        execute(command, &admin, &operator())
             .await
             .map_err(|e| e.to_string())
     });

@@ -10,6 +10,7 @@ mod first_run;
 mod health_check;
 mod identity_commands;
 mod import;
+mod limits;
 mod logging;
 mod serve;
 
@@ -138,6 +139,7 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
+    limits::return_large_allocations_to_the_os();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve::run(args),

@@ -146,7 +146,8 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool>;
     async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<bool>;
     async fn set_user_admin(&self, name: &str, admin: bool) -> Result<bool>;
-    /// Deleting a user removes their memberships and tokens.
+    /// Deleting a user removes their memberships, tokens, sessions and the rules naming them
+    /// (as deleting a team or a service account removes the rules naming it).
     async fn delete_user(&self, name: &str) -> Result<bool>;
     /// The teams a user belongs to, sorted.
     async fn user_teams(&self, name: &str) -> Result<Vec<String>>;

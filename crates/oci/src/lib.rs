@@ -15,6 +15,7 @@ pub mod name;
 pub mod pagination;
 pub mod range;
 pub mod reference;
+pub mod unique_json;
 pub mod upload;
 
 pub use digest::{Algorithm, Digest, DigestHasher};

@@ -89,14 +89,6 @@ pub enum Actor {
 }
 
 impl Actor {
-    /// The operator running this process at the command line (`$USER`, else `$LOGNAME`).
-    pub fn operator() -> Actor {
-        let login = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_default();
-        Actor::Cli { login }
-    }
-
     /// `user:alice`, `cli:root`, `system`.
     pub fn name(&self) -> String {
         match self {

@@ -45,7 +45,7 @@ impl Administration {
                 .scopes
                 .iter()
                 .map(|(pattern, actions)| {
-                    let actions = ActionSet::parse_list(&valid_actions(actions)?);
+                    let actions = ActionSet::parse_list(&valid_actions(actions)?).implied();
                     Ok(TokenScope {
                         pattern: valid_pattern(pattern)?,
                         // `admin` in a token limit means every action (limits only narrow).

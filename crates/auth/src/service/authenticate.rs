@@ -3,7 +3,7 @@
 //! failures and caches that follow changes (see `cache`).
 
 use std::net::IpAddr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use berth_meta::identity::{AccessToken, TokenKind, TokenOwner};
 use berth_meta::{MetaError, now_millis};
@@ -95,18 +95,14 @@ impl AccessService {
             .ok_or(AuthFailure::Invalid(
                 "expected an access token (berth_...) as the bearer token",
             ))?;
-        // Throttled like a login, under the token's public id.
-        let throttle_key = format!("token:{}", secret.id);
-        if let Err(wait) = self.throttle.check(&throttle_key, client) {
+        // Tokens cannot be guessed: only the address's failures count.
+        if let Err(wait) = self.throttle.check_address(client) {
             return Err(AuthFailure::Throttled(wait));
         }
         match self.check_access_token(None, &secret).await? {
-            Some(caller) => {
-                self.throttle.record_success(&throttle_key, client);
-                Ok(Caller { client, ..caller })
-            }
+            Some(caller) => Ok(Caller { client, ..caller }),
             None => {
-                self.throttle.record_failure(&throttle_key, client);
+                self.throttle.record_failure("", client);
                 self.audit(
                     &Caller::anonymous(client),
                     "login",
@@ -130,17 +126,35 @@ impl AccessService {
             return Err(AuthFailure::Invalid("empty or oversized credentials"));
         }
         let anonymous = Caller::anonymous(client);
-        if let Err(wait) = self.throttle.check(user, client) {
-            self.audit(&anonymous.named(user), "login", "", "throttled", "");
-            return Err(AuthFailure::Throttled(wait));
+        // An access token in place of the password cannot be guessed: it is held to the
+        // address's failures only, so that guesses at the user's password elsewhere never
+        // stop it.
+        let token = matches!(self.mode, Mode::Berth(_))
+            && PresentedSecret::parse(password).is_some_and(|s| s.kind == SecretKind::AccessToken);
+        let verdict = if token {
+            self.throttle.check_address(client).map(|()| Duration::ZERO)
+        } else {
+            self.throttle.check(user, client)
+        };
+        match verdict {
+            Err(wait) => {
+                self.audit(&anonymous.named(user), "login", "", "throttled", "");
+                return Err(AuthFailure::Throttled(wait));
+            }
+            // The name is being guessed from many addresses: slow down, never refuse.
+            Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Ok(_) => {}
         }
         match self.check_credentials(user, password).await? {
             Some(caller) => {
-                self.throttle.record_success(user, client);
+                if !token {
+                    self.throttle.record_success(user, client);
+                }
                 Ok(Caller { client, ..caller })
             }
             None => {
-                self.throttle.record_failure(user, client);
+                self.throttle
+                    .record_failure(if token { "" } else { user }, client);
                 self.audit(
                     &anonymous.named(user),
                     "login",
@@ -340,7 +354,10 @@ impl AccessService {
     }
 
     /// The principal a registry token's `sub` names, and when it was created.
-    async fn subject_since(&self, subject: &str) -> Result<Option<(Principal, i64)>, MetaError> {
+    pub(super) async fn subject_since(
+        &self,
+        subject: &str,
+    ) -> Result<Option<(Principal, i64)>, MetaError> {
         if subject.is_empty() {
             return Ok(Some((Principal::Anonymous, 0)));
         }
@@ -378,12 +395,25 @@ impl AccessService {
                     .verify(token)
                     .map_err(|_| AuthFailure::Invalid("invalid or expired registry token"))?;
                 // The token's subject must still exist and be enabled.
-                let (principal, _created) =
+                let (principal, created) =
                     self.subject_since(&claims.sub)
                         .await?
                         .ok_or(AuthFailure::Invalid(
                             "the token's subject is gone or disabled",
                         ))?;
+                // Issued to an earlier identity of that name: berth's tokens say when their
+                // subject was created; others must at least be younger than it.
+                let earlier = match claims.berth_created {
+                    Some(at) => at != created,
+                    None => {
+                        claims.iat.saturating_mul(1000).saturating_add(999) < created.max(0) as u64
+                    }
+                };
+                if earlier {
+                    return Err(AuthFailure::Invalid(
+                        "the token was issued to an earlier identity of that name",
+                    ));
+                }
                 // Issued through an access or refresh token: its limits still apply, and it
                 // must still be valid.
                 let limits = match &claims.berth_via {

@@ -78,8 +78,9 @@ impl AccessService {
         Ok(decision)
     }
 
-    /// A predicate telling which repositories the caller may pull, for listings and for
-    /// finding a blob to mount.
+    /// A predicate telling which repositories the caller may pull, for finding a blob to
+    /// mount: what the rules allow, narrowed by an access token's limits, and for a registry
+    /// token also by its grants (a token for one repository mounts from nowhere else).
     pub async fn pull_filter(
         &self,
         caller: &Caller,
@@ -95,13 +96,35 @@ impl AccessService {
         };
         let caller = caller.clone();
         Ok(move |repository: &str| {
-            everything
-                || caller
-                    .within_limits(
-                        repository,
-                        policy::allowed(&caller.principal, repository, &rules),
-                    )
-                    .contains(Action::Pull)
+            let granted = caller
+                .granted(repository)
+                .is_none_or(|granted| granted.contains(Action::Pull));
+            granted
+                && (everything
+                    || caller
+                        .within_limits(
+                            repository,
+                            policy::allowed(&caller.principal, repository, &rules),
+                        )
+                        .contains(Action::Pull))
         })
+    }
+
+    /// A predicate telling which repositories the caller sees in the catalog: those it may
+    /// pull. `None` for a registry token without the catalog scope (`registry:catalog:*`):
+    /// a token grants exactly its access claim.
+    pub async fn catalog_filter(
+        &self,
+        caller: &Caller,
+    ) -> Result<Option<impl Fn(&str) -> bool + Send + Sync + use<>>, MetaError> {
+        if caller.catalog_granted() == Some(false) {
+            return Ok(None);
+        }
+        // The catalog scope names no repository: what the holder may pull decides.
+        let holder = Caller {
+            granted: None,
+            ..caller.clone()
+        };
+        Ok(Some(self.pull_filter(&holder).await?))
     }
 }

@@ -88,6 +88,15 @@ impl Caller {
         })
     }
 
+    /// Whether a registry token grants listing the catalog (`None`: not a registry token).
+    pub(super) fn catalog_granted(&self) -> Option<bool> {
+        self.granted.as_ref().map(|grants| {
+            grants
+                .iter()
+                .any(|g| g.kind == "registry" && g.name == "catalog")
+        })
+    }
+
     /// A caller that is still anonymous but tried to be `user` (for audit lines of failures).
     pub(super) fn named(&self, user: &str) -> Caller {
         Caller {
@@ -110,7 +119,8 @@ pub(super) fn limits_of(token: &AccessToken) -> Option<Vec<(Pattern, ActionSet)>
             .filter_map(|s| {
                 Some((
                     Pattern::parse(&s.pattern).ok()?,
-                    ActionSet::parse_list(&s.actions),
+                    // Tokens made before push implied pull in limits, too.
+                    ActionSet::parse_list(&s.actions).implied(),
                 ))
             })
             .collect()

@@ -57,18 +57,35 @@ impl AccessService {
                         });
                     }
                 }
-                // Listing everything is for administrators (berth's own catalog filters
-                // instead; this is for a registry:2 that trusts berth's tokens).
-                Scope::Catalog if caller.principal.is_admin() => access.push(ResourceAccess {
+                // The catalog: administrators list everything (`*`, which a registry:2 that
+                // trusts berth's tokens also honours); everyone else gets `list`, which
+                // berth's own catalog takes as "list what you may pull" and registry:2 does
+                // not know (so it lists them nothing).
+                Scope::Catalog => access.push(ResourceAccess {
                     kind: "registry".into(),
                     name: "catalog".into(),
-                    actions: vec!["*".into()],
+                    actions: vec![
+                        if caller.principal.is_admin() {
+                            "*"
+                        } else {
+                            "list"
+                        }
+                        .into(),
+                    ],
                 }),
-                Scope::Catalog => {}
             }
         }
+        let subject = caller.principal.subject_name();
+        let created = match caller.principal {
+            Principal::Anonymous => None,
+            _ => self
+                .subject_since(&subject)
+                .await?
+                .map(|(_, created)| created),
+        };
         let token = service.tokens.issue(
-            &caller.principal.subject_name(),
+            &subject,
+            created,
             access,
             caller.via.as_deref(),
             SystemTime::now(),

@@ -602,6 +602,9 @@ async fn tokens_grant_the_intersection_of_what_was_asked_and_what_is_allowed() {
         json!([
             {"type": "repository", "name": "team-a/api", "actions": ["pull", "push"]},
             {"type": "repository", "name": "library/alpine", "actions": ["pull"]},
+            // Not an administrator: berth's catalog lists what she may pull; a registry:2
+            // trusting berth's tokens, which knows only `*`, lists her nothing.
+            {"type": "registry", "name": "catalog", "actions": ["list"]},
         ]),
         "{claims}"
     );
@@ -779,8 +782,8 @@ async fn anonymous_pull_of_a_public_repository_and_no_anonymous_push() {
             "anonymous pull of a private repository",
         )
         .await;
-    // The catalog: a challenge without credentials, the public repositories with an
-    // anonymous token.
+    // The catalog: a challenge without credentials or with a token without the catalog
+    // scope, the public repositories with an anonymous token that has it.
     registry
         .assert_unauthorized(
             registry.get("/v2/_catalog", None).await,
@@ -788,8 +791,22 @@ async fn anonymous_pull_of_a_public_repository_and_no_anonymous_push() {
             "anonymous catalog without a token",
         )
         .await;
+    registry
+        .assert_unauthorized(
+            registry.get("/v2/_catalog", Some(&bearer)).await,
+            &format!(
+                "{},error=\"insufficient_scope\"",
+                registry.challenge(Some("registry:catalog:*"))
+            ),
+            "anonymous catalog with a token for a repository",
+        )
+        .await;
+    let listing = format!(
+        "Bearer {}",
+        registry.token(None, &["registry:catalog:*"]).await
+    );
     let catalog: Value = registry
-        .get("/v2/_catalog", Some(&bearer))
+        .get("/v2/_catalog", Some(&listing))
         .await
         .json()
         .await
@@ -802,7 +819,7 @@ async fn anonymous_pull_of_a_public_repository_and_no_anonymous_push() {
 
 /// `POST /v2/<repo>/blobs/uploads/?mount=<digest>[&from=<from>]`: 201 if mounted, 202 if
 /// berth opened an upload session instead.
-async fn mount(
+pub(crate) async fn mount(
     registry: &Registry,
     authorization: &str,
     repo: &str,
@@ -948,9 +965,15 @@ async fn registry_tokens_keep_the_limits_of_the_access_token_they_came_from() {
             response.text().await.unwrap()
         ));
     }
-    // The catalog shows everything alice may pull, not what the access token may.
+    // The catalog (with its scope) shows what the access token may pull, not all alice may.
+    let listing = format!(
+        "Bearer {}",
+        registry
+            .token(Some(("alice", &secret)), &["registry:catalog:*"])
+            .await
+    );
     let catalog: Value = registry
-        .get("/v2/_catalog", Some(&bearer))
+        .get("/v2/_catalog", Some(&listing))
         .await
         .json()
         .await
@@ -986,10 +1009,45 @@ fn key_and_certificate() -> (String, String) {
     (key.serialize_pem(), certificate.pem())
 }
 
+/// A JWT signed by the test, ES256 signatures in berth's canonical low-s form (berth refuses
+/// the high-s twin of a valid signature).
 fn sign(algorithm: Algorithm, key: &EncodingKey, kid: &str, claims: &Value) -> String {
     let mut header = Header::new(algorithm);
     header.kid = Some(kid.to_string());
-    jsonwebtoken::encode(&header, claims, key).unwrap()
+    let token = jsonwebtoken::encode(&header, claims, key).unwrap();
+    if algorithm != Algorithm::ES256 {
+        return token;
+    }
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let signature = base64url_decode(signature);
+    let s = &signature[32..];
+    if s <= order_minus(s).as_slice() {
+        return token;
+    }
+    let mut low = signature[..32].to_vec();
+    low.extend(order_minus(s));
+    format!("{signed}.{}", base64url(&low))
+}
+
+/// The order of P-256, big-endian.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// `n - s` for 32-byte big-endian numbers, `s < n` (the other valid ECDSA `s`).
+pub(crate) fn order_minus(s: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut digit = i16::from(P256_ORDER[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(digit < 0);
+        if digit < 0 {
+            digit += 256;
+        }
+        out[i] = digit as u8;
+    }
+    out
 }
 
 fn es256_key(pem: &str) -> EncodingKey {
