@@ -181,7 +181,30 @@ pub(crate) async fn require(
     }
 }
 
-/// Which repositories the caller may pull, for the catalog and for mounts.
+/// Which repositories the caller sees in the catalog; a 401 naming the catalog scope for a
+/// registry token without it.
+pub(crate) async fn catalog_filter(
+    state: &AppState,
+    parts: &Parts,
+    caller: &Caller,
+) -> Result<impl Fn(&str) -> bool + Send + Sync + use<>, RegistryError> {
+    let filter = state
+        .access
+        .catalog_filter(caller)
+        .await
+        .map_err(|e| RegistryError::unavailable("the identity store", e))?;
+    filter.ok_or_else(|| {
+        unauthorized(
+            state,
+            parts,
+            "the token presented does not grant listing the catalog",
+            Some("registry:catalog:*".into()),
+            true,
+        )
+    })
+}
+
+/// Which repositories the caller may pull, for mounts.
 pub(crate) async fn pull_filter(
     access: &AccessService,
     caller: &Caller,

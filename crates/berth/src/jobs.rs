@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use berth_auth::admin::Administration;
+use berth_auth::admin::{Actor, Administration};
 use berth_jobs::{Job, JobContext, JobError, JobSummary};
 use berth_registry::Registry;
 
@@ -61,13 +61,13 @@ impl Job for IdentityPrune {
             0
         } else {
             self.admin
-                .prune_audit(self.audit_retention)
+                .prune_audit(&Actor::System, self.audit_retention)
                 .await
                 .map_err(|e| JobError::new(format!("pruning the audit log: {e}")))?
         };
         let sessions = self
             .admin
-            .prune_sessions()
+            .prune_sessions(&Actor::System)
             .await
             .map_err(|e| JobError::new(format!("pruning expired sessions: {e}")))?;
         if audit + sessions == 0 {

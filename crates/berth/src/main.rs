@@ -12,6 +12,7 @@ mod identity_commands;
 mod import;
 mod instrumented;
 mod jobs;
+mod limits;
 mod logging;
 mod observability;
 mod serve;
@@ -142,6 +143,7 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
+    limits::return_large_allocations_to_the_os();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve::run(args),

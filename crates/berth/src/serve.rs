@@ -100,8 +100,13 @@ async fn serve(config: Config) -> Result<(), String> {
         tracing::warn!("{warning}");
     }
     if matches!(config.auth, AuthConfig::Berth(_)) {
-        first_run::create_first_administrator(&database.identity, local, config.http.tls.is_some())
-            .await?;
+        first_run::create_first_administrator(
+            &Administration::serving(Arc::clone(&access)),
+            &database.identity,
+            local,
+            config.http.tls.is_some(),
+        )
+        .await?;
     }
     tracing::info!(
         addr = %local,
@@ -112,7 +117,7 @@ async fn serve(config: Config) -> Result<(), String> {
         "listening"
     );
 
-    let mut jobs = upkeep_jobs(&config, &registry, &database);
+    let mut jobs = upkeep_jobs(&config, &registry, &access);
     jobs.add(
         Arc::new(Delivery::new(
             Arc::clone(&webhooks),
@@ -152,7 +157,7 @@ fn extra_headers(config: &Config) -> Result<HeaderMap, String> {
 fn upkeep_jobs(
     config: &Config,
     registry: &Arc<Registry>,
-    database: &backends::Database,
+    access: &Arc<berth_auth::AccessService>,
 ) -> JobRunner {
     let mut jobs = JobRunner::new();
     let purging = &config.storage.maintenance.uploadpurging;
@@ -170,7 +175,7 @@ fn upkeep_jobs(
     if let AuthConfig::Berth(berth) = &config.auth {
         jobs.add(
             Arc::new(IdentityPrune {
-                admin: Administration::new(Arc::clone(&database.identity)),
+                admin: Administration::serving(Arc::clone(access)),
                 audit_retention: berth.auditretention,
             }),
             Schedule::every(Duration::from_secs(24 * 3600))

@@ -890,4 +890,73 @@ pub async fn run_identity(store: &dyn crate::IdentityStore) {
         .unwrap();
     assert!(store.delete_user("sam").await.unwrap());
     assert!(store.session("s5").await.unwrap().is_none());
+
+    identity_changes_move_the_generation(store).await;
+}
+
+/// Every change that can alter access moves the change counter; uses of tokens, new tokens,
+/// sessions and audit events do not.
+async fn identity_changes_move_the_generation(store: &dyn crate::IdentityStore) {
+    use crate::identity::{AccessToken, TokenKind, TokenOwner};
+
+    let generation = || async { store.identity_generation().await.unwrap() };
+    let token = AccessToken {
+        id: "gen-token".into(),
+        kind: TokenKind::Access,
+        owner: TokenOwner::User("gen-user".into()),
+        name: "t".into(),
+        secret_hash: "h".into(),
+        scopes: vec![],
+        expires_at: None,
+        created_at: 1,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let mut last = generation().await;
+    let mut moved = |now: i64, what: &str, expected: bool| {
+        assert_eq!(now != last, expected, "{what}: {last} -> {now}");
+        last = now;
+    };
+    store
+        .create_user("gen-user", None, None, false)
+        .await
+        .unwrap();
+    moved(generation().await, "create user", true);
+    store.set_user_admin("gen-user", true).await.unwrap();
+    moved(generation().await, "promote", true);
+    store.create_team("gen-team").await.unwrap();
+    moved(generation().await, "create team", true);
+    store.add_team_member("gen-team", "gen-user").await.unwrap();
+    moved(generation().await, "add member", true);
+    store
+        .remove_team_member("gen-team", "gen-user")
+        .await
+        .unwrap();
+    moved(generation().await, "remove member", true);
+    store.create_service_account("gen-sa", "").await.unwrap();
+    moved(generation().await, "create service account", true);
+    store
+        .set_service_account_disabled("gen-sa", true)
+        .await
+        .unwrap();
+    moved(generation().await, "disable service account", true);
+    let rule = store
+        .add_rule("user:gen-user", "a/*", "pull")
+        .await
+        .unwrap();
+    moved(generation().await, "add rule", true);
+    store.remove_rule(rule).await.unwrap();
+    moved(generation().await, "remove rule", true);
+    store.create_token(&token).await.unwrap();
+    moved(generation().await, "create token", false);
+    store.touch_token("gen-token", 5).await.unwrap();
+    moved(generation().await, "use token", false);
+    store.revoke_token("gen-token", 6).await.unwrap();
+    moved(generation().await, "revoke token", true);
+    store.delete_team("gen-team").await.unwrap();
+    moved(generation().await, "delete team", true);
+    store.delete_service_account("gen-sa").await.unwrap();
+    moved(generation().await, "delete service account", true);
+    store.delete_user("gen-user").await.unwrap();
+    moved(generation().await, "delete user", true);
 }

@@ -36,6 +36,7 @@ pub mod pagination;
 pub mod pattern;
 pub mod range;
 pub mod reference;
+pub mod unique_json;
 pub mod upload;
 
 pub use digest::{Algorithm, Digest, DigestHasher};
