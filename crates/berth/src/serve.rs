@@ -36,7 +36,11 @@ async fn serve(config: Config) -> Result<(), String> {
     ));
     let database = backends::open_database(&config).await?;
     let access = backends::open_access(&config, Arc::clone(&database.identity)).await?;
-    let metrics = observability::install_metrics()?;
+    let metrics = if config.metrics.enabled {
+        Some(observability::install_metrics()?)
+    } else {
+        None
+    };
     let webhooks = Arc::new(Endpoints::new(
         observability::configured_webhooks(&config)?,
         Arc::clone(&database.webhooks),
@@ -56,7 +60,7 @@ async fn serve(config: Config) -> Result<(), String> {
             },
         )
         .with_listener(Arc::new(RegistryMetrics {
-            repositories: Vec::new(),
+            repositories: config.metrics.repositories.clone(),
         }))
         .with_listener(webhooks.clone()),
     );
@@ -77,9 +81,9 @@ async fn serve(config: Config) -> Result<(), String> {
             relative: config.http.relativeurls,
             trusted_proxies: config.http.trustedproxies.clone(),
         },
-        metrics: Some(MetricsEndpoint {
-            handle: metrics,
-            open: matches!(config.auth, AuthConfig::None),
+        metrics: metrics.clone().map(|handle| MetricsEndpoint {
+            handle,
+            open: config.metrics.open || matches!(config.auth, AuthConfig::None),
         }),
     };
     let options = HttpOptions {
@@ -132,7 +136,35 @@ async fn serve(config: Config) -> Result<(), String> {
         webhooks.set_waker(waker);
     }
 
-    server.run(shutdown_signal()).await;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let debug = match (&config.http.debug.addr, metrics) {
+        (Some(addr), Some(handle)) if config.http.debug.prometheus.enabled => {
+            let app = berth_api::metrics::debug_router(handle, &config.http.debug.prometheus.path);
+            let debug = Server::bind(addr.socket_addr(), None, app, Duration::from_secs(1))
+                .await
+                .map_err(|e| format!("listening on http.debug.addr {addr}: {e}"))?;
+            let debug_local = debug.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(
+                addr = %debug_local,
+                path = %config.http.debug.prometheus.path,
+                "serving metrics on the debug listener"
+            );
+            let mut stopping = stopping.clone();
+            Some(tokio::spawn(debug.run(async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            })))
+        }
+        _ => None,
+    };
+    server
+        .run(async {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        })
+        .await;
+    if let Some(debug) = debug {
+        let _ = debug.await;
+    }
     jobs.shutdown(Duration::from_secs(10)).await;
     access.flush_audit().await;
     tracing::info!("stopped");

@@ -91,6 +91,11 @@ pub fn distribution_can_say(kind: EventKind) -> bool {
     distribution_action(kind).is_some()
 }
 
+/// registry:2's action for a kind (`push`, `pull`, `mount`, `delete`), or "" when it has none.
+pub fn distribution_action_of(kind: EventKind) -> &'static str {
+    distribution_action(kind).unwrap_or_default()
+}
+
 /// One event of registry:2's envelope, field for field as distribution writes it.
 fn distribution_event(event: &Event, instance: &Instance) -> Option<Value> {
     let action = distribution_action(event.kind)?;
