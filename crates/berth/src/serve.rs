@@ -59,7 +59,12 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let app = berth_api::router(state, options);
     let addr = config.http.addr.socket_addr();
-    let server = Server::bind(addr, tls, app, config.http.draintimeout)
+    let open_files = crate::limits::raise_open_files_limit();
+    let max_connections = config
+        .http
+        .maxconnections
+        .unwrap_or_else(|| crate::limits::default_max_connections(open_files));
+    let server = Server::bind(addr, tls, app, config.http.draintimeout, max_connections)
         .await
         .map_err(|e| format!("listening on {}: {e}", config.http.addr))?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
@@ -85,6 +90,8 @@ async fn serve(config: Config) -> Result<(), String> {
         storage = %backends::describe_storage(&config),
         database = %config.redacted_database_url(),
         delete_enabled = config.storage.delete.enabled,
+        max_connections,
+        open_files = open_files.unwrap_or_default(),
         "listening"
     );
 

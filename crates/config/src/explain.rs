@@ -58,6 +58,11 @@ pub(crate) fn settings(config: &Config) -> Vec<Setting> {
         }
     }
     leaf("http.draintimeout", format_duration(http.draintimeout));
+    leaf(
+        "http.maxconnections",
+        http.maxconnections
+            .map_or_else(|| "from the open-file limit".into(), |n| n.to_string()),
+    );
     let proxies: Vec<String> = http.trustedproxies.iter().map(|p| p.to_string()).collect();
     leaf("http.trustedproxies", format!("[{}]", proxies.join(", ")));
 

@@ -149,6 +149,12 @@ impl Config {
         {
             problem("database.url", why);
         }
+        if self.http.maxconnections == Some(0) {
+            problem(
+                "http.maxconnections",
+                "must be at least 1 (it is how many connections berth serves at once)".into(),
+            );
+        }
         if database.maxconnections == 0 {
             problem(
                 "database.maxconnections",
@@ -360,6 +366,9 @@ pub struct HttpConfig {
     /// How long a graceful shutdown waits for requests in flight.
     #[serde(deserialize_with = "values::duration")]
     pub draintimeout: Duration,
+    /// Connections served at once (berth's own key); unset: what the open-file limit allows
+    /// (at most 10000).
+    pub maxconnections: Option<usize>,
     /// Peers whose X-Forwarded-Proto and X-Forwarded-Host are believed (berth's own key).
     #[serde(deserialize_with = "values::trusted_proxies")]
     pub trustedproxies: Vec<IpNet>,
@@ -376,6 +385,7 @@ impl Default for HttpConfig {
             relativeurls: false,
             tls: None,
             draintimeout: Duration::from_secs(30),
+            maxconnections: None,
             trustedproxies: Vec::new(),
             headers: BTreeMap::new(),
         }

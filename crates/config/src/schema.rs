@@ -361,6 +361,11 @@ pub(crate) static ROOT: &[Key] = &[
                 "how long shutdown waits for requests in flight",
             ),
             key(
+                "maxconnections",
+                TEXT,
+                "connections served at once (berth's own); unset: what the open-file limit allows",
+            ),
+            key(
                 "trustedproxies",
                 Kind::Leaf(EnvValue::List),
                 "peers whose X-Forwarded-Proto and X-Forwarded-Host are honoured",
