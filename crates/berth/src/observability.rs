@@ -138,7 +138,8 @@ pub fn configured_webhooks(config: &Config) -> Result<Vec<Endpoint>, String> {
     let mut endpoints = Vec::new();
     for (i, endpoint) in config.notifications.endpoints.iter().enumerate() {
         let path = format!("notifications.endpoints[{i}]");
-        let ignored_actions: Vec<&str> = endpoint.ignore.actions.iter().map(|a| a.as_str()).collect();
+        let ignored_actions: Vec<&str> =
+            endpoint.ignore.actions.iter().map(|a| a.as_str()).collect();
         let events = EventKind::ALL
             .into_iter()
             .filter(|kind| distribution_can_say(*kind))
@@ -148,7 +149,11 @@ pub fn configured_webhooks(config: &Config) -> Result<Vec<Endpoint>, String> {
         let mut ignored_media_types = endpoint.ignoredmediatypes.clone();
         ignored_media_types.extend(endpoint.ignore.mediatypes.iter().cloned());
         let spec = EndpointSpec {
-            url: endpoint.url.as_ref().map(|u| u.as_str().to_string()).unwrap_or_default(),
+            url: endpoint
+                .url
+                .as_ref()
+                .map(|u| u.as_str().to_string())
+                .unwrap_or_default(),
             format: Format::Distribution,
             events,
             headers: endpoint.headers.clone(),
@@ -165,7 +170,11 @@ pub fn configured_webhooks(config: &Config) -> Result<Vec<Endpoint>, String> {
     }
     for (name, webhook) in &config.webhooks {
         let spec = EndpointSpec {
-            url: webhook.url.as_ref().map(|u| u.as_str().to_string()).unwrap_or_default(),
+            url: webhook
+                .url
+                .as_ref()
+                .map(|u| u.as_str().to_string())
+                .unwrap_or_default(),
             format: Format::parse(webhook.format.as_str()).unwrap_or_default(),
             events: webhook.events.clone(),
             repositories: webhook.repositories.iter().map(|p| p.to_string()).collect(),

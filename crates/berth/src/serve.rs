@@ -92,7 +92,13 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let app = berth_api::router(state, options);
     let addr = config.http.addr.socket_addr();
-    let server = Server::bind(addr, tls, app, config.http.draintimeout)
+    let open_files = crate::limits::raise_open_files_limit();
+    let max_connections = config
+        .http
+        .maxconnections
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .unwrap_or_else(|| crate::limits::default_max_connections(open_files));
+    let server = Server::bind(addr, tls, app, config.http.draintimeout, max_connections)
         .await
         .map_err(|e| format!("listening on {}: {e}", config.http.addr))?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
@@ -118,6 +124,8 @@ async fn serve(config: Config) -> Result<(), String> {
         storage = %backends::describe_storage(&config),
         database = %config.redacted_database_url(),
         delete_enabled = config.storage.delete.enabled,
+        max_connections,
+        open_files = open_files.unwrap_or_default(),
         "listening"
     );
 
@@ -140,7 +148,8 @@ async fn serve(config: Config) -> Result<(), String> {
     let debug = match (&config.http.debug.addr, metrics) {
         (Some(addr), Some(handle)) if config.http.debug.prometheus.enabled => {
             let app = berth_api::metrics::debug_router(handle, &config.http.debug.prometheus.path);
-            let debug = Server::bind(addr.socket_addr(), None, app, Duration::from_secs(1))
+            // A few scrapers at most: a small connection cap of its own.
+            let debug = Server::bind(addr.socket_addr(), None, app, Duration::from_secs(1), 64)
                 .await
                 .map_err(|e| format!("listening on http.debug.addr {addr}: {e}"))?;
             let debug_local = debug.local_addr().map_err(|e| e.to_string())?;

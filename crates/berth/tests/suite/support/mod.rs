@@ -20,6 +20,8 @@ pub struct Berth {
     data: PathBuf,
     _tempdir: Option<tempfile::TempDir>,
     env: Vec<(String, String)>,
+    /// The open-file limit (soft, hard) berth starts with, when not the test's own.
+    open_files: Option<(u64, u64)>,
     pub logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -27,6 +29,7 @@ pub struct BerthBuilder {
     env: Vec<(String, String)>,
     data: Option<PathBuf>,
     args: Vec<String>,
+    open_files: Option<(u64, u64)>,
 }
 
 impl BerthBuilder {
@@ -37,6 +40,12 @@ impl BerthBuilder {
 
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.to_string());
+        self
+    }
+
+    /// Start with this open-file limit, soft and hard (as `ulimit -Sn`, `ulimit -Hn`).
+    pub fn open_files(mut self, soft: u64, hard: u64) -> Self {
+        self.open_files = Some((soft, hard));
         self
     }
 
@@ -61,6 +70,7 @@ impl BerthBuilder {
             data,
             _tempdir: tempdir,
             env: self.env,
+            open_files: self.open_files,
             logs: Arc::new(Mutex::new(Vec::new())),
         };
         berth.spawn(&self.args);
@@ -81,6 +91,7 @@ impl Berth {
             env: Vec::new(),
             data: None,
             args: Vec::new(),
+            open_files: None,
         }
     }
 
@@ -108,6 +119,23 @@ impl Berth {
         command.env("REGISTRY_AUTH", "none");
         for (key, value) in &self.env {
             command.env(key, value);
+        }
+        if let Some((soft, hard)) = self.open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe, as code between fork and exec must be.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: soft,
+                        rlim_max: hard,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let started = Instant::now();
         let mut child = command.spawn().expect("berth starts");
