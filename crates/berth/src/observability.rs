@@ -197,15 +197,24 @@ pub fn configured_webhooks(config: &Config) -> Result<Vec<Endpoint>, String> {
 
 /// This instance as events name it: a fresh id per process, and `host:port`.
 pub fn instance(config: &Config, local: SocketAddr) -> Instance {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string());
     Instance {
         id: uuid::Uuid::new_v4().to_string(),
-        addr: format!("{hostname}:{}", local.port()),
+        addr: format!("{}:{}", hostname(), local.port()),
         public_base: config.http.host.as_ref().map(|h| h.as_str().to_string()),
         tls: config.http.tls.is_some(),
     }
+}
+
+/// The command line as a source of events (a test event sent by `berth webhook test`): the
+/// configured listen port, since no listener is bound.
+pub fn command_line_instance(config: &Config) -> Instance {
+    instance(config, config.http.addr.socket_addr())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
 }

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use berth_api::metrics::{MetricsEndpoint, RegistryMetrics};
 use berth_api::server::{Server, tls_acceptor};
-use berth_api::{AppState, HttpOptions, UrlPolicy};
+use berth_api::{AppState, Background, HttpOptions, UrlPolicy};
 use berth_auth::admin::Administration;
 use berth_config::{AuthConfig, Config, TlsVersion};
 use berth_jobs::{JobRunner, Schedule};
 use berth_registry::{Registry, Settings};
 use berth_storage::BlobStore;
+use berth_webhooks::admin::WebhookAdmin;
 use berth_webhooks::{Delivery, Endpoints};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -73,6 +74,7 @@ async fn serve(config: Config) -> Result<(), String> {
         )?),
         None => None,
     };
+    let background = Arc::new(std::sync::OnceLock::new());
     let state = AppState {
         registry: Arc::clone(&registry),
         access: Arc::clone(&access),
@@ -85,6 +87,7 @@ async fn serve(config: Config) -> Result<(), String> {
             handle,
             open: config.metrics.open || matches!(config.auth, AuthConfig::None),
         }),
+        background: Arc::clone(&background),
     };
     let options = HttpOptions {
         extra_headers: extra_headers(&config)?,
@@ -130,19 +133,29 @@ async fn serve(config: Config) -> Result<(), String> {
     );
 
     let mut jobs = upkeep_jobs(&config, &registry, &access);
+    let delivery = Arc::new(Delivery::new(
+        Arc::clone(&webhooks),
+        Arc::clone(&database.webhooks),
+        Arc::clone(&database.leases),
+        observability::instance(&config, local),
+    ));
     jobs.add(
-        Arc::new(Delivery::new(
-            Arc::clone(&webhooks),
-            Arc::clone(&database.webhooks),
-            Arc::clone(&database.leases),
-            observability::instance(&config, local),
-        )),
+        delivery.clone(),
         Schedule::every(Duration::from_secs(1)).first_after(Duration::from_secs(1)),
     );
     let jobs = jobs.start();
     if let Some(waker) = jobs.waker(berth_webhooks::delivery::JOB_NAME) {
         webhooks.set_waker(waker);
     }
+    let _ = background.set(Background {
+        jobs: jobs.clone(),
+        webhooks: Arc::new(WebhookAdmin::new(
+            Arc::clone(&webhooks),
+            Arc::clone(&database.webhooks),
+            delivery,
+            Administration::serving(Arc::clone(&access)),
+        )),
+    });
 
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let debug = match (&config.http.debug.addr, metrics) {

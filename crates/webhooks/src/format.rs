@@ -7,7 +7,9 @@ use serde_json::{Map, Value, json};
 
 use crate::endpoint::Format;
 
-pub const DISTRIBUTION_MEDIA_TYPE: &str = "application/vnd.docker.distribution.events.v2+json";
+/// What registry:2 (distribution 2.x, Debian's docker-registry 2.8) sends, and what its
+/// receivers parse (distribution 3 changed it to `...events.v2+json`).
+pub const DISTRIBUTION_MEDIA_TYPE: &str = "application/vnd.docker.distribution.events.v1+json";
 pub const CLOUDEVENTS_MEDIA_TYPE: &str = "application/cloudevents+json";
 const BLOB_MEDIA_TYPE: &str = "application/octet-stream";
 

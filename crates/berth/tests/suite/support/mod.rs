@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub mod clients;
 pub mod official_registry;
 pub mod push;
+pub mod receiver;
 
 /// A running berth process.
 pub struct Berth {
@@ -20,6 +21,8 @@ pub struct Berth {
     data: PathBuf,
     _tempdir: Option<tempfile::TempDir>,
     env: Vec<(String, String)>,
+    /// Extra arguments of `berth serve` (a config file), kept for restarts.
+    args: Vec<String>,
     /// The open-file limit (soft, hard) berth starts with, when not the test's own.
     open_files: Option<(u64, u64)>,
     pub logs: Arc<Mutex<Vec<String>>>,
@@ -70,10 +73,11 @@ impl BerthBuilder {
             data,
             _tempdir: tempdir,
             env: self.env,
+            args: self.args,
             open_files: self.open_files,
             logs: Arc::new(Mutex::new(Vec::new())),
         };
-        berth.spawn(&self.args);
+        berth.spawn();
         berth
     }
 }
@@ -95,7 +99,7 @@ impl Berth {
         }
     }
 
-    fn spawn(&mut self, extra_args: &[String]) {
+    fn spawn(&mut self) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
         command
             .arg("serve")
@@ -103,7 +107,7 @@ impl Berth {
             .arg(&self.data)
             .arg("--addr")
             .arg("127.0.0.1:0")
-            .args(extra_args)
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -233,7 +237,7 @@ impl Berth {
     /// Starts again on the same data (after [`Berth::kill9`] or [`Berth::terminate`]).
     pub fn restart(&mut self) {
         self.kill9();
-        self.spawn(&[]);
+        self.spawn();
     }
 
     pub fn log_text(&self) -> String {
