@@ -44,18 +44,25 @@ async fn serve(config: Config) -> Result<(), String> {
         )?),
         None => None,
     };
+    let urls = UrlPolicy {
+        public_base: config.http.host.as_ref().map(|h| h.as_str().to_string()),
+        relative: config.http.relativeurls,
+        trusted_proxies: config.http.trustedproxies.clone(),
+    };
+    let pages = berth_web::pages(berth_web::WebState {
+        registry: Arc::clone(&registry),
+        access: Arc::clone(&access),
+        urls: urls.clone(),
+    });
     let state = AppState {
         registry: Arc::clone(&registry),
         access: Arc::clone(&access),
-        urls: UrlPolicy {
-            public_base: config.http.host.as_ref().map(|h| h.as_str().to_string()),
-            relative: config.http.relativeurls,
-            trusted_proxies: config.http.trustedproxies.clone(),
-        },
+        urls,
     };
     let options = HttpOptions {
         extra_headers: extra_headers(&config)?,
         access_log: !config.log.accesslog.disabled,
+        pages: Some(pages),
     };
     let app = berth_api::router(state, options);
     let addr = config.http.addr.socket_addr();

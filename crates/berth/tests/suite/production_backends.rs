@@ -8,13 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::support::clients::{
+    Sandbox, layout_blob, layout_descriptor, manifest_blobs, run, umoci_layer,
+};
+use crate::support::push::{OCI_MANIFEST, image_manifest, push_blob, put_manifest};
+use crate::support::{Berth, BerthBuilder, assert_oci_error, bytes, client, sha256};
 use berth_meta::postgres::testing::PostgresServer;
 use berth_storage::garage_testing::Garage;
 use futures_util::TryStreamExt;
 use object_store::ObjectStore;
-use crate::support::clients::{Sandbox, layout_blob, layout_descriptor, manifest_blobs, run, umoci_layer};
-use crate::support::push::{OCI_MANIFEST, image_manifest, push_blob, put_manifest};
-use crate::support::{Berth, BerthBuilder, assert_oci_error, bytes, client, sha256};
 
 /// A berth instance on `database` and `garage` (under the bucket prefix `root`).
 fn instance(database: &PostgresServer, garage: &Garage, root: &str) -> BerthBuilder {
