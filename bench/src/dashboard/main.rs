@@ -46,6 +46,10 @@ struct Args {
     /// Where the data goes (default: a temporary directory, on /dev/shm when it exists).
     #[arg(long)]
     work_dir: Option<std::path::PathBuf>,
+    /// Tiny sizes (300 repositories, 100 tags, 3 requests per page): checks that every page
+    /// renders on both engines, in seconds.
+    #[arg(long)]
+    smoke: bool,
 }
 
 /// One page's figures.
@@ -196,8 +200,8 @@ async fn run_engine(engine: &str, args: &Args, dir: &std::path::Path) -> Vec<Mea
             format!("/r/{}?sort=pushed", populate::BIG),
         ),
         (
-            "repository, 10k tags, page 100",
-            format!("/r/{}?page=100", populate::BIG),
+            "repository, 10k tags, a middle page",
+            format!("/r/{}?page={}", populate::BIG, (args.tags / 100).max(1)),
         ),
         ("image", format!("/r/{}/-/tags/{tag}", populate::BIG)),
         ("image (small repository)", format!("/r/{middle}/-/tags/v1")),
@@ -211,7 +215,12 @@ async fn run_engine(engine: &str, args: &Args, dir: &std::path::Path) -> Vec<Mea
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if args.smoke {
+        args.repos = 300;
+        args.tags = 100;
+        args.reps = 3;
+    }
     let engines: Vec<&str> = match args.engine.as_str() {
         "both" => vec!["sqlite", "postgres"],
         one => vec![one],
