@@ -91,16 +91,22 @@ pub struct SearchQuery {
     pub signed: bool,
     /// Only tags whose manifest has an SBOM among its referrers.
     pub sbom: bool,
+    /// Rows returned at most.
     pub limit: u32,
+    /// Entries returned per repository at most (its best).
+    pub per_repository: u32,
 }
 
-/// One matching entry: a repository (`tag` empty) or one of its tags.
+/// One matching entry: a repository (`tag` empty) or one of its tags. Rows come grouped by
+/// repository, the best repository first, and within one repository its best entry first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRow {
     pub repository: String,
     pub tag: String,
-    /// Larger is better.
+    /// The repository's best score; larger is better.
     pub score: f64,
+    /// How many of the repository's tags matched (not only those returned).
+    pub tags: u64,
 }
 
 /// Pulls of one manifest (through one tag, or by digest) to add to the statistics.
@@ -188,7 +194,8 @@ pub trait BrowseStore: Send + Sync {
     /// Up to `limit` manifests that have no details yet (pushed before berth recorded them).
     async fn manifests_without_details(&self, limit: u32) -> Result<Vec<(RepositoryName, Digest)>>;
 
-    /// Matching entries, best first, at most `query.limit`.
+    /// Matching entries grouped by repository, best first, at most `query.limit` rows and
+    /// `query.per_repository` per repository.
     async fn search(&self, query: &SearchQuery) -> Result<Vec<SearchRow>>;
 
     /// Adds pulls to the statistics in one transaction. Pulls of manifests deleted since

@@ -63,6 +63,7 @@ fn query(words: &[&str]) -> SearchQuery {
     SearchQuery {
         words: words.iter().map(|w| w.to_string()).collect(),
         limit: 100,
+        per_repository: 100,
         ..SearchQuery::default()
     }
 }

@@ -17,10 +17,10 @@ use crate::{MetaError, Result};
 
 /// What differs between engines for the dashboard's queries (a part of [`Dialect`]).
 pub trait BrowseDialect: sqlx::Database {
-    /// Matching entries with a score (larger is better): `$1` is the engine's query text
-    /// (from [`BrowseDialect::match_text`]), `{filters}` is replaced by [`SEARCH_FILTERS`],
-    /// `{limit}` by the limit's placeholder.
-    const SEARCH: &'static str;
+    /// The matching entries (`repository_id`, `tag`, `score`, larger is better) of entry `e`
+    /// of repository `r`: `$1` is the engine's query text (from
+    /// [`BrowseDialect::match_text`]); `{filters}` is replaced by [`SEARCH_FILTERS`].
+    const MATCHES: &'static str;
     /// The namespace of repository `r.name`: its first path component, or `''`.
     const NAMESPACE: &'static str;
     /// The query text for words that are letters and digits only, each a prefix.
@@ -30,11 +30,10 @@ pub trait BrowseDialect: sqlx::Database {
 }
 
 impl BrowseDialect for Sqlite {
-    const SEARCH: &'static str = "SELECT r.name, e.tag, -bm25(search_index) AS score
+    const MATCHES: &'static str = "SELECT e.repository_id, e.tag, -bm25(search_index) AS score
          FROM search_index JOIN search_entries e ON e.id = search_index.rowid
          JOIN repositories r ON r.id = e.repository_id
-         WHERE search_index MATCH $1 {filters}
-         ORDER BY score DESC, r.name, e.tag LIMIT {limit}";
+         WHERE search_index MATCH $1 {filters}";
     const NAMESPACE: &'static str = "CASE WHEN instr(r.name, '/') > 0 THEN substr(r.name, 1, instr(r.name, '/') - 1) ELSE '' END";
 
     fn match_text(words: &[String]) -> String {
@@ -51,12 +50,11 @@ impl BrowseDialect for Sqlite {
 }
 
 impl BrowseDialect for Postgres {
-    const SEARCH: &'static str =
-        "SELECT r.name, e.tag, CAST(ts_rank(e.document, q) AS DOUBLE PRECISION) AS score
+    const MATCHES: &'static str = "SELECT e.repository_id, e.tag,
+             CAST(ts_rank(e.document, q) AS DOUBLE PRECISION) AS score
          FROM search_entries e CROSS JOIN to_tsquery('simple', $1) AS q
          JOIN repositories r ON r.id = e.repository_id
-         WHERE e.document @@ q {filters}
-         ORDER BY score DESC, r.name, e.tag LIMIT {limit}";
+         WHERE e.document @@ q {filters}";
     const NAMESPACE: &'static str =
         "CASE WHEN position('/' in r.name) > 0 THEN split_part(r.name, '/', 1) ELSE '' END";
 
@@ -90,16 +88,29 @@ const SEARCH_FILTERS: &str = "
          JOIN manifest_details sd ON sd.manifest_id = s.id
          WHERE t.repository_id = e.repository_id AND t.name = e.tag AND sd.kind = 'sbom'))";
 
-/// Tags that pass the filters, when the search has no words.
-const FILTER_ONLY: &str = "SELECT r.name, e.tag, CAST(0 AS DOUBLE PRECISION) AS score
+/// Tags that pass the filters, when the search has no words (`$1` is then empty).
+const FILTER_ONLY: &str = "SELECT e.repository_id, e.tag, CAST(0 AS DOUBLE PRECISION) AS score
      FROM search_entries e JOIN repositories r ON r.id = e.repository_id
-     WHERE e.tag <> '' AND $1 = '' {filters}
-     ORDER BY r.name, e.tag LIMIT {limit}";
+     WHERE e.tag <> '' AND $1 = '' {filters}";
+
+/// Repositories best match first, each with its best few entries and how many of its tags
+/// matched, so that one repository with thousands of matching tags does not crowd out the
+/// others. `{matches}` is [`BrowseDialect::MATCHES`] or [`FILTER_ONLY`]. Materialized, as the
+/// full-text ranking functions only work in the query that matches.
+const RANKED: &str = "WITH matches AS MATERIALIZED ({matches})
+     SELECT r.name, m.tag, m.best, m.tags FROM (
+         SELECT repository_id, tag,
+             max(score) OVER (PARTITION BY repository_id) AS best,
+             sum(CASE WHEN tag <> '' THEN 1 ELSE 0 END) OVER (PARTITION BY repository_id) AS tags,
+             row_number() OVER (PARTITION BY repository_id ORDER BY score DESC, tag) AS nth
+         FROM matches) AS m
+     JOIN repositories r ON r.id = m.repository_id
+     WHERE m.nth <= $8
+     ORDER BY m.best DESC, r.name, m.nth LIMIT $7";
 
 const TAG_COLUMNS: &str = "t.name, m.digest, m.media_type, t.updated_at,
      coalesce(d.total_size, m.size), d.kind, d.platforms, tp.pulls, tp.last_pulled_at";
-const TAG_FROM: &str = "repositories r JOIN tags t ON t.repository_id = r.id
-     JOIN manifests m ON m.id = t.manifest_id
+const TAG_FROM: &str = "tags t JOIN manifests m ON m.id = t.manifest_id
      LEFT JOIN manifest_details d ON d.manifest_id = m.id
      LEFT JOIN tag_pulls tp ON tp.repository_id = t.repository_id AND tp.tag = t.name";
 
@@ -181,22 +192,47 @@ where
         offset: u64,
         limit: u32,
     ) -> Result<TagPage> {
-        let order = match sort {
-            TagSort::Name => "t.name",
-            TagSort::Pushed => "t.updated_at DESC, t.name",
-            TagSort::Size => "coalesce(d.total_size, m.size) DESC, t.name",
+        // The page's tags are chosen on the tags alone (an index walk for name and push
+        // time), and only those are joined with their manifests: deep pages stay cheap.
+        let (order, page) = match sort {
+            TagSort::Name => (
+                "t.name",
+                "SELECT p.name FROM tags p WHERE p.repository_id = $1
+                 ORDER BY p.name LIMIT $2 OFFSET $3",
+            ),
+            TagSort::Pushed => (
+                "t.updated_at DESC, t.name",
+                "SELECT p.name FROM tags p WHERE p.repository_id = $1
+                 ORDER BY p.updated_at DESC, p.name LIMIT $2 OFFSET $3",
+            ),
+            TagSort::Size => (
+                "coalesce(d.total_size, m.size) DESC, t.name",
+                "SELECT p.name FROM tags p JOIN manifests pm ON pm.id = p.manifest_id
+                 LEFT JOIN manifest_details pd ON pd.manifest_id = pm.id
+                 WHERE p.repository_id = $1
+                 ORDER BY coalesce(pd.total_size, pm.size) DESC, p.name LIMIT $2 OFFSET $3",
+            ),
         };
-        let total: i64 = sqlx::query(
-            "SELECT count(*) FROM repositories r JOIN tags t ON t.repository_id = r.id WHERE r.name = $1",
+        let found = sqlx::query(
+            "SELECT r.id, (SELECT count(*) FROM tags t WHERE t.repository_id = r.id)
+             FROM repositories r WHERE r.name = $1",
         )
         .bind(repository.as_str())
-        .fetch_one(&self.reader)
-        .await?
-        .try_get(0)?;
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(found) = found else {
+            return Ok(TagPage {
+                total: 0,
+                rows: Vec::new(),
+            });
+        };
+        let repository_id: i64 = found.try_get(0)?;
+        let total: i64 = found.try_get(1)?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TAG_COLUMNS} FROM {TAG_FROM} WHERE r.name = $1 ORDER BY {order} LIMIT $2 OFFSET $3"
+            "SELECT {TAG_COLUMNS} FROM {TAG_FROM}
+             WHERE t.repository_id = $1 AND t.name IN ({page}) ORDER BY {order}"
         )))
-        .bind(repository.as_str())
+        .bind(repository_id)
         .bind(i64::from(limit))
         .bind(offset.min(i64::MAX as u64) as i64)
         .fetch_all(&self.reader)
@@ -374,14 +410,14 @@ where
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<SearchRow>> {
-        let template = if query.words.is_empty() {
+        let matches = if query.words.is_empty() {
             FILTER_ONLY
         } else {
-            DB::SEARCH
+            DB::MATCHES
         };
-        let sql = template
-            .replace("{filters}", SEARCH_FILTERS)
-            .replace("{limit}", "$7");
+        let sql = RANKED
+            .replace("{matches}", matches)
+            .replace("{filters}", SEARCH_FILTERS);
         // The namespace's names sort between "ns/" and "ns0" ('0' follows '/').
         let (low, high) = match &query.namespace {
             Some(ns) => (Some(format!("{ns}/")), Some(format!("{ns}0"))),
@@ -395,6 +431,7 @@ where
             .bind(i64::from(query.signed))
             .bind(i64::from(query.sbom))
             .bind(i64::from(query.limit))
+            .bind(i64::from(query.per_repository))
             .fetch_all(&self.reader)
             .await?;
         rows.iter()
@@ -403,6 +440,7 @@ where
                     repository: row.try_get(0)?,
                     tag: row.try_get(1)?,
                     score: row.try_get(2)?,
+                    tags: count(row.try_get(3)?),
                 })
             })
             .collect()

@@ -10,8 +10,9 @@ use crate::{Registry, Result};
 
 /// The words of a query, at most this many.
 pub const MAX_QUERY_WORDS: usize = 8;
-/// Matching entries read per search, at most; a query matching more shows the best of them.
-pub const MAX_CANDIDATES: u32 = 5000;
+/// Rows read per search, at most (a few per repository): a query matching more repositories
+/// shows the best of them.
+pub const MAX_CANDIDATES: u32 = 6000;
 /// Matched tags kept per repository for display.
 const TAGS_SHOWN: usize = 5;
 
@@ -84,6 +85,8 @@ impl Registry {
                 signed: search.signed,
                 sbom: search.sbom,
                 limit: MAX_CANDIDATES,
+                // The repository's own entry and the tags shown.
+                per_repository: TAGS_SHOWN as u32 + 1,
             })
             .await
             .map_err(from_meta)?;
@@ -96,18 +99,14 @@ impl Registry {
                     repository: row.repository.clone(),
                     score: row.score,
                     tags: Vec::new(),
-                    more_tags: 0,
+                    more_tags: row.tags as usize,
                 });
                 hits.len() - 1
             });
-            if row.tag.is_empty() {
-                continue;
-            }
             let hit = &mut hits[at];
-            if hit.tags.len() < TAGS_SHOWN {
+            if !row.tag.is_empty() && hit.tags.len() < TAGS_SHOWN {
                 hit.tags.push(row.tag);
-            } else {
-                hit.more_tags += 1;
+                hit.more_tags = hit.more_tags.saturating_sub(1);
             }
         }
         hits.retain(|hit| visible(&hit.repository));

@@ -12,6 +12,9 @@ CREATE TABLE manifest_details (
     words        TEXT NOT NULL
 );
 
+-- A repository's tags by when they were pushed, for its page sorted by push time.
+CREATE INDEX tags_by_push ON tags(repository_id, updated_at);
+
 CREATE TABLE search_entries (
     id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     repository_id  BIGINT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,

@@ -22,6 +22,9 @@ CREATE TABLE manifest_details (
 -- What the search finds: one entry per repository (tag '') and one per tag, each with the
 -- words it is found by (the repository's name; the tag; its manifest's labels and
 -- annotations). Kept up to date by the triggers below, in the transactions that change tags.
+-- A repository's tags by when they were pushed, for its page sorted by push time.
+CREATE INDEX tags_by_push ON tags(repository_id, updated_at);
+
 CREATE TABLE search_entries (
     id             INTEGER PRIMARY KEY,
     repository_id  INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
