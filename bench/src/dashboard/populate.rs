@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use berth_meta::Origin;
 use berth_oci::{Algorithm, Digest, Reference, RepositoryName, Tag};
 use berth_registry::Registry;
 use bytes::Bytes;
@@ -12,6 +13,11 @@ use bytes::Bytes;
 pub const BIG: &str = "bench/big/app";
 /// Pushes in flight at once while populating.
 const WORKERS: usize = 8;
+
+/// The benchmark's pushes, as the events they cause name them.
+fn origin() -> Arc<Origin> {
+    Arc::new(Origin::system("dashboard-bench"))
+}
 
 pub fn repository_name(i: usize) -> String {
     format!("bench/ns{:03}/app{i:06}", i % 200)
@@ -37,7 +43,7 @@ async fn upload(
     let body: berth_storage::ByteStream =
         Box::pin(futures_util::stream::iter([Ok(Bytes::from(content))]));
     registry
-        .upload_blob(repository, &digest, Some(size), body)
+        .upload_blob(&origin(), repository, &digest, Some(size), body)
         .await
         .expect("seed blob");
     (digest, size)
@@ -77,7 +83,10 @@ async fn push(registry: &Registry, seed: &Seed, repository: &str, tag: &str, lab
     let name = RepositoryName::parse(repository).unwrap();
     let config = &seed.configs[usize::from(!labelled)];
     for (digest, size) in [config, &seed.layer] {
-        registry.adopt_blob(&name, digest, *size).await.unwrap();
+        registry
+            .adopt_blob(&origin(), &name, digest, *size)
+            .await
+            .unwrap();
     }
     let manifest = serde_json::json!({
         "schemaVersion": 2,
@@ -88,6 +97,7 @@ async fn push(registry: &Registry, seed: &Seed, repository: &str, tag: &str, lab
     });
     registry
         .put_manifest(
+            &origin(),
             &name,
             &Reference::Tag(Tag::parse(tag).unwrap()),
             Some("application/vnd.oci.image.manifest.v1+json"),

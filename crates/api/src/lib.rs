@@ -30,6 +30,9 @@ mod error_response;
 mod health;
 mod listing;
 mod manifests;
+pub mod metrics;
+pub mod operation;
+mod process_metrics;
 pub mod server;
 mod token;
 mod uploads;
@@ -43,6 +46,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub access: Arc<AccessService>,
     pub urls: UrlPolicy,
+    /// `GET /metrics` on this listener, when metrics are served here.
+    pub metrics: Option<metrics::MetricsEndpoint>,
 }
 
 /// Options of the HTTP layer itself.
@@ -65,6 +70,7 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
         .route("/auth/certificate.pem", get(token::certificate))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::scrape))
         .merge(admin_api::routes());
     let app = match options.pages {
         Some(pages) => app.fallback_service(pages),
@@ -84,10 +90,10 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
             }
         }));
     }
-    if options.access_log {
-        app = app.layer(middleware::from_fn(access_log::log_request));
-    }
-    app
+    let log = options.access_log;
+    app.layer(middleware::from_fn(move |request: Request, next: Next| {
+        access_log::observe_request(log, request, next)
+    }))
 }
 
 async fn not_found() -> Response {

@@ -8,7 +8,9 @@ use berth_auth::registry_token::{RegistryTokens, SigningKey};
 use berth_auth::{AccessService, Mode, TokenService};
 use berth_config::{AuthConfig, Config};
 use berth_meta::postgres::PoolSettings;
-use berth_meta::{IdentityStore, MetaError, MetadataStore, PostgresStore, SqliteStore};
+use berth_meta::{
+    IdentityStore, Leases, MetaError, MetadataStore, PostgresStore, SqliteStore, WebhookStore,
+};
 use berth_storage::{BlobStore, FilesystemStore, S3Settings, S3Store};
 
 /// How long startup keeps retrying a database that is not answering yet (it may be starting
@@ -19,14 +21,18 @@ const DATABASE_STARTUP_PATIENCE: Duration = Duration::from_secs(60);
 pub struct Database {
     pub meta: Arc<dyn MetadataStore>,
     pub identity: Arc<dyn IdentityStore>,
+    pub webhooks: Arc<dyn WebhookStore>,
+    pub leases: Arc<dyn Leases>,
 }
 
 impl Database {
-    fn of<S: MetadataStore + IdentityStore>(store: S) -> Database {
+    fn of<S: MetadataStore + IdentityStore + WebhookStore + Leases>(store: S) -> Database {
         let store = Arc::new(store);
         Database {
             meta: store.clone(),
-            identity: store,
+            identity: store.clone(),
+            webhooks: store.clone(),
+            leases: store,
         }
     }
 }
@@ -140,6 +146,15 @@ pub fn open_blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, String> {
 }
 
 /// Where blobs live, for the startup log.
+/// The storage backend's kind, for metrics labels.
+pub fn storage_kind(config: &Config) -> &'static str {
+    if config.storage.s3.is_some() {
+        "s3"
+    } else {
+        "filesystem"
+    }
+}
+
 pub fn describe_storage(config: &Config) -> String {
     match &config.storage.s3 {
         Some(s3) => format!(

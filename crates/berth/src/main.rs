@@ -10,8 +10,13 @@ mod first_run;
 mod health_check;
 mod identity_commands;
 mod import;
+mod instrumented;
+mod jobs;
+mod limits;
 mod logging;
+mod observability;
 mod serve;
+mod telemetry;
 
 #[derive(Parser)]
 #[command(name = "berth", version, about = "A self-hosted OCI container registry", long_about = None)]
@@ -138,6 +143,7 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
+    limits::return_large_allocations_to_the_os();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve::run(args),
@@ -198,7 +204,7 @@ fn run_with_runtime<F>(loaded: &berth_config::Loaded, work: F) -> ExitCode
 where
     F: std::future::Future<Output = Result<(), String>>,
 {
-    logging::init(&loaded.config.log);
+    let _telemetry = logging::init(&loaded.config.log);
     for warning in &loaded.warnings {
         tracing::warn!("configuration: {warning}");
     }

@@ -5,14 +5,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::metrics::{MetricsEndpoint, RegistryMetrics};
 use berth_api::server::{Server, tls_acceptor};
 use berth_api::{AppState, HttpOptions, UrlPolicy};
 use berth_auth::admin::Administration;
 use berth_config::{AuthConfig, Config, TlsVersion};
+use berth_jobs::{JobRunner, Schedule};
 use berth_registry::{Registry, Settings};
+use berth_storage::BlobStore;
+use berth_webhooks::{Delivery, Endpoints};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::{ServeArgs, backends, first_run};
+use crate::instrumented::MeasuredBlobStore;
+use crate::jobs::{IdentityPrune, UploadPurge};
+use crate::{ServeArgs, backends, first_run, observability};
 
 pub fn run(args: ServeArgs) -> ExitCode {
     let loaded = match crate::load_config(&args.config, args.addr.as_deref()) {
@@ -24,17 +30,36 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let blobs = backends::open_blob_store(&config)?;
+    let blobs: Arc<dyn BlobStore> = Arc::new(MeasuredBlobStore::new(
+        backends::open_blob_store(&config)?,
+        backends::storage_kind(&config),
+    ));
     let database = backends::open_database(&config).await?;
     let access = backends::open_access(&config, Arc::clone(&database.identity)).await?;
-    let registry = Arc::new(Registry::new(
-        blobs,
-        database.meta,
-        Settings {
-            delete_enabled: config.storage.delete.enabled,
-            read_only: config.storage.maintenance.readonly.enabled,
-        },
+    let metrics = observability::install_metrics()?;
+    let webhooks = Arc::new(Endpoints::new(
+        observability::configured_webhooks(&config)?,
+        Arc::clone(&database.webhooks),
     ));
+    webhooks
+        .refresh()
+        .await
+        .map_err(|e| format!("reading the webhooks defined through the API: {e}"))?;
+    database.meta.route_events_to(webhooks.clone());
+    let registry = Arc::new(
+        Registry::new(
+            blobs,
+            Arc::clone(&database.meta),
+            Settings {
+                delete_enabled: config.storage.delete.enabled,
+                read_only: config.storage.maintenance.readonly.enabled,
+            },
+        )
+        .with_listener(Arc::new(RegistryMetrics {
+            repositories: Vec::new(),
+        }))
+        .with_listener(webhooks.clone()),
+    );
 
     let tls = match &config.http.tls {
         Some(tls) => Some(tls_acceptor(
@@ -58,6 +83,10 @@ async fn serve(config: Config) -> Result<(), String> {
         registry: Arc::clone(&registry),
         access: Arc::clone(&access),
         urls,
+        metrics: Some(MetricsEndpoint {
+            handle: metrics,
+            open: matches!(config.auth, AuthConfig::None),
+        }),
     };
     let options = HttpOptions {
         extra_headers: extra_headers(&config)?,
@@ -78,8 +107,13 @@ async fn serve(config: Config) -> Result<(), String> {
         tracing::warn!("{warning}");
     }
     if matches!(config.auth, AuthConfig::Berth(_)) {
-        first_run::create_first_administrator(&database.identity, local, config.http.tls.is_some())
-            .await?;
+        first_run::create_first_administrator(
+            &Administration::serving(Arc::clone(&access)),
+            &database.identity,
+            local,
+            config.http.tls.is_some(),
+        )
+        .await?;
     }
     tracing::info!(
         addr = %local,
@@ -90,24 +124,23 @@ async fn serve(config: Config) -> Result<(), String> {
         "listening"
     );
 
-    let purging = &config.storage.maintenance.uploadpurging;
-    if purging.enabled {
-        tokio::spawn(purge_uploads_periodically(
-            Arc::clone(&registry),
-            purging.age,
-            purging.interval,
-            purging.dryrun,
-        ));
-    }
-
-    if let AuthConfig::Berth(berth) = &config.auth {
-        tokio::spawn(prune_identity_periodically(
-            Administration::new(Arc::clone(&database.identity)),
-            berth.auditretention,
-        ));
+    let mut jobs = upkeep_jobs(&config, &registry, &access);
+    jobs.add(
+        Arc::new(Delivery::new(
+            Arc::clone(&webhooks),
+            Arc::clone(&database.webhooks),
+            Arc::clone(&database.leases),
+            observability::instance(&config, local),
+        )),
+        Schedule::every(Duration::from_secs(1)).first_after(Duration::from_secs(1)),
+    );
+    let jobs = jobs.start();
+    if let Some(waker) = jobs.waker(berth_webhooks::delivery::JOB_NAME) {
+        webhooks.set_waker(waker);
     }
 
     server.run(shutdown_signal()).await;
+    jobs.shutdown(Duration::from_secs(10)).await;
     access.flush_audit().await;
     tracing::info!("stopped");
     Ok(())
@@ -127,50 +160,37 @@ fn extra_headers(config: &Config) -> Result<HeaderMap, String> {
     Ok(headers)
 }
 
-/// Purges abandoned uploads shortly after start, then every `interval`.
-async fn purge_uploads_periodically(
-    registry: Arc<Registry>,
-    age: Duration,
-    interval: Duration,
-    dry_run: bool,
-) {
-    let mut next = Duration::from_secs(60).min(interval);
-    loop {
-        tokio::time::sleep(next).await;
-        next = interval;
-        match registry.purge_uploads(age, dry_run).await {
-            Ok(report) if report.sessions + report.orphans > 0 => tracing::info!(
-                sessions = report.sessions,
-                orphans = report.orphans,
-                dry_run,
-                "purged abandoned uploads"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "purging abandoned uploads failed"),
-        }
+/// The background jobs of a serving instance.
+fn upkeep_jobs(
+    config: &Config,
+    registry: &Arc<Registry>,
+    access: &Arc<berth_auth::AccessService>,
+) -> JobRunner {
+    let mut jobs = JobRunner::new();
+    let purging = &config.storage.maintenance.uploadpurging;
+    if purging.enabled {
+        jobs.add(
+            Arc::new(UploadPurge {
+                registry: Arc::clone(registry),
+                age: purging.age,
+                dry_run: purging.dryrun,
+            }),
+            Schedule::every(purging.interval)
+                .first_after(Duration::from_secs(60).min(purging.interval)),
+        );
     }
-}
-
-/// Deletes audit events older than `retention` (zero: none) and expired sessions, shortly
-/// after start and then daily. Several instances doing it at once is harmless.
-async fn prune_identity_periodically(admin: Administration, retention: Duration) {
-    let mut next = Duration::from_secs(120);
-    loop {
-        tokio::time::sleep(next).await;
-        next = Duration::from_secs(24 * 3600);
-        if !retention.is_zero() {
-            match admin.prune_audit(retention).await {
-                Ok(0) => {}
-                Ok(pruned) => tracing::info!(pruned, "deleted audit events past their retention"),
-                Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
-            }
-        }
-        match admin.prune_sessions().await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "deleted expired sessions"),
-            Err(e) => tracing::warn!(error = %e, "pruning expired sessions failed"),
-        }
+    if let AuthConfig::Berth(berth) = &config.auth {
+        jobs.add(
+            Arc::new(IdentityPrune {
+                admin: Administration::serving(Arc::clone(access)),
+                audit_retention: berth.auditretention,
+            }),
+            Schedule::every(Duration::from_secs(24 * 3600))
+                .first_after(Duration::from_secs(120))
+                .retry_after(Duration::from_secs(3600)),
+        );
     }
+    jobs
 }
 
 async fn shutdown_signal() {

@@ -2,10 +2,19 @@
 //! pages, details, search (the same entries found on SQLite and PostgreSQL), pull
 //! statistics, activity and storage usage. Run by each engine's tests beside `behaviour`.
 
+use std::sync::{Arc, OnceLock};
+
 use berth_oci::{Algorithm, Descriptor, Digest, RepositoryName, Tag};
 
 use crate::browse::{ManifestDetails, PullRecord, SearchQuery, TagSort};
+use crate::events::Origin;
 use crate::{MetadataStore, NewManifest, day_of, now_millis};
+
+/// One origin for the suite's writes.
+fn origin() -> &'static Arc<Origin> {
+    static ORIGIN: OnceLock<Arc<Origin>> = OnceLock::new();
+    ORIGIN.get_or_init(|| Arc::new(Origin::system("browse-behaviour-suite")))
+}
 
 fn repo(name: &str) -> RepositoryName {
     RepositoryName::parse(name).unwrap()
@@ -17,7 +26,7 @@ async fn push(store: &dyn MetadataStore, repository: &str, tag: &str, seed: &str
     let blob = format!("blob of {seed}");
     let blob_digest = Digest::of(Algorithm::Sha256, blob.as_bytes());
     store
-        .link_blob(&repository, &blob_digest, blob.len() as u64)
+        .link_blob(&repository, &blob_digest, blob.len() as u64, origin())
         .await
         .unwrap();
     let content = format!("{{\"seed\":\"{seed}\"}}");
@@ -43,6 +52,7 @@ async fn push(store: &dyn MetadataStore, repository: &str, tag: &str, seed: &str
             artifact_type: None,
             annotations: None,
             tag: Some(&tag),
+            origin: origin(),
         })
         .await
         .unwrap();
@@ -161,9 +171,10 @@ async fn search_finds_names_tags_and_words(store: &dyn MetadataStore) {
     assert!(found(store, &query(&["2024", "quuxcorp"])).await.is_empty());
     assert!(
         store
-            .delete_tag(&r, &Tag::parse("2024.1").unwrap())
+            .delete_tag(&r, &Tag::parse("2024.1").unwrap(), origin())
             .await
             .unwrap()
+            .is_some()
     );
     assert!(found(store, &query(&["2024"])).await.is_empty());
     assert!(
@@ -243,7 +254,10 @@ async fn pulls_are_counted(store: &dyn MetadataStore) {
 async fn storage_usage_counts_each_blob_once(store: &dyn MetadataStore) {
     let shared = Digest::of(Algorithm::Sha256, b"shared layer");
     for name in ["usage/a", "usage/b"] {
-        store.link_blob(&repo(name), &shared, 1000).await.unwrap();
+        store
+            .link_blob(&repo(name), &shared, 1000, origin())
+            .await
+            .unwrap();
     }
     let usage = store.storage_usage(1000).await.unwrap();
     let namespace = usage.namespaces.iter().find(|u| u.name == "usage").unwrap();

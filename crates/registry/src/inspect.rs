@@ -585,15 +585,25 @@ impl Registry {
         if declared_size > MAX_CONFIG_SIZE {
             return Ok(None);
         }
-        let read = match self.read_blob(repository, &digest, None).await {
-            Ok(read) => read,
-            Err(e) if e.code == berth_oci::ErrorCode::BlobUnknown => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let BlobContent::Stream(mut stream) = read.content else {
+        // Read from the store directly: this is the registry looking, not a client's pull
+        // (no pull event), but only what the repository holds.
+        let Some(size) = self
+            .meta
+            .blob_size(repository, &digest)
+            .await
+            .map_err(from_meta)?
+        else {
             return Ok(None);
         };
-        let mut bytes = BytesMut::with_capacity(read.size as usize);
+        let content = match self.blobs.read_blob(&digest, None).await {
+            Ok(content) => content,
+            Err(berth_storage::StorageError::NotFound) => return Ok(None),
+            Err(e) => return Err(crate::errors::from_storage(e)),
+        };
+        let BlobContent::Stream(mut stream) = content else {
+            return Ok(None);
+        };
+        let mut bytes = BytesMut::with_capacity(size.min(MAX_CONFIG_SIZE) as usize);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(RegistryError::internal)?;
             if (bytes.len() + chunk.len()) as u64 > MAX_CONFIG_SIZE {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use berth_meta::SqliteStore;
+use berth_meta::{Origin, SqliteStore};
 use berth_oci::{Algorithm, Digest, Reference, RepositoryName, Tag};
 use berth_registry::inspect::Kind;
 use berth_registry::pull_stats::PullStats;
@@ -41,6 +41,10 @@ async fn fixture() -> Fixture {
     }
 }
 
+fn origin() -> Arc<Origin> {
+    Arc::new(Origin::system("inspect-tests"))
+}
+
 fn repo(name: &str) -> RepositoryName {
     RepositoryName::parse(name).unwrap()
 }
@@ -49,7 +53,13 @@ async fn blob(registry: &Registry, repository: &RepositoryName, data: &[u8]) -> 
     let digest = Digest::of(Algorithm::Sha256, data);
     let body: ByteStream = Box::pin(stream::iter([Ok(Bytes::copy_from_slice(data))]));
     registry
-        .upload_blob(repository, &digest, Some(data.len() as u64), body)
+        .upload_blob(
+            &origin(),
+            repository,
+            &digest,
+            Some(data.len() as u64),
+            body,
+        )
         .await
         .unwrap();
     json!({"digest": digest.as_str(), "size": data.len()})
@@ -65,6 +75,7 @@ async fn put(
     let reference = Reference::parse(reference).unwrap();
     registry
         .put_manifest(
+            &origin(),
             repository,
             &reference,
             Some(media_type),

@@ -171,6 +171,7 @@ impl From<AdminError> for WebError {
     fn from(err: AdminError) -> Self {
         match err {
             AdminError::Invalid(why) => WebError::BadRequest(why),
+            AdminError::Denied(why) => WebError::Forbidden(why),
             AdminError::NotFound(_) => WebError::NotFound,
             AdminError::Conflict(why) => WebError::Refused(why),
             AdminError::Store(e) => e.into(),

@@ -16,7 +16,7 @@ use http::request::Parts;
 use maud::{Markup, html};
 
 use crate::WebState;
-use crate::errors::{PageResult, WebError};
+use crate::errors::PageResult;
 use crate::forms::Fields;
 use crate::layout::{page, repository_url};
 use crate::pages::repository::visible_repository;
@@ -24,7 +24,7 @@ use crate::session::{CSRF_FIELD, Viewer};
 
 /// The management layer the pages call, as the CLI and the admin API do.
 pub fn administration(state: &WebState) -> Administration {
-    Administration::new(Arc::clone(state.access.store()))
+    Administration::serving(Arc::clone(&state.access))
 }
 
 /// The rules as the policy evaluates them, each with what the operator sees.
@@ -261,27 +261,15 @@ pub async fn add_rule(state: &WebState, parts: &Parts, body: Body, name: &str) -
     let viewer = Viewer::of(state, parts).await?;
     let repository = visible_repository(state, &viewer, name).await?;
     viewer.check_csrf(&form)?;
-    if !viewer.is_admin() || viewer.caller.is_limited() {
-        return Err(WebError::Forbidden(
-            "Only administrators may add rules.".into(),
-        ));
-    }
+    let admin = administration(state);
+    let actor = admin
+        .authorize(&viewer.caller, &format!("POST {}", parts.uri.path()))
+        .await?;
     let actions: Vec<&str> = form.all("actions").collect();
     let subject = form.text("subject").unwrap_or_default();
     let pattern = form.text("pattern").unwrap_or_default();
-    let rule = administration(state)
-        .add_rule(subject, pattern, &actions.join(","))
+    admin
+        .add_rule(&actor, subject, pattern, &actions.join(","))
         .await?;
-    state.access.invalidate();
-    state.access.audit(
-        &viewer.caller,
-        "admin",
-        "/api/v1/policy/rules",
-        "allowed",
-        &format!(
-            "rule {} added in the dashboard: {} {} {}",
-            rule.id, rule.subject, rule.pattern, rule.actions
-        ),
-    );
     Ok(Redirect::to(&format!("{}/-/access", repository_url(repository.as_str()))).into_response())
 }

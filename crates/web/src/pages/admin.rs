@@ -6,7 +6,9 @@
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use berth_auth::admin::{AdminError, CreatedToken, NewToken, NewUser, TokenInfo};
+use berth_auth::admin::{
+    Actor, AdminError, Administration, CreatedToken, NewToken, NewUser, TokenInfo,
+};
 use berth_meta::identity::TokenOwner;
 use http::Method;
 use http::request::Parts;
@@ -67,8 +69,9 @@ pub fn done_note(fields: &Fields) -> Markup {
     }
 }
 
-/// Runs a change for an administrator: checks the form's CSRF token, runs `change`, audits
-/// it, drops the access caches, and returns to `back` with what was done.
+/// Runs a change for an administrator: checks the form's CSRF token, has `Administration`
+/// authorize the caller (it audits and drops the access caches itself), runs `change`, and
+/// returns to `back` with what was done.
 pub async fn change<F, Fut>(
     state: &WebState,
     parts: &Parts,
@@ -77,22 +80,17 @@ pub async fn change<F, Fut>(
     change: F,
 ) -> PageResult
 where
-    F: FnOnce(Fields) -> Fut,
+    F: FnOnce(Administration, Actor, Fields) -> Fut,
     Fut: Future<Output = Result<String, AdminError>>,
 {
     let form = Fields::body(body).await?;
     let viewer = administrator(state, parts).await?;
     viewer.check_csrf(&form)?;
-    let outcome = change(form).await;
-    let (result, detail) = match &outcome {
-        Ok(done) => ("allowed", done.clone()),
-        Err(e) => ("allowed", format!("failed: {e}")),
-    };
-    state
-        .access
-        .audit(&viewer.caller, "admin", parts.uri.path(), result, &detail);
-    let done = outcome?;
-    state.access.invalidate();
+    let admin = administration(state);
+    let actor = admin
+        .authorize(&viewer.caller, &format!("POST {}", parts.uri.path()))
+        .await?;
+    let done = change(admin, actor, form).await?;
     Ok(Redirect::to(&format!("{back}{}", query(&[("done", &done)]))).into_response())
 }
 
@@ -165,12 +163,18 @@ pub async fn dispatch(State(state): Shared, request: Request) -> PageResult {
         (["users", name, action], false) => user_action(state, &parts, body, name, action).await,
         (["teams"], true) => teams_page(state, &parts).await,
         (["teams"], false) => {
-            change(state, &parts, body, "/admin/teams", |form| async move {
-                let team = administration(state)
-                    .create_team(form.text("name").unwrap_or_default())
-                    .await?;
-                Ok(format!("Team {} created.", team.name))
-            })
+            change(
+                state,
+                &parts,
+                body,
+                "/admin/teams",
+                |admin, actor, form| async move {
+                    let team = admin
+                        .create_team(&actor, form.text("name").unwrap_or_default())
+                        .await?;
+                    Ok(format!("Team {} created.", team.name))
+                },
+            )
             .await
         }
         (["teams", team, action], false) => team_action(state, &parts, body, team, action).await,
@@ -181,9 +185,10 @@ pub async fn dispatch(State(state): Shared, request: Request) -> PageResult {
                 &parts,
                 body,
                 "/admin/service-accounts",
-                |form| async move {
-                    let account = administration(state)
+                |admin, actor, form| async move {
+                    let account = admin
                         .create_service_account(
+                            &actor,
                             form.text("name").unwrap_or_default(),
                             form.get("description").unwrap_or_default().trim(),
                         )
@@ -206,8 +211,8 @@ pub async fn dispatch(State(state): Shared, request: Request) -> PageResult {
                 &parts,
                 body,
                 "/admin/service-accounts",
-                |_| async move {
-                    let token = administration(state).revoke_token(id).await?;
+                |admin, actor, _| async move {
+                    let token = admin.revoke_token(&actor, id).await?;
                     Ok(format!("Token {} ({}) revoked.", token.name, token.id))
                 },
             )
@@ -277,20 +282,29 @@ async fn users_page(state: &WebState, parts: &Parts) -> PageResult {
 }
 
 async fn create_user(state: &WebState, parts: &Parts, body: Body) -> PageResult {
-    change(state, parts, body, "/admin/users", |form| async move {
-        let user = administration(state)
-            .create_user(NewUser {
-                name: form.text("name").unwrap_or_default().to_string(),
-                password: form
-                    .get("password")
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_owned),
-                email: form.text("email").map(str::to_owned),
-                admin: form.flag("admin"),
-            })
-            .await?;
-        Ok(format!("User {} added.", user.name))
-    })
+    change(
+        state,
+        parts,
+        body,
+        "/admin/users",
+        |admin, actor, form| async move {
+            let user = admin
+                .create_user(
+                    &actor,
+                    NewUser {
+                        name: form.text("name").unwrap_or_default().to_string(),
+                        password: form
+                            .get("password")
+                            .filter(|p| !p.is_empty())
+                            .map(str::to_owned),
+                        email: form.text("email").map(str::to_owned),
+                        admin: form.flag("admin"),
+                    },
+                )
+                .await?;
+            Ok(format!("User {} added.", user.name))
+        },
+    )
     .await
 }
 
@@ -301,36 +315,41 @@ async fn user_action(
     name: &str,
     action: &str,
 ) -> PageResult {
-    change(state, parts, body, "/admin/users", |form| async move {
-        let admin = administration(state);
-        match action {
-            "disable" => admin
-                .set_user_disabled(name, true)
-                .await
-                .map(|_| format!("{name} disabled.")),
-            "enable" => admin
-                .set_user_disabled(name, false)
-                .await
-                .map(|_| format!("{name} enabled.")),
-            "promote" => admin
-                .set_user_admin(name, true)
-                .await
-                .map(|_| format!("{name} is an administrator.")),
-            "demote" => admin
-                .set_user_admin(name, false)
-                .await
-                .map(|_| format!("{name} is no longer an administrator.")),
-            "delete" => admin
-                .delete_user(name)
-                .await
-                .map(|_| format!("{name} deleted.")),
-            "password" => admin
-                .set_password(name, form.get("password").unwrap_or_default())
-                .await
-                .map(|_| format!("{name}'s password was set; their sessions ended.")),
-            _ => Err(AdminError::NotFound(format!("no action {action:?}"))),
-        }
-    })
+    change(
+        state,
+        parts,
+        body,
+        "/admin/users",
+        |admin, actor, form| async move {
+            match action {
+                "disable" => admin
+                    .set_user_disabled(&actor, name, true)
+                    .await
+                    .map(|_| format!("{name} disabled.")),
+                "enable" => admin
+                    .set_user_disabled(&actor, name, false)
+                    .await
+                    .map(|_| format!("{name} enabled.")),
+                "promote" => admin
+                    .set_user_admin(&actor, name, true)
+                    .await
+                    .map(|_| format!("{name} is an administrator.")),
+                "demote" => admin
+                    .set_user_admin(&actor, name, false)
+                    .await
+                    .map(|_| format!("{name} is no longer an administrator.")),
+                "delete" => admin
+                    .delete_user(&actor, name)
+                    .await
+                    .map(|_| format!("{name} deleted.")),
+                "password" => admin
+                    .set_password(&actor, name, form.get("password").unwrap_or_default())
+                    .await
+                    .map(|_| format!("{name}'s password was set; their sessions ended.")),
+                _ => Err(AdminError::NotFound(format!("no action {action:?}"))),
+            }
+        },
+    )
     .await
 }
 
@@ -378,25 +397,30 @@ async fn team_action(
     team: &str,
     action: &str,
 ) -> PageResult {
-    change(state, parts, body, "/admin/teams", |form| async move {
-        let admin = administration(state);
-        let user = form.text("user").unwrap_or_default();
-        match action {
-            "add-member" => admin
-                .add_team_member(team, user)
-                .await
-                .map(|_| format!("{user} joined {team}.")),
-            "remove-member" => admin
-                .remove_team_member(team, user)
-                .await
-                .map(|_| format!("{user} left {team}.")),
-            "delete" => admin
-                .delete_team(team)
-                .await
-                .map(|_| format!("Team {team} deleted.")),
-            _ => Err(AdminError::NotFound(format!("no action {action:?}"))),
-        }
-    })
+    change(
+        state,
+        parts,
+        body,
+        "/admin/teams",
+        |admin, actor, form| async move {
+            let user = form.text("user").unwrap_or_default();
+            match action {
+                "add-member" => admin
+                    .add_team_member(&actor, team, user)
+                    .await
+                    .map(|_| format!("{user} joined {team}.")),
+                "remove-member" => admin
+                    .remove_team_member(&actor, team, user)
+                    .await
+                    .map(|_| format!("{user} left {team}.")),
+                "delete" => admin
+                    .delete_team(&actor, team)
+                    .await
+                    .map(|_| format!("Team {team} deleted.")),
+                _ => Err(AdminError::NotFound(format!("no action {action:?}"))),
+            }
+        },
+    )
     .await
 }
 
@@ -522,19 +546,18 @@ async fn account_action(
         parts,
         body,
         "/admin/service-accounts",
-        |_| async move {
-            let admin = administration(state);
+        |admin, actor, _| async move {
             match action {
                 "disable" => admin
-                    .set_service_account_disabled(name, true)
+                    .set_service_account_disabled(&actor, name, true)
                     .await
                     .map(|_| format!("{name} disabled.")),
                 "enable" => admin
-                    .set_service_account_disabled(name, false)
+                    .set_service_account_disabled(&actor, name, false)
                     .await
                     .map(|_| format!("{name} enabled.")),
                 "delete" => admin
-                    .delete_service_account(name)
+                    .delete_service_account(&actor, name)
                     .await
                     .map(|_| format!("{name} deleted.")),
                 _ => Err(AdminError::NotFound(format!("no action {action:?}"))),
@@ -607,22 +630,20 @@ pub async fn create_token(
         TokenOwner::ServiceAccount(_) => administrator(state, parts).await?,
     };
     viewer.check_csrf(&form)?;
-    let created = administration(state)
-        .create_token(new_token(owner, &form)?)
-        .await;
-    state.access.audit(
-        &viewer.caller,
-        "admin",
-        parts.uri.path(),
-        "allowed",
-        &match &created {
-            Ok(created) => format!(
-                "token {} created for {}",
-                created.info.id, created.info.owner
-            ),
-            Err(e) => format!("failed: {e}"),
+    let admin = administration(state);
+    let actor = match &owner {
+        // Users make their own tokens; Administration records who did.
+        TokenOwner::User(name) => Actor::Principal {
+            subject: format!("user:{name}"),
+            client: viewer.caller.client,
         },
-    );
+        TokenOwner::ServiceAccount(_) => {
+            admin
+                .authorize(&viewer.caller, &format!("POST {}", parts.uri.path()))
+                .await?
+        }
+    };
+    let created = admin.create_token(&actor, new_token(owner, &form)?).await;
     let created = created?;
     Ok(created_token_page(&viewer, back, &created))
 }

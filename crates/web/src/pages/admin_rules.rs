@@ -136,19 +136,26 @@ pub async fn preview(state: &WebState, parts: &Parts) -> PageResult {
 
 /// POST /admin/rules
 pub async fn add_rule(state: &WebState, parts: &Parts, body: Body) -> PageResult {
-    change(state, parts, body, "/admin/rules", |form| async move {
-        let rule = administration(state)
-            .add_rule(
-                form.text("subject").unwrap_or_default(),
-                form.text("pattern").unwrap_or_default(),
-                form.text("actions").unwrap_or_default(),
-            )
-            .await?;
-        Ok(format!(
-            "Rule {} added: {} {} {}.",
-            rule.id, rule.subject, rule.pattern, rule.actions
-        ))
-    })
+    change(
+        state,
+        parts,
+        body,
+        "/admin/rules",
+        |admin, actor, form| async move {
+            let rule = admin
+                .add_rule(
+                    &actor,
+                    form.text("subject").unwrap_or_default(),
+                    form.text("pattern").unwrap_or_default(),
+                    form.text("actions").unwrap_or_default(),
+                )
+                .await?;
+            Ok(format!(
+                "Rule {} added: {} {} {}.",
+                rule.id, rule.subject, rule.pattern, rule.actions
+            ))
+        },
+    )
     .await
 }
 
@@ -157,9 +164,15 @@ pub async fn remove_rule(state: &WebState, parts: &Parts, body: Body, id: &str) 
     let id: i64 = id
         .parse()
         .map_err(|_| WebError::bad_request(format!("{id:?} is not a rule number")))?;
-    change(state, parts, body, "/admin/rules", |_| async move {
-        administration(state).remove_rule(id).await?;
-        Ok(format!("Rule {id} removed."))
-    })
+    change(
+        state,
+        parts,
+        body,
+        "/admin/rules",
+        |admin, actor, _| async move {
+            admin.remove_rule(&actor, id).await?;
+            Ok(format!("Rule {id} removed."))
+        },
+    )
     .await
 }

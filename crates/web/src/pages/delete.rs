@@ -3,9 +3,12 @@
 //! for confirmation on a page of its own, needs delete rights, is refused when the registry
 //! does not allow deleting, and is audited.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::response::{IntoResponse, Redirect};
 use berth_auth::{Action, Decision};
+use berth_meta::Origin;
 use berth_oci::{Digest, Reference, RepositoryName, Tag};
 use http::request::Parts;
 use maud::{Markup, html};
@@ -16,6 +19,25 @@ use crate::forms::Fields;
 use crate::layout::{manifest_url, page, repository_url, short_digest, tag_url};
 use crate::pages::repository::visible_repository;
 use crate::session::{CSRF_FIELD, Viewer};
+
+/// Who deletes and from where, for the events the deletion causes.
+fn origin(parts: &Parts, viewer: &Viewer) -> Arc<Origin> {
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    Arc::new(Origin {
+        actor: viewer.caller.actor(),
+        address: viewer.caller.client.map(|ip| ip.to_string()),
+        user_agent: header(http::header::USER_AGENT),
+        request_id: None,
+        method: Some(parts.method.as_str().to_string()),
+        host: header(http::header::HOST),
+    })
+}
 
 /// The repository, if the viewer may delete in it and the registry allows deleting.
 async fn deletable(
@@ -127,7 +149,11 @@ pub async fn delete_tag(
     authorize(state, &viewer, &form, &repository).await?;
     state
         .registry
-        .delete_manifest(&repository, &Reference::Tag(tag.clone()))
+        .delete_manifest(
+            &origin(parts, &viewer),
+            &repository,
+            &Reference::Tag(tag.clone()),
+        )
         .await?;
     state.access.audit(
         &viewer.caller,
@@ -186,7 +212,11 @@ pub async fn delete_manifest(
     let tags = state.registry.manifest_tags(&repository, digest).await?;
     state
         .registry
-        .delete_manifest(&repository, &Reference::Digest(digest.clone()))
+        .delete_manifest(
+            &origin(parts, &viewer),
+            &repository,
+            &Reference::Digest(digest.clone()),
+        )
         .await?;
     state.access.audit(
         &viewer.caller,

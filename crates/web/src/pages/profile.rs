@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Redirect};
 use berth_auth::AuthFailure;
+use berth_auth::admin::Actor;
 use berth_meta::identity::TokenOwner;
 use http::Method;
 use http::request::Parts;
@@ -18,6 +19,14 @@ use crate::pages::access::administration;
 use crate::pages::admin::{button, create_token, done_note, post_form, token_form, tokens_table};
 use crate::session::{Viewer, client, set_session_cookies};
 use crate::{Shared, WebState};
+
+/// A user acting on their own account (recorded as such by `Administration`).
+fn own_actor(viewer: &Viewer, name: &str) -> Actor {
+    Actor::Principal {
+        subject: format!("user:{name}"),
+        client: viewer.caller.client,
+    }
+}
 
 /// GET /profile
 pub async fn profile(State(state): Shared, request: Request) -> PageResult {
@@ -78,7 +87,7 @@ pub async fn dispatch(State(state): Shared, request: Request) -> PageResult {
     match segments.as_slice() {
         ["password"] => change_password(&state, &parts, body, &viewer, &name).await,
         ["tokens"] => create_token(&state, &parts, body, TokenOwner::User(name), "/profile").await,
-        ["tokens", id, "revoke"] => revoke(&state, &parts, body, &viewer, &name, id).await,
+        ["tokens", id, "revoke"] => revoke(&state, body, &viewer, &name, id).await,
         ["sessions", "end-others"] => end_others(&state, &parts, body, &viewer, &name).await,
         _ => Err(WebError::NotFound),
     }
@@ -118,15 +127,9 @@ async fn change_password(
         Err(other) => return Err(other.into()),
     }
     // Setting the password ends every session of the user, this one included.
-    administration(state).set_password(name, password).await?;
-    state.access.invalidate();
-    state.access.audit(
-        &viewer.caller,
-        "admin",
-        "/profile/password",
-        "allowed",
-        "own password changed",
-    );
+    administration(state)
+        .set_password(&own_actor(viewer, name), name, password)
+        .await?;
     fresh_session(
         state,
         parts,
@@ -136,14 +139,7 @@ async fn change_password(
     .await
 }
 
-async fn revoke(
-    state: &WebState,
-    parts: &Parts,
-    body: Body,
-    viewer: &Viewer,
-    name: &str,
-    id: &str,
-) -> PageResult {
+async fn revoke(state: &WebState, body: Body, viewer: &Viewer, name: &str, id: &str) -> PageResult {
     let form = Fields::body(body).await?;
     viewer.check_csrf(&form)?;
     let admin = administration(state);
@@ -151,15 +147,7 @@ async fn revoke(
     if token.owner != format!("user:{name}") {
         return Err(WebError::NotFound);
     }
-    admin.revoke_token(id).await?;
-    state.access.invalidate();
-    state.access.audit(
-        &viewer.caller,
-        "admin",
-        parts.uri.path(),
-        "allowed",
-        &format!("own token {id} revoked"),
-    );
+    admin.revoke_token(&own_actor(viewer, name), id).await?;
     Ok(Redirect::to(&format!(
         "/profile{}",
         query(&[("done", &format!("Token {} revoked.", token.name))])

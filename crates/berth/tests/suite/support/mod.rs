@@ -218,7 +218,12 @@ impl Berth {
 /// Runs a management command (`berth user add ...`) on the database in `data`, as an
 /// operator would, and returns its `--json` output. Panics with its stderr if it fails.
 pub fn berth_cli(data: &Path, args: &[&str]) -> serde_json::Value {
-    let output = berth_cli_output(data, args, None);
+    berth_cli_env(data, &[], args)
+}
+
+/// [`berth_cli`] with configuration in the environment (`BERTH_DATABASE_URL`, ...).
+pub fn berth_cli_env(data: &Path, env: &[(&str, &str)], args: &[&str]) -> serde_json::Value {
+    let output = berth_cli_output_env(data, env, args, None);
     assert!(
         output.status.success(),
         "berth {args:?} failed: {}",
@@ -234,6 +239,16 @@ pub fn berth_cli(data: &Path, args: &[&str]) -> serde_json::Value {
 
 /// Runs a management command with `--json`, optionally feeding `stdin`, whatever its outcome.
 pub fn berth_cli_output(data: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    berth_cli_output_env(data, &[], args, stdin)
+}
+
+/// [`berth_cli_output`] with configuration in the environment.
+pub fn berth_cli_output_env(
+    data: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
     use std::io::Write;
     let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
     command.args(args).arg("--data").arg(data).arg("--json");
@@ -242,6 +257,7 @@ pub fn berth_cli_output(data: &Path, args: &[&str], stdin: Option<&str>) -> std:
             command.env_remove(key);
         }
     }
+    command.envs(env.iter().copied());
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
