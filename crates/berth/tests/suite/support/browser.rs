@@ -103,18 +103,22 @@ impl Browser {
 
     /// The visible text of the whole page.
     pub async fn text(&self) -> String {
-        self.client
-            .find(Locator::Css("body"))
-            .await
-            .expect("a body")
-            .text()
-            .await
-            .unwrap()
+        self.text_of("body").await
     }
 
-    /// The visible text of the first element matching `css`.
+    /// The visible text of the first element matching `css` (found again if the page
+    /// replaced it between finding and reading, as a live preview does).
     pub async fn text_of(&self, css: &str) -> String {
-        self.wait(css).await.text().await.unwrap()
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.wait(css).await.text().await {
+                Ok(text) => return text,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("reading {css}: {e}"),
+            }
+        }
     }
 
     /// Waits for an element matching `css`.
@@ -129,7 +133,7 @@ impl Browser {
                 Err(e) => panic!(
                     "no {css} on {}: {e}\n{}",
                     self.client.current_url().await.unwrap(),
-                    self.text().await
+                    self.client.source().await.unwrap_or_default()
                 ),
             }
         }
