@@ -128,6 +128,7 @@ async fn an_administrator_adds_a_user_a_team_and_a_rule_that_podman_then_honours
             "add rule: team:x-devs may push on team-x/**",
         )
         .await;
+    assert!(audit.contains("create user"), "{audit}");
     browser.screenshot("audit").await;
     browser
         .until_text(
