@@ -17,8 +17,9 @@ use berth_webhooks::{Delivery, Endpoints};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::instrumented::MeasuredBlobStore;
-use crate::jobs::{IdentityPrune, UploadPurge};
+use crate::jobs::{DescribeManifests, IdentityPrune, PullStatsFlush, UploadPurge};
 use crate::{ServeArgs, backends, first_run, observability};
+use berth_registry::pull_stats::PullStats;
 
 pub fn run(args: ServeArgs) -> ExitCode {
     let loaded = match crate::load_config(&args.config, args.addr.as_deref()) {
@@ -46,6 +47,7 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("reading the webhooks defined through the API: {e}"))?;
     database.meta.route_events_to(webhooks.clone());
+    let pull_stats = Arc::new(PullStats::new(Arc::clone(&database.meta)));
     let registry = Arc::new(
         Registry::new(
             blobs,
@@ -58,7 +60,8 @@ async fn serve(config: Config) -> Result<(), String> {
         .with_listener(Arc::new(RegistryMetrics {
             repositories: Vec::new(),
         }))
-        .with_listener(webhooks.clone()),
+        .with_listener(webhooks.clone())
+        .with_listener(pull_stats.clone()),
     );
 
     let tls = match &config.http.tls {
@@ -134,6 +137,20 @@ async fn serve(config: Config) -> Result<(), String> {
         )),
         Schedule::every(Duration::from_secs(1)).first_after(Duration::from_secs(1)),
     );
+    jobs.add(
+        Arc::new(PullStatsFlush {
+            stats: Arc::clone(&pull_stats),
+        }),
+        Schedule::every(Duration::from_secs(2)).first_after(Duration::from_secs(2)),
+    );
+    jobs.add(
+        Arc::new(DescribeManifests {
+            registry: Arc::clone(&registry),
+        }),
+        Schedule::every(Duration::from_secs(3600))
+            .first_after(Duration::from_secs(30))
+            .retry_after(Duration::from_secs(600)),
+    );
     let jobs = jobs.start();
     if let Some(waker) = jobs.waker(berth_webhooks::delivery::JOB_NAME) {
         webhooks.set_waker(waker);
@@ -141,6 +158,9 @@ async fn serve(config: Config) -> Result<(), String> {
 
     server.run(shutdown_signal()).await;
     jobs.shutdown(Duration::from_secs(10)).await;
+    if let Err(e) = pull_stats.flush().await {
+        tracing::warn!(error = %e, "writing the last pull counts failed");
+    }
     access.flush_audit().await;
     tracing::info!("stopped");
     Ok(())

@@ -3,8 +3,9 @@
 //! per flush, however many pulls it covers), never one write per request: a pull is a read,
 //! and must not queue behind a write.
 //!
-//! [`PullStats::record`] is what the registry's pull events feed; [`PullStats::flush`] is
-//! run periodically (and at shutdown) by the background runner.
+//! It is a listener on the registry's event stream ([`EventSink`]): each `manifest.pulled`
+//! event is counted; [`PullStats::flush`] is run every few seconds (and at shutdown) by the
+//! background runner.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use berth_oci::{Digest, RepositoryName, Tag};
 
 use crate::Result;
 use crate::errors::from_meta;
+use crate::events::{Event, EventKind, EventSink};
 
 /// Distinct (repository, manifest, tag) keys kept between flushes at most; beyond it a flush
 /// is due at once (the caller sees [`PullStats::record`] return `true`).
@@ -79,5 +81,15 @@ impl PullStats {
             return Err(from_meta(e));
         }
         Ok(pulls)
+    }
+}
+
+impl EventSink for PullStats {
+    fn publish(&self, event: &Event) {
+        if event.kind == EventKind::ManifestPulled
+            && let Some(digest) = &event.digest
+        {
+            self.record(&event.repository, digest, event.tag.as_ref());
+        }
     }
 }

@@ -626,3 +626,38 @@ async fn script_in_labels_and_annotations_is_shown_as_text() {
     }
     browser.screenshot("xss").await;
 }
+
+#[tokio::test]
+async fn pulls_are_counted_per_tag_and_shown_with_the_last_pull_time() {
+    let (_ids, berth) = registry(|_| {});
+    let sandbox = Sandbox::new();
+    let image = labelled_image(&sandbox, "pulled", &[]).await;
+    skopeo_push(&sandbox, &image, &format!("{}/e2e/pulled:v1", berth.host())).await;
+    for _ in 0..3 {
+        run(sandbox
+            .skopeo()
+            .args(["copy", "--src-tls-verify=false"])
+            .arg(format!("docker://{}/e2e/pulled:v1", berth.host()))
+            .arg(format!(
+                "oci:{}:copy",
+                sandbox.path("pulled-copy").display()
+            )))
+        .await;
+    }
+    let browser = Browser::start("pulls").await;
+    // Pulls are written in batches every two seconds.
+    let page = browser
+        .until_text(&berth.url("/r/e2e/pulled"), "ago\n")
+        .await;
+    let pulls = browser
+        .texts("table tbody td.num:nth-last-child(1), table tbody td.num")
+        .await;
+    assert!(
+        pulls.iter().any(|p| p == "3"),
+        "three pulls counted: {pulls:?}\n{page}"
+    );
+    assert!(!page.contains("never"), "a last pull time: {page}");
+    browser.goto(&berth.url("/r/e2e/pulled/-/tags/v1")).await;
+    let page = browser.text().await;
+    assert!(page.contains("Pulls\n3, last"), "{page}");
+}
