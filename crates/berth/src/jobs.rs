@@ -80,6 +80,8 @@ impl Job for IdentityPrune {
     }
 }
 
+pub const PULL_STATS_JOB: &str = "pull-stats";
+
 /// Writes the pulls counted since the last pass (the dashboard's pull counts and last-pulled
 /// times), in one transaction.
 pub struct PullStatsFlush {
@@ -89,12 +91,16 @@ pub struct PullStatsFlush {
 #[async_trait]
 impl Job for PullStatsFlush {
     fn name(&self) -> &'static str {
-        "pull-stats"
+        PULL_STATS_JOB
     }
 
     async fn run(&self, _context: &JobContext) -> Result<JobSummary, JobError> {
-        self.stats.flush().await.map_err(JobError::new)?;
-        Ok(String::new())
+        let pulls = self.stats.flush().await.map_err(JobError::new)?;
+        Ok(if pulls == 0 {
+            String::new()
+        } else {
+            format!("recorded {pulls} pulls")
+        })
     }
 }
 
@@ -111,16 +117,19 @@ impl Job for DescribeManifests {
     }
 
     async fn run(&self, context: &JobContext) -> Result<JobSummary, JobError> {
+        const BATCH: u32 = 200;
         let mut described = 0;
         while !context.is_shutting_down() {
-            let batch = self
+            let (looked, done) = self
                 .registry
-                .describe_missing(200)
+                .describe_missing(BATCH)
                 .await
                 .map_err(JobError::new)?;
-            described += batch;
+            described += done;
             context.progress(format!("{described} manifests described"));
-            if batch < 200 {
+            // A short batch is the last; a batch where every manifest failed would come back
+            // unchanged (each failure is logged), so the next pass retries it.
+            if looked < BATCH as usize || done == 0 {
                 break;
             }
         }

@@ -17,6 +17,7 @@ mod logging;
 mod observability;
 mod serve;
 mod telemetry;
+mod webhook_commands;
 
 #[derive(Parser)]
 #[command(name = "berth", version, about = "A self-hosted OCI container registry", long_about = None)]
@@ -83,6 +84,13 @@ enum Command {
     Htpasswd {
         #[command(subcommand)]
         command: identity_commands::HtpasswdCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
+    /// Webhooks: list, test, delivery log, dead letters and replay.
+    Webhook {
+        #[command(subcommand)]
+        command: webhook_commands::WebhookCommand,
         #[command(flatten)]
         store: identity_commands::StoreArgs,
     },
@@ -176,6 +184,7 @@ fn main() -> ExitCode {
         Command::Audit { command, store } => {
             identity_commands::run(identity_commands::Command::Audit(command), store)
         }
+        Command::Webhook { command, store } => webhook_commands::run(command, store),
     }
 }
 

@@ -697,7 +697,8 @@ impl Registry {
     /// Records the details of a manifest just pushed, for the pages and the search. They
     /// are derived data: failing to record them leaves the manifest as it is, found by name
     /// and tag only until [`Registry::describe_missing`] catches up.
-    pub async fn describe_manifest(&self, repository: &RepositoryName, digest: &Digest) {
+    /// Returns whether the details were recorded.
+    pub async fn describe_manifest(&self, repository: &RepositoryName, digest: &Digest) -> bool {
         let result = async {
             let Some(stored) = self
                 .meta
@@ -716,23 +717,31 @@ impl Registry {
                 .map_err(from_meta)
         }
         .await;
-        if let Err(e) = result {
-            tracing::warn!(%repository, %digest, error = %e, "recording a manifest's details failed");
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(%repository, %digest, error = %e, "recording a manifest's details failed");
+                false
+            }
         }
     }
 
     /// Records details for up to `limit` manifests that have none (pushed before berth
-    /// recorded them); returns how many it looked at.
-    pub async fn describe_missing(&self, limit: u32) -> Result<usize> {
+    /// recorded them); returns how many it looked at and how many it described (the others
+    /// failed, and are looked at again next time).
+    pub async fn describe_missing(&self, limit: u32) -> Result<(usize, usize)> {
         let missing = self
             .meta
             .manifests_without_details(limit)
             .await
             .map_err(from_meta)?;
+        let mut described = 0;
         for (repository, digest) in &missing {
-            self.describe_manifest(repository, digest).await;
+            if self.describe_manifest(repository, digest).await {
+                described += 1;
+            }
         }
-        Ok(missing.len())
+        Ok((missing.len(), described))
     }
 
     /// Pulls and pushed manifests of a repository for each of the last `days` days (today

@@ -8,7 +8,7 @@
 //! background runner.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use berth_meta::browse::PullRecord;
 use berth_meta::{MetadataStore, now_millis};
@@ -27,6 +27,8 @@ type Key = (RepositoryName, Digest, Option<Tag>);
 pub struct PullStats {
     meta: Arc<dyn MetadataStore>,
     pending: Mutex<HashMap<Key, (u64, i64)>>,
+    /// Asks for a flush before the next scheduled one (the background runner's waker).
+    flush_soon: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl PullStats {
@@ -34,7 +36,14 @@ impl PullStats {
         PullStats {
             meta,
             pending: Mutex::new(HashMap::new()),
+            flush_soon: OnceLock::new(),
         }
+    }
+
+    /// What to call when so many distinct pulls are pending that a flush should not wait
+    /// for its schedule (set once, by whoever runs the flushes).
+    pub fn when_full(&self, flush_soon: impl Fn() + Send + Sync + 'static) {
+        let _ = self.flush_soon.set(Box::new(flush_soon));
     }
 
     /// Counts a pull of `digest` in `repository` (through `tag`, when pulled by tag). Returns
@@ -89,7 +98,10 @@ impl EventSink for PullStats {
         if event.kind == EventKind::ManifestPulled
             && let Some(digest) = &event.digest
         {
-            self.record(&event.repository, digest, event.tag.as_ref());
+            let full = self.record(&event.repository, digest, event.tag.as_ref());
+            if full && let Some(flush_soon) = self.flush_soon.get() {
+                flush_soon();
+            }
         }
     }
 }

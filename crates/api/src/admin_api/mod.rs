@@ -17,7 +17,8 @@
 //!   (`{"errors":[{"code","message","detail"}]}`);
 //! * `sessions`: `/me` and sign-in sessions;
 //! * `identities`: users, teams, service accounts;
-//! * `access`: tokens, rules, htpasswd import, the audit log.
+//! * `access`: tokens, rules, htpasswd import, the audit log;
+//! * `background`: webhooks (over `berth_webhooks::admin`) and background jobs.
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ use crate::AppState;
 use failure::{ApiFailure, ApiResult};
 
 mod access;
+mod background;
 mod failure;
 mod identities;
 mod request;
@@ -88,6 +90,34 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/policy/rules/{id}", delete(remove_rule))
         .route("/api/v1/htpasswd/import", post(import_htpasswd))
         .route("/api/v1/audit", get(audit))
+        .route(
+            "/api/v1/webhooks",
+            get(background::list_webhooks).post(background::create_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{name}",
+            get(background::get_webhook)
+                .put(background::replace_webhook)
+                .delete(background::delete_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{name}/test",
+            post(background::test_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{name}/deliveries",
+            get(background::webhook_deliveries),
+        )
+        .route(
+            "/api/v1/webhooks/{name}/dead-letters",
+            get(background::dead_letters),
+        )
+        .route(
+            "/api/v1/webhooks/{name}/dead-letters/replay",
+            post(background::replay_dead_letters),
+        )
+        .route("/api/v1/jobs", get(background::list_jobs))
+        .route("/api/v1/jobs/{name}/run", post(background::run_job))
         .route("/api/v1/{*rest}", any(unknown_operation))
 }
 

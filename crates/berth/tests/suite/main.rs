@@ -14,6 +14,7 @@ mod dashboard_admin;
 mod dashboard_security;
 mod deployment_files;
 mod distribution_api;
+mod events;
 mod hardening;
 mod import_registry_v2;
 mod observability;
