@@ -369,3 +369,267 @@ async fn failed_sign_ins_are_throttled() {
         "throttled at last: {statuses:?}"
     );
 }
+
+/// What a person or an attacker might type into a field, a query parameter or a path
+/// segment (percent-encoded where they go into a URL).
+fn hostile_values() -> Vec<String> {
+    [
+        "",
+        " ",
+        "\0",
+        "../../etc/passwd",
+        "' OR 1=1 --",
+        "\"><script>alert(1)</script>",
+        "-1",
+        "0",
+        "18446744073709551616",
+        "💥",
+        "\u{202e}",
+        "sha256:",
+        "sha256:zz",
+        "**",
+        "[",
+        "a/b//c",
+        "%",
+        "NUL\r\nSet-Cookie: x=y",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .chain(["a".repeat(5000), "é".repeat(300), "9".repeat(40)])
+    .collect()
+}
+
+fn encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// `(method, action, field names)` of every form in `page`.
+fn forms(page: &str) -> Vec<(String, String, Vec<String>)> {
+    let attribute = |tag: &str, name: &str| {
+        let marker = format!(" {name}=\"");
+        tag.find(&marker).map(|at| {
+            let rest = &tag[at + marker.len()..];
+            rest[..rest.find('"').unwrap()].replace("&amp;", "&")
+        })
+    };
+    page.split("<form")
+        .skip(1)
+        .map(|form| {
+            let tag = &form[..form.find('>').unwrap()];
+            let body = &form[..form.find("</form>").unwrap_or(form.len())];
+            let mut names: Vec<String> = body
+                .split(" name=\"")
+                .skip(1)
+                .map(|rest| rest[..rest.find('"').unwrap()].to_string())
+                .collect();
+            names.dedup();
+            (
+                attribute(tag, "method").unwrap_or_else(|| "get".into()),
+                attribute(tag, "action").unwrap_or_default(),
+                names,
+            )
+        })
+        .collect()
+}
+
+/// Query parameter names the page's own links use.
+fn link_parameters(page: &str) -> Vec<String> {
+    let mut names: Vec<String> = page
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let href = rest[..rest.find('"').unwrap()].replace("&amp;", "&");
+            href.split_once('?').map(|(_, q)| q.to_string())
+        })
+        .flat_map(|query| {
+            query
+                .split('&')
+                .filter_map(|pair| pair.split('=').next().map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .filter(|name| !name.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Sends `body` (already encoded) to `path` as a form post with the session's cookies.
+async fn raw_post(session: &mut Session, berth: &Berth, path: &str, body: Vec<u8>) -> u16 {
+    let response = client()
+        .post(berth.url(path))
+        .header(COOKIE, session.cookie_header())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    session.keep(&response);
+    let status = response.status().as_u16();
+    let html = response
+        .headers()
+        .get("content-type")
+        .is_none_or(|t| t.to_str().unwrap().starts_with("text/html"));
+    let page = response.text().await.unwrap();
+    assert_ne!(status, 500, "POST {path}: {page}");
+    assert!(html, "POST {path}: an HTML answer, {page}");
+    status
+}
+
+#[tokio::test]
+async fn no_input_on_any_page_or_form_gives_a_500() {
+    let (ids, berth) = start();
+    ids.team("devs", &["alice"]);
+    berth.cli(&["service-account", "add", "ci"]);
+    ids.token("service-account:ci", "deploy", Some("public/**:pull"));
+    ids.token("user:root", "laptop", None);
+    push_image(&client(), &berth, "public/app", "v1", 7, 2).await;
+    let mut root = Session::new();
+    root.sign_in(&berth, ROOT.0, ROOT.1).await;
+    let (_, image) = root.get(&berth, "/r/public/app/-/tags/v1").await;
+    let digest = image
+        .split("/-/manifests/")
+        .nth(1)
+        .map(|rest| rest[..rest.find(['"', '/']).unwrap()].to_string())
+        .expect("a link to the manifest");
+    let pages = [
+        "/".to_string(),
+        "/search".into(),
+        "/activity".into(),
+        "/profile".into(),
+        "/admin".into(),
+        "/admin/users".into(),
+        "/admin/teams".into(),
+        "/admin/service-accounts".into(),
+        "/admin/rules".into(),
+        "/admin/rules/preview".into(),
+        "/admin/audit".into(),
+        "/admin/storage".into(),
+        "/r/public/app".into(),
+        "/r/public/app/-/tags/v1".into(),
+        "/r/public/app/-/tags/v1/delete".into(),
+        "/r/public/app/-/access".into(),
+        format!("/r/public/app/-/manifests/{digest}"),
+        format!("/r/public/app/-/manifests/{digest}/delete"),
+    ];
+    let values = hostile_values();
+    let mut post_forms = Vec::new();
+    let mut requests = 0;
+    for path in &pages {
+        let (status, page) = root.get(&berth, path).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        let mut parameters = link_parameters(&page);
+        for (method, action, names) in forms(&page) {
+            if method == "get" {
+                parameters.extend(names);
+            } else if !post_forms.iter().any(|(a, _)| *a == action) {
+                post_forms.push((action, names));
+            }
+        }
+        parameters.extend(["page", "sort", "q", "after"].map(String::from));
+        parameters.sort();
+        parameters.dedup();
+        for parameter in &parameters {
+            for value in &values {
+                root.get(&berth, &format!("{path}?{parameter}={}", encode(value)))
+                    .await;
+                requests += 1;
+            }
+            // Bytes that are not UTF-8, and a lone percent sign.
+            root.get(&berth, &format!("{path}?{parameter}=%FF%FE"))
+                .await;
+            root.get(&berth, &format!("{path}?{parameter}=%")).await;
+        }
+    }
+    // Hostile path segments wherever a name, tag, digest or action goes.
+    for template in [
+        "/r/{}",
+        "/r/{}/-/access",
+        "/r/public/{}",
+        "/r/public/app/-/{}",
+        "/r/public/app/-/tags/{}",
+        "/r/public/app/-/tags/{}/delete",
+        "/r/public/app/-/manifests/{}",
+        "/admin/{}",
+        "/admin/users/{}",
+        "/admin/teams/{}",
+        "/profile/{}",
+        "/static/{}",
+        "/{}",
+    ] {
+        for value in &values {
+            let path = template.replace("{}", &encode(value).replace('+', "%20"));
+            root.get(&berth, &path).await;
+            requests += 1;
+        }
+    }
+    // Every form the pages offer, with each hostile value in every field (and the right
+    // CSRF token, so that the values reach the handlers). Forms that would end this
+    // session or lock root out are left out: they are tested on their own.
+    let csrf = |session: &Session| {
+        session
+            .cookies
+            .iter()
+            .find(|(k, _)| k == "berth_csrf")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert!(post_forms.len() >= 15, "forms found: {post_forms:?}");
+    for (action, names) in &post_forms {
+        if action == "/sign-out"
+            || action == "/profile/sessions/end-others"
+            || action.starts_with("/admin/users/root/")
+            || action == "/sign-in"
+        {
+            continue;
+        }
+        for value in &values {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("csrf", &csrf(&root));
+            for name in names.iter().filter(|n| *n != "csrf") {
+                form.append_pair(name, value);
+            }
+            raw_post(&mut root, &berth, action, form.finish().into_bytes()).await;
+            requests += 1;
+        }
+        // A body that is not UTF-8, one with a bare percent sign, and one too large.
+        let token = csrf(&root);
+        for body in [
+            format!("csrf={token}&name=%FF%FE&pattern=%C0").into_bytes(),
+            format!("csrf={token}&name=%&pattern=%%").into_bytes(),
+            [
+                format!("csrf={token}&name=").into_bytes(),
+                vec![b'a'; 80 * 1024],
+            ]
+            .concat(),
+        ] {
+            raw_post(&mut root, &berth, action, body).await;
+        }
+    }
+    // Root's session survived all of it (no form above signs out), and the sign-in form
+    // takes hostile names and passwords as wrong credentials.
+    let (status, _) = root.get(&berth, "/admin").await;
+    assert_eq!(status, 200);
+    for value in &values {
+        let mut visitor = Session::new();
+        let (_, page) = visitor.get(&berth, "/sign-in").await;
+        let token = hidden_value(&page, "csrf");
+        let (status, _) = visitor
+            .post(
+                &berth,
+                "/sign-in",
+                &[
+                    ("csrf", &token),
+                    ("username", value),
+                    ("password", value),
+                    ("next", value),
+                ],
+            )
+            .await;
+        assert!(
+            [400, 401, 429].contains(&status),
+            "sign-in as {value:?}: {status}"
+        );
+    }
+    assert!(requests > 1000, "{requests} hostile requests");
+}
