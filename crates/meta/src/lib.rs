@@ -23,10 +23,14 @@ use bytes::Bytes;
 
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod behaviour;
+pub mod browse;
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod browse_behaviour;
 pub mod events;
 pub mod identity;
 mod keyed_locks;
 pub mod postgres;
+mod sql_browse;
 mod sql_identity;
 mod sql_outbox;
 mod sql_store;
@@ -34,10 +38,12 @@ mod sql_webhooks;
 pub mod sqlite;
 pub mod webhooks;
 
+pub use browse::BrowseStore;
 pub use events::{Event, EventKind, Origin, OutboxRouter};
 pub use identity::IdentityStore;
 pub use keyed_locks::KeyedLocks;
 pub use postgres::PostgresStore;
+pub use sql_browse::{BrowseDialect, day_of};
 pub use sql_store::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
 pub use webhooks::{Leases, WebhookStore};
@@ -164,8 +170,9 @@ pub struct UploadSession {
 /// Held while one request writes to an upload; dropping it lets the next writer in.
 pub type UploadLock = Box<dyn Send + Sync>;
 
+/// The registry's metadata; [`BrowseStore`] is what the dashboard reads from the same tables.
 #[async_trait]
-pub trait MetadataStore: Send + Sync + 'static {
+pub trait MetadataStore: BrowseStore + Send + Sync + 'static {
     /// Whether the database answers, for readiness checks.
     async fn check(&self) -> Result<()>;
 

@@ -302,6 +302,7 @@ mod tests {
             .unwrap();
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
+        crate::browse_behaviour::run_browse(&store).await;
     }
 
     #[tokio::test]

@@ -22,13 +22,14 @@ use sqlx::{
 };
 
 use crate::events::{Event, EventKind, Origin, OutboxRouter};
+use crate::sql_browse::BrowseDialect;
 use crate::{
     BrokenReference, KeyedLocks, MetaError, MetadataStore, NewManifest, PoolUse, ReferenceKind,
     Referrer, Result, StoreUsage, StoredManifest, UploadLock, UploadSession, now_millis,
 };
 
-/// What differs between SQL engines.
-pub trait Dialect: Database {
+/// What differs between SQL engines (the dashboard's part in [`BrowseDialect`]).
+pub trait Dialect: BrowseDialect {
     /// For each digest of the JSON array `$1`, in order: the digest and the size of that
     /// blob if repository `$2` holds it (NULL otherwise).
     const BLOB_REFERENCES: &'static str;
@@ -282,6 +283,7 @@ where
     String: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
     i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
     Vec<u8>: for<'r> Decode<'r, DB> + Type<DB>,
+    f64: for<'r> Decode<'r, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     Option<String>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
     Option<i64>: for<'r> Decode<'r, DB>,

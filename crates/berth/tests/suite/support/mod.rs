@@ -9,6 +9,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod accounts;
+pub mod browser;
 pub mod clients;
 pub mod official_registry;
 pub mod push;
