@@ -662,3 +662,70 @@ async fn pulls_are_counted_per_tag_and_shown_with_the_last_pull_time() {
     assert_eq!(column("Last pulled"), "just now", "{headers:?} {row:?}");
     browser.screenshot("repository-with-pulls").await;
 }
+
+#[tokio::test]
+async fn with_deletion_disabled_no_delete_is_offered_or_done() {
+    let ids = Identities::new();
+    ids.admin(ROOT.0, ROOT.1);
+    let berth = Berth::builder()
+        .env("REGISTRY_AUTH", "berth")
+        .env("REGISTRY_STORAGE_DELETE_ENABLED", "false")
+        .data(ids.path())
+        .start();
+    let sandbox = Sandbox::new();
+    let host = berth.host();
+    let root = (host.as_str(), ROOT.0, ROOT.1);
+    login_build_push(&sandbox, "root", root, &format!("{host}/kept/app:v1")).await;
+
+    let browser = Browser::start("delete_disabled").await;
+    browser.sign_in(&berth, ROOT.0, ROOT.1).await;
+    browser.goto(&berth.url("/r/kept/app")).await;
+    let page = browser.text().await;
+    assert!(page.contains("v1"), "{page}");
+    assert!(!page.contains("Delete"), "no delete link: {page}");
+    browser.screenshot("repository-without-delete").await;
+    browser.goto(&berth.url("/r/kept/app/-/tags/v1")).await;
+    let page = browser.text().await;
+    assert!(!page.contains("Delete"), "no delete link: {page}");
+
+    // The confirmation page itself, typed in by hand, is refused.
+    browser
+        .goto(&berth.url("/r/kept/app/-/tags/v1/delete"))
+        .await;
+    let page = browser.text().await;
+    assert!(
+        page.contains("Deleting is disabled on this registry"),
+        "{page}"
+    );
+    assert_ok(
+        podman_pull(&sandbox, "root", &format!("{host}/kept/app:v1")).await,
+        "the tag still pulls",
+    );
+}
+
+#[tokio::test]
+async fn an_access_token_signs_in_like_a_password() {
+    let (ids, berth) = registry(|ids| {
+        ids.user("alice", "alice-password-1");
+        ids.allow("user:alice", "alice/**", "pull");
+    });
+    let token = ids.token("user:alice", "browser", None);
+    let narrowed = ids.token("user:root", "ci", Some("e2e/**:pull"));
+
+    let browser = Browser::start("token_sign_in").await;
+    browser.sign_in(&berth, "alice", &token).await;
+    assert_eq!(browser.text_of("header .who a").await, "alice");
+    // A session has no scopes, so a token limited by scopes does not make one (it would
+    // lend the session its owner's full rights).
+    let other = Browser::start("token_sign_in_narrowed").await;
+    other.goto(&berth.url("/sign-in")).await;
+    other.fill("#username", ROOT.0).await;
+    other.fill("#password", &narrowed).await;
+    other.click("section.sign-in button[type=submit]").await;
+    let refused = other.text_of("p.failure").await;
+    assert!(
+        refused.contains("a session needs a password, not a limited access token"),
+        "{refused}"
+    );
+    assert_eq!(other.path().await, "/sign-in");
+}

@@ -152,6 +152,33 @@ impl Browser {
         self.wait(css).await.click().await.unwrap();
     }
 
+    /// Clicks `css` (a submit button) and waits until the page it leads to has replaced this
+    /// one, so that what is read next is the new page.
+    pub async fn submit(&self, css: &str) {
+        self.eval("document.documentElement.dataset.leaving = '1'")
+            .await;
+        self.click(css).await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = self
+                .client
+                .execute(
+                    "return document.readyState === 'complete' && !document.documentElement.dataset.leaving",
+                    Vec::new(),
+                )
+                .await
+                .is_ok_and(|v| v == Value::Bool(true));
+            if left {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clicking {css} did not lead to another page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Clicks the link whose text is `text`.
     pub async fn click_link(&self, text: &str) {
         match self.client.find(Locator::LinkText(text)).await {
