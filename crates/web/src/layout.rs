@@ -122,9 +122,10 @@ pub fn absolute(millis: i64) -> String {
     berth_auth::admin::timestamp(millis)
 }
 
-/// "3 hours ago", relative to `now`.
+/// "3 hours ago" (or "in 3 days" for a time to come), relative to `now`.
 pub fn ago(millis: i64, now: i64) -> String {
-    let seconds = (now - millis).max(0) / 1000;
+    let future = millis - now >= 60_000;
+    let seconds = (now - millis).abs() / 1000;
     let (n, unit) = match seconds {
         0..=59 => return "just now".into(),
         60..=3599 => (seconds / 60, "minute"),
@@ -133,13 +134,34 @@ pub fn ago(millis: i64, now: i64) -> String {
         2_592_000..=31_535_999 => (seconds / 2_592_000, "month"),
         _ => (seconds / 31_536_000, "year"),
     };
-    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+    let plural = if n == 1 { "" } else { "s" };
+    if future {
+        format!("in {n} {unit}{plural}")
+    } else if millis > now {
+        "just now".into()
+    } else {
+        format!("{n} {unit}{plural} ago")
+    }
 }
 
 /// A relative time with the absolute one on hover.
 pub fn when(millis: i64) -> Markup {
     let exact = absolute(millis);
     html! { time datetime=(exact) title=(exact) { (ago(millis, now_millis())) } }
+}
+
+/// [`when`] for the RFC 3339 times `Administration`'s views carry (shown as they are if
+/// they do not parse).
+pub fn when_stamp(stamp: &str) -> Markup {
+    match humantime::parse_rfc3339(stamp) {
+        Ok(at) => {
+            let millis = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            when(millis)
+        }
+        Err(_) => html! { (stamp) },
+    }
 }
 
 /// `sha256:0123456789ab`: the algorithm and 12 hex digits.
@@ -226,6 +248,11 @@ mod tests {
         assert_eq!(ago(0, 30_000), "just now");
         assert_eq!(ago(0, 60_000), "1 minute ago");
         assert_eq!(ago(0, 7_200_000), "2 hours ago");
+        assert_eq!(ago(3 * 86_400_000 + 5_000, 0), "in 3 days");
+        assert_eq!(ago(10_000, 0), "just now");
+        let stamp = when_stamp("2026-11-30T08:00:00Z").into_string();
+        assert!(stamp.contains("title=\"2026-11-30T08:00:00Z\""), "{stamp}");
+        assert_eq!(when_stamp("soon").into_string(), "soon");
         assert_eq!(ago(0, 3 * 86_400_000), "3 days ago");
     }
 

@@ -660,5 +660,214 @@ async fn pulls_are_counted_per_tag_and_shown_with_the_last_pull_time() {
     assert_eq!(column("Tag"), "v1", "{headers:?} {row:?}");
     assert_eq!(column("Pulls"), "3", "{headers:?} {row:?}");
     assert_eq!(column("Last pulled"), "just now", "{headers:?} {row:?}");
+    // Today's bars in the repository's activity chart, drawn on the server.
+    let bars = browser
+        .eval(
+            "return [...document.querySelectorAll('svg.chart rect')] \
+             .map(r => r.getAttribute('class') + ' ' + r.textContent)",
+        )
+        .await;
+    let bars: Vec<String> = serde_json::from_value(bars).unwrap();
+    assert!(
+        bars.iter()
+            .any(|b| b.starts_with("pulls ") && b.ends_with(": 3 pulls")),
+        "{bars:?}"
+    );
+    assert!(
+        bars.iter()
+            .any(|b| b.starts_with("pushes ") && b.ends_with(": 1 pushed manifests")),
+        "{bars:?}"
+    );
     browser.screenshot("repository-with-pulls").await;
+}
+
+#[tokio::test]
+async fn with_deletion_disabled_no_delete_is_offered_or_done() {
+    let ids = Identities::new();
+    ids.admin(ROOT.0, ROOT.1);
+    let berth = Berth::builder()
+        .env("REGISTRY_AUTH", "berth")
+        .env("REGISTRY_STORAGE_DELETE_ENABLED", "false")
+        .data(ids.path())
+        .start();
+    let sandbox = Sandbox::new();
+    let host = berth.host();
+    let root = (host.as_str(), ROOT.0, ROOT.1);
+    login_build_push(&sandbox, "root", root, &format!("{host}/kept/app:v1")).await;
+
+    let browser = Browser::start("delete_disabled").await;
+    browser.sign_in(&berth, ROOT.0, ROOT.1).await;
+    browser.goto(&berth.url("/r/kept/app")).await;
+    let page = browser.text().await;
+    assert!(page.contains("v1"), "{page}");
+    assert!(!page.contains("Delete"), "no delete link: {page}");
+    browser.screenshot("repository-without-delete").await;
+    browser.goto(&berth.url("/r/kept/app/-/tags/v1")).await;
+    let page = browser.text().await;
+    assert!(!page.contains("Delete"), "no delete link: {page}");
+
+    // The confirmation page itself, typed in by hand, is refused.
+    browser
+        .goto(&berth.url("/r/kept/app/-/tags/v1/delete"))
+        .await;
+    let page = browser.text().await;
+    assert!(
+        page.contains("Deleting is disabled on this registry"),
+        "{page}"
+    );
+    assert_ok(
+        podman_pull(&sandbox, "root", &format!("{host}/kept/app:v1")).await,
+        "the tag still pulls",
+    );
+}
+
+#[tokio::test]
+async fn an_access_token_signs_in_like_a_password() {
+    let (ids, berth) = registry(|ids| {
+        ids.user("alice", "alice-password-1");
+        ids.allow("user:alice", "alice/**", "pull");
+    });
+    let token = ids.token("user:alice", "browser", None);
+    let narrowed = ids.token("user:root", "ci", Some("e2e/**:pull"));
+
+    let browser = Browser::start("token_sign_in").await;
+    browser.sign_in(&berth, "alice", &token).await;
+    assert_eq!(browser.text_of("header .who a").await, "alice");
+    // A session has no scopes, so a token limited by scopes does not make one (it would
+    // lend the session its owner's full rights).
+    let other = Browser::start("token_sign_in_narrowed").await;
+    other.goto(&berth.url("/sign-in")).await;
+    other.fill("#username", ROOT.0).await;
+    other.fill("#password", &narrowed).await;
+    other.click("section.sign-in button[type=submit]").await;
+    let refused = other.text_of("p.failure").await;
+    assert!(
+        refused.contains("a session needs a password, not a limited access token"),
+        "{refused}"
+    );
+    assert_eq!(other.path().await, "/sign-in");
+}
+
+/// Whether the page is wider than the window (a horizontal scroll bar on the whole page;
+/// wide tables scroll inside their own box instead).
+async fn overflows(browser: &Browser) -> bool {
+    browser
+        .eval("return document.documentElement.scrollWidth > window.innerWidth + 1")
+        .await
+        == Value::Bool(true)
+}
+
+/// The relative luminance (0 black to 1 white) of the page's background.
+async fn background_luminance(browser: &Browser) -> f64 {
+    let value = browser
+        .eval(
+            "const [r, g, b] = getComputedStyle(document.body).backgroundColor \
+             .match(/\\d+/g).map(Number); return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;",
+        )
+        .await;
+    value.as_f64().unwrap()
+}
+
+#[tokio::test]
+async fn pages_fit_a_phone_and_200_percent_zoom_follow_dark_mode_and_work_with_the_keyboard() {
+    let (_ids, berth) = registry(|_| {});
+    let sandbox = Sandbox::new();
+    let image = labelled_image(
+        &sandbox,
+        "narrow",
+        &[(
+            "org.opencontainers.image.description",
+            "A description long enough to need wrapping on a phone's narrow screen, and then some more words",
+        )],
+    )
+    .await;
+    let repository = "e2e/a-rather-long-team-name/with-a-long-service-name";
+    skopeo_push(
+        &sandbox,
+        &image,
+        &format!("{}/{repository}:v1.2.3-rc.1", berth.host()),
+    )
+    .await;
+    let pages = [
+        "/".to_string(),
+        "/search?q=service".into(),
+        format!("/r/{repository}"),
+        format!("/r/{repository}/-/tags/v1.2.3-rc.1"),
+        format!("/r/{repository}/-/access"),
+        "/activity".into(),
+        "/profile".into(),
+        "/admin/users".into(),
+        "/admin/rules".into(),
+        "/admin/audit".into(),
+    ];
+    let browser = Browser::start("responsive").await;
+    browser.sign_in(&berth, ROOT.0, ROOT.1).await;
+    // A phone, and a 1280-pixel window at 200% zoom (a 640-pixel wide page).
+    for (width, name) in [(390, "phone"), (640, "zoom-200")] {
+        browser.resize(width, 900).await;
+        for path in &pages {
+            browser.goto(&berth.url(path)).await;
+            assert!(
+                !overflows(&browser).await,
+                "{path} is wider than a {width}-pixel window"
+            );
+        }
+        browser.goto(&berth.url(&format!("/r/{repository}"))).await;
+        browser.screenshot(&format!("{name}-repository")).await;
+    }
+    browser.resize(1280, 1000).await;
+
+    // Dark mode follows the system setting.
+    browser
+        .goto(&berth.url(&format!("/r/{repository}/-/tags/v1.2.3-rc.1")))
+        .await;
+    let scheme =
+        |value: &str| json!({ "features": [{ "name": "prefers-color-scheme", "value": value }] });
+    browser
+        .devtools("Emulation.setEmulatedMedia", scheme("light"))
+        .await;
+    let light = background_luminance(&browser).await;
+    browser
+        .devtools("Emulation.setEmulatedMedia", scheme("dark"))
+        .await;
+    let dark = background_luminance(&browser).await;
+    assert!(light > 0.8 && dark < 0.25, "light {light}, dark {dark}");
+    browser.screenshot("dark-image").await;
+    browser
+        .devtools("Emulation.setEmulatedMedia", scheme("light"))
+        .await;
+
+    // The keyboard: the first Tab reaches "Skip to content", which shows itself and jumps
+    // to the page's content; focus is always visible.
+    browser.goto(&berth.url(&format!("/r/{repository}"))).await;
+    let body = browser.wait("body").await;
+    body.send_keys("\u{e004}").await.unwrap();
+    let focused = browser
+        .eval(
+            "const e = document.activeElement; const s = getComputedStyle(e); \
+             const r = e.getBoundingClientRect(); \
+             return [e.textContent, s.outlineStyle, r.left >= 0 && r.top >= 0];",
+        )
+        .await;
+    assert_eq!(focused[0], "Skip to content", "{focused}");
+    assert_ne!(focused[1], "none", "a visible focus ring: {focused}");
+    assert_eq!(focused[2], true, "on screen when focused: {focused}");
+    browser
+        .client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{e007}")
+        .await
+        .unwrap();
+    assert!(
+        browser
+            .client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .ends_with("#main"),
+        "Enter on the skip link goes to the content"
+    );
 }

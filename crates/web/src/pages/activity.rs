@@ -10,7 +10,7 @@ use maud::html;
 use crate::Shared;
 use crate::errors::{PageResult, WebError};
 use crate::forms::Fields;
-use crate::layout::{page, query, repository_url};
+use crate::layout::{page, query, repository_url, when_stamp};
 use crate::pages::access::administration;
 use crate::session::Viewer;
 
@@ -70,13 +70,13 @@ pub async fn activity(State(state): Shared, request: Request) -> PageResult {
             div.table-wrap {
                 table {
                     thead { tr {
-                        th scope="col" { "When (UTC)" } th scope="col" { "Who" } th scope="col" { "What" }
+                        th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" }
                         th scope="col" { "Where" } th scope="col" { "Outcome" } th.num scope="col" { "Times" }
                     } }
                     tbody {
                         @for e in &entries {
                             tr {
-                                td { time datetime=(e.at) { (e.at) } }
+                                td { (when_stamp(&e.at)) }
                                 td { code { (e.actor) } }
                                 td { (e.action) @if !e.detail.is_empty() { " " span.muted { (e.detail) } } }
                                 td {

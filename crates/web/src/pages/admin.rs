@@ -16,7 +16,7 @@ use maud::{Markup, html};
 
 use crate::errors::{PageResult, WebError};
 use crate::forms::Fields;
-use crate::layout::{page, query, size};
+use crate::layout::{page, query, size, when_stamp};
 use crate::pages::access::administration;
 use crate::pages::{admin_audit, admin_rules};
 use crate::session::{CSRF_FIELD, Viewer};
@@ -246,7 +246,7 @@ async fn users_page(state: &WebState, parts: &Parts) -> PageResult {
                             td { (user.email.as_deref().unwrap_or("")) }
                             td { (user.teams.join(", ")) }
                             td { @if user.admin { "administrator" } @else { "user" } }
-                            td { (user.created_at) }
+                            td { (when_stamp(&user.created_at)) }
                             td {
                                 @if user.disabled { (button(&viewer, &format!("{base}/enable"), "Enable", false)) }
                                 @else { (button(&viewer, &format!("{base}/disable"), "Disable", false)) }
@@ -442,10 +442,10 @@ pub fn tokens_table(viewer: &Viewer, tokens: &[TokenInfo]) -> Markup {
                                     @if token.scopes.is_empty() { span.muted { "whatever its owner may do" } }
                                     @for scope in &token.scopes { code { (scope.pattern) ":" (scope.actions) } " " }
                                 }
-                                td { (token.expires_at.as_deref().unwrap_or("never")) }
-                                td { (token.last_used_at.as_deref().unwrap_or("never")) }
+                                td { @if let Some(at) = &token.expires_at { (when_stamp(at)) } @else { "never" } }
+                                td { @if let Some(at) = &token.last_used_at { (when_stamp(at)) } @else { "never" } }
                                 td {
-                                    @if let Some(at) = &token.revoked_at { "revoked " (at) }
+                                    @if let Some(at) = &token.revoked_at { "revoked " (when_stamp(at)) }
                                     @else { (button(viewer, &format!("{}/tokens/{}/revoke", token_base(viewer, token), token.id), "Revoke", true)) }
                                 }
                             }

@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use crate::WebState;
 use crate::errors::{PageResult, WebError};
 use crate::forms::Fields;
-use crate::layout::{Html, repository_url};
+use crate::layout::{Html, repository_url, when_stamp};
 use crate::pages::access::administration;
 use crate::pages::admin::{admin_page, administrator, button, change, done_note, post_form};
 
@@ -92,7 +92,7 @@ pub async fn rules_page(state: &WebState, parts: &Parts) -> PageResult {
                             td { code { (rule.subject) } }
                             td { a href={ "/admin/rules?pattern=" (form_urlencoded::byte_serialize(rule.pattern.as_bytes()).collect::<String>()) } { code { (rule.pattern) } } }
                             td { (rule.actions) }
-                            td { (rule.created_at) }
+                            td { (when_stamp(&rule.created_at)) }
                             td { (button(&viewer, &format!("/admin/rules/{}/delete", rule.id), "Remove", true)) }
                         }
                     }

@@ -14,7 +14,7 @@ use maud::html;
 
 use crate::errors::{PageResult, WebError};
 use crate::forms::Fields;
-use crate::layout::{page, query};
+use crate::layout::{page, query, when_stamp};
 use crate::pages::access::administration;
 use crate::pages::admin::{button, create_token, done_note, post_form, token_form, tokens_table};
 use crate::session::{Viewer, client, set_session_cookies};
@@ -50,7 +50,7 @@ pub async fn profile(State(state): Shared, request: Request) -> PageResult {
                 dt { "Role" } dd { @if info.admin { "administrator" } @else { "user" } }
                 dt { "Email" } dd { (info.email.as_deref().unwrap_or("none")) }
                 dt { "Teams" } dd { @if info.teams.is_empty() { span.muted { "none" } } (info.teams.join(", ")) }
-                dt { "Since" } dd { (info.created_at) }
+                dt { "Since" } dd { (when_stamp(&info.created_at)) }
             }
         }
         h2 { "Password" }
@@ -164,14 +164,9 @@ async fn end_others(
 ) -> PageResult {
     let form = Fields::body(body).await?;
     viewer.check_csrf(&form)?;
-    let ended = state.access.store().delete_user_sessions(name).await?;
-    state.access.audit(
-        &viewer.caller,
-        "admin",
-        parts.uri.path(),
-        "allowed",
-        &format!("{} sessions ended", ended.saturating_sub(1)),
-    );
+    administration(state)
+        .end_sessions(&own_actor(viewer, name), name)
+        .await?;
     fresh_session(
         state,
         parts,

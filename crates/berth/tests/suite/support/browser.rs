@@ -152,6 +152,33 @@ impl Browser {
         self.wait(css).await.click().await.unwrap();
     }
 
+    /// Clicks `css` (a submit button) and waits until the page it leads to has replaced this
+    /// one, so that what is read next is the new page.
+    pub async fn submit(&self, css: &str) {
+        self.eval("document.documentElement.dataset.leaving = '1'")
+            .await;
+        self.click(css).await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = self
+                .client
+                .execute(
+                    "return document.readyState === 'complete' && !document.documentElement.dataset.leaving",
+                    Vec::new(),
+                )
+                .await
+                .is_ok_and(|v| v == Value::Bool(true));
+            if left {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clicking {css} did not lead to another page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Clicks the link whose text is `text`.
     pub async fn click_link(&self, text: &str) {
         match self.client.find(Locator::LinkText(text)).await {
@@ -219,9 +246,51 @@ impl Browser {
         path
     }
 
+    /// Sends a Chrome DevTools Protocol command through ChromeDriver (what WebDriver has no
+    /// command for: emulating the system's dark mode).
+    pub async fn devtools(&self, command: &str, params: Value) -> Value {
+        self.client
+            .issue_cmd(DevTools {
+                command: command.to_string(),
+                params,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{command}: {e}"))
+    }
+
+    /// Sets the window's outer size.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap();
+    }
+
     /// Runs `script` in the page and returns its value.
     pub async fn eval(&self, script: &str) -> Value {
         self.client.execute(script, Vec::new()).await.unwrap()
+    }
+}
+
+/// ChromeDriver's `goog/cdp/execute` extension command.
+#[derive(Debug)]
+struct DevTools {
+    command: String,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for DevTools {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({ "cmd": self.command, "params": self.params });
+        (http::Method::POST, Some(body.to_string()))
     }
 }
 
