@@ -12,7 +12,7 @@ use berth_config::{AuthConfig, Config, TlsVersion};
 use berth_registry::{Registry, Settings};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::{ServeArgs, backends, first_run};
+use crate::{ServeArgs, backends, first_run, scrub};
 
 pub fn run(args: ServeArgs) -> ExitCode {
     let loaded = match crate::load_config(&args.config, args.addr.as_deref()) {
@@ -24,7 +24,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let blobs = backends::open_blob_store(&config)?;
+    let blobs = backends::open_blob_store(&config, backends::Reads::AsConfigured)?;
     let database = backends::open_database(&config).await?;
     let access = backends::open_access(&config, Arc::clone(&database.identity)).await?;
     let registry = Arc::new(Registry::new(
@@ -93,6 +93,23 @@ async fn serve(config: Config) -> Result<(), String> {
         ));
     }
 
+    let scrub = &config.storage.scrub;
+    if scrub.enabled {
+        // Its own handle on the store: the scrub reads bytes, it never redirects.
+        let store = backends::open_blob_store(&config, backends::Reads::Streamed)?;
+        let settings = scrub::Settings {
+            rate: Some(scrub.rate),
+            reverify_after: scrub.reverify,
+            max_blobs: u32::MAX,
+        };
+        tokio::spawn(scrub_periodically(
+            Arc::clone(&database.inventory),
+            store,
+            settings,
+            scrub.interval,
+        ));
+    }
+
     if let AuthConfig::Berth(berth) = &config.auth {
         tokio::spawn(prune_identity_periodically(
             Administration::new(Arc::clone(&database.identity)),
@@ -140,6 +157,30 @@ async fn purge_uploads_periodically(
             ),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purging abandoned uploads failed"),
+        }
+    }
+}
+
+/// Verifies the blobs due for it ten minutes after start, then every `interval`.
+async fn scrub_periodically(
+    inventory: Arc<dyn berth_meta::BlobInventory>,
+    store: Arc<dyn berth_storage::BlobStore>,
+    settings: scrub::Settings,
+    interval: Duration,
+) {
+    let mut next = Duration::from_secs(600).min(interval);
+    loop {
+        tokio::time::sleep(next).await;
+        next = interval;
+        match scrub::run(&inventory, &store, &settings, &|| false, &|_, _| {}).await {
+            Ok(summary) => tracing::info!(
+                verified = summary.verified,
+                bytes = summary.bytes,
+                quarantined = summary.quarantined.len(),
+                missing = summary.missing.len(),
+                "scrub finished"
+            ),
+            Err(e) => tracing::warn!(error = %e, "the scrub stopped"),
         }
     }
 }

@@ -4,7 +4,7 @@ use crate::Source;
 use crate::load::Loaded;
 use crate::model::{AuthConfig, Config};
 use crate::schema;
-use crate::values::format_duration;
+use crate::values::{format_duration, redact_url};
 
 /// One effective leaf setting, its value written as it would be in the file.
 pub(crate) struct Setting {
@@ -140,8 +140,58 @@ pub(crate) fn settings(config: &Config) -> Vec<Setting> {
             leaf("storage.s3.forcepathstyle", s3.forcepathstyle.to_string());
             leaf("storage.s3.secure", s3.secure.to_string());
             leaf("storage.s3.chunksize", s3.chunksize.to_string());
+            leaf("storage.s3.encrypt", s3.encrypt.to_string());
+            leaf("storage.s3.keyid", s3.keyid.clone().unwrap_or_else(unset));
         }
     }
+    let prefix = |p: &str| {
+        if p.is_empty() {
+            "\"\"".to_owned()
+        } else {
+            p.to_owned()
+        }
+    };
+    if let Some(gcs) = &storage.gcs {
+        leaf("storage.gcs.bucket", gcs.bucket.clone());
+        leaf(
+            "storage.gcs.keyfile",
+            gcs.keyfile.as_ref().map_or_else(
+                || "(unset; application default credentials)".to_owned(),
+                |k| k.display().to_string(),
+            ),
+        );
+        leaf(
+            "storage.gcs.endpoint",
+            gcs.endpoint.clone().unwrap_or_else(unset),
+        );
+        leaf("storage.gcs.rootdirectory", prefix(&gcs.rootdirectory));
+        leaf("storage.gcs.chunksize", gcs.chunksize.to_string());
+    }
+    if let Some(azure) = &storage.azure {
+        leaf("storage.azure.accountname", azure.accountname.clone());
+        leaf("storage.azure.accountkey", secret(&azure.accountkey));
+        leaf("storage.azure.container", azure.container.clone());
+        leaf("storage.azure.realm", azure.realm.clone());
+        leaf("storage.azure.serviceurl", azure.service_url());
+        leaf("storage.azure.rootdirectory", prefix(&azure.rootdirectory));
+        leaf("storage.azure.chunksize", azure.chunksize.to_string());
+    }
+    if let Some(ipfs) = &storage.ipfs {
+        leaf("storage.ipfs.api", redact_url(&ipfs.api));
+        leaf("storage.ipfs.bearertoken", secret(&ipfs.bearertoken));
+        leaf("storage.ipfs.pin", ipfs.pin.to_string());
+        leaf(
+            "storage.ipfs.gateway",
+            ipfs.gateway.clone().unwrap_or_else(unset),
+        );
+        leaf("storage.ipfs.timeout", format_duration(ipfs.timeout));
+        leaf("storage.ipfs.rootdirectory", ipfs.rootdirectory.clone());
+    }
+    let scrub = &storage.scrub;
+    leaf("storage.scrub.enabled", scrub.enabled.to_string());
+    leaf("storage.scrub.interval", format_duration(scrub.interval));
+    leaf("storage.scrub.rate", format!("{} bytes/s", scrub.rate));
+    leaf("storage.scrub.reverify", format_duration(scrub.reverify));
     leaf(
         "storage.redirect.disable",
         storage.redirect.disable.to_string(),
@@ -301,6 +351,10 @@ mod tests {
             bucket: "b".into(),
             ..S3Config::default()
         });
+        // Not a valid configuration (one store at most), but it lists every store's keys.
+        config.storage.gcs = Some(crate::GcsConfig::default());
+        config.storage.azure = Some(crate::AzureConfig::default());
+        config.storage.ipfs = Some(crate::IpfsConfig::default());
         config
     }
 
@@ -382,6 +436,8 @@ mod tests {
         s3.accesskey = Some("AKIAEXAMPLE".into());
         s3.secretkey = Some("hunter2".into());
         s3.sessiontoken = Some("hunter3".into());
+        config.storage.azure.as_mut().unwrap().accountkey = Some("hunter4".into());
+        config.storage.ipfs.as_mut().unwrap().bearertoken = Some("hunter5".into());
         let mut secrets = 0;
         for (config, want) in [(&config, "(set)"), (&full_config(), "(unset)")] {
             for setting in settings(config) {
@@ -391,7 +447,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(secrets, 4);
+        assert_eq!(secrets, 8);
     }
 
     #[test]

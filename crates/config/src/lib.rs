@@ -12,6 +12,7 @@ mod explain;
 mod load;
 mod model;
 mod schema;
+mod stores;
 mod values;
 
 use std::fmt;
@@ -23,7 +24,8 @@ pub use model::{
     HtpasswdAuth, HttpConfig, LogConfig, LogFormat, LogLevel, MaintenanceConfig, ReadOnly,
     RedirectConfig, S3Config, StorageConfig, TlsConfig, TlsVersion, UploadPurging,
 };
-pub use values::{ListenAddr, PublicUrl};
+pub use stores::{AzureConfig, GcsConfig, IpfsConfig, ScrubConfig};
+pub use values::{ListenAddr, PublicUrl, parse_byte_size, percent_decode};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::stores::{AzureConfig, GcsConfig, IpfsConfig, ScrubConfig};
 use crate::values::{self, ListenAddr, PublicUrl};
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -59,10 +60,15 @@ impl Config {
                 "none: anyone who can reach berth can push, pull and delete".to_owned(),
             ));
         }
-        if !self.storage.redirect.disable && self.storage.s3.is_none() {
+        let storage = &self.storage;
+        if !storage.redirect.disable
+            && storage.s3.is_none()
+            && storage.gcs.is_none()
+            && storage.azure.is_none()
+        {
             warnings.push((
                 "storage.redirect.disable".to_owned(),
-                "false has no effect without storage.s3: berth serves blobs on the filesystem itself"
+                "false has no effect without storage.s3, gcs or azure: berth serves these blobs itself (IPFS redirects with storage.ipfs.gateway)"
                     .to_owned(),
             ));
         }
@@ -127,6 +133,26 @@ impl Config {
         if let Some(s3) = &self.storage.s3 {
             s3.validate(&mut problem);
         }
+        if let Some(gcs) = &self.storage.gcs {
+            gcs.validate(&mut problem);
+        }
+        if let Some(azure) = &self.storage.azure {
+            azure.validate(&mut problem);
+        }
+        if let Some(ipfs) = &self.storage.ipfs {
+            ipfs.validate(&mut problem);
+        }
+        let stores = self.storage.remote_stores();
+        if stores.len() > 1 {
+            problem(
+                &format!("storage.{}", stores[1]),
+                format!(
+                    "only one blob store can be configured, and storage.{} is too",
+                    stores[0]
+                ),
+            );
+        }
+        self.storage.scrub.validate(&mut problem);
         let expiry = self.storage.redirect.expiry;
         if expiry.is_zero() {
             problem(
@@ -448,8 +474,31 @@ pub struct StorageConfig {
     /// registry:2's `storage.s3`: blobs in an S3-compatible bucket; `None` when absent,
     /// which keeps them under `filesystem.rootdirectory`.
     pub s3: Option<S3Config>,
+    /// registry:2's `storage.gcs`: blobs in Google Cloud Storage.
+    pub gcs: Option<GcsConfig>,
+    /// registry:2's `storage.azure`: blobs in Azure Blob Storage.
+    pub azure: Option<AzureConfig>,
+    /// berth's `storage.ipfs`: blobs in IPFS through a node's RPC API.
+    pub ipfs: Option<IpfsConfig>,
     /// registry:2's `storage.redirect`.
     pub redirect: RedirectConfig,
+    /// berth's `storage.scrub`: background verification of stored blobs.
+    pub scrub: ScrubConfig,
+}
+
+impl StorageConfig {
+    /// The names of the blob stores configured besides the filesystem.
+    fn remote_stores(&self) -> Vec<&'static str> {
+        [
+            ("s3", self.s3.is_some()),
+            ("gcs", self.gcs.is_some()),
+            ("azure", self.azure.is_some()),
+            ("ipfs", self.ipfs.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
 }
 
 /// Blob storage in an S3-compatible bucket (registry:2's `storage.s3`).
@@ -483,6 +532,11 @@ pub struct S3Config {
     /// The multipart upload part size in bytes.
     #[serde(deserialize_with = "values::byte_count")]
     pub chunksize: u64,
+    /// Server-side encryption: SSE-S3, or SSE-KMS with `keyid`.
+    pub encrypt: bool,
+    /// The KMS key of SSE-KMS; an empty value means unset.
+    #[serde(deserialize_with = "values::non_empty")]
+    pub keyid: Option<String>,
 }
 
 /// S3's smallest part (every part but the last must be at least this big).
@@ -561,6 +615,12 @@ impl S3Config {
                 "a session token needs storage.s3.accesskey and storage.s3.secretkey".into(),
             );
         }
+        if self.keyid.is_some() && !self.encrypt {
+            problem(
+                &path("keyid"),
+                "a KMS key needs storage.s3.encrypt: true".into(),
+            );
+        }
         if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&self.chunksize) {
             problem(
                 &path("chunksize"),
@@ -586,6 +646,8 @@ impl Default for S3Config {
             forcepathstyle: false,
             secure: true,
             chunksize: 10 * 1024 * 1024,
+            encrypt: false,
+            keyid: None,
         }
     }
 }
@@ -605,6 +667,8 @@ impl fmt::Debug for S3Config {
             .field("forcepathstyle", &self.forcepathstyle)
             .field("secure", &self.secure)
             .field("chunksize", &self.chunksize)
+            .field("encrypt", &self.encrypt)
+            .field("keyid", &self.keyid)
             .finish()
     }
 }

@@ -104,7 +104,7 @@ const fn unsupported_unless(
 const TEXT: Kind = Kind::Leaf(EnvValue::Text);
 const BOOL: Kind = Kind::Leaf(EnvValue::Bool);
 
-const OTHER_DRIVER: &str = "berth stores blobs on the filesystem or S3-compatible storage (storage.filesystem or storage.s3)";
+const OTHER_DRIVER: &str = "berth stores blobs on the filesystem, in S3-compatible storage, Google Cloud Storage, Azure Blob Storage or IPFS (storage.filesystem, s3, gcs, azure or ipfs)";
 
 const MULTIPART_COPY: &str = "berth copies objects server-side in one request, and by streaming them above S3's 5 GiB copy limit";
 
@@ -166,15 +166,15 @@ static S3: &[Key] = &[
         "loglevel",
         "berth has no separate log level for the object store; use log.level",
     ),
-    unsupported_unless(
+    key(
         "encrypt",
-        &["false"],
-        "berth does not ask for server-side encryption; set default encryption on the bucket instead",
+        BOOL,
+        "server-side encryption of everything berth writes: SSE-S3, or SSE-KMS when keyid is set",
     ),
-    unsupported_unless(
+    key(
         "keyid",
-        &[""],
-        "berth cannot encrypt with a KMS key; set default encryption on the bucket instead",
+        TEXT,
+        "KMS key (ID or ARN) for SSE-KMS; needs encrypt: true",
     ),
     unsupported_unless(
         "skipverify",
@@ -200,6 +200,131 @@ static S3: &[Key] = &[
         "accelerate",
         &["false"],
         "berth does not use S3 Transfer Acceleration",
+    ),
+];
+
+/// registry:2's `storage.gcs`, with berth's own `endpoint`.
+static GCS: &[Key] = &[
+    key(
+        "bucket",
+        TEXT,
+        "bucket holding blobs and uploads (required)",
+    ),
+    key(
+        "keyfile",
+        TEXT,
+        "service account key file (JSON); unset uses application default credentials",
+    ),
+    key(
+        "endpoint",
+        TEXT,
+        "another endpoint than https://storage.googleapis.com, e.g. an emulator's",
+    ),
+    key(
+        "rootdirectory",
+        TEXT,
+        "prefix inside the bucket under which everything is stored",
+    ),
+    key(
+        "chunksize",
+        TEXT,
+        "size in bytes of the parts an upload is composed from, at least 262144 (256 KiB)",
+    ),
+    unsupported(
+        "credentials",
+        "berth reads Google credentials from storage.gcs.keyfile or the application default credentials",
+    ),
+];
+
+/// registry:2's `storage.azure` (with distribution 3's `serviceurl`), and berth's own
+/// `chunksize`.
+static AZURE: &[Key] = &[
+    key("accountname", TEXT, "storage account name (required)"),
+    secret(
+        "accountkey",
+        "the account's shared key; unset uses Azure's default credentials (environment, managed identity)",
+    ),
+    key(
+        "container",
+        TEXT,
+        "container holding blobs and uploads (required)",
+    ),
+    key(
+        "realm",
+        TEXT,
+        "domain of the blob service, core.windows.net unless a sovereign cloud",
+    ),
+    key(
+        "serviceurl",
+        TEXT,
+        "the blob service URL, instead of https://<accountname>.blob.<realm> (e.g. Azurite's)",
+    ),
+    key(
+        "rootdirectory",
+        TEXT,
+        "prefix inside the container under which everything is stored",
+    ),
+    key(
+        "chunksize",
+        TEXT,
+        "size in bytes of the blocks an upload is cut into, at least 1048576 (1 MiB)",
+    ),
+    unsupported(
+        "credentials",
+        "berth uses storage.azure.accountkey, or Azure's default credentials when it is unset",
+    ),
+];
+
+/// berth's own `storage.ipfs`.
+static IPFS: &[Key] = &[
+    key(
+        "api",
+        TEXT,
+        "the IPFS node's RPC API URL (Kubo's, without /api/v0), e.g. http://127.0.0.1:5001; user:password@ for Basic auth",
+    ),
+    secret(
+        "bearertoken",
+        "a bearer token sent to the RPC API (when it is behind an authenticating proxy)",
+    ),
+    key(
+        "pin",
+        BOOL,
+        "pin committed blobs so that the node's GC keeps them",
+    ),
+    key(
+        "gateway",
+        TEXT,
+        "a gateway URL to redirect blob downloads to (/ipfs/<cid>); unset streams them through berth",
+    ),
+    key(
+        "timeout",
+        TEXT,
+        "how long any call to the node may take (content lookups included)",
+    ),
+    key(
+        "rootdirectory",
+        TEXT,
+        "the node's MFS directory where uploads are staged",
+    ),
+];
+
+/// berth's own `storage.scrub`.
+static SCRUB: &[Key] = &[
+    key(
+        "enabled",
+        BOOL,
+        "re-hash stored blobs in the background and quarantine those whose bytes changed",
+    ),
+    key("interval", TEXT, "how often the scrub runs"),
+    key(
+        "rate",
+        TEXT,
+        "the most bytes per second it reads (e.g. 20MiB)",
+    ),
+    key(
+        "reverify",
+        TEXT,
+        "a blob is verified again once its last verification is this old",
     ),
 ];
 
@@ -412,13 +537,24 @@ pub(crate) static ROOT: &[Key] = &[
                 S3,
                 "store blobs in an S3-compatible bucket; unset stores them under storage.filesystem",
             ),
+            section("gcs", GCS, "store blobs in a Google Cloud Storage bucket"),
+            section(
+                "azure",
+                AZURE,
+                "store blobs in an Azure Blob Storage container",
+            ),
+            section(
+                "ipfs",
+                IPFS,
+                "store blobs in IPFS through a node's RPC API (Kubo), pinned, their CIDs in the database",
+            ),
             section(
                 "redirect",
                 &[
                     key(
                         "disable",
                         BOOL,
-                        "stream blob downloads through berth; false redirects clients to presigned storage.s3 URLs",
+                        "stream blob downloads through berth; false redirects clients to presigned storage.s3, gcs or azure URLs",
                     ),
                     key(
                         "expiry",
@@ -470,9 +606,8 @@ pub(crate) static ROOT: &[Key] = &[
                 ],
                 "",
             ),
+            section("scrub", SCRUB, "background verification of stored blobs"),
             ignored("cache", "berth's metadata database is its cache"),
-            unsupported("gcs", OTHER_DRIVER),
-            unsupported("azure", OTHER_DRIVER),
             unsupported("swift", OTHER_DRIVER),
             unsupported("oss", OTHER_DRIVER),
             unsupported("inmemory", OTHER_DRIVER),
@@ -660,7 +795,15 @@ mod tests {
         }
         let mut found = Vec::new();
         secrets(ROOT, "", &mut found);
-        assert_eq!(found, ["storage.s3.secretkey", "storage.s3.sessiontoken"]);
+        assert_eq!(
+            found,
+            [
+                "storage.s3.secretkey",
+                "storage.s3.sessiontoken",
+                "storage.azure.accountkey",
+                "storage.ipfs.bearertoken"
+            ]
+        );
     }
 
     #[test]
@@ -671,11 +814,11 @@ mod tests {
         };
         assert_eq!(
             unknown_key(storage, "filesystm"),
-            "unknown key; expected one of filesystem, s3, redirect, delete, maintenance (did you mean filesystem?)"
+            "unknown key; expected one of filesystem, s3, gcs, azure, ipfs, redirect, delete, maintenance, scrub (did you mean filesystem?)"
         );
         assert_eq!(
             unknown_key(storage, "bogus"),
-            "unknown key; expected one of filesystem, s3, redirect, delete, maintenance"
+            "unknown key; expected one of filesystem, s3, gcs, azure, ipfs, redirect, delete, maintenance, scrub"
         );
         let s3 = match at("storage.s3").unwrap().kind {
             Kind::Section(keys) => keys,
@@ -684,7 +827,7 @@ mod tests {
         // Ignored and unsupported keys are not offered.
         assert_eq!(
             unknown_key(s3, "endpoint"),
-            "unknown key; expected one of bucket, region, regionendpoint, accesskey, secretkey, sessiontoken, rootdirectory, forcepathstyle, secure, chunksize"
+            "unknown key; expected one of bucket, region, regionendpoint, accesskey, secretkey, sessiontoken, rootdirectory, forcepathstyle, secure, chunksize, encrypt, keyid"
         );
         assert!(unknown_key(s3, "bukcet").ends_with("(did you mean bucket?)"));
         assert_eq!(

@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::sql_store::{Dialect, SqlStore};
 use crate::{KeyedLocks, Result, UploadLock};
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+pub(crate) static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 pub type PostgresStore = SqlStore<Postgres>;
 
@@ -305,6 +305,7 @@ mod tests {
             .unwrap();
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
+        crate::inventory_behaviour::run_all(&store).await;
     }
 
     #[tokio::test]

@@ -99,6 +99,7 @@ mod tests {
             .unwrap();
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
+        crate::inventory_behaviour::run_all(&store).await;
     }
 
     #[tokio::test]

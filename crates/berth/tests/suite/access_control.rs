@@ -10,11 +10,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::push::{OCI_MANIFEST, image_manifest, push_image, put_manifest};
+use crate::support::{Berth, assert_oci_error, berth_cli, berth_cli_output, sha256};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-use crate::support::push::{OCI_MANIFEST, image_manifest, push_image, put_manifest};
-use crate::support::{Berth, assert_oci_error, berth_cli, berth_cli_output, sha256};
 
 // ---------------------------------------------------------------------------------------
 // Encoding helpers (no base64 crate among the test dependencies)

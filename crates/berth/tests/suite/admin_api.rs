@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
+use crate::support::{Berth, berth_cli, berth_cli_output, client};
 use reqwest::Method;
 use serde_json::{Value, json};
-use crate::support::{Berth, berth_cli, berth_cli_output, client};
 
 const ADMIN_PASSWORD: &str = "root password 1";
 

@@ -10,10 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use serde_json::Value;
 use crate::support::clients::*;
 use crate::support::official_registry::OfficialRegistry;
 use crate::support::{Berth, berth_cli, berth_cli_output, client, tool};
+use serde_json::Value;
 use tokio::process::Command;
 
 /// A data directory whose identities and rules are set up with the CLI before berth starts.

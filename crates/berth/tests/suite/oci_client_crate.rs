@@ -1,11 +1,11 @@
 //! The `oci-client` crate (the Rust registry client used by wasm and policy tooling) pushes
 //! and pulls through berth: monolithic and chunked blob pushes, manifests, tags.
 
+use crate::support::{Berth, bytes, sha256};
 use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
-use crate::support::{Berth, bytes, sha256};
 
 fn oci_client(monolithic: bool) -> Client {
     Client::new(ClientConfig {

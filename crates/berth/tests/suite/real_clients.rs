@@ -11,10 +11,10 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
 use crate::support::clients::*;
 use crate::support::push::{OCI_INDEX, OCI_MANIFEST};
 use crate::support::{Berth, bytes, client, sha256};
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn skopeo_copies_a_multi_layer_image_byte_identical() {

@@ -471,7 +471,7 @@ fn unknown_keys_in_the_file_are_all_reported_with_their_paths() {
     );
     assert_eq!(
         problem(&error, "storage.filesystm").message,
-        "unknown key; expected one of filesystem, s3, redirect, delete, maintenance (did you mean filesystem?)"
+        "unknown key; expected one of filesystem, s3, gcs, azure, ipfs, redirect, delete, maintenance, scrub (did you mean filesystem?)"
     );
     assert!(
         problem(&error, "http.hots")
@@ -538,11 +538,13 @@ fn environment_variables_naming_unsupported_features_are_errors() {
         ("REGISTRY_AUTH_SILLY_SERVICE", "auth.silly"),
         ("BERTH_AUTH_TOKEN", "auth.token"),
         ("REGISTRY_PROXY_REMOTEURL", "proxy"),
-        ("REGISTRY_STORAGE_GCS_BUCKET", "storage.gcs"),
-        ("REGISTRY_STORAGE_AZURE", "storage.azure"),
-        ("REGISTRY_STORAGE_S3_ENCRYPT", "storage.s3.encrypt"),
-        ("REGISTRY_STORAGE_S3_ENCRYPT_X", "storage.s3.encrypt"),
-        ("REGISTRY_STORAGE_S3_KEYID", "storage.s3.keyid"),
+        ("REGISTRY_STORAGE_SWIFT_CONTAINER", "storage.swift"),
+        (
+            "REGISTRY_STORAGE_GCS_CREDENTIALS_TYPE",
+            "storage.gcs.credentials",
+        ),
+        ("REGISTRY_STORAGE_S3_SKIPVERIFY", "storage.s3.skipverify"),
+        ("REGISTRY_STORAGE_S3_SKIPVERIFY_X", "storage.s3.skipverify"),
         ("REGISTRY_HTTP_TLS_CLIENTCAS", "http.tls.clientcas"),
         ("REGISTRY_NOTIFICATIONS_ENDPOINTS", "notifications"),
     ] {
@@ -610,8 +612,14 @@ fn unsupported_features_in_the_file_are_errors() {
             "compatibility:\n  schema1:\n    enabled: true\n",
             "compatibility",
         ),
-        ("storage:\n  gcs:\n    bucket: b\n", "storage.gcs"),
-        ("storage:\n  azure:\n    accountname: a\n", "storage.azure"),
+        (
+            "storage:\n  gcs:\n    bucket: b\n    credentials:\n      type: x\n",
+            "storage.gcs.credentials",
+        ),
+        (
+            "storage:\n  azure:\n    accountname: a\n    container: c\n    credentials:\n      type: x\n",
+            "storage.azure.credentials",
+        ),
         ("storage:\n  swift:\n    container: c\n", "storage.swift"),
         ("storage:\n  oss:\n    bucket: b\n", "storage.oss"),
         ("storage:\n  inmemory:\n", "storage.inmemory"),
@@ -635,10 +643,10 @@ fn unsupported_features_in_the_file_are_errors() {
             p.message
         );
         assert_eq!(p.source, Source::File);
-        if path.starts_with("storage.") {
+        if path.starts_with("storage.") && !path.ends_with(".credentials") {
             assert!(
                 p.message
-                    .contains("berth stores blobs on the filesystem or S3-compatible storage"),
+                    .contains("berth stores blobs on the filesystem, in S3-compatible storage"),
                 "{}",
                 p.message
             );
@@ -1160,7 +1168,7 @@ auth:
             "log.level",
             "storage.delete.enabled",
             "storage.filesystm",
-            "storage.gcs",
+            "storage.gcs.bucket",
             "storage.s3.bucket",
             "storage.s3.chunksize",
             "storage.s3.secretkey",
@@ -1762,9 +1770,6 @@ fn registry_s3_keys_berth_has_no_use_for_are_ignored_with_a_warning() {
         ),
         ("loglevel", "debugwithhttpbody", "log.level"),
         // At the values that ask for what berth does anyway, the unsupported keys too.
-        ("encrypt", "false", "default encryption on the bucket"),
-        ("keyid", "\"\"", "KMS"),
-        ("keyid", "", "KMS"),
         ("skipverify", "false", "verifies"),
         ("storageclass", "STANDARD", "storage class"),
         ("storageclass", "standard", "storage class"),
@@ -1800,7 +1805,7 @@ fn registry_s3_keys_berth_has_no_use_for_are_ignored_with_a_warning() {
     // 0 is false from the environment, as for berth's own booleans.
     let loaded = ok(
         "storage:\n  s3:\n    bucket: b\n",
-        &[("REGISTRY_STORAGE_S3_ENCRYPT", "0")],
+        &[("REGISTRY_STORAGE_S3_SKIPVERIFY", "0")],
     );
     assert_eq!(loaded.warnings.len(), 1);
 }
@@ -1808,15 +1813,13 @@ fn registry_s3_keys_berth_has_no_use_for_are_ignored_with_a_warning() {
 #[test]
 fn registry_s3_features_berth_lacks_are_errors() {
     let cases: &[(&str, &str)] = &[
-        ("encrypt", "true"),
-        ("keyid", "arn:aws:kms:us-east-1:123456789012:key/abc"),
         ("skipverify", "true"),
         ("storageclass", "REDUCED_REDUNDANCY"),
         ("storageclass", "INTELLIGENT_TIERING"),
         ("objectacl", "public-read"),
         ("usedualstack", "true"),
         ("accelerate", "true"),
-        ("encrypt", "[false]"),
+        ("skipverify", "[false]"),
     ];
     for (key, value) in cases {
         let path = format!("storage.s3.{key}");
@@ -1847,7 +1850,7 @@ fn redirects() {
     assert_eq!(
         loaded.warnings,
         [
-            "storage.redirect.disable: false has no effect without storage.s3: berth serves blobs on the filesystem itself (from file)"
+            "storage.redirect.disable: false has no effect without storage.s3, gcs or azure: berth serves these blobs itself (IPFS redirects with storage.ipfs.gateway) (from file)"
         ]
     );
     let loaded = storage("", &[("REGISTRY_STORAGE_REDIRECT_DISABLE", "false")]);

@@ -216,10 +216,15 @@ impl Berth {
 /// Runs a management command (`berth user add ...`) on the database in `data`, as an
 /// operator would, and returns its `--json` output. Panics with its stderr if it fails.
 pub fn berth_cli(data: &Path, args: &[&str]) -> serde_json::Value {
-    let output = berth_cli_output(data, args, None);
+    succeeded_with_json(args, berth_cli_output(data, args, None))
+}
+
+/// The JSON a successful management command printed; panics with its output otherwise.
+fn succeeded_with_json(args: &[&str], output: std::process::Output) -> serde_json::Value {
     assert!(
         output.status.success(),
-        "berth {args:?} failed: {}",
+        "berth {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
@@ -232,6 +237,17 @@ pub fn berth_cli(data: &Path, args: &[&str]) -> serde_json::Value {
 
 /// Runs a management command with `--json`, optionally feeding `stdin`, whatever its outcome.
 pub fn berth_cli_output(data: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    berth_cli_output_with(data, args, stdin, &[])
+}
+
+/// [`berth_cli_output`] with the configuration in environment variables `env` (as a server
+/// started with them has).
+pub fn berth_cli_output_with(
+    data: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(String, String)],
+) -> std::process::Output {
     use std::io::Write;
     let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
     command.args(args).arg("--data").arg(data).arg("--json");
@@ -240,6 +256,7 @@ pub fn berth_cli_output(data: &Path, args: &[&str], stdin: Option<&str>) -> std:
             command.env_remove(key);
         }
     }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -254,10 +271,16 @@ pub fn berth_cli_output(data: &Path, args: &[&str], stdin: Option<&str>) -> std:
 }
 
 impl Berth {
-    /// [`berth_cli`] on this server's data directory (the server keeps running: the
-    /// command writes to the same database, and the server sees it within seconds).
+    /// [`berth_cli`] on this server's data directory and configuration (the server keeps
+    /// running: the command writes to the same database, and the server sees it within
+    /// seconds).
     pub fn cli(&self, args: &[&str]) -> serde_json::Value {
-        berth_cli(&self.data, args)
+        succeeded_with_json(args, self.cli_output(args))
+    }
+
+    /// A management command on this server's data and configuration, whatever its outcome.
+    pub fn cli_output(&self, args: &[&str]) -> std::process::Output {
+        berth_cli_output_with(&self.data, args, None, &self.env)
     }
 }
 

@@ -1,44 +1,23 @@
-//! Test support: a private single-node Garage (a real S3-compatible store) per test, on free
-//! loopback ports in a temporary directory, so that a test can stop and restart it without
-//! disturbing others. The binary comes from `BERTH_TEST_GARAGE` or the cache the test
-//! command installs it into (`~/.cache/berth-test/garage/bin/garage`).
+//! A private single-node Garage (a real S3-compatible store) per test. The binary comes from
+//! `BERTH_TEST_GARAGE` or the cache the test command installs it into
+//! (`~/.cache/berth-test/garage/bin/garage`).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::s3::S3Settings;
+use super::{ServerProcess, free_port, installed};
+use crate::object::{MIN_PART_SIZE, S3Settings};
 
 pub struct Garage {
+    // Dropped (killed) before its directory is removed.
+    server: Option<ServerProcess>,
     dir: tempfile::TempDir,
     binary: PathBuf,
-    server: Option<Child>,
     pub s3_port: u16,
     pub bucket: String,
     pub access_key: String,
     pub secret_key: String,
-}
-
-fn binary() -> PathBuf {
-    if let Ok(path) = std::env::var("BERTH_TEST_GARAGE") {
-        return PathBuf::from(path);
-    }
-    let cached = PathBuf::from(std::env::var("HOME").unwrap_or_default())
-        .join(".cache/berth-test/garage/bin/garage");
-    assert!(
-        cached.is_file(),
-        "Garage is not installed: run the tests with ./scripts/test, which builds it into {}",
-        cached.display()
-    );
-    cached
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Garage {
@@ -72,9 +51,9 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         );
         std::fs::write(dir.path().join("garage.toml"), config).unwrap();
         let mut garage = Garage {
-            dir,
-            binary: binary(),
             server: None,
+            dir,
+            binary: installed("BERTH_TEST_GARAGE", "garage/bin/garage"),
             s3_port,
             bucket: "berth".into(),
             access_key: String::new(),
@@ -137,32 +116,32 @@ api_bind_addr = "127.0.0.1:{admin_port}"
 
     /// Starts the (stopped) server again on the same ports and data.
     pub fn start_again(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
-        let server = Command::new(&self.binary)
-            .arg("-c")
-            .arg(self.config())
-            .arg("server")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("garage starts");
-        self.server = Some(server);
-        self.cli(&["status"]);
-        // The S3 port answers once the node is up.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).is_err() {
-            assert!(Instant::now() < deadline, "garage's S3 port did not open");
-            std::thread::sleep(Duration::from_millis(50));
+        if let Some(server) = &mut self.server {
+            server.start_again(self.s3_port, "garage");
+        } else {
+            let (binary, config) = (self.binary.clone(), self.config());
+            self.server = Some(ServerProcess::start(
+                move || {
+                    let mut command = Command::new(&binary);
+                    command
+                        .arg("-c")
+                        .arg(&config)
+                        .arg("server")
+                        .env("RUST_LOG", "warn");
+                    command
+                },
+                self.dir.path().join("server.log"),
+                self.s3_port,
+                "garage",
+            ));
         }
+        self.cli(&["status"]);
     }
 
     /// Kills the server, as an outage would.
     pub fn stop(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            let _ = server.kill();
-            let _ = server.wait();
+        if let Some(server) = &mut self.server {
+            server.stop();
         }
     }
 
@@ -181,7 +160,8 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             session_token: None,
             root: root.into(),
             path_style: true,
-            part_size: crate::s3::MIN_PART_SIZE,
+            part_size: MIN_PART_SIZE,
+            encryption: None,
             redirect: None,
         }
     }
@@ -196,19 +176,10 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             ("REGISTRY_STORAGE_S3_SECRETKEY", self.secret_key.clone()),
             ("REGISTRY_STORAGE_S3_FORCEPATHSTYLE", "true".into()),
             ("REGISTRY_STORAGE_S3_ROOTDIRECTORY", root.into()),
-            (
-                "REGISTRY_STORAGE_S3_CHUNKSIZE",
-                crate::s3::MIN_PART_SIZE.to_string(),
-            ),
+            ("REGISTRY_STORAGE_S3_CHUNKSIZE", MIN_PART_SIZE.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
-    }
-}
-
-impl Drop for Garage {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
