@@ -20,12 +20,14 @@ use super::IpfsCredentials;
 use crate::{ByteStream, StorageError};
 
 /// How berth adds content: CIDv1 with raw leaves, base32, the default chunker. The same
-/// bytes added with the same parameters always get the same CID.
+/// bytes added with the same parameters always get the same CID. With progress reports the
+/// node answers while a large body is still arriving, so the read timeout measures stalls,
+/// not the length of the upload.
 const ADD_PARAMETERS: [(&str, &str); 4] = [
     ("cid-version", "1"),
     ("raw-leaves", "true"),
     ("cid-base", "base32"),
-    ("progress", "false"),
+    ("progress", "true"),
 ];
 
 pub(crate) struct Rpc {
@@ -224,11 +226,10 @@ impl Rpc {
             return Err(StorageError::Body(e));
         }
         let response = result?.bytes().await.map_err(request_error)?;
-        // One JSON object per line, the file's last.
+        // One JSON object per line: progress reports, then the file with its CID.
         let added: Added = response
-            .split(|b| *b == b'\n')
-            .rfind(|line| !line.is_empty())
-            .and_then(|line| serde_json::from_slice(line).ok())
+            .rsplit(|b| *b == b'\n')
+            .find_map(|line| serde_json::from_slice(line).ok())
             .ok_or_else(|| {
                 unavailable(format!(
                     "unexpected answer to add: {}",

@@ -23,9 +23,14 @@ pub struct Azurite {
 
 impl Azurite {
     pub fn start() -> Azurite {
+        Azurite::start_in(&std::env::temp_dir())
+    }
+
+    /// Starts one with its data in a new directory under `parent`.
+    pub fn start_in(parent: &std::path::Path) -> Azurite {
         let dir = tempfile::Builder::new()
             .prefix("berth-azurite")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("temp dir");
         let port = free_port();
         let program = installed(

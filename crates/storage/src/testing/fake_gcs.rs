@@ -19,9 +19,14 @@ pub struct FakeGcs {
 
 impl FakeGcs {
     pub fn start() -> FakeGcs {
+        FakeGcs::start_in(&std::env::temp_dir())
+    }
+
+    /// Starts one with its data in a new directory under `parent`.
+    pub fn start_in(parent: &std::path::Path) -> FakeGcs {
         let dir = tempfile::Builder::new()
             .prefix("berth-fake-gcs")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("temp dir");
         let port = free_port();
         let program = installed("BERTH_TEST_FAKE_GCS", "fake-gcs/bin/fake-gcs-server");

@@ -22,9 +22,14 @@ pub struct Garage {
 
 impl Garage {
     pub fn start() -> Garage {
+        Garage::start_in(&std::env::temp_dir())
+    }
+
+    /// Starts one with its data in a new directory under `parent`.
+    pub fn start_in(parent: &std::path::Path) -> Garage {
         let dir = tempfile::Builder::new()
             .prefix("berth-garage")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("temp dir");
         let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
         let secret: String = (0..32)

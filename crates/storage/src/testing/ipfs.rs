@@ -26,9 +26,14 @@ fn jsipfs(program: &PathBuf, repo: &PathBuf) -> Command {
 
 impl IpfsNode {
     pub fn start() -> IpfsNode {
+        IpfsNode::start_in(&std::env::temp_dir())
+    }
+
+    /// Starts one with its data in a new directory under `parent`.
+    pub fn start_in(parent: &std::path::Path) -> IpfsNode {
         let dir = tempfile::Builder::new()
             .prefix("berth-ipfs")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("temp dir");
         let program = installed("BERTH_TEST_JSIPFS", "ipfs/node_modules/.bin/jsipfs");
         let repo = dir.path().join("repo");
@@ -105,7 +110,7 @@ impl IpfsNode {
         [
             ("BERTH_STORAGE_IPFS_API", self.api()),
             ("BERTH_STORAGE_IPFS_ROOTDIRECTORY", root.to_string()),
-            ("BERTH_STORAGE_IPFS_TIMEOUT", "10s".to_string()),
+            ("BERTH_STORAGE_IPFS_TIMEOUT", "60s".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
