@@ -134,14 +134,9 @@ pub async fn run(
         std::fs::create_dir_all(&dir)?;
         let step = Instant::now();
         let store = tokio::task::block_in_place(|| Store::start(name, &dir));
-        let berth = servers::start_berth_with(
-            "berth",
-            berth_bin,
-            &dir,
-            Profile::Open,
-            &store.berth_env(),
-        )
-        .await?;
+        let berth =
+            servers::start_berth_with("berth", berth_bin, &dir, Profile::Open, &store.berth_env())
+                .await?;
         let measured = measure(params, &source, &berth, store.label(), &dir).await?;
         stores.push(measured);
         if let Store::Ipfs(node) = &store {

@@ -1,4 +1,5 @@
-//! One structured log line per request, written when the response has been sent.
+//! One structured log line and one set of metrics per request, written when the response
+//! has been sent.
 //!
 //! A blob download's response is returned long before its last byte leaves, so the line is
 //! written by the response body itself: when it ends (`outcome=complete`) or when it is
@@ -21,6 +22,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tracing::Instrument;
 
 use crate::error_response::ErrorCause;
+use crate::operation::{Operation, ParsedOperation};
 use crate::urls::ConnectionInfo;
 
 const REQUEST_ID: &str = "x-request-id";
@@ -42,10 +44,79 @@ fn request_id(request: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
-/// The middleware: tags the request with an id, and hands the response body a record to log.
-pub async fn log_request(request: Request, next: Next) -> Response {
+/// The request's id, in its extensions for handlers (events carry it).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The trace id of `span`, if an OpenTelemetry layer is recording it.
+fn trace_id(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
+
+/// Requests being answered now.
+struct InFlight;
+
+impl InFlight {
+    fn start() -> InFlight {
+        metrics::gauge!("registry_http_in_flight_requests").increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("registry_http_in_flight_requests").decrement(1.0);
+    }
+}
+
+/// The handler label of a request that is not a `/v2/` operation.
+fn route_name(path: &str) -> &'static str {
+    match path {
+        "/token" | "/auth/certificate.pem" => "token",
+        "/healthz" | "/readyz" => "health",
+        "/metrics" => "metrics",
+        p if p.starts_with("/api/") => "admin",
+        p if p.starts_with("/v2") => crate::operation::INVALID,
+        _ => "web",
+    }
+}
+
+/// The middleware: tags the request with an id, and hands the response body a record to
+/// log (when `log` is set) and to count.
+pub async fn observe_request(log: bool, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(&request);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    // A `/v2/` request is parsed into its operation here, once: the span, the log line and
+    // the metrics are named after it, and the handler takes it from the extensions.
+    let operation = request
+        .uri()
+        .path()
+        .starts_with("/v2")
+        .then(|| Operation::parse(request.method(), request.uri().path()));
+    let handler = match &operation {
+        Some(Ok(operation)) => operation.name(),
+        Some(Err(_)) => crate::operation::INVALID,
+        None => route_name(request.uri().path()),
+    };
+    let repository = match &operation {
+        Some(Ok(operation)) => operation.repository().map(|r| r.to_string()),
+        _ => None,
+    };
+    if let Some(Ok(operation)) = operation {
+        request.extensions_mut().insert(ParsedOperation(operation));
+    }
+    let request_bytes = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     let record = AccessRecord {
         method: request.method().clone(),
         path: request.uri().path().to_string(),
@@ -58,9 +129,33 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         started,
         status: StatusCode::OK,
         cause: None,
+        trace_id: None,
+        handler,
+        request_bytes,
+        log,
+        _in_flight: InFlight::start(),
     };
-    let span = tracing::info_span!("request", request_id = %id);
-    let mut response = next.run(request).instrument(span).await;
+    let span = tracing::info_span!(
+        "request",
+        otel.name = record.handler,
+        otel.kind = "server",
+        request_id = %id,
+        http.request.method = %record.method,
+        url.path = %record.path,
+        operation = handler,
+        repository = repository,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let trace_id = trace_id(&span);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
@@ -70,6 +165,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
             .extensions()
             .get::<ErrorCause>()
             .map(|c| c.0.clone()),
+        trace_id,
         ..record
     };
     let (parts, body) = response.into_parts();
@@ -102,22 +198,44 @@ struct AccessRecord {
     started: Instant,
     status: StatusCode,
     cause: Option<String>,
+    /// The OpenTelemetry trace the request belongs to, when traces are exported.
+    trace_id: Option<String>,
+    /// The `/v2/` operation, or what else the request was for (`token`, `admin`, ...).
+    handler: &'static str,
+    request_bytes: Option<u64>,
+    /// Whether to write the access log line (metrics are recorded regardless).
+    log: bool,
+    _in_flight: InFlight,
 }
 
 impl AccessRecord {
     fn write(self, bytes: u64, outcome: &'static str) {
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = self.started.elapsed().as_secs_f64();
         let status = self.status.as_u16();
+        crate::metrics::record_request(
+            self.handler,
+            &self.method,
+            status,
+            elapsed,
+            self.request_bytes,
+            bytes,
+        );
+        if !self.log {
+            return;
+        }
+        let duration_ms = elapsed * 1000.0;
         macro_rules! line {
             ($level:ident) => {
                 tracing::$level!(
                     target: "berth::access",
                     method = %self.method,
                     path = %self.path,
+                    operation = self.handler,
                     status,
                     bytes,
                     duration_ms = format_args!("{duration_ms:.3}"),
                     request_id = %self.request_id,
+                    trace_id = self.trace_id.as_deref(),
                     client = %self.client,
                     outcome,
                     error = self.cause.as_deref(),

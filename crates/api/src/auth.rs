@@ -9,36 +9,10 @@
 
 use berth_auth::{AccessService, Action, AuthFailure, Caller, Decision, Mode};
 use berth_oci::{ErrorCode, RegistryError, RepositoryName};
-use http::Method;
 use http::request::Parts;
 
 use crate::AppState;
-use crate::endpoint::Endpoint;
 use crate::urls::ConnectionInfo;
-
-/// The repository and action a request needs, or `None` for endpoints that need none (the
-/// base endpoint, the catalog) and for methods the endpoint does not have.
-pub(crate) fn required_access<'a>(
-    endpoint: &'a Endpoint,
-    method: &Method,
-) -> Option<(&'a RepositoryName, Action)> {
-    let read = method == Method::GET || method == Method::HEAD;
-    match endpoint {
-        Endpoint::Tags(name) | Endpoint::Referrers(name, _) if read => Some((name, Action::Pull)),
-        Endpoint::Manifest(name, _) | Endpoint::Blob(name, _) if read => Some((name, Action::Pull)),
-        Endpoint::Manifest(name, _) if method == Method::PUT => Some((name, Action::Push)),
-        Endpoint::Manifest(name, _) | Endpoint::Blob(name, _) if method == Method::DELETE => {
-            Some((name, Action::Delete))
-        }
-        Endpoint::UploadStart(name) if method == Method::POST => Some((name, Action::Push)),
-        Endpoint::Upload(name, _)
-            if [Method::GET, Method::PATCH, Method::PUT, Method::DELETE].contains(method) =>
-        {
-            Some((name, Action::Push))
-        }
-        _ => None,
-    }
-}
 
 /// The actions a client should ask for to do `action`: pushing needs pulling too (clients
 /// check which blobs exist before uploading them).
@@ -207,7 +181,30 @@ pub(crate) async fn require(
     }
 }
 
-/// Which repositories the caller may pull, for the catalog and for mounts.
+/// Which repositories the caller sees in the catalog; a 401 naming the catalog scope for a
+/// registry token without it.
+pub(crate) async fn catalog_filter(
+    state: &AppState,
+    parts: &Parts,
+    caller: &Caller,
+) -> Result<impl Fn(&str) -> bool + Send + Sync + use<>, RegistryError> {
+    let filter = state
+        .access
+        .catalog_filter(caller)
+        .await
+        .map_err(|e| RegistryError::unavailable("the identity store", e))?;
+    filter.ok_or_else(|| {
+        unauthorized(
+            state,
+            parts,
+            "the token presented does not grant listing the catalog",
+            Some("registry:catalog:*".into()),
+            true,
+        )
+    })
+}
+
+/// Which repositories the caller may pull, for mounts.
 pub(crate) async fn pull_filter(
     access: &AccessService,
     caller: &Caller,

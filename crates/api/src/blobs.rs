@@ -1,7 +1,10 @@
 //! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use berth_oci::{Digest, RepositoryName};
+use berth_registry::events::Origin;
 use berth_storage::BlobContent;
 use http::request::Parts;
 use http::{StatusCode, header};
@@ -12,11 +15,15 @@ use crate::v2::{DOCKER_CONTENT_DIGEST, HandlerResult, header_str, response};
 pub(crate) async fn get(
     state: &AppState,
     parts: &Parts,
+    origin: &Arc<Origin>,
     name: &RepositoryName,
     digest: &Digest,
 ) -> HandlerResult {
     let range = header_str(&parts.headers, header::RANGE);
-    let read = state.registry.read_blob(name, digest, range).await?;
+    let read = state
+        .registry
+        .read_blob(origin, name, digest, range)
+        .await?;
     let stream = match read.content {
         BlobContent::Redirect(url) => {
             return response(
@@ -83,10 +90,11 @@ pub(crate) async fn head(
 
 pub(crate) async fn delete(
     state: &AppState,
+    origin: &Arc<Origin>,
     name: &RepositoryName,
     digest: &Digest,
 ) -> HandlerResult {
-    state.registry.delete_blob(name, digest).await?;
+    state.registry.delete_blob(origin, name, digest).await?;
     response(
         StatusCode::ACCEPTED,
         &[(header::CONTENT_LENGTH, "0")],

@@ -10,7 +10,7 @@
 //! digests, ranges), call [`berth_registry::Registry`], and render the result or the OCI
 //! error.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::Request;
@@ -30,6 +30,9 @@ mod error_response;
 mod health;
 mod listing;
 mod manifests;
+pub mod metrics;
+pub mod operation;
+mod process_metrics;
 pub mod server;
 mod token;
 mod uploads;
@@ -43,6 +46,16 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub access: Arc<AccessService>,
     pub urls: UrlPolicy,
+    /// `GET /metrics` on this listener, when metrics are served here.
+    pub metrics: Option<metrics::MetricsEndpoint>,
+    /// Webhooks and jobs, set once they run (after the listener is bound).
+    pub background: Arc<OnceLock<Background>>,
+}
+
+/// What runs beside the request handlers, as the admin API manages it.
+pub struct Background {
+    pub jobs: berth_jobs::RunningJobs,
+    pub webhooks: Arc<berth_webhooks::admin::WebhookAdmin>,
 }
 
 /// Options of the HTTP layer itself.
@@ -63,6 +76,7 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
         .route("/auth/certificate.pem", get(token::certificate))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::scrape))
         .merge(admin_api::routes())
         .fallback(not_found)
         .with_state(state);
@@ -79,10 +93,10 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
             }
         }));
     }
-    if options.access_log {
-        app = app.layer(middleware::from_fn(access_log::log_request));
-    }
-    app
+    let log = options.access_log;
+    app.layer(middleware::from_fn(move |request: Request, next: Next| {
+        access_log::observe_request(log, request, next)
+    }))
 }
 
 async fn not_found() -> Response {

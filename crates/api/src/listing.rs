@@ -47,7 +47,7 @@ fn listing_response(
 /// The repositories the caller may pull.
 pub(crate) async fn catalog(state: &AppState, parts: &Parts, caller: &Caller) -> HandlerResult {
     let page = page(parts, |last| RepositoryName::parse(last).map(|_| ()))?;
-    let visible = crate::auth::pull_filter(&state.access, caller).await?;
+    let visible = crate::auth::catalog_filter(state, parts, caller).await?;
     let listing = state.registry.catalog(&page, &visible).await?;
     let json = serde_json::json!({ "repositories": listing.items }).to_string();
     listing_response(state, parts, "/v2/_catalog", &listing, json)

@@ -1,8 +1,11 @@
 //! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use berth_oci::manifest::MAX_MANIFEST_SIZE;
 use berth_oci::{Reference, RegistryError, RepositoryName};
+use berth_registry::events::Origin;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::request::Parts;
@@ -27,11 +30,17 @@ pub(crate) async fn get(
     parts: &Parts,
     name: &RepositoryName,
     reference: &Reference,
+    origin: &Arc<Origin>,
     with_body: bool,
 ) -> HandlerResult {
     let manifest = state
         .registry
-        .get_manifest(name, reference, accept_values(parts))
+        .get_manifest(
+            with_body.then_some(origin),
+            name,
+            reference,
+            accept_values(parts),
+        )
         .await?;
     let length = manifest.content.len().to_string();
     let etag = format!("\"{}\"", manifest.digest);
@@ -109,6 +118,7 @@ async fn drain(stream: &mut axum::body::BodyDataStream, mut budget: u64) {
 pub(crate) async fn put(
     state: &AppState,
     parts: &Parts,
+    origin: &Arc<Origin>,
     name: &RepositoryName,
     reference: &Reference,
     body: Body,
@@ -117,7 +127,7 @@ pub(crate) async fn put(
     let content_type = header_str(&parts.headers, header::CONTENT_TYPE);
     let pushed = state
         .registry
-        .put_manifest(name, reference, content_type, content)
+        .put_manifest(origin, name, reference, content_type, content)
         .await?;
     let location = state
         .urls
@@ -135,10 +145,14 @@ pub(crate) async fn put(
 
 pub(crate) async fn delete(
     state: &AppState,
+    origin: &Arc<Origin>,
     name: &RepositoryName,
     reference: &Reference,
 ) -> HandlerResult {
-    state.registry.delete_manifest(name, reference).await?;
+    state
+        .registry
+        .delete_manifest(origin, name, reference)
+        .await?;
     response(
         StatusCode::ACCEPTED,
         &[(header::CONTENT_LENGTH, "0")],

@@ -1,10 +1,13 @@
 //! `/v2/<name>/blobs/uploads/`: starting, continuing, finishing and cancelling uploads,
 //! monolithic pushes and cross-repository mounts.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use berth_auth::Caller;
 use berth_oci::range::upload_range_header;
 use berth_oci::{ContentRange, Digest, ErrorCode, RegistryError, RepositoryName, UploadId};
+use berth_registry::events::Origin;
 use berth_registry::{Chunk, UploadSession};
 use http::request::Parts;
 use http::{StatusCode, header};
@@ -100,6 +103,7 @@ pub(crate) async fn start(
     state: &AppState,
     parts: &Parts,
     caller: &Caller,
+    origin: &Arc<Origin>,
     name: &RepositoryName,
     body: Body,
 ) -> HandlerResult {
@@ -110,7 +114,7 @@ pub(crate) async fn start(
         let readable = crate::auth::pull_filter(&state.access, caller).await?;
         if state
             .registry
-            .mount_blob(name, &digest, from.as_ref(), &readable)
+            .mount_blob(origin, name, &digest, from.as_ref(), &readable)
             .await?
             .is_some()
         {
@@ -121,6 +125,7 @@ pub(crate) async fn start(
         state
             .registry
             .upload_blob(
+                origin,
                 name,
                 &digest,
                 content_length(&parts.headers),
@@ -162,6 +167,7 @@ pub(crate) async fn append(
 pub(crate) async fn finish(
     state: &AppState,
     parts: &Parts,
+    origin: &Arc<Origin>,
     name: &RepositoryName,
     id: UploadId,
     body: Body,
@@ -175,7 +181,7 @@ pub(crate) async fn finish(
     let chunk = chunk(parts, body)?;
     state
         .registry
-        .finish_upload(name, id, &digest, chunk)
+        .finish_upload(origin, name, id, &digest, chunk)
         .await
         .map_err(|e| with_resume_headers(e, state, parts, name, id))?;
     blob_created(state, parts, name, &digest)

@@ -7,14 +7,17 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use berth_oci::RegistryError;
+use berth_auth::Caller;
+use berth_oci::{ErrorCode, RegistryError};
+use berth_registry::events::Origin;
 use berth_storage::ByteStream;
 use futures_util::TryStreamExt;
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
-use crate::endpoint::Endpoint;
+use crate::access_log::RequestId;
 use crate::error_response::ApiError;
+use crate::operation::{Operation, ParsedOperation};
 use crate::{AppState, auth, blobs, listing, manifests, uploads};
 
 pub(crate) type HandlerResult = Result<Response, RegistryError>;
@@ -26,75 +29,91 @@ const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api
 
 /// Every request under `/v2`.
 pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let mut response = match route(&state, &parts, body).await {
-        Ok(response) => response,
-        Err(err) => ApiError(err).into_response(),
+    let (mut parts, body) = request.into_parts();
+    let operation = match parts.extensions.remove::<ParsedOperation>() {
+        Some(ParsedOperation(operation)) => Ok(operation),
+        None => Operation::parse(&parts.method, parts.uri.path()),
     };
+    let mut response = match operation {
+        Ok(operation) => route(&state, &parts, operation, body).await,
+        Err(err) => Err(err),
+    }
+    .unwrap_or_else(|err| ApiError(err).into_response());
     response
         .headers_mut()
         .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
     response
 }
 
-async fn route(state: &AppState, parts: &Parts, body: Body) -> HandlerResult {
-    let endpoint = Endpoint::parse(parts.uri.path())?;
-    let method = &parts.method;
-    let is_read = method == Method::GET || method == Method::HEAD;
+async fn route(state: &AppState, parts: &Parts, operation: Operation, body: Body) -> HandlerResult {
     let caller = auth::authenticate(state, parts).await?;
-    if let Some((repository, action)) = auth::required_access(&endpoint, method) {
+    if let (Some(repository), Some(action)) = (operation.repository(), operation.required_action())
+    {
         auth::require(state, parts, &caller, repository, action).await?;
     }
-    match endpoint {
-        Endpoint::Base if is_read => {
+    let origin = &origin(parts, &caller);
+    match operation {
+        Operation::Base => {
             auth::require_login(state, parts, &caller, None)?;
             Ok(json_response(StatusCode::OK, "{}".into()))
         }
-        Endpoint::Base => Err(method_not_allowed("GET, HEAD")),
-        Endpoint::Catalog if is_read => {
+        Operation::Catalog => {
             // Like registry:2: a caller without credentials is asked to log in rather than
             // shown an empty list (an anonymous token lists what anonymous may pull).
             auth::require_login(state, parts, &caller, Some("registry:catalog:*".into()))?;
             listing::catalog(state, parts, &caller).await
         }
-        Endpoint::Catalog => Err(method_not_allowed("GET, HEAD")),
-        Endpoint::Tags(name) if is_read => listing::tags(state, parts, &name).await,
-        Endpoint::Tags(_) => Err(method_not_allowed("GET, HEAD")),
-        Endpoint::Referrers(name, digest) if is_read => {
+        Operation::ListTags(name) => listing::tags(state, parts, &name).await,
+        Operation::Referrers(name, digest) => {
             listing::referrers(state, parts, &name, &digest).await
         }
-        Endpoint::Referrers(..) => Err(method_not_allowed("GET, HEAD")),
-        Endpoint::Manifest(name, reference) => match *method {
-            Method::GET => manifests::get(state, parts, &name, &reference, true).await,
-            Method::HEAD => manifests::get(state, parts, &name, &reference, false).await,
-            Method::PUT => manifests::put(state, parts, &name, &reference, body).await,
-            Method::DELETE => manifests::delete(state, &name, &reference).await,
-            _ => Err(method_not_allowed("GET, HEAD, PUT, DELETE")),
-        },
-        Endpoint::Blob(name, digest) => match *method {
-            Method::GET => blobs::get(state, parts, &name, &digest).await,
-            Method::HEAD => blobs::head(state, &name, &digest).await,
-            Method::DELETE => blobs::delete(state, &name, &digest).await,
-            _ => Err(method_not_allowed("GET, HEAD, DELETE")),
-        },
-        Endpoint::UploadStart(name) => match *method {
-            Method::POST => uploads::start(state, parts, &caller, &name, body).await,
-            _ => Err(method_not_allowed("POST")),
-        },
-        Endpoint::Upload(name, id) => match *method {
-            Method::GET => uploads::status(state, parts, &name, id).await,
-            Method::PATCH => uploads::append(state, parts, &name, id, body).await,
-            Method::PUT => uploads::finish(state, parts, &name, id, body).await,
-            Method::DELETE => uploads::cancel(state, &name, id).await,
-            _ => Err(method_not_allowed("GET, PATCH, PUT, DELETE")),
-        },
+        Operation::GetManifest {
+            name,
+            reference: Some(reference),
+            with_body,
+        } => manifests::get(state, parts, &name, &reference, origin, with_body).await,
+        Operation::GetManifest {
+            reference: None, ..
+        }
+        | Operation::DeleteManifest(_, None) => Err(RegistryError::new(
+            ErrorCode::ManifestUnknown,
+            "manifest unknown",
+        )
+        .with_detail(serde_json::json!({
+            "reason": "the reference is neither a valid tag nor a digest, so nothing can be stored under it"
+        }))),
+        Operation::PutManifest(name, reference) => {
+            manifests::put(state, parts, origin, &name, &reference, body).await
+        }
+        Operation::DeleteManifest(name, Some(reference)) => {
+            manifests::delete(state, origin, &name, &reference).await
+        }
+        Operation::GetBlob(name, digest) => blobs::get(state, parts, origin, &name, &digest).await,
+        Operation::HeadBlob(name, digest) => blobs::head(state, &name, &digest).await,
+        Operation::DeleteBlob(name, digest) => blobs::delete(state, origin, &name, &digest).await,
+        Operation::StartUpload(name) => {
+            uploads::start(state, parts, &caller, origin, &name, body).await
+        }
+        Operation::UploadStatus(name, id) => uploads::status(state, parts, &name, id).await,
+        Operation::AppendUpload(name, id) => uploads::append(state, parts, &name, id, body).await,
+        Operation::FinishUpload(name, id) => {
+            uploads::finish(state, parts, origin, &name, id, body).await
+        }
+        Operation::CancelUpload(name, id) => uploads::cancel(state, &name, id).await,
     }
 }
 
-fn method_not_allowed(allowed: &'static str) -> RegistryError {
-    RegistryError::unsupported("method not allowed on this endpoint")
-        .with_detail(serde_json::json!({ "allowed": allowed }))
-        .with_header("allow", allowed)
+/// Who is making the request and from where, for the events it causes.
+fn origin(parts: &Parts, caller: &Caller) -> Arc<Origin> {
+    let text = |name| header_str(&parts.headers, name).map(str::to_string);
+    Arc::new(Origin {
+        actor: caller.actor(),
+        address: auth::client(parts).map(|ip| ip.to_string()),
+        user_agent: text(header::USER_AGENT),
+        request_id: parts.extensions.get::<RequestId>().map(|id| id.0.clone()),
+        method: Some(parts.method.as_str().to_string()),
+        host: text(header::HOST).or_else(|| parts.uri.authority().map(|a| a.to_string())),
+    })
 }
 
 /// The first value of a query parameter.

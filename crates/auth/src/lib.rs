@@ -12,8 +12,9 @@
 //!   whose id registry:2 recognises, so berth can also be the token server of a registry:2.
 //! * [`throttle`]: backing off failed logins per user and per client address.
 //!
-//! [`admin::Administration`] is how identities and rules are managed (by the CLI and the admin
-//! API alike), with the validation both need.
+//! [`admin::Administration`] is the one write path for managing identities and rules (the
+//! CLI, the admin API, the dashboard and jobs alike): it takes the acting [`admin::Actor`],
+//! validates, writes the audit entry and empties the access caches of every instance.
 //!
 //! [`service::AccessService`] puts them together over the identity store: it authenticates
 //! callers, authorizes requests, issues tokens and records every decision through [`audit`].

@@ -83,10 +83,7 @@ impl Grant {
         if self.admin {
             return ActionSet::ALL;
         }
-        if self.actions.contains(Action::Push) {
-            return self.actions.with(Action::Pull);
-        }
-        self.actions
+        self.actions.implied()
     }
 }
 

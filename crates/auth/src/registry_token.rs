@@ -166,6 +166,10 @@ pub struct Claims {
     /// token stops working when that one is revoked. Other verifiers ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub berth_via: Option<String>,
+    /// berth's own claim: when the subject was created (Unix ms). A token whose subject has
+    /// since been deleted and created again under the same name stands for nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub berth_created: Option<i64>,
 }
 
 /// A token as the token endpoint returns it.
@@ -220,9 +224,11 @@ impl RegistryTokens {
         &self.key
     }
 
+    /// A token for `subject` (created at `subject_created`, Unix ms, when known).
     pub fn issue(
         &self,
         subject: &str,
+        subject_created: Option<i64>,
         access: Vec<ResourceAccess>,
         via: Option<&str>,
         now: SystemTime,
@@ -238,11 +244,16 @@ impl RegistryTokens {
             jti: crate::secret::random_token(16),
             access,
             berth_via: via.map(str::to_string),
+            berth_created: subject_created,
         };
         let mut header = Header::new(self.key.algorithm);
         header.kid = Some(self.key.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &self.key.encoding)
             .expect("signing with a loaded key succeeds");
+        let token = match self.key.algorithm {
+            Algorithm::ES256 => with_low_s(&token),
+            _ => token,
+        };
         IssuedToken {
             token,
             expires_in: self.lifetime.as_secs(),
@@ -258,9 +269,78 @@ impl RegistryTokens {
         if header.kid.as_deref() != Some(self.key.kid.as_str()) {
             return Err(TokenError::Invalid("signed by an unknown key".into()));
         }
+        if self.key.algorithm == Algorithm::ES256 && !has_low_s(token) {
+            return Err(TokenError::Invalid(
+                "the signature is not in its canonical (low-s) form".into(),
+            ));
+        }
         jsonwebtoken::decode::<Claims>(token, &self.key.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+}
+
+/// The order of the P-256 group, big-endian.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// The ES256 signature (`r || s`, 64 bytes) of a compact JWS, decoded.
+fn es256_signature(token: &str) -> Option<(&str, Vec<u8>)> {
+    let (signed, signature) = token.rsplit_once('.')?;
+    let signature = data_encoding::BASE64URL_NOPAD
+        .decode(signature.as_bytes())
+        .ok()?;
+    (signature.len() == 64).then_some((signed, signature))
+}
+
+/// Whether `s` (32 bytes, big-endian) is at most n/2: `2s <= n`.
+fn is_low(s: &[u8]) -> bool {
+    // Compare 2s with n without overflow: 2s > n iff s > n - s.
+    let complement = order_minus(s);
+    s <= complement.as_slice()
+}
+
+/// `n - s` for 32-byte big-endian numbers with `s < n`.
+fn order_minus(s: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut borrow = 0u16;
+    for i in (0..32).rev() {
+        let subtrahend = u16::from(s[i]) + borrow;
+        let minuend = u16::from(P256_ORDER[i]);
+        if minuend >= subtrahend {
+            out[i] = (minuend - subtrahend) as u8;
+            borrow = 0;
+        } else {
+            out[i] = (minuend + 256 - subtrahend) as u8;
+            borrow = 1;
+        }
+    }
+    out
+}
+
+/// Whether an ES256 token's signature has the low `s` of the two that verify (`s` and
+/// `n - s` are both valid ECDSA signatures of the same message). Accepting only one keeps a
+/// token's text unique: a copy with the other `s` is not a second valid token, and caches
+/// and logs keyed by the token's text see one token.
+fn has_low_s(token: &str) -> bool {
+    es256_signature(token).is_some_and(|(_, signature)| is_low(&signature[32..]))
+}
+
+/// The token with its signature's `s` replaced by `n - s` when it is the high one (the
+/// signer picks either at random).
+fn with_low_s(token: &str) -> String {
+    match es256_signature(token) {
+        Some((signed, signature)) if !is_low(&signature[32..]) => {
+            let mut canonical = signature[..32].to_vec();
+            canonical.extend_from_slice(&order_minus(&signature[32..]));
+            format!(
+                "{signed}.{}",
+                data_encoding::BASE64URL_NOPAD.encode(&canonical)
+            )
+        }
+        _ => token.to_string(),
     }
 }
 
@@ -317,6 +397,7 @@ mod tests {
         let tokens = tokens();
         let issued = tokens.issue(
             "user:alice",
+            None,
             access("team/app", &["pull", "push"]),
             Some("0123456789abcdef"),
             SystemTime::now(),
@@ -347,7 +428,7 @@ mod tests {
         let tokens = tokens();
         let now = SystemTime::now();
         let good = tokens
-            .issue("user:alice", access("a", &["pull"]), None, now)
+            .issue("user:alice", None, access("a", &["pull"]), None, now)
             .token;
         let parts: Vec<&str> = good.split('.').collect();
         let claims: serde_json::Value = serde_json::from_slice(
@@ -394,14 +475,14 @@ mod tests {
         let long_ago = now - Duration::from_secs(3600);
         assert!(
             tokens
-                .verify(&tokens.issue("user:a", vec![], None, long_ago).token)
+                .verify(&tokens.issue("user:a", None, vec![], None, long_ago).token)
                 .is_err(),
             "expired"
         );
         let later = now + Duration::from_secs(3600);
         assert!(
             tokens
-                .verify(&tokens.issue("user:a", vec![], None, later).token)
+                .verify(&tokens.issue("user:a", None, vec![], None, later).token)
                 .is_err(),
             "not yet valid"
         );
@@ -417,7 +498,7 @@ mod tests {
         );
         assert!(
             tokens
-                .verify(&other_service.issue("user:a", vec![], None, now).token)
+                .verify(&other_service.issue("user:a", None, vec![], None, now).token)
                 .is_err(),
             "audience"
         );
@@ -433,12 +514,44 @@ mod tests {
         );
         assert!(
             tokens
-                .verify(&other_issuer.issue("user:a", vec![], None, now).token)
+                .verify(&other_issuer.issue("user:a", None, vec![], None, now).token)
                 .is_err(),
             "issuer"
         );
         assert!(tokens.verify("garbage").is_err());
         assert!(tokens.verify("").is_err());
+    }
+
+    #[test]
+    fn es256_signatures_are_low_s_and_the_high_twin_is_refused() {
+        let tokens = tokens();
+        for _ in 0..32 {
+            let token = tokens
+                .issue(
+                    "user:alice",
+                    None,
+                    access("a/b", &["pull"]),
+                    None,
+                    SystemTime::now(),
+                )
+                .token;
+            assert!(has_low_s(&token), "issued with a high s");
+            assert!(tokens.verify(&token).is_ok());
+            let (signed, signature) = es256_signature(&token).unwrap();
+            let mut twin = signature[..32].to_vec();
+            twin.extend_from_slice(&order_minus(&signature[32..]));
+            let twin = format!("{signed}.{}", data_encoding::BASE64URL_NOPAD.encode(&twin));
+            assert!(
+                tokens.verify(&twin).is_err(),
+                "the n - s twin of a valid signature verifies"
+            );
+        }
+        // n - (n - s) = s; small numbers.
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        assert_eq!(order_minus(&order_minus(&one)), one);
+        assert!(is_low(&one));
+        assert!(!is_low(&order_minus(&one)));
     }
 
     #[test]

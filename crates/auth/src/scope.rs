@@ -64,6 +64,16 @@ impl ActionSet {
         set
     }
 
+    /// With what the actions imply: pushing includes pulling (a client cannot push without
+    /// reading back what it pushed), for rules and token limits alike.
+    pub fn implied(self) -> ActionSet {
+        if self.contains(Action::Push) {
+            self.with(Action::Pull)
+        } else {
+            self
+        }
+    }
+
     pub fn with(self, action: Action) -> ActionSet {
         ActionSet(self.0 | action.bit())
     }
@@ -178,6 +188,11 @@ mod tests {
         assert_eq!(
             pull_push.intersect(ActionSet::of(&[Action::Pull, Action::Delete])),
             ActionSet::of(&[Action::Pull])
+        );
+        assert_eq!(ActionSet::parse_list("push").implied(), pull_push);
+        assert_eq!(
+            ActionSet::parse_list("delete").implied(),
+            ActionSet::of(&[Action::Delete])
         );
     }
 

@@ -1,27 +1,48 @@
-//! Backing off failed logins, per user name and per client address.
+//! Backing off failed logins, so that guessing passwords is slow while nobody can lock a
+//! user out.
 //!
-//! The first few failures are free (typos happen); after that each failure locks the name
-//! (or the address) out for twice as long as the one before, up to a ceiling. A success
-//! clears both. Addresses get more free attempts than names, since many users may share one
-//! (a NAT, an office proxy). The state is kept in memory: several instances each throttle
-//! on their own, which multiplies an attacker's attempts by the number of instances at most.
+//! Three counts of failures are kept:
+//!
+//! * per user name *and* client address: the guesser's own attempts at one account. The first
+//!   few are free (typos happen); after that each failure locks that pair out for twice as
+//!   long as the one before, up to a ceiling. The same user from another address is not
+//!   affected.
+//! * per client address: many names guessed from one place. More attempts are free, since
+//!   many users may share an address (a NAT, an office proxy); then the address is locked
+//!   out the same way. A success does not clear it, so that one valid account cannot
+//!   launder an address's guesses at others.
+//! * per user name, across addresses: guessing from many addresses. This one only slows
+//!   logins of the name down (a short, bounded delay before the check), never refuses them,
+//!   so that it cannot be used to keep the user out.
+//!
+//! A success clears the first and the last. Access tokens (256 random bits, not guessable)
+//! are only held to the address's count. The state is kept in memory: several instances
+//! each throttle on their own, which multiplies an attacker's attempts by the number of
+//! instances at most.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const FREE_FAILURES_PER_USER: u32 = 5;
+const FREE_FAILURES_PER_PAIR: u32 = 5;
 const FREE_FAILURES_PER_ADDRESS: u32 = 20;
+const FREE_FAILURES_PER_USER: u32 = 10;
 const FIRST_LOCKOUT: Duration = Duration::from_secs(1);
 const LONGEST_LOCKOUT: Duration = Duration::from_secs(15 * 60);
+/// The slow-down of a user's logins after failures from many addresses: doubling from
+/// this...
+const FIRST_DELAY: Duration = Duration::from_millis(100);
+/// ...up to this, however many failures.
+const LONGEST_DELAY: Duration = Duration::from_secs(1);
 /// State untouched for this long is forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
-    User(String),
+    Pair(String, IpAddr),
     Address(IpAddr),
+    User(String),
 }
 
 struct Entry {
@@ -30,23 +51,71 @@ struct Entry {
     last_failure: Instant,
 }
 
+impl Entry {
+    /// How far past its free attempts this count is (0: still free).
+    fn excess(&self, free: u32) -> u32 {
+        self.failures.saturating_sub(free)
+    }
+}
+
+/// Doubling from `first` for each failure past the free ones, capped at `longest`.
+fn backoff(excess: u32, first: Duration, longest: Duration) -> Duration {
+    if excess == 0 {
+        return Duration::ZERO;
+    }
+    first.saturating_mul(1 << (excess - 1).min(20)).min(longest)
+}
+
 #[derive(Default)]
 pub struct LoginThrottle {
     entries: Mutex<HashMap<Key, Entry>>,
 }
 
 impl LoginThrottle {
-    /// `Err(wait)` when the user or the address is locked out for `wait` more.
-    pub fn check(&self, user: &str, address: Option<IpAddr>) -> Result<(), Duration> {
+    /// Before checking a password of `user` from `address`: `Ok(delay)` to wait that long
+    /// first (zero, unless the name is being guessed from many addresses), or `Err(wait)`
+    /// when this address may not try (this user, or at all) for `wait` more.
+    pub fn check(&self, user: &str, address: Option<IpAddr>) -> Result<Duration, Duration> {
         self.check_at(user, address, Instant::now())
     }
 
-    fn check_at(&self, user: &str, address: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
+    fn check_at(
+        &self,
+        user: &str,
+        address: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<Duration, Duration> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let wait = keys(user, address)
+        let locked = lockout_keys(user, address)
             .filter_map(|key| entries.get(&key))
             .map(|entry| entry.locked_until.saturating_duration_since(now))
             .max()
+            .unwrap_or_default();
+        if !locked.is_zero() {
+            return Err(locked);
+        }
+        let delay = entries
+            .get(&Key::User(user.to_string()))
+            .map_or(Duration::ZERO, |entry| {
+                backoff(
+                    entry.excess(FREE_FAILURES_PER_USER),
+                    FIRST_DELAY,
+                    LONGEST_DELAY,
+                )
+            });
+        Ok(delay)
+    }
+
+    /// Before checking an access token from `address`: `Err(wait)` when the address is
+    /// locked out. (A token cannot be guessed; only the address's count applies.)
+    pub fn check_address(&self, address: Option<IpAddr>) -> Result<(), Duration> {
+        let Some(address) = address else {
+            return Ok(());
+        };
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let wait = entries
+            .get(&Key::Address(address))
+            .map(|entry| entry.locked_until.saturating_duration_since(Instant::now()))
             .unwrap_or_default();
         if wait.is_zero() { Ok(()) } else { Err(wait) }
     }
@@ -60,39 +129,48 @@ impl LoginThrottle {
         if entries.len() > 100_000 {
             entries.retain(|_, e| now.duration_since(e.last_failure) < FORGET_AFTER);
         }
-        for key in keys(user, address) {
+        let user_key = (!user.is_empty()).then(|| Key::User(user.to_string()));
+        for key in lockout_keys(user, address).chain(user_key) {
             let free = match key {
-                Key::User(_) => FREE_FAILURES_PER_USER,
+                Key::Pair(..) => FREE_FAILURES_PER_PAIR,
                 Key::Address(_) => FREE_FAILURES_PER_ADDRESS,
+                Key::User(_) => FREE_FAILURES_PER_USER,
             };
+            let locks = !matches!(key, Key::User(_));
             let entry = entries.entry(key).or_insert(Entry {
                 failures: 0,
                 locked_until: now,
                 last_failure: now,
             });
+            if now.duration_since(entry.last_failure) >= FORGET_AFTER {
+                entry.failures = 0;
+            }
             entry.failures += 1;
             entry.last_failure = now;
-            if entry.failures > free {
-                let doublings = (entry.failures - free - 1).min(20);
-                let lockout = FIRST_LOCKOUT
-                    .saturating_mul(1 << doublings)
-                    .min(LONGEST_LOCKOUT);
-                entry.locked_until = now + lockout;
+            if locks {
+                entry.locked_until =
+                    now + backoff(entry.excess(free), FIRST_LOCKOUT, LONGEST_LOCKOUT);
             }
         }
     }
 
+    /// A successful login: the pair's and the name's failures are forgotten (not the
+    /// address's: see the module's documentation).
     pub fn record_success(&self, user: &str, address: Option<IpAddr>) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        for key in keys(user, address) {
-            entries.remove(&key);
+        entries.remove(&Key::User(user.to_string()));
+        if let Some(address) = address {
+            entries.remove(&Key::Pair(user.to_string(), address));
         }
     }
 }
 
-fn keys(user: &str, address: Option<IpAddr>) -> impl Iterator<Item = Key> {
-    let user = (!user.is_empty()).then(|| Key::User(user.to_string()));
-    user.into_iter().chain(address.map(Key::Address))
+/// The counts that can lock a login attempt out: the pair and the address.
+fn lockout_keys(user: &str, address: Option<IpAddr>) -> impl Iterator<Item = Key> {
+    let pair = address
+        .filter(|_| !user.is_empty())
+        .map(|address| Key::Pair(user.to_string(), address));
+    pair.into_iter().chain(address.map(Key::Address))
 }
 
 #[cfg(test)]
@@ -100,33 +178,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backs_off_exponentially_and_resets_on_success() {
+    fn a_pair_backs_off_exponentially_and_resets_on_success() {
         let throttle = LoginThrottle::default();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let start = Instant::now();
-        for _ in 0..FREE_FAILURES_PER_USER {
+        for _ in 0..FREE_FAILURES_PER_PAIR {
             assert!(throttle.check_at("alice", Some(ip), start).is_ok());
             throttle.record_failure_at("alice", Some(ip), start);
         }
-        assert!(
-            throttle.check_at("alice", Some(ip), start).is_ok(),
+        assert_eq!(
+            throttle.check_at("alice", Some(ip), start),
+            Ok(Duration::ZERO),
             "the free attempts are free"
         );
-        throttle.record_failure_at("alice", Some(ip), start);
-        assert_eq!(
-            throttle.check_at("alice", Some(ip), start),
-            Err(Duration::from_secs(1))
-        );
-        throttle.record_failure_at("alice", Some(ip), start);
-        assert_eq!(
-            throttle.check_at("alice", Some(ip), start),
-            Err(Duration::from_secs(2))
-        );
-        throttle.record_failure_at("alice", Some(ip), start);
-        assert_eq!(
-            throttle.check_at("alice", None, start),
-            Err(Duration::from_secs(4))
-        );
+        for expected in [1, 2, 4] {
+            throttle.record_failure_at("alice", Some(ip), start);
+            assert_eq!(
+                throttle.check_at("alice", Some(ip), start),
+                Err(Duration::from_secs(expected))
+            );
+        }
         assert!(
             throttle
                 .check_at("alice", Some(ip), start + Duration::from_secs(5))
@@ -137,13 +208,67 @@ mod tests {
             throttle.check_at("bob", Some(ip), start).is_ok(),
             "the address is not locked yet"
         );
-
         throttle.record_success("alice", Some(ip));
-        assert!(throttle.check_at("alice", Some(ip), start).is_ok());
+        assert_eq!(
+            throttle.check_at("alice", Some(ip), start),
+            Ok(Duration::ZERO)
+        );
     }
 
     #[test]
-    fn an_address_guessing_many_names_is_locked_out() {
+    fn guessing_from_one_address_does_not_lock_the_user_out_elsewhere() {
+        let throttle = LoginThrottle::default();
+        let guesser: IpAddr = "192.0.2.66".parse().unwrap();
+        let owner: IpAddr = "198.51.100.7".parse().unwrap();
+        let now = Instant::now();
+        for _ in 0..100 {
+            throttle.record_failure_at("alice", Some(guesser), now);
+        }
+        assert!(throttle.check_at("alice", Some(guesser), now).is_err());
+        // From elsewhere: slowed down by at most a second, never refused.
+        assert_eq!(
+            throttle.check_at("alice", Some(owner), now),
+            Ok(LONGEST_DELAY)
+        );
+        assert!(throttle.check_at("alice", None, now).is_ok());
+        throttle.record_success("alice", Some(owner));
+        assert_eq!(
+            throttle.check_at("alice", Some(owner), now),
+            Ok(Duration::ZERO)
+        );
+        assert!(
+            throttle.check_at("alice", Some(guesser), now).is_err(),
+            "the guesser stays locked out"
+        );
+    }
+
+    #[test]
+    fn guessing_from_many_addresses_slows_the_name_down_a_little() {
+        let throttle = LoginThrottle::default();
+        let now = Instant::now();
+        for i in 0..FREE_FAILURES_PER_USER {
+            let ip: IpAddr = format!("10.1.0.{i}").parse().unwrap();
+            throttle.record_failure_at("alice", Some(ip), now);
+        }
+        let elsewhere: IpAddr = "10.2.0.1".parse().unwrap();
+        assert_eq!(
+            throttle.check_at("alice", Some(elsewhere), now),
+            Ok(Duration::ZERO)
+        );
+        throttle.record_failure_at("alice", Some("10.1.1.1".parse().unwrap()), now);
+        assert_eq!(
+            throttle.check_at("alice", Some(elsewhere), now),
+            Ok(FIRST_DELAY)
+        );
+        throttle.record_failure_at("alice", Some("10.1.1.2".parse().unwrap()), now);
+        assert_eq!(
+            throttle.check_at("alice", Some(elsewhere), now),
+            Ok(FIRST_DELAY * 2)
+        );
+    }
+
+    #[test]
+    fn an_address_guessing_many_names_is_locked_out_and_a_success_does_not_clear_it() {
         let throttle = LoginThrottle::default();
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let now = Instant::now();
@@ -151,16 +276,23 @@ mod tests {
             throttle.record_failure_at(&format!("user{i}"), Some(ip), now);
         }
         assert!(throttle.check_at("someone-new", Some(ip), now).is_err());
+        assert!(throttle.check_address(Some(ip)).is_err());
         assert!(throttle.check_at("someone-new", None, now).is_ok());
+        throttle.record_success("mallory", Some(ip));
+        assert!(throttle.check_at("someone-new", Some(ip), now).is_err());
     }
 
     #[test]
     fn lockouts_are_capped() {
         let throttle = LoginThrottle::default();
+        let ip: IpAddr = "10.9.9.9".parse().unwrap();
         let now = Instant::now();
         for _ in 0..100 {
-            throttle.record_failure_at("target", None, now);
+            throttle.record_failure_at("target", Some(ip), now);
         }
-        assert_eq!(throttle.check_at("target", None, now), Err(LONGEST_LOCKOUT));
+        assert_eq!(
+            throttle.check_at("target", Some(ip), now),
+            Err(LONGEST_LOCKOUT)
+        );
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_auth::admin::{AdminError, Administration, NewToken, NewUser, parse_owner};
+use berth_auth::admin::{Actor, AdminError, Administration, NewToken, NewUser, parse_owner};
 use berth_auth::{AccessService, Action, Decision, Mode};
 use berth_meta::SqliteStore;
 use berth_meta::identity::{IdentityStore, TokenOwner};
@@ -17,6 +17,13 @@ async fn admin() -> (tempfile::TempDir, Arc<SqliteStore>, Administration) {
     );
     let admin = Administration::new(store.clone());
     (dir, store, admin)
+}
+
+/// The operator these tests act as.
+fn op() -> Actor {
+    Actor::Cli {
+        login: "tester".into(),
+    }
 }
 
 fn user(name: &str, password: Option<&str>, admin: bool) -> NewUser {
@@ -43,7 +50,7 @@ async fn users_are_validated_hashed_and_protected() {
         assert!(
             matches!(
                 admin
-                    .create_user(user(bad, Some("long enough"), false))
+                    .create_user(&op(), user(bad, Some("long enough"), false))
                     .await,
                 Err(AdminError::Invalid(_))
             ),
@@ -51,52 +58,57 @@ async fn users_are_validated_hashed_and_protected() {
         );
     }
     assert!(matches!(
-        admin.create_user(user("alice", Some("short"), false)).await,
+        admin
+            .create_user(&op(), user("alice", Some("short"), false))
+            .await,
         Err(AdminError::Invalid(_))
     ));
     let mut with_email = user("alice", Some("alice password"), false);
     with_email.email = Some("not an email".into());
     assert!(matches!(
-        admin.create_user(with_email.clone()).await,
+        admin.create_user(&op(), with_email.clone()).await,
         Err(AdminError::Invalid(_))
     ));
     with_email.email = Some("alice@example.com".into());
-    let alice = admin.create_user(with_email).await.unwrap();
+    let alice = admin.create_user(&op(), with_email).await.unwrap();
     assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
     assert!(alice.has_password && !alice.admin && !alice.disabled);
     let stored = store.user("alice").await.unwrap().unwrap();
     assert!(stored.password_hash.unwrap().starts_with("$argon2id$"));
     assert!(matches!(
-        admin.create_user(user("alice", None, false)).await,
+        admin.create_user(&op(), user("alice", None, false)).await,
         Err(AdminError::Conflict(_))
     ));
 
     // The last enabled administrator stays.
     admin
-        .create_user(user("root", Some("root password"), true))
+        .create_user(&op(), user("root", Some("root password"), true))
         .await
         .unwrap();
     for result in [
-        admin.delete_user("root").await.map(|_| ()),
-        admin.set_user_disabled("root", true).await.map(|_| ()),
-        admin.set_user_admin("root", false).await.map(|_| ()),
+        admin.delete_user(&op(), "root").await.map(|_| ()),
+        admin
+            .set_user_disabled(&op(), "root", true)
+            .await
+            .map(|_| ()),
+        admin.set_user_admin(&op(), "root", false).await.map(|_| ()),
     ] {
         assert!(matches!(result, Err(AdminError::Conflict(_))), "{result:?}");
     }
-    admin.set_user_admin("alice", true).await.unwrap();
-    admin.set_user_disabled("root", true).await.unwrap();
+    admin.set_user_admin(&op(), "alice", true).await.unwrap();
+    admin.set_user_disabled(&op(), "root", true).await.unwrap();
     assert!(matches!(
-        admin.delete_user("alice").await,
+        admin.delete_user(&op(), "alice").await,
         Err(AdminError::Conflict(_))
     ));
-    admin.set_user_disabled("root", false).await.unwrap();
-    admin.delete_user("alice").await.unwrap();
+    admin.set_user_disabled(&op(), "root", false).await.unwrap();
+    admin.delete_user(&op(), "alice").await.unwrap();
     assert!(matches!(
-        admin.delete_user("alice").await,
+        admin.delete_user(&op(), "alice").await,
         Err(AdminError::NotFound(_))
     ));
     assert!(matches!(
-        admin.set_password("nobody", "long enough").await,
+        admin.set_password(&op(), "nobody", "long enough").await,
         Err(AdminError::NotFound(_))
     ));
     assert_eq!(admin.list_users().await.unwrap().len(), 1);
@@ -106,26 +118,29 @@ async fn users_are_validated_hashed_and_protected() {
 async fn teams_service_accounts_and_rules_refer_to_what_exists() {
     let (_dir, _store, admin) = admin().await;
     admin
-        .create_user(user("alice", Some("alice password"), false))
+        .create_user(&op(), user("alice", Some("alice password"), false))
         .await
         .unwrap();
-    admin.create_team("devs").await.unwrap();
+    admin.create_team(&op(), "devs").await.unwrap();
     assert!(matches!(
-        admin.create_team("devs").await,
+        admin.create_team(&op(), "devs").await,
         Err(AdminError::Conflict(_))
     ));
     assert!(matches!(
-        admin.add_team_member("devs", "nobody").await,
+        admin.add_team_member(&op(), "devs", "nobody").await,
         Err(AdminError::NotFound(_))
     ));
-    let devs = admin.add_team_member("devs", "alice").await.unwrap();
+    let devs = admin.add_team_member(&op(), "devs", "alice").await.unwrap();
     assert_eq!(devs.members, ["alice"]);
     assert_eq!(admin.user("alice").await.unwrap().teams, ["devs"]);
     assert_eq!(admin.list_users().await.unwrap()[0].teams, ["devs"]);
 
-    admin.create_service_account("ci", "builds").await.unwrap();
+    admin
+        .create_service_account(&op(), "ci", "builds")
+        .await
+        .unwrap();
     assert!(matches!(
-        admin.create_service_account("ci", "").await,
+        admin.create_service_account(&op(), "ci", "").await,
         Err(AdminError::Conflict(_))
     ));
 
@@ -135,7 +150,7 @@ async fn teams_service_accounts_and_rules_refer_to_what_exists() {
         ("service-account:nope", "x/*", "pull"),
     ] {
         assert!(matches!(
-            admin.add_rule(subject, pattern, actions).await,
+            admin.add_rule(&op(), subject, pattern, actions).await,
             Err(AdminError::NotFound(_))
         ));
     }
@@ -147,74 +162,86 @@ async fn teams_service_accounts_and_rules_refer_to_what_exists() {
         ("team:devs", "a//b", "pull"),
     ] {
         assert!(matches!(
-            admin.add_rule(subject, pattern, actions).await,
+            admin.add_rule(&op(), subject, pattern, actions).await,
             Err(AdminError::Invalid(_))
         ));
     }
     let rule = admin
-        .add_rule("team:devs", "team-a/**", "push, pull")
+        .add_rule(&op(), "team:devs", "team-a/**", "push, pull")
         .await
         .unwrap();
     assert_eq!(rule.subject, "team:devs");
     assert_eq!(rule.actions, "pull,push");
     admin
-        .add_rule("anonymous", "*/public-*", "pull")
+        .add_rule(&op(), "anonymous", "*/public-*", "pull")
         .await
         .unwrap();
     assert_eq!(admin.list_rules().await.unwrap().len(), 2);
-    admin.remove_rule(rule.id).await.unwrap();
+    admin.remove_rule(&op(), rule.id).await.unwrap();
     assert!(matches!(
-        admin.remove_rule(rule.id).await,
+        admin.remove_rule(&op(), rule.id).await,
         Err(AdminError::NotFound(_))
     ));
-    admin.remove_team_member("devs", "alice").await.unwrap();
+    admin
+        .remove_team_member(&op(), "devs", "alice")
+        .await
+        .unwrap();
     assert!(matches!(
-        admin.remove_team_member("devs", "alice").await,
+        admin.remove_team_member(&op(), "devs", "alice").await,
         Err(AdminError::NotFound(_))
     ));
-    admin.delete_team("devs").await.unwrap();
-    admin.delete_service_account("ci").await.unwrap();
+    admin.delete_team(&op(), "devs").await.unwrap();
+    admin.delete_service_account(&op(), "ci").await.unwrap();
     assert!(admin.list_service_accounts().await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn tokens_are_shown_once_limited_and_revocable() {
     let (_dir, store, admin) = admin().await;
-    admin.create_service_account("ci", "").await.unwrap();
+    admin.create_service_account(&op(), "ci", "").await.unwrap();
     admin
-        .add_rule("service-account:ci", "team/**", "push")
+        .add_rule(&op(), "service-account:ci", "team/**", "push")
         .await
         .unwrap();
     assert!(matches!(parse_owner("ci"), Err(AdminError::Invalid(_))));
     assert!(matches!(
         admin
-            .create_token(NewToken {
-                owner: parse_owner("service-account:nope").unwrap(),
-                name: "deploy".into(),
-                scopes: vec![],
-                expires_in: None,
-            })
+            .create_token(
+                &op(),
+                NewToken {
+                    owner: parse_owner("service-account:nope").unwrap(),
+                    name: "deploy".into(),
+                    scopes: vec![],
+                    expires_in: None,
+                }
+            )
             .await,
         Err(AdminError::NotFound(_))
     ));
     assert!(matches!(
         admin
-            .create_token(NewToken {
-                owner: TokenOwner::ServiceAccount("ci".into()),
-                name: "deploy".into(),
-                scopes: vec![("team/**".into(), "fly".into())],
-                expires_in: None,
-            })
+            .create_token(
+                &op(),
+                NewToken {
+                    owner: TokenOwner::ServiceAccount("ci".into()),
+                    name: "deploy".into(),
+                    scopes: vec![("team/**".into(), "fly".into())],
+                    expires_in: None,
+                }
+            )
             .await,
         Err(AdminError::Invalid(_))
     ));
     let created = admin
-        .create_token(NewToken {
-            owner: TokenOwner::ServiceAccount("ci".into()),
-            name: "deploy".into(),
-            scopes: vec![("team/app".into(), "pull".into())],
-            expires_in: Some(Duration::from_secs(3600)),
-        })
+        .create_token(
+            &op(),
+            NewToken {
+                owner: TokenOwner::ServiceAccount("ci".into()),
+                name: "deploy".into(),
+                scopes: vec![("team/app".into(), "pull".into())],
+                expires_in: Some(Duration::from_secs(3600)),
+            },
+        )
         .await
         .unwrap();
     assert!(created.secret.starts_with("berth_"));
@@ -251,11 +278,11 @@ async fn tokens_are_shown_once_limited_and_revocable() {
         "the token's limit is narrower than the account's rule"
     );
 
-    let revoked = admin.revoke_token(&created.info.id).await.unwrap();
+    let revoked = admin.revoke_token(&op(), &created.info.id).await.unwrap();
     assert!(revoked.revoked_at.is_some());
     assert!(berth.login("ci", &created.secret, None).await.is_err());
     assert!(matches!(
-        admin.revoke_token("0000000000000000").await,
+        admin.revoke_token(&op(), "0000000000000000").await,
         Err(AdminError::NotFound(_))
     ));
 }
@@ -287,7 +314,7 @@ async fn htpasswd_files_become_users_with_their_passwords() {
             .replacen("$2b$", "$2y$", 1)
     };
     admin
-        .create_user(user("carol", Some("carol's own"), false))
+        .create_user(&op(), user("carol", Some("carol's own"), false))
         .await
         .unwrap();
     let file = format!(
@@ -298,17 +325,19 @@ async fn htpasswd_files_become_users_with_their_passwords() {
         hash("x")
     );
     assert!(matches!(
-        admin.import_htpasswd("alice:$apr1$abc$def\n", false).await,
+        admin
+            .import_htpasswd(&op(), "alice:$apr1$abc$def\n", false)
+            .await,
         Err(AdminError::Invalid(_))
     ));
-    let report = admin.import_htpasswd(&file, false).await.unwrap();
+    let report = admin.import_htpasswd(&op(), &file, false).await.unwrap();
     assert_eq!(report.created, ["alice", "bob"]);
     assert_eq!(report.skipped, ["carol"]);
     assert_eq!(report.refused.len(), 1);
     let berth = berth_auth_service(store.clone());
     assert!(berth.login("alice", "alice-pw", None).await.is_ok());
     assert!(berth.login("carol", "carol's own", None).await.is_ok());
-    let again = admin.import_htpasswd(&file, true).await.unwrap();
+    let again = admin.import_htpasswd(&op(), &file, true).await.unwrap();
     assert_eq!(again.updated, ["alice", "bob", "carol"]);
     assert!(again.created.is_empty());
     let fresh = berth_auth_service(store);
@@ -329,9 +358,175 @@ async fn the_audit_log_is_listed_newest_first_and_pruned() {
     let older = admin.audit(10, Some(entries[0].id)).await.unwrap();
     assert_eq!(older.len(), 1);
     assert_eq!(
-        admin.prune_audit(Duration::from_secs(3600)).await.unwrap(),
+        admin
+            .prune_audit(&op(), Duration::from_secs(3600))
+            .await
+            .unwrap(),
         0
     );
-    assert_eq!(admin.prune_audit(Duration::ZERO).await.unwrap(), 2);
-    assert!(admin.audit(10, None).await.unwrap().is_empty());
+    // The two decisions and the record of the first pruning (a moment ago).
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(admin.prune_audit(&op(), Duration::ZERO).await.unwrap(), 3);
+    let left = admin.audit(10, None).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(
+        (
+            left[0].actor.as_str(),
+            left[0].action.as_str(),
+            left[0].target.as_str()
+        ),
+        ("cli:tester", "admin", "audit log")
+    );
+}
+
+#[tokio::test]
+async fn every_change_is_audited_with_its_actor_and_outcome() {
+    let (_dir, _store, admin) = admin().await;
+    let alice = Actor::Principal {
+        subject: "user:alice".into(),
+        client: Some("192.0.2.1".parse().unwrap()),
+    };
+    admin
+        .create_user(&alice, user("bob", Some("bob password"), false))
+        .await
+        .unwrap();
+    assert!(admin.delete_user(&Actor::System, "nobody").await.is_err());
+    admin.create_team(&op(), "devs").await.unwrap();
+    // Reading changes nothing and records nothing.
+    admin.list_users().await.unwrap();
+    let entries = admin.audit(10, None).await.unwrap();
+    let seen: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.actor.as_str(),
+                e.action.as_str(),
+                e.target.as_str(),
+                e.client.as_str(),
+                e.outcome.as_str(),
+                e.detail.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "cli:tester",
+                "admin",
+                "team:devs",
+                "local",
+                "allowed",
+                "create team"
+            ),
+            (
+                "system",
+                "admin",
+                "user:nobody",
+                "",
+                "failed",
+                "delete user: no user named \"nobody\""
+            ),
+            (
+                "user:alice",
+                "admin",
+                "user:bob",
+                "192.0.2.1",
+                "allowed",
+                "create user"
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn only_unlimited_administrators_may_act_and_refusals_are_audited() {
+    let (_dir, store, admin) = admin().await;
+    admin
+        .create_user(&op(), user("root", Some("root password"), true))
+        .await
+        .unwrap();
+    admin
+        .create_user(&op(), user("bob", Some("bob password"), false))
+        .await
+        .unwrap();
+    let berth = berth_auth_service(store.clone());
+    let root = berth.login("root", "root password", None).await.unwrap();
+    let bob = berth
+        .login("bob", "bob password", Some("192.0.2.9".parse().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.authorize(&root, "GET /api/v1/users").await.unwrap(),
+        Actor::Principal {
+            subject: "user:root".into(),
+            client: None
+        }
+    );
+    assert!(matches!(
+        admin.authorize(&bob, "DELETE /api/v1/users/root").await,
+        Err(AdminError::Denied(_))
+    ));
+    let newest = &admin.audit(1, None).await.unwrap()[0];
+    assert_eq!(
+        (
+            newest.actor.as_str(),
+            newest.target.as_str(),
+            newest.client.as_str(),
+            newest.outcome.as_str()
+        ),
+        (
+            "user:bob",
+            "DELETE /api/v1/users/root",
+            "192.0.2.9",
+            "denied"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_change_through_a_serving_administration_takes_effect_at_once() {
+    let (_dir, store, admin) = admin().await;
+    admin
+        .create_user(&op(), user("alice", Some("alice password"), false))
+        .await
+        .unwrap();
+    let berth = Arc::new(berth_auth_service(store.clone()));
+    // A successful check is remembered...
+    assert!(berth.login("alice", "alice password", None).await.is_ok());
+    let serving = Administration::serving(Arc::clone(&berth));
+    serving
+        .set_password(&op(), "alice", "a new password")
+        .await
+        .unwrap();
+    // ...and forgotten with the change, without waiting for the change counter.
+    assert!(berth.login("alice", "alice password", None).await.is_err());
+    assert!(berth.login("alice", "a new password", None).await.is_ok());
+    serving
+        .set_user_disabled(&op(), "alice", true)
+        .await
+        .unwrap();
+    assert!(berth.login("alice", "a new password", None).await.is_err());
+}
+
+#[tokio::test]
+async fn changes_made_elsewhere_reach_the_access_service_through_the_change_counter() {
+    let (_dir, store, admin) = admin().await;
+    admin
+        .create_user(&op(), user("alice", Some("alice password"), false))
+        .await
+        .unwrap();
+    let berth = berth_auth_service(store.clone());
+    assert!(berth.login("alice", "alice password", None).await.is_ok());
+    // Another process (no access service of its own) disables alice.
+    admin.set_user_disabled(&op(), "alice", true).await.unwrap();
+    let started = std::time::Instant::now();
+    while berth.login("alice", "alice password", None).await.is_ok() {
+        assert!(
+            started.elapsed() < berth_auth::service::CHANGE_POLL * 3,
+            "still logging in after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

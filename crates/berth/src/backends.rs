@@ -9,7 +9,8 @@ use berth_auth::{AccessService, Mode, TokenService};
 use berth_config::{AuthConfig, Config};
 use berth_meta::postgres::PoolSettings;
 use berth_meta::{
-    BlobInventory, IdentityStore, MetaError, MetadataStore, PostgresStore, SqliteStore,
+    BlobInventory, IdentityStore, Leases, MetaError, MetadataStore, PostgresStore, SqliteStore,
+    WebhookStore,
 };
 use berth_storage::{BlobStore, FilesystemStore, ObjectBlobStore, S3Encryption, S3Settings};
 
@@ -21,6 +22,8 @@ const DATABASE_STARTUP_PATIENCE: Duration = Duration::from_secs(60);
 pub struct Database {
     pub meta: Arc<dyn MetadataStore>,
     pub identity: Arc<dyn IdentityStore>,
+    pub webhooks: Arc<dyn WebhookStore>,
+    pub leases: Arc<dyn Leases>,
     pub inventory: Arc<dyn BlobInventory>,
     /// The engine itself, for what only it can do (snapshots for backups).
     pub engine: Engine,
@@ -34,21 +37,25 @@ pub enum Engine {
 impl Database {
     fn sqlite(store: SqliteStore) -> Database {
         let store = Arc::new(store);
-        Database {
-            meta: store.clone(),
-            identity: store.clone(),
-            inventory: store.clone(),
-            engine: Engine::Sqlite(store),
-        }
+        Database::of(store.clone(), Engine::Sqlite(store))
     }
 
     fn postgres(store: PostgresStore) -> Database {
         let store = Arc::new(store);
+        Database::of(store.clone(), Engine::Postgres(store))
+    }
+
+    fn of<S>(store: Arc<S>, engine: Engine) -> Database
+    where
+        S: MetadataStore + IdentityStore + WebhookStore + Leases + BlobInventory,
+    {
         Database {
             meta: store.clone(),
             identity: store.clone(),
-            inventory: store.clone(),
-            engine: Engine::Postgres(store),
+            webhooks: store.clone(),
+            leases: store.clone(),
+            inventory: store,
+            engine,
         }
     }
 }
@@ -219,6 +226,16 @@ pub fn open_blob_store(config: &Config, reads: Reads) -> Result<Arc<dyn BlobStor
     let store = FilesystemStore::open(root)
         .map_err(|e| format!("opening storage at {}: {e}", root.display()))?;
     Ok(Arc::new(store))
+}
+
+/// The storage backend's kind, for metrics labels.
+pub fn storage_kind(config: &Config) -> &'static str {
+    let storage = &config.storage;
+    storage
+        .remote_stores()
+        .first()
+        .copied()
+        .unwrap_or("filesystem")
 }
 
 /// Where blobs live, for logs and backups.

@@ -4,13 +4,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use berth_auth::password::hash_password;
+use berth_auth::admin::{Actor, AdminError, Administration, NewUser};
 use berth_auth::secret::random_token;
-use berth_meta::{IdentityStore, MetaError};
+use berth_meta::IdentityStore;
 
 pub const FIRST_ADMINISTRATOR: &str = "admin";
 
 pub async fn create_first_administrator(
+    admin: &Administration,
     identity: &Arc<dyn IdentityStore>,
     listening: SocketAddr,
     tls: bool,
@@ -19,18 +20,16 @@ pub async fn create_first_administrator(
         return Ok(());
     }
     let password = random_token(16);
-    match identity
-        .create_user(
-            FIRST_ADMINISTRATOR,
-            Some(&hash_password(&password)),
-            None,
-            true,
-        )
-        .await
-    {
-        Ok(()) => {}
+    let first = NewUser {
+        name: FIRST_ADMINISTRATOR.into(),
+        password: Some(password.clone()),
+        email: None,
+        admin: true,
+    };
+    match admin.create_user(&Actor::System, first).await {
+        Ok(_) => {}
         // Another instance starting at the same moment made it first; it printed the password.
-        Err(MetaError::Conflict(_)) => return Ok(()),
+        Err(AdminError::Conflict(_)) => return Ok(()),
         Err(e) => return Err(format!("creating the first administrator: {e}")),
     }
     let host = if listening.ip().is_unspecified() {

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use berth_meta::inventory::{BlobInventory, InventoryBlob};
-use berth_meta::{MetadataStore, NewBlob, ReferenceKind};
+use berth_meta::{MetadataStore, NewBlob, Origin, ReferenceKind};
 use berth_storage::verify::{ContentCheck, Pace, check_content};
 use berth_storage::{BlobKey, BlobStore, StorageError, StoredBlob};
 use futures_util::{StreamExt, TryStreamExt};
@@ -115,6 +115,7 @@ fn stored(blob: &InventoryBlob) -> StoredBlob {
 }
 
 /// Marks a blob quarantined and moves its bytes aside, in that order: pulls stop first.
+/// Counted in `berth_blobs_quarantined_total`.
 pub async fn quarantine(
     inventory: &dyn BlobInventory,
     store: &dyn BlobStore,
@@ -125,6 +126,7 @@ pub async fn quarantine(
         .quarantine(&blob.digest, reason)
         .await
         .map_err(|e| format!("recording the quarantine of {}: {e}", blob.digest))?;
+    metrics::counter!("berth_blobs_quarantined_total").increment(1);
     store
         .quarantine_blob(blob)
         .await
@@ -382,6 +384,7 @@ async fn repair(
                 size,
                 cid: cid.as_deref(),
             },
+            &Arc::new(Origin::system("fsck")),
         )
         .await
         .map_err(|e| format!("updating the database: {e}"))?;

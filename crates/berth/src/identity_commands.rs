@@ -1,9 +1,11 @@
 //! `berth user|team|service-account|token|policy|htpasswd|audit ...`: managing identities and
 //! access from the command line, straight against the database the configuration names.
 //!
-//! Every command goes through [`Administration`], the same layer as the admin API, so both
-//! validate and record changes alike. A running berth sees the changes within seconds (its
-//! identity caches are short-lived). Lists print a table, or JSON with `--json`.
+//! Every command goes through [`Administration`], the same write path as the admin API and
+//! the dashboard, acting as the operator at the command line (`cli:<login name>` in the audit
+//! log): it validates, records the change in the audit log and moves the database's identity
+//! change counter, which running servers follow (within `CHANGE_POLL`, a second). Lists
+//! print a table, or JSON with `--json`.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -11,10 +13,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_auth::admin::{AdminError, Administration, NewToken, NewUser, parse_owner};
+use berth_auth::admin::{Actor, AdminError, Administration, NewToken, NewUser, parse_owner};
 use berth_auth::secret::random_token;
-use berth_meta::identity::{AuditEvent, IdentityStore};
-use berth_meta::now_millis;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -188,54 +188,44 @@ pub enum Command {
     Audit(AuditCommand),
 }
 
-impl Command {
-    /// Whether the command changes something (and so goes to the audit log).
-    fn changes(&self) -> bool {
-        !matches!(
-            self,
-            Command::User(UserCommand::List)
-                | Command::Team(TeamCommand::List)
-                | Command::ServiceAccount(ServiceAccountCommand::List)
-                | Command::Token(TokenCommand::List { .. })
-                | Command::Policy(PolicyCommand::List)
-                | Command::Audit(AuditCommand::List { .. })
-        )
-    }
+/// The operator at the command line, as the audit log names them: `$USER`, `$LOGNAME`, or
+/// the account of the process's user id (containers often set neither variable).
+fn operator() -> Actor {
+    let login = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|login| !login.is_empty())
+        .unwrap_or_else(account_name);
+    Actor::Cli { login }
 }
 
-/// Records a management command in the audit log, as the admin API records its changes:
-/// the actor is the operator at the command line (`cli:<login name>`), the detail the
-/// command's arguments (secrets never are: passwords come on standard input).
-async fn record_in_audit_log(store: &dyn IdentityStore, result: &Result<Output, String>) {
-    let operator = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_default();
-    let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let event = AuditEvent {
-        at: now_millis(),
-        actor: format!("cli:{operator}"),
-        action: "admin".into(),
-        target: arguments
-            .iter()
-            .take(2)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" "),
-        client: "local".into(),
-        outcome: "allowed".into(),
-        detail: match result {
-            Ok(_) => format!("{}: done", arguments.join(" ")),
-            Err(why) => format!("{}: {why}", arguments.join(" ")),
-        },
-        count: 1,
-    };
-    if let Err(e) = store.record_audit(&[event]).await {
-        eprintln!("berth: the change was made but could not be recorded in the audit log: {e}");
+fn account_name() -> String {
+    // SAFETY: getuid cannot fail; getpwuid_r writes only into the buffers it is given, and
+    // `pw_name` points into `buffer` when it succeeds.
+    unsafe {
+        let uid = libc::getuid();
+        let mut entry: libc::passwd = std::mem::zeroed();
+        let mut buffer = vec![0 as libc::c_char; 4096];
+        let mut found = std::ptr::null_mut();
+        let status = libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        );
+        if status == 0 && !found.is_null() && !entry.pw_name.is_null() {
+            std::ffi::CStr::from_ptr(entry.pw_name)
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            format!("uid {uid}")
+        }
     }
 }
 
 /// What a command prints: a message, or a value shown as a table or JSON.
-enum Output {
+pub(crate) enum Output {
     Message(String),
     Value {
         json: serde_json::Value,
@@ -243,7 +233,7 @@ enum Output {
     },
 }
 
-fn value<T: Serialize>(item: &T, text: String) -> Output {
+pub(crate) fn value<T: Serialize>(item: &T, text: String) -> Output {
     Output::Value {
         json: serde_json::to_value(item).expect("admin views serialise"),
         text,
@@ -251,7 +241,7 @@ fn value<T: Serialize>(item: &T, text: String) -> Output {
 }
 
 /// Columns padded to their widest cell.
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -306,6 +296,27 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(command: Command, store: StoreArgs) -> ExitCode {
+    run_management(store, |context| async move {
+        execute(command, &context.admin, &context.actor).await
+    })
+}
+
+/// What a management command works with: the configuration, the database, the
+/// administration layer and the operator acting.
+pub(crate) struct Context {
+    pub config: berth_config::Config,
+    pub database: backends::Database,
+    pub admin: Administration,
+    pub actor: Actor,
+}
+
+/// Runs one management command against the database the configuration names and prints
+/// its output (a table, or JSON with `--json`); any failure is a message and exit 1.
+pub(crate) fn run_management<F, Fut>(store: StoreArgs, work: F) -> ExitCode
+where
+    F: FnOnce(Context) -> Fut,
+    Fut: std::future::Future<Output = Result<Output, CommandError>>,
+{
     let loaded = match crate::load_config(
         &ConfigArgs {
             config: store.config.clone(),
@@ -323,15 +334,25 @@ pub fn run(command: Command, store: StoreArgs) -> ExitCode {
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    let changes = command.changes();
+    // Warnings (an audit entry that could not be written) go to standard error; standard
+    // output is the command's own.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,sqlx=error"))
+        .without_time()
+        .with_target(false)
+        .try_init();
     let result = runtime.block_on(async {
         let database = backends::open_database(&loaded.config).await?;
         let admin = Administration::new(Arc::clone(&database.identity));
-        let result = execute(command, &admin).await.map_err(|e| e.to_string());
-        if changes {
-            record_in_audit_log(database.identity.as_ref(), &result).await;
-        }
-        result
+        work(Context {
+            config: loaded.config.clone(),
+            database,
+            admin,
+            actor: operator(),
+        })
+        .await
+        .map_err(|e| e.to_string())
     });
     match result {
         Ok(Output::Message(message)) => {
@@ -361,7 +382,7 @@ pub fn run(command: Command, store: StoreArgs) -> ExitCode {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum CommandError {
+pub(crate) enum CommandError {
     #[error(transparent)]
     Admin(#[from] AdminError),
     #[error("{0}")]
@@ -374,20 +395,26 @@ impl From<String> for CommandError {
     }
 }
 
-async fn execute(command: Command, admin: &Administration) -> Result<Output, CommandError> {
+async fn execute(
+    command: Command,
+    admin: &Administration,
+    actor: &Actor,
+) -> Result<Output, CommandError> {
     Ok(match command {
-        Command::User(command) => user(command, admin).await?,
-        Command::Team(command) => team(command, admin).await?,
-        Command::ServiceAccount(command) => service_account(command, admin).await?,
-        Command::Token(command) => token(command, admin).await?,
-        Command::Policy(command) => policy(command, admin).await?,
+        Command::User(command) => user(command, admin, actor).await?,
+        Command::Team(command) => team(command, admin, actor).await?,
+        Command::ServiceAccount(command) => service_account(command, admin, actor).await?,
+        Command::Token(command) => token(command, admin, actor).await?,
+        Command::Policy(command) => policy(command, admin, actor).await?,
         Command::Htpasswd(HtpasswdCommand::Import {
             file,
             replace_passwords,
         }) => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| format!("reading {}: {e}", file.display()))?;
-            let report = admin.import_htpasswd(&text, replace_passwords).await?;
+            let report = admin
+                .import_htpasswd(actor, &text, replace_passwords)
+                .await?;
             let mut text = format!(
                 "created {} users, updated {}, skipped {} existing\n",
                 report.created.len(),
@@ -426,13 +453,19 @@ async fn execute(command: Command, admin: &Administration) -> Result<Output, Com
             value(&entries, text)
         }
         Command::Audit(AuditCommand::Prune { older_than }) => {
-            let pruned = admin.prune_audit(parse_duration(&older_than)?).await?;
+            let pruned = admin
+                .prune_audit(actor, parse_duration(&older_than)?)
+                .await?;
             Output::Message(format!("deleted {pruned} audit events"))
         }
     })
 }
 
-async fn user(command: UserCommand, admin: &Administration) -> Result<Output, CommandError> {
+async fn user(
+    command: UserCommand,
+    admin: &Administration,
+    actor: &Actor,
+) -> Result<Output, CommandError> {
     Ok(match command {
         UserCommand::Add {
             name,
@@ -448,12 +481,15 @@ async fn user(command: UserCommand, admin: &Administration) -> Result<Output, Co
                 (Some(password), generated)
             };
             let created = admin
-                .create_user(NewUser {
-                    name,
-                    password: password.clone(),
-                    email,
-                    admin: is_admin,
-                })
+                .create_user(
+                    actor,
+                    NewUser {
+                        name,
+                        password: password.clone(),
+                        email,
+                        admin: is_admin,
+                    },
+                )
                 .await?;
             let mut text = format!("created user {}\n", created.name);
             let mut json = serde_json::to_value(&created).expect("admin views serialise");
@@ -489,7 +525,7 @@ async fn user(command: UserCommand, admin: &Administration) -> Result<Output, Co
             password_stdin,
         } => {
             let (password, generated) = password(password_stdin)?;
-            admin.set_password(&name, &password).await?;
+            admin.set_password(actor, &name, &password).await?;
             if generated {
                 Output::Value {
                     json: serde_json::json!({ "name": name, "password": password }),
@@ -500,23 +536,23 @@ async fn user(command: UserCommand, admin: &Administration) -> Result<Output, Co
             }
         }
         UserCommand::Disable { name } => {
-            admin.set_user_disabled(&name, true).await?;
+            admin.set_user_disabled(actor, &name, true).await?;
             Output::Message(format!("user {name} disabled"))
         }
         UserCommand::Enable { name } => {
-            admin.set_user_disabled(&name, false).await?;
+            admin.set_user_disabled(actor, &name, false).await?;
             Output::Message(format!("user {name} enabled"))
         }
         UserCommand::Promote { name } => {
-            admin.set_user_admin(&name, true).await?;
+            admin.set_user_admin(actor, &name, true).await?;
             Output::Message(format!("user {name} is an administrator"))
         }
         UserCommand::Demote { name } => {
-            admin.set_user_admin(&name, false).await?;
+            admin.set_user_admin(actor, &name, false).await?;
             Output::Message(format!("user {name} is no longer an administrator"))
         }
         UserCommand::Delete { name } => {
-            admin.delete_user(&name).await?;
+            admin.delete_user(actor, &name).await?;
             Output::Message(format!("user {name} deleted"))
         }
     })
@@ -526,10 +562,14 @@ fn team_text(team: &berth_auth::admin::TeamInfo) -> String {
     format!("team {}: {}\n", team.name, team.members.join(", "))
 }
 
-async fn team(command: TeamCommand, admin: &Administration) -> Result<Output, CommandError> {
+async fn team(
+    command: TeamCommand,
+    admin: &Administration,
+    actor: &Actor,
+) -> Result<Output, CommandError> {
     Ok(match command {
         TeamCommand::Add { name } => {
-            let team = admin.create_team(&name).await?;
+            let team = admin.create_team(actor, &name).await?;
             value(&team, format!("created team {}\n", team.name))
         }
         TeamCommand::List => {
@@ -542,15 +582,15 @@ async fn team(command: TeamCommand, admin: &Administration) -> Result<Output, Co
             value(&teams, text)
         }
         TeamCommand::Delete { name } => {
-            admin.delete_team(&name).await?;
+            admin.delete_team(actor, &name).await?;
             Output::Message(format!("team {name} deleted"))
         }
         TeamCommand::AddMember { team, user } => {
-            let team = admin.add_team_member(&team, &user).await?;
+            let team = admin.add_team_member(actor, &team, &user).await?;
             value(&team, team_text(&team))
         }
         TeamCommand::RemoveMember { team, user } => {
-            let team = admin.remove_team_member(&team, &user).await?;
+            let team = admin.remove_team_member(actor, &team, &user).await?;
             value(&team, team_text(&team))
         }
     })
@@ -559,10 +599,13 @@ async fn team(command: TeamCommand, admin: &Administration) -> Result<Output, Co
 async fn service_account(
     command: ServiceAccountCommand,
     admin: &Administration,
+    actor: &Actor,
 ) -> Result<Output, CommandError> {
     Ok(match command {
         ServiceAccountCommand::Add { name, description } => {
-            let account = admin.create_service_account(&name, &description).await?;
+            let account = admin
+                .create_service_account(actor, &name, &description)
+                .await?;
             value(
                 &account,
                 format!(
@@ -588,15 +631,19 @@ async fn service_account(
             value(&accounts, text)
         }
         ServiceAccountCommand::Disable { name } => {
-            admin.set_service_account_disabled(&name, true).await?;
+            admin
+                .set_service_account_disabled(actor, &name, true)
+                .await?;
             Output::Message(format!("service account {name} disabled"))
         }
         ServiceAccountCommand::Enable { name } => {
-            admin.set_service_account_disabled(&name, false).await?;
+            admin
+                .set_service_account_disabled(actor, &name, false)
+                .await?;
             Output::Message(format!("service account {name} enabled"))
         }
         ServiceAccountCommand::Delete { name } => {
-            admin.delete_service_account(&name).await?;
+            admin.delete_service_account(actor, &name).await?;
             Output::Message(format!("service account {name} deleted"))
         }
     })
@@ -618,7 +665,11 @@ fn scope(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("invalid scope {text:?}: expected PATTERN:ACTIONS"))
 }
 
-async fn token(command: TokenCommand, admin: &Administration) -> Result<Output, CommandError> {
+async fn token(
+    command: TokenCommand,
+    admin: &Administration,
+    actor: &Actor,
+) -> Result<Output, CommandError> {
     Ok(match command {
         TokenCommand::Create {
             owner: owner_text,
@@ -633,12 +684,15 @@ async fn token(command: TokenCommand, admin: &Administration) -> Result<Output, 
                 .collect::<Result<Vec<_>, _>>()?;
             let expires_in = expires.as_deref().map(parse_duration).transpose()?;
             let created = admin
-                .create_token(NewToken {
-                    owner,
-                    name,
-                    scopes,
-                    expires_in,
-                })
+                .create_token(
+                    actor,
+                    NewToken {
+                        owner,
+                        name,
+                        scopes,
+                        expires_in,
+                    },
+                )
                 .await?;
             let login_name = created
                 .info
@@ -694,20 +748,24 @@ async fn token(command: TokenCommand, admin: &Administration) -> Result<Output, 
             value(&tokens, text)
         }
         TokenCommand::Revoke { id } => {
-            let token = admin.revoke_token(&id).await?;
+            let token = admin.revoke_token(actor, &id).await?;
             value(&token, format!("token {id} revoked\n"))
         }
     })
 }
 
-async fn policy(command: PolicyCommand, admin: &Administration) -> Result<Output, CommandError> {
+async fn policy(
+    command: PolicyCommand,
+    admin: &Administration,
+    actor: &Actor,
+) -> Result<Output, CommandError> {
     Ok(match command {
         PolicyCommand::Add {
             subject,
             pattern,
             actions,
         } => {
-            let rule = admin.add_rule(&subject, &pattern, &actions).await?;
+            let rule = admin.add_rule(actor, &subject, &pattern, &actions).await?;
             value(
                 &rule,
                 format!(
@@ -734,7 +792,7 @@ async fn policy(command: PolicyCommand, admin: &Administration) -> Result<Output
             value(&rules, text)
         }
         PolicyCommand::Remove { id } => {
-            admin.remove_rule(id).await?;
+            admin.remove_rule(actor, id).await?;
             Output::Message(format!("rule {id} removed"))
         }
     })

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use berth_config::Config;
 use berth_oci::{Digest, ErrorCode, Reference, RepositoryName, Tag};
 use berth_registry::Registry;
+use berth_registry::events::Origin;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::ObjectStore;
@@ -140,6 +141,8 @@ struct Importer<'a> {
     source: Arc<dyn ObjectStore>,
     prefix: String,
     registry: &'a Registry,
+    /// Events of the import are berth's own doing.
+    origin: Arc<Origin>,
     in_place: bool,
     report: Report,
 }
@@ -154,6 +157,7 @@ pub async fn import_registry_v2(
         source: store,
         prefix,
         registry,
+        origin: Arc::new(Origin::system("import")),
         in_place: source.is_berths_store(config),
         report: Report::default(),
     };
@@ -286,7 +290,7 @@ impl Importer<'_> {
                 let reference = Reference::Digest(digest.clone());
                 match self
                     .registry
-                    .put_manifest(repository, &reference, None, bytes.clone())
+                    .put_manifest(&self.origin, repository, &reference, None, bytes.clone())
                     .await
                 {
                     Ok(_) => {
@@ -324,6 +328,7 @@ impl Importer<'_> {
             match self
                 .registry
                 .put_manifest(
+                    &self.origin,
                     repository,
                     &Reference::Tag(tag.clone()),
                     None,
@@ -352,12 +357,12 @@ impl Importer<'_> {
         };
         if self.in_place {
             self.registry
-                .adopt_blob(repository, digest, size)
+                .adopt_blob(&self.origin, repository, digest, size)
                 .await
                 .map_err(|e| e.to_string())?;
         } else if self
             .registry
-            .mount_blob(repository, digest, None, &|_| true)
+            .mount_blob(&self.origin, repository, digest, None, &|_| true)
             .await
             .map_err(|e| e.to_string())?
             .is_none()
@@ -370,7 +375,13 @@ impl Importer<'_> {
                 .into_stream()
                 .map_err(|e| std::io::Error::other(e.to_string()));
             self.registry
-                .upload_blob(repository, digest, Some(size), Box::pin(stream))
+                .upload_blob(
+                    &self.origin,
+                    repository,
+                    digest,
+                    Some(size),
+                    Box::pin(stream),
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             self.report.blobs_copied += 1;

@@ -6,41 +6,60 @@ use std::io::IsTerminal;
 
 use berth_config::{LogConfig, LogFormat};
 use tracing::Subscriber;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::telemetry::{self, Telemetry};
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Starts logging. `RUST_LOG`, when set, overrides the configured level (for debugging one
-/// module without reconfiguring).
-pub fn init(config: &LogConfig) {
+/// Starts logging, and trace export when the environment asks for it (see `telemetry`).
+/// `RUST_LOG`, when set, overrides the configured level (for debugging one module without
+/// reconfiguring). Keep the returned guard until exit: dropping it sends the last spans.
+pub fn init(config: &LogConfig) -> Telemetry {
     let default = format!(
-        "{},sqlx=warn,hyper=warn,h2=warn,rustls=warn",
+        "{},sqlx=warn,hyper=warn,h2=warn,rustls=warn,opentelemetry=warn,reqwest=warn",
         config.level.as_str()
     );
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let fields = StaticFields::new(config);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stdout)
         .with_ansi(std::io::stdout().is_terminal());
-    match config.formatter {
+    let fmt = match config.formatter {
         LogFormat::Json => {
             let inner = format::json()
                 .flatten_event(true)
                 .with_current_span(false)
                 .with_span_list(false);
-            builder
-                .event_format(WithStaticFields { inner, fields })
-                .init();
+            fmt.event_format(WithStaticFields { inner, fields }).boxed()
         }
         LogFormat::Text => {
             let inner = format::format().with_target(false);
-            builder
-                .event_format(WithStaticFields { inner, fields })
-                .init();
+            fmt.event_format(WithStaticFields { inner, fields }).boxed()
         }
-    }
+    };
+    let (traces, telemetry) = match telemetry::layer() {
+        Ok(layer) => layer,
+        Err(e) => {
+            eprintln!("berth: {e}; traces are not exported");
+            (None, Telemetry::off())
+        }
+    };
+    // Spans of berth's own code only: a request's span and its storage and database calls,
+    // not every poll of hyper or sqlx.
+    let traces = traces.map(|layer| {
+        layer.with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+            metadata.target().starts_with("berth")
+        }))
+    });
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(traces)
+        .init();
+    telemetry
 }
 
 /// `log.fields`, pre-rendered for both formats.

@@ -12,11 +12,17 @@ mod fsck;
 mod health_check;
 mod identity_commands;
 mod import;
+mod instrumented;
+mod jobs;
+mod limits;
 mod logging;
+mod observability;
 mod progress;
 mod restore;
 mod scrub;
 mod serve;
+mod telemetry;
+mod webhook_commands;
 
 #[derive(Parser)]
 #[command(name = "berth", version, about = "A self-hosted OCI container registry", long_about = None)]
@@ -157,6 +163,13 @@ enum Command {
         #[command(flatten)]
         store: identity_commands::StoreArgs,
     },
+    /// Webhooks: list, test, delivery log, dead letters and replay.
+    Webhook {
+        #[command(subcommand)]
+        command: webhook_commands::WebhookCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
     /// Read or prune the audit log of authentication and authorization decisions.
     Audit {
         #[command(subcommand)]
@@ -214,6 +227,7 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
+    limits::return_large_allocations_to_the_os();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve::run(args),
@@ -309,6 +323,7 @@ fn main() -> ExitCode {
         Command::Audit { command, store } => {
             identity_commands::run(identity_commands::Command::Audit(command), store)
         }
+        Command::Webhook { command, store } => webhook_commands::run(command, store),
     }
 }
 
@@ -337,7 +352,7 @@ fn run_with_runtime<F>(loaded: &berth_config::Loaded, work: F) -> ExitCode
 where
     F: std::future::Future<Output = Result<(), String>>,
 {
-    logging::init(&loaded.config.log);
+    let _telemetry = logging::init(&loaded.config.log);
     for warning in &loaded.warnings {
         tracing::warn!("configuration: {warning}");
     }
@@ -492,14 +507,8 @@ fn run_fsck(args: ConfigArgs, options: fsck::Options, json: bool) -> ExitCode {
 fn run_scrub(args: ConfigArgs, settings: scrub::Settings, json: bool) -> ExitCode {
     maintenance(&args, |config| async move {
         let (database, store) = open_for_maintenance(&config).await?;
-        let summary = scrub::run(
-            &database.inventory,
-            &store,
-            &settings,
-            &|| false,
-            &|_, _| {},
-        )
-        .await?;
+        let watch = progress::Printed::new("scrub", json);
+        let summary = scrub::run(&database.inventory, &store, &settings, &watch).await?;
         report(&summary, json, scrub::Summary::print);
         if summary.quarantined.is_empty() && summary.missing.is_empty() {
             Ok(())

@@ -1,4 +1,4 @@
-//! Progress of long operations (fsck, backup, restore) on standard error, a line every few
+//! Progress of long operations (fsck, scrub, backup, restore) on standard error, a line every few
 //! seconds, so that a person watching sees that it moves and how far it has to go.
 
 use std::time::{Duration, Instant};
@@ -34,8 +34,13 @@ impl Progress {
 
     /// Counts one item of `bytes` done, printing a line when the last is old enough.
     pub fn advance(&mut self, bytes: u64) {
-        self.items += 1;
-        self.bytes += bytes;
+        self.update(self.items + 1, self.bytes + bytes);
+    }
+
+    /// Sets how many items and bytes are done, printing a line when the last is old enough.
+    pub fn update(&mut self, items: u64, bytes: u64) {
+        self.items = items;
+        self.bytes = bytes;
         if !self.quiet && self.last.elapsed() >= EVERY {
             self.last = Instant::now();
             eprintln!("{}", self.line());
@@ -57,6 +62,33 @@ impl Progress {
 
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+}
+
+/// A scrub's progress on standard error, for the command line.
+pub struct Printed {
+    what: &'static str,
+    quiet: bool,
+    progress: std::sync::Mutex<Option<Progress>>,
+}
+
+impl Printed {
+    pub fn new(what: &'static str, quiet: bool) -> Printed {
+        Printed {
+            what,
+            quiet,
+            progress: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl crate::scrub::Watch for Printed {
+    fn progress(&self, done: &crate::scrub::Summary, due: usize, due_bytes: u64) {
+        let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        let progress = progress
+            .get_or_insert_with(|| Progress::new(self.what, due as u64, due_bytes, self.quiet));
+        let items = done.verified + (done.quarantined.len() + done.missing.len()) as u64;
+        progress.update(items, done.bytes);
     }
 }
 

@@ -6,13 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use berth_jobs::{Job, JobContext, JobError, JobSummary};
 use berth_meta::inventory::BlobInventory;
-use berth_oci::Digest;
 use berth_storage::verify::{ContentCheck, Pace, check_content};
 use berth_storage::{BlobStore, StorageError, StoredBlob};
 use serde::Serialize;
 
 use crate::fsck::quarantine;
+use crate::progress::human_bytes;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -48,21 +50,31 @@ impl Summary {
         println!(
             "verified {} blobs ({}); quarantined {}; {} missing",
             self.verified,
-            crate::progress::human_bytes(self.bytes),
+            human_bytes(self.bytes),
             self.quarantined.len(),
             self.missing.len()
         );
     }
 }
 
-/// Verifies up to `settings.max_blobs` blobs due for it. `stopping` is polled between
-/// blobs; `quarantined` is told about each blob quarantined (events, metrics).
+/// What runs a scrub: asked whether to stop between blobs, told how far it got.
+pub trait Watch: Sync {
+    /// Whether to stop before the next blob (shutdown).
+    fn stopping(&self) -> bool {
+        false
+    }
+
+    /// After each blob: what was done so far, out of `due` blobs of `due_bytes`.
+    fn progress(&self, _done: &Summary, _due: usize, _due_bytes: u64) {}
+}
+
+/// Verifies up to `settings.max_blobs` blobs due for it. Each blob quarantined is logged
+/// and counted in `berth_blobs_quarantined_total` (see [`quarantine`]).
 pub async fn run(
     inventory: &Arc<dyn BlobInventory>,
     store: &Arc<dyn BlobStore>,
     settings: &Settings,
-    stopping: &(dyn Fn() -> bool + Sync),
-    quarantined: &(dyn Fn(&Digest, &str) + Sync),
+    watch: &dyn Watch,
 ) -> Result<Summary, String> {
     let now = berth_meta::now_millis();
     let due_before = now - settings.reverify_after.as_millis() as i64;
@@ -70,10 +82,13 @@ pub async fn run(
         .blobs_to_verify(due_before, settings.max_blobs)
         .await
         .map_err(|e| format!("reading the database: {e}"))?;
+    let due_count = due.len();
+    let due_bytes = due.iter().map(|b| b.size).sum();
     let mut summary = Summary::default();
     let mut pace = Pace::new(settings.rate);
     for blob in due {
-        if stopping() {
+        watch.progress(&summary, due_count, due_bytes);
+        if watch.stopping() {
             summary.interrupted = true;
             break;
         }
@@ -109,10 +124,64 @@ pub async fn run(
                 let reason = found.describe(blob.size);
                 quarantine(inventory.as_ref(), store.as_ref(), &stored, &reason).await?;
                 tracing::error!(digest = %blob.digest, reason, "scrub: quarantined a blob whose stored bytes do not match its digest");
-                quarantined(&blob.digest, &reason);
                 summary.quarantined.push((blob.digest.to_string(), reason));
             }
         }
     }
+    watch.progress(&summary, due_count, due_bytes);
     Ok(summary)
+}
+
+/// The scheduled scrub (`storage.scrub`), under the job runner: stops at shutdown, shows
+/// its progress in the job's status and sums up what it did.
+pub struct ScrubJob {
+    pub inventory: Arc<dyn BlobInventory>,
+    pub store: Arc<dyn BlobStore>,
+    pub settings: Settings,
+}
+
+impl Watch for JobContext {
+    fn stopping(&self) -> bool {
+        self.is_shutting_down()
+    }
+
+    fn progress(&self, done: &Summary, due: usize, due_bytes: u64) {
+        JobContext::progress(
+            self,
+            format!(
+                "verified {} of {due} blobs ({} of {})",
+                done.verified,
+                human_bytes(done.bytes),
+                human_bytes(due_bytes)
+            ),
+        );
+    }
+}
+
+#[async_trait]
+impl Job for ScrubJob {
+    fn name(&self) -> &'static str {
+        "scrub"
+    }
+
+    async fn run(&self, context: &JobContext) -> Result<JobSummary, JobError> {
+        let summary = run(&self.inventory, &self.store, &self.settings, context)
+            .await
+            .map_err(JobError::new)?;
+        if summary.verified == 0 && summary.quarantined.is_empty() && summary.missing.is_empty() {
+            return Ok(String::new());
+        }
+        Ok(format!(
+            "verified {} blobs ({}); quarantined {}; {} missing{}",
+            summary.verified,
+            human_bytes(summary.bytes),
+            summary.quarantined.len(),
+            summary.missing.len(),
+            if summary.interrupted {
+                "; stopped by shutdown"
+            } else {
+                ""
+            }
+        ))
+    }
 }

@@ -5,14 +5,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::metrics::{MetricsEndpoint, RegistryMetrics};
 use berth_api::server::{Server, tls_acceptor};
-use berth_api::{AppState, HttpOptions, UrlPolicy};
+use berth_api::{AppState, Background, HttpOptions, UrlPolicy};
 use berth_auth::admin::Administration;
 use berth_config::{AuthConfig, Config, TlsVersion};
+use berth_jobs::{JobRunner, Schedule};
 use berth_registry::{Registry, Settings};
+use berth_storage::BlobStore;
+use berth_webhooks::admin::WebhookAdmin;
+use berth_webhooks::{Delivery, Endpoints};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::{ServeArgs, backends, first_run, scrub};
+use crate::instrumented::MeasuredBlobStore;
+use crate::jobs::{IdentityPrune, UploadPurge};
+use crate::{ServeArgs, backends, first_run, observability, scrub};
 
 pub fn run(args: ServeArgs) -> ExitCode {
     let loaded = match crate::load_config(&args.config, args.addr.as_deref()) {
@@ -24,17 +31,40 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let blobs = backends::open_blob_store(&config, backends::Reads::AsConfigured)?;
+    let blobs: Arc<dyn BlobStore> = Arc::new(MeasuredBlobStore::new(
+        backends::open_blob_store(&config, backends::Reads::AsConfigured)?,
+        backends::storage_kind(&config),
+    ));
     let database = backends::open_database(&config).await?;
     let access = backends::open_access(&config, Arc::clone(&database.identity)).await?;
-    let registry = Arc::new(Registry::new(
-        blobs,
-        database.meta,
-        Settings {
-            delete_enabled: config.storage.delete.enabled,
-            read_only: config.storage.maintenance.readonly.enabled,
-        },
+    let metrics = if config.metrics.enabled {
+        Some(observability::install_metrics()?)
+    } else {
+        None
+    };
+    let webhooks = Arc::new(Endpoints::new(
+        observability::configured_webhooks(&config)?,
+        Arc::clone(&database.webhooks),
     ));
+    webhooks
+        .refresh()
+        .await
+        .map_err(|e| format!("reading the webhooks defined through the API: {e}"))?;
+    database.meta.route_events_to(webhooks.clone());
+    let registry = Arc::new(
+        Registry::new(
+            blobs,
+            Arc::clone(&database.meta),
+            Settings {
+                delete_enabled: config.storage.delete.enabled,
+                read_only: config.storage.maintenance.readonly.enabled,
+            },
+        )
+        .with_listener(Arc::new(RegistryMetrics {
+            repositories: config.metrics.repositories.clone(),
+        }))
+        .with_listener(webhooks.clone()),
+    );
 
     let tls = match &config.http.tls {
         Some(tls) => Some(tls_acceptor(
@@ -44,6 +74,7 @@ async fn serve(config: Config) -> Result<(), String> {
         )?),
         None => None,
     };
+    let background = Arc::new(std::sync::OnceLock::new());
     let state = AppState {
         registry: Arc::clone(&registry),
         access: Arc::clone(&access),
@@ -52,6 +83,11 @@ async fn serve(config: Config) -> Result<(), String> {
             relative: config.http.relativeurls,
             trusted_proxies: config.http.trustedproxies.clone(),
         },
+        metrics: metrics.clone().map(|handle| MetricsEndpoint {
+            handle,
+            open: config.metrics.open || matches!(config.auth, AuthConfig::None),
+        }),
+        background: Arc::clone(&background),
     };
     let options = HttpOptions {
         extra_headers: extra_headers(&config)?,
@@ -59,7 +95,13 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let app = berth_api::router(state, options);
     let addr = config.http.addr.socket_addr();
-    let server = Server::bind(addr, tls, app, config.http.draintimeout)
+    let open_files = crate::limits::raise_open_files_limit();
+    let max_connections = config
+        .http
+        .maxconnections
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .unwrap_or_else(|| crate::limits::default_max_connections(open_files));
+    let server = Server::bind(addr, tls, app, config.http.draintimeout, max_connections)
         .await
         .map_err(|e| format!("listening on {}: {e}", config.http.addr))?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
@@ -71,8 +113,13 @@ async fn serve(config: Config) -> Result<(), String> {
         tracing::warn!("{warning}");
     }
     if matches!(config.auth, AuthConfig::Berth(_)) {
-        first_run::create_first_administrator(&database.identity, local, config.http.tls.is_some())
-            .await?;
+        first_run::create_first_administrator(
+            &Administration::serving(Arc::clone(&access)),
+            &database.identity,
+            local,
+            config.http.tls.is_some(),
+        )
+        .await?;
     }
     tracing::info!(
         addr = %local,
@@ -80,44 +127,67 @@ async fn serve(config: Config) -> Result<(), String> {
         storage = %backends::describe_storage(&config),
         database = %config.redacted_database_url(),
         delete_enabled = config.storage.delete.enabled,
+        max_connections,
+        open_files = open_files.unwrap_or_default(),
         "listening"
     );
 
-    let purging = &config.storage.maintenance.uploadpurging;
-    if purging.enabled {
-        tokio::spawn(purge_uploads_periodically(
-            Arc::clone(&registry),
-            purging.age,
-            purging.interval,
-            purging.dryrun,
-        ));
+    let mut jobs = upkeep_jobs(&config, &registry, &access, &database)?;
+    let delivery = Arc::new(Delivery::new(
+        Arc::clone(&webhooks),
+        Arc::clone(&database.webhooks),
+        Arc::clone(&database.leases),
+        observability::instance(&config, local),
+    ));
+    jobs.add(
+        delivery.clone(),
+        Schedule::every(Duration::from_secs(1)).first_after(Duration::from_secs(1)),
+    );
+    let jobs = jobs.start();
+    if let Some(waker) = jobs.waker(berth_webhooks::delivery::JOB_NAME) {
+        webhooks.set_waker(waker);
     }
+    let _ = background.set(Background {
+        jobs: jobs.clone(),
+        webhooks: Arc::new(WebhookAdmin::new(
+            Arc::clone(&webhooks),
+            Arc::clone(&database.webhooks),
+            delivery,
+            Administration::serving(Arc::clone(&access)),
+        )),
+    });
 
-    let scrub = &config.storage.scrub;
-    if scrub.enabled {
-        // Its own handle on the store: the scrub reads bytes, it never redirects.
-        let store = backends::open_blob_store(&config, backends::Reads::Streamed)?;
-        let settings = scrub::Settings {
-            rate: Some(scrub.rate),
-            reverify_after: scrub.reverify,
-            max_blobs: u32::MAX,
-        };
-        tokio::spawn(scrub_periodically(
-            Arc::clone(&database.inventory),
-            store,
-            settings,
-            scrub.interval,
-        ));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let debug = match (&config.http.debug.addr, metrics) {
+        (Some(addr), Some(handle)) if config.http.debug.prometheus.enabled => {
+            let app = berth_api::metrics::debug_router(handle, &config.http.debug.prometheus.path);
+            // A few scrapers at most: a small connection cap of its own.
+            let debug = Server::bind(addr.socket_addr(), None, app, Duration::from_secs(1), 64)
+                .await
+                .map_err(|e| format!("listening on http.debug.addr {addr}: {e}"))?;
+            let debug_local = debug.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(
+                addr = %debug_local,
+                path = %config.http.debug.prometheus.path,
+                "serving metrics on the debug listener"
+            );
+            let mut stopping = stopping.clone();
+            Some(tokio::spawn(debug.run(async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            })))
+        }
+        _ => None,
+    };
+    server
+        .run(async {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        })
+        .await;
+    if let Some(debug) = debug {
+        let _ = debug.await;
     }
-
-    if let AuthConfig::Berth(berth) = &config.auth {
-        tokio::spawn(prune_identity_periodically(
-            Administration::new(Arc::clone(&database.identity)),
-            berth.auditretention,
-        ));
-    }
-
-    server.run(shutdown_signal()).await;
+    jobs.shutdown(Duration::from_secs(10)).await;
     access.flush_audit().await;
     tracing::info!("stopped");
     Ok(())
@@ -137,74 +207,55 @@ fn extra_headers(config: &Config) -> Result<HeaderMap, String> {
     Ok(headers)
 }
 
-/// Purges abandoned uploads shortly after start, then every `interval`.
-async fn purge_uploads_periodically(
-    registry: Arc<Registry>,
-    age: Duration,
-    interval: Duration,
-    dry_run: bool,
-) {
-    let mut next = Duration::from_secs(60).min(interval);
-    loop {
-        tokio::time::sleep(next).await;
-        next = interval;
-        match registry.purge_uploads(age, dry_run).await {
-            Ok(report) if report.sessions + report.orphans > 0 => tracing::info!(
-                sessions = report.sessions,
-                orphans = report.orphans,
-                dry_run,
-                "purged abandoned uploads"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "purging abandoned uploads failed"),
-        }
+/// The background jobs of a serving instance.
+fn upkeep_jobs(
+    config: &Config,
+    registry: &Arc<Registry>,
+    access: &Arc<berth_auth::AccessService>,
+    database: &backends::Database,
+) -> Result<JobRunner, String> {
+    let mut jobs = JobRunner::new();
+    let purging = &config.storage.maintenance.uploadpurging;
+    if purging.enabled {
+        jobs.add(
+            Arc::new(UploadPurge {
+                registry: Arc::clone(registry),
+                age: purging.age,
+                dry_run: purging.dryrun,
+            }),
+            Schedule::every(purging.interval)
+                .first_after(Duration::from_secs(60).min(purging.interval)),
+        );
     }
-}
-
-/// Verifies the blobs due for it ten minutes after start, then every `interval`.
-async fn scrub_periodically(
-    inventory: Arc<dyn berth_meta::BlobInventory>,
-    store: Arc<dyn berth_storage::BlobStore>,
-    settings: scrub::Settings,
-    interval: Duration,
-) {
-    let mut next = Duration::from_secs(600).min(interval);
-    loop {
-        tokio::time::sleep(next).await;
-        next = interval;
-        match scrub::run(&inventory, &store, &settings, &|| false, &|_, _| {}).await {
-            Ok(summary) => tracing::info!(
-                verified = summary.verified,
-                bytes = summary.bytes,
-                quarantined = summary.quarantined.len(),
-                missing = summary.missing.len(),
-                "scrub finished"
-            ),
-            Err(e) => tracing::warn!(error = %e, "the scrub stopped"),
-        }
+    if let AuthConfig::Berth(berth) = &config.auth {
+        jobs.add(
+            Arc::new(IdentityPrune {
+                admin: Administration::serving(Arc::clone(access)),
+                audit_retention: berth.auditretention,
+            }),
+            Schedule::every(Duration::from_secs(24 * 3600))
+                .first_after(Duration::from_secs(120))
+                .retry_after(Duration::from_secs(3600)),
+        );
     }
-}
-
-/// Deletes audit events older than `retention` (zero: none) and expired sessions, shortly
-/// after start and then daily. Several instances doing it at once is harmless.
-async fn prune_identity_periodically(admin: Administration, retention: Duration) {
-    let mut next = Duration::from_secs(120);
-    loop {
-        tokio::time::sleep(next).await;
-        next = Duration::from_secs(24 * 3600);
-        if !retention.is_zero() {
-            match admin.prune_audit(retention).await {
-                Ok(0) => {}
-                Ok(pruned) => tracing::info!(pruned, "deleted audit events past their retention"),
-                Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
-            }
-        }
-        match admin.prune_sessions().await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "deleted expired sessions"),
-            Err(e) => tracing::warn!(error = %e, "pruning expired sessions failed"),
-        }
+    let scrub = &config.storage.scrub;
+    if scrub.enabled {
+        jobs.add(
+            Arc::new(scrub::ScrubJob {
+                inventory: Arc::clone(&database.inventory),
+                // Its own handle on the store: the scrub reads bytes, it never redirects.
+                store: backends::open_blob_store(config, backends::Reads::Streamed)?,
+                settings: scrub::Settings {
+                    rate: Some(scrub.rate),
+                    reverify_after: scrub.reverify,
+                    max_blobs: u32::MAX,
+                },
+            }),
+            Schedule::every(scrub.interval)
+                .first_after(Duration::from_secs(600).min(scrub.interval)),
+        );
     }
+    Ok(jobs)
 }
 
 async fn shutdown_signal() {

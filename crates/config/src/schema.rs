@@ -1,10 +1,21 @@
 //! The table of every configuration key: berth's own, the registry:2 keys it accepts but
 //! ignores, and the registry:2 features it does not have yet.
 //!
-//! The loader walks the file against this table (so that every unknown key is reported, not
-//! only the first), maps environment variable names onto it, and `explain` takes each key's
-//! one-line meaning from it. The typed model in `model.rs` must have the same keys; a test
-//! checks that the two agree.
+//! The table is not written here: `section!` and `choice!` (in `macros.rs`) build it from the
+//! model's sections, one entry per field, with the registry:2 keys each section lists beside
+//! its fields. The loader walks the file against it (so that every unknown key is reported,
+//! not only the first), maps environment variable names onto it, and `explain` takes each
+//! key's one-line meaning from it.
+
+mod macros;
+mod value;
+
+pub(crate) use macros::{choice, key_option, section};
+pub(crate) use value::{
+    ConfigValue, DebugField, NoSettings, Problems, Section, Via, explain_field, parsed_value,
+};
+
+use crate::model::Config;
 
 /// What a key is.
 pub(crate) enum Kind {
@@ -14,6 +25,13 @@ pub(crate) enum Kind {
     Leaf(EnvValue),
     /// A mapping whose keys are chosen by the user (`log.fields`, `http.headers`).
     Map(MapKind),
+    /// A list of sections, each with these keys (`notifications.endpoints`): `Vec<T>` of a
+    /// `section!`. Only the file can set it; paths name elements as `key[0].name`.
+    List(&'static [Key]),
+    /// A mapping from names the user chooses to sections with these keys (`webhooks`):
+    /// `BTreeMap<String, T>` of a `section!`. Only the file can set it; paths name entries
+    /// as `key.name.key`.
+    Named(&'static [Key]),
     /// A choice of one mode among several, each with its own section of keys, as registry:2
     /// writes `auth`: the mode's name as a string (`auth: none`), or a mapping whose only key
     /// is the mode (`auth: {htpasswd: {realm: ..., path: ...}}`). The keys here are the
@@ -59,613 +77,109 @@ pub(crate) struct Key {
     pub secret: bool,
 }
 
-const fn key(name: &'static str, kind: Kind, doc: &'static str) -> Key {
-    Key {
-        name,
-        kind,
-        doc,
-        secret: false,
+impl Key {
+    const fn other(name: &'static str, kind: Kind, doc: &'static str) -> Key {
+        Key {
+            name,
+            kind,
+            doc,
+            secret: false,
+        }
     }
 }
 
-const fn secret(name: &'static str, doc: &'static str) -> Key {
-    Key {
-        name,
-        kind: TEXT,
-        doc,
-        secret: true,
-    }
+/// A registry:2 key that means nothing for berth: accepted, with `why` as the warning (none
+/// when `why` is empty).
+pub(crate) const fn ignored(name: &'static str, why: &'static str) -> Key {
+    Key::other(name, Kind::Ignored, why)
 }
 
-const fn section(name: &'static str, keys: &'static [Key], doc: &'static str) -> Key {
-    key(name, Kind::Section(keys), doc)
+/// A registry:2 feature berth does not have yet: an error, explained by `why`.
+pub(crate) const fn unsupported(name: &'static str, why: &'static str) -> Key {
+    Key::other(name, Kind::Unsupported, why)
 }
 
-const fn choice(name: &'static str, modes: &'static [Key], doc: &'static str) -> Key {
-    key(name, Kind::Choice(modes), doc)
-}
-
-const fn ignored(name: &'static str, why: &'static str) -> Key {
-    key(name, Kind::Ignored, why)
-}
-
-const fn unsupported(name: &'static str, why: &'static str) -> Key {
-    key(name, Kind::Unsupported, why)
-}
-
-const fn unsupported_unless(
+/// A registry:2 setting berth does not have, harmless at the `harmless` values.
+pub(crate) const fn unsupported_unless(
     name: &'static str,
     harmless: &'static [&'static str],
     why: &'static str,
 ) -> Key {
-    key(name, Kind::UnsupportedUnless(harmless), why)
+    Key::other(name, Kind::UnsupportedUnless(harmless), why)
 }
 
-const TEXT: Kind = Kind::Leaf(EnvValue::Text);
-const BOOL: Kind = Kind::Leaf(EnvValue::Bool);
+/// registry:2's `http.net`.
+pub(crate) const fn net(name: &'static str, why: &'static str) -> Key {
+    Key::other(name, Kind::Net, why)
+}
 
-const OTHER_DRIVER: &str = "berth stores blobs on the filesystem, in S3-compatible storage, Google Cloud Storage, Azure Blob Storage or IPFS (storage.filesystem, s3, gcs, azure or ipfs)";
-
-const MULTIPART_COPY: &str = "berth copies objects server-side in one request, and by streaming them above S3's 5 GiB copy limit";
-
-/// registry:2's `storage.s3`, with berth's own `sessiontoken`.
-static S3: &[Key] = &[
-    key(
-        "bucket",
-        TEXT,
-        "bucket holding blobs and uploads (required)",
-    ),
-    key(
-        "region",
-        TEXT,
-        "region of the bucket, also used to sign requests to a regionendpoint",
-    ),
-    key(
-        "regionendpoint",
-        TEXT,
-        "endpoint of an S3-compatible store, e.g. http://127.0.0.1:3900; unset means AWS",
-    ),
-    key(
-        "accesskey",
-        TEXT,
-        "access key ID; unset uses AWS's usual credential sources (environment, instance profile)",
-    ),
-    secret("secretkey", "secret access key; required with accesskey"),
-    secret(
-        "sessiontoken",
-        "temporary (STS) session token accompanying accesskey and secretkey",
-    ),
-    key(
-        "rootdirectory",
-        TEXT,
-        "prefix inside the bucket under which everything is stored; empty means the bucket's root",
-    ),
-    key(
-        "forcepathstyle",
-        BOOL,
-        "path-style requests (endpoint/bucket/key), which most self-hosted stores need",
-    ),
-    key(
-        "secure",
-        BOOL,
-        "use https for a regionendpoint written without a scheme",
-    ),
-    key(
-        "chunksize",
-        TEXT,
-        "multipart upload part size in bytes, from 5242880 (5 MiB) to 5368709120 (5 GiB)",
-    ),
-    ignored(
-        "v4auth",
-        "berth always signs requests with AWS Signature Version 4",
-    ),
-    ignored("multipartcopychunksize", MULTIPART_COPY),
-    ignored("multipartcopymaxconcurrency", MULTIPART_COPY),
-    ignored("multipartcopythresholdsize", MULTIPART_COPY),
-    ignored(
-        "loglevel",
-        "berth has no separate log level for the object store; use log.level",
-    ),
-    key(
-        "encrypt",
-        BOOL,
-        "server-side encryption of everything berth writes: SSE-S3, or SSE-KMS when keyid is set",
-    ),
-    key(
-        "keyid",
-        TEXT,
-        "KMS key (ID or ARN) for SSE-KMS; needs encrypt: true",
-    ),
-    unsupported_unless(
-        "skipverify",
-        &["false"],
-        "berth always verifies the store's TLS certificate; add its CA to the system's trust store",
-    ),
-    unsupported_unless(
-        "storageclass",
-        &["STANDARD", "NONE"],
-        "berth stores objects in the bucket's default storage class; use a lifecycle rule to change it",
-    ),
-    unsupported_unless(
-        "objectacl",
-        &["private"],
-        "berth sets no ACL on objects, which keeps them private",
-    ),
-    unsupported_unless(
-        "usedualstack",
-        &["false"],
-        "berth uses the region's standard endpoint; set regionendpoint to a dual-stack endpoint instead",
-    ),
-    unsupported_unless(
-        "accelerate",
-        &["false"],
-        "berth does not use S3 Transfer Acceleration",
-    ),
-];
-
-/// registry:2's `storage.gcs`, with berth's own `endpoint`.
-static GCS: &[Key] = &[
-    key(
-        "bucket",
-        TEXT,
-        "bucket holding blobs and uploads (required)",
-    ),
-    key(
-        "keyfile",
-        TEXT,
-        "service account key file (JSON); unset uses application default credentials",
-    ),
-    key(
-        "endpoint",
-        TEXT,
-        "another endpoint than https://storage.googleapis.com, e.g. an emulator's",
-    ),
-    key(
-        "rootdirectory",
-        TEXT,
-        "prefix inside the bucket under which everything is stored",
-    ),
-    key(
-        "chunksize",
-        TEXT,
-        "size in bytes of the parts an upload is composed from, at least 262144 (256 KiB)",
-    ),
-    unsupported(
-        "credentials",
-        "berth reads Google credentials from storage.gcs.keyfile or the application default credentials",
-    ),
-];
-
-/// registry:2's `storage.azure` (with distribution 3's `serviceurl`), and berth's own
-/// `chunksize`.
-static AZURE: &[Key] = &[
-    key("accountname", TEXT, "storage account name (required)"),
-    secret(
-        "accountkey",
-        "the account's shared key; unset uses Azure's default credentials (environment, managed identity)",
-    ),
-    key(
-        "container",
-        TEXT,
-        "container holding blobs and uploads (required)",
-    ),
-    key(
-        "realm",
-        TEXT,
-        "domain of the blob service, core.windows.net unless a sovereign cloud",
-    ),
-    key(
-        "serviceurl",
-        TEXT,
-        "the blob service URL, instead of https://<accountname>.blob.<realm> (e.g. Azurite's)",
-    ),
-    key(
-        "rootdirectory",
-        TEXT,
-        "prefix inside the container under which everything is stored",
-    ),
-    key(
-        "chunksize",
-        TEXT,
-        "size in bytes of the blocks an upload is cut into, at least 1048576 (1 MiB)",
-    ),
-    unsupported(
-        "credentials",
-        "berth uses storage.azure.accountkey, or Azure's default credentials when it is unset",
-    ),
-];
-
-/// berth's own `storage.ipfs`.
-static IPFS: &[Key] = &[
-    key(
-        "api",
-        TEXT,
-        "the IPFS node's RPC API URL (Kubo's, without /api/v0), e.g. http://127.0.0.1:5001; user:password@ for Basic auth",
-    ),
-    secret(
-        "bearertoken",
-        "a bearer token sent to the RPC API (when it is behind an authenticating proxy)",
-    ),
-    key(
-        "pin",
-        BOOL,
-        "pin committed blobs so that the node's GC keeps them",
-    ),
-    key(
-        "gateway",
-        TEXT,
-        "a gateway URL to redirect blob downloads to (/ipfs/<cid>); unset streams them through berth",
-    ),
-    key(
-        "timeout",
-        TEXT,
-        "how long any call to the node may take (content lookups included)",
-    ),
-    key(
-        "rootdirectory",
-        TEXT,
-        "the node's MFS directory where uploads are staged",
-    ),
-];
-
-/// berth's own `storage.scrub`.
-static SCRUB: &[Key] = &[
-    key(
-        "enabled",
-        BOOL,
-        "re-hash stored blobs in the background and quarantine those whose bytes changed",
-    ),
-    key("interval", TEXT, "how often the scrub runs"),
-    key(
-        "rate",
-        TEXT,
-        "the most bytes per second it reads (e.g. 20MiB)",
-    ),
-    key(
-        "reverify",
-        TEXT,
-        "a blob is verified again once its last verification is this old",
-    ),
-];
-
-/// registry:2's `auth`, with berth's own `berth` mode.
-static AUTH: &[Key] = &[
-    section(
-        "none",
-        &[],
-        "no authentication: anyone who can reach berth can push, pull and delete",
-    ),
-    section(
-        "htpasswd",
-        &[
-            key(
-                "realm",
-                TEXT,
-                "realm named in Basic authentication challenges (required)",
-            ),
-            key(
-                "path",
-                TEXT,
-                "htpasswd file of users and their bcrypt password hashes (required); read when berth starts",
-            ),
-        ],
-        "registry:2's htpasswd mode: Basic authentication against an htpasswd file",
-    ),
-    section(
-        "berth",
-        &[
-            key(
-                "service",
-                TEXT,
-                "service name in challenges and the audience of issued tokens",
-            ),
-            key("issuer", TEXT, "issuer (iss) of issued tokens"),
-            key(
-                "realm",
-                TEXT,
-                "token endpoint URL advertised in challenges; unset means /token under each request's public base URL",
-            ),
-            key(
-                "tokenexpiry",
-                TEXT,
-                "lifetime of issued registry tokens, from 30s to 24h",
-            ),
-            key(
-                "refreshtokenexpiry",
-                TEXT,
-                "lifetime of refresh tokens (docker login's identity tokens), from 1h to 8760h",
-            ),
-            key(
-                "key",
-                TEXT,
-                "PEM private key (EC P-256 or RSA) that signs tokens, with certificate; unset means berth generates one and keeps it in its database",
-            ),
-            key(
-                "certificate",
-                TEXT,
-                "PEM certificate of key, for registry:2's auth.token.rootcertbundle; required with key",
-            ),
-            key(
-                "auditretention",
-                TEXT,
-                "how long audit events are kept (default 2160h, 90 days); 0 keeps them forever",
-            ),
-        ],
-        "berth's own users and Docker token service (the default)",
-    ),
-    unsupported(
-        "token",
-        "berth is its own token server: use auth.berth, or point registry:2 at berth's /token",
-    ),
-    unsupported("silly", "a development-only mode; use auth: none"),
-];
-
-pub(crate) static ROOT: &[Key] = &[
-    ignored("version", ""),
-    section(
-        "log",
-        &[
-            key(
-                "level",
-                TEXT,
-                "least severe level logged: error, warn, info, debug or trace",
-            ),
-            key("formatter", TEXT, "log line format: text or json"),
-            key(
-                "fields",
-                Kind::Map(MapKind::Fields),
-                "static fields added to every log line",
-            ),
-            section(
-                "accesslog",
-                &[key(
-                    "disabled",
-                    BOOL,
-                    "turns off the one-line-per-request access log",
-                )],
-                "",
-            ),
-            ignored(
-                "hooks",
-                "berth has no log hooks; collect its log output instead",
-            ),
-            ignored(
-                "reportcaller",
-                "berth's log lines do not record the calling function",
-            ),
-        ],
-        "",
-    ),
-    section(
-        "http",
-        &[
-            key(
-                "addr",
-                TEXT,
-                "address to listen on; \":5000\" means all interfaces",
-            ),
-            key(
-                "host",
-                TEXT,
-                "public base URL for the URLs berth returns; unset uses each request's Host",
-            ),
-            key(
-                "relativeurls",
-                BOOL,
-                "return relative URLs in Location headers",
-            ),
-            section(
-                "tls",
-                &[
-                    key(
-                        "certificate",
-                        TEXT,
-                        "PEM certificate chain file to serve HTTPS with",
-                    ),
-                    key("key", TEXT, "PEM private key file of the certificate"),
-                    key(
-                        "minimumtls",
-                        TEXT,
-                        "lowest TLS version accepted: tls1.2 or tls1.3",
-                    ),
-                    unsupported("clientcas", "berth cannot verify client certificates"),
-                    unsupported(
-                        "letsencrypt",
-                        "obtain the certificate elsewhere (e.g. certbot, cert-manager) and set certificate and key",
-                    ),
-                    unsupported(
-                        "ciphersuites",
-                        "berth uses the TLS library's default cipher suites",
-                    ),
-                ],
-                "serve HTTPS with this certificate; plain HTTP when unset",
-            ),
-            key(
-                "draintimeout",
-                TEXT,
-                "how long shutdown waits for requests in flight",
-            ),
-            key(
-                "trustedproxies",
-                Kind::Leaf(EnvValue::List),
-                "peers whose X-Forwarded-Proto and X-Forwarded-Host are honoured",
-            ),
-            key(
-                "headers",
-                Kind::Map(MapKind::Headers),
-                "extra headers added to every response",
-            ),
-            key("net", Kind::Net, "berth always listens on TCP"),
-            unsupported("prefix", "berth serves the registry API at /v2/ only"),
-            ignored(
-                "secret",
-                "berth keeps upload state in its database, so there is nothing to sign",
-            ),
-            ignored(
-                "debug",
-                "berth has no debug server; metrics will come later",
-            ),
-            ignored("http2", "berth does not make HTTP/2 configurable"),
-        ],
-        "",
-    ),
-    choice(
-        "auth",
-        AUTH,
-        "how clients authenticate: berth (the default: berth's own users and tokens), htpasswd or none",
-    ),
-    section(
-        "storage",
-        &[
-            section(
-                "filesystem",
-                &[
-                    key(
-                        "rootdirectory",
-                        TEXT,
-                        "directory holding blobs, uploads and the default SQLite database; with storage.s3 only the database",
-                    ),
-                    ignored(
-                        "maxthreads",
-                        "berth does not limit filesystem threads the way registry:2's Go runtime needed",
-                    ),
-                ],
-                "",
-            ),
-            section(
-                "s3",
-                S3,
-                "store blobs in an S3-compatible bucket; unset stores them under storage.filesystem",
-            ),
-            section("gcs", GCS, "store blobs in a Google Cloud Storage bucket"),
-            section(
-                "azure",
-                AZURE,
-                "store blobs in an Azure Blob Storage container",
-            ),
-            section(
-                "ipfs",
-                IPFS,
-                "store blobs in IPFS through a node's RPC API (Kubo), pinned, their CIDs in the database",
-            ),
-            section(
-                "redirect",
-                &[
-                    key(
-                        "disable",
-                        BOOL,
-                        "stream blob downloads through berth; false redirects clients to presigned storage.s3, gcs or azure URLs",
-                    ),
-                    key(
-                        "expiry",
-                        TEXT,
-                        "how long a presigned URL that a client is redirected to stays valid",
-                    ),
-                ],
-                "",
-            ),
-            section(
-                "delete",
-                &[key(
-                    "enabled",
-                    BOOL,
-                    "allow deleting manifests and blobs through the API",
-                )],
-                "",
-            ),
-            section(
-                "maintenance",
-                &[
-                    section(
-                        "uploadpurging",
-                        &[
-                            key("enabled", BOOL, "periodically remove abandoned uploads"),
-                            key(
-                                "age",
-                                TEXT,
-                                "how old an upload must be to count as abandoned",
-                            ),
-                            key(
-                                "interval",
-                                TEXT,
-                                "how often abandoned uploads are looked for",
-                            ),
-                            key("dryrun", BOOL, "only log the uploads that would be removed"),
-                        ],
-                        "",
-                    ),
-                    section(
-                        "readonly",
-                        &[key(
-                            "enabled",
-                            BOOL,
-                            "refuse pushes and deletes; serve pulls only",
-                        )],
-                        "",
-                    ),
-                ],
-                "",
-            ),
-            section("scrub", SCRUB, "background verification of stored blobs"),
-            ignored("cache", "berth's metadata database is its cache"),
-            unsupported("swift", OTHER_DRIVER),
-            unsupported("oss", OTHER_DRIVER),
-            unsupported("inmemory", OTHER_DRIVER),
-        ],
-        "",
-    ),
-    section(
-        "database",
-        &[
-            key(
-                "url",
-                TEXT,
-                "metadata database, a sqlite: or postgres:// URL; unset means berth.db in storage.filesystem.rootdirectory",
-            ),
-            key(
-                "maxconnections",
-                TEXT,
-                "PostgreSQL connection pool size (ignored for SQLite)",
-            ),
-            key(
-                "connecttimeout",
-                TEXT,
-                "how long a request waits for a database connection before it is answered 503",
-            ),
-        ],
-        "",
-    ),
-    ignored(
-        "health",
-        "berth serves /healthz and /readyz itself; this section configures nothing in berth",
-    ),
-    unsupported("proxy", "berth cannot act as a pull-through cache"),
-    unsupported("notifications", "berth sends no event notifications"),
-    unsupported("redis", "berth keeps its state in its metadata database"),
-    unsupported("validation", "berth has no manifest validation settings"),
-    unsupported(
-        "compatibility",
-        "berth has no schema1 compatibility settings",
-    ),
-    unsupported(
-        "middleware",
-        "berth has no storage, registry or repository middleware",
-    ),
-];
+/// Every key, from the model's sections.
+pub(crate) static ROOT: &[Key] = Config::KEYS;
 
 pub(crate) fn find<'a>(keys: &'a [Key], name: &str) -> Option<&'a Key> {
     keys.iter().find(|k| k.name == name)
 }
 
-/// The keys below a key: a section's keys, or a choice's modes.
+/// The keys below a key: a section's keys, a choice's modes, or the keys of each element
+/// of a list or map of sections.
 pub(crate) fn children(key: &Key) -> &'static [Key] {
     match key.kind {
-        Kind::Section(children) | Kind::Choice(children) => children,
+        Kind::Section(children)
+        | Kind::Choice(children)
+        | Kind::List(children)
+        | Kind::Named(children) => children,
         _ => &[],
     }
 }
 
-/// The key at a dotted path, e.g. "http.tls.key" or "auth.htpasswd.realm".
+/// One step of the path to a value in the file: a key, or an element of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// The path `steps` lead to, written as problems name it: `notifications.endpoints[0].url`.
+pub(crate) fn path_text(steps: &[Step]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        match step {
+            Step::Key(name) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// The key a value at `steps` belongs to: list indices, the names of a map of sections'
+/// entries and the names of a map's entries lead to the list's or map's key itself.
+pub(crate) fn key_at(steps: &[Step]) -> Option<&'static Key> {
+    let mut keys = ROOT;
+    let mut found: Option<&'static Key> = None;
+    // Whether the next key is an entry's name rather than a key of the table.
+    let mut entry_name = false;
+    for step in steps {
+        match step {
+            Step::Index(_) => {}
+            Step::Key(_) if entry_name => entry_name = false,
+            Step::Key(name) => {
+                let key = find(keys, name)?;
+                keys = children(key);
+                entry_name = matches!(key.kind, Kind::Named(_) | Kind::Map(_));
+                found = Some(key);
+            }
+        }
+    }
+    found
+}
+
+/// The key at a dotted path of the table, e.g. "http.tls.key", "auth.htpasswd.realm", or
+/// "webhooks.url" for the `url` of every webhook (entries' names and indices left out).
 pub(crate) fn at(path: &str) -> Option<&'static Key> {
     let mut keys = ROOT;
     let mut found = None;
@@ -698,6 +212,26 @@ pub(crate) fn unknown_mode(modes: &[Key], name: &str) -> String {
         accepted.join(", "),
         suggestion(&accepted, name)
     )
+}
+
+/// The error for a mode that a choice does not have: registry:2's modes that berth lacks are
+/// "not supported yet", any other name is unknown.
+pub(crate) fn not_a_mode(modes: &[Key], name: &str) -> String {
+    match find(modes, name) {
+        Some(key) if !matches!(key.kind, Kind::Section(_)) => {
+            format!("not supported yet: {}", key.doc)
+        }
+        _ => unknown_mode(modes, name),
+    }
+}
+
+/// `prefix.name`, or `name` at the top.
+pub(crate) fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
 }
 
 /// The message for a key that is not in `keys`: what berth does accept there, and the
@@ -801,7 +335,8 @@ mod tests {
                 "storage.s3.secretkey",
                 "storage.s3.sessiontoken",
                 "storage.azure.accountkey",
-                "storage.ipfs.bearertoken"
+                "storage.ipfs.bearertoken",
+                "webhooks.secret"
             ]
         );
     }
@@ -832,7 +367,7 @@ mod tests {
         assert!(unknown_key(s3, "bukcet").ends_with("(did you mean bucket?)"));
         assert_eq!(
             unknown_key(ROOT, "foo"),
-            "unknown key; expected one of log, http, auth, storage, database"
+            "unknown key; expected one of log, http, auth, storage, database, notifications, webhooks, metrics"
         );
         assert!(unknown_key(ROOT, "lgo").ends_with("(did you mean log?)"));
         // A choice's modes: registry:2's modes that berth lacks are not offered.

@@ -2,9 +2,11 @@
 //! tests run against a fresh, empty store.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use berth_oci::{Algorithm, Descriptor, Digest, Reference, RepositoryName, Tag, UploadId};
 
+use crate::events::Origin;
 use crate::{BrokenReference, MetaError, MetadataStore, NewManifest, ReferenceKind, UploadSession};
 
 /// Runs every check; each uses its own repository names, so they share one store.
@@ -57,16 +59,27 @@ fn manifest<'a>(
         artifact_type: None,
         annotations: None,
         tag: None,
+        origin: origin_ref(),
     }
+}
+
+pub(crate) fn origin() -> Arc<Origin> {
+    Arc::clone(origin_ref())
+}
+
+/// One origin for the whole suite, borrowed by the manifests it builds.
+pub(crate) fn origin_ref() -> &'static Arc<Origin> {
+    static ORIGIN: OnceLock<Arc<Origin>> = OnceLock::new();
+    ORIGIN.get_or_init(|| Arc::new(Origin::system("behaviour-suite")))
 }
 
 async fn blobs_are_per_repository(store: &dyn MetadataStore) {
     let (a, b) = (repo("blobs/a"), repo("blobs/b"));
     let digest = digest_of("layer");
     assert_eq!(store.blob_size(&a, &digest).await.unwrap(), None);
-    store.link_blob(&a, &digest, 5).await.unwrap();
+    store.link_blob(&a, &digest, 5, &origin()).await.unwrap();
     store
-        .link_blob(&a, &digest, 5)
+        .link_blob(&a, &digest, 5, &origin())
         .await
         .expect("linking twice is harmless");
     assert_eq!(store.blob_size(&a, &digest).await.unwrap(), Some(5));
@@ -78,8 +91,20 @@ async fn blobs_are_per_repository(store: &dyn MetadataStore) {
     assert!(store.repository_exists(&a).await.unwrap());
     assert!(!store.repository_exists(&b).await.unwrap());
 
-    assert!(store.unlink_blob(&a, &digest).await.unwrap());
-    assert!(!store.unlink_blob(&a, &digest).await.unwrap());
+    assert!(
+        store
+            .unlink_blob(&a, &digest, &origin())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .unlink_blob(&a, &digest, &origin())
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(store.blob_size(&a, &digest).await.unwrap(), None);
 }
 
@@ -90,10 +115,16 @@ async fn mounts_copy_links_between_repositories(store: &dyn MetadataStore) {
         repo("mount/empty"),
     );
     let digest = digest_of("mounted");
-    store.link_blob(&source, &digest, 7).await.unwrap();
+    store
+        .link_blob(&source, &digest, 7, &origin())
+        .await
+        .unwrap();
 
     assert_eq!(
-        store.mount_blob(&target, &digest, &empty).await.unwrap(),
+        store
+            .mount_blob(&target, &digest, &empty, &origin())
+            .await
+            .unwrap(),
         None
     );
     assert!(
@@ -102,7 +133,11 @@ async fn mounts_copy_links_between_repositories(store: &dyn MetadataStore) {
     );
 
     assert_eq!(
-        store.mount_blob(&target, &digest, &source).await.unwrap(),
+        store
+            .mount_blob(&target, &digest, &source, &origin())
+            .await
+            .unwrap()
+            .map(|(size, _)| size),
         Some(7)
     );
     assert_eq!(store.blob_size(&target, &digest).await.unwrap(), Some(7));
@@ -136,7 +171,7 @@ async fn manifests_require_their_references(store: &dyn MetadataStore) {
     let digest = Digest::of(Algorithm::Sha256, content);
 
     store
-        .link_blob(&r, &config.digest, config.size)
+        .link_blob(&r, &config.digest, config.size, &origin())
         .await
         .unwrap();
     let err = store
@@ -156,7 +191,7 @@ async fn manifests_require_their_references(store: &dyn MetadataStore) {
 
     // Present with another size than declared.
     store
-        .link_blob(&r, &layer.digest, layer.size + 1)
+        .link_blob(&r, &layer.digest, layer.size + 1, &origin())
         .await
         .unwrap();
     let err = store
@@ -179,7 +214,7 @@ async fn manifests_require_their_references(store: &dyn MetadataStore) {
     let other = repo("refs/other");
     let foreign = descriptor("foreign-layer", "application/vnd.oci.image.layer.v1.tar");
     store
-        .link_blob(&other, &foreign.digest, foreign.size)
+        .link_blob(&other, &foreign.digest, foreign.size, &origin())
         .await
         .unwrap();
     let with_foreign = [config.clone(), foreign];
@@ -204,7 +239,7 @@ async fn manifests_and_tags(store: &dyn MetadataStore) {
     let r = repo("tags/app");
     let config = descriptor("cfg", "application/vnd.oci.image.config.v1+json");
     store
-        .link_blob(&r, &config.digest, config.size)
+        .link_blob(&r, &config.digest, config.size, &origin())
         .await
         .unwrap();
     let blobs = [config];
@@ -269,8 +304,20 @@ async fn manifests_and_tags(store: &dyn MetadataStore) {
     );
 
     // Deleting a tag keeps the manifest; deleting a manifest removes its tags.
-    assert!(store.delete_tag(&r, &latest).await.unwrap());
-    assert!(!store.delete_tag(&r, &latest).await.unwrap());
+    assert!(
+        store
+            .delete_tag(&r, &latest, &origin())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .delete_tag(&r, &latest, &origin())
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(
         store
             .manifest(&r, &Reference::Digest(d2.clone()))
@@ -278,8 +325,20 @@ async fn manifests_and_tags(store: &dyn MetadataStore) {
             .unwrap()
             .is_some()
     );
-    assert!(store.delete_manifest(&r, &d1).await.unwrap());
-    assert!(!store.delete_manifest(&r, &d1).await.unwrap());
+    assert!(
+        store
+            .delete_manifest(&r, &d1, &origin())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .delete_manifest(&r, &d1, &origin())
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         store.manifest(&r, &Reference::Tag(stable)).await.unwrap(),
         None
@@ -298,7 +357,7 @@ async fn index_children_must_be_manifests_of_the_repository(store: &dyn Metadata
     let r = repo("index/app");
     let config = descriptor("index-cfg", "application/vnd.oci.image.config.v1+json");
     store
-        .link_blob(&r, &config.digest, config.size)
+        .link_blob(&r, &config.digest, config.size, &origin())
         .await
         .unwrap();
     let child = b"{\"child\":true}";
@@ -326,6 +385,7 @@ async fn index_children_must_be_manifests_of_the_repository(store: &dyn Metadata
         artifact_type: None,
         annotations: None,
         tag: None,
+        origin: origin_ref(),
     };
     let err = store.put_manifest(new_index()).await.unwrap_err();
     assert!(
@@ -343,7 +403,7 @@ async fn referrers_are_listed_by_subject(store: &dyn MetadataStore) {
     let r = repo("referrers/app");
     let config = descriptor("{}", "application/vnd.oci.empty.v1+json");
     store
-        .link_blob(&r, &config.digest, config.size)
+        .link_blob(&r, &config.digest, config.size, &origin())
         .await
         .unwrap();
     let blobs = [config];
@@ -406,7 +466,7 @@ async fn listing_is_lexical_and_paginated(store: &dyn MetadataStore) {
     let config = descriptor("list-cfg", "application/vnd.oci.image.config.v1+json");
     for name in ["zlist/b", "zlist/a", "zlist/a-b", "zlist/a/b", "zlist/c"] {
         store
-            .link_blob(&repo(name), &config.digest, config.size)
+            .link_blob(&repo(name), &config.digest, config.size, &origin())
             .await
             .unwrap();
     }
@@ -830,4 +890,73 @@ pub async fn run_identity(store: &dyn crate::IdentityStore) {
         .unwrap();
     assert!(store.delete_user("sam").await.unwrap());
     assert!(store.session("s5").await.unwrap().is_none());
+
+    identity_changes_move_the_generation(store).await;
+}
+
+/// Every change that can alter access moves the change counter; uses of tokens, new tokens,
+/// sessions and audit events do not.
+async fn identity_changes_move_the_generation(store: &dyn crate::IdentityStore) {
+    use crate::identity::{AccessToken, TokenKind, TokenOwner};
+
+    let generation = || async { store.identity_generation().await.unwrap() };
+    let token = AccessToken {
+        id: "gen-token".into(),
+        kind: TokenKind::Access,
+        owner: TokenOwner::User("gen-user".into()),
+        name: "t".into(),
+        secret_hash: "h".into(),
+        scopes: vec![],
+        expires_at: None,
+        created_at: 1,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let mut last = generation().await;
+    let mut moved = |now: i64, what: &str, expected: bool| {
+        assert_eq!(now != last, expected, "{what}: {last} -> {now}");
+        last = now;
+    };
+    store
+        .create_user("gen-user", None, None, false)
+        .await
+        .unwrap();
+    moved(generation().await, "create user", true);
+    store.set_user_admin("gen-user", true).await.unwrap();
+    moved(generation().await, "promote", true);
+    store.create_team("gen-team").await.unwrap();
+    moved(generation().await, "create team", true);
+    store.add_team_member("gen-team", "gen-user").await.unwrap();
+    moved(generation().await, "add member", true);
+    store
+        .remove_team_member("gen-team", "gen-user")
+        .await
+        .unwrap();
+    moved(generation().await, "remove member", true);
+    store.create_service_account("gen-sa", "").await.unwrap();
+    moved(generation().await, "create service account", true);
+    store
+        .set_service_account_disabled("gen-sa", true)
+        .await
+        .unwrap();
+    moved(generation().await, "disable service account", true);
+    let rule = store
+        .add_rule("user:gen-user", "a/*", "pull")
+        .await
+        .unwrap();
+    moved(generation().await, "add rule", true);
+    store.remove_rule(rule).await.unwrap();
+    moved(generation().await, "remove rule", true);
+    store.create_token(&token).await.unwrap();
+    moved(generation().await, "create token", false);
+    store.touch_token("gen-token", 5).await.unwrap();
+    moved(generation().await, "use token", false);
+    store.revoke_token("gen-token", 6).await.unwrap();
+    moved(generation().await, "revoke token", true);
+    store.delete_team("gen-team").await.unwrap();
+    moved(generation().await, "delete team", true);
+    store.delete_service_account("gen-sa").await.unwrap();
+    moved(generation().await, "delete service account", true);
+    store.delete_user("gen-user").await.unwrap();
+    moved(generation().await, "delete user", true);
 }

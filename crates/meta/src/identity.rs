@@ -146,7 +146,8 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool>;
     async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<bool>;
     async fn set_user_admin(&self, name: &str, admin: bool) -> Result<bool>;
-    /// Deleting a user removes their memberships and tokens.
+    /// Deleting a user removes their memberships, tokens, sessions and the rules naming them
+    /// (as deleting a team or a service account removes the rules naming it).
     async fn delete_user(&self, name: &str) -> Result<bool>;
     /// The teams a user belongs to, sorted.
     async fn user_teams(&self, name: &str) -> Result<Vec<String>>;
@@ -193,6 +194,12 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// The newest events, up to `limit`, with ids below `before` when given.
     async fn list_audit(&self, limit: u32, before: Option<i64>) -> Result<Vec<(i64, AuditEvent)>>;
     async fn prune_audit(&self, before: i64) -> Result<u64>;
+
+    // Changes.
+    /// The identity change counter: it moves (in the same transaction) with every change to
+    /// users, teams, memberships, service accounts, token revocations and rules, whoever
+    /// makes it. Caches of access decisions follow it.
+    async fn identity_generation(&self) -> Result<i64>;
 
     // The token signing key.
     /// Stores a key unless one is stored already, and returns the stored one: instances

@@ -3,6 +3,7 @@
 
 use berth_oci::{Algorithm, Descriptor, Digest, RepositoryName};
 
+use crate::behaviour::{origin, origin_ref};
 use crate::inventory::BlobInventory;
 use crate::{MetadataStore, NewBlob, NewManifest, ReferenceKind};
 
@@ -29,7 +30,7 @@ async fn content_ids_are_recorded_with_blobs<S: MetadataStore + BlobInventory>(s
         size: 7,
         cid: Some("bafkreiexample"),
     };
-    store.record_blob(&r, blob).await.unwrap();
+    store.record_blob(&r, blob, &origin()).await.unwrap();
     let record = store.blob(&r, &digest).await.unwrap().unwrap();
     assert_eq!(record.cid.as_deref(), Some("bafkreiexample"));
     assert_eq!(record.quarantine, None);
@@ -39,7 +40,7 @@ async fn content_ids_are_recorded_with_blobs<S: MetadataStore + BlobInventory>(s
         ..blob
     };
     store
-        .record_blob(&repo("inventory/cid2"), other)
+        .record_blob(&repo("inventory/cid2"), other, &origin())
         .await
         .unwrap();
     let record = store.inventory_blob(&digest).await.unwrap().unwrap();
@@ -64,7 +65,10 @@ async fn quarantined_blobs_are_not_mounted_and_a_push_heals_them<
 ) {
     let (source, target) = (repo("quarantine/source"), repo("quarantine/target"));
     let digest = digest_of("went bad");
-    store.link_blob(&source, &digest, 8).await.unwrap();
+    store
+        .link_blob(&source, &digest, 8, &origin())
+        .await
+        .unwrap();
     assert!(
         store
             .quarantine(&digest, "hashes to sha256:00")
@@ -78,7 +82,10 @@ async fn quarantined_blobs_are_not_mounted_and_a_push_heals_them<
     let record = store.blob(&source, &digest).await.unwrap().unwrap();
     assert_eq!(record.quarantine.as_deref(), Some("hashes to sha256:00"));
     assert_eq!(
-        store.mount_blob(&target, &digest, &source).await.unwrap(),
+        store
+            .mount_blob(&target, &digest, &source, &origin())
+            .await
+            .unwrap(),
         None,
         "a quarantined blob is not mounted: the client uploads it"
     );
@@ -91,6 +98,7 @@ async fn quarantined_blobs_are_not_mounted_and_a_push_heals_them<
                 size: 8,
                 cid: None,
             },
+            &origin(),
         )
         .await
         .unwrap();
@@ -104,7 +112,7 @@ async fn blobs_are_verified_least_recently_first<S: MetadataStore + BlobInventor
     let r = repo("inventory/verify");
     let digests: Vec<Digest> = (0..3).map(|i| digest_of(&format!("verify {i}"))).collect();
     for digest in &digests {
-        store.link_blob(&r, digest, 3).await.unwrap();
+        store.link_blob(&r, digest, 3, &origin()).await.unwrap();
     }
     // Everything is due: take all, then mark them verified in an order.
     let before = store.blob_counts().await.unwrap();
@@ -157,7 +165,10 @@ async fn unheld_references_are_found_and_unreferenced_blobs_forgotten<
         artifact_type: None,
         platform: None,
     };
-    store.link_blob(&r, &layer.digest, 6).await.unwrap();
+    store
+        .link_blob(&r, &layer.digest, 6, &origin())
+        .await
+        .unwrap();
     let content = b"{\"unheld\":1}";
     let manifest_digest = Digest::of(Algorithm::Sha256, content);
     store
@@ -172,6 +183,7 @@ async fn unheld_references_are_found_and_unreferenced_blobs_forgotten<
             artifact_type: None,
             annotations: None,
             tag: None,
+            origin: origin_ref(),
         })
         .await
         .unwrap();
@@ -183,7 +195,13 @@ async fn unheld_references_are_found_and_unreferenced_blobs_forgotten<
             .iter()
             .any(|u| u.repository == r)
     );
-    assert!(store.unlink_blob(&r, &layer.digest).await.unwrap());
+    assert!(
+        store
+            .unlink_blob(&r, &layer.digest, &origin())
+            .await
+            .unwrap()
+            .is_some()
+    );
     let unheld: Vec<_> = store
         .unheld_references(100)
         .await
@@ -205,7 +223,7 @@ async fn unheld_references_are_found_and_unreferenced_blobs_forgotten<
         "a manifest references it"
     );
     let loose = digest_of("nobody needs me");
-    store.link_blob(&r, &loose, 15).await.unwrap();
+    store.link_blob(&r, &loose, 15, &origin()).await.unwrap();
     assert!(store.forget_unreferenced_blob(&loose).await.unwrap());
     assert_eq!(store.inventory_blob(&loose).await.unwrap(), None);
     assert_eq!(store.blob(&r, &loose).await.unwrap(), None);

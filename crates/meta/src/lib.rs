@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use berth_oci::{Descriptor, Digest, Reference, RepositoryName, Tag, UploadId};
@@ -22,6 +23,7 @@ use bytes::Bytes;
 
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod behaviour;
+pub mod events;
 pub mod identity;
 pub mod inventory;
 #[cfg(any(test, feature = "behaviour-tests"))]
@@ -31,15 +33,20 @@ pub mod postgres;
 pub mod snapshot;
 mod sql_identity;
 mod sql_inventory;
+mod sql_outbox;
 mod sql_store;
+mod sql_webhooks;
 pub mod sqlite;
+pub mod webhooks;
 
+pub use events::{Event, EventKind, Origin, OutboxRouter};
 pub use identity::IdentityStore;
 pub use inventory::BlobInventory;
 pub use keyed_locks::KeyedLocks;
 pub use postgres::PostgresStore;
 pub use sql_store::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
+pub use webhooks::{Leases, WebhookStore};
 
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
 
@@ -125,6 +132,8 @@ pub struct NewManifest<'a> {
     pub annotations: Option<&'a BTreeMap<String, String>>,
     /// The tag to point at the manifest, when pushed by tag.
     pub tag: Option<&'a Tag>,
+    /// Who pushed it, for the events it makes.
+    pub origin: &'a Arc<Origin>,
 }
 
 /// A stored manifest with its exact bytes.
@@ -202,7 +211,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Records a blob committed to storage and links it into `repository` (creating the
     /// repository on first use). A blob that was quarantined is healed: the bytes just
     /// committed were verified, and replace the record (and content id) of the bad ones.
-    async fn record_blob(&self, repository: &RepositoryName, blob: NewBlob<'_>) -> Result<()>;
+    /// Returns the events of the change.
+    async fn record_blob(
+        &self,
+        repository: &RepositoryName,
+        blob: NewBlob<'_>,
+        origin: &Arc<Origin>,
+    ) -> Result<Vec<Event>>;
 
     /// [`MetadataStore::record_blob`] for a store that addresses blobs by digest.
     async fn link_blob(
@@ -210,23 +225,25 @@ pub trait MetadataStore: Send + Sync + 'static {
         repository: &RepositoryName,
         digest: &Digest,
         size: u64,
-    ) -> Result<()> {
+        origin: &Arc<Origin>,
+    ) -> Result<Vec<Event>> {
         let blob = NewBlob {
             digest,
             size,
             cid: None,
         };
-        self.record_blob(repository, blob).await
+        self.record_blob(repository, blob, origin).await
     }
 
-    /// Links into `repository` a blob that `from` holds; returns its size, or `None` when
-    /// `from` does not hold it or it is quarantined (then nothing changes).
+    /// Links into `repository` a blob that `from` holds; returns its size and the events, or
+    /// `None` when `from` does not hold it or it is quarantined (then nothing changes).
     async fn mount_blob(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
         from: &RepositoryName,
-    ) -> Result<Option<u64>>;
+        origin: &Arc<Origin>,
+    ) -> Result<Option<(u64, Vec<Event>)>>;
 
     /// Up to `limit` repositories holding `digest`, for mounts that name no source.
     async fn repositories_with_blob(
@@ -235,15 +252,21 @@ pub trait MetadataStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<RepositoryName>>;
 
-    /// Removes `digest` from `repository`; `false` when it was not there.
-    async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool>;
+    /// Removes `digest` from `repository`; `None` when it was not there.
+    async fn unlink_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        origin: &Arc<Origin>,
+    ) -> Result<Option<Vec<Event>>>;
 
     // Manifests and tags.
 
     /// Records a manifest (and moves its tag to it) if every blob and child manifest it
     /// references is held by the repository with the declared size; otherwise changes
     /// nothing and reports what is missing. Recording a manifest that exists is not an error.
-    async fn put_manifest(&self, manifest: NewManifest<'_>) -> Result<()>;
+    /// Returns the events of the change (a push of an existing manifest is still a push).
+    async fn put_manifest(&self, manifest: NewManifest<'_>) -> Result<Vec<Event>>;
 
     async fn manifest(
         &self,
@@ -251,11 +274,25 @@ pub trait MetadataStore: Send + Sync + 'static {
         reference: &Reference,
     ) -> Result<Option<StoredManifest>>;
 
-    /// Deletes a manifest and every tag pointing at it; `false` when it was not there.
-    async fn delete_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool>;
+    /// Deletes a manifest and every tag pointing at it; `None` when it was not there.
+    async fn delete_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        origin: &Arc<Origin>,
+    ) -> Result<Option<Vec<Event>>>;
 
-    /// Deletes a tag, leaving its manifest; `false` when it was not there.
-    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool>;
+    /// Deletes a tag, leaving its manifest; `None` when it was not there.
+    async fn delete_tag(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        origin: &Arc<Origin>,
+    ) -> Result<Option<Vec<Event>>>;
+
+    /// From now on, writes record an outbox delivery for each endpoint `router` names, in the
+    /// transaction of the change. Set once, at startup; later calls are ignored.
+    fn route_events_to(&self, router: Arc<dyn OutboxRouter>);
 
     /// Manifests of `repository` whose subject is `subject`, optionally only those of one
     /// artifact type, oldest first.

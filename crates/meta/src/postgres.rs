@@ -14,7 +14,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::sql_store::{Dialect, SqlStore};
-use crate::{KeyedLocks, Result, UploadLock};
+use crate::{Result, UploadLock};
 
 pub(crate) static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -141,11 +141,7 @@ impl SqlStore<Postgres> {
             .connect_with(options)
             .await?;
         MIGRATIONS.run(&pool).await?;
-        Ok(SqlStore {
-            writer: pool.clone(),
-            reader: pool,
-            upload_locks: KeyedLocks::default(),
-        })
+        Ok(SqlStore::new(pool.clone(), pool))
     }
 }
 
@@ -356,7 +352,15 @@ mod tests {
             .unwrap();
         let repository = berth_oci::RepositoryName::parse("outage").unwrap();
         let digest = berth_oci::Digest::of(berth_oci::Algorithm::Sha256, b"x");
-        store.link_blob(&repository, &digest, 1).await.unwrap();
+        store
+            .link_blob(
+                &repository,
+                &digest,
+                1,
+                &std::sync::Arc::new(crate::Origin::system("test")),
+            )
+            .await
+            .unwrap();
 
         server.stop();
         let err = store.blob_size(&repository, &digest).await.unwrap_err();

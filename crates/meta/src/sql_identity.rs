@@ -118,10 +118,17 @@ where
     }
 
     async fn delete_user(&self, name: &str) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        // The rules naming it go with it: a new one of the same name starts with nothing.
+        sqlx::query("DELETE FROM policy_rules WHERE subject = $1")
+            .bind(format!("user:{name}"))
+            .execute(&mut *tx)
+            .await?;
         let result = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(DB::rows_affected(&result) > 0)
     }
 
@@ -177,10 +184,17 @@ where
     }
 
     async fn delete_team(&self, name: &str) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        // The rules naming it go with it: a new one of the same name starts with nothing.
+        sqlx::query("DELETE FROM policy_rules WHERE subject = $1")
+            .bind(format!("team:{name}"))
+            .execute(&mut *tx)
+            .await?;
         let result = sqlx::query("DELETE FROM teams WHERE name = $1")
             .bind(name)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(DB::rows_affected(&result) > 0)
     }
 
@@ -261,10 +275,17 @@ where
     }
 
     async fn delete_service_account(&self, name: &str) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        // The rules naming it go with it: a new one of the same name starts with nothing.
+        sqlx::query("DELETE FROM policy_rules WHERE subject = $1")
+            .bind(format!("service-account:{name}"))
+            .execute(&mut *tx)
+            .await?;
         let result = sqlx::query("DELETE FROM service_accounts WHERE name = $1")
             .bind(name)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(DB::rows_affected(&result) > 0)
     }
 
@@ -519,6 +540,13 @@ where
             .execute(&self.writer)
             .await?;
         Ok(DB::rows_affected(&result))
+    }
+
+    async fn identity_generation(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT generation FROM identity_changes WHERE id = 1")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(row.try_get(0)?)
     }
 
     async fn signing_key_or_insert(

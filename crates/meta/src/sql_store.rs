@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use berth_oci::{Descriptor, Digest, Reference, RepositoryName, Tag, UploadId};
@@ -20,6 +21,7 @@ use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type,
 };
 
+use crate::events::{Event, EventKind, Origin, OutboxRouter};
 use crate::{
     BlobRecord, BrokenReference, KeyedLocks, MetaError, MetadataStore, NewBlob, NewManifest,
     ReferenceKind, Referrer, Result, StoredManifest, UploadLock, UploadSession, now_millis,
@@ -54,6 +56,19 @@ pub struct SqlStore<DB: Database> {
     pub(crate) reader: Pool<DB>,
     /// Upload locks for an engine only this process uses.
     pub(crate) upload_locks: KeyedLocks<UploadId>,
+    /// Which webhook endpoints want which changes (none until set).
+    pub(crate) outbox_router: OnceLock<Arc<dyn OutboxRouter>>,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    pub(crate) fn new(writer: Pool<DB>, reader: Pool<DB>) -> SqlStore<DB> {
+        SqlStore {
+            writer,
+            reader,
+            upload_locks: KeyedLocks::default(),
+            outbox_router: OnceLock::new(),
+        }
+    }
 }
 
 impl From<sqlx::Error> for MetaError {
@@ -124,8 +139,8 @@ fn reference_key(reference: &Reference) -> &str {
     }
 }
 
-const ENSURE_REPOSITORY: &str = "INSERT INTO repositories (name, created_at) VALUES ($1, $2)
-     ON CONFLICT (name) DO UPDATE SET name = excluded.name
+const CREATE_REPOSITORY: &str = "INSERT INTO repositories (name, created_at) VALUES ($1, $2)
+     ON CONFLICT (name) DO NOTHING
      RETURNING id";
 /// Locks an existing repository's row for the transaction and returns its id.
 const LOCK_REPOSITORY: &str = "UPDATE repositories SET name = name WHERE name = $1 RETURNING id";
@@ -163,18 +178,33 @@ where
         Ok(self.writer.begin().await?)
     }
 
-    /// The id of `name`, creating the repository if needed; the row stays locked until the
-    /// transaction ends.
+    /// The id of `name`, creating the repository if needed (and then adding its event to
+    /// `events`); the row stays locked until the transaction ends. An existing repository,
+    /// the usual case, costs one statement.
     async fn ensure_repository(
         tx: &mut Transaction<'static, DB>,
         name: &RepositoryName,
+        origin: &Arc<Origin>,
+        events: &mut Vec<Event>,
     ) -> Result<i64> {
-        let row = sqlx::query(ENSURE_REPOSITORY)
+        if let Some(id) = Self::lock_repository(tx, name).await? {
+            return Ok(id);
+        }
+        let created = sqlx::query(CREATE_REPOSITORY)
             .bind(name.as_str())
             .bind(now_millis())
-            .fetch_one(&mut **tx)
+            .fetch_optional(&mut **tx)
             .await?;
-        Ok(row.try_get(0)?)
+        match created {
+            Some(row) => {
+                events.push(Event::new(EventKind::RepositoryCreated, name, origin));
+                Ok(row.try_get(0)?)
+            }
+            // Created by a concurrent transaction since we looked: lock it as it is.
+            None => Self::lock_repository(tx, name)
+                .await?
+                .ok_or_else(|| MetaError::Conflict(format!("repository {name} vanished"))),
+        }
     }
 
     /// The id of an existing repository, its row locked until the transaction ends.
@@ -280,8 +310,14 @@ where
         .transpose()
     }
 
-    async fn record_blob(&self, repository: &RepositoryName, blob: NewBlob<'_>) -> Result<()> {
+    async fn record_blob(
+        &self,
+        repository: &RepositoryName,
+        blob: NewBlob<'_>,
+        origin: &Arc<Origin>,
+    ) -> Result<Vec<Event>> {
         let now = now_millis();
+        let mut events = Vec::new();
         let mut tx = self.begin().await?;
         // An existing row stays as it is, unless it was quarantined: then the bytes just
         // committed (verified against the digest on the way in) heal it.
@@ -297,14 +333,20 @@ where
         .bind(blob.cid)
         .execute(&mut *tx)
         .await?;
-        let repository_id = Self::ensure_repository(&mut tx, repository).await?;
+        let repository_id =
+            Self::ensure_repository(&mut tx, repository, origin, &mut events).await?;
         sqlx::query(LINK_BLOB)
             .bind(repository_id)
             .bind(blob.digest.as_str())
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        Ok(tx.commit().await?)
+        events.push(
+            Event::new(EventKind::BlobPushed, repository, origin)
+                .digest(blob.digest)
+                .size(blob.size),
+        );
+        self.commit_with_events(tx, events).await
     }
 
     async fn mount_blob(
@@ -312,7 +354,9 @@ where
         repository: &RepositoryName,
         digest: &Digest,
         from: &RepositoryName,
-    ) -> Result<Option<u64>> {
+        origin: &Arc<Origin>,
+    ) -> Result<Option<(u64, Vec<Event>)>> {
+        let mut events = Vec::new();
         let mut tx = self.begin().await?;
         let row = sqlx::query(BLOB_ROW)
             .bind(from.as_str())
@@ -327,15 +371,21 @@ where
             return Ok(None);
         }
         let size: i64 = row.try_get(0)?;
-        let repository_id = Self::ensure_repository(&mut tx, repository).await?;
+        let repository_id =
+            Self::ensure_repository(&mut tx, repository, origin, &mut events).await?;
         sqlx::query(LINK_BLOB)
             .bind(repository_id)
             .bind(digest.as_str())
             .bind(now_millis())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(Some(size as u64))
+        let mut mounted = Event::new(EventKind::BlobMounted, repository, origin)
+            .digest(digest)
+            .size(size as u64);
+        mounted.from_repository = Some(from.clone());
+        events.push(mounted);
+        let events = self.commit_with_events(tx, events).await?;
+        Ok(Some((size as u64, events)))
     }
 
     async fn repositories_with_blob(
@@ -356,10 +406,15 @@ where
             .collect()
     }
 
-    async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool> {
+    async fn unlink_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        origin: &Arc<Origin>,
+    ) -> Result<Option<Vec<Event>>> {
         let mut tx = self.begin().await?;
         let Some(repository_id) = Self::lock_repository(&mut tx, repository).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         let result =
             sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
@@ -367,14 +422,20 @@ where
                 .bind(digest.as_str())
                 .execute(&mut *tx)
                 .await?;
-        tx.commit().await?;
-        Ok(DB::rows_affected(&result) > 0)
+        if DB::rows_affected(&result) == 0 {
+            return Ok(None);
+        }
+        let event = Event::new(EventKind::BlobDeleted, repository, origin).digest(digest);
+        Ok(Some(self.commit_with_events(tx, vec![event]).await?))
     }
 
-    async fn put_manifest(&self, manifest: NewManifest<'_>) -> Result<()> {
+    async fn put_manifest(&self, manifest: NewManifest<'_>) -> Result<Vec<Event>> {
         let now = now_millis();
+        let origin = manifest.origin;
+        let mut events = Vec::new();
         let mut tx = self.begin().await?;
-        let repository_id = Self::ensure_repository(&mut tx, manifest.repository).await?;
+        let repository_id =
+            Self::ensure_repository(&mut tx, manifest.repository, origin, &mut events).await?;
 
         let mut broken =
             Self::check_references(&mut tx, repository_id, ReferenceKind::Blob, manifest.blobs)
@@ -415,6 +476,7 @@ where
         .fetch_optional(&mut *tx)
         .await?;
 
+        let newly_stored = inserted.is_some();
         let manifest_id: i64 = match inserted {
             Some(row) => {
                 let id = row.try_get(0)?;
@@ -451,20 +513,64 @@ where
             }
         };
 
+        let pushed = Event::new(EventKind::ManifestPushed, manifest.repository, origin)
+            .digest(manifest.digest)
+            .media_type(manifest.media_type)
+            .size(manifest.content.len() as u64);
+        let pushed = Event {
+            tag: manifest.tag.cloned(),
+            subject: manifest.subject.cloned(),
+            artifact_type: manifest.artifact_type.map(str::to_string),
+            ..pushed
+        };
+        events.push(pushed);
+        if newly_stored && let Some(subject) = manifest.subject {
+            let mut referrer = Event::new(EventKind::ReferrerAdded, manifest.repository, origin)
+                .digest(manifest.digest)
+                .media_type(manifest.media_type);
+            referrer.subject = Some(subject.clone());
+            referrer.artifact_type = manifest.artifact_type.map(str::to_string);
+            events.push(referrer);
+        }
+
         if let Some(tag) = manifest.tag {
-            sqlx::query(
-                "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (repository_id, name) DO UPDATE
-                 SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at",
+            let previous: Option<String> = sqlx::query(
+                "SELECT m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id
+                 WHERE t.repository_id = $1 AND t.name = $2",
             )
             .bind(repository_id)
             .bind(tag.as_str())
-            .bind(manifest_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+            let previous = previous.as_deref().map(parse_digest).transpose()?;
+            if previous.as_ref() != Some(manifest.digest) {
+                sqlx::query(
+                    "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (repository_id, name) DO UPDATE
+                     SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at",
+                )
+                .bind(repository_id)
+                .bind(tag.as_str())
+                .bind(manifest_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let kind = if previous.is_some() {
+                    EventKind::TagMoved
+                } else {
+                    EventKind::TagCreated
+                };
+                let mut tagged = Event::new(kind, manifest.repository, origin)
+                    .digest(manifest.digest)
+                    .tag(tag)
+                    .media_type(manifest.media_type);
+                tagged.previous = previous;
+                events.push(tagged);
+            }
         }
-        Ok(tx.commit().await?)
+        self.commit_with_events(tx, events).await
     }
 
     async fn manifest(
@@ -493,30 +599,95 @@ where
         .transpose()
     }
 
-    async fn delete_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool> {
+    async fn delete_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        origin: &Arc<Origin>,
+    ) -> Result<Option<Vec<Event>>> {
         let mut tx = self.begin().await?;
         let Some(repository_id) = Self::lock_repository(&mut tx, repository).await? else {
-            return Ok(false);
+            return Ok(None);
         };
-        let result = sqlx::query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
-            .bind(repository_id)
-            .bind(digest.as_str())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(DB::rows_affected(&result) > 0)
+        let tag_rows = sqlx::query(
+            "SELECT t.name FROM tags t JOIN manifests m ON m.id = t.manifest_id
+             WHERE m.repository_id = $1 AND m.digest = $2 ORDER BY t.name",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        let deleted = sqlx::query(
+            "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2 RETURNING media_type",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = deleted else {
+            return Ok(None);
+        };
+        let media_type: String = row.try_get(0)?;
+        let tags = tag_rows
+            .iter()
+            .map(|row| {
+                let name: String = row.try_get(0)?;
+                Tag::parse(&name).map_err(|_| corrupt("tag", &name))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut events: Vec<Event> = tags
+            .iter()
+            .map(|tag| {
+                Event::new(EventKind::TagDeleted, repository, origin)
+                    .digest(digest)
+                    .tag(tag)
+            })
+            .collect();
+        let mut deleted = Event::new(EventKind::ManifestDeleted, repository, origin)
+            .digest(digest)
+            .media_type(&media_type);
+        deleted.tags = tags;
+        events.push(deleted);
+        Ok(Some(self.commit_with_events(tx, events).await?))
     }
 
-    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool> {
-        let result = sqlx::query(
-            "DELETE FROM tags
-             WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2",
+    async fn delete_tag(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        origin: &Arc<Origin>,
+    ) -> Result<Option<Vec<Event>>> {
+        let mut tx = self.begin().await?;
+        let Some(repository_id) = Self::lock_repository(&mut tx, repository).await? else {
+            return Ok(None);
+        };
+        let target = sqlx::query(
+            "SELECT m.digest, m.media_type FROM tags t JOIN manifests m ON m.id = t.manifest_id
+             WHERE t.repository_id = $1 AND t.name = $2",
         )
-        .bind(repository.as_str())
+        .bind(repository_id)
         .bind(tag.as_str())
-        .execute(&self.writer)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(DB::rows_affected(&result) > 0)
+        let Some(target) = target else {
+            return Ok(None);
+        };
+        let digest: String = target.try_get(0)?;
+        let media_type: String = target.try_get(1)?;
+        sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
+            .bind(repository_id)
+            .bind(tag.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let event = Event::new(EventKind::TagDeleted, repository, origin)
+            .digest(&parse_digest(&digest)?)
+            .tag(tag)
+            .media_type(&media_type);
+        Ok(Some(self.commit_with_events(tx, vec![event]).await?))
+    }
+
+    fn route_events_to(&self, router: Arc<dyn OutboxRouter>) {
+        let _ = self.outbox_router.set(router);
     }
 
     async fn referrers(

@@ -16,7 +16,7 @@ use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::sql_store::{Dialect, SqlStore};
-use crate::{KeyedLocks, MetaError, Result, UploadLock};
+use crate::{MetaError, Result, UploadLock};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -70,11 +70,7 @@ impl SqlStore<Sqlite> {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqlStore {
-            writer,
-            reader,
-            upload_locks: KeyedLocks::default(),
-        })
+        Ok(SqlStore::new(writer, reader))
     }
 
     /// Opens a database from a `sqlite://` URL.
@@ -110,7 +106,15 @@ mod tests {
         let digest = Digest::of(berth_oci::Algorithm::Sha256, b"x");
         {
             let store = SqliteStore::open(&path).await.unwrap();
-            store.link_blob(&repo, &digest, 1).await.unwrap();
+            store
+                .link_blob(
+                    &repo,
+                    &digest,
+                    1,
+                    &std::sync::Arc::new(crate::Origin::system("test")),
+                )
+                .await
+                .unwrap();
         }
         let store = SqliteStore::open_url(&format!("sqlite://{}", path.display()))
             .await

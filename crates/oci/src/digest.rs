@@ -161,18 +161,7 @@ impl fmt::Debug for Digest {
     }
 }
 
-impl serde::Serialize for Digest {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.text)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Digest {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Digest::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_validated_text!(Digest, |d| d.text.as_str());
 
 /// An incremental hasher for one of the supported algorithms.
 ///

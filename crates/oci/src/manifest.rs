@@ -180,8 +180,12 @@ impl ParsedManifest {
             ))
             .with_status(413));
         }
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-            RegistryError::manifest_invalid(format!("manifest is not valid JSON: {e}"))
+        let value: Value = crate::unique_json::parse(bytes).map_err(|e| {
+            if e.is_data() {
+                RegistryError::manifest_invalid(format!("manifest is ambiguous: {e}"))
+            } else {
+                RegistryError::manifest_invalid(format!("manifest is not valid JSON: {e}"))
+            }
         })?;
         if !value.is_object() {
             return Err(RegistryError::manifest_invalid(
@@ -534,6 +538,26 @@ mod tests {
                 .to_string()
                 .contains("must not have config")
         );
+    }
+
+    #[test]
+    fn manifests_with_a_key_twice_are_refused() {
+        let manifest = image(Some(OCI_IMAGE_MANIFEST)).to_string();
+        let cases = [
+            manifest.replacen('{', r#"{"schemaVersion":2,"#, 1),
+            manifest.replacen(r#""size":"#, r#""size":1,"size":"#, 1),
+            manifest.replacen(
+                r#""annotations":{"#,
+                r#""annotations":{"a":"1","a":"2","#,
+                1,
+            ),
+        ];
+        for text in cases {
+            let err = ParsedManifest::parse(text.as_bytes(), None).unwrap_err();
+            assert_eq!(err.code, ErrorCode::ManifestInvalid, "{text}");
+            assert!(err.to_string().contains("duplicate key"), "{err}");
+        }
+        assert!(ParsedManifest::parse(manifest.as_bytes(), None).is_ok());
     }
 
     #[test]

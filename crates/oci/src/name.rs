@@ -93,6 +93,8 @@ pub(crate) fn truncate_for_display(s: &str) -> String {
     format!("{}...", &s[..end])
 }
 
+serde_as_validated_text!(RepositoryName, |n| n.0.as_str());
+
 impl fmt::Display for RepositoryName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

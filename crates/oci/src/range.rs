@@ -82,12 +82,26 @@ impl ByteRange {
     }
 }
 
+/// A position in a `Range` header: digits, saturating at `u64::MAX` (RFC 9110 puts no limit
+/// on their number; a position past any blob's end is as good as `u64::MAX`).
 fn parse_position(s: &str) -> Option<u64> {
     let s = s.trim();
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok()
+    Some(s.parse().unwrap_or(u64::MAX))
+}
+
+/// The largest offset an upload may reach: sizes are stored as signed 64-bit integers.
+const MAX_UPLOAD_OFFSET: u64 = i64::MAX as u64;
+
+/// A position in an upload's `Content-Range`: digits that fit what an upload can hold.
+fn parse_offset(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().filter(|&offset| offset < MAX_UPLOAD_OFFSET)
 }
 
 /// The `Content-Range` of an upload chunk: the offsets, inclusive, the chunk occupies.
@@ -119,8 +133,10 @@ impl ContentRange {
             spec = range;
         }
         let (start, end) = spec.split_once('-').ok_or_else(invalid)?;
-        let start = parse_position(start).ok_or_else(invalid)?;
-        let end = parse_position(end).ok_or_else(invalid)?;
+        // Offsets past what a blob can hold are refused here, so that no length or end
+        // computed from them can overflow.
+        let start = parse_offset(start).ok_or_else(invalid)?;
+        let end = parse_offset(end).ok_or_else(invalid)?;
         Ok(ContentRange { start, end })
     }
 
@@ -160,6 +176,16 @@ mod tests {
         assert_eq!(range("bytes=-5000", 1000), Ok(Some((0, 999))));
         assert_eq!(range("bytes=990-5000", 1000), Ok(Some((990, 999))));
         assert_eq!(range("bytes=999-999", 1000), Ok(Some((999, 999))));
+        // Numbers past u64: a suffix longer than the blob is the whole blob, an end past it
+        // is clipped (RFC 9110 14.1.2), never an overflow.
+        for whole in [
+            "bytes=-18446744073709551615",
+            "bytes=-99999999999999999999999",
+            "bytes=0-99999999999999999999999",
+            "bytes=0-18446744073709551615",
+        ] {
+            assert_eq!(range(whole, 1000), Ok(Some((0, 999))), "{whole}");
+        }
         assert_eq!(
             ByteRange { start: 0, end: 99 }.content_range(1000),
             "bytes 0-99/1000"
@@ -172,6 +198,8 @@ mod tests {
         assert_eq!(range("bytes=1000-2000", 1000), Err(416));
         assert_eq!(range("bytes=-0", 1000), Err(416));
         assert_eq!(range("bytes=0-0", 0), Err(416));
+        assert_eq!(range("bytes=18446744073709551615-", 1000), Err(416));
+        assert_eq!(range("bytes=99999999999999999999999-", 1000), Err(416));
         let err = ByteRange::from_range_header("bytes=5000-", 1000).unwrap_err();
         assert_eq!(
             err.headers,
@@ -213,7 +241,21 @@ mod tests {
         );
         assert_eq!(ContentRange::parse("5-4").unwrap().len(), None);
         assert_eq!(ContentRange::parse("0-0").unwrap().len(), Some(1));
-        for bad in ["", "-", "abc", "1-", "-1", "1--2", "+1-2", "1-2-3"] {
+        for bad in [
+            "",
+            "-",
+            "abc",
+            "1-",
+            "-1",
+            "1--2",
+            "+1-2",
+            "1-2-3",
+            // Past what an upload can hold: refused, never wrapped around.
+            "0-18446744073709551615",
+            "0-99999999999999999999999",
+            "18446744073709551615-18446744073709551615",
+            "0-9223372036854775807",
+        ] {
             assert_eq!(
                 ContentRange::parse(bad).unwrap_err().code,
                 ErrorCode::BlobUploadInvalid,

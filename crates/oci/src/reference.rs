@@ -34,6 +34,8 @@ impl Tag {
     }
 }
 
+serde_as_validated_text!(Tag, |t| t.0.as_str());
+
 impl fmt::Display for Tag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -1,10 +1,13 @@
 //! Reading, deleting and mounting blobs.
 
+use std::sync::Arc;
+
 use berth_meta::BlobRecord;
 use berth_oci::{ByteRange, Digest, ErrorCode, RegistryError, RepositoryName};
 use berth_storage::{BlobContent, StorageError, StoredBlob};
 
 use crate::errors::{from_meta, from_storage};
+use crate::events::{Event, EventKind, Origin};
 use crate::{Registry, Result};
 
 /// How many repositories holding a blob are considered as sources of a mount that names
@@ -50,9 +53,10 @@ impl Registry {
         Ok(self.servable_blob(repository, digest).await?.size)
     }
 
-    /// Opens a blob the repository holds, honouring a `Range` header.
+    /// Opens a blob the repository holds, honouring a `Range` header; published as a pull.
     pub async fn read_blob(
         &self,
+        origin: &Arc<Origin>,
         repository: &RepositoryName,
         digest: &Digest,
         range_header: Option<&str>,
@@ -75,6 +79,12 @@ impl Registry {
             }
             other => from_storage(other),
         })?;
+        if !self.listeners.is_empty() {
+            let pulled = Event::new(EventKind::BlobPulled, repository, origin)
+                .digest(digest)
+                .size(size);
+            self.publish(&[pulled]);
+        }
         Ok(BlobRead {
             size,
             range,
@@ -87,30 +97,41 @@ impl Registry {
     /// The caller vouches for its presence and size.
     pub async fn adopt_blob(
         &self,
+        origin: &Arc<Origin>,
         repository: &RepositoryName,
         digest: &Digest,
         size: u64,
     ) -> Result<()> {
         self.ensure_writable()?;
-        self.meta
-            .link_blob(repository, digest, size)
+        let events = self
+            .meta
+            .link_blob(repository, digest, size, origin)
             .await
-            .map_err(from_meta)
+            .map_err(from_meta)?;
+        self.publish(&events);
+        Ok(())
     }
 
     /// Removes a blob from a repository. Its bytes stay in storage for other repositories
     /// (garbage collection reclaims unreferenced ones).
-    pub async fn delete_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
+    pub async fn delete_blob(
+        &self,
+        origin: &Arc<Origin>,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<()> {
         self.ensure_delete_enabled()?;
-        if self
+        match self
             .meta
-            .unlink_blob(repository, digest)
+            .unlink_blob(repository, digest, origin)
             .await
             .map_err(from_meta)?
         {
-            Ok(())
-        } else {
-            Err(RegistryError::blob_unknown(digest))
+            Some(events) => {
+                self.publish(&events);
+                Ok(())
+            }
+            None => Err(RegistryError::blob_unknown(digest)),
         }
     }
 
@@ -121,6 +142,7 @@ impl Registry {
     /// source holds it (the client then uploads).
     pub async fn mount_blob(
         &self,
+        origin: &Arc<Origin>,
         repository: &RepositoryName,
         digest: &Digest,
         from: Option<&RepositoryName>,
@@ -140,12 +162,13 @@ impl Registry {
             .filter(|c| readable(c.as_str()))
             .collect();
         for source in &sources {
-            if let Some(size) = self
+            if let Some((size, events)) = self
                 .meta
-                .mount_blob(repository, digest, source)
+                .mount_blob(repository, digest, source, origin)
                 .await
                 .map_err(from_meta)?
             {
+                self.publish(&events);
                 return Ok(Some(size));
             }
         }

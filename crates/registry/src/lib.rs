@@ -11,7 +11,8 @@
 //! * a failed request leaves nothing of itself behind.
 //!
 //! Every method returns a [`RegistryError`] that already carries the OCI error code and
-//! status for the client.
+//! status for the client. Every change it commits, and every pull, is published as an
+//! [`events::Event`] to the [`events::EventSink`]s it was built with.
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use berth_storage::BlobStore;
 
 mod blobs;
 mod errors;
+pub mod events;
 mod listing;
 mod maintenance;
 mod manifests;
@@ -48,6 +50,7 @@ pub struct Registry {
     blobs: Arc<dyn BlobStore>,
     meta: Arc<dyn MetadataStore>,
     settings: Settings,
+    listeners: events::Listeners,
 }
 
 impl Registry {
@@ -60,7 +63,18 @@ impl Registry {
             blobs,
             meta,
             settings,
+            listeners: events::Listeners::default(),
         }
+    }
+
+    /// Adds a listener to the event stream (before the registry is shared).
+    pub fn with_listener(mut self, sink: Arc<dyn events::EventSink>) -> Registry {
+        self.listeners.add(sink);
+        self
+    }
+
+    fn publish(&self, events: &[events::Event]) {
+        self.listeners.publish(events);
     }
 
     pub fn settings(&self) -> &Settings {

@@ -1,5 +1,7 @@
 //! Pushing, pulling and deleting manifests; the referrers API.
 
+use std::sync::Arc;
+
 use berth_meta::{NewManifest, StoredManifest};
 use berth_oci::accept::accepts;
 use berth_oci::manifest::{OCI_IMAGE_INDEX, manifest_digest};
@@ -7,6 +9,7 @@ use berth_oci::{Digest, ParsedManifest, Reference, RegistryError, RepositoryName
 use bytes::Bytes;
 
 use crate::errors::from_meta;
+use crate::events::{Event, EventKind, Origin};
 use crate::{Registry, Result};
 
 /// What a successful manifest push tells the client.
@@ -21,6 +24,7 @@ impl Registry {
     /// Stores a manifest pushed by tag or by digest, byte for byte.
     pub async fn put_manifest(
         &self,
+        origin: &Arc<Origin>,
         repository: &RepositoryName,
         reference: &Reference,
         content_type: Option<&str>,
@@ -48,7 +52,8 @@ impl Registry {
             Reference::Tag(tag) => Some(tag),
             Reference::Digest(_) => None,
         };
-        self.meta
+        let events = self
+            .meta
             .put_manifest(NewManifest {
                 repository,
                 digest: &digest,
@@ -60,18 +65,22 @@ impl Registry {
                 artifact_type: parsed.artifact_type.as_deref(),
                 annotations: parsed.annotations.as_ref(),
                 tag,
+                origin,
             })
             .await
             .map_err(from_meta)?;
+        self.publish(&events);
         Ok(PushedManifest {
             digest,
             subject: parsed.subject.map(|s| s.digest),
         })
     }
 
-    /// A manifest's bytes, if its media type is one the client accepts.
+    /// A manifest's bytes, if its media type is one the client accepts. A pull (`origin`)
+    /// is published as an event; a HEAD (`None`) is not.
     pub async fn get_manifest<'a>(
         &self,
+        origin: Option<&Arc<Origin>>,
         repository: &RepositoryName,
         reference: &Reference,
         accept: impl IntoIterator<Item = &'a str>,
@@ -84,6 +93,18 @@ impl Registry {
         {
             Some(manifest) => {
                 check_acceptable(&manifest.media_type, reference, accept)?;
+                if let Some(origin) = origin
+                    && !self.listeners.is_empty()
+                {
+                    let mut pulled = Event::new(EventKind::ManifestPulled, repository, origin)
+                        .digest(&manifest.digest)
+                        .media_type(&manifest.media_type)
+                        .size(manifest.content.len() as u64);
+                    if let Reference::Tag(tag) = reference {
+                        pulled.tag = Some(tag.clone());
+                    }
+                    self.publish(&[pulled]);
+                }
                 Ok(manifest)
             }
             None => Err(self.manifest_not_found(repository, reference).await),
@@ -104,21 +125,27 @@ impl Registry {
     }
 
     /// Deletes a tag (the manifest stays), or a manifest and every tag pointing at it.
+    /// Returns the events of the deletion (the tags a manifest took with it among them).
     pub async fn delete_manifest(
         &self,
+        origin: &Arc<Origin>,
         repository: &RepositoryName,
         reference: &Reference,
-    ) -> Result<()> {
+    ) -> Result<Vec<Event>> {
         self.ensure_delete_enabled()?;
         let deleted = match reference {
-            Reference::Tag(tag) => self.meta.delete_tag(repository, tag).await,
-            Reference::Digest(digest) => self.meta.delete_manifest(repository, digest).await,
+            Reference::Tag(tag) => self.meta.delete_tag(repository, tag, origin).await,
+            Reference::Digest(digest) => {
+                self.meta.delete_manifest(repository, digest, origin).await
+            }
         }
         .map_err(from_meta)?;
-        if deleted {
-            Ok(())
-        } else {
-            Err(self.manifest_not_found(repository, reference).await)
+        match deleted {
+            Some(events) => {
+                self.publish(&events);
+                Ok(events)
+            }
+            None => Err(self.manifest_not_found(repository, reference).await),
         }
     }
 

@@ -19,6 +19,7 @@ use berth_storage::{ByteStream, StorageError};
 use futures_util::TryStreamExt;
 
 use crate::errors::{from_meta, from_storage};
+use crate::events::Origin;
 use crate::{Registry, Result};
 
 /// A piece of request body destined for an upload, with what the client said about it.
@@ -99,6 +100,7 @@ impl Registry {
     /// content matches the digest.
     pub async fn upload_blob(
         &self,
+        origin: &Arc<Origin>,
         repository: &RepositoryName,
         digest: &Digest,
         content_length: Option<u64>,
@@ -108,7 +110,7 @@ impl Registry {
         let id = UploadId::random();
         self.blobs.create_upload(id).await.map_err(from_storage)?;
         let result = self
-            .write_and_commit(repository, digest, content_length, body, id)
+            .write_and_commit(origin, repository, digest, content_length, body, id)
             .await;
         if result.is_err() {
             let _ = self.blobs.delete_upload(id).await;
@@ -118,6 +120,7 @@ impl Registry {
 
     async fn write_and_commit(
         &self,
+        origin: &Arc<Origin>,
         repository: &RepositoryName,
         digest: &Digest,
         content_length: Option<u64>,
@@ -141,13 +144,14 @@ impl Registry {
         if &actual != digest {
             return Err(digest_mismatch(digest, &actual));
         }
-        self.commit(repository, id, size, digest).await?;
+        self.commit(origin, repository, id, size, digest).await?;
         Ok(size)
     }
 
     /// Moves verified upload bytes to their content address, then records the blob.
     async fn commit(
         &self,
+        origin: &Arc<Origin>,
         repository: &RepositoryName,
         id: UploadId,
         size: u64,
@@ -166,10 +170,13 @@ impl Registry {
             size,
             cid: committed.cid.as_deref(),
         };
-        self.meta
-            .record_blob(repository, blob)
+        let events = self
+            .meta
+            .record_blob(repository, blob, origin)
             .await
-            .map_err(from_meta)
+            .map_err(from_meta)?;
+        self.publish(&events);
+        Ok(())
     }
 
     /// The session, if it exists and belongs to `repository`.
@@ -279,6 +286,7 @@ impl Registry {
     /// mismatch the upload is discarded: nothing of it is kept.
     pub async fn finish_upload(
         &self,
+        origin: &Arc<Origin>,
         repository: &RepositoryName,
         id: UploadId,
         digest: &Digest,
@@ -304,7 +312,8 @@ impl Registry {
             self.discard_upload(id).await?;
             return Err(digest_mismatch(digest, &actual));
         }
-        self.commit(repository, id, session.size, digest).await?;
+        self.commit(origin, repository, id, session.size, digest)
+            .await?;
         self.meta.delete_upload(id).await.map_err(from_meta)?;
         Ok(session.size)
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use berth_meta::SqliteStore;
 use berth_oci::manifest::OCI_IMAGE_MANIFEST;
 use berth_oci::{Algorithm, ContentRange, Digest, ErrorCode, Page, Reference, RepositoryName, Tag};
+use berth_registry::events::Origin;
 use berth_registry::{Chunk, Registry, Settings};
 use berth_storage::{BlobContent, ByteStream, FilesystemStore};
 use bytes::Bytes;
@@ -34,12 +35,19 @@ fn chunk(data: &[u8], range: Option<(u64, u64)>) -> Chunk {
     }
 }
 
+fn origin() -> Arc<Origin> {
+    Arc::new(Origin::system("test"))
+}
+
 fn repo(name: &str) -> RepositoryName {
     RepositoryName::parse(name).unwrap()
 }
 
 async fn read_all(registry: &Registry, repository: &RepositoryName, digest: &Digest) -> Vec<u8> {
-    let read = registry.read_blob(repository, digest, None).await.unwrap();
+    let read = registry
+        .read_blob(&origin(), repository, digest, None)
+        .await
+        .unwrap();
     let BlobContent::Stream(mut s) = read.content else {
         panic!("stream expected")
     };
@@ -75,7 +83,7 @@ async fn chunked_upload_resumes_after_a_restart() {
         .await
         .unwrap();
     let size = registry
-        .finish_upload(&r, id, &digest, chunk(&data[30..], None))
+        .finish_upload(&origin(), &r, id, &digest, chunk(&data[30..], None))
         .await
         .unwrap();
     assert_eq!(size, data.len() as u64);
@@ -131,7 +139,7 @@ async fn out_of_order_and_mis_sized_chunks_change_nothing() {
         .unwrap();
     let digest = Digest::of(Algorithm::Sha256, b"12345678");
     registry
-        .finish_upload(&r, session.id, &digest, chunk(b"", None))
+        .finish_upload(&origin(), &r, session.id, &digest, chunk(b"", None))
         .await
         .unwrap();
     assert_eq!(read_all(&registry, &r, &digest).await, b"12345678");
@@ -144,14 +152,14 @@ async fn digest_mismatch_keeps_nothing() {
     let r = repo("mismatch");
     let wrong = Digest::of(Algorithm::Sha256, b"something else");
     let err = registry
-        .upload_blob(&r, &wrong, Some(4), body(b"data"))
+        .upload_blob(&origin(), &r, &wrong, Some(4), body(b"data"))
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::DigestInvalid);
 
     let session = registry.start_upload(&r).await.unwrap();
     let err = registry
-        .finish_upload(&r, session.id, &wrong, chunk(b"data", None))
+        .finish_upload(&origin(), &r, session.id, &wrong, chunk(b"data", None))
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::DigestInvalid);
@@ -195,7 +203,13 @@ async fn sha512_uploads_are_verified() {
         .await
         .unwrap();
     registry
-        .finish_upload(&r, session.id, &digest, chunk(b"sha512 content", None))
+        .finish_upload(
+            &origin(),
+            &r,
+            session.id,
+            &digest,
+            chunk(b"sha512 content", None),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -204,7 +218,7 @@ async fn sha512_uploads_are_verified() {
     );
     let mono = Digest::of(Algorithm::Sha512, b"monolithic");
     registry
-        .upload_blob(&r, &mono, None, body(b"monolithic"))
+        .upload_blob(&origin(), &r, &mono, None, body(b"monolithic"))
         .await
         .unwrap();
 }
@@ -216,7 +230,7 @@ async fn blobs_are_visible_only_where_pushed_or_mounted() {
     let (a, b, c) = (repo("a"), repo("b"), repo("c"));
     let digest = Digest::of(Algorithm::Sha256, b"shared layer");
     registry
-        .upload_blob(&a, &digest, None, body(b"shared layer"))
+        .upload_blob(&origin(), &a, &digest, None, body(b"shared layer"))
         .await
         .unwrap();
     assert_eq!(
@@ -226,21 +240,21 @@ async fn blobs_are_visible_only_where_pushed_or_mounted() {
 
     assert_eq!(
         registry
-            .mount_blob(&b, &digest, Some(&c), &|_| true)
+            .mount_blob(&origin(), &b, &digest, Some(&c), &|_| true)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         registry
-            .mount_blob(&b, &digest, Some(&a), &|_| true)
+            .mount_blob(&origin(), &b, &digest, Some(&a), &|_| true)
             .await
             .unwrap(),
         Some(12)
     );
     assert_eq!(
         registry
-            .mount_blob(&c, &digest, None, &|_| true)
+            .mount_blob(&origin(), &c, &digest, None, &|_| true)
             .await
             .unwrap(),
         Some(12)
@@ -249,7 +263,7 @@ async fn blobs_are_visible_only_where_pushed_or_mounted() {
     let unknown = Digest::of(Algorithm::Sha256, b"unknown");
     assert_eq!(
         registry
-            .mount_blob(&c, &unknown, None, &|_| true)
+            .mount_blob(&origin(), &c, &unknown, None, &|_| true)
             .await
             .unwrap(),
         None
@@ -282,32 +296,45 @@ async fn manifests_need_their_blobs_and_deletion_needs_the_switch() {
     let latest = Reference::Tag(Tag::parse("latest").unwrap());
 
     registry
-        .upload_blob(&r, &config_digest, None, body(config))
+        .upload_blob(&origin(), &r, &config_digest, None, body(config))
         .await
         .unwrap();
     let err = registry
-        .put_manifest(&r, &latest, Some(OCI_IMAGE_MANIFEST), manifest.clone())
+        .put_manifest(
+            &origin(),
+            &r,
+            &latest,
+            Some(OCI_IMAGE_MANIFEST),
+            manifest.clone(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::ManifestBlobUnknown);
     assert!(err.body().to_string().contains(layer_digest.as_str()));
 
     registry
-        .upload_blob(&r, &layer_digest, None, body(layer))
+        .upload_blob(&origin(), &r, &layer_digest, None, body(layer))
         .await
         .unwrap();
     let pushed = registry
-        .put_manifest(&r, &latest, Some(OCI_IMAGE_MANIFEST), manifest.clone())
+        .put_manifest(
+            &origin(),
+            &r,
+            &latest,
+            Some(OCI_IMAGE_MANIFEST),
+            manifest.clone(),
+        )
         .await
         .unwrap();
     assert_eq!(pushed.digest, Digest::of(Algorithm::Sha256, &manifest));
     let got = registry
-        .get_manifest(&r, &latest, [OCI_IMAGE_MANIFEST])
+        .get_manifest(Some(&origin()), &r, &latest, [OCI_IMAGE_MANIFEST])
         .await
         .unwrap();
     assert_eq!(got.content, manifest);
     let err = registry
         .get_manifest(
+            Some(&origin()),
             &r,
             &latest,
             ["application/vnd.docker.distribution.manifest.v2+json"],
@@ -316,7 +343,7 @@ async fn manifests_need_their_blobs_and_deletion_needs_the_switch() {
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::ManifestUnknown);
     let err = registry
-        .get_manifest(&repo("nope"), &latest, [])
+        .get_manifest(Some(&origin()), &repo("nope"), &latest, [])
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::NameUnknown);
@@ -324,12 +351,15 @@ async fn manifests_need_their_blobs_and_deletion_needs_the_switch() {
     // Pushing by a digest that is not the content's.
     let wrong = Reference::Digest(Digest::of(Algorithm::Sha256, b"not it"));
     let err = registry
-        .put_manifest(&r, &wrong, None, manifest.clone())
+        .put_manifest(&origin(), &r, &wrong, None, manifest.clone())
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::DigestInvalid);
 
-    let err = registry.delete_manifest(&r, &latest).await.unwrap_err();
+    let err = registry
+        .delete_manifest(&origin(), &r, &latest)
+        .await
+        .unwrap_err();
     assert_eq!((err.code, err.status), (ErrorCode::Unsupported, 405));
     let registry = registry_at(
         dir.path(),
@@ -339,10 +369,13 @@ async fn manifests_need_their_blobs_and_deletion_needs_the_switch() {
         },
     )
     .await;
-    registry.delete_manifest(&r, &latest).await.unwrap();
+    registry
+        .delete_manifest(&origin(), &r, &latest)
+        .await
+        .unwrap();
     assert_eq!(
         registry
-            .delete_manifest(&r, &latest)
+            .delete_manifest(&origin(), &r, &latest)
             .await
             .unwrap_err()
             .code,
@@ -350,13 +383,16 @@ async fn manifests_need_their_blobs_and_deletion_needs_the_switch() {
     );
     let by_digest = Reference::Digest(pushed.digest.clone());
     registry
-        .get_manifest(&r, &by_digest, [])
+        .get_manifest(Some(&origin()), &r, &by_digest, [])
         .await
         .expect("deleting the tag keeps the manifest");
-    registry.delete_manifest(&r, &by_digest).await.unwrap();
+    registry
+        .delete_manifest(&origin(), &r, &by_digest)
+        .await
+        .unwrap();
     assert_eq!(
         registry
-            .get_manifest(&r, &by_digest, [])
+            .get_manifest(Some(&origin()), &r, &by_digest, [])
             .await
             .unwrap_err()
             .code,
@@ -372,7 +408,7 @@ async fn tag_pages_link_onwards() {
     let config = b"{}";
     let config_digest = Digest::of(Algorithm::Sha256, config);
     registry
-        .upload_blob(&r, &config_digest, None, body(config))
+        .upload_blob(&origin(), &r, &config_digest, None, body(config))
         .await
         .unwrap();
     let manifest = Bytes::from(
@@ -386,7 +422,7 @@ async fn tag_pages_link_onwards() {
     for tag in ["c", "a", "b"] {
         let reference = Reference::Tag(Tag::parse(tag).unwrap());
         registry
-            .put_manifest(&r, &reference, None, manifest.clone())
+            .put_manifest(&origin(), &r, &reference, None, manifest.clone())
             .await
             .unwrap();
     }
@@ -469,7 +505,13 @@ async fn a_filtered_catalog_keeps_pages_full() {
             format!("secret/r{i:02}")
         };
         registry
-            .upload_blob(&repo(&name), &digest, None, body(data.into_bytes().leak()))
+            .upload_blob(
+                &origin(),
+                &repo(&name),
+                &digest,
+                None,
+                body(data.into_bytes().leak()),
+            )
             .await
             .unwrap();
     }
@@ -563,7 +605,7 @@ async fn read_only_mode_refuses_writes() {
     let digest = Digest::of(Algorithm::Sha256, b"x");
     assert_eq!(
         registry
-            .upload_blob(&r, &digest, None, body(b"x"))
+            .upload_blob(&origin(), &r, &digest, None, body(b"x"))
             .await
             .unwrap_err()
             .code,

@@ -142,6 +142,16 @@ pub trait BlobStore: Send + Sync + 'static {
     /// not there is not an error.
     async fn delete_blob(&self, blob: &StoredBlob) -> Result<(), StorageError>;
 
+    /// Removes many committed blobs (garbage collection's sweep), in batches where the
+    /// service has a batch delete; like [`BlobStore::delete_blob`] for each otherwise. Stops
+    /// at the first failure: blobs after it may remain, and deleting them again is harmless.
+    async fn delete_blobs(&self, blobs: &[StoredBlob]) -> Result<(), StorageError> {
+        for blob in blobs {
+            self.delete_blob(blob).await?;
+        }
+        Ok(())
+    }
+
     /// The stored size of a committed blob, `None` when its bytes are not there.
     async fn stat_blob(&self, blob: &StoredBlob) -> Result<Option<u64>, StorageError>;
 

@@ -43,11 +43,11 @@ fn base64(data: &[u8]) -> String {
     base64_with(BASE64, data, true)
 }
 
-fn base64url(data: &[u8]) -> String {
+pub(crate) fn base64url(data: &[u8]) -> String {
     base64_with(BASE64URL, data, false)
 }
 
-fn base64url_decode(text: &str) -> Vec<u8> {
+pub(crate) fn base64url_decode(text: &str) -> Vec<u8> {
     let mut bits = 0u32;
     let mut count = 0;
     let mut out = Vec::new();
@@ -64,17 +64,17 @@ fn base64url_decode(text: &str) -> Vec<u8> {
 }
 
 /// `application/x-www-form-urlencoded`, for queries and token forms.
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     let mut url = reqwest::Url::parse("http://x/").unwrap();
     url.query_pairs_mut().extend_pairs(pairs);
     url.query().unwrap_or_default().to_string()
 }
 
-fn basic(user: &str, secret: &str) -> String {
+pub(crate) fn basic(user: &str, secret: &str) -> String {
     format!("Basic {}", base64(format!("{user}:{secret}").as_bytes()))
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -82,7 +82,7 @@ fn now() -> u64 {
 }
 
 /// A JWT's header and claims, decoded (the signature is not checked).
-fn jwt_parts(token: &str) -> (Value, Value) {
+pub(crate) fn jwt_parts(token: &str) -> (Value, Value) {
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3, "a JWT: {token}");
     let decode = |part: &str| serde_json::from_slice(&base64url_decode(part)).unwrap();
@@ -90,7 +90,7 @@ fn jwt_parts(token: &str) -> (Value, Value) {
 }
 
 /// A JWT made of these parts, with whatever signature is given.
-fn jwt_with_signature(header: &Value, claims: &Value, signature: &str) -> String {
+pub(crate) fn jwt_with_signature(header: &Value, claims: &Value, signature: &str) -> String {
     format!(
         "{}.{}.{signature}",
         base64url(header.to_string().as_bytes()),
@@ -101,12 +101,12 @@ fn jwt_with_signature(header: &Value, claims: &Value, signature: &str) -> String
 // ---------------------------------------------------------------------------------------
 // Setting up a registry in berth mode
 
-fn password(user: &str) -> String {
+pub(crate) fn password(user: &str) -> String {
     format!("{user}-secret-password")
 }
 
 /// `berth user add NAME --password-stdin [--admin]`, with [`password`]`(NAME)`.
-fn add_user(data: &Path, name: &str, admin: bool) {
+pub(crate) fn add_user(data: &Path, name: &str, admin: bool) {
     let mut args = vec!["user", "add", name, "--password-stdin"];
     if admin {
         args.push("--admin");
@@ -120,13 +120,18 @@ fn add_user(data: &Path, name: &str, admin: bool) {
 }
 
 /// A user `alice` granted `actions` on `pattern`.
-fn alice_may(data: &Path, pattern: &str, actions: &str) {
+pub(crate) fn alice_may(data: &Path, pattern: &str, actions: &str) {
     add_user(data, "alice", false);
     berth_cli(data, &["policy", "add", "user:alice", pattern, actions]);
 }
 
 /// `berth token create OWNER --name NAME [--scope S]...`: the token's id and secret.
-fn create_token(data: &Path, owner: &str, name: &str, scopes: &[&str]) -> (String, String) {
+pub(crate) fn create_token(
+    data: &Path,
+    owner: &str,
+    name: &str,
+    scopes: &[&str],
+) -> (String, String) {
     let mut args = vec!["token", "create", owner, "--name", name];
     for scope in scopes {
         args.extend(["--scope", scope]);
@@ -139,16 +144,16 @@ fn create_token(data: &Path, owner: &str, name: &str, scopes: &[&str]) -> (Strin
 }
 
 /// A berth in its own auth mode, on a data directory prepared by the CLI beforehand.
-struct Registry {
-    berth: Berth,
-    client: reqwest::Client,
+pub(crate) struct Registry {
+    pub(crate) berth: Berth,
+    pub(crate) client: reqwest::Client,
     _data: tempfile::TempDir,
 }
 
 impl Registry {
     /// Runs `setup` on a fresh data directory (always with an administrator `root`, so that
     /// berth does not make one), then starts berth on it with `env`.
-    fn start(setup: impl FnOnce(&Path), env: &[(&str, &str)]) -> Registry {
+    pub(crate) fn start(setup: impl FnOnce(&Path), env: &[(&str, &str)]) -> Registry {
         let data = tempfile::tempdir().unwrap();
         add_user(data.path(), "root", true);
         setup(data.path());
@@ -165,12 +170,12 @@ impl Registry {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         self.berth.url(path)
     }
 
     /// A client that sends `authorization` with every request (to reuse the push helpers).
-    fn client_with(&self, authorization: &str) -> reqwest::Client {
+    pub(crate) fn client_with(&self, authorization: &str) -> reqwest::Client {
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, HeaderValue::from_str(authorization).unwrap());
         reqwest::Client::builder()
@@ -180,12 +185,12 @@ impl Registry {
             .unwrap()
     }
 
-    fn admin(&self) -> reqwest::Client {
+    pub(crate) fn admin(&self) -> reqwest::Client {
         self.client_with(&basic("root", &password("root")))
     }
 
     /// `GET /token?service=berth&scope=...`, with Basic credentials or anonymously.
-    async fn token_response(
+    pub(crate) async fn token_response(
         &self,
         login: Option<(&str, &str)>,
         scopes: &[&str],
@@ -202,7 +207,7 @@ impl Registry {
     }
 
     /// A registry token from `GET /token` (which must answer 200).
-    async fn token(&self, login: Option<(&str, &str)>, scopes: &[&str]) -> String {
+    pub(crate) async fn token(&self, login: Option<(&str, &str)>, scopes: &[&str]) -> String {
         let response = self.token_response(login, scopes).await;
         let status = response.status();
         let body: Value = response.json().await.unwrap();
@@ -212,7 +217,7 @@ impl Registry {
     }
 
     /// `POST /token` with an OAuth2 form.
-    async fn post_token(&self, pairs: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post_token(&self, pairs: &[(&str, &str)]) -> reqwest::Response {
         self.client
             .post(self.url("/token"))
             .header("content-type", "application/x-www-form-urlencoded")
@@ -222,7 +227,7 @@ impl Registry {
             .unwrap()
     }
 
-    async fn get(&self, path: &str, authorization: Option<&str>) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str, authorization: Option<&str>) -> reqwest::Response {
         let mut request = self
             .client
             .get(self.url(path))
@@ -234,7 +239,7 @@ impl Registry {
     }
 
     /// The `WWW-Authenticate` challenge berth sends for a request needing `scope` (or none).
-    fn challenge(&self, scope: Option<&str>) -> String {
+    pub(crate) fn challenge(&self, scope: Option<&str>) -> String {
         let mut value = format!("Bearer realm=\"{}\",service=\"berth\"", self.url("/token"));
         if let Some(scope) = scope {
             value.push_str(&format!(",scope=\"{scope}\""));
@@ -244,13 +249,18 @@ impl Registry {
 
     /// Asserts the answer to credentials berth did not accept: 401 with a challenge that names
     /// no scope (the request was not judged).
-    async fn assert_bad_credentials(&self, response: reqwest::Response, what: &str) {
+    pub(crate) async fn assert_bad_credentials(&self, response: reqwest::Response, what: &str) {
         self.assert_unauthorized(response, &self.challenge(None), what)
             .await;
     }
 
     /// Asserts a 401 UNAUTHORIZED whose challenge is exactly `challenge`.
-    async fn assert_unauthorized(&self, response: reqwest::Response, challenge: &str, what: &str) {
+    pub(crate) async fn assert_unauthorized(
+        &self,
+        response: reqwest::Response,
+        challenge: &str,
+        what: &str,
+    ) {
         let header = response
             .headers()
             .get("www-authenticate")
@@ -592,6 +602,9 @@ async fn tokens_grant_the_intersection_of_what_was_asked_and_what_is_allowed() {
         json!([
             {"type": "repository", "name": "team-a/api", "actions": ["pull", "push"]},
             {"type": "repository", "name": "library/alpine", "actions": ["pull"]},
+            // Not an administrator: berth's catalog lists what she may pull; a registry:2
+            // trusting berth's tokens, which knows only `*`, lists her nothing.
+            {"type": "registry", "name": "catalog", "actions": ["list"]},
         ]),
         "{claims}"
     );
@@ -769,8 +782,8 @@ async fn anonymous_pull_of_a_public_repository_and_no_anonymous_push() {
             "anonymous pull of a private repository",
         )
         .await;
-    // The catalog: a challenge without credentials, the public repositories with an
-    // anonymous token.
+    // The catalog: a challenge without credentials or with a token without the catalog
+    // scope, the public repositories with an anonymous token that has it.
     registry
         .assert_unauthorized(
             registry.get("/v2/_catalog", None).await,
@@ -778,8 +791,22 @@ async fn anonymous_pull_of_a_public_repository_and_no_anonymous_push() {
             "anonymous catalog without a token",
         )
         .await;
+    registry
+        .assert_unauthorized(
+            registry.get("/v2/_catalog", Some(&bearer)).await,
+            &format!(
+                "{},error=\"insufficient_scope\"",
+                registry.challenge(Some("registry:catalog:*"))
+            ),
+            "anonymous catalog with a token for a repository",
+        )
+        .await;
+    let listing = format!(
+        "Bearer {}",
+        registry.token(None, &["registry:catalog:*"]).await
+    );
     let catalog: Value = registry
-        .get("/v2/_catalog", Some(&bearer))
+        .get("/v2/_catalog", Some(&listing))
         .await
         .json()
         .await
@@ -792,7 +819,7 @@ async fn anonymous_pull_of_a_public_repository_and_no_anonymous_push() {
 
 /// `POST /v2/<repo>/blobs/uploads/?mount=<digest>[&from=<from>]`: 201 if mounted, 202 if
 /// berth opened an upload session instead.
-async fn mount(
+pub(crate) async fn mount(
     registry: &Registry,
     authorization: &str,
     repo: &str,
@@ -938,9 +965,15 @@ async fn registry_tokens_keep_the_limits_of_the_access_token_they_came_from() {
             response.text().await.unwrap()
         ));
     }
-    // The catalog shows everything alice may pull, not what the access token may.
+    // The catalog (with its scope) shows what the access token may pull, not all alice may.
+    let listing = format!(
+        "Bearer {}",
+        registry
+            .token(Some(("alice", &secret)), &["registry:catalog:*"])
+            .await
+    );
     let catalog: Value = registry
-        .get("/v2/_catalog", Some(&bearer))
+        .get("/v2/_catalog", Some(&listing))
         .await
         .json()
         .await
@@ -976,10 +1009,45 @@ fn key_and_certificate() -> (String, String) {
     (key.serialize_pem(), certificate.pem())
 }
 
+/// A JWT signed by the test, ES256 signatures in berth's canonical low-s form (berth refuses
+/// the high-s twin of a valid signature).
 fn sign(algorithm: Algorithm, key: &EncodingKey, kid: &str, claims: &Value) -> String {
     let mut header = Header::new(algorithm);
     header.kid = Some(kid.to_string());
-    jsonwebtoken::encode(&header, claims, key).unwrap()
+    let token = jsonwebtoken::encode(&header, claims, key).unwrap();
+    if algorithm != Algorithm::ES256 {
+        return token;
+    }
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let signature = base64url_decode(signature);
+    let s = &signature[32..];
+    if s <= order_minus(s).as_slice() {
+        return token;
+    }
+    let mut low = signature[..32].to_vec();
+    low.extend(order_minus(s));
+    format!("{signed}.{}", base64url(&low))
+}
+
+/// The order of P-256, big-endian.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// `n - s` for 32-byte big-endian numbers, `s < n` (the other valid ECDSA `s`).
+pub(crate) fn order_minus(s: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut digit = i16::from(P256_ORDER[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(digit < 0);
+        if digit < 0 {
+            digit += 256;
+        }
+        out[i] = digit as u8;
+    }
+    out
 }
 
 fn es256_key(pem: &str) -> EncodingKey {
@@ -1604,7 +1672,7 @@ async fn repeated_wrong_passwords_are_throttled_until_a_correct_login() {
 
 #[tokio::test]
 async fn the_audit_log_records_decisions() {
-    let registry = Registry::start(
+    let mut registry = Registry::start(
         |data| {
             alice_may(data, "team-a/**", "pull");
         },
@@ -1641,8 +1709,9 @@ async fn the_audit_log_records_decisions() {
         .await;
     assert_eq!(jwt_parts(&token).1["access"][0]["name"], "team-a/api");
 
+    // Allowed pulls are summarized (one row per actor, image and address over five
+    // minutes, written when the window closes or at shutdown); everything else at once.
     let expected = [
-        ("user:alice", "pull", "team-a/api", "allowed"),
         ("user:alice", "pull", "vault/secrets", "denied"),
         ("anonymous", "pull", "vault/secrets", "denied"),
         ("user:alice", "login", "", "failed"),
@@ -1651,7 +1720,7 @@ async fn the_audit_log_records_decisions() {
     ];
     // The audit writer batches: poll for a while.
     let deadline = Instant::now() + Duration::from_secs(15);
-    let entries = loop {
+    loop {
         let entries = registry.berth.cli(&["audit", "list", "--limit", "500"]);
         let recorded = |(actor, action, target, outcome): &(&str, &str, &str, &str)| {
             entries.as_array().unwrap().iter().any(|e| {
@@ -1662,7 +1731,7 @@ async fn the_audit_log_records_decisions() {
             })
         };
         if expected.iter().all(recorded) {
-            break entries;
+            break;
         }
         assert!(
             Instant::now() < deadline,
@@ -1670,13 +1739,16 @@ async fn the_audit_log_records_decisions() {
             expected.iter().filter(|e| !recorded(e)).collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    }
+    assert!(registry.berth.terminate().success());
+    let entries = registry.berth.cli(&["audit", "list", "--limit", "500"]);
     let allowed = entries
         .as_array()
         .unwrap()
         .iter()
         .find(|e| e["actor"] == "user:alice" && e["action"] == "pull" && e["outcome"] == "allowed")
-        .unwrap();
+        .unwrap_or_else(|| panic!("the allowed pull is written at shutdown: {entries:#}"));
+    assert_eq!(allowed["target"], "team-a/api", "{allowed}");
     assert_eq!(allowed["client"], "127.0.0.1", "{allowed}");
     assert!(allowed["at"].is_string() && allowed["count"].as_i64() >= Some(1));
     // Secrets are never written down.

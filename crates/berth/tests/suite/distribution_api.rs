@@ -785,3 +785,48 @@ async fn health_and_readiness() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_reference_that_cannot_be_a_tag_names_no_manifest() {
+    let berth = Berth::start();
+    let client = client();
+    // The OCI conformance suite reads `.INVALID_MANIFEST_NAME` and expects a plain 404.
+    let url = berth.url("/v2/conformance/app/manifests/.INVALID_MANIFEST_NAME");
+    assert_oci_error(
+        client.get(&url).send().await.unwrap(),
+        404,
+        "MANIFEST_UNKNOWN",
+    )
+    .await;
+    assert_eq!(client.head(&url).send().await.unwrap().status(), 404);
+    assert_oci_error(
+        client.delete(&url).send().await.unwrap(),
+        404,
+        "MANIFEST_UNKNOWN",
+    )
+    .await;
+    // A malformed digest is still the client's error, and so is pushing to an invalid tag.
+    let bad_digest = berth.url("/v2/conformance/app/manifests/sha256:totallywrong");
+    assert_oci_error(
+        client.get(&bad_digest).send().await.unwrap(),
+        400,
+        "DIGEST_INVALID",
+    )
+    .await;
+    let put = client
+        .put(&url)
+        .header("content-type", OCI_MANIFEST)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_oci_error(put, 400, "TAG_INVALID").await;
+    // A method the endpoint does not have is a 405 naming those it has.
+    let response = client
+        .post(berth.url("/v2/conformance/app/tags/list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["allow"], "GET, HEAD");
+    assert_oci_error(response, 405, "UNSUPPORTED").await;
+}

@@ -11,7 +11,7 @@ use berth_meta::postgres::testing::PostgresServer;
 use serde_json::Value;
 
 use crate::support::push::{PushedImage, push_blob, push_image};
-use crate::support::{Berth, assert_oci_error, berth_cli_output_with, bytes, client, sha256, tool};
+use crate::support::{Berth, assert_oci_error, berth_cli_output_env, bytes, client, sha256, tool};
 
 /// The file holding a blob in berth's filesystem store.
 fn blob_file(data: &Path, digest: &str) -> PathBuf {
@@ -305,11 +305,11 @@ async fn backup_while_serving_then_restore_into_a_new_registry() {
 
     // Restore into a new data directory: database and blobs, verified.
     let restored_dir = scratch.path().join("restored");
-    let restored = berth_cli_output_with(
+    let restored = berth_cli_output_env(
         &restored_dir,
+        &[],
         &["restore", &dest_arg, "--verify-content"],
         None,
-        &[],
     );
     assert!(
         restored.status.success(),
@@ -319,7 +319,7 @@ async fn backup_while_serving_then_restore_into_a_new_registry() {
     let report = json(&restored);
     assert_eq!(report["uploaded"], second["blobs"], "{report}");
     assert_eq!(report["problems"], serde_json::json!([]));
-    let again = berth_cli_output_with(&restored_dir, &["restore", &dest_arg], None, &[]);
+    let again = berth_cli_output_env(&restored_dir, &[], &["restore", &dest_arg], None);
     assert_eq!(again.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("--force"),
@@ -341,7 +341,7 @@ async fn backup_while_serving_then_restore_into_a_new_registry() {
     )
     .unwrap();
     let partial_dir = scratch.path().join("partial");
-    let partial = berth_cli_output_with(&partial_dir, &["restore", &dest_arg], None, &[]);
+    let partial = berth_cli_output_env(&partial_dir, &[], &["restore", &dest_arg], None);
     assert_eq!(partial.status.code(), Some(1));
     let report = json(&partial);
     assert_eq!(report["problems"][0][0], lost.as_str(), "{report}");
@@ -365,7 +365,9 @@ fn psql(server: &PostgresServer, sql: &str) {
 async fn backup_and_restore_on_postgresql_with_pg_dump_and_a_logical_export() {
     let database = PostgresServer::start();
     let data = tempfile::tempdir().unwrap();
-    let env = |url: &str| vec![("BERTH_DATABASE_URL".to_string(), url.to_string())];
+    fn env(url: &str) -> [(&str, &str); 1] {
+        [("BERTH_DATABASE_URL", url)]
+    }
     let berth = Berth::builder()
         .data(data.path())
         .env("BERTH_DATABASE_URL", &database.url())
@@ -377,11 +379,11 @@ async fn backup_and_restore_on_postgresql_with_pg_dump_and_a_logical_export() {
     for (format, name) in [("pg-dump", "viadump"), ("logical", "vialogical")] {
         let dest = scratch.path().join(format);
         let dest = dest.to_str().unwrap();
-        let saved = berth_cli_output_with(
+        let saved = berth_cli_output_env(
             data.path(),
+            &env(&database.url()),
             &["backup", dest, "--postgres-format", format],
             None,
-            &env(&database.url()),
         );
         assert!(
             saved.status.success(),
@@ -395,7 +397,7 @@ async fn backup_and_restore_on_postgresql_with_pg_dump_and_a_logical_export() {
 
         psql(&database, &format!("CREATE DATABASE {name}"));
         let target = database.url().replace("/postgres", &format!("/{name}"));
-        let restored = berth_cli_output_with(data.path(), &["restore", dest], None, &env(&target));
+        let restored = berth_cli_output_env(data.path(), &env(&target), &["restore", dest], None);
         assert!(
             restored.status.success(),
             "{format}: {}{}",
@@ -409,7 +411,7 @@ async fn backup_and_restore_on_postgresql_with_pg_dump_and_a_logical_export() {
         );
 
         // Into a database that is not empty, a restore refuses.
-        let refused = berth_cli_output_with(data.path(), &["restore", dest], None, &env(&target));
+        let refused = berth_cli_output_env(data.path(), &env(&target), &["restore", dest], None);
         assert_eq!(refused.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&refused.stderr).contains("not empty"));
 

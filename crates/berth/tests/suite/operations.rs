@@ -364,7 +364,8 @@ async fn abandoned_uploads_are_purged_in_the_background() {
         .unwrap()
         .count();
     assert_eq!(uploads, 0, "its data too");
-    assert!(berth.log_text().contains("purged abandoned uploads"));
+    let logs = berth.log_text();
+    assert!(logs.contains("purged abandoned uploads"), "{logs}");
 }
 
 #[tokio::test]

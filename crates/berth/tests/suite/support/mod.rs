@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub mod clients;
 pub mod official_registry;
 pub mod push;
+pub mod receiver;
 
 /// A running berth process.
 pub struct Berth {
@@ -20,6 +21,10 @@ pub struct Berth {
     data: PathBuf,
     _tempdir: Option<tempfile::TempDir>,
     env: Vec<(String, String)>,
+    /// Extra arguments of `berth serve` (a config file), kept for restarts.
+    args: Vec<String>,
+    /// The open-file limit (soft, hard) berth starts with, when not the test's own.
+    open_files: Option<(u64, u64)>,
     pub logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -27,6 +32,7 @@ pub struct BerthBuilder {
     env: Vec<(String, String)>,
     data: Option<PathBuf>,
     args: Vec<String>,
+    open_files: Option<(u64, u64)>,
 }
 
 impl BerthBuilder {
@@ -37,6 +43,12 @@ impl BerthBuilder {
 
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.to_string());
+        self
+    }
+
+    /// Start with this open-file limit, soft and hard (as `ulimit -Sn`, `ulimit -Hn`).
+    pub fn open_files(mut self, soft: u64, hard: u64) -> Self {
+        self.open_files = Some((soft, hard));
         self
     }
 
@@ -61,9 +73,11 @@ impl BerthBuilder {
             data,
             _tempdir: tempdir,
             env: self.env,
+            args: self.args,
+            open_files: self.open_files,
             logs: Arc::new(Mutex::new(Vec::new())),
         };
-        berth.spawn(&self.args);
+        berth.spawn();
         berth
     }
 }
@@ -81,10 +95,11 @@ impl Berth {
             env: Vec::new(),
             data: None,
             args: Vec::new(),
+            open_files: None,
         }
     }
 
-    fn spawn(&mut self, extra_args: &[String]) {
+    fn spawn(&mut self) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
         command
             .arg("serve")
@@ -92,7 +107,7 @@ impl Berth {
             .arg(&self.data)
             .arg("--addr")
             .arg("127.0.0.1:0")
-            .args(extra_args)
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -108,6 +123,23 @@ impl Berth {
         command.env("REGISTRY_AUTH", "none");
         for (key, value) in &self.env {
             command.env(key, value);
+        }
+        if let Some((soft, hard)) = self.open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe, as code between fork and exec must be.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: soft,
+                        rlim_max: hard,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let started = Instant::now();
         let mut child = command.spawn().expect("berth starts");
@@ -205,7 +237,7 @@ impl Berth {
     /// Starts again on the same data (after [`Berth::kill9`] or [`Berth::terminate`]).
     pub fn restart(&mut self) {
         self.kill9();
-        self.spawn(&[]);
+        self.spawn();
     }
 
     pub fn log_text(&self) -> String {
@@ -216,7 +248,12 @@ impl Berth {
 /// Runs a management command (`berth user add ...`) on the database in `data`, as an
 /// operator would, and returns its `--json` output. Panics with its stderr if it fails.
 pub fn berth_cli(data: &Path, args: &[&str]) -> serde_json::Value {
-    succeeded_with_json(args, berth_cli_output(data, args, None))
+    berth_cli_env(data, &[], args)
+}
+
+/// [`berth_cli`] with configuration in the environment (`BERTH_DATABASE_URL`, ...).
+pub fn berth_cli_env(data: &Path, env: &[(&str, &str)], args: &[&str]) -> serde_json::Value {
+    succeeded_with_json(args, berth_cli_output_env(data, env, args, None))
 }
 
 /// The JSON a successful management command printed; panics with its output otherwise.
@@ -237,16 +274,15 @@ fn succeeded_with_json(args: &[&str], output: std::process::Output) -> serde_jso
 
 /// Runs a management command with `--json`, optionally feeding `stdin`, whatever its outcome.
 pub fn berth_cli_output(data: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    berth_cli_output_with(data, args, stdin, &[])
+    berth_cli_output_env(data, &[], args, stdin)
 }
 
-/// [`berth_cli_output`] with the configuration in environment variables `env` (as a server
-/// started with them has).
-pub fn berth_cli_output_with(
+/// [`berth_cli_output`] with configuration in the environment.
+pub fn berth_cli_output_env(
     data: &Path,
+    env: &[(&str, &str)],
     args: &[&str],
     stdin: Option<&str>,
-    env: &[(String, String)],
 ) -> std::process::Output {
     use std::io::Write;
     let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
@@ -256,7 +292,7 @@ pub fn berth_cli_output_with(
             command.env_remove(key);
         }
     }
-    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command.envs(env.iter().copied());
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -280,7 +316,12 @@ impl Berth {
 
     /// A management command on this server's data and configuration, whatever its outcome.
     pub fn cli_output(&self, args: &[&str]) -> std::process::Output {
-        berth_cli_output_with(&self.data, args, None, &self.env)
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        berth_cli_output_env(&self.data, &env, args, None)
     }
 }
 

@@ -1,0 +1,112 @@
+//! Sign-in sessions (a cookie) for the admin API and the dashboard.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use berth_meta::identity::Session;
+use berth_meta::{MetaError, now_millis};
+
+use super::{AccessService, AuthFailure, Caller};
+use crate::policy::Principal;
+use crate::secret::{PresentedSecret, SecretKind};
+
+/// How long a sign-in session lasts.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// A session just begun: the cookie value and the CSRF token, shown once.
+pub struct NewSession {
+    pub cookie: String,
+    /// State-changing requests made with the cookie must echo this in a header.
+    pub csrf_token: String,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+}
+
+/// What a session cookie stands for.
+pub struct SessionCaller {
+    pub caller: Caller,
+    /// Whether the request carried the session's CSRF token.
+    pub csrf_ok: bool,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+}
+
+impl AccessService {
+    /// Begins a session for a user who just logged in (people only: not service accounts,
+    /// not credentials narrowed by token scopes).
+    pub async fn begin_session(&self, caller: &Caller) -> Result<NewSession, AuthFailure> {
+        let Principal::User { name, .. } = &caller.principal else {
+            return Err(AuthFailure::Invalid("sessions are for users"));
+        };
+        if caller.is_limited() {
+            return Err(AuthFailure::Invalid(
+                "a session needs a password, not a limited access token",
+            ));
+        }
+        let secret = crate::secret::generate(SecretKind::Session);
+        let csrf_token = crate::secret::random_token(32);
+        let now = now_millis();
+        let expires_at = now + SESSION_LIFETIME.as_millis() as i64;
+        self.store
+            .create_session(&Session {
+                id: secret.id,
+                user: name.clone(),
+                secret_hash: secret.hash,
+                csrf_hash: crate::secret::hash(&csrf_token),
+                client: caller.client_text(),
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        self.audit(caller, "login", "", "allowed", "session");
+        Ok(NewSession {
+            cookie: secret.text,
+            csrf_token,
+            expires_at,
+        })
+    }
+
+    /// The caller a session cookie stands for, if the session is live and its user still
+    /// enabled; and whether `csrf_token` is the session's.
+    pub async fn session(
+        &self,
+        cookie: &str,
+        csrf_token: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<SessionCaller, AuthFailure> {
+        let invalid = AuthFailure::Invalid("the session has ended; sign in again");
+        let secret = PresentedSecret::parse(cookie)
+            .filter(|s| s.kind == SecretKind::Session)
+            .ok_or(AuthFailure::Invalid("malformed session cookie"))?;
+        let session = self
+            .store
+            .session(&secret.id)
+            .await?
+            .filter(|session| secret.matches(&session.secret_hash))
+            .filter(|session| session.expires_at > now_millis())
+            .ok_or(invalid)?;
+        let principal = self
+            .user_principal(&session.user)
+            .await?
+            .ok_or(AuthFailure::Invalid(
+                "the session's user is gone or disabled",
+            ))?;
+        let csrf_ok =
+            csrf_token.is_some_and(|token| crate::secret::hash_matches(token, &session.csrf_hash));
+        Ok(SessionCaller {
+            caller: Caller::of(principal, client),
+            csrf_ok,
+            expires_at: session.expires_at,
+        })
+    }
+
+    /// Ends the session a cookie names (signing out).
+    pub async fn end_session(&self, cookie: &str) -> Result<(), MetaError> {
+        if let Some(secret) =
+            PresentedSecret::parse(cookie).filter(|s| s.kind == SecretKind::Session)
+        {
+            self.store.delete_session(&secret.id).await?;
+        }
+        Ok(())
+    }
+}
