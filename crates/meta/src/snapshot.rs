@@ -215,7 +215,18 @@ pub async fn postgres_import(url: &str, dir: &Path, tables: &[String], version: 
     };
     up_to.run(&pool).await?;
     let mut tx = pool.begin().await?;
-    for table in tables.iter().filter(|t| t.as_str() != "_sqlx_migrations") {
+    let tables: Vec<&String> = tables
+        .iter()
+        .filter(|t| t.as_str() != "_sqlx_migrations")
+        .collect();
+    // Rows the migrations seeded (counters such as `identity_changes`) give way to the
+    // exported ones; children first, so that no foreign key is left dangling.
+    for table in tables.iter().rev() {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM \"{table}\"")))
+            .execute(&mut *tx)
+            .await?;
+    }
+    for table in tables {
         let file = std::fs::File::open(dir.join(format!("{table}.jsonl"))).map_err(io_error)?;
         let insert = format!(
             "INSERT INTO \"{table}\" OVERRIDING SYSTEM VALUE

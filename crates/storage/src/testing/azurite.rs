@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use super::{ServerProcess, free_port, installed};
+use super::{ServerProcess, free_port, installed, on_fresh_ports};
 use crate::object::AzureSettings;
 
 /// The emulator's well-known account and key (published in Azurite's documentation).
@@ -32,14 +32,16 @@ impl Azurite {
             .prefix("berth-azurite")
             .tempdir_in(parent)
             .expect("temp dir");
-        let port = free_port();
         let program = installed(
             "BERTH_TEST_AZURITE",
             "azurite/node_modules/.bin/azurite-blob",
         );
         let location = dir.path().join("data");
-        let server = ServerProcess::start(
-            move || {
+        let log = dir.path().join("azurite.log");
+        let (server, port) = on_fresh_ports("azurite", || {
+            let port = free_port();
+            let (program, location) = (program.clone(), location.clone());
+            let command = move || {
                 let mut command = Command::new(&program);
                 command
                     .args(["--silent", "--disableTelemetry", "--skipApiVersionCheck"])
@@ -48,11 +50,9 @@ impl Azurite {
                     .args(["--blobHost", "127.0.0.1", "--blobPort"])
                     .arg(port.to_string());
                 command
-            },
-            dir.path().join("azurite.log"),
-            port,
-            "azurite",
-        );
+            };
+            ServerProcess::try_start(command, log.clone(), port, "azurite").map(|s| (s, port))
+        });
         let azurite = Azurite {
             server,
             _dir: dir,
@@ -101,7 +101,7 @@ impl Azurite {
     }
 
     pub fn start_again(&mut self) {
-        self.server.start_again(self.port, "azurite");
+        self.server.start_again(self.port);
     }
 
     /// Settings for a store under `root` in the container.

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::{ServerProcess, free_port, installed};
+use super::{ServerProcess, free_port, installed, on_fresh_ports};
 use crate::object::GcsSettings;
 
 pub struct FakeGcs {
@@ -28,11 +28,13 @@ impl FakeGcs {
             .prefix("berth-fake-gcs")
             .tempdir_in(parent)
             .expect("temp dir");
-        let port = free_port();
         let program = installed("BERTH_TEST_FAKE_GCS", "fake-gcs/bin/fake-gcs-server");
         let root = dir.path().join("data");
-        let server = ServerProcess::start(
-            move || {
+        let log = dir.path().join("fake-gcs.log");
+        let (server, port) = on_fresh_ports("fake-gcs-server", || {
+            let port = free_port();
+            let (program, root) = (program.clone(), root.clone());
+            let command = move || {
                 let address = format!("127.0.0.1:{port}");
                 let mut command = Command::new(&program);
                 command
@@ -46,11 +48,10 @@ impl FakeGcs {
                     .arg(&address)
                     .args(["-log-level", "warn"]);
                 command
-            },
-            dir.path().join("fake-gcs.log"),
-            port,
-            "fake-gcs-server",
-        );
+            };
+            ServerProcess::try_start(command, log.clone(), port, "fake-gcs-server")
+                .map(|s| (s, port))
+        });
         let gcs = FakeGcs {
             server,
             dir,
@@ -88,7 +89,7 @@ impl FakeGcs {
     }
 
     pub fn start_again(&mut self) {
-        self.server.start_again(self.port, "fake-gcs-server");
+        self.server.start_again(self.port);
     }
 
     /// Settings for a store under `root` in the bucket.

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{ServerProcess, free_port, installed};
+use super::{ServerProcess, free_port, installed, on_fresh_ports, patience};
 use crate::object::{MIN_PART_SIZE, S3Settings};
 
 pub struct Garage {
     // Dropped (killed) before its directory is removed.
-    server: Option<ServerProcess>,
+    server: ServerProcess,
     dir: tempfile::TempDir,
     binary: PathBuf,
     pub s3_port: u16,
@@ -25,8 +25,15 @@ impl Garage {
         Garage::start_in(&std::env::temp_dir())
     }
 
-    /// Starts one with its data in a new directory under `parent`.
+    /// Starts one with its data in a new directory under `parent`: on fresh ports, again
+    /// on other ports (and a fresh directory) when the node exits or does not answer (see
+    /// [`on_fresh_ports`]).
     pub fn start_in(parent: &std::path::Path) -> Garage {
+        let binary = installed("BERTH_TEST_GARAGE", "garage/bin/garage");
+        on_fresh_ports("garage", || Garage::try_start_in(parent, &binary))
+    }
+
+    fn try_start_in(parent: &std::path::Path, binary: &std::path::Path) -> Result<Garage, String> {
         let dir = tempfile::Builder::new()
             .prefix("berth-garage")
             .tempdir_in(parent)
@@ -55,30 +62,42 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             dir = dir.path().display()
         );
         std::fs::write(dir.path().join("garage.toml"), config).unwrap();
+        let (command_binary, config) = (binary.to_path_buf(), dir.path().join("garage.toml"));
+        let command = move || {
+            let mut command = Command::new(&command_binary);
+            command
+                .arg("-c")
+                .arg(&config)
+                .arg("server")
+                .env("RUST_LOG", "warn");
+            command
+        };
+        let server =
+            ServerProcess::try_start(command, dir.path().join("server.log"), s3_port, "garage")?;
         let mut garage = Garage {
-            server: None,
+            server,
             dir,
-            binary: installed("BERTH_TEST_GARAGE", "garage/bin/garage"),
+            binary: binary.to_path_buf(),
             s3_port,
             bucket: "berth".into(),
             access_key: String::new(),
             secret_key: String::new(),
         };
-        garage.start_again();
-        let node = garage.cli(&["node", "id", "-q"]);
+        garage.try_cli(&["status"])?;
+        let node = garage.try_cli(&["node", "id", "-q"])?;
         let node = node.trim().split('@').next().unwrap().to_string();
-        garage.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
-        garage.cli(&["layout", "apply", "--version", "1"]);
-        garage.cli(&["bucket", "create", "berth"]);
-        let key = garage.cli(&["key", "create", "berth-test"]);
+        garage.try_cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node])?;
+        garage.try_cli(&["layout", "apply", "--version", "1"])?;
+        garage.try_cli(&["bucket", "create", "berth"])?;
+        let key = garage.try_cli(&["key", "create", "berth-test"])?;
         let field = |name: &str| {
             key.lines()
                 .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
-                .unwrap_or_else(|| panic!("no {name} in `garage key create` output:\n{key}"))
+                .ok_or_else(|| format!("no {name} in `garage key create` output:\n{key}"))
         };
-        garage.access_key = field("Key ID:");
-        garage.secret_key = field("Secret key:");
-        garage.cli(&[
+        garage.access_key = field("Key ID:")?;
+        garage.secret_key = field("Secret key:")?;
+        garage.try_cli(&[
             "bucket",
             "allow",
             "--read",
@@ -87,17 +106,19 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             "berth",
             "--key",
             "berth-test",
-        ]);
-        garage
+        ])?;
+        Ok(garage)
     }
 
     fn config(&self) -> PathBuf {
         self.dir.path().join("garage.toml")
     }
 
-    /// Runs a `garage` command against this node, retrying while the node is still starting.
-    fn cli(&self, args: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    /// Runs a `garage` command against this node, retrying while the node is still starting
+    /// (its RPC port opens after its S3 port), for up to [`patience`]; an error at once if
+    /// the node has exited.
+    fn try_cli(&mut self, args: &[&str]) -> Result<String, String> {
+        let deadline = Instant::now() + patience();
         loop {
             let output = Command::new(&self.binary)
                 .arg("-c")
@@ -105,49 +126,35 @@ api_bind_addr = "127.0.0.1:{admin_port}"
                 .args(args)
                 .stdin(Stdio::null())
                 .output()
-                .expect("garage runs");
+                .map_err(|e| format!("garage does not run: {e}"))?;
             if output.status.success() {
-                return String::from_utf8_lossy(&output.stdout).into_owned();
+                return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
             }
-            assert!(
-                Instant::now() < deadline,
-                "garage {args:?} failed: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
+            self.server.ensure_running()?;
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "garage {args:?} failed for {:?}: {}{}",
+                    patience(),
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
-    /// Starts the (stopped) server again on the same ports and data.
+    /// Starts the (stopped) server again on the same ports and data, and waits until it
+    /// answers.
     pub fn start_again(&mut self) {
-        if let Some(server) = &mut self.server {
-            server.start_again(self.s3_port, "garage");
-        } else {
-            let (binary, config) = (self.binary.clone(), self.config());
-            self.server = Some(ServerProcess::start(
-                move || {
-                    let mut command = Command::new(&binary);
-                    command
-                        .arg("-c")
-                        .arg(&config)
-                        .arg("server")
-                        .env("RUST_LOG", "warn");
-                    command
-                },
-                self.dir.path().join("server.log"),
-                self.s3_port,
-                "garage",
-            ));
+        self.server.start_again(self.s3_port);
+        if let Err(e) = self.try_cli(&["status"]) {
+            panic!("{e}");
         }
-        self.cli(&["status"]);
     }
 
     /// Kills the server, as an outage would.
     pub fn stop(&mut self) {
-        if let Some(server) = &mut self.server {
-            server.stop();
-        }
+        self.server.stop();
     }
 
     pub fn endpoint(&self) -> String {

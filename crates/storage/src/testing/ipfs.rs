@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use super::{ServerProcess, free_port, installed};
+use super::{ServerProcess, free_port, installed, on_fresh_ports};
 use crate::ipfs::IpfsSettings;
 
 pub struct IpfsNode {
@@ -48,26 +48,27 @@ impl IpfsNode {
         );
         // Loopback only, no swarm (without that the daemon hangs offline), as the recipe in
         // REAL-CLIENTS.md says; edited in the file rather than with four slow `config` runs.
-        let (api_port, gateway_port) = (free_port(), free_port());
-        let config_path = repo.join("config");
-        let mut config: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
-        let addresses = &mut config["Addresses"];
-        addresses["API"] = format!("/ip4/127.0.0.1/tcp/{api_port}").into();
-        addresses["Gateway"] = format!("/ip4/127.0.0.1/tcp/{gateway_port}").into();
-        addresses["RPC"] = "/ip4/127.0.0.1/tcp/0".into();
-        addresses["Swarm"] = serde_json::json!([]);
-        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-        let server = ServerProcess::start(
-            move || {
+        let log = dir.path().join("daemon.log");
+        let (server, api_port, gateway_port) = on_fresh_ports("js-ipfs", || {
+            let (api_port, gateway_port) = (free_port(), free_port());
+            let config_path = repo.join("config");
+            let mut config: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+            let addresses = &mut config["Addresses"];
+            addresses["API"] = format!("/ip4/127.0.0.1/tcp/{api_port}").into();
+            addresses["Gateway"] = format!("/ip4/127.0.0.1/tcp/{gateway_port}").into();
+            addresses["RPC"] = "/ip4/127.0.0.1/tcp/0".into();
+            addresses["Swarm"] = serde_json::json!([]);
+            std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+            let (program, repo) = (program.clone(), repo.clone());
+            let command = move || {
                 let mut command = jsipfs(&program, &repo);
                 command.args(["daemon", "--offline", "--enable-preload=false"]);
                 command
-            },
-            dir.path().join("daemon.log"),
-            api_port,
-            "js-ipfs",
-        );
+            };
+            ServerProcess::try_start(command, log.clone(), api_port, "js-ipfs")
+                .map(|s| (s, api_port, gateway_port))
+        });
         IpfsNode {
             server,
             _dir: dir,
@@ -90,7 +91,7 @@ impl IpfsNode {
     }
 
     pub fn start_again(&mut self) {
-        self.server.start_again(self.api_port, "js-ipfs");
+        self.server.start_again(self.api_port);
     }
 
     /// Settings for a store staging uploads under the MFS directory `root`.

@@ -49,13 +49,38 @@ pub fn installed(variable: &str, relative: &str) -> PathBuf {
     path
 }
 
-/// Waits until something accepts connections on `port`.
-pub fn wait_for_port(port: u16, what: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not open port {port}");
-        std::thread::sleep(Duration::from_millis(50));
+/// How long a server may take to start or to answer its first request: generous, because
+/// tests start servers while the machine also compiles and runs other tests (two cores
+/// shared by several test binaries). `BERTH_TEST_PATIENCE_SECS` sets it.
+pub fn patience() -> Duration {
+    std::env::var("BERTH_TEST_PATIENCE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(120), Duration::from_secs)
+}
+
+/// How many times a server is started on fresh ports before a test gives up.
+const ATTEMPTS: usize = 3;
+
+/// Runs `start` (which picks fresh ports, starts a server and sets it up) until it succeeds,
+/// at most [`ATTEMPTS`] times: a server can lose a port it was given to another test's
+/// server started in between, or exit at start for another passing reason. Panics with
+/// every attempt's error when none succeeds.
+pub fn on_fresh_ports<T>(what: &str, mut start: impl FnMut() -> Result<T, String>) -> T {
+    let mut errors = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        match start() {
+            Ok(started) => return started,
+            Err(e) => {
+                eprintln!("{what} did not start (attempt {attempt} of {ATTEMPTS}): {e}");
+                errors.push(e);
+            }
+        }
     }
+    panic!(
+        "{what} did not start in {ATTEMPTS} attempts:\n{}",
+        errors.join("\n---\n")
+    );
 }
 
 /// A server process that a test can stop (as an outage would) and start again on the same
@@ -64,26 +89,38 @@ pub struct ServerProcess {
     command: Box<dyn Fn() -> Command + Send + Sync>,
     log: PathBuf,
     child: Option<Child>,
+    what: String,
 }
 
 impl ServerProcess {
-    /// Starts `command()` with its output in `log`, and waits for `port` to open.
-    pub fn start(
+    /// Starts `command()` with its output in `log`, and waits for `port` to open; an error
+    /// (with the end of the log) when the process exits first or the port stays closed past
+    /// [`patience`]. The process is killed on error.
+    pub fn try_start(
         command: impl Fn() -> Command + Send + Sync + 'static,
         log: PathBuf,
         port: u16,
         what: &str,
-    ) -> ServerProcess {
+    ) -> Result<ServerProcess, String> {
         let mut server = ServerProcess {
             command: Box::new(command),
             log,
             child: None,
+            what: what.to_owned(),
         };
-        server.start_again(port, what);
-        server
+        server.try_start_again(port)?;
+        Ok(server)
     }
 
-    pub fn start_again(&mut self, port: u16, what: &str) {
+    /// Starts the stopped server again on the same port and data; panics if it does not
+    /// come up (see [`ServerProcess::try_start`]).
+    pub fn start_again(&mut self, port: u16) {
+        if let Err(e) = self.try_start_again(port) {
+            panic!("{e}");
+        }
+    }
+
+    fn try_start_again(&mut self, port: u16) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -94,9 +131,52 @@ impl ServerProcess {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("{what} starts: {e}"));
+            .map_err(|e| format!("{} does not start: {e}", self.what))?;
         self.child = Some(child);
-        wait_for_port(port, what, Duration::from_secs(60));
+        let deadline = Instant::now() + patience();
+        loop {
+            // Exited: most often a port taken by another server since it was picked.
+            self.ensure_running()?;
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Whatever answers may be another test's server on a port this one could
+                // not bind: make sure this one is still up.
+                std::thread::sleep(Duration::from_millis(100));
+                return self.ensure_running();
+            }
+            if Instant::now() >= deadline {
+                self.stop();
+                return Err(format!(
+                    "{} did not open port {port} within {:?}; its log ends with:\n{}",
+                    self.what,
+                    patience(),
+                    self.log_tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// An error with the end of the log when the process has exited.
+    pub fn ensure_running(&mut self) -> Result<(), String> {
+        let exited = match &mut self.child {
+            None => Some("stopped".to_owned()),
+            Some(child) => match child.try_wait() {
+                Ok(Some(status)) => Some(status.to_string()),
+                Ok(None) => None,
+                Err(e) => Some(e.to_string()),
+            },
+        };
+        match exited {
+            None => Ok(()),
+            Some(status) => {
+                self.child = None;
+                Err(format!(
+                    "{} exited ({status}); its log ends with:\n{}",
+                    self.what,
+                    self.log_tail()
+                ))
+            }
+        }
     }
 
     /// Stops the server, as an outage would: SIGTERM, so that emulators which save their
@@ -122,6 +202,13 @@ impl ServerProcess {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last lines of the log, for errors.
+    fn log_tail(&self) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
     }
 }
 
