@@ -316,6 +316,21 @@ async fn committed_blobs_are_listed_until_deleted(store: &dyn BlobStore, other: 
         .await
         .expect("deleting what is gone is fine");
     assert!(!listed(store).await.contains(&key_of(&blob)));
+
+    // Garbage collection's batched delete: several at once, one of them already gone.
+    let (a, b) = (
+        push(store, b"swept one").await,
+        push(store, b"swept two").await,
+    );
+    let kept = push(store, b"not swept").await;
+    store
+        .delete_blobs(&[a.clone(), blob.clone(), b.clone()])
+        .await
+        .expect("a batch with a blob already gone deletes the rest");
+    let left = listed(store).await;
+    assert!(!left.contains(&key_of(&a)) && !left.contains(&key_of(&b)));
+    assert!(left.contains(&key_of(&kept)));
+    store.delete_blobs(&[]).await.unwrap();
 }
 
 async fn a_quarantined_blob_can_be_pushed_again(store: &dyn BlobStore) {

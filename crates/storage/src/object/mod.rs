@@ -427,6 +427,25 @@ impl BlobStore for ObjectBlobStore {
         self.delete_if_present(&self.blob_path(&blob.digest)).await
     }
 
+    /// object_store's bulk delete: S3's DeleteObjects (up to 1000 keys a request), and
+    /// concurrent single deletes on GCS and Azure.
+    async fn delete_blobs(&self, blobs: &[StoredBlob]) -> Result<(), StorageError> {
+        let paths: Vec<object_store::Result<Path>> = blobs
+            .iter()
+            .map(|blob| Ok(self.blob_path(&blob.digest)))
+            .collect();
+        let mut deleted = self
+            .objects
+            .delete_stream(futures_util::stream::iter(paths).boxed());
+        while let Some(result) = deleted.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(storage_error(e)),
+            }
+        }
+        Ok(())
+    }
+
     async fn stat_blob(&self, blob: &StoredBlob) -> Result<Option<u64>, StorageError> {
         match self.objects.head(&self.blob_path(&blob.digest)).await {
             Ok(meta) => Ok(Some(meta.size)),
