@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::instrumented::MeasuredBlobStore;
 use crate::jobs::{DescribeManifests, IdentityPrune, PULL_STATS_JOB, PullStatsFlush, UploadPurge};
-use crate::{ServeArgs, backends, first_run, observability};
+use crate::{ServeArgs, backends, first_run, observability, scrub};
 use berth_registry::pull_stats::PullStats;
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -33,7 +33,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), String> {
     let blobs: Arc<dyn BlobStore> = Arc::new(MeasuredBlobStore::new(
-        backends::open_blob_store(&config)?,
+        backends::open_blob_store(&config, backends::Reads::AsConfigured)?,
         backends::storage_kind(&config),
     ));
     let database = backends::open_database(&config).await?;
@@ -142,7 +142,7 @@ async fn serve(config: Config) -> Result<(), String> {
         "listening"
     );
 
-    let mut jobs = upkeep_jobs(&config, &registry, &access);
+    let mut jobs = upkeep_jobs(&config, &registry, &access, &database)?;
     let delivery = Arc::new(Delivery::new(
         Arc::clone(&webhooks),
         Arc::clone(&database.webhooks),
@@ -250,7 +250,8 @@ fn upkeep_jobs(
     config: &Config,
     registry: &Arc<Registry>,
     access: &Arc<berth_auth::AccessService>,
-) -> JobRunner {
+    database: &backends::Database,
+) -> Result<JobRunner, String> {
     let mut jobs = JobRunner::new();
     let purging = &config.storage.maintenance.uploadpurging;
     if purging.enabled {
@@ -275,7 +276,24 @@ fn upkeep_jobs(
                 .retry_after(Duration::from_secs(3600)),
         );
     }
-    jobs
+    let scrub = &config.storage.scrub;
+    if scrub.enabled {
+        jobs.add(
+            Arc::new(scrub::ScrubJob {
+                inventory: Arc::clone(&database.inventory),
+                // Its own handle on the store: the scrub reads bytes, it never redirects.
+                store: backends::open_blob_store(config, backends::Reads::Streamed)?,
+                settings: scrub::Settings {
+                    rate: Some(scrub.rate),
+                    reverify_after: scrub.reverify,
+                    max_blobs: u32::MAX,
+                },
+            }),
+            Schedule::every(scrub.interval)
+                .first_after(Duration::from_secs(600).min(scrub.interval)),
+        );
+    }
+    Ok(jobs)
 }
 
 async fn shutdown_signal() {

@@ -97,6 +97,7 @@ mod tests {
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
         crate::browse_behaviour::run_browse(&store).await;
+        crate::inventory_behaviour::run_all(&store).await;
     }
 
     #[tokio::test]

@@ -587,15 +587,24 @@ impl Registry {
         }
         // Read from the store directly: this is the registry looking, not a client's pull
         // (no pull event), but only what the repository holds.
-        let Some(size) = self
+        let Some(blob) = self
             .meta
-            .blob_size(repository, &digest)
+            .blob(repository, &digest)
             .await
             .map_err(from_meta)?
         else {
             return Ok(None);
         };
-        let content = match self.blobs.read_blob(&digest, None).await {
+        if blob.quarantine.is_some() {
+            return Ok(None);
+        }
+        let size = blob.size;
+        let stored = berth_storage::StoredBlob {
+            digest: digest.clone(),
+            size,
+            cid: blob.cid,
+        };
+        let content = match self.blobs.read_blob(&stored, None).await {
             Ok(content) => content,
             Err(berth_storage::StorageError::NotFound) => return Ok(None),
             Err(e) => return Err(crate::errors::from_storage(e)),

@@ -401,3 +401,54 @@ pub async fn multi_platform_layout(sandbox: &Sandbox, architectures: &[&str]) ->
         children,
     }
 }
+
+/// Builds an image of one layer per entry of `layers` with umoci, copies it into the registry
+/// at `host` as `reference` with skopeo and back out into another layout, and checks that
+/// the same manifest and every blob came back.
+pub async fn skopeo_round_trip(
+    sandbox: &Sandbox,
+    host: &str,
+    reference: &str,
+    layers: &[(&str, Vec<u8>)],
+) {
+    let layout = sandbox.path("layout");
+    let image = format!("{}:v1", layout.display());
+    run(sandbox.umoci().args(["init", "--layout"]).arg(&layout)).await;
+    run(sandbox.umoci().args(["new", "--image", &image])).await;
+    for (i, (name, data)) in layers.iter().enumerate() {
+        umoci_layer(
+            sandbox,
+            &image,
+            &format!("bundle{i}"),
+            &[(name, data.clone())],
+        )
+        .await;
+    }
+    run(sandbox
+        .skopeo()
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{image}"))
+        .arg(format!("docker://{host}/{reference}")))
+    .await;
+    let out = sandbox.path("out");
+    run(sandbox
+        .skopeo()
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{host}/{reference}"))
+        .arg(format!("oci:{}:v1", out.display())))
+    .await;
+    let source = layout_descriptor(&layout, "v1");
+    let copied = layout_descriptor(&out, "v1");
+    assert_eq!(
+        source["digest"], copied["digest"],
+        "same manifest digest after the round trip"
+    );
+    let manifest_digest = text(&source["digest"]);
+    let source_manifest = layout_blob(&layout, manifest_digest);
+    for ((digest, data), (_, copied)) in manifest_blobs(&layout, &source_manifest)
+        .into_iter()
+        .zip(manifest_blobs(&out, &layout_blob(&out, manifest_digest)))
+    {
+        assert!(data == copied, "blob {digest} differs");
+    }
+}
