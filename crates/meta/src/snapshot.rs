@@ -226,11 +226,33 @@ pub async fn postgres_import(url: &str, dir: &Path, tables: &[String], version: 
             .execute(&mut *tx)
             .await?;
     }
-    for table in tables {
+    // The export already holds what triggers derive (search entries, activity counts):
+    // they must not fire again while it loads.
+    for table in &tables {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE \"{table}\" DISABLE TRIGGER USER"
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
+    for table in &tables {
         let file = std::fs::File::open(dir.join(format!("{table}.jsonl"))).map_err(io_error)?;
+        // Generated columns (full-text documents) are computed again, never inserted.
+        let columns: Vec<String> = sqlx::query(
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = $1 AND is_generated = 'NEVER'
+             ORDER BY ordinal_position",
+        )
+        .bind(table.as_str())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0).map(|c| format!("\"{c}\"")))
+        .collect::<std::result::Result<_, _>>()?;
+        let columns = columns.join(", ");
         let insert = format!(
-            "INSERT INTO \"{table}\" OVERRIDING SYSTEM VALUE
-             SELECT * FROM json_populate_recordset(NULL::\"{table}\", $1::json)"
+            "INSERT INTO \"{table}\" ({columns}) OVERRIDING SYSTEM VALUE
+             SELECT {columns} FROM json_populate_recordset(NULL::\"{table}\", $1::json)"
         );
         let mut batch: Vec<String> = Vec::with_capacity(LOAD_BATCH);
         let mut lines = std::io::BufReader::new(file).lines();
@@ -255,7 +277,7 @@ pub async fn postgres_import(url: &str, dir: &Path, tables: &[String], version: 
             "SELECT column_name::text FROM information_schema.columns
              WHERE table_schema = current_schema() AND table_name = $1 AND is_identity = 'YES'",
         )
-        .bind(table)
+        .bind(table.as_str())
         .fetch_all(&mut *tx)
         .await?
         .iter()
@@ -270,6 +292,13 @@ pub async fn postgres_import(url: &str, dir: &Path, tables: &[String], version: 
                 .execute(&mut *tx)
                 .await?;
         }
+    }
+    for table in &tables {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE \"{table}\" ENABLE TRIGGER USER"
+        )))
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     pool.close().await;
