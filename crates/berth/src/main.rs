@@ -15,6 +15,7 @@ mod jobs;
 mod limits;
 mod logging;
 mod observability;
+mod remotes;
 mod serve;
 mod telemetry;
 mod webhook_commands;

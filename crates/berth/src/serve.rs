@@ -74,9 +74,11 @@ async fn serve(config: Config) -> Result<(), String> {
         )?),
         None => None,
     };
+    let namespaces = Arc::new(crate::remotes::namespaces(&config, &registry)?);
     let background = Arc::new(std::sync::OnceLock::new());
     let state = AppState {
         registry: Arc::clone(&registry),
+        namespaces,
         access: Arc::clone(&access),
         urls: UrlPolicy {
             public_base: config.http.host.as_ref().map(|h| h.as_str().to_string()),

@@ -78,8 +78,9 @@ pub use model::{
     AccessLogConfig, AuthConfig, BerthAuth, Config, DatabaseConfig, DebugConfig, DeleteConfig,
     FilesystemConfig, HtpasswdAuth, HttpConfig, LogConfig, LogFormat, LogLevel, MaintenanceConfig,
     MetricsConfig, NotificationAction, NotificationEndpoint, NotificationEvents,
-    NotificationIgnore, NotificationsConfig, PrometheusConfig, ReadOnly, RedirectConfig, S3Config,
-    StorageConfig, TlsConfig, TlsVersion, UploadPurging, WebhookConfig, WebhookFormat,
+    NotificationIgnore, NotificationsConfig, PrometheusConfig, ProxyConfig, ReadOnly,
+    RedirectConfig, RemoteConfig, S3Config, StorageConfig, TlsConfig, TlsVersion, UploadPurging,
+    WebhookConfig, WebhookFormat,
 };
 pub use values::{EndpointUrl, ListenAddr, PublicUrl};
 

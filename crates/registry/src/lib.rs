@@ -26,6 +26,7 @@ pub mod events;
 mod listing;
 mod maintenance;
 mod manifests;
+mod read_path;
 mod uploads;
 
 pub use berth_meta::{StoredManifest, UploadSession};
@@ -33,6 +34,7 @@ pub use blobs::BlobRead;
 pub use listing::Listing;
 pub use maintenance::PurgeReport;
 pub use manifests::PushedManifest;
+pub use read_path::{Mounted, Namespaces, ReadPath};
 pub use uploads::Chunk;
 
 pub type Result<T> = std::result::Result<T, RegistryError>;

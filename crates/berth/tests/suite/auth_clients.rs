@@ -12,7 +12,7 @@ use std::process::Output;
 
 use crate::support::clients::*;
 use crate::support::official_registry::OfficialRegistry;
-use crate::support::{Berth, berth_cli, berth_cli_output, client, tool};
+use crate::support::{Berth, berth_cli, berth_cli_output, client};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -323,22 +323,6 @@ async fn skopeo_tags_as(
     serde_json::from_value(listed["Tags"].clone()).unwrap_or_else(|e| panic!("{e}: {listed}"))
 }
 
-/// A one-layer OCI image layout made with umoci: `LAYOUT:v1`.
-async fn umoci_image(sandbox: &Sandbox, content: &[u8]) -> String {
-    let layout = sandbox.path("layout");
-    run(sandbox.umoci().args(["init", "--layout"]).arg(&layout)).await;
-    let image = format!("{}:v1", layout.display());
-    run(sandbox.umoci().args(["new", "--image", &image])).await;
-    umoci_layer(
-        sandbox,
-        &image,
-        "bundle",
-        &[("hello.txt", content.to_vec())],
-    )
-    .await;
-    format!("oci:{image}")
-}
-
 /// The digest of an image, as skopeo (as `who`, with extra arguments) sees it.
 async fn skopeo_digest(
     sandbox: &Sandbox,
@@ -464,7 +448,7 @@ async fn skopeo_with_passwords_and_access_tokens() {
     let berth = ids.start();
     let host = berth.host();
     let sandbox = Sandbox::new();
-    let image = umoci_image(&sandbox, b"hello from skopeo\n").await;
+    let image = umoci_image(&sandbox, "layout", b"hello from skopeo\n").await;
 
     // With the password.
     let creds = "alice:alice-password";
@@ -651,7 +635,7 @@ async fn anonymous_pull_of_a_public_repository() {
     let berth = ids.start();
     let host = berth.host();
     let sandbox = Sandbox::new();
-    let image = umoci_image(&sandbox, b"hello, world\n").await;
+    let image = umoci_image(&sandbox, "layout", b"hello, world\n").await;
     let creds = ["--dest-creds", "alice:alice-password"];
     let public = format!("docker://{host}/team-a/public-site:v1");
     let private = format!("docker://{host}/team-a/private:v1");
@@ -708,25 +692,6 @@ async fn anonymous_pull_of_a_public_repository() {
     )
     .await;
     assert_eq!(tags, ["v1"]);
-}
-
-/// `htpasswd -Bbc FILE USER PASSWORD` (Debian's apache2-utils): a bcrypt entry.
-fn htpasswd_file(dir: &Path, user: &str, password: &str) -> PathBuf {
-    let file = dir.join("htpasswd");
-    let output = std::process::Command::new(tool("htpasswd"))
-        .arg("-Bbc")
-        .arg(&file)
-        .args([user, password])
-        .output()
-        .expect("htpasswd runs");
-    assert!(output.status.success(), "htpasswd: {output:?}");
-    assert!(
-        std::fs::read_to_string(&file)
-            .unwrap()
-            .starts_with(&format!("{user}:$2y$")),
-        "a bcrypt entry"
-    );
-    file
 }
 
 #[tokio::test]
@@ -847,7 +812,7 @@ async fn berth_is_the_token_server_of_the_official_registry() {
     );
 
     let sandbox = Sandbox::new();
-    let image = umoci_image(&sandbox, b"pushed through berth's tokens\n").await;
+    let image = umoci_image(&sandbox, "layout", b"pushed through berth's tokens\n").await;
     let remote = format!("docker://{host}/team-a/app:v1");
     let alice = ["--dest-creds", "alice:alice-password"];
     let pushed = skopeo_copy(&sandbox, "none", &alice, &image, &remote).await;
