@@ -610,3 +610,47 @@ async fn pushes_to_a_remote_are_denied_and_access_rules_apply_to_its_names() {
         response.status()
     );
 }
+
+#[tokio::test]
+async fn a_fetch_killed_midway_leaves_nothing_cached() {
+    const SIZE: usize = 256 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = OfficialRegistry::start_logged(dir.path(), None);
+    let digest = push_blob_to(&upstream.base, "team/big", &bytes(SIZE, 8)).await;
+    let mut berth = Berth::builder()
+        .env("REGISTRY_PROXY_REMOTEURL", &upstream.base)
+        .start();
+    let path = format!("/v2/team/big/blobs/{digest}");
+
+    // The first bytes reach the client while the download is far from done: kill -9 then.
+    let response = client().get(berth.url(&path)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    berth.kill9();
+    drop(body);
+
+    // Restarted with the upstream gone: nothing of the download is visible.
+    drop(upstream);
+    berth.restart();
+    let response = client().head(berth.url(&path)).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        503,
+        "the blob is not cached, so the (stopped) upstream is asked"
+    );
+    let catalog: serde_json::Value = client()
+        .get(berth.url("/v2/_catalog"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog["repositories"],
+        serde_json::json!([]),
+        "nothing recorded"
+    );
+}
