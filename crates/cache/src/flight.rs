@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use crate::errors::CacheFailure;
-use crate::stats::CacheStats;
+use crate::stats::{CacheStats, Counter};
 use crate::upstream::{Upstream, UpstreamError, content_length};
 
 /// Bytes gathered before they are written to the spool file and announced to readers.
@@ -78,7 +78,7 @@ impl Flights {
         let (sender, receiver) = watch::channel(Progress::default());
         running.insert(key.clone(), receiver.clone());
         drop(running);
-        CacheStats::count(&fetch.stats.blob_fetches, 1);
+        fetch.stats.add(Counter::BlobFetch, 1);
         let flights = Arc::clone(self);
         tokio::spawn(async move {
             let result = download(&fetch, &sender).await;
@@ -152,7 +152,7 @@ async fn download(fetch: &Fetch, progress: &watch::Sender<Progress>) -> Result<(
             Some(Err(e)) => break Some(crate::upstream::describe_error(e)),
         };
         received += chunk.len() as u64;
-        CacheStats::count(&fetch.stats.upstream_bytes, chunk.len() as u64);
+        fetch.stats.add(Counter::UpstreamBytes, chunk.len() as u64);
         if received > size {
             break Some(format!(
                 "the body is longer than its Content-Length ({size})"

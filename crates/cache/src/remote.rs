@@ -26,7 +26,7 @@ use url::Url;
 
 use crate::errors::CacheFailure;
 use crate::flight::{Fetch, Flights, follow};
-use crate::stats::CacheStats;
+use crate::stats::{CacheStats, Counter};
 use crate::upstream::{Credentials, Upstream, UpstreamError};
 
 type Result<T> = std::result::Result<T, RegistryError>;
@@ -73,7 +73,7 @@ impl Remote {
         local: Arc<Registry>,
         settings: RemoteSettings,
     ) -> std::result::Result<Remote, String> {
-        let stats = Arc::new(CacheStats::default());
+        let stats = Arc::new(CacheStats::new(&settings.name));
         let upstream = Upstream::new(
             settings.urls.clone(),
             settings.credentials.clone(),
@@ -122,11 +122,11 @@ impl Remote {
     }
 
     fn hit(&self) {
-        CacheStats::count(&self.stats.hits, 1);
+        self.stats.add(Counter::Hit, 1);
     }
 
     fn miss(&self) {
-        CacheStats::count(&self.stats.misses, 1);
+        self.stats.add(Counter::Miss, 1);
     }
 
     /// A local read's answer, unless it failed only because nothing is cached (`None`:
@@ -336,7 +336,7 @@ impl Remote {
                         remote = %self.settings.name, %repository, %tag, error = %e,
                         "upstream unavailable; serving the cached manifest"
                     );
-                    CacheStats::count(&self.stats.stale_serves, 1);
+                    self.stats.add(Counter::Stale, 1);
                     return self.serve(origin, repository, reference, accept).await;
                 }
                 Err(e) => return Err(CacheFailure::from(e).into()),
@@ -358,7 +358,7 @@ impl Remote {
                     remote = %self.settings.name, %repository, %tag, error = %e.message,
                     "upstream failed; serving the cached manifest"
                 );
-                CacheStats::count(&self.stats.stale_serves, 1);
+                self.stats.add(Counter::Stale, 1);
                 self.serve(origin, repository, reference, accept).await
             }
             Err(e) => Err(e),

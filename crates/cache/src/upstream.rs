@@ -13,7 +13,7 @@ use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
 use crate::challenge;
-use crate::stats::CacheStats;
+use crate::stats::{CacheStats, Counter};
 
 /// How long connecting to an upstream may take before the next URL is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -261,7 +261,7 @@ impl Upstream {
             if bounded {
                 request = request.timeout(REQUEST_TIMEOUT);
             }
-            CacheStats::count(&self.stats.upstream_requests, 1);
+            self.stats.add(Counter::UpstreamRequest, 1);
             let response = request.send().await.map_err(describe_error)?;
             if response.status() != StatusCode::UNAUTHORIZED || retried {
                 return Ok(response);
@@ -331,7 +331,7 @@ impl Upstream {
         if let Some(credentials) = &self.credentials {
             request = request.header(header::AUTHORIZATION, basic(credentials));
         }
-        CacheStats::count(&self.stats.upstream_requests, 1);
+        self.stats.add(Counter::UpstreamRequest, 1);
         let response = request.send().await.map_err(describe_error)?;
         if !response.status().is_success() {
             return Err(format!(
@@ -366,9 +366,7 @@ impl Upstream {
             .and_then(|v| v.split(';').next())
             .and_then(|v| v.trim().parse::<i64>().ok())
         {
-            self.stats
-                .rate_limit_remaining
-                .store(remaining, std::sync::atomic::Ordering::Relaxed);
+            self.stats.set_rate_limit_remaining(remaining);
         }
     }
 

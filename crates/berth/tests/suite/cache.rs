@@ -484,6 +484,21 @@ async fn concurrent_pulls_of_one_uncached_blob_make_one_upstream_download() {
         peak < 400,
         "the blob is never held in memory: peak RSS {peak} MiB"
     );
+    let metrics = client()
+        .get(berth.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "berth_cache_blob_fetches_total{remote=\"proxy\"} 1".to_string(),
+        format!("berth_cache_upstream_bytes_total{{remote=\"proxy\"}} {SIZE}"),
+        format!("berth_cache_lookups_total{{remote=\"proxy\",result=\"miss\"}} {CLIENTS}"),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
 
     // Cached: served with the upstream gone.
     drop(upstream);
