@@ -11,7 +11,7 @@ use sha2::Digest as _;
 
 use crate::support::clients::*;
 use crate::support::official_registry::OfficialRegistry;
-use crate::support::push::OCI_MANIFEST;
+use crate::support::push::{OCI_INDEX, OCI_MANIFEST};
 use crate::support::{Berth, assert_oci_error, berth_cli, berth_cli_output, bytes, client, sha256};
 
 /// An image pushed to an upstream.
@@ -146,7 +146,7 @@ async fn podman_pull(sandbox: &Sandbox, store: &str, image: &str) -> Result<Stri
 async fn manifest_digest(berth: &Berth, repo: &str, reference: &str) -> String {
     let response = client()
         .get(berth.url(&format!("/v2/{repo}/manifests/{reference}")))
-        .header("accept", OCI_MANIFEST)
+        .header("accept", format!("{OCI_MANIFEST}, {OCI_INDEX}"))
         .send()
         .await
         .unwrap();
@@ -667,5 +667,57 @@ async fn a_fetch_killed_midway_leaves_nothing_cached() {
         catalog["repositories"],
         serde_json::json!([]),
         "nothing recorded"
+    );
+}
+
+/// `skopeo copy --all` of `image` into a new layout `out` (tag `multi`), checked against
+/// what was pushed: the index and every platform's manifest and blobs, byte for byte.
+async fn skopeo_copy_all_matches(
+    sandbox: &Sandbox,
+    image: &str,
+    out: &str,
+    pushed: &MultiPlatform,
+) {
+    let out = sandbox.path(out);
+    run(sandbox
+        .skopeo()
+        .args(["copy", "--all", "--src-tls-verify=false"])
+        .arg(format!("docker://{image}"))
+        .arg(format!("oci:{}:multi", out.display())))
+    .await;
+    assert_eq!(
+        text(&layout_descriptor(&out, "multi")["digest"]),
+        pushed.index_digest
+    );
+    assert_eq!(layout_blob(&out, &pushed.index_digest), pushed.index);
+    for (arch, digest, manifest, blobs) in &pushed.children {
+        let copied = layout_blob(&out, digest);
+        assert_eq!(&copied, manifest, "{arch} manifest");
+        assert_eq!(&manifest_blobs(&out, &copied), blobs, "{arch} blobs");
+    }
+}
+
+#[tokio::test]
+async fn a_multi_platform_index_pulled_with_skopeo_all_is_served_with_the_upstream_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = OfficialRegistry::start_logged(dir.path(), None);
+    let sandbox = Sandbox::new();
+    let pushed = multi_platform_layout(&sandbox, &["amd64", "arm64"]).await;
+    run(sandbox
+        .skopeo()
+        .args(["copy", "--all", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:multi", pushed.layout.display()))
+        .arg(format!("docker://{}/team/multi:latest", upstream.host())))
+    .await;
+    let berth = berth_with_config(dir.path(), &remote_config(&upstream.base, ""));
+    let image = format!("{}/up/team/multi:latest", berth.host());
+
+    skopeo_copy_all_matches(&sandbox, &image, "first", &pushed).await;
+    drop(upstream);
+    skopeo_copy_all_matches(&sandbox, &image, "again", &pushed).await;
+    assert_eq!(
+        manifest_digest(&berth, "up/team/multi", &pushed.index_digest).await,
+        pushed.index_digest,
+        "the index by digest, upstream down"
     );
 }

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::process::Command;
 
 use super::push::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
-use super::{Berth, client, sha256, tool};
+use super::{Berth, bytes, client, sha256, tool};
 
 /// No single tool invocation may take longer than this; it is killed when it does.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -340,4 +340,76 @@ pub async fn umoci_image(sandbox: &Sandbox, layout: &str, content: &[u8]) -> Str
     )
     .await;
     format!("oci:{image}")
+}
+
+/// An OCI layout holding a multi-platform image, tagged `multi`: made by [`multi_platform_layout`].
+pub struct MultiPlatform {
+    pub layout: PathBuf,
+    /// The image index's exact bytes, and its digest.
+    pub index: Vec<u8>,
+    pub index_digest: String,
+    pub children: Vec<Platform>,
+}
+
+/// One platform of a [`MultiPlatform`] image: architecture, manifest digest, manifest bytes,
+/// blobs (config first).
+pub type Platform = (String, String, Vec<u8>, Vec<(String, Vec<u8>)>);
+
+/// A layout in the sandbox directory `layout` with one umoci image per architecture (linux)
+/// and an OCI index over them, tagged `multi`.
+pub async fn multi_platform_layout(sandbox: &Sandbox, architectures: &[&str]) -> MultiPlatform {
+    let layout = sandbox.path("layout");
+    run(sandbox.umoci().args(["init", "--layout"]).arg(&layout)).await;
+    let mut children = Vec::new();
+    for (i, arch) in architectures.iter().copied().enumerate() {
+        let image = format!("{}:{arch}", layout.display());
+        run(sandbox.umoci().args(["new", "--image", &image])).await;
+        run(sandbox
+            .umoci()
+            .args(["config", "--image", &image, "--os=linux"])
+            .arg(format!("--architecture={arch}")))
+        .await;
+        let files = [
+            ("etc/arch", format!("built for {arch}\n").into_bytes()),
+            ("opt/payload.bin", bytes(200_000 + i * 1000, 20 + i as u64)),
+        ];
+        umoci_layer(sandbox, &image, &format!("bundle-{arch}"), &files).await;
+        let descriptor = layout_descriptor(&layout, arch);
+        let digest = text(&descriptor["digest"]).to_string();
+        let manifest = layout_blob(&layout, &digest);
+        let blobs = manifest_blobs(&layout, &manifest);
+        let config: Value = serde_json::from_slice(&blobs[0].1).unwrap();
+        assert_eq!(config["architecture"], arch);
+        children.push((arch.to_string(), digest, manifest, blobs));
+    }
+
+    let index = serde_json::to_vec_pretty(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": children.iter().map(|(arch, digest, manifest, _)| json!({
+            "mediaType": OCI_MANIFEST,
+            "digest": digest,
+            "size": manifest.len(),
+            "platform": {"architecture": arch, "os": "linux"},
+        })).collect::<Vec<_>>(),
+        "annotations": {"org.opencontainers.image.description": "berth e2e multi-platform"},
+    }))
+    .unwrap();
+    let index_digest = add_layout_blob(&layout, &index);
+    let index_json = layout.join("index.json");
+    let mut top: Value = serde_json::from_slice(&std::fs::read(&index_json).unwrap()).unwrap();
+    top["manifests"].as_array_mut().unwrap().push(json!({
+        "mediaType": OCI_INDEX,
+        "digest": index_digest,
+        "size": index.len(),
+        "annotations": {REF_NAME: "multi"},
+    }));
+    std::fs::write(&index_json, serde_json::to_vec(&top).unwrap()).unwrap();
+
+    MultiPlatform {
+        layout,
+        index,
+        index_digest,
+        children,
+    }
 }
