@@ -721,3 +721,44 @@ async fn a_multi_platform_index_pulled_with_skopeo_all_is_served_with_the_upstre
         "the index by digest, upstream down"
     );
 }
+
+#[tokio::test]
+async fn a_corrupt_upstream_manifest_is_refused_and_nothing_is_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = OfficialRegistry::start_logged(dir.path(), None);
+    let sandbox = Sandbox::new();
+    let target = format!("{}/team/app:v1", upstream.host());
+    let pushed = skopeo_push(&sandbox, "layout", b"manifest\n", &target, None).await;
+    let hex = pushed.digest.trim_start_matches("sha256:");
+    let file = dir.path().join(format!(
+        "storage/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
+    let original = std::fs::read(&file).unwrap();
+    // Still valid JSON, no longer the announced digest.
+    let mut corrupt = original.clone();
+    corrupt.extend_from_slice(b" ");
+    std::fs::write(&file, &corrupt).unwrap();
+    let berth = berth_with_config(dir.path(), &remote_config(&upstream.base, ""));
+
+    let response = client()
+        .get(berth.url("/v2/up/team/app/manifests/v1"))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_oci_error(response, 502, "UNAVAILABLE").await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("invalid content"), "{message}");
+
+    // Nothing was cached: with the upstream repaired, the next pull fetches it again.
+    std::fs::write(&file, &original).unwrap();
+    assert_eq!(
+        manifest_digest(&berth, "up/team/app", "v1").await,
+        pushed.digest
+    );
+    assert_eq!(
+        upstream_requests(&upstream, "GET", "/v2/team/app/manifests/v1"),
+        2
+    );
+}
