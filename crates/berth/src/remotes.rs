@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use berth_cache::{Credentials, Remote, RemoteSettings};
+use berth_cache::{Credentials, Remote, RemoteSettings, UpstreamTls};
 use berth_config::{Config, ProxyConfig, RemoteConfig};
 use berth_registry::{Namespaces, Registry};
 
@@ -14,7 +14,7 @@ pub fn namespaces(config: &Config, registry: &Arc<Registry>) -> Result<Namespace
         let name = settings.name.clone();
         let prefix = settings.prefix.clone();
         let remote = Remote::new(Arc::clone(registry), settings)
-            .map_err(|e| format!("remote {name:?}: {e}"))?;
+            .map_err(|e| format!("remotes.{name}: {e}"))?;
         tracing::info!(remote = %name, prefix = %prefix, "pull-through cache");
         mounted.push(Arc::new(remote).mount());
     }
@@ -42,6 +42,7 @@ fn remote_settings(config: &Config) -> Vec<RemoteSettings> {
             prefix: String::new(),
             urls: vec![url.url().clone()],
             credentials: credentials(username, password),
+            tls: UpstreamTls::default(),
             revalidate_after: defaults.revalidateafter,
             immutable_tags: Vec::new(),
             negative_ttl: defaults.negativettl,
@@ -58,6 +59,10 @@ fn remote_settings(config: &Config) -> Vec<RemoteSettings> {
             prefix: format!("{prefix}/"),
             urls: remote.urls.iter().map(|u| u.url().clone()).collect(),
             credentials: credentials(&remote.username, &remote.password),
+            tls: UpstreamTls {
+                ca_file: remote.cafile.clone(),
+                insecure: remote.insecure,
+            },
             revalidate_after: remote.revalidateafter,
             immutable_tags: remote.immutabletags.clone(),
             negative_ttl: remote.negativettl,

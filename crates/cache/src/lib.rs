@@ -19,4 +19,4 @@ pub mod upstream;
 
 pub use remote::{Remote, RemoteSettings};
 pub use stats::CacheStats;
-pub use upstream::Credentials;
+pub use upstream::{Credentials, UpstreamTls};

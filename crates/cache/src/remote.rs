@@ -27,7 +27,7 @@ use url::Url;
 use crate::errors::CacheFailure;
 use crate::flight::{Fetch, Flights, follow};
 use crate::stats::{CacheStats, Counter};
-use crate::upstream::{Credentials, Upstream, UpstreamError};
+use crate::upstream::{Credentials, Upstream, UpstreamError, UpstreamTls};
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
@@ -41,6 +41,8 @@ pub struct RemoteSettings {
     /// The upstream's URLs, tried in order.
     pub urls: Vec<Url>,
     pub credentials: Option<Credentials>,
+    /// How the upstream's TLS certificate is checked.
+    pub tls: UpstreamTls,
     /// How long a checked tag is served without asking the upstream again.
     pub revalidate_after: Duration,
     /// Tags never revalidated once cached.
@@ -77,6 +79,7 @@ impl Remote {
         let upstream = Upstream::new(
             settings.urls.clone(),
             settings.credentials.clone(),
+            &settings.tls,
             Arc::clone(&stats),
         )?;
         let origin = Arc::new(Origin {

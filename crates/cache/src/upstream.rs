@@ -40,6 +40,14 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// How the upstream's certificate is checked: against the system's roots plus, if given,
+/// the CA certificates of a PEM file; or not at all (`insecure`, for tests and labs).
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamTls {
+    pub ca_file: Option<std::path::PathBuf>,
+    pub insecure: bool,
+}
+
 /// Why the upstream could not answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
@@ -88,12 +96,30 @@ impl Upstream {
     pub fn new(
         urls: Vec<Url>,
         credentials: Option<Credentials>,
+        tls: &UpstreamTls,
         stats: Arc<CacheStats>,
     ) -> Result<Upstream, String> {
         if urls.is_empty() {
             return Err("a remote needs at least one upstream URL".into());
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &tls.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("reading the CA file {}: {e}", path.display()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("the CA file {}: {e}", path.display()))?;
+            if certificates.is_empty() {
+                return Err(format!(
+                    "the CA file {} holds no PEM certificate",
+                    path.display()
+                ));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder
+            .danger_accept_invalid_certs(tls.insecure)
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
             .redirect(reqwest::redirect::Policy::limited(10))

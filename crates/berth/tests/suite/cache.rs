@@ -762,3 +762,47 @@ async fn a_corrupt_upstream_manifest_is_refused_and_nothing_is_cached() {
         2
     );
 }
+
+#[tokio::test]
+async fn an_https_upstream_is_trusted_through_its_ca_file_and_refused_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = dir.path().join("upstream.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    let key = dir.path().join("upstream-key.pem");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let upstream = Berth::builder()
+        .env("REGISTRY_HTTP_TLS_CERTIFICATE", cert.to_str().unwrap())
+        .env("REGISTRY_HTTP_TLS_KEY", key.to_str().unwrap())
+        .start();
+    let host = format!("localhost:{}", upstream.addr.port());
+    let sandbox = Sandbox::new();
+    let target = format!("{host}/team/app:v1");
+    let pushed = skopeo_push(&sandbox, "layout", b"over tls\n", &target, None).await;
+
+    let berth = berth_with_config(
+        dir.path(),
+        &format!(
+            "remotes:\n  up:\n    prefix: up\n    urls: [https://{host}]\n    cafile: {}\n  untrusted:\n    prefix: untrusted\n    urls: [https://{host}]\n",
+            cert.display()
+        ),
+    );
+    assert_eq!(
+        manifest_digest(&berth, "up/team/app", "v1").await,
+        pushed.digest,
+        "trusted through remotes.up.cafile"
+    );
+    let response = client()
+        .get(berth.url("/v2/untrusted/team/app/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_oci_error(response, 503, "UNAVAILABLE").await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{body}"
+    );
+}

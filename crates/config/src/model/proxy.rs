@@ -1,6 +1,7 @@
 //! `proxy` (registry:2's pull-through cache of one upstream) and `remotes` (berth's
 //! pull-through caches, each mounted at a name prefix).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_oci::{Pattern, RepositoryName};
@@ -44,6 +45,9 @@ section! {
             "the upstream registry's URLs, tried in order (failover; at least one)";
         username: Option<String>, "user name for the upstream", read = values::non_empty;
         password: Option<String>, "password for the upstream", secret, read = values::non_empty;
+        cafile: Option<PathBuf>,
+            "PEM file of CA certificates the upstream's certificate may chain to, besides the system's";
+        insecure: bool, "accept any certificate from the upstream (never in production)";
         revalidateafter: Duration = Duration::from_secs(600),
             "how long a tag is served from the cache before one HEAD upstream checks it";
         immutabletags: Vec<Pattern>,

@@ -39,7 +39,7 @@ fn registry_v2_proxy_from_the_file_and_the_environment() {
 #[test]
 fn remotes_load_with_defaults() {
     let loaded = ok(
-        "remotes:\n  hub:\n    prefix: hub\n    urls: [https://mirror.example.com, https://registry-1.docker.io]\n    username: bob\n    password: hunter2\n    immutabletags: ['v*.*.*']\n  quay:\n    prefix: mirrors/quay\n    urls: [https://quay.io]\n    revalidateafter: 1m\n    servestale: false\n",
+        "remotes:\n  hub:\n    prefix: hub\n    urls: [https://mirror.example.com, https://registry-1.docker.io]\n    username: bob\n    password: hunter2\n    immutabletags: ['v*.*.*']\n  quay:\n    prefix: mirrors/quay\n    urls: [https://quay.io]\n    revalidateafter: 1m\n    servestale: false\n    cafile: /etc/berth/quay-ca.pem\n    insecure: true\n",
         &[],
     );
     let hub = &loaded.config.remotes["hub"];
@@ -49,9 +49,13 @@ fn remotes_load_with_defaults() {
     assert_eq!(hub.negativettl, Duration::from_secs(300));
     assert!(hub.servestale);
     assert_eq!(hub.immutabletags[0].as_str(), "v*.*.*");
+    assert_eq!(hub.cafile, None);
+    assert!(!hub.insecure);
     let quay = &loaded.config.remotes["quay"];
     assert_eq!(quay.revalidateafter, Duration::from_secs(60));
     assert!(!quay.servestale);
+    assert_eq!(quay.cafile, Some(PathBuf::from("/etc/berth/quay-ca.pem")));
+    assert!(quay.insecure);
 }
 
 #[test]
