@@ -23,21 +23,33 @@ use bytes::Bytes;
 
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod behaviour;
+pub mod browse;
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod browse_behaviour;
 pub mod events;
 pub mod identity;
+pub mod inventory;
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod inventory_behaviour;
 mod keyed_locks;
 pub mod postgres;
+pub mod snapshot;
+mod sql_browse;
 mod sql_identity;
+mod sql_inventory;
 mod sql_outbox;
 mod sql_store;
 mod sql_webhooks;
 pub mod sqlite;
 pub mod webhooks;
 
+pub use browse::BrowseStore;
 pub use events::{Event, EventKind, Origin, OutboxRouter};
 pub use identity::IdentityStore;
+pub use inventory::BlobInventory;
 pub use keyed_locks::KeyedLocks;
 pub use postgres::PostgresStore;
+pub use sql_browse::{BrowseDialect, day_of};
 pub use sql_store::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
 pub use webhooks::{Leases, WebhookStore};
@@ -153,6 +165,25 @@ pub struct Referrer {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
+/// A blob a repository holds, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRecord {
+    pub size: u64,
+    /// The content id a content-addressed store (IPFS) gave the blob.
+    pub cid: Option<String>,
+    /// Why the blob's stored bytes were found not to match its digest, if they were: it is
+    /// not served until pushed again.
+    pub quarantine: Option<String>,
+}
+
+/// A blob committed to storage, to record.
+#[derive(Debug, Clone, Copy)]
+pub struct NewBlob<'a> {
+    pub digest: &'a Digest,
+    pub size: u64,
+    pub cid: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadSession {
     pub id: UploadId,
@@ -169,28 +200,55 @@ pub struct UploadSession {
 /// Held while one request writes to an upload; dropping it lets the next writer in.
 pub type UploadLock = Box<dyn Send + Sync>;
 
+/// The registry's metadata; [`BrowseStore`] is what the dashboard reads from the same tables.
 #[async_trait]
-pub trait MetadataStore: Send + Sync + 'static {
+pub trait MetadataStore: BrowseStore + Send + Sync + 'static {
     /// Whether the database answers, for readiness checks.
     async fn check(&self) -> Result<()>;
 
     // Blobs.
 
+    /// `digest` as recorded, if `repository` holds it.
+    async fn blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<BlobRecord>>;
+
     /// The size of `digest` if `repository` holds it.
-    async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
+    async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
+        Ok(self.blob(repository, digest).await?.map(|b| b.size))
+    }
 
     /// Records a blob committed to storage and links it into `repository` (creating the
-    /// repository on first use). Returns the events of the change.
+    /// repository on first use). A blob that was quarantined is healed: the bytes just
+    /// committed were verified, and replace the record (and content id) of the bad ones.
+    /// Returns the events of the change.
+    async fn record_blob(
+        &self,
+        repository: &RepositoryName,
+        blob: NewBlob<'_>,
+        origin: &Arc<Origin>,
+    ) -> Result<Vec<Event>>;
+
+    /// [`MetadataStore::record_blob`] for a store that addresses blobs by digest.
     async fn link_blob(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
         size: u64,
         origin: &Arc<Origin>,
-    ) -> Result<Vec<Event>>;
+    ) -> Result<Vec<Event>> {
+        let blob = NewBlob {
+            digest,
+            size,
+            cid: None,
+        };
+        self.record_blob(repository, blob, origin).await
+    }
 
     /// Links into `repository` a blob that `from` holds; returns its size and the events, or
-    /// `None` when `from` does not hold it (then nothing changes).
+    /// `None` when `from` does not hold it or it is quarantined (then nothing changes).
     async fn mount_blob(
         &self,
         repository: &RepositoryName,

@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::sql_store::{Dialect, SqlStore};
 use crate::{Result, UploadLock};
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+pub(crate) static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 pub type PostgresStore = SqlStore<Postgres>;
 
@@ -302,6 +302,8 @@ mod tests {
             .unwrap();
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
+        crate::browse_behaviour::run_browse(&store).await;
+        crate::inventory_behaviour::run_all(&store).await;
     }
 
     #[tokio::test]

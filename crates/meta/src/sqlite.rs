@@ -96,6 +96,8 @@ mod tests {
             .unwrap();
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
+        crate::browse_behaviour::run_browse(&store).await;
+        crate::inventory_behaviour::run_all(&store).await;
     }
 
     #[tokio::test]

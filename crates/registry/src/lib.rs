@@ -23,12 +23,18 @@ use berth_storage::BlobStore;
 mod blobs;
 mod errors;
 pub mod events;
+pub mod inspect;
 mod listing;
 mod maintenance;
 mod manifests;
+pub mod pull_stats;
 mod read_path;
+pub mod search;
 mod uploads;
 
+pub use berth_meta::browse::{
+    DayActivity, RepositorySummary, StorageUsage, TagPage, TagRow, TagSort,
+};
 pub use berth_meta::{StoredManifest, UploadSession};
 pub use blobs::BlobRead;
 pub use listing::Listing;

@@ -157,16 +157,22 @@ impl Registry {
         size: u64,
         digest: &Digest,
     ) -> Result<()> {
-        self.blobs
+        let committed = self
+            .blobs
             .commit_upload(id, size, digest)
             .await
             .map_err(|e| match e {
                 StorageError::NotFound => RegistryError::upload_unknown(),
                 other => from_storage(other),
             })?;
+        let blob = berth_meta::NewBlob {
+            digest,
+            size,
+            cid: committed.cid.as_deref(),
+        };
         let events = self
             .meta
-            .link_blob(repository, digest, size, origin)
+            .record_blob(repository, blob, origin)
             .await
             .map_err(from_meta)?;
         self.publish(&events);

@@ -9,7 +9,7 @@
 //! installed by `./scripts/test`, which also sets `BERTH_TEST_PYTHON` to a Python that has the
 //! `oras` package.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::support::clients::*;
 use crate::support::push::{OCI_INDEX, OCI_MANIFEST};
@@ -110,7 +110,6 @@ async fn skopeo_copy_all_of_a_multi_platform_index() {
         index_digest,
         children,
     } = multi_platform_layout(&sandbox, &["amd64", "arm64"]).await;
-
     let remote = format!("{}/e2e/multi:latest", berth.host());
     run(sandbox
         .skopeo()
@@ -361,34 +360,6 @@ async fn buildah_builds_from_scratch_and_pushes() {
             "{dest}"
         );
     }
-}
-
-/// The Python that has the `oras` SDK: `BERTH_TEST_PYTHON`, else the repository's `.venv`.
-fn oras_python() -> PathBuf {
-    let python = match std::env::var_os("BERTH_TEST_PYTHON") {
-        Some(python) => PathBuf::from(python),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"),
-    };
-    assert!(
-        python.is_file(),
-        "{} does not exist: the oras Python SDK is not installed; run the test suite with \
-         ./scripts/test, which installs it",
-        python.display()
-    );
-    python
-}
-
-/// `oras_client.py --registry HOST ARGS...`, whose stdout is JSON.
-async fn oras(sandbox: &Sandbox, berth: &Berth, args: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oras_client.py");
-    run_json(
-        sandbox
-            .command(&oras_python())
-            .arg(script)
-            .args(["--registry", &berth.host()])
-            .args(args),
-    )
-    .await
 }
 
 #[tokio::test]
