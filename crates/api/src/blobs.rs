@@ -21,7 +21,8 @@ pub(crate) async fn get(
 ) -> HandlerResult {
     let range = header_str(&parts.headers, header::RANGE);
     let read = state
-        .registry
+        .namespaces
+        .reads(name)
         .read_blob(origin, name, digest, range)
         .await?;
     let stream = match read.content {
@@ -73,7 +74,12 @@ pub(crate) async fn head(
     name: &RepositoryName,
     digest: &Digest,
 ) -> HandlerResult {
-    let size = state.registry.blob_size(name, digest).await?.to_string();
+    let size = state
+        .namespaces
+        .reads(name)
+        .blob_size(name, digest)
+        .await?
+        .to_string();
     let etag = format!("\"{digest}\"");
     response(
         StatusCode::OK,

@@ -18,7 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use berth_auth::AccessService;
-use berth_registry::Registry;
+use berth_registry::{Namespaces, Registry};
 use http::{HeaderMap, StatusCode};
 
 mod access_log;
@@ -43,7 +43,11 @@ pub use urls::{ConnectionInfo, UrlPolicy};
 
 /// What every handler shares.
 pub struct AppState {
+    /// The local registry: every write, listings, and reads of names no namespace mounts.
     pub registry: Arc<Registry>,
+    /// Which read path serves a repository name (the local registry, or a pull-through
+    /// cache mounted at a prefix), and which names take no writes.
+    pub namespaces: Arc<Namespaces>,
     pub access: Arc<AccessService>,
     pub urls: UrlPolicy,
     /// `GET /metrics` on this listener, when metrics are served here.

@@ -33,14 +33,11 @@ pub(crate) async fn get(
     origin: &Arc<Origin>,
     with_body: bool,
 ) -> HandlerResult {
+    let accept: Vec<&str> = accept_values(parts).collect();
     let manifest = state
-        .registry
-        .get_manifest(
-            with_body.then_some(origin),
-            name,
-            reference,
-            accept_values(parts),
-        )
+        .namespaces
+        .reads(name)
+        .get_manifest(with_body.then_some(origin), name, reference, &accept)
         .await?;
     let length = manifest.content.len().to_string();
     let etag = format!("\"{}\"", manifest.digest);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use berth_auth::Caller;
+use berth_auth::{Action, Caller};
 use berth_oci::{ErrorCode, RegistryError};
 use berth_registry::events::Origin;
 use berth_storage::ByteStream;
@@ -50,6 +50,9 @@ async fn route(state: &AppState, parts: &Parts, operation: Operation, body: Body
     if let (Some(repository), Some(action)) = (operation.repository(), operation.required_action())
     {
         auth::require(state, parts, &caller, repository, action).await?;
+        if action != Action::Pull {
+            state.namespaces.check_writable(repository)?;
+        }
     }
     let origin = &origin(parts, &caller);
     match operation {

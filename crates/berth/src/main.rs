@@ -18,6 +18,7 @@ mod limits;
 mod logging;
 mod observability;
 mod progress;
+mod remotes;
 mod restore;
 mod scrub;
 mod serve;

@@ -135,6 +135,31 @@ fn describe_metrics() {
         "berth_webhook_pull_events_dropped_total",
         "Pull events for webhooks dropped because the queue to the outbox was full"
     );
+    describe_counter!(
+        "berth_cache_lookups_total",
+        "Reads of remote repositories, by remote and result (hit: answered from the cache; miss: the upstream was asked)"
+    );
+    describe_counter!(
+        "berth_cache_stale_serves_total",
+        "Cached manifests served because the upstream could not be asked, by remote"
+    );
+    describe_counter!(
+        "berth_cache_upstream_requests_total",
+        "Requests sent to upstream registries (token requests included), by remote"
+    );
+    describe_counter!(
+        "berth_cache_upstream_bytes_total",
+        Unit::Bytes,
+        "Blob bytes received from upstream registries, by remote"
+    );
+    describe_counter!(
+        "berth_cache_blob_fetches_total",
+        "Blob downloads started upstream (one per uncached blob however many clients wait), by remote"
+    );
+    describe_gauge!(
+        "berth_cache_upstream_rate_limit_remaining",
+        "The upstream's last RateLimit-Remaining header (Docker Hub), by remote"
+    );
     describe_gauge!("berth_build_info", "berth's version (the value is 1)");
     describe_gauge!(
         "berth_uploads_in_progress",

@@ -77,6 +77,7 @@ async fn serve(config: Config) -> Result<(), String> {
         )?),
         None => None,
     };
+    let namespaces = Arc::new(crate::remotes::namespaces(&config, &registry)?);
     let urls = UrlPolicy {
         public_base: config.http.host.as_ref().map(|h| h.as_str().to_string()),
         relative: config.http.relativeurls,
@@ -90,6 +91,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let background = Arc::new(std::sync::OnceLock::new());
     let state = AppState {
         registry: Arc::clone(&registry),
+        namespaces,
         access: Arc::clone(&access),
         urls,
         metrics: metrics.clone().map(|handle| MetricsEndpoint {

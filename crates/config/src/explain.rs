@@ -84,8 +84,8 @@ mod tests {
 
     use super::*;
     use crate::model::{
-        AuthConfig, BerthAuth, HtpasswdAuth, NotificationEndpoint, S3Config, TlsConfig,
-        WebhookConfig,
+        AuthConfig, BerthAuth, HtpasswdAuth, NotificationEndpoint, RemoteConfig, S3Config,
+        TlsConfig, WebhookConfig,
     };
     use crate::schema::{Key, Kind};
 
@@ -114,6 +114,15 @@ mod tests {
             WebhookConfig {
                 url: Some("https://ci.example/hook".parse().unwrap()),
                 ..WebhookConfig::default()
+            },
+        );
+        config.proxy.remoteurl = Some("https://registry-1.docker.io".parse().unwrap());
+        config.remotes.insert(
+            "hub".into(),
+            RemoteConfig {
+                prefix: Some("hub".into()),
+                urls: vec!["https://registry-1.docker.io".parse().unwrap()],
+                ..RemoteConfig::default()
             },
         );
         config
@@ -203,6 +212,8 @@ mod tests {
         config.webhooks.get_mut("ci").unwrap().secret = Some("hunter4hunter4hunter4".into());
         config.storage.azure.as_mut().unwrap().accountkey = Some("hunter5".into());
         config.storage.ipfs.as_mut().unwrap().bearertoken = Some("hunter6".into());
+        config.proxy.password = Some("hunter7".into());
+        config.remotes.get_mut("hub").unwrap().password = Some("hunter8".into());
         let mut secrets = 0;
         for (config, want) in [(&config, "(set)"), (&full_config(), "(unset)")] {
             for setting in settings(config) {
@@ -212,7 +223,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(secrets, 10);
+        assert_eq!(secrets, 14);
     }
 
     #[test]

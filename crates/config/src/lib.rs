@@ -79,8 +79,8 @@ pub use model::{
     DeleteConfig, FilesystemConfig, GcsConfig, HtpasswdAuth, HttpConfig, IpfsConfig, LogConfig,
     LogFormat, LogLevel, MaintenanceConfig, MetricsConfig, NotificationAction,
     NotificationEndpoint, NotificationEvents, NotificationIgnore, NotificationsConfig,
-    PrometheusConfig, ReadOnly, RedirectConfig, S3Config, ScrubConfig, StorageConfig, TlsConfig,
-    TlsVersion, UploadPurging, WebhookConfig, WebhookFormat,
+    PrometheusConfig, ProxyConfig, ReadOnly, RedirectConfig, RemoteConfig, S3Config, ScrubConfig,
+    StorageConfig, TlsConfig, TlsVersion, UploadPurging, WebhookConfig, WebhookFormat,
 };
 pub use values::{EndpointUrl, ListenAddr, PublicUrl, parse_byte_size, percent_decode};
 

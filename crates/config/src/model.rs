@@ -12,6 +12,7 @@ mod http;
 mod log;
 mod metrics;
 mod notifications;
+mod proxy;
 mod s3;
 mod storage;
 mod stores;
@@ -26,6 +27,7 @@ pub use notifications::{
     NotificationAction, NotificationEndpoint, NotificationEvents, NotificationIgnore,
     NotificationsConfig,
 };
+pub use proxy::{ProxyConfig, RemoteConfig};
 pub use s3::S3Config;
 pub use storage::{
     DeleteConfig, FilesystemConfig, MaintenanceConfig, ReadOnly, RedirectConfig, StorageConfig,
@@ -55,9 +57,14 @@ section! {
         /// berth's own webhooks, by name; the admin API adds more at run time.
         webhooks: BTreeMap<String, WebhookConfig>,
             "berth's webhooks, by name: where events are sent, which ones and how";
+        /// registry:2's proxy mode.
+        proxy: ProxyConfig, "registry:2's pull-through cache: every repository mirrors one upstream";
+        /// berth's pull-through caches, by name.
+        remotes: BTreeMap<String, RemoteConfig>,
+            "remote repositories, by name: a name prefix whose repositories are a pull-through cache of an upstream registry";
         metrics: MetricsConfig, "Prometheus metrics";
     }
-    validate = Config::validate_endpoint_names;
+    validate = Config::validate_cross_sections;
     registry2 = [
         // In every registry:2 file, and meaningless: a warning would be noise.
         ignored("version", ""),
@@ -65,7 +72,6 @@ section! {
             "health",
             "berth serves /healthz and /readyz itself; this section configures nothing in berth",
         ),
-        unsupported("proxy", "berth cannot act as a pull-through cache"),
         unsupported("redis", "berth keeps its state in its metadata database"),
         unsupported("validation", "berth has no manifest validation settings"),
         unsupported("compatibility", "berth has no schema1 compatibility settings"),
@@ -94,6 +100,11 @@ impl Config {
     /// (`postgres://user:***@host:5432/db`): safe to log.
     pub fn redacted_database_url(&self) -> String {
         values::redact_url(&self.database_url())
+    }
+
+    fn validate_cross_sections(&self, path: &str, problems: &mut Problems) {
+        self.validate_endpoint_names(path, problems);
+        proxy::check_prefixes(&self.proxy, &self.remotes, problems);
     }
 
     /// Webhooks' names are valid and differ from the notification endpoints' (the two

@@ -336,7 +336,9 @@ mod tests {
                 "storage.s3.sessiontoken",
                 "storage.azure.accountkey",
                 "storage.ipfs.bearertoken",
-                "webhooks.secret"
+                "webhooks.secret",
+                "proxy.password",
+                "remotes.password"
             ]
         );
     }
@@ -367,7 +369,7 @@ mod tests {
         assert!(unknown_key(s3, "bukcet").ends_with("(did you mean bucket?)"));
         assert_eq!(
             unknown_key(ROOT, "foo"),
-            "unknown key; expected one of log, http, auth, storage, database, notifications, webhooks, metrics"
+            "unknown key; expected one of log, http, auth, storage, database, notifications, webhooks, proxy, remotes, metrics"
         );
         assert!(unknown_key(ROOT, "lgo").ends_with("(did you mean log?)"));
         // A choice's modes: registry:2's modes that berth lacks are not offered.

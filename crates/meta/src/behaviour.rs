@@ -60,6 +60,7 @@ fn manifest<'a>(
         annotations: None,
         tag: None,
         origin: origin_ref(),
+        require_references: true,
     }
 }
 
@@ -386,6 +387,7 @@ async fn index_children_must_be_manifests_of_the_repository(store: &dyn Metadata
         annotations: None,
         tag: None,
         origin: origin_ref(),
+        require_references: true,
     };
     let err = store.put_manifest(new_index()).await.unwrap_err();
     assert!(

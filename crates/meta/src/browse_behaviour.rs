@@ -53,6 +53,7 @@ async fn push(store: &dyn MetadataStore, repository: &str, tag: &str, seed: &str
             annotations: None,
             tag: Some(&tag),
             origin: origin(),
+            require_references: true,
         })
         .await
         .unwrap();

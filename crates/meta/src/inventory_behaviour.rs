@@ -184,6 +184,7 @@ async fn unheld_references_are_found_and_unreferenced_blobs_forgotten<
             annotations: None,
             tag: None,
             origin: origin_ref(),
+            require_references: true,
         })
         .await
         .unwrap();

@@ -129,7 +129,8 @@ pub struct NewManifest<'a> {
     pub digest: &'a Digest,
     pub media_type: &'a str,
     pub content: &'a [u8],
-    /// Blobs that must be held by the repository, with the declared sizes.
+    /// Blobs that must be held by the repository, with the declared sizes (unless
+    /// `require_references` is false).
     pub blobs: &'a [Descriptor],
     /// Manifests that must be held by the repository, with the declared sizes.
     pub children: &'a [Descriptor],
@@ -140,6 +141,10 @@ pub struct NewManifest<'a> {
     pub tag: Option<&'a Tag>,
     /// Who pushed it, for the events it makes.
     pub origin: &'a Arc<Origin>,
+    /// Whether `blobs` and `children` must already be in the repository: true for pushes;
+    /// false for a pull-through cache, which stores a manifest before the content it
+    /// references (that content is fetched when a client asks for it).
+    pub require_references: bool,
 }
 
 /// A stored manifest with its exact bytes.

@@ -442,18 +442,21 @@ where
         let repository_id =
             Self::ensure_repository(&mut tx, manifest.repository, origin, &mut events).await?;
 
-        let mut broken =
-            Self::check_references(&mut tx, repository_id, ReferenceKind::Blob, manifest.blobs)
-                .await?;
-        broken.extend(
-            Self::check_references(
-                &mut tx,
-                repository_id,
-                ReferenceKind::Manifest,
-                manifest.children,
-            )
-            .await?,
-        );
+        let mut broken = Vec::new();
+        if manifest.require_references {
+            broken =
+                Self::check_references(&mut tx, repository_id, ReferenceKind::Blob, manifest.blobs)
+                    .await?;
+            broken.extend(
+                Self::check_references(
+                    &mut tx,
+                    repository_id,
+                    ReferenceKind::Manifest,
+                    manifest.children,
+                )
+                .await?,
+            );
+        }
         if !broken.is_empty() {
             // Dropping the transaction rolls back the repository row too.
             return Err(MetaError::BrokenReferences(broken));

@@ -28,6 +28,7 @@ mod listing;
 mod maintenance;
 mod manifests;
 pub mod pull_stats;
+mod read_path;
 pub mod search;
 mod uploads;
 
@@ -39,6 +40,7 @@ pub use blobs::BlobRead;
 pub use listing::Listing;
 pub use maintenance::PurgeReport;
 pub use manifests::PushedManifest;
+pub use read_path::{Mounted, Namespaces, ReadPath};
 pub use uploads::Chunk;
 
 pub type Result<T> = std::result::Result<T, RegistryError>;

@@ -30,6 +30,35 @@ impl Registry {
         content_type: Option<&str>,
         content: Bytes,
     ) -> Result<PushedManifest> {
+        self.store_manifest(origin, repository, reference, content_type, content, true)
+            .await
+    }
+
+    /// Stores a manifest a pull-through cache fetched from its upstream, by tag or by
+    /// digest, byte for byte: validated and checked against the digest like a push, but
+    /// stored before the blobs and child manifests it references, which are fetched when a
+    /// client asks for them.
+    pub async fn cache_manifest(
+        &self,
+        origin: &Arc<Origin>,
+        repository: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        content: Bytes,
+    ) -> Result<PushedManifest> {
+        self.store_manifest(origin, repository, reference, content_type, content, false)
+            .await
+    }
+
+    async fn store_manifest(
+        &self,
+        origin: &Arc<Origin>,
+        repository: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        content: Bytes,
+        require_references: bool,
+    ) -> Result<PushedManifest> {
         self.ensure_writable()?;
         let parsed = ParsedManifest::parse(&content, content_type)?;
         let pushed_as = match reference {
@@ -66,6 +95,7 @@ impl Registry {
                 annotations: parsed.annotations.as_ref(),
                 tag,
                 origin,
+                require_references,
             })
             .await
             .map_err(from_meta)?;

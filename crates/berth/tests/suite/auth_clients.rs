@@ -7,12 +7,12 @@
 //! them for a few seconds). Every client identity ("who") has its own podman storage and its own
 //! auth file (`REGISTRY_AUTH_FILE`) inside the test's sandbox, so that logins do not mix.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::support::accounts::*;
 use crate::support::clients::*;
 use crate::support::official_registry::OfficialRegistry;
-use crate::support::{Berth, berth_cli, client, tool};
+use crate::support::{Berth, berth_cli, client};
 use serde_json::Value;
 
 /// base64 of "USER:PASSWORD", the form of the `auth` field of a containers auth file (as
@@ -42,22 +42,6 @@ async fn skopeo_tags_as(
     );
     let listed: Value = serde_json::from_str(&listed).unwrap();
     serde_json::from_value(listed["Tags"].clone()).unwrap_or_else(|e| panic!("{e}: {listed}"))
-}
-
-/// A one-layer OCI image layout made with umoci: `LAYOUT:v1`.
-async fn umoci_image(sandbox: &Sandbox, content: &[u8]) -> String {
-    let layout = sandbox.path("layout");
-    run(sandbox.umoci().args(["init", "--layout"]).arg(&layout)).await;
-    let image = format!("{}:v1", layout.display());
-    run(sandbox.umoci().args(["new", "--image", &image])).await;
-    umoci_layer(
-        sandbox,
-        &image,
-        "bundle",
-        &[("hello.txt", content.to_vec())],
-    )
-    .await;
-    format!("oci:{image}")
 }
 
 /// The digest of an image, as skopeo (as `who`, with extra arguments) sees it.
@@ -185,7 +169,7 @@ async fn skopeo_with_passwords_and_access_tokens() {
     let berth = ids.start();
     let host = berth.host();
     let sandbox = Sandbox::new();
-    let image = umoci_image(&sandbox, b"hello from skopeo\n").await;
+    let image = umoci_image(&sandbox, "layout", b"hello from skopeo\n").await;
 
     // With the password.
     let creds = "alice:alice-password";
@@ -372,7 +356,7 @@ async fn anonymous_pull_of_a_public_repository() {
     let berth = ids.start();
     let host = berth.host();
     let sandbox = Sandbox::new();
-    let image = umoci_image(&sandbox, b"hello, world\n").await;
+    let image = umoci_image(&sandbox, "layout", b"hello, world\n").await;
     let creds = ["--dest-creds", "alice:alice-password"];
     let public = format!("docker://{host}/team-a/public-site:v1");
     let private = format!("docker://{host}/team-a/private:v1");
@@ -429,25 +413,6 @@ async fn anonymous_pull_of_a_public_repository() {
     )
     .await;
     assert_eq!(tags, ["v1"]);
-}
-
-/// `htpasswd -Bbc FILE USER PASSWORD` (Debian's apache2-utils): a bcrypt entry.
-fn htpasswd_file(dir: &Path, user: &str, password: &str) -> PathBuf {
-    let file = dir.join("htpasswd");
-    let output = std::process::Command::new(tool("htpasswd"))
-        .arg("-Bbc")
-        .arg(&file)
-        .args([user, password])
-        .output()
-        .expect("htpasswd runs");
-    assert!(output.status.success(), "htpasswd: {output:?}");
-    assert!(
-        std::fs::read_to_string(&file)
-            .unwrap()
-            .starts_with(&format!("{user}:$2y$")),
-        "a bcrypt entry"
-    );
-    file
 }
 
 #[tokio::test]
@@ -568,7 +533,7 @@ async fn berth_is_the_token_server_of_the_official_registry() {
     );
 
     let sandbox = Sandbox::new();
-    let image = umoci_image(&sandbox, b"pushed through berth's tokens\n").await;
+    let image = umoci_image(&sandbox, "layout", b"pushed through berth's tokens\n").await;
     let remote = format!("docker://{host}/team-a/app:v1");
     let alice = ["--dest-creds", "alice:alice-password"];
     let pushed = skopeo_copy(&sandbox, "none", &alice, &image, &remote).await;

@@ -8,6 +8,7 @@ mod access_control;
 mod admin_api;
 mod auth_clients;
 mod bad_input;
+mod cache;
 mod crash_safety;
 mod dashboard;
 mod dashboard_admin;

@@ -452,3 +452,39 @@ pub async fn skopeo_round_trip(
         assert!(data == copied, "blob {digest} differs");
     }
 }
+
+/// `htpasswd -Bbc FILE USER PASSWORD` (Debian's apache2-utils): a bcrypt entry.
+pub fn htpasswd_file(dir: &Path, user: &str, password: &str) -> PathBuf {
+    let file = dir.join("htpasswd");
+    let output = std::process::Command::new(tool("htpasswd"))
+        .arg("-Bbc")
+        .arg(&file)
+        .args([user, password])
+        .output()
+        .expect("htpasswd runs");
+    assert!(output.status.success(), "htpasswd: {output:?}");
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .starts_with(&format!("{user}:$2y$")),
+        "a bcrypt entry"
+    );
+    file
+}
+
+/// A one-layer OCI image layout made with umoci in the sandbox directory `layout`, its layer
+/// holding `hello.txt` with `content`: `oci:LAYOUT:v1`, as skopeo takes it.
+pub async fn umoci_image(sandbox: &Sandbox, layout: &str, content: &[u8]) -> String {
+    let path = sandbox.path(layout);
+    run(sandbox.umoci().args(["init", "--layout"]).arg(&path)).await;
+    let image = format!("{}:v1", path.display());
+    run(sandbox.umoci().args(["new", "--image", &image])).await;
+    umoci_layer(
+        sandbox,
+        &image,
+        &format!("{layout}-bundle"),
+        &[("hello.txt", content.to_vec())],
+    )
+    .await;
+    format!("oci:{image}")
+}

@@ -6,6 +6,14 @@ use std::time::{Duration, Instant};
 
 use super::tool;
 
+/// The `storage:` lines of a filesystem store under `dir/storage`.
+fn filesystem(dir: &Path) -> String {
+    format!(
+        "  filesystem:\n    rootdirectory: {}\n",
+        dir.join("storage").display()
+    )
+}
+
 /// `docker-registry serve` on a free loopback port, its config and log in a directory.
 pub struct OfficialRegistry {
     child: Child,
@@ -18,11 +26,7 @@ impl OfficialRegistry {
     /// Storing on the filesystem under `dir/storage`, with `auth` (YAML lines under `auth:`)
     /// when given.
     pub fn start(dir: &Path, auth: Option<&str>) -> OfficialRegistry {
-        let storage = format!(
-            "  filesystem:\n    rootdirectory: {}\n",
-            dir.join("storage").display()
-        );
-        OfficialRegistry::start_with(dir, &storage, auth)
+        OfficialRegistry::start_with(dir, &filesystem(dir), auth)
     }
 
     /// With `storage` (YAML lines under `storage:`; deletes are always enabled) and `auth`;
@@ -38,6 +42,22 @@ impl OfficialRegistry {
         auth: Option<&str>,
         extra: &str,
     ) -> OfficialRegistry {
+        OfficialRegistry::launch(dir, storage, auth, extra, false)
+    }
+
+    /// [`OfficialRegistry::start`] with its access log on (one line per request in
+    /// [`OfficialRegistry::log_text`]), to count what clients asked it.
+    pub fn start_logged(dir: &Path, auth: Option<&str>) -> OfficialRegistry {
+        OfficialRegistry::launch(dir, &filesystem(dir), auth, "", true)
+    }
+
+    fn launch(
+        dir: &Path,
+        storage: &str,
+        auth: Option<&str>,
+        extra: &str,
+        access_log: bool,
+    ) -> OfficialRegistry {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -50,7 +70,8 @@ impl OfficialRegistry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n{storage}  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}{extra}"
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: {}\nstorage:\n{storage}  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}{extra}",
+                !access_log
             ),
         )
         .unwrap();

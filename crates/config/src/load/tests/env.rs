@@ -245,7 +245,6 @@ fn environment_variables_naming_unsupported_features_are_errors() {
         ("REGISTRY_AUTH_TOKEN_REALM", "auth.token"),
         ("REGISTRY_AUTH_SILLY_SERVICE", "auth.silly"),
         ("BERTH_AUTH_TOKEN", "auth.token"),
-        ("REGISTRY_PROXY_REMOTEURL", "proxy"),
         ("REGISTRY_STORAGE_SWIFT_CONTAINER", "storage.swift"),
         (
             "REGISTRY_STORAGE_GCS_CREDENTIALS_TYPE",

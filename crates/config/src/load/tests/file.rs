@@ -209,10 +209,6 @@ fn unsupported_features_in_the_file_are_errors() {
             "auth.token",
         ),
         ("auth: silly\n", "auth.silly"),
-        (
-            "proxy:\n  remoteurl: https://registry-1.docker.io\n",
-            "proxy",
-        ),
         ("http:\n  prefix: /registry/\n", "http.prefix"),
         ("redis:\n  addr: localhost:6379\n", "redis"),
         ("validation:\n  disabled: true\n", "validation"),

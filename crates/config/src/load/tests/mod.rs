@@ -13,6 +13,7 @@ mod env;
 mod file;
 mod metrics;
 mod notifications;
+mod proxy;
 mod s3;
 mod stores;
 mod values;

@@ -1,0 +1,84 @@
+//! The pull-through caches the configuration declares (registry:2's `proxy`, berth's
+//! `remotes`), mounted as namespaces of the registry.
+
+use std::sync::Arc;
+
+use berth_cache::{Credentials, Remote, RemoteSettings, UpstreamTls};
+use berth_config::{Config, ProxyConfig, RemoteConfig};
+use berth_registry::{Namespaces, Registry};
+
+/// The registry's namespaces: every configured remote at its prefix, the rest local.
+pub fn namespaces(config: &Config, registry: &Arc<Registry>) -> Result<Namespaces, String> {
+    let mut mounted = Vec::new();
+    for settings in remote_settings(config) {
+        let name = settings.name.clone();
+        let prefix = settings.prefix.clone();
+        let remote = Remote::new(Arc::clone(registry), settings)
+            .map_err(|e| format!("remotes.{name}: {e}"))?;
+        tracing::info!(remote = %name, prefix = %prefix, "pull-through cache");
+        mounted.push(Arc::new(remote).mount());
+    }
+    Ok(Namespaces::new(Arc::clone(registry), mounted))
+}
+
+fn remote_settings(config: &Config) -> Vec<RemoteSettings> {
+    // Downloads spool beside the blobs when they are on the file system.
+    let spool_dir = config
+        .storage
+        .s3
+        .is_none()
+        .then(|| config.storage.filesystem.rootdirectory.clone());
+    let mut remotes = Vec::new();
+    if let ProxyConfig {
+        remoteurl: Some(url),
+        username,
+        password,
+        ..
+    } = &config.proxy
+    {
+        let defaults = RemoteConfig::default();
+        remotes.push(RemoteSettings {
+            name: "proxy".into(),
+            prefix: String::new(),
+            urls: vec![url.url().clone()],
+            credentials: credentials(username, password),
+            tls: UpstreamTls::default(),
+            revalidate_after: defaults.revalidateafter,
+            immutable_tags: Vec::new(),
+            negative_ttl: defaults.negativettl,
+            serve_stale: defaults.servestale,
+            spool_dir: spool_dir.clone(),
+        });
+    }
+    for (name, remote) in &config.remotes {
+        let Some(prefix) = &remote.prefix else {
+            continue; // refused by validation
+        };
+        remotes.push(RemoteSettings {
+            name: name.clone(),
+            prefix: format!("{prefix}/"),
+            urls: remote.urls.iter().map(|u| u.url().clone()).collect(),
+            credentials: credentials(&remote.username, &remote.password),
+            tls: UpstreamTls {
+                ca_file: remote.cafile.clone(),
+                insecure: remote.insecure,
+            },
+            revalidate_after: remote.revalidateafter,
+            immutable_tags: remote.immutabletags.clone(),
+            negative_ttl: remote.negativettl,
+            serve_stale: remote.servestale,
+            spool_dir: spool_dir.clone(),
+        });
+    }
+    remotes
+}
+
+fn credentials(username: &Option<String>, password: &Option<String>) -> Option<Credentials> {
+    match (username, password) {
+        (Some(username), Some(password)) => Some(Credentials {
+            username: username.clone(),
+            password: password.clone(),
+        }),
+        _ => None,
+    }
+}

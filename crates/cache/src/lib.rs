@@ -1,0 +1,22 @@
+//! Pull-through caches: remote repositories.
+//!
+//! A [`Remote`] is another implementation of the registry's read path
+//! ([`berth_registry::ReadPath`]), mounted at a name prefix ([`berth_registry::Namespaces`]):
+//! it decorates the local [`berth_registry::Registry`], serving what is cached from it and
+//! fetching the rest from an upstream registry into it. See ARCHITECTURE.md for the
+//! invariants it keeps.
+//!
+//! * [`upstream`]: the upstream's `/v2/` API: failover, Basic and token auth, timeouts.
+//! * `flight`: one download per uncached blob, streamed to every waiting client.
+//! * [`errors`]: the cache's failures and their one mapping to OCI errors.
+
+mod challenge;
+pub mod errors;
+mod flight;
+mod remote;
+mod stats;
+pub mod upstream;
+
+pub use remote::{Remote, RemoteSettings};
+pub use stats::CacheStats;
+pub use upstream::{Credentials, UpstreamTls};

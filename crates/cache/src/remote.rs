@@ -1,0 +1,503 @@
+//! A remote repository: the read path of a name prefix, decorating the local registry.
+//!
+//! What is cached is ordinary content of the local registry under the berth name
+//! (`hub/library/alpine`): manifests stored byte for byte with their tags, blobs committed
+//! like pushed ones. A read answers from there when it can and asks the upstream
+//! (`library/alpine`) only for what is missing, or for a tag whose last check is older than
+//! `revalidate_after` (one HEAD, never a GET, when nothing changed).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use berth_oci::manifest::MAX_MANIFEST_SIZE;
+use berth_oci::{
+    ByteRange, Digest, DigestHasher, ErrorCode, Pattern, Reference, RegistryError, RepositoryName,
+    Tag,
+};
+use berth_registry::events::Origin;
+use berth_registry::{BlobRead, Mounted, ReadPath, Registry, StoredManifest};
+use berth_storage::BlobContent;
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use url::Url;
+
+use crate::errors::CacheFailure;
+use crate::flight::{Fetch, Flights, follow};
+use crate::stats::{CacheStats, Counter};
+use crate::upstream::{Credentials, Upstream, UpstreamError, UpstreamTls};
+
+type Result<T> = std::result::Result<T, RegistryError>;
+
+/// How a remote repository behaves (from `remotes.<name>` or registry:2's `proxy`).
+#[derive(Debug, Clone)]
+pub struct RemoteSettings {
+    /// The remote's name, for logs (`proxy` for registry:2's proxy mode).
+    pub name: String,
+    /// Empty (every repository) or ending in `/`.
+    pub prefix: String,
+    /// The upstream's URLs, tried in order.
+    pub urls: Vec<Url>,
+    pub credentials: Option<Credentials>,
+    /// How the upstream's TLS certificate is checked.
+    pub tls: UpstreamTls,
+    /// How long a checked tag is served without asking the upstream again.
+    pub revalidate_after: Duration,
+    /// Tags never revalidated once cached.
+    pub immutable_tags: Vec<Pattern>,
+    /// How long an upstream 404 is remembered.
+    pub negative_ttl: Duration,
+    /// Serve a cached manifest when the upstream cannot be asked.
+    pub serve_stale: bool,
+    /// Where downloads spool (on the storage's file system); the system's temporary
+    /// directory when unset.
+    pub spool_dir: Option<PathBuf>,
+}
+
+pub struct Remote {
+    local: Arc<Registry>,
+    settings: RemoteSettings,
+    upstream: Arc<Upstream>,
+    stats: Arc<CacheStats>,
+    /// When each `repository:tag` was last checked upstream.
+    checked: Mutex<HashMap<(RepositoryName, Tag), Instant>>,
+    /// Upstream 404s, by `repository@reference`, with when they were seen.
+    missing: Mutex<HashMap<String, Instant>>,
+    flights: Arc<Flights>,
+    /// The actor of the cache's own writes, in events and the audit trail.
+    origin: Arc<Origin>,
+}
+
+impl Remote {
+    pub fn new(
+        local: Arc<Registry>,
+        settings: RemoteSettings,
+    ) -> std::result::Result<Remote, String> {
+        let stats = Arc::new(CacheStats::new(&settings.name));
+        let upstream = Upstream::new(
+            settings.urls.clone(),
+            settings.credentials.clone(),
+            &settings.tls,
+            Arc::clone(&stats),
+        )?;
+        let origin = Arc::new(Origin {
+            actor: format!("cache:{}", settings.name),
+            address: None,
+            user_agent: None,
+            request_id: None,
+            method: None,
+            host: None,
+        });
+        Ok(Remote {
+            local,
+            settings,
+            upstream: Arc::new(upstream),
+            stats,
+            checked: Mutex::default(),
+            missing: Mutex::default(),
+            flights: Arc::default(),
+            origin,
+        })
+    }
+
+    /// The remote as a namespace of the registry: its prefix, served by it, refusing writes.
+    pub fn mount(self: Arc<Self>) -> Mounted {
+        Mounted {
+            prefix: self.settings.prefix.clone(),
+            description: format!(
+                "remote repository {:?}, a pull-through cache of {}",
+                self.settings.name,
+                self.upstream.describe()
+            ),
+            reads: self,
+        }
+    }
+
+    pub fn stats(&self) -> &Arc<CacheStats> {
+        &self.stats
+    }
+
+    /// The name upstream: the berth name without the prefix.
+    fn upstream_name<'a>(&self, repository: &'a RepositoryName) -> &'a str {
+        &repository.as_str()[self.settings.prefix.len()..]
+    }
+
+    fn hit(&self) {
+        self.stats.add(Counter::Hit, 1);
+    }
+
+    fn miss(&self) {
+        self.stats.add(Counter::Miss, 1);
+    }
+
+    /// A local read's answer, unless it failed only because nothing is cached (`None`:
+    /// ask the upstream). Counted as a hit or a miss.
+    fn cached<T>(&self, local: Result<T>) -> Option<Result<T>> {
+        match local {
+            Err(e) if is_unknown(&e) => {
+                self.miss();
+                None
+            }
+            answer => {
+                self.hit();
+                Some(answer)
+            }
+        }
+    }
+
+    /// The negative-cache key of a blob, unless the upstream said recently it has none.
+    fn blob_not_missing(&self, repository: &RepositoryName, digest: &Digest) -> Result<String> {
+        let key = format!("{repository}@{digest}");
+        if self.known_missing(&key) {
+            return Err(RegistryError::blob_unknown(digest));
+        }
+        Ok(key)
+    }
+
+    /// Whether the upstream said recently that it has nothing at `key`.
+    fn known_missing(&self, key: &str) -> bool {
+        let mut missing = self.missing.lock().unwrap_or_else(|p| p.into_inner());
+        match missing.get(key) {
+            Some(seen) if seen.elapsed() < self.settings.negative_ttl => true,
+            Some(_) => {
+                missing.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn remember_missing(&self, key: String) {
+        let mut missing = self.missing.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: expired entries go whenever the map grows large.
+        if missing.len() >= 10_000 {
+            let ttl = self.settings.negative_ttl;
+            missing.retain(|_, seen| seen.elapsed() < ttl);
+        }
+        missing.insert(key, Instant::now());
+    }
+
+    /// Whether a cached tag may be served without asking the upstream.
+    fn tag_is_fresh(&self, repository: &RepositoryName, tag: &Tag) -> bool {
+        if self
+            .settings
+            .immutable_tags
+            .iter()
+            .any(|p| p.matches(tag.as_str()))
+        {
+            return true;
+        }
+        let checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        checked
+            .get(&(repository.clone(), tag.clone()))
+            .is_some_and(|at| at.elapsed() < self.settings.revalidate_after)
+    }
+
+    fn mark_checked(&self, repository: &RepositoryName, tag: &Tag) {
+        self.checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((repository.clone(), tag.clone()), Instant::now());
+    }
+
+    /// Fetches a manifest from the upstream and stores it (with its tag, when fetched by
+    /// tag). Nothing is stored unless it is a valid manifest of at most 4 MiB whose digest
+    /// matches what was asked (by digest) or what the upstream announced (by tag).
+    async fn fetch_manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<()> {
+        let name = self.upstream_name(repository);
+        let missing_key = format!("{repository}@{reference}");
+        if self.known_missing(&missing_key) {
+            return Err(RegistryError::manifest_unknown(reference));
+        }
+        let answer = match self
+            .upstream
+            .manifest(name, &reference.to_string())
+            .await
+            .map_err(CacheFailure::from)?
+        {
+            Some(answer) => answer,
+            None => {
+                self.remember_missing(missing_key);
+                return Err(RegistryError::manifest_unknown(reference));
+            }
+        };
+        let upstream = answer.upstream.clone();
+        let invalid = |why: String| -> RegistryError {
+            CacheFailure::Upstream(UpstreamError::Invalid {
+                upstream: upstream.clone(),
+                why,
+            })
+            .into()
+        };
+        let headers = answer.response.headers();
+        let content_type = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let announced = headers
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v).ok());
+        if answer
+            .response
+            .content_length()
+            .is_some_and(|len| len > MAX_MANIFEST_SIZE as u64)
+        {
+            return Err(invalid(format!(
+                "a manifest larger than the {MAX_MANIFEST_SIZE}-byte limit"
+            )));
+        }
+        let mut content = BytesMut::new();
+        let mut body = answer.response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                RegistryError::from(CacheFailure::Upstream(UpstreamError::Unreachable {
+                    upstream: upstream.clone(),
+                    cause: crate::upstream::describe_error(e),
+                }))
+            })?;
+            if content.len() + chunk.len() > MAX_MANIFEST_SIZE {
+                return Err(invalid(format!(
+                    "a manifest larger than the {MAX_MANIFEST_SIZE}-byte limit"
+                )));
+            }
+            content.extend_from_slice(&chunk);
+        }
+        let content = content.freeze();
+        if let (Reference::Tag(_), Some(announced)) = (reference, &announced) {
+            let mut hasher = DigestHasher::new(announced.algorithm());
+            hasher.update(&content);
+            let actual = hasher.finish();
+            if &actual != announced {
+                return Err(invalid(format!(
+                    "the manifest's digest is {actual}, not the announced {announced}"
+                )));
+            }
+        }
+        self.local
+            .cache_manifest(
+                &self.origin,
+                repository,
+                reference,
+                content_type.as_deref(),
+                content,
+            )
+            .await
+            .map_err(|e| RegistryError::from(CacheFailure::from_store(&upstream, e)))?;
+        Ok(())
+    }
+
+    /// A manifest by tag: cached and fresh, cached and still current upstream (one HEAD),
+    /// fetched anew, or stale when the upstream cannot be asked.
+    async fn manifest_by_tag(
+        &self,
+        origin: Option<&Arc<Origin>>,
+        repository: &RepositoryName,
+        reference: &Reference,
+        tag: &Tag,
+        accept: &[&str],
+    ) -> Result<StoredManifest> {
+        let cached = self
+            .local
+            .get_manifest(None, repository, reference, ["*/*"])
+            .await;
+        let cached = match cached {
+            Ok(manifest) => Some(manifest),
+            Err(e) if is_unknown(&e) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(cached) = &cached {
+            if self.tag_is_fresh(repository, tag) {
+                self.hit();
+                return self.serve(origin, repository, reference, accept).await;
+            }
+            self.miss();
+            let checked = self
+                .upstream
+                .manifest_digest(self.upstream_name(repository), tag.as_str())
+                .await;
+            match checked {
+                Ok(Some(digest)) if digest == cached.digest => {
+                    self.mark_checked(repository, tag);
+                    return self.serve(origin, repository, reference, accept).await;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    // Gone upstream: the cache does not keep serving what the upstream
+                    // says is no longer there.
+                    self.remember_missing(format!("{repository}@{reference}"));
+                    return Err(RegistryError::manifest_unknown(reference));
+                }
+                Err(e) if self.settings.serve_stale => {
+                    tracing::warn!(
+                        remote = %self.settings.name, %repository, %tag, error = %e,
+                        "upstream unavailable; serving the cached manifest"
+                    );
+                    self.stats.add(Counter::Stale, 1);
+                    return self.serve(origin, repository, reference, accept).await;
+                }
+                Err(e) => return Err(CacheFailure::from(e).into()),
+            }
+        } else {
+            self.miss();
+        }
+        match self.fetch_manifest(repository, reference).await {
+            Ok(()) => {
+                self.mark_checked(repository, tag);
+                self.serve(origin, repository, reference, accept).await
+            }
+            Err(e)
+                if cached.is_some()
+                    && self.settings.serve_stale
+                    && e.code == ErrorCode::Unavailable =>
+            {
+                tracing::warn!(
+                    remote = %self.settings.name, %repository, %tag, error = %e.message,
+                    "upstream failed; serving the cached manifest"
+                );
+                self.stats.add(Counter::Stale, 1);
+                self.serve(origin, repository, reference, accept).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The cached manifest, as the local registry serves it (the client's `Accept`
+    /// applied, the pull published).
+    async fn serve(
+        &self,
+        origin: Option<&Arc<Origin>>,
+        repository: &RepositoryName,
+        reference: &Reference,
+        accept: &[&str],
+    ) -> Result<StoredManifest> {
+        self.local
+            .get_manifest(origin, repository, reference, accept.iter().copied())
+            .await
+    }
+}
+
+/// Whether a local read failed only because the content is not cached.
+fn is_unknown(error: &RegistryError) -> bool {
+    matches!(
+        error.code,
+        ErrorCode::ManifestUnknown | ErrorCode::NameUnknown | ErrorCode::BlobUnknown
+    ) && error
+        .detail
+        .as_ref()
+        .is_none_or(|d| d.get("reason").is_none())
+}
+
+#[async_trait]
+impl ReadPath for Remote {
+    async fn get_manifest(
+        &self,
+        origin: Option<&Arc<Origin>>,
+        repository: &RepositoryName,
+        reference: &Reference,
+        accept: &[&str],
+    ) -> Result<StoredManifest> {
+        match reference {
+            Reference::Tag(tag) => {
+                self.manifest_by_tag(origin, repository, reference, tag, accept)
+                    .await
+            }
+            // Content addressed: once cached, never asked again.
+            Reference::Digest(_) => {
+                let local = self.serve(origin, repository, reference, accept).await;
+                if let Some(cached) = self.cached(local) {
+                    return cached;
+                }
+                self.fetch_manifest(repository, reference).await?;
+                self.serve(origin, repository, reference, accept).await
+            }
+        }
+    }
+
+    async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<u64> {
+        if let Some(cached) = self.cached(self.local.blob_size(repository, digest).await) {
+            return cached;
+        }
+        let key = self.blob_not_missing(repository, digest)?;
+        match self
+            .upstream
+            .blob_size(self.upstream_name(repository), digest)
+            .await
+            .map_err(CacheFailure::from)?
+        {
+            Some(size) => Ok(size),
+            None => {
+                self.remember_missing(key);
+                Err(RegistryError::blob_unknown(digest))
+            }
+        }
+    }
+
+    async fn read_blob(
+        &self,
+        origin: &Arc<Origin>,
+        repository: &RepositoryName,
+        digest: &Digest,
+        range_header: Option<&str>,
+    ) -> Result<BlobRead> {
+        let local = self
+            .local
+            .read_blob(origin, repository, digest, range_header)
+            .await;
+        if let Some(cached) = self.cached(local) {
+            return cached;
+        }
+        let key = self.blob_not_missing(repository, digest)?;
+        let mut progress = self.flights.join(Fetch {
+            registry: Arc::clone(&self.local),
+            upstream: Arc::clone(&self.upstream),
+            stats: Arc::clone(&self.stats),
+            origin: Arc::clone(&self.origin),
+            spool_dir: self.settings.spool_dir.clone(),
+            repository: repository.clone(),
+            upstream_name: self.upstream_name(repository).to_string(),
+            digest: digest.clone(),
+        });
+        let (size, spool) = loop {
+            {
+                let p = progress.borrow_and_update();
+                if let Some(started) = &p.started {
+                    break started.clone();
+                }
+                if let Some(Err(failure)) = &p.done {
+                    if let CacheFailure::Upstream(UpstreamError::Status { status: 404, .. }) =
+                        failure
+                    {
+                        self.remember_missing(key);
+                        return Err(RegistryError::blob_unknown(digest));
+                    }
+                    return Err(failure.to_registry_error());
+                }
+            }
+            if progress.changed().await.is_err() {
+                return Err(RegistryError::internal(
+                    "a blob download ended without an outcome",
+                ));
+            }
+        };
+        let range = match range_header {
+            Some(header) => ByteRange::from_range_header(header, size)?,
+            None => None,
+        };
+        let (start, end) = match &range {
+            Some(range) => (range.start, range.start + range.len()),
+            None => (0, size),
+        };
+        Ok(BlobRead {
+            size,
+            range,
+            content: BlobContent::Stream(follow(progress, spool, size, start, end)),
+        })
+    }
+}

@@ -1,0 +1,103 @@
+//! Counters of a remote's work: kept in the process (`snapshot`) and recorded through the
+//! `metrics` facade, labelled with the remote's name, for the Prometheus exporter.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// What a remote counts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Counter {
+    /// A read answered from the cache without asking the upstream.
+    Hit,
+    /// A read that needed the upstream (a fetch, or a tag's revalidation).
+    Miss,
+    /// A cached manifest served because the upstream could not be asked.
+    Stale,
+    /// A request sent upstream (token requests included).
+    UpstreamRequest,
+    /// Blob bytes received from the upstream.
+    UpstreamBytes,
+    /// A blob download started upstream (one per uncached blob, however many clients wait).
+    BlobFetch,
+}
+
+#[derive(Debug)]
+pub struct CacheStats {
+    remote: String,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    stale_serves: AtomicU64,
+    upstream_requests: AtomicU64,
+    upstream_bytes: AtomicU64,
+    blob_fetches: AtomicU64,
+    /// The upstream's last `RateLimit-Remaining` (Docker Hub), -1 if never seen.
+    rate_limit_remaining: AtomicI64,
+}
+
+impl CacheStats {
+    pub(crate) fn new(remote: &str) -> CacheStats {
+        CacheStats {
+            remote: remote.to_string(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            stale_serves: AtomicU64::new(0),
+            upstream_requests: AtomicU64::new(0),
+            upstream_bytes: AtomicU64::new(0),
+            blob_fetches: AtomicU64::new(0),
+            rate_limit_remaining: AtomicI64::new(-1),
+        }
+    }
+
+    pub(crate) fn add(&self, counter: Counter, n: u64) {
+        let remote = self.remote.clone();
+        let (atomic, metric) = match counter {
+            Counter::Hit => (
+                &self.hits,
+                metrics::counter!("berth_cache_lookups_total", "remote" => remote, "result" => "hit"),
+            ),
+            Counter::Miss => (
+                &self.misses,
+                metrics::counter!("berth_cache_lookups_total", "remote" => remote, "result" => "miss"),
+            ),
+            Counter::Stale => (
+                &self.stale_serves,
+                metrics::counter!("berth_cache_stale_serves_total", "remote" => remote),
+            ),
+            Counter::UpstreamRequest => (
+                &self.upstream_requests,
+                metrics::counter!("berth_cache_upstream_requests_total", "remote" => remote),
+            ),
+            Counter::UpstreamBytes => (
+                &self.upstream_bytes,
+                metrics::counter!("berth_cache_upstream_bytes_total", "remote" => remote),
+            ),
+            Counter::BlobFetch => (
+                &self.blob_fetches,
+                metrics::counter!("berth_cache_blob_fetches_total", "remote" => remote),
+            ),
+        };
+        atomic.fetch_add(n, Ordering::Relaxed);
+        metric.increment(n);
+    }
+
+    pub(crate) fn set_rate_limit_remaining(&self, remaining: i64) {
+        self.rate_limit_remaining
+            .store(remaining, Ordering::Relaxed);
+        metrics::gauge!("berth_cache_upstream_rate_limit_remaining", "remote" => self.remote.clone())
+            .set(remaining as f64);
+    }
+
+    /// The counters as JSON, for logs and the admin API.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "remote": self.remote,
+            "hits": get(&self.hits),
+            "misses": get(&self.misses),
+            "stale_serves": get(&self.stale_serves),
+            "upstream_requests": get(&self.upstream_requests),
+            "upstream_bytes": get(&self.upstream_bytes),
+            "blob_fetches": get(&self.blob_fetches),
+            "rate_limit_remaining": self.rate_limit_remaining.load(Ordering::Relaxed),
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! `proxy` (registry:2's pull-through cache of one upstream) and `remotes` (berth's
+//! pull-through caches, each mounted at a name prefix).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_oci::{Pattern, RepositoryName};
+
+use crate::schema::{Problems, join, section};
+use crate::values::{self, EndpointUrl};
+
+section! {
+    /// registry:2's `proxy`: with `remoteurl` set, every repository is a pull-through cache
+    /// of that registry (berth's remote with an empty prefix) and pushes are refused.
+    #[derive(Clone, PartialEq)]
+    pub struct ProxyConfig {
+        remoteurl: Option<EndpointUrl>,
+            "the registry to mirror (e.g. https://registry-1.docker.io); unset: no proxy mode";
+        username: Option<String>, "user name for the upstream", read = values::non_empty;
+        password: Option<String>, "password for the upstream", secret, read = values::non_empty;
+        /// registry:2 deletes cached content after `ttl`; berth keeps it and revalidates
+        /// tags instead, so the key is accepted and has no effect.
+        ttl: Option<Duration>,
+            "registry:2's expiry of cached content; berth keeps cached content and revalidates tags after 10m instead";
+    }
+    validate = ProxyConfig::validate;
+}
+
+impl ProxyConfig {
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        check_credentials(path, &self.username, &self.password, problems);
+    }
+}
+
+section! {
+    /// A remote repository (`remotes.<name>`): names under `prefix` are a pull-through
+    /// cache of an upstream registry.
+    #[derive(Clone, PartialEq)]
+    pub struct RemoteConfig {
+        /// `Some` in every configuration that loaded: validation requires it.
+        prefix: Option<String>,
+            "the name prefix in berth (hub: hub/library/alpine is library/alpine upstream; required)",
+            read = values::non_empty;
+        urls: Vec<EndpointUrl>,
+            "the upstream registry's URLs, tried in order (failover; at least one)";
+        username: Option<String>, "user name for the upstream", read = values::non_empty;
+        password: Option<String>, "password for the upstream", secret, read = values::non_empty;
+        cafile: Option<PathBuf>,
+            "PEM file of CA certificates the upstream's certificate may chain to, besides the system's";
+        insecure: bool, "accept any certificate from the upstream (never in production)";
+        revalidateafter: Duration = Duration::from_secs(600),
+            "how long a tag is served from the cache before one HEAD upstream checks it";
+        immutabletags: Vec<Pattern>,
+            "tags never revalidated once cached (patterns such as v*.*.*)";
+        negativettl: Duration = Duration::from_secs(300),
+            "how long an upstream 404 is remembered";
+        servestale: bool = true,
+            "serve the cached manifest when the upstream cannot be reached or fails";
+    }
+    validate = RemoteConfig::validate;
+}
+
+impl RemoteConfig {
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        match &self.prefix {
+            None => problems.add(join(path, "prefix"), "required: the name prefix in berth"),
+            Some(prefix) => {
+                if let Err(e) = RepositoryName::parse(prefix) {
+                    problems.add(
+                        join(path, "prefix"),
+                        format!("{prefix:?} is not a repository name prefix: {}", e.message),
+                    );
+                }
+            }
+        }
+        if self.urls.is_empty() {
+            problems.add(join(path, "urls"), "required: at least one upstream URL");
+        }
+        if self.revalidateafter.is_zero() {
+            problems.add(join(path, "revalidateafter"), "must be greater than 0");
+        }
+        check_credentials(path, &self.username, &self.password, problems);
+    }
+}
+
+fn check_credentials(
+    path: &str,
+    username: &Option<String>,
+    password: &Option<String>,
+    problems: &mut Problems,
+) {
+    if username.is_some() != password.is_some() {
+        let missing = if username.is_some() {
+            "password"
+        } else {
+            "username"
+        };
+        problems.add(
+            join(path, missing),
+            "username and password go together: set both or neither",
+        );
+    }
+}
+
+/// The prefixes of the proxy and the remotes, as `(key path, prefix)`: no two may overlap
+/// (a name would belong to two caches). The proxy's prefix is empty: it overlaps any other.
+pub(super) fn check_prefixes(
+    proxy: &ProxyConfig,
+    remotes: &std::collections::BTreeMap<String, RemoteConfig>,
+    problems: &mut Problems,
+) {
+    let mut prefixes: Vec<(String, String)> = remotes
+        .iter()
+        .filter_map(|(name, r)| {
+            r.prefix
+                .as_ref()
+                .map(|p| (format!("remotes.{name}.prefix"), format!("{p}/")))
+        })
+        .collect();
+    if proxy.remoteurl.is_some() {
+        prefixes.insert(0, ("proxy.remoteurl".to_owned(), String::new()));
+    }
+    for (i, (path, prefix)) in prefixes.iter().enumerate() {
+        for (other_path, other) in &prefixes[..i] {
+            if prefix.starts_with(other.as_str()) || other.starts_with(prefix.as_str()) {
+                problems.add(
+                    path.clone(),
+                    format!(
+                        "overlaps {other_path}: a repository name would belong to both (prefixes must not contain one another)"
+                    ),
+                );
+            }
+        }
+    }
+}
