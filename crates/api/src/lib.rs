@@ -44,6 +44,8 @@ pub use urls::{ConnectionInfo, UrlPolicy};
 /// What every handler shares.
 pub struct AppState {
     pub registry: Arc<Registry>,
+    /// Garbage collection, retention, immutability and quotas (the admin API's door to them).
+    pub lifecycle: Arc<berth_lifecycle::Lifecycle>,
     pub access: Arc<AccessService>,
     pub urls: UrlPolicy,
     /// `GET /metrics` on this listener, when metrics are served here.

@@ -109,6 +109,14 @@ impl BlobStore for MeasuredBlobStore {
         measure(self.backend, "list_uploads", self.inner.list_uploads()).await
     }
 
+    async fn delete_blobs(&self, digests: &[Digest]) -> Vec<Result<(), StorageError>> {
+        let outcomes = measure(self.backend, "delete_blobs", async {
+            Ok::<_, StorageError>(self.inner.delete_blobs(digests).await)
+        })
+        .await;
+        outcomes.unwrap_or_default()
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         measure(self.backend, "check", self.inner.check()).await
     }

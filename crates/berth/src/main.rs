@@ -12,6 +12,7 @@ mod identity_commands;
 mod import;
 mod instrumented;
 mod jobs;
+mod lifecycle_commands;
 mod limits;
 mod logging;
 mod observability;
@@ -86,6 +87,9 @@ enum Command {
         #[command(flatten)]
         store: identity_commands::StoreArgs,
     },
+    /// Collect garbage now (`berth gc [--dry-run]`, also while berth serves), or see runs
+    /// (`berth gc status|runs|show ID`).
+    Gc(lifecycle_commands::GcArgs),
     /// Read or prune the audit log of authentication and authorization decisions.
     Audit {
         #[command(subcommand)]
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
         Command::Htpasswd { command, store } => {
             identity_commands::run(identity_commands::Command::Htpasswd(command), store)
         }
+        Command::Gc(args) => lifecycle_commands::run(args),
         Command::Audit { command, store } => {
             identity_commands::run(identity_commands::Command::Audit(command), store)
         }

@@ -11,13 +11,14 @@ use berth_api::{AppState, HttpOptions, UrlPolicy};
 use berth_auth::admin::Administration;
 use berth_config::{AuthConfig, Config, TlsVersion};
 use berth_jobs::{JobRunner, Schedule};
+use berth_lifecycle::Lifecycle;
 use berth_registry::{Registry, Settings};
 use berth_storage::BlobStore;
 use berth_webhooks::{Delivery, Endpoints};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::instrumented::MeasuredBlobStore;
-use crate::jobs::{IdentityPrune, UploadPurge};
+use crate::jobs::{GarbageCollection, GcResume, IdentityPrune, UploadPurge};
 use crate::{ServeArgs, backends, first_run, observability};
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -61,6 +62,9 @@ async fn serve(config: Config) -> Result<(), String> {
         .with_listener(webhooks.clone()),
     );
 
+    let lifecycle =
+        crate::lifecycle_commands::open(&config, &registry, &database, crate::lifecycle_commands::holder("serve"));
+
     let tls = match &config.http.tls {
         Some(tls) => Some(tls_acceptor(
             &tls.certificate,
@@ -71,6 +75,7 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let state = AppState {
         registry: Arc::clone(&registry),
+        lifecycle: Arc::clone(&lifecycle),
         access: Arc::clone(&access),
         urls: UrlPolicy {
             public_base: config.http.host.as_ref().map(|h| h.as_str().to_string()),
@@ -117,7 +122,7 @@ async fn serve(config: Config) -> Result<(), String> {
         "listening"
     );
 
-    let mut jobs = upkeep_jobs(&config, &registry, &access);
+    let mut jobs = upkeep_jobs(&config, &registry, &access, &lifecycle);
     jobs.add(
         Arc::new(Delivery::new(
             Arc::clone(&webhooks),
@@ -158,8 +163,27 @@ fn upkeep_jobs(
     config: &Config,
     registry: &Arc<Registry>,
     access: &Arc<berth_auth::AccessService>,
+    lifecycle: &Arc<Lifecycle>,
 ) -> JobRunner {
     let mut jobs = JobRunner::new();
+    if config.gc.enabled {
+        // Every instance ticks; the job runs a collection only when one is due (see there).
+        let tick = config.gc.interval.min(Duration::from_secs(600));
+        jobs.add(
+            Arc::new(GarbageCollection {
+                lifecycle: Arc::clone(lifecycle),
+                interval: config.gc.interval,
+                window: config.gc.window.map(|w| w.0),
+            }),
+            Schedule::every(tick).first_after(tick.min(Duration::from_secs(120))),
+        );
+    }
+    jobs.add(
+        Arc::new(GcResume {
+            lifecycle: Arc::clone(lifecycle),
+        }),
+        Schedule::every(Duration::from_secs(60)).first_after(Duration::from_secs(30)),
+    );
     let purging = &config.storage.maintenance.uploadpurging;
     if purging.enabled {
         jobs.add(

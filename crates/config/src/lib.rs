@@ -76,6 +76,7 @@ pub use explain::explain;
 pub use load::{Loaded, load};
 pub use model::{
     AccessLogConfig, AuthConfig, BerthAuth, Config, DatabaseConfig, DebugConfig, DeleteConfig,
+    GcConfig, TimeWindow, UntaggedPolicy,
     FilesystemConfig, HtpasswdAuth, HttpConfig, LogConfig, LogFormat, LogLevel, MaintenanceConfig,
     MetricsConfig, NotificationAction, NotificationEndpoint, NotificationEvents,
     NotificationIgnore, NotificationsConfig, PrometheusConfig, ReadOnly, RedirectConfig, S3Config,

@@ -7,6 +7,7 @@
 
 mod auth;
 mod database;
+mod gc;
 mod headers;
 mod http;
 mod log;
@@ -18,6 +19,7 @@ mod webhooks;
 
 pub use auth::{AuthConfig, BerthAuth, HtpasswdAuth};
 pub use database::DatabaseConfig;
+pub use gc::{GcConfig, TimeWindow, UntaggedPolicy};
 pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig, TlsVersion};
 pub use log::{AccessLogConfig, LogConfig, LogFormat, LogLevel};
 pub use metrics::MetricsConfig;
@@ -54,6 +56,8 @@ section! {
         webhooks: BTreeMap<String, WebhookConfig>,
             "berth's webhooks, by name: where events are sent, which ones and how";
         metrics: MetricsConfig, "Prometheus metrics";
+        /// berth's own: online garbage collection.
+        gc: GcConfig, "online garbage collection: schedule, grace period, untagged manifests";
     }
     validate = Config::validate_endpoint_names;
     registry2 = [

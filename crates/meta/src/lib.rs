@@ -24,9 +24,13 @@ use bytes::Bytes;
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod behaviour;
 pub mod events;
+pub mod gc;
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod gc_behaviour;
 pub mod identity;
 mod keyed_locks;
 pub mod postgres;
+mod sql_gc;
 mod sql_identity;
 mod sql_outbox;
 mod sql_store;
@@ -35,6 +39,7 @@ pub mod sqlite;
 pub mod webhooks;
 
 pub use events::{Event, EventKind, Origin, OutboxRouter};
+pub use gc::{BlobDeletion, DeletionState, GcStore};
 pub use identity::IdentityStore;
 pub use keyed_locks::KeyedLocks;
 pub use postgres::PostgresStore;
@@ -109,6 +114,10 @@ pub enum MetaError {
     /// refers to does not.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Garbage collection deleted (or is deleting) the blob's bytes since the push looked:
+    /// the bytes it committed cannot be trusted, and nothing was recorded.
+    #[error("the blob is being garbage collected")]
+    BeingCollected,
 }
 
 /// A manifest to record, already parsed and validated by the registry.
@@ -164,8 +173,10 @@ pub struct UploadSession {
 /// Held while one request writes to an upload; dropping it lets the next writer in.
 pub type UploadLock = Box<dyn Send + Sync>;
 
+/// The registry's records. Garbage collection's ([`GcStore`]) are part of them: a push
+/// must see where a collection stands with what it commits.
 #[async_trait]
-pub trait MetadataStore: Send + Sync + 'static {
+pub trait MetadataStore: GcStore {
     /// Whether the database answers, for readiness checks.
     async fn check(&self) -> Result<()>;
 
@@ -174,15 +185,32 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The size of `digest` if `repository` holds it.
     async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
 
-    /// Records a blob committed to storage and links it into `repository` (creating the
-    /// repository on first use). Returns the events of the change.
+    /// Records a blob whose bytes are in storage and links it into `repository` (creating
+    /// the repository on first use), when garbage collection cannot have deleted them since
+    /// `seen` was read (see [`gc`]); otherwise [`MetaError::BeingCollected`]. Refreshes the
+    /// time of an existing link (a push again is a push: it restarts the grace period).
+    /// Returns the events of the change.
+    async fn link_committed_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        seen: Option<BlobDeletion>,
+        origin: &Arc<Origin>,
+    ) -> Result<Vec<Event>>;
+
+    /// [`MetadataStore::link_committed_blob`] for bytes known to be in storage now.
     async fn link_blob(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
         size: u64,
         origin: &Arc<Origin>,
-    ) -> Result<Vec<Event>>;
+    ) -> Result<Vec<Event>> {
+        let seen = self.blob_deletion(digest).await?;
+        self.link_committed_blob(repository, digest, size, seen, origin)
+            .await
+    }
 
     /// Links into `repository` a blob that `from` holds; returns its size and the events, or
     /// `None` when `from` does not hold it (then nothing changes).

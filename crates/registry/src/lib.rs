@@ -23,6 +23,7 @@ use berth_storage::BlobStore;
 mod blobs;
 mod errors;
 pub mod events;
+pub mod gc;
 mod listing;
 mod maintenance;
 mod manifests;

@@ -268,6 +268,44 @@ impl BlobStore for FilesystemStore {
         .await
     }
 
+    async fn delete_blobs(&self, digests: &[Digest]) -> Vec<Result<(), StorageError>> {
+        let paths: Vec<PathBuf> = digests.iter().map(|d| self.blob_path(d)).collect();
+        let outcomes = blocking(move || {
+            Ok(paths
+                .into_iter()
+                .map(|path| {
+                    match fs::remove_file(&path) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                        _ => {}
+                    }
+                    // The blob's own directory, and its prefix directory once empty (another
+                    // blob may be committed into it meanwhile: then it stays).
+                    let dir = path.parent().expect("blob paths have a parent");
+                    if fs::remove_dir(dir).is_ok()
+                        && let Some(prefix) = dir.parent()
+                    {
+                        let _ = fs::remove_dir(prefix);
+                    }
+                    Ok(())
+                })
+                .collect::<Vec<_>>())
+        })
+        .await;
+        match outcomes {
+            Ok(outcomes) => outcomes
+                .into_iter()
+                .map(|o| o.map_err(StorageError::Io))
+                .collect(),
+            Err(e) => {
+                let message = e.to_string();
+                digests
+                    .iter()
+                    .map(|_| Err(StorageError::Io(io::Error::other(message.clone()))))
+                    .collect()
+            }
+        }
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         let probe = self.uploads.join(".readiness-probe");
         blocking(move || {

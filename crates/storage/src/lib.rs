@@ -97,6 +97,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// session was never recorded (a crash mid-request) can be purged.
     async fn list_uploads(&self) -> Result<Vec<(UploadId, SystemTime)>, StorageError>;
 
+    /// Removes committed blobs (garbage collection), as many per request as the store
+    /// allows (S3: up to 1000 per DeleteObjects); a blob that is not there counts as removed.
+    /// One outcome per digest, in order.
+    async fn delete_blobs(&self, digests: &[Digest]) -> Vec<Result<(), StorageError>>;
+
     /// Whether the store is reachable and writable, for readiness checks.
     async fn check(&self) -> Result<(), StorageError>;
 }

@@ -474,6 +474,39 @@ impl BlobStore for S3Store {
         Ok(latest.into_iter().collect())
     }
 
+    async fn delete_blobs(&self, digests: &[Digest]) -> Vec<Result<(), StorageError>> {
+        let paths: Vec<Path> = digests.iter().map(|d| self.blob_path(d)).collect();
+        let input = futures_util::stream::iter(paths.clone().into_iter().map(Ok)).boxed();
+        // DeleteObjects, 1000 keys per request; per-key failures come back as errors.
+        let results: Vec<object_store::Result<Path>> =
+            self.s3.delete_stream(input).collect().await;
+        let mut deleted = std::collections::HashSet::new();
+        let mut failure: Option<String> = None;
+        for result in results {
+            match result {
+                Ok(path) => {
+                    deleted.insert(path.to_string());
+                }
+                Err(object_store::Error::NotFound { path, .. }) => {
+                    deleted.insert(path);
+                }
+                Err(e) => failure = Some(e.to_string()),
+            }
+        }
+        paths
+            .iter()
+            .map(|path| {
+                if deleted.contains(path.as_ref()) {
+                    Ok(())
+                } else {
+                    Err(StorageError::Unavailable(failure.clone().unwrap_or_else(
+                        || "the object store did not confirm the deletion".into(),
+                    )))
+                }
+            })
+            .collect()
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         let probe = self.path("berth/readiness-probe");
         self.put(&probe, Bytes::from_static(b"ok")).await?;

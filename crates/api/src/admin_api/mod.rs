@@ -17,7 +17,8 @@
 //!   (`{"errors":[{"code","message","detail"}]}`);
 //! * `sessions`: `/me` and sign-in sessions;
 //! * `identities`: users, teams, service accounts;
-//! * `access`: tokens, rules, htpasswd import, the audit log.
+//! * `access`: tokens, rules, htpasswd import, the audit log;
+//! * `lifecycle`: garbage collection.
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ use failure::{ApiFailure, ApiResult};
 mod access;
 mod failure;
 mod identities;
+mod lifecycle;
 mod request;
 mod sessions;
 
@@ -88,6 +90,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/policy/rules/{id}", delete(remove_rule))
         .route("/api/v1/htpasswd/import", post(import_htpasswd))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/gc", get(lifecycle::gc_status).post(lifecycle::start_gc))
+        .route("/api/v1/gc/runs", get(lifecycle::gc_runs))
+        .route("/api/v1/gc/runs/{id}", get(lifecycle::gc_run))
         .route("/api/v1/{*rest}", any(unknown_operation))
 }
 
