@@ -52,6 +52,24 @@ impl Conn {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        Conn::over(stream, target).await
+    }
+
+    /// A connection from the local address `from` (a loopback address of its own, so that
+    /// the server sees many clients).
+    pub async fn connect_from(target: &Target, from: std::net::IpAddr) -> Result<Conn> {
+        let addr = target.addr;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(from, 0))?;
+        let stream = socket
+            .connect(addr)
+            .await
+            .map_err(|e| format!("connecting to {addr} from {from}: {e}"))?;
+        Conn::over(stream, target).await
+    }
+
+    async fn over(stream: TcpStream, target: &Target) -> Result<Conn> {
+        let addr = target.addr;
         stream.set_nodelay(true)?;
         // writev: a pushed body is queued as the shared buffer's slice instead of being copied
         // into hyper's write buffer.

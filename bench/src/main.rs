@@ -498,6 +498,10 @@ async fn measure(args: &Args, params: &Params, berth_bin: &Path, work: &Path) ->
             5 => bench.request_load(&fixtures, true).await,
             6 => bench.listings(&fixtures).await,
             7 => bench.skopeo().await,
+            _ if args.profile == servers::Profile::Token => match bench.memory_pushes().await {
+                Ok(()) => bench.failed_logins().await,
+                failed => failed,
+            },
             _ => bench.memory_pushes().await,
         };
         match outcome {

@@ -10,7 +10,7 @@
 //! digests, ranges), call [`berth_registry::Registry`], and render the result or the OCI
 //! error.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::Request;
@@ -50,6 +50,14 @@ pub struct AppState {
     pub urls: UrlPolicy,
     /// `GET /metrics` on this listener, when metrics are served here.
     pub metrics: Option<metrics::MetricsEndpoint>,
+    /// Webhooks and jobs, set once they run (after the listener is bound).
+    pub background: Arc<OnceLock<Background>>,
+}
+
+/// What runs beside the request handlers, as the admin API manages it.
+pub struct Background {
+    pub jobs: berth_jobs::RunningJobs,
+    pub webhooks: Arc<berth_webhooks::admin::WebhookAdmin>,
 }
 
 /// Options of the HTTP layer itself.

@@ -96,13 +96,29 @@ pub(crate) async fn scrape(State(state): State<Arc<AppState>>, request: Request)
             return response;
         }
     }
+    render(&endpoint.handle)
+}
+
+/// The debug listener's application (registry:2's `http.debug`): metrics at `path`, readable
+/// by anyone who can reach the listener (an operator's private address).
+pub fn debug_router(handle: PrometheusHandle, path: &str) -> axum::Router {
+    axum::Router::new().route(
+        path,
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move { render(&handle) }
+        }),
+    )
+}
+
+fn render(handle: &PrometheusHandle) -> Response {
     crate::process_metrics::collect();
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        endpoint.handle.render(),
+        handle.render(),
     )
         .into_response()
 }

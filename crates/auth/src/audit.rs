@@ -6,6 +6,13 @@
 //! image) become one row with a count. If the database falls behind so far that the
 //! channel fills up, further events are counted and reported in the log rather than
 //! blocking requests.
+//!
+//! Allowed pulls are the bulk of all decisions (every HEAD of a poller such as Watchtower,
+//! every layer of every pull), so they are summarized over five minutes instead: one row per
+//! actor, repository and address with the count and the first time. A registry polled once a
+//! second for a thousand images writes a thousand rows per five minutes, not per second.
+//! Everything else (denials, pushes, deletes, logins, management) is written within a
+//! quarter of a second.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +25,10 @@ use tokio::sync::{mpsc, oneshot};
 const CHANNEL: usize = 65_536;
 const BATCH: usize = 2_000;
 const INTERVAL: Duration = Duration::from_millis(250);
+/// How long allowed pulls are summed up before they are written.
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(300);
+/// Distinct summarized entries held before they are written early.
+const SUMMARY_LIMIT: usize = 10_000;
 
 enum Message {
     Event(AuditEvent),
@@ -53,35 +64,62 @@ impl AuditSink {
     }
 }
 
+/// Whether an event is summarized over [`SUMMARY_INTERVAL`] rather than written at once.
+fn summarized(event: &AuditEvent) -> bool {
+    event.action == "pull" && event.outcome == "allowed"
+}
+
 async fn write_batches(
     store: Arc<dyn IdentityStore>,
     mut receiver: mpsc::Receiver<Message>,
     dropped: Arc<AtomicU64>,
 ) {
     let mut pending: Vec<AuditEvent> = Vec::new();
+    let mut summary = Summary::default();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
-        let message = if pending.is_empty() {
-            receiver.recv().await
+        let wait = if !pending.is_empty() {
+            Some(INTERVAL)
         } else {
-            match tokio::time::timeout(INTERVAL, receiver.recv()).await {
+            summary.due_in()
+        };
+        let message = match wait {
+            None => receiver.recv().await,
+            Some(wait) => match tokio::time::timeout(wait, receiver.recv()).await {
                 Ok(message) => message,
-                Err(_) => None.or(Some(Message::Flush(oneshot::channel().0))),
-            }
+                // Time to write what is pending (a flush nobody waits for).
+                Err(_) => Some(Message::Flush(oneshot::channel().0)),
+            },
         };
         let closed = message.is_none();
+        let mut flush_all = closed;
         match message {
+            Some(Message::Event(event)) if summarized(&event) => {
+                summary.add(event);
+                if summary.len() < SUMMARY_LIMIT {
+                    continue;
+                }
+            }
             Some(Message::Event(event)) => {
                 pending.push(event);
                 if pending.len() < BATCH {
                     continue;
                 }
             }
-            Some(Message::Flush(done)) => waiting.push(done),
+            Some(Message::Flush(done)) => {
+                // An explicit flush (shutdown, tests) writes the summary too.
+                flush_all |= !done.is_closed();
+                waiting.push(done);
+            }
             None => {}
         }
-        let batch = compact(std::mem::take(&mut pending));
-        if let Err(e) = store.record_audit(&batch).await {
+        let mut batch = compact(std::mem::take(&mut pending));
+        if flush_all || summary.is_due() || summary.len() >= SUMMARY_LIMIT {
+            batch.extend(summary.take());
+        }
+        if !batch.is_empty()
+            && let Err(e) = store.record_audit(&batch).await
+        {
             tracing::warn!(error = %e, events = batch.len(), "writing the audit log failed");
         }
         let lost = dropped.swap(0, Ordering::Relaxed);
@@ -97,6 +135,53 @@ async fn write_batches(
         if closed {
             return;
         }
+    }
+}
+
+/// Allowed pulls being summed up: one entry per distinct event, with its count.
+#[derive(Default)]
+struct Summary {
+    entries: Vec<AuditEvent>,
+    index: HashMap<(String, String, String, String), usize>,
+    started: Option<tokio::time::Instant>,
+}
+
+impl Summary {
+    fn add(&mut self, event: AuditEvent) {
+        let key = (
+            event.actor.clone(),
+            event.target.clone(),
+            event.client.clone(),
+            event.detail.clone(),
+        );
+        match self.index.get(&key) {
+            Some(&i) => self.entries[i].count += event.count,
+            None => {
+                self.started.get_or_insert_with(tokio::time::Instant::now);
+                self.index.insert(key, self.entries.len());
+                self.entries.push(event);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// How long until the summary must be written; `None` when it is empty.
+    fn due_in(&self) -> Option<Duration> {
+        self.started
+            .map(|at| SUMMARY_INTERVAL.saturating_sub(at.elapsed()))
+    }
+
+    fn is_due(&self) -> bool {
+        self.due_in().is_some_and(|d| d.is_zero())
+    }
+
+    fn take(&mut self) -> Vec<AuditEvent> {
+        self.index.clear();
+        self.started = None;
+        std::mem::take(&mut self.entries)
     }
 }
 

@@ -225,7 +225,7 @@ fn account_name() -> String {
 }
 
 /// What a command prints: a message, or a value shown as a table or JSON.
-enum Output {
+pub(crate) enum Output {
     Message(String),
     Value {
         json: serde_json::Value,
@@ -233,7 +233,7 @@ enum Output {
     },
 }
 
-fn value<T: Serialize>(item: &T, text: String) -> Output {
+pub(crate) fn value<T: Serialize>(item: &T, text: String) -> Output {
     Output::Value {
         json: serde_json::to_value(item).expect("admin views serialise"),
         text,
@@ -241,7 +241,7 @@ fn value<T: Serialize>(item: &T, text: String) -> Output {
 }
 
 /// Columns padded to their widest cell.
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -296,6 +296,27 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(command: Command, store: StoreArgs) -> ExitCode {
+    run_management(store, |context| async move {
+        execute(command, &context.admin, &context.actor).await
+    })
+}
+
+/// What a management command works with: the configuration, the database, the
+/// administration layer and the operator acting.
+pub(crate) struct Context {
+    pub config: berth_config::Config,
+    pub database: backends::Database,
+    pub admin: Administration,
+    pub actor: Actor,
+}
+
+/// Runs one management command against the database the configuration names and prints
+/// its output (a table, or JSON with `--json`); any failure is a message and exit 1.
+pub(crate) fn run_management<F, Fut>(store: StoreArgs, work: F) -> ExitCode
+where
+    F: FnOnce(Context) -> Fut,
+    Fut: std::future::Future<Output = Result<Output, CommandError>>,
+{
     let loaded = match crate::load_config(
         &ConfigArgs {
             config: store.config.clone(),
@@ -324,9 +345,14 @@ pub fn run(command: Command, store: StoreArgs) -> ExitCode {
     let result = runtime.block_on(async {
         let database = backends::open_database(&loaded.config).await?;
         let admin = Administration::new(Arc::clone(&database.identity));
-        execute(command, &admin, &operator())
-            .await
-            .map_err(|e| e.to_string())
+        work(Context {
+            config: loaded.config.clone(),
+            database,
+            admin,
+            actor: operator(),
+        })
+        .await
+        .map_err(|e| e.to_string())
     });
     match result {
         Ok(Output::Message(message)) => {
@@ -356,7 +382,7 @@ pub fn run(command: Command, store: StoreArgs) -> ExitCode {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum CommandError {
+pub(crate) enum CommandError {
     #[error(transparent)]
     Admin(#[from] AdminError),
     #[error("{0}")]

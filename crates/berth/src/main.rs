@@ -18,6 +18,7 @@ mod logging;
 mod observability;
 mod serve;
 mod telemetry;
+mod webhook_commands;
 
 #[derive(Parser)]
 #[command(name = "berth", version, about = "A self-hosted OCI container registry", long_about = None)]
@@ -90,6 +91,13 @@ enum Command {
     /// Collect garbage now (`berth gc [--dry-run]`, also while berth serves), or see runs
     /// (`berth gc status|runs|show ID`).
     Gc(lifecycle_commands::GcArgs),
+    /// Webhooks: list, test, delivery log, dead letters and replay.
+    Webhook {
+        #[command(subcommand)]
+        command: webhook_commands::WebhookCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
     /// Read or prune the audit log of authentication and authorization decisions.
     Audit {
         #[command(subcommand)]
@@ -181,6 +189,7 @@ fn main() -> ExitCode {
         Command::Audit { command, store } => {
             identity_commands::run(identity_commands::Command::Audit(command), store)
         }
+        Command::Webhook { command, store } => webhook_commands::run(command, store),
     }
 }
 

@@ -3,8 +3,12 @@
 
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use berth_config::Config;
-use berth_webhooks::{Endpoint, Instance};
+use berth_meta::events::EventKind;
+use berth_webhooks::format::{distribution_action_of, distribution_can_say};
+use berth_webhooks::{Endpoint, EndpointSpec, Format, Instance, Source};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Installs the process-wide Prometheus recorder (once: a second call in the same process
@@ -125,22 +129,92 @@ fn describe_metrics() {
     describe_gauge!("berth_build_info", "berth's version (the value is 1)");
 }
 
-/// The webhook endpoints the configuration defines.
-pub fn configured_webhooks(_config: &Config) -> Result<Vec<Endpoint>, String> {
-    Ok(Vec::new())
+/// The webhook endpoints the configuration defines: registry:2's `notifications.endpoints`
+/// (the distribution envelope, with registry:2's defaults: every action it knows, pulls
+/// included, minus `ignore.actions`) and berth's own `webhooks`. A definition the webhooks
+/// crate refuses names its key.
+pub fn configured_webhooks(config: &Config) -> Result<Vec<Endpoint>, String> {
+    let duration = |d: Duration| Some(humantime::format_duration(d).to_string());
+    let mut endpoints = Vec::new();
+    for (i, endpoint) in config.notifications.endpoints.iter().enumerate() {
+        let path = format!("notifications.endpoints[{i}]");
+        let ignored_actions: Vec<&str> =
+            endpoint.ignore.actions.iter().map(|a| a.as_str()).collect();
+        let events = EventKind::ALL
+            .into_iter()
+            .filter(|kind| distribution_can_say(*kind))
+            .filter(|kind| !ignored_actions.contains(&distribution_action_of(*kind)))
+            .map(|kind| kind.as_str().to_string())
+            .collect();
+        let mut ignored_media_types = endpoint.ignoredmediatypes.clone();
+        ignored_media_types.extend(endpoint.ignore.mediatypes.iter().cloned());
+        let spec = EndpointSpec {
+            url: endpoint
+                .url
+                .as_ref()
+                .map(|u| u.as_str().to_string())
+                .unwrap_or_default(),
+            format: Format::Distribution,
+            events,
+            headers: endpoint.headers.clone(),
+            timeout: duration(endpoint.timeout),
+            backoff: duration(endpoint.backoff),
+            ignoredmediatypes: ignored_media_types,
+            disabled: endpoint.disabled,
+            ..EndpointSpec::default()
+        };
+        endpoints.push(
+            spec.validate(&endpoint.name, Source::Config)
+                .map_err(|e| format!("{path}.{e}"))?,
+        );
+    }
+    for (name, webhook) in &config.webhooks {
+        let spec = EndpointSpec {
+            url: webhook
+                .url
+                .as_ref()
+                .map(|u| u.as_str().to_string())
+                .unwrap_or_default(),
+            format: Format::parse(webhook.format.as_str()).unwrap_or_default(),
+            events: webhook.events.clone(),
+            repositories: webhook.repositories.iter().map(|p| p.to_string()).collect(),
+            headers: webhook.headers.clone(),
+            secret: webhook.secret.clone(),
+            timeout: webhook.timeout.and_then(duration),
+            backoff: webhook.backoff.and_then(duration),
+            maxbackoff: webhook.maxbackoff.and_then(duration),
+            maxage: webhook.maxage.and_then(duration),
+            ignoredmediatypes: webhook.ignoredmediatypes.clone(),
+            disabled: webhook.disabled,
+        };
+        endpoints.push(
+            spec.validate(name, Source::Config)
+                .map_err(|e| format!("webhooks.{name}.{e}"))?,
+        );
+    }
+    Ok(endpoints)
 }
 
 /// This instance as events name it: a fresh id per process, and `host:port`.
 pub fn instance(config: &Config, local: SocketAddr) -> Instance {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string());
     Instance {
         id: uuid::Uuid::new_v4().to_string(),
-        addr: format!("{hostname}:{}", local.port()),
+        addr: format!("{}:{}", hostname(), local.port()),
         public_base: config.http.host.as_ref().map(|h| h.as_str().to_string()),
         tls: config.http.tls.is_some(),
     }
+}
+
+/// The command line as a source of events (a test event sent by `berth webhook test`): the
+/// configured listen port, since no listener is bound.
+pub fn command_line_instance(config: &Config) -> Instance {
+    instance(config, config.http.addr.socket_addr())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
 }

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use berth_api::metrics::{MetricsEndpoint, RegistryMetrics};
 use berth_api::server::{Server, tls_acceptor};
-use berth_api::{AppState, HttpOptions, UrlPolicy};
+use berth_api::{AppState, Background, HttpOptions, UrlPolicy};
 use berth_auth::admin::Administration;
 use berth_config::{AuthConfig, Config, TlsVersion};
 use berth_jobs::{JobRunner, Schedule};
 use berth_lifecycle::Lifecycle;
 use berth_registry::{Registry, Settings};
 use berth_storage::BlobStore;
+use berth_webhooks::admin::WebhookAdmin;
 use berth_webhooks::{Delivery, Endpoints};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -37,7 +38,11 @@ async fn serve(config: Config) -> Result<(), String> {
     ));
     let database = backends::open_database(&config).await?;
     let access = backends::open_access(&config, Arc::clone(&database.identity)).await?;
-    let metrics = observability::install_metrics()?;
+    let metrics = if config.metrics.enabled {
+        Some(observability::install_metrics()?)
+    } else {
+        None
+    };
     let webhooks = Arc::new(Endpoints::new(
         observability::configured_webhooks(&config)?,
         Arc::clone(&database.webhooks),
@@ -57,7 +62,7 @@ async fn serve(config: Config) -> Result<(), String> {
             },
         )
         .with_listener(Arc::new(RegistryMetrics {
-            repositories: Vec::new(),
+            repositories: config.metrics.repositories.clone(),
         }))
         .with_listener(webhooks.clone()),
     );
@@ -73,6 +78,7 @@ async fn serve(config: Config) -> Result<(), String> {
         )?),
         None => None,
     };
+    let background = Arc::new(std::sync::OnceLock::new());
     let state = AppState {
         registry: Arc::clone(&registry),
         lifecycle: Arc::clone(&lifecycle),
@@ -82,10 +88,11 @@ async fn serve(config: Config) -> Result<(), String> {
             relative: config.http.relativeurls,
             trusted_proxies: config.http.trustedproxies.clone(),
         },
-        metrics: Some(MetricsEndpoint {
-            handle: metrics,
-            open: matches!(config.auth, AuthConfig::None),
+        metrics: metrics.clone().map(|handle| MetricsEndpoint {
+            handle,
+            open: config.metrics.open || matches!(config.auth, AuthConfig::None),
         }),
+        background: Arc::clone(&background),
     };
     let options = HttpOptions {
         extra_headers: extra_headers(&config)?,
@@ -93,7 +100,13 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let app = berth_api::router(state, options);
     let addr = config.http.addr.socket_addr();
-    let server = Server::bind(addr, tls, app, config.http.draintimeout)
+    let open_files = crate::limits::raise_open_files_limit();
+    let max_connections = config
+        .http
+        .maxconnections
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .unwrap_or_else(|| crate::limits::default_max_connections(open_files));
+    let server = Server::bind(addr, tls, app, config.http.draintimeout, max_connections)
         .await
         .map_err(|e| format!("listening on {}: {e}", config.http.addr))?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
@@ -119,25 +132,66 @@ async fn serve(config: Config) -> Result<(), String> {
         storage = %backends::describe_storage(&config),
         database = %config.redacted_database_url(),
         delete_enabled = config.storage.delete.enabled,
+        max_connections,
+        open_files = open_files.unwrap_or_default(),
         "listening"
     );
 
     let mut jobs = upkeep_jobs(&config, &registry, &access, &lifecycle);
+    let delivery = Arc::new(Delivery::new(
+        Arc::clone(&webhooks),
+        Arc::clone(&database.webhooks),
+        Arc::clone(&database.leases),
+        observability::instance(&config, local),
+    ));
     jobs.add(
-        Arc::new(Delivery::new(
-            Arc::clone(&webhooks),
-            Arc::clone(&database.webhooks),
-            Arc::clone(&database.leases),
-            observability::instance(&config, local),
-        )),
+        delivery.clone(),
         Schedule::every(Duration::from_secs(1)).first_after(Duration::from_secs(1)),
     );
     let jobs = jobs.start();
     if let Some(waker) = jobs.waker(berth_webhooks::delivery::JOB_NAME) {
         webhooks.set_waker(waker);
     }
+    let _ = background.set(Background {
+        jobs: jobs.clone(),
+        webhooks: Arc::new(WebhookAdmin::new(
+            Arc::clone(&webhooks),
+            Arc::clone(&database.webhooks),
+            delivery,
+            Administration::serving(Arc::clone(&access)),
+        )),
+    });
 
-    server.run(shutdown_signal()).await;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let debug = match (&config.http.debug.addr, metrics) {
+        (Some(addr), Some(handle)) if config.http.debug.prometheus.enabled => {
+            let app = berth_api::metrics::debug_router(handle, &config.http.debug.prometheus.path);
+            // A few scrapers at most: a small connection cap of its own.
+            let debug = Server::bind(addr.socket_addr(), None, app, Duration::from_secs(1), 64)
+                .await
+                .map_err(|e| format!("listening on http.debug.addr {addr}: {e}"))?;
+            let debug_local = debug.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(
+                addr = %debug_local,
+                path = %config.http.debug.prometheus.path,
+                "serving metrics on the debug listener"
+            );
+            let mut stopping = stopping.clone();
+            Some(tokio::spawn(debug.run(async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            })))
+        }
+        _ => None,
+    };
+    server
+        .run(async {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        })
+        .await;
+    if let Some(debug) = debug {
+        let _ = debug.await;
+    }
     jobs.shutdown(Duration::from_secs(10)).await;
     access.flush_audit().await;
     tracing::info!("stopped");

@@ -173,8 +173,10 @@ impl Delivery {
     ) -> Result<Counts, JobError> {
         let mut counts = Counts::default();
         let lease = format!("webhook:{}", endpoint.name);
-        let lease_ttl = (endpoint.timeout * 2)
-            .max(Duration::from_secs(30))
+        // Long enough for an attempt or two; short enough that a crashed deliverer's
+        // endpoints move to another instance (or to its own restart) within seconds.
+        let lease_ttl = (endpoint.timeout * 2 + Duration::from_secs(5))
+            .max(Duration::from_secs(10))
             .as_millis() as i64;
         if !self
             .leases

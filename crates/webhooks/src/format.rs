@@ -7,7 +7,9 @@ use serde_json::{Map, Value, json};
 
 use crate::endpoint::Format;
 
-pub const DISTRIBUTION_MEDIA_TYPE: &str = "application/vnd.docker.distribution.events.v2+json";
+/// What registry:2 (distribution 2.x, Debian's docker-registry 2.8) sends, and what its
+/// receivers parse (distribution 3 changed it to `...events.v2+json`).
+pub const DISTRIBUTION_MEDIA_TYPE: &str = "application/vnd.docker.distribution.events.v1+json";
 pub const CLOUDEVENTS_MEDIA_TYPE: &str = "application/cloudevents+json";
 const BLOB_MEDIA_TYPE: &str = "application/octet-stream";
 
@@ -89,6 +91,11 @@ fn distribution_action(kind: EventKind) -> Option<&'static str> {
 /// Whether registry:2's envelope can carry this kind of event.
 pub fn distribution_can_say(kind: EventKind) -> bool {
     distribution_action(kind).is_some()
+}
+
+/// registry:2's action for a kind (`push`, `pull`, `mount`, `delete`), or "" when it has none.
+pub fn distribution_action_of(kind: EventKind) -> &'static str {
+    distribution_action(kind).unwrap_or_default()
 }
 
 /// One event of registry:2's envelope, field for field as distribution writes it.

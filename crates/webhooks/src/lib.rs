@@ -10,6 +10,7 @@
 //! * [`delivery::Delivery`]: the `webhook-delivery` job that empties the outbox, at least
 //!   once and in order per endpoint, with exponential backoff and dead letters.
 
+pub mod admin;
 pub mod delivery;
 pub mod endpoint;
 pub mod endpoints;

@@ -18,6 +18,7 @@
 //! * `sessions`: `/me` and sign-in sessions;
 //! * `identities`: users, teams, service accounts;
 //! * `access`: tokens, rules, htpasswd import, the audit log;
+//! * `background`: webhooks (over `berth_webhooks::admin`) and background jobs;
 //! * `lifecycle`: garbage collection.
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::AppState;
 use failure::{ApiFailure, ApiResult};
 
 mod access;
+mod background;
 mod failure;
 mod identities;
 mod lifecycle;
@@ -90,6 +92,34 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/policy/rules/{id}", delete(remove_rule))
         .route("/api/v1/htpasswd/import", post(import_htpasswd))
         .route("/api/v1/audit", get(audit))
+        .route(
+            "/api/v1/webhooks",
+            get(background::list_webhooks).post(background::create_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{name}",
+            get(background::get_webhook)
+                .put(background::replace_webhook)
+                .delete(background::delete_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{name}/test",
+            post(background::test_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{name}/deliveries",
+            get(background::webhook_deliveries),
+        )
+        .route(
+            "/api/v1/webhooks/{name}/dead-letters",
+            get(background::dead_letters),
+        )
+        .route(
+            "/api/v1/webhooks/{name}/dead-letters/replay",
+            post(background::replay_dead_letters),
+        )
+        .route("/api/v1/jobs", get(background::list_jobs))
+        .route("/api/v1/jobs/{name}/run", post(background::run_job))
         .route("/api/v1/gc", get(lifecycle::gc_status).post(lifecycle::start_gc))
         .route("/api/v1/gc/runs", get(lifecycle::gc_runs))
         .route("/api/v1/gc/runs/{id}", get(lifecycle::gc_run))

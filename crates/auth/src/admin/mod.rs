@@ -216,6 +216,19 @@ impl Administration {
         result
     }
 
+    /// Records a change made by another management layer (webhooks, lifecycle rules), so that
+    /// every management change lands in the one audit log the same way: `outcome` is
+    /// `allowed` or `failed`, `detail` what was done.
+    pub async fn record_management(
+        &self,
+        actor: &Actor,
+        target: &str,
+        outcome: &str,
+        detail: &str,
+    ) {
+        self.record(actor, target, outcome, detail).await;
+    }
+
     /// Writes one management event to the audit log now (not batched: the command line
     /// exits right after, and a management change is rare and worth a write of its own).
     async fn record(&self, actor: &Actor, target: &str, outcome: &str, detail: &str) {

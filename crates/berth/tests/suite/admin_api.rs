@@ -8,6 +8,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
+use std::time::Duration;
+
+use crate::support::push::push_image;
+use crate::support::receiver::Receiver;
 use crate::support::{Berth, berth_cli, berth_cli_output, client};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -799,6 +803,8 @@ async fn every_documented_operation_behaves_as_documented() {
         .await;
     assert_eq!(status, 401, "the session ended");
 
+    webhooks_and_jobs(&api).await;
+
     // Garbage collection: a dry run reports and changes nothing; a real run starts in the
     // background and its record shows what it freed.
     let dry = api
@@ -1174,4 +1180,181 @@ async fn the_first_start_creates_an_administrator_once() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+}
+
+/// Webhooks and jobs through the API: made, shown (secret redacted), tested against a real
+/// receiver, delivered to, logged, replaced, deleted; jobs listed and run.
+async fn webhooks_and_jobs(api: &Api) {
+    let receiver = Receiver::start().await;
+    let created = api
+        .ok(
+            Method::POST,
+            "/api/v1/webhooks",
+            &[],
+            Some(json!({
+                "name": "ci",
+                "url": receiver.url(),
+                "events": ["manifest.pushed", "webhook.test"],
+                "secret": "a secret of sixteen+",
+            })),
+        )
+        .await;
+    assert_eq!(created["source"], "api");
+    assert_eq!(created["secret"], "(set)");
+    assert_eq!(created["format"], "cloudevents");
+    api.refused(
+        Method::POST,
+        "/api/v1/webhooks",
+        &[],
+        Some(json!({"name": "ci", "url": receiver.url()})),
+        409,
+        "CONFLICT",
+    )
+    .await;
+    api.refused(
+        Method::POST,
+        "/api/v1/webhooks",
+        &[],
+        Some(json!({"name": "bad", "url": "ftp://example.com/x"})),
+        400,
+        "INVALID",
+    )
+    .await;
+    let listed = api.ok(Method::GET, "/api/v1/webhooks", &[], None).await;
+    assert!(listed.as_array().unwrap().iter().any(|w| w["name"] == "ci"));
+    let shown = api
+        .ok(Method::GET, "/api/v1/webhooks/{name}", &["ci"], None)
+        .await;
+    assert_eq!(shown["url"], receiver.url());
+
+    let tested = api
+        .ok(Method::POST, "/api/v1/webhooks/{name}/test", &["ci"], None)
+        .await;
+    assert_eq!(tested["delivered"], true, "{tested}");
+    assert_eq!(tested["status"], 204);
+    let test_event = receiver
+        .wait_for(Duration::from_secs(5), "the test event", |r| !r.is_empty())
+        .await;
+    assert_eq!(test_event[0].json()["type"], "dev.berth.webhook.test");
+    assert!(test_event[0].headers.contains_key("webhook-signature"));
+
+    // A push reaches it through the outbox, and the attempt is in its delivery log.
+    let root = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!(
+                    "Basic {}",
+                    data_encoding::BASE64.encode(format!("root:{ADMIN_PASSWORD}").as_bytes())
+                )
+                .parse()
+                .unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    let image = push_image(&root, &api.berth, "hooks/app", "v1", 3, 1).await;
+    let pushes = receiver
+        .wait_for(Duration::from_secs(20), "the push", |r| {
+            r.iter()
+                .any(|e| e.json()["type"] == "dev.berth.manifest.pushed")
+        })
+        .await;
+    let push = pushes
+        .iter()
+        .find(|e| e.json()["type"] == "dev.berth.manifest.pushed")
+        .unwrap()
+        .json();
+    assert_eq!(push["data"]["digest"], image.digest);
+    let log = api
+        .ok(
+            Method::GET,
+            "/api/v1/webhooks/{name}/deliveries",
+            &["ci"],
+            None,
+        )
+        .await;
+    assert_eq!(log[0]["event"], "manifest.pushed");
+    assert_eq!(log[0]["status"], 204);
+    let dead = api
+        .ok(
+            Method::GET,
+            "/api/v1/webhooks/{name}/dead-letters",
+            &["ci"],
+            None,
+        )
+        .await;
+    assert_eq!(dead, json!([]));
+    let replayed = api
+        .ok(
+            Method::POST,
+            "/api/v1/webhooks/{name}/dead-letters/replay",
+            &["ci"],
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(replayed["replayed"], 0);
+
+    let replaced = api
+        .ok(
+            Method::PUT,
+            "/api/v1/webhooks/{name}",
+            &["ci"],
+            Some(json!({"url": receiver.url(), "format": "slack"})),
+        )
+        .await;
+    assert_eq!(replaced["format"], "slack");
+    api.ok(Method::DELETE, "/api/v1/webhooks/{name}", &["ci"], None)
+        .await;
+    api.refused(
+        Method::GET,
+        "/api/v1/webhooks/{name}",
+        &["ci"],
+        None,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+
+    let jobs = api.ok(Method::GET, "/api/v1/jobs", &[], None).await;
+    let names: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"webhook-delivery") && names.contains(&"upload-purge"),
+        "{jobs}"
+    );
+    let run = api
+        .ok(
+            Method::POST,
+            "/api/v1/jobs/{name}/run",
+            &["upload-purge"],
+            None,
+        )
+        .await;
+    assert_eq!(run["succeeded"], true, "{run}");
+    assert!(run["status"]["runs"].as_u64().unwrap() >= 1);
+    api.refused(
+        Method::POST,
+        "/api/v1/jobs/{name}/run",
+        &["no-such-job"],
+        None,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    let audit = api.ok(Method::GET, "/api/v1/audit", &[], None).await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["target"] == "webhook:ci" && e["detail"] == "delete"),
+        "webhook changes are audited: {audit}"
+    );
 }

@@ -11,6 +11,7 @@ mod bad_input;
 mod crash_safety;
 mod deployment_files;
 mod distribution_api;
+mod events;
 mod hardening;
 mod import_registry_v2;
 mod observability;

@@ -28,6 +28,9 @@ section! {
             "peers whose X-Forwarded-Proto and X-Forwarded-Host are honoured";
         /// registry:2's `http.headers`.
         headers: BTreeMap<String, Vec<String>>, "extra headers added to every response";
+        /// berth's own key.
+        maxconnections: Option<u64>,
+            "connections served at once; unset: what the open-file limit allows (at most 10000)";
         /// registry:2's `http.debug`: a second listener, for metrics.
         debug: DebugConfig, "a separate listener for metrics (registry:2's debug server)";
     }
@@ -46,6 +49,12 @@ section! {
 impl HttpConfig {
     fn validate(&self, path: &str, problems: &mut Problems) {
         check_headers(&join(path, "headers"), &self.headers, problems);
+        if self.maxconnections == Some(0) {
+            problems.add(
+                join(path, "maxconnections"),
+                "must be at least 1 (it is how many connections berth serves at once)",
+            );
+        }
         if let Some(debug) = &self.debug.addr
             && shares_port(debug, &self.addr)
         {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub mod clients;
 pub mod official_registry;
 pub mod push;
+pub mod receiver;
 
 /// A running berth process.
 pub struct Berth {
@@ -20,6 +21,10 @@ pub struct Berth {
     data: PathBuf,
     _tempdir: Option<tempfile::TempDir>,
     env: Vec<(String, String)>,
+    /// Extra arguments of `berth serve` (a config file), kept for restarts.
+    args: Vec<String>,
+    /// The open-file limit (soft, hard) berth starts with, when not the test's own.
+    open_files: Option<(u64, u64)>,
     pub logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -27,6 +32,7 @@ pub struct BerthBuilder {
     env: Vec<(String, String)>,
     data: Option<PathBuf>,
     args: Vec<String>,
+    open_files: Option<(u64, u64)>,
 }
 
 impl BerthBuilder {
@@ -37,6 +43,12 @@ impl BerthBuilder {
 
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.to_string());
+        self
+    }
+
+    /// Start with this open-file limit, soft and hard (as `ulimit -Sn`, `ulimit -Hn`).
+    pub fn open_files(mut self, soft: u64, hard: u64) -> Self {
+        self.open_files = Some((soft, hard));
         self
     }
 
@@ -61,9 +73,11 @@ impl BerthBuilder {
             data,
             _tempdir: tempdir,
             env: self.env,
+            args: self.args,
+            open_files: self.open_files,
             logs: Arc::new(Mutex::new(Vec::new())),
         };
-        berth.spawn(&self.args);
+        berth.spawn();
         berth
     }
 }
@@ -81,10 +95,11 @@ impl Berth {
             env: Vec::new(),
             data: None,
             args: Vec::new(),
+            open_files: None,
         }
     }
 
-    fn spawn(&mut self, extra_args: &[String]) {
+    fn spawn(&mut self) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
         command
             .arg("serve")
@@ -92,7 +107,7 @@ impl Berth {
             .arg(&self.data)
             .arg("--addr")
             .arg("127.0.0.1:0")
-            .args(extra_args)
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -108,6 +123,23 @@ impl Berth {
         command.env("REGISTRY_AUTH", "none");
         for (key, value) in &self.env {
             command.env(key, value);
+        }
+        if let Some((soft, hard)) = self.open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe, as code between fork and exec must be.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: soft,
+                        rlim_max: hard,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let started = Instant::now();
         let mut child = command.spawn().expect("berth starts");
@@ -205,7 +237,7 @@ impl Berth {
     /// Starts again on the same data (after [`Berth::kill9`] or [`Berth::terminate`]).
     pub fn restart(&mut self) {
         self.kill9();
-        self.spawn(&[]);
+        self.spawn();
     }
 
     pub fn log_text(&self) -> String {

@@ -28,6 +28,16 @@ impl OfficialRegistry {
     /// With `storage` (YAML lines under `storage:`; deletes are always enabled) and `auth`;
     /// the config file and the log go in `dir`.
     pub fn start_with(dir: &Path, storage: &str, auth: Option<&str>) -> OfficialRegistry {
+        OfficialRegistry::start_configured(dir, storage, auth, "")
+    }
+
+    /// [`OfficialRegistry::start_with`] plus `extra` top-level YAML (e.g. `notifications:`).
+    pub fn start_configured(
+        dir: &Path,
+        storage: &str,
+        auth: Option<&str>,
+        extra: &str,
+    ) -> OfficialRegistry {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -40,7 +50,7 @@ impl OfficialRegistry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n{storage}  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}"
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n{storage}  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}{extra}"
             ),
         )
         .unwrap();

@@ -190,6 +190,11 @@ fn bad_values_name_their_key() {
             "must be at least 1",
         ),
         (
+            "http:\n  maxconnections: 0\n",
+            "http.maxconnections",
+            "must be at least 1",
+        ),
+        (
             "database:\n  maxconnections: -1\n",
             "database.maxconnections",
             "must not be negative",
