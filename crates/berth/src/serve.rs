@@ -67,8 +67,12 @@ async fn serve(config: Config) -> Result<(), String> {
         .with_listener(webhooks.clone()),
     );
 
-    let lifecycle =
-        crate::lifecycle_commands::open(&config, &registry, &database, crate::lifecycle_commands::holder("serve"));
+    let lifecycle = crate::lifecycle_commands::open(
+        &config,
+        &registry,
+        &database,
+        crate::lifecycle_commands::holder("serve"),
+    );
 
     let tls = match &config.http.tls {
         Some(tls) => Some(tls_acceptor(

@@ -76,11 +76,11 @@ pub use explain::explain;
 pub use load::{Loaded, load};
 pub use model::{
     AccessLogConfig, AuthConfig, BerthAuth, Config, DatabaseConfig, DebugConfig, DeleteConfig,
-    GcConfig, TimeWindow, UntaggedPolicy,
-    FilesystemConfig, HtpasswdAuth, HttpConfig, LogConfig, LogFormat, LogLevel, MaintenanceConfig,
-    MetricsConfig, NotificationAction, NotificationEndpoint, NotificationEvents,
+    FilesystemConfig, GcConfig, HtpasswdAuth, HttpConfig, LogConfig, LogFormat, LogLevel,
+    MaintenanceConfig, MetricsConfig, NotificationAction, NotificationEndpoint, NotificationEvents,
     NotificationIgnore, NotificationsConfig, PrometheusConfig, ReadOnly, RedirectConfig, S3Config,
-    StorageConfig, TlsConfig, TlsVersion, UploadPurging, WebhookConfig, WebhookFormat,
+    StorageConfig, TimeWindow, TlsConfig, TlsVersion, UntaggedPolicy, UploadPurging, WebhookConfig,
+    WebhookFormat,
 };
 pub use values::{EndpointUrl, ListenAddr, PublicUrl};
 

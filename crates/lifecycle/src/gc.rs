@@ -105,7 +105,10 @@ impl Lifecycle {
                     let detail = format!("{what}: {}", report.summary());
                     self.record(actor, "gc", "allowed", &detail).await;
                 }
-                Err(e) => self.record(actor, "gc", "failed", &format!("{what}: {e}")).await,
+                Err(e) => {
+                    self.record(actor, "gc", "failed", &format!("{what}: {e}"))
+                        .await
+                }
             }
         }
         result.map_err(|e| match e {
@@ -146,7 +149,11 @@ impl Lifecycle {
     }
 
     /// Recorded runs, newest first, before id `before`.
-    pub async fn gc_runs(&self, before: Option<i64>, limit: u32) -> LifecycleResult<Vec<GcRunView>> {
+    pub async fn gc_runs(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> LifecycleResult<Vec<GcRunView>> {
         Ok(self
             .meta
             .gc_runs(before, limit.clamp(1, 1000))

@@ -24,8 +24,8 @@ use berth_oci::{Digest, RepositoryName};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-use crate::events::{Event, Origin};
 use crate::Result;
+use crate::events::{Event, Origin};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -173,10 +173,7 @@ async fn unreferenced_blobs_are_found_and_marked(store: &dyn MetadataStore) {
         .claim_blob_deletions(8, now_cutoff(), 100)
         .await
         .unwrap();
-    let mine: Vec<_> = claimed
-        .iter()
-        .filter(|c| c.digest == free.digest)
-        .collect();
+    let mine: Vec<_> = claimed.iter().filter(|c| c.digest == free.digest).collect();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].kind, DeletionKind::Unreferenced);
     assert_eq!(mine[0].size, free.size);
@@ -200,7 +197,13 @@ async fn unreferenced_blobs_are_found_and_marked(store: &dyn MetadataStore) {
             state: DeletionState::Deleted
         })
     );
-    assert_eq!(store.prune_blob_tombstones(now_millis() - 60_000).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .prune_blob_tombstones(now_millis() - 60_000)
+            .await
+            .unwrap(),
+        0
+    );
     assert!(store.prune_blob_tombstones(now_cutoff()).await.unwrap() >= 1);
     assert_eq!(store.blob_deletion(&free.digest).await.unwrap(), None);
 }
@@ -253,7 +256,10 @@ async fn a_push_cancels_a_mark_and_waits_out_a_deletion(store: &dyn MetadataStor
     let refused = store
         .link_committed_blob(&r, &layer.digest, layer.size, seen, &origin())
         .await;
-    assert!(matches!(refused, Err(MetaError::BeingCollected)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(MetaError::BeingCollected)),
+        "{refused:?}"
+    );
     assert_eq!(store.blob_size(&r, &layer.digest).await.unwrap(), None);
 
     // After it: a push that committed its bytes after the deletion (it saw the tombstone)
@@ -300,7 +306,10 @@ async fn a_push_that_relied_on_deleted_bytes_is_refused(store: &dyn MetadataStor
     let refused = store
         .link_committed_blob(&other, &layer.digest, layer.size, seen, &origin())
         .await;
-    assert!(matches!(refused, Err(MetaError::BeingCollected)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(MetaError::BeingCollected)),
+        "{refused:?}"
+    );
     assert_eq!(store.blob_size(&other, &layer.digest).await.unwrap(), None);
     assert!(
         !store.repository_exists(&other).await.unwrap(),
@@ -380,7 +389,13 @@ async fn reachability_follows_tags_indexes_and_referrers(store: &dyn MetadataSto
 
     // Everything is young: nothing is untagged yet.
     let before = now_millis() - 60_000;
-    assert!(store.untagged_manifests(&r, before).await.unwrap().is_empty());
+    assert!(
+        store
+            .untagged_manifests(&r, before)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let cutoff = now_cutoff();
     let untagged = store.untagged_manifests(&r, cutoff).await.unwrap();

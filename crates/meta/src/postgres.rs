@@ -58,8 +58,7 @@ impl Dialect for Postgres {
 
     const BEGIN: &'static str = "BEGIN";
     const LOCK_DIGEST: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1, $2)");
-    const TRY_LOCK_DIGEST: Option<&'static str> =
-        Some("SELECT pg_try_advisory_xact_lock($1, $2)");
+    const TRY_LOCK_DIGEST: Option<&'static str> = Some("SELECT pg_try_advisory_xact_lock($1, $2)");
     // Never waits: a repository busy with a push is skipped (the push wins).
     const LOCK_LINKING_REPOSITORIES: &'static str = "SELECT id FROM repositories
          WHERE id IN (SELECT repository_id FROM repository_blobs WHERE digest = $1)

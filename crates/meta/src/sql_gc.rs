@@ -321,8 +321,14 @@ where
                 .bind(digest.as_str())
                 .execute(&mut *tx)
                 .await?;
-            Self::insert_mark(&mut tx, run, digest, size as u64, DeletionKind::Unreferenced)
-                .await?;
+            Self::insert_mark(
+                &mut tx,
+                run,
+                digest,
+                size as u64,
+                DeletionKind::Unreferenced,
+            )
+            .await?;
             marked.push(BlobCandidate {
                 digest: digest.clone(),
                 size: size as u64,
@@ -640,15 +646,12 @@ where
         .bind(now_millis())
         .fetch_all(&self.writer)
         .await?;
-        rows.iter()
-            .map(|row| Ok(row.try_get(0)?))
-            .collect()
+        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
     }
 
     async fn gc_runs(&self, before: Option<i64>, limit: u32) -> Result<Vec<GcRunRecord>> {
-        let query = format!(
-            "SELECT {RUN_COLUMNS} FROM gc_runs WHERE id < $1 ORDER BY id DESC LIMIT $2"
-        );
+        let query =
+            format!("SELECT {RUN_COLUMNS} FROM gc_runs WHERE id < $1 ORDER BY id DESC LIMIT $2");
         let rows = sqlx::query(assembled(query))
             .bind(before.unwrap_or(i64::MAX))
             .bind(i64::from(limit))

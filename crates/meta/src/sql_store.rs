@@ -292,7 +292,6 @@ where
     }
 }
 
-
 /// The advisory lock class of digest locks ("bgcd"), apart from upload locks and other
 /// applications' advisory locks.
 const DIGEST_LOCK_CLASS: i32 = 0x6267_6364;
@@ -375,13 +374,14 @@ where
             return Err(MetaError::BeingCollected);
         }
         // Conditional, because claiming a marked deletion does not take the digest's lock.
-        let cleared =
-            sqlx::query("DELETE FROM blob_deletions WHERE digest = $1 AND run_id = $2 AND state = $3")
-                .bind(digest.as_str())
-                .bind(now.run)
-                .bind(now.state.as_str())
-                .execute(&mut **tx)
-                .await?;
+        let cleared = sqlx::query(
+            "DELETE FROM blob_deletions WHERE digest = $1 AND run_id = $2 AND state = $3",
+        )
+        .bind(digest.as_str())
+        .bind(now.run)
+        .bind(now.state.as_str())
+        .execute(&mut **tx)
+        .await?;
         if DB::rows_affected(&cleared) == 1 {
             Ok(())
         } else {

@@ -33,8 +33,10 @@ use crate::{Registry, Result};
 /// The lease that lets one instance at a time collect.
 pub const LEASE: &str = "gc";
 /// How long the lease lasts unless renewed; a dead collector's lease lapses this long after.
-const LEASE_TTL: Duration = Duration::from_secs(60);
-const RENEW_EVERY: Duration = Duration::from_secs(15);
+/// (Short, because a collector killed with its lease blocks collection until it lapses; every
+/// step between two renewals is one bounded query or storage request.)
+const LEASE_TTL: Duration = Duration::from_secs(30);
+const RENEW_EVERY: Duration = Duration::from_secs(5);
 /// How often a running collection writes its progress to the database.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// Blobs read per query, and marked per transaction (kept short: pushes wait for it).
@@ -192,7 +194,9 @@ pub enum GcError {
 impl std::fmt::Display for GcError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            GcError::Busy => f.write_str("garbage collection is already running on another instance"),
+            GcError::Busy => {
+                f.write_str("garbage collection is already running on another instance")
+            }
             GcError::Failed { error, report } => {
                 let cause = error
                     .cause
@@ -238,6 +242,7 @@ struct Run<'a> {
     report: GcReport,
     renewed: Instant,
     reported: Instant,
+    started: Instant,
 }
 
 impl Run<'_> {
@@ -309,6 +314,7 @@ impl Registry {
             },
             renewed: Instant::now(),
             reported: Instant::now(),
+            started,
         };
         if dry_run {
             let result = self.dry_run(&mut run, settings).await;
@@ -366,16 +372,23 @@ impl Registry {
         run.report.run = Some(id);
         // We hold the lease: a run still marked running elsewhere is dead.
         run.report.interrupted_runs = self.meta.interrupt_gc_runs(id).await.map_err(from_meta)?;
+        // Deletions begun earlier (by a dead run) that this one finishes.
+        self.count_pending(run).await?;
         let result = match request.mode {
             GcMode::Resume => self.sweep(run, settings).await,
             _ => self.full_run(run, settings).await,
         };
         run.report.phase = "done".into();
+        run.report.duration_ms = run.started.elapsed().as_millis() as u64;
         let (status, error) = match &result {
             Ok(()) if run.report.stopped => (GcRunStatus::Interrupted, None),
             Ok(()) => (GcRunStatus::Finished, None),
             Err(e) => {
-                let cause = e.cause.as_ref().map(|c| format!(": {c}")).unwrap_or_default();
+                let cause = e
+                    .cause
+                    .as_ref()
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default();
                 let text = format!("{}{cause}", e.message);
                 run.report.errors.push(text.clone());
                 (GcRunStatus::Failed, Some(text))
@@ -393,12 +406,6 @@ impl Registry {
     }
 
     async fn full_run(&self, run: &mut Run<'_>, settings: &GcSettings) -> Result<()> {
-        let pending = self
-            .meta
-            .pending_blob_deletions()
-            .await
-            .map_err(from_meta)?;
-        run.report.resumed = pending.marked + pending.deleting;
         if let Some(age) = settings.untagged {
             run.phase("untagged").await;
             if self.delete_untagged(run, age).await? {
@@ -546,16 +553,23 @@ impl Registry {
         }
     }
 
-    /// A dry run: what a full run would free now, with no side effect at all.
-    async fn dry_run(&self, run: &mut Run<'_>, settings: &GcSettings) -> Result<()> {
-        let cutoff = older_than(settings.grace);
+    /// Counts the deletions begun (by a run that died) and not finished: this run finishes them.
+    async fn count_pending(&self, run: &mut Run<'_>) -> Result<berth_meta::gc::PendingDeletions> {
         let pending = self
             .meta
             .pending_blob_deletions()
             .await
             .map_err(from_meta)?;
         run.report.resumed = pending.marked + pending.deleting;
-        run.report.blobs += pending.marked + pending.deleting;
+        Ok(pending)
+    }
+
+    /// A dry run: what a full run would free now, with no side effect at all.
+    async fn dry_run(&self, run: &mut Run<'_>, settings: &GcSettings) -> Result<()> {
+        let cutoff = older_than(settings.grace);
+        // A real run would finish the deletions a dead run began.
+        let pending = self.count_pending(run).await?;
+        run.report.blobs += run.report.resumed;
         run.report.bytes += pending.bytes;
 
         // Untagged manifests, and how often each blob is referenced by them.
@@ -681,6 +695,7 @@ fn older_than(age: Duration) -> i64 {
 }
 
 fn repository_name(name: &str) -> Result<RepositoryName> {
-    RepositoryName::parse(name)
-        .map_err(|_| RegistryError::internal(format!("corrupt repository name {name:?} in the database")))
+    RepositoryName::parse(name).map_err(|_| {
+        RegistryError::internal(format!("corrupt repository name {name:?} in the database"))
+    })
 }

@@ -261,7 +261,12 @@ impl BlobStore for FilesystemStore {
                 else {
                     continue;
                 };
-                uploads.push((id, entry.metadata()?.modified()?));
+                // An upload committed or deleted since the directory was read is gone: skip it.
+                match entry.metadata() {
+                    Ok(metadata) => uploads.push((id, metadata.modified()?)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
             Ok(uploads)
         })
@@ -278,14 +283,11 @@ impl BlobStore for FilesystemStore {
                         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                         _ => {}
                     }
-                    // The blob's own directory, and its prefix directory once empty (another
-                    // blob may be committed into it meanwhile: then it stays).
+                    // The blob's own directory (no push of this digest runs while garbage
+                    // collection deletes it). The two-hex-digit prefix directory stays: a
+                    // push of another digest may be creating its directory in it right now.
                     let dir = path.parent().expect("blob paths have a parent");
-                    if fs::remove_dir(dir).is_ok()
-                        && let Some(prefix) = dir.parent()
-                    {
-                        let _ = fs::remove_dir(prefix);
-                    }
+                    let _ = fs::remove_dir(dir);
                     Ok(())
                 })
                 .collect::<Vec<_>>())

@@ -478,8 +478,7 @@ impl BlobStore for S3Store {
         let paths: Vec<Path> = digests.iter().map(|d| self.blob_path(d)).collect();
         let input = futures_util::stream::iter(paths.clone().into_iter().map(Ok)).boxed();
         // DeleteObjects, 1000 keys per request; per-key failures come back as errors.
-        let results: Vec<object_store::Result<Path>> =
-            self.s3.delete_stream(input).collect().await;
+        let results: Vec<object_store::Result<Path>> = self.s3.delete_stream(input).collect().await;
         let mut deleted = std::collections::HashSet::new();
         let mut failure: Option<String> = None;
         for result in results {

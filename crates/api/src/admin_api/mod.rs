@@ -120,7 +120,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/jobs", get(background::list_jobs))
         .route("/api/v1/jobs/{name}/run", post(background::run_job))
-        .route("/api/v1/gc", get(lifecycle::gc_status).post(lifecycle::start_gc))
+        .route(
+            "/api/v1/gc",
+            get(lifecycle::gc_status).post(lifecycle::start_gc),
+        )
         .route("/api/v1/gc/runs", get(lifecycle::gc_runs))
         .route("/api/v1/gc/runs/{id}", get(lifecycle::gc_run))
         .route("/api/v1/{*rest}", any(unknown_operation))

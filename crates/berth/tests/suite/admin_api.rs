@@ -808,7 +808,12 @@ async fn every_documented_operation_behaves_as_documented() {
     // Garbage collection: a dry run reports and changes nothing; a real run starts in the
     // background and its record shows what it freed.
     let dry = api
-        .ok(Method::POST, "/api/v1/gc", &[], Some(json!({"dry_run": true})))
+        .ok(
+            Method::POST,
+            "/api/v1/gc",
+            &[],
+            Some(json!({"dry_run": true})),
+        )
         .await;
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["run"], Value::Null);

@@ -12,6 +12,7 @@ mod crash_safety;
 mod deployment_files;
 mod distribution_api;
 mod events;
+mod garbage_collection;
 mod hardening;
 mod import_registry_v2;
 mod observability;
