@@ -88,7 +88,10 @@ struct Args {
     /// Connections used to populate repositories and tags.
     #[arg(long)]
     populate_conns: Option<usize>,
-    /// Run only these workloads (1-8, comma-separated). Idle RSS is always measured.
+    /// Manifests pushed per repetition of workload 9.
+    #[arg(long)]
+    manifest_pushes: Option<usize>,
+    /// Run only these workloads (1-9, comma-separated). Idle RSS is always measured.
     #[arg(long, value_delimiter = ',')]
     only: Option<Vec<u8>>,
     /// The berth binary. Default: `berth` next to this program (target/release/berth for a
@@ -100,6 +103,13 @@ struct Args {
     /// this baseline). The docker-registry package is not needed then.
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// A configuration file for the berth under test (`berth serve FILE`), e.g. with webhooks
+    /// or metrics settings, for an A/B run of a feature's cost.
+    #[arg(long)]
+    berth_config: Option<PathBuf>,
+    /// A configuration file for the `--baseline` berth.
+    #[arg(long, requires = "baseline")]
+    baseline_config: Option<PathBuf>,
     /// What the berth binary was built from, recorded in the results. Default: `git describe`
     /// of this checkout.
     #[arg(long)]
@@ -148,6 +158,7 @@ impl Args {
                 memory_pushes: 4,
                 memory_push_size: 2 * MIB,
                 populate_conns: 16,
+                manifest_pushes: 40,
             }
         } else {
             Params {
@@ -167,6 +178,7 @@ impl Args {
                 memory_pushes: 32,
                 memory_push_size: 256 * MIB,
                 populate_conns: 64,
+                manifest_pushes: 400,
             }
         };
         macro_rules! set {
@@ -189,6 +201,7 @@ impl Args {
             memory_pushes = self.memory_pushes,
             memory_push_size = self.memory_push_size,
             populate_conns = self.populate_conns,
+            manifest_pushes = self.manifest_pushes,
         );
         p.catalog_repos.sort_unstable();
         p
@@ -438,10 +451,24 @@ async fn measure(args: &Args, params: &Params, berth_bin: &Path, work: &Path) ->
         Summary::of(&fsync),
     );
 
-    let berth = servers::start_berth(berth_bin, work, args.profile).await?;
+    let berth = servers::start_berth_named(
+        "berth",
+        berth_bin,
+        args.berth_config.as_deref(),
+        work,
+        args.profile,
+    )
+    .await?;
     let official = match &args.baseline {
         Some(baseline) => {
-            servers::start_berth_named("baseline", baseline, work, args.profile).await?
+            servers::start_berth_named(
+                "baseline",
+                baseline,
+                args.baseline_config.as_deref(),
+                work,
+                args.profile,
+            )
+            .await?
         }
         None => {
             let token_server = (args.profile == servers::Profile::Token).then_some(&berth);
@@ -482,7 +509,7 @@ async fn measure(args: &Args, params: &Params, berth_bin: &Path, work: &Path) ->
         step.elapsed().as_secs_f64()
     );
 
-    for id in 1..=8u8 {
+    for id in 1..=9u8 {
         if !args.runs(id) {
             continue;
         }
@@ -498,11 +525,12 @@ async fn measure(args: &Args, params: &Params, berth_bin: &Path, work: &Path) ->
             5 => bench.request_load(&fixtures, true).await,
             6 => bench.listings(&fixtures).await,
             7 => bench.skopeo().await,
-            _ if args.profile == servers::Profile::Token => match bench.memory_pushes().await {
+            8 if args.profile == servers::Profile::Token => match bench.memory_pushes().await {
                 Ok(()) => bench.failed_logins().await,
                 failed => failed,
             },
-            _ => bench.memory_pushes().await,
+            8 => bench.memory_pushes().await,
+            _ => bench.manifest_pushes(&fixtures).await,
         };
         match outcome {
             Ok(()) => eprintln!(

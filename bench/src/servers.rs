@@ -75,15 +75,12 @@ fn spawn(
     })
 }
 
-pub async fn start_berth(binary: &Path, work: &Path, profile: Profile) -> Result<Server> {
-    start_berth_named("berth", binary, work, profile).await
-}
-
-/// berth from `binary`, under its own name (data directory `<name>-data`, log `<name>.log`):
-/// also the baseline of an A/B run (`--baseline`).
+/// berth from `binary`, under its own name (data directory `<name>-data`, log `<name>.log`),
+/// with `config` if given: the berth under test, and the baseline of an A/B run (`--baseline`).
 pub async fn start_berth_named(
     name: &'static str,
     binary: &Path,
+    config: Option<&Path>,
     work: &Path,
     profile: Profile,
 ) -> Result<Server> {
@@ -94,8 +91,11 @@ pub async fn start_berth_named(
     }
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let mut command = Command::new(binary);
+    command.arg("serve");
+    if let Some(config) = config {
+        command.arg(config);
+    }
     command
-        .arg("serve")
         .arg("--data")
         .arg(&data)
         .arg("--addr")

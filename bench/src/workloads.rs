@@ -18,6 +18,8 @@ use crate::report::{Better, Results};
 use crate::servers::{PeakWatch, Server};
 use crate::stats::Summary;
 
+mod manifest_push;
+
 /// Sizes and counts of one run: the smoke or the full preset, each value overridable.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Params {
@@ -37,6 +39,7 @@ pub struct Params {
     pub memory_pushes: usize,
     pub memory_push_size: usize,
     pub populate_conns: usize,
+    pub manifest_pushes: usize,
 }
 
 /// Everything the workloads share.

@@ -50,8 +50,15 @@ impl AuditSink {
     }
 
     pub fn record(&self, event: AuditEvent) {
+        metrics::counter!(
+            "berth_auth_decisions_total",
+            "action" => event.action.clone(),
+            "outcome" => event.outcome.clone()
+        )
+        .increment(1);
         if self.sender.try_send(Message::Event(event)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("berth_audit_events_dropped_total").increment(1);
         }
     }
 

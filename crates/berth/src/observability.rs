@@ -1,9 +1,14 @@
 //! Metrics and webhooks as a serving instance sets them up: the Prometheus recorder, the
-//! webhook endpoints of the configuration, and how this instance names itself in events.
+//! gauges read from the store, the webhook endpoints of the configuration, and how this
+//! instance names itself in events.
 
 use std::net::SocketAddr;
-
+use std::sync::Arc;
 use std::time::Duration;
+
+use async_trait::async_trait;
+use berth_jobs::{Job, JobContext, JobError, JobSummary};
+use berth_meta::MetadataStore;
 
 use berth_config::Config;
 use berth_meta::events::EventKind;
@@ -127,6 +132,56 @@ fn describe_metrics() {
         "Pull events for webhooks dropped because the queue to the outbox was full"
     );
     describe_gauge!("berth_build_info", "berth's version (the value is 1)");
+    describe_gauge!(
+        "berth_uploads_in_progress",
+        "Upload sessions open in the registry (all instances), refreshed every 15 s"
+    );
+    describe_gauge!(
+        "berth_database_connections",
+        "This instance's database connections, by pool and state (idle, in_use, max)"
+    );
+    describe_counter!(
+        "berth_auth_decisions_total",
+        "Authentication and authorization decisions, by action (pull, push, delete, login, token, ...) and outcome (allowed, denied, failed, ...)"
+    );
+    describe_counter!(
+        "berth_audit_events_dropped_total",
+        "Audit events dropped because the audit writer fell behind"
+    );
+}
+
+/// Sets the gauges that come from the metadata store rather than from events: uploads in
+/// progress and connection pool use. A job, so that a scrape never waits on the database.
+pub struct StoreGauges {
+    pub meta: Arc<dyn MetadataStore>,
+}
+
+impl StoreGauges {
+    pub const INTERVAL: Duration = Duration::from_secs(15);
+}
+
+#[async_trait]
+impl Job for StoreGauges {
+    fn name(&self) -> &'static str {
+        "store-gauges"
+    }
+
+    async fn run(&self, _context: &JobContext) -> Result<JobSummary, JobError> {
+        let usage = self
+            .meta
+            .usage()
+            .await
+            .map_err(|e| JobError::new(format!("reading the store's usage: {e}")))?;
+        metrics::gauge!("berth_uploads_in_progress").set(usage.uploads_in_progress as f64);
+        for pool in usage.pools {
+            let in_use = pool.open.saturating_sub(pool.idle);
+            for (state, value) in [("idle", pool.idle), ("in_use", in_use), ("max", pool.max)] {
+                metrics::gauge!("berth_database_connections", "pool" => pool.name, "state" => state)
+                    .set(f64::from(value));
+            }
+        }
+        Ok(String::new())
+    }
 }
 
 /// The webhook endpoints the configuration defines: registry:2's `notifications.endpoints`

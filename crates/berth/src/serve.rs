@@ -152,6 +152,14 @@ async fn serve(config: Config) -> Result<(), String> {
         delivery.clone(),
         Schedule::every(Duration::from_secs(1)).first_after(Duration::from_secs(1)),
     );
+    if metrics.is_some() {
+        jobs.add(
+            Arc::new(observability::StoreGauges {
+                meta: Arc::clone(&database.meta),
+            }),
+            Schedule::every(observability::StoreGauges::INTERVAL).first_after(Duration::ZERO),
+        );
+    }
     let jobs = jobs.start();
     if let Some(waker) = jobs.waker(berth_webhooks::delivery::JOB_NAME) {
         webhooks.set_waker(waker);

@@ -3,8 +3,8 @@
 //! `OTEL_EXPORTER_OTLP_PROTOCOL` is `http/protobuf` (default) or `http/json`;
 //! `OTEL_SERVICE_NAME` names the service (default `berth`); `OTEL_TRACES_EXPORTER=none`
 //! turns them off again; `OTEL_TRACES_SAMPLER(_ARG)` sample. Each request is a span named
-//! after its operation (`manifest_get`), with the repository and status; storage and
-//! database calls are its children.
+//! after its operation (`manifest_get`), with the repository and status; storage calls are
+//! its children.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};

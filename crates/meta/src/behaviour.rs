@@ -533,8 +533,18 @@ async fn upload_sessions_advance_only_from_where_they_are(store: &dyn MetadataSt
         created_at: 1_000,
         updated_at: 1_000,
     };
+    let before = store.usage().await.unwrap();
     store.create_upload(&session).await.unwrap();
     assert_eq!(store.upload(id).await.unwrap(), Some(session.clone()));
+    let usage = store.usage().await.unwrap();
+    assert_eq!(usage.uploads_in_progress, before.uploads_in_progress + 1);
+    assert!(!usage.pools.is_empty(), "{usage:?}");
+    for pool in &usage.pools {
+        assert!(
+            pool.max >= 1 && pool.idle <= pool.open && pool.open <= pool.max,
+            "{pool:?}"
+        );
+    }
     assert!(store.upload(UploadId::random()).await.unwrap().is_none());
 
     assert!(store.advance_upload(id, 0, 10, &[4, 5]).await.unwrap());

@@ -319,6 +319,25 @@ pub trait MetadataStore: GcStore {
     /// Excludes other writers of the same upload until the returned lock is dropped, so that
     /// two requests can never write one upload's bytes at once.
     async fn lock_upload(&self, id: UploadId) -> Result<UploadLock>;
+
+    /// How busy the store is, for metrics: uploads in progress (in the whole registry) and
+    /// this process's connection pools.
+    async fn usage(&self) -> Result<StoreUsage>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreUsage {
+    pub uploads_in_progress: u64,
+    pub pools: Vec<PoolUse>,
+}
+
+/// One connection pool: `writer` and `reader` for SQLite, `main` for PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUse {
+    pub name: &'static str,
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 /// Now, in Unix milliseconds.

@@ -55,6 +55,7 @@ impl Dialect for Postgres {
     const TAG_NAMES: &'static str = "SELECT string_agg(name, E'\\n' ORDER BY name) FROM
          (SELECT t.name FROM repositories r JOIN tags t ON t.repository_id = r.id
              WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3) AS page";
+    const SINGLE_WRITER: bool = false;
 
     const BEGIN: &'static str = "BEGIN";
     const LOCK_DIGEST: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1, $2)");

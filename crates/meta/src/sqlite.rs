@@ -35,6 +35,7 @@ impl Dialect for Sqlite {
     const TAG_NAMES: &'static str = "SELECT group_concat(name, char(10) ORDER BY name) FROM
          (SELECT t.name FROM repositories r JOIN tags t ON t.repository_id = r.id
              WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3)";
+    const SINGLE_WRITER: bool = true;
 
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     // One writer at a time, across processes: a transaction's reads are current.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::push::push_image;
 use crate::support::receiver::Receiver;
@@ -1101,13 +1101,13 @@ async fn sessions_are_for_people_and_end_with_their_password() {
         .await
         .unwrap();
     berth_cli(&data, &["user", "disable", "erin"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let status = status_with_cookie(&api.berth, "/api/v1/me", &cookie).await;
         if status == 401 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "still {status}");
+        assert!(Instant::now() < deadline, "still {status}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
@@ -1130,7 +1130,16 @@ async fn the_first_start_creates_an_administrator_once() {
     let mut berth = Berth::builder().env("REGISTRY_AUTH", "berth").start();
     // Printed to the terminal (stderr), with the login line, and not in the JSON log.
     let password = {
-        let logs = berth.log_text();
+        // stderr and stdout are read by separate threads: the line may arrive just after
+        // "listening".
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let logs = loop {
+            let logs = berth.log_text();
+            if logs.contains("podman login") || Instant::now() > deadline {
+                break logs;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         let line = logs
             .lines()
             .find(|l| l.contains("podman login"))

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::routing::post;
 
 use crate::support::push::push_image;
-use crate::support::{Berth, client, tool};
+use crate::support::{Berth, berth_cli_output, client, tool};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -129,6 +129,90 @@ async fn metrics_need_an_administrator_when_authentication_is_on() {
     let response = client().get(berth.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 401);
     assert!(response.headers().contains_key("www-authenticate"));
+}
+
+#[tokio::test]
+async fn metrics_show_uploads_in_progress_connections_and_auth_decisions() {
+    let data = tempfile::tempdir().unwrap();
+    let output = berth_cli_output(
+        data.path(),
+        &["user", "add", "root", "--admin", "--password-stdin"],
+        Some("root password"),
+    );
+    assert!(output.status.success());
+    let berth = Berth::builder()
+        .env("REGISTRY_AUTH", "berth")
+        .env("BERTH_METRICS_OPEN", "true")
+        .data(data.path())
+        .start();
+    let client = client();
+    let started = client
+        .post(berth.url("/v2/metrics/app/blobs/uploads/"))
+        .basic_auth("root", Some("root password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let refused = client
+        .get(berth.url("/v2/"))
+        .basic_auth("root", Some("not the password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    // The store's gauges are a job's work: run it now rather than wait for its interval.
+    let run = client
+        .post(berth.url("/api/v1/jobs/store-gauges/run"))
+        .basic_auth("root", Some("root password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run.status(), 200, "{}", run.text().await.unwrap());
+
+    let text = metrics_text(&berth).await;
+    assert_eq!(
+        sample(&text, "berth_uploads_in_progress", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "berth_database_connections",
+            &["pool=\"writer\"", "state=\"max\""]
+        ),
+        Some(1.0),
+        "SQLite writes through one connection: {text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "berth_database_connections",
+            &["pool=\"reader\"", "state=\"max\""]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        sample(
+            &text,
+            "berth_auth_decisions_total",
+            &["action=\"login\"", "outcome=\"failed\""]
+        )
+        .unwrap()
+            >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "berth_auth_decisions_total",
+            &["action=\"push\"", "outcome=\"allowed\""]
+        )
+        .unwrap()
+            >= 1.0,
+        "{text}"
+    );
 }
 
 struct Prometheus {
