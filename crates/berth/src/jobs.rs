@@ -97,11 +97,13 @@ impl GcObserver for JobObserver<'_> {
     }
 }
 
-/// Scheduled garbage collection. Every instance ticks; a collection runs when the last one
-/// (on any instance) started at least `interval` ago and the window (if any) is open, and
-/// the lease lets one instance at a time do it.
+/// Garbage collection: on demand (the admin API wakes the job), and when `scheduled`, on a
+/// schedule: every instance ticks, and a collection runs when the last one (on any instance)
+/// started at least `interval` ago and the window (if any) is open; the lease lets one
+/// instance at a time do it.
 pub struct GarbageCollection {
     pub lifecycle: Arc<Lifecycle>,
+    pub scheduled: bool,
     pub interval: Duration,
     pub window: Option<Window>,
 }
@@ -113,6 +115,16 @@ impl Job for GarbageCollection {
     }
 
     async fn run(&self, context: &JobContext) -> Result<JobSummary, JobError> {
+        if let Some(result) = self.lifecycle.run_requested(&JobObserver(context)).await {
+            return match result {
+                Ok(report) => Ok(report.summary()),
+                Err(LifecycleError::Conflict(_)) => Ok(String::new()),
+                Err(e) => Err(JobError::new(e)),
+            };
+        }
+        if !self.scheduled {
+            return Ok(String::new());
+        }
         if let Some(window) = self.window
             && !window.contains(std::time::SystemTime::now())
         {

@@ -164,6 +164,9 @@ async fn serve(config: Config) -> Result<(), String> {
     if let Some(waker) = jobs.waker(berth_webhooks::delivery::JOB_NAME) {
         webhooks.set_waker(waker);
     }
+    if let Some(waker) = jobs.waker("gc") {
+        lifecycle.on_request(move || waker.wake());
+    }
     let _ = background.set(Background {
         jobs: jobs.clone(),
         webhooks: Arc::new(WebhookAdmin::new(
@@ -232,18 +235,21 @@ fn upkeep_jobs(
     lifecycle: &Arc<Lifecycle>,
 ) -> JobRunner {
     let mut jobs = JobRunner::new();
-    if config.gc.enabled {
-        // Every instance ticks; the job runs a collection only when one is due (see there).
-        let tick = config.gc.interval.min(Duration::from_secs(600));
-        jobs.add(
-            Arc::new(GarbageCollection {
-                lifecycle: Arc::clone(lifecycle),
-                interval: config.gc.interval,
-                window: config.gc.window.map(|w| w.0),
-            }),
-            Schedule::every(tick).first_after(tick.min(Duration::from_secs(120))),
-        );
-    }
+    // Every instance ticks; the job runs a collection when one is asked for (the admin API
+    // wakes it) or, if enabled, when a scheduled one is due (see there).
+    let tick = config
+        .gc
+        .interval
+        .clamp(Duration::from_secs(60), Duration::from_secs(600));
+    jobs.add(
+        Arc::new(GarbageCollection {
+            lifecycle: Arc::clone(lifecycle),
+            scheduled: config.gc.enabled,
+            interval: config.gc.interval,
+            window: config.gc.window.map(|w| w.0),
+        }),
+        Schedule::every(tick).first_after(tick.min(Duration::from_secs(120))),
+    );
     jobs.add(
         Arc::new(GcResume {
             lifecycle: Arc::clone(lifecycle),

@@ -1,6 +1,7 @@
 //! Garbage collection on demand, and the record of runs.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use berth_auth::admin::{Actor, timestamp};
 use berth_meta::gc::{GcRunRecord, GcRunStatus};
@@ -59,21 +60,48 @@ pub struct GcStatus {
     pub pending_bytes: u64,
 }
 
-/// Hands the run's id over as soon as it has one.
-struct Announce(Mutex<Option<tokio::sync::oneshot::Sender<i64>>>);
+/// A collection asked for on demand (the admin API), waiting for the `gc` job to start it.
+pub(crate) struct Requested {
+    actor: Actor,
+    trigger: String,
+    /// Told the run's id as soon as it is recorded (or why it could not start).
+    answer: tokio::sync::oneshot::Sender<LifecycleResult<i64>>,
+}
 
-impl GcObserver for Announce {
+/// Collections asked for and not started yet, and how to wake the job that starts them.
+#[derive(Default)]
+pub(crate) struct Requests {
+    queue: Mutex<Vec<Requested>>,
+    wake: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+/// How long a request waits for the job to start it: longer means a collection is already
+/// running in this instance.
+const START_WAIT: Duration = Duration::from_secs(10);
+
+/// Tells the requesters the run's id as soon as it has one, and passes the rest on.
+struct Announce<'a> {
+    waiting: Mutex<Vec<Requested>>,
+    inner: &'a dyn GcObserver,
+}
+
+impl GcObserver for Announce<'_> {
     fn progress(&self, report: &GcReport) {
-        if let Some(run) = report.run
-            && let Some(sender) = self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
-        {
-            let _ = sender.send(run);
+        if let Some(run) = report.run {
+            for requested in lock(&self.waiting).drain(..) {
+                let _ = requested.answer.send(Ok(run));
+            }
         }
+        self.inner.progress(report);
     }
 
     fn stopping(&self) -> bool {
-        false
+        self.inner.stopping()
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Lifecycle {
@@ -120,32 +148,72 @@ impl Lifecycle {
         })
     }
 
-    /// Starts a garbage collection in the background and returns its run's id as soon as
-    /// it is recorded; its progress and outcome are in [`Lifecycle::gc_run`].
+    /// Asks the `gc` job (see [`Lifecycle::on_request`]) to collect garbage now, and returns
+    /// the run's id as soon as it is recorded; its progress and outcome are in
+    /// [`Lifecycle::gc_run`]. A collection already running (here or on another instance) is a
+    /// conflict.
     pub async fn start_garbage_collection(
-        self: &Arc<Self>,
+        &self,
         actor: Actor,
         trigger: &str,
     ) -> LifecycleResult<i64> {
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let this = Arc::clone(self);
-        let trigger = trigger.to_string();
-        let task = tokio::spawn(async move {
-            let announce = Announce(Mutex::new(Some(sender)));
-            this.collect_garbage(&actor, GcMode::Full, &trigger, &announce)
-                .await
+        let Some(wake) = self.requests.wake.get() else {
+            return Err(LifecycleError::Conflict(
+                "garbage collection on demand needs a serving berth (or run berth gc)".into(),
+            ));
+        };
+        let (answer, receiver) = tokio::sync::oneshot::channel();
+        lock(&self.requests.queue).push(Requested {
+            actor,
+            trigger: trigger.to_string(),
+            answer,
         });
-        tokio::select! {
-            biased;
-            Ok(id) = receiver => Ok(id),
-            finished = task => match finished {
-                Ok(Ok(report)) => report
-                    .run
-                    .ok_or_else(|| LifecycleError::Invalid("the run was not recorded".into())),
-                Ok(Err(e)) => Err(e),
-                Err(e) => Err(LifecycleError::Invalid(format!("the collection ended abruptly: {e}"))),
-            },
+        wake();
+        match tokio::time::timeout(START_WAIT, receiver).await {
+            Ok(Ok(answer)) => answer,
+            // Dropped unanswered (shutdown), or still waiting behind a running collection
+            // (the request is dropped with the receiver: the job skips it).
+            Ok(Err(_)) | Err(_) => Err(LifecycleError::Conflict(
+                "garbage collection is already running; see GET /api/v1/gc".into(),
+            )),
         }
+    }
+
+    /// Lets the `gc` job hear of collections asked for on demand: `wake` makes it run soon.
+    pub fn on_request(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.requests.wake.set(Box::new(wake));
+    }
+
+    /// For the `gc` job: runs the collection asked for on demand, if any (one run answers
+    /// every request waiting), under the first requester's name. `None`: nothing was asked.
+    pub async fn run_requested(
+        &self,
+        observer: &dyn GcObserver,
+    ) -> Option<LifecycleResult<GcReport>> {
+        let waiting: Vec<Requested> = lock(&self.requests.queue)
+            .drain(..)
+            .filter(|r| !r.answer.is_closed())
+            .collect();
+        let first = waiting.first()?;
+        let (actor, trigger) = (first.actor.clone(), first.trigger.clone());
+        let announce = Announce {
+            waiting: Mutex::new(waiting),
+            inner: observer,
+        };
+        let result = self
+            .collect_garbage(&actor, GcMode::Full, &trigger, &announce)
+            .await;
+        // Those not told a run id: it never started.
+        for requested in lock(&announce.waiting).drain(..) {
+            let outcome = match &result {
+                Err(LifecycleError::Conflict(why)) => Err(LifecycleError::Conflict(why.clone())),
+                _ => Err(LifecycleError::Conflict(
+                    "the collection could not start; see GET /api/v1/gc".into(),
+                )),
+            };
+            let _ = requested.answer.send(outcome);
+        }
+        Some(result)
     }
 
     /// Recorded runs, newest first, before id `before`.

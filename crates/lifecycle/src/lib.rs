@@ -52,6 +52,7 @@ pub struct Lifecycle {
     gc: GcSettings,
     /// This instance, as leases and run records name it.
     holder: String,
+    requests: gc::Requests,
 }
 
 impl Lifecycle {
@@ -70,6 +71,7 @@ impl Lifecycle {
             audit,
             gc,
             holder,
+            requests: gc::Requests::default(),
         }
     }
 

@@ -503,15 +503,20 @@ impl Registry {
     async fn sweep(&self, run: &mut Run<'_>, settings: &GcSettings) -> Result<()> {
         run.phase("sweep").await;
         let id = run.report.run.expect("a recorded run");
-        // Pushes that raced the mark get this long to cancel it.
-        let fence = settings.fence;
+        // Pushes that raced the mark get this long to cancel it (marks of earlier runs are
+        // older than that already).
+        let fence = if run.report.marked > 0 {
+            settings.fence
+        } else {
+            Duration::ZERO
+        };
         let mut waited = Duration::ZERO;
         while waited < fence && !run.observer.stopping() {
             let step = (fence - waited).min(Duration::from_millis(200));
             tokio::time::sleep(step).await;
             waited += step;
         }
-        let fence_ms = fence.as_millis() as i64;
+        let fence_ms = settings.fence.as_millis() as i64;
         loop {
             if run.tick().await? {
                 return Ok(());

@@ -46,7 +46,7 @@ pub(super) async fn gc_status(State(state): Shared, request: Request) -> Respons
     .await
 }
 
-/// A dry run answers with its report; a real run starts in the background and answers 202
+/// A dry run answers with its report; a real run is started by the `gc` job and answers 202
 /// with its id (`GET /api/v1/gc/runs/{id}` shows its progress and, after, what it freed).
 pub(super) async fn start_gc(State(state): Shared, request: Request) -> Response {
     let lifecycle = Arc::clone(&state.lifecycle);
