@@ -16,6 +16,7 @@ mod machine;
 mod report;
 mod servers;
 mod stats;
+mod storage;
 mod token_auth;
 mod workloads;
 
@@ -136,6 +137,15 @@ struct Args {
     /// Worker threads of the load generator's runtime.
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
+    /// Instead of berth against the official registry: berth on each blob store (filesystem,
+    /// S3/Garage, GCS/fake-gcs-server, Azure/Azurite, IPFS/js-ipfs) side by side, and IPFS
+    /// `add` against a push through berth. Uses --reps, --blob-size, --skopeo-layers,
+    /// --skopeo-layer-size.
+    #[arg(long)]
+    storage: bool,
+    /// With --storage, only these stores (filesystem, s3, gcs, azure, ipfs).
+    #[arg(long, value_delimiter = ',')]
+    stores: Option<Vec<String>>,
 }
 
 impl Args {
@@ -258,6 +268,9 @@ fn repo_root() -> PathBuf {
 /// Runs everything; `Ok(false)` when some workload failed (the others still ran and are
 /// reported).
 async fn run(args: &Args) -> Result<bool> {
+    if args.storage {
+        return run_storage(args).await;
+    }
     let started = Instant::now();
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let (started_utc, stamp) = report::utc(now);
@@ -376,6 +389,68 @@ async fn run(args: &Args) -> Result<bool> {
         eprintln!("berth-bench: some workloads FAILED (see the notes above)");
     }
     Ok(ok)
+}
+
+/// `--storage`: the blob stores side by side (see `storage`).
+async fn run_storage(args: &Args) -> Result<bool> {
+    let general = args.params();
+    let params = storage::Params {
+        reps: args.reps.unwrap_or(if args.smoke { 1 } else { 3 }),
+        blob_size: general.blob_size,
+        skopeo_layers: general.skopeo_layers,
+        skopeo_layer_size: general.skopeo_layer_size,
+    };
+    let berth = match &args.berth {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .ok_or("no directory for the harness binary")?
+            .join("berth"),
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let (started_utc, stamp) = report::utc(now);
+    let machine = machine::describe(&repo_root(), &berth);
+    let work = match &args.work_dir {
+        Some(d) => d.clone(),
+        None => default_work_dir(args, &general),
+    };
+    std::fs::create_dir_all(&work)?;
+    let scratch = machine::storage(&work);
+    eprintln!("berth-bench: storage run; scratch space {scratch}");
+    let started = Instant::now();
+    let outcome = storage::run(&params, args.stores.as_deref(), &berth, &work).await;
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    let report = outcome?;
+    let header = format!(
+        "# berth-bench --storage, {started_utc}
+
+{} ({} cores), berth {}; scratch space {scratch}; {:.0} s; load average {}.",
+        machine.cpu_model,
+        machine.cores,
+        machine.versions.berth,
+        started.elapsed().as_secs_f64(),
+        machine::loadavg()
+    );
+    let md = report.markdown(&header);
+    println!("\n{md}");
+    let results_dir = match (&args.results_dir, args.smoke) {
+        (Some(d), _) => Some(d.clone()),
+        (None, false) => Some(repo_root().join("bench/results")),
+        (None, true) => None,
+    };
+    if let Some(dir) = results_dir {
+        std::fs::create_dir_all(&dir)?;
+        let base = dir.join(format!("{stamp}-storage"));
+        std::fs::write(
+            base.with_extension("json"),
+            serde_json::to_string_pretty(&report)? + "\n",
+        )?;
+        std::fs::write(base.with_extension("md"), md)?;
+        eprintln!("berth-bench: results in {}.{{json,md}}", base.display());
+    }
+    Ok(true)
 }
 
 /// tmpfs when it and the memory have room for the run's data at its peak: on a slow disk every

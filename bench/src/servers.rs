@@ -84,6 +84,18 @@ pub async fn start_berth_named(
     work: &Path,
     profile: Profile,
 ) -> Result<Server> {
+    start_berth_with(name, binary, config, work, profile, &[]).await
+}
+
+/// berth under `name` with more configuration in environment variables (another blob store).
+pub async fn start_berth_with(
+    name: &'static str,
+    binary: &Path,
+    config: Option<&Path>,
+    work: &Path,
+    profile: Profile,
+    env: &[(String, String)],
+) -> Result<Server> {
     let data = work.join(format!("{name}-data"));
     std::fs::create_dir_all(&data)?;
     if profile == Profile::Token {
@@ -102,7 +114,8 @@ pub async fn start_berth_named(
         .arg(addr.to_string())
         .env("REGISTRY_LOG_LEVEL", "warn")
         .env("REGISTRY_LOG_ACCESSLOG_DISABLED", "true")
-        .env("REGISTRY_STORAGE_DELETE_ENABLED", "true");
+        .env("REGISTRY_STORAGE_DELETE_ENABLED", "true")
+        .envs(env.iter().map(|(k, v)| (k, v)));
     match profile {
         // As the official registry: no authentication.
         Profile::Open => command.env("REGISTRY_AUTH", "none"),

@@ -796,7 +796,7 @@ fn creds_args<'a>(flag: &'a str, creds: Option<&'a str>) -> Vec<&'a str> {
     creds.map(|c| vec![flag, c]).unwrap_or_default()
 }
 
-fn skopeo(args: &[&str]) -> Result<()> {
+pub fn skopeo(args: &[&str]) -> Result<()> {
     tokio::task::block_in_place(|| {
         // The insecure policy: the layout's images are unsigned and this is not about trust;
         // it also keeps /etc/containers/policy.json out of the measurement.
@@ -818,7 +818,7 @@ fn skopeo(args: &[&str]) -> Result<()> {
 }
 
 /// The copied-out layout holds the very manifest and blobs that went in.
-fn check_layout(dir: &Path, image: &Image) -> Result<()> {
+pub fn check_layout(dir: &Path, image: &Image) -> Result<()> {
     let blob = |digest: &str| dir.join("blobs/sha256").join(crate::data::hex_of(digest));
     let manifest = std::fs::read(blob(&image.manifest_digest)).map_err(|e| {
         format!(

@@ -2,8 +2,8 @@
 //!
 //! * [`router`] builds the application: `/v2/` (the OCI distribution API, authenticated and
 //!   authorized per request), `/token` (the Docker token endpoint), `/healthz`, `/readyz`,
-//!   `/api/v1/` (the admin API, described by `openapi.yaml`), with the access log and
-//!   configured extra headers around it.
+//!   `/api/v1/` (the admin API, described by `openapi.yaml`), and the web dashboard for
+//!   every other path, with the access log and configured extra headers around it.
 //! * [`server::Server`] accepts connections (plain or TLS) and drains them on shutdown.
 //!
 //! Handlers are thin: they parse the request into domain values ([`endpoint::Endpoint`],
@@ -66,11 +66,13 @@ pub struct HttpOptions {
     /// Headers added to every response (`http.headers`).
     pub extra_headers: HeaderMap,
     pub access_log: bool,
+    /// The web dashboard (`berth-web`), answering every path the API does not.
+    pub pages: Option<Router>,
 }
 
 pub fn router(state: AppState, options: HttpOptions) -> Router {
     let state = Arc::new(state);
-    let mut app = Router::new()
+    let app = Router::new()
         .route("/v2", any(v2::handle))
         .route("/v2/", any(v2::handle))
         .route("/v2/{*rest}", any(v2::handle))
@@ -79,9 +81,12 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::scrape))
-        .merge(admin_api::routes())
-        .fallback(not_found)
-        .with_state(state);
+        .merge(admin_api::routes());
+    let app = match options.pages {
+        Some(pages) => app.fallback_service(pages),
+        None => app.fallback(not_found),
+    };
+    let mut app = app.with_state(state);
     if !options.extra_headers.is_empty() {
         let extra = Arc::new(options.extra_headers);
         app = app.layer(middleware::from_fn(move |request: Request, next: Next| {

@@ -162,6 +162,19 @@ pub fn allowed(principal: &Principal, repository: &str, rules: &[Rule]) -> Actio
         })
 }
 
+/// The rules that grant `principal` something on `repository`, with their positions in
+/// `rules` (to show who may do what, and why).
+pub fn granting<'a>(
+    principal: &'a Principal,
+    repository: &'a str,
+    rules: &'a [Rule],
+) -> impl Iterator<Item = (usize, &'a Rule)> + 'a {
+    rules
+        .iter()
+        .enumerate()
+        .filter(move |(_, rule)| principal.is(&rule.subject) && rule.pattern.matches(repository))
+}
+
 /// Whether `principal` may take `action` on `repository` under `rules`.
 pub fn can(principal: &Principal, repository: &str, action: Action, rules: &[Rule]) -> bool {
     allowed(principal, repository, rules).contains(action)

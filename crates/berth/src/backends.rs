@@ -9,9 +9,10 @@ use berth_auth::{AccessService, Mode, TokenService};
 use berth_config::{AuthConfig, Config};
 use berth_meta::postgres::PoolSettings;
 use berth_meta::{
-    IdentityStore, Leases, MetaError, MetadataStore, PostgresStore, SqliteStore, WebhookStore,
+    BlobInventory, IdentityStore, Leases, MetaError, MetadataStore, PostgresStore, SqliteStore,
+    WebhookStore,
 };
-use berth_storage::{BlobStore, FilesystemStore, S3Settings, S3Store};
+use berth_storage::{BlobStore, FilesystemStore, ObjectBlobStore, S3Encryption, S3Settings};
 
 /// How long startup keeps retrying a database that is not answering yet (it may be starting
 /// alongside berth, as in docker compose).
@@ -23,16 +24,38 @@ pub struct Database {
     pub identity: Arc<dyn IdentityStore>,
     pub webhooks: Arc<dyn WebhookStore>,
     pub leases: Arc<dyn Leases>,
+    pub inventory: Arc<dyn BlobInventory>,
+    /// The engine itself, for what only it can do (snapshots for backups).
+    pub engine: Engine,
+}
+
+pub enum Engine {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PostgresStore>),
 }
 
 impl Database {
-    fn of<S: MetadataStore + IdentityStore + WebhookStore + Leases>(store: S) -> Database {
+    fn sqlite(store: SqliteStore) -> Database {
         let store = Arc::new(store);
+        Database::of(store.clone(), Engine::Sqlite(store))
+    }
+
+    fn postgres(store: PostgresStore) -> Database {
+        let store = Arc::new(store);
+        Database::of(store.clone(), Engine::Postgres(store))
+    }
+
+    fn of<S>(store: Arc<S>, engine: Engine) -> Database
+    where
+        S: MetadataStore + IdentityStore + WebhookStore + Leases + BlobInventory,
+    {
         Database {
             meta: store.clone(),
             identity: store.clone(),
             webhooks: store.clone(),
-            leases: store,
+            leases: store.clone(),
+            inventory: store,
+            engine,
         }
     }
 }
@@ -46,7 +69,7 @@ pub async fn open_database(config: &Config) -> Result<Database, String> {
         let store = SqliteStore::open_url(&url)
             .await
             .map_err(|e| format!("opening the database {shown}: {e}"))?;
-        return Ok(Database::of(store));
+        return Ok(Database::sqlite(store));
     }
     let settings = PoolSettings {
         max_connections: config.database.maxconnections,
@@ -55,7 +78,7 @@ pub async fn open_database(config: &Config) -> Result<Database, String> {
     let started = Instant::now();
     loop {
         match PostgresStore::connect(&url, &settings).await {
-            Ok(store) => return Ok(Database::of(store)),
+            Ok(store) => return Ok(Database::postgres(store)),
             Err(MetaError::Unavailable(e)) if started.elapsed() < DATABASE_STARTUP_PATIENCE => {
                 tracing::warn!(database = %shown, error = %e, "the database is not reachable yet; retrying");
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -115,61 +138,132 @@ pub async fn open_access(
     Ok(Arc::new(AccessService::new(mode, identity)))
 }
 
-/// Opens the blob store: S3 when `storage.s3` is configured, else the filesystem.
-pub fn open_blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, String> {
-    match &config.storage.s3 {
-        Some(s3) => {
-            let redirect = &config.storage.redirect;
-            let settings = S3Settings {
-                bucket: s3.bucket.clone(),
-                region: s3.region.clone(),
-                endpoint: s3.endpoint(),
-                access_key: s3.accesskey.clone(),
-                secret_key: s3.secretkey.clone(),
-                session_token: s3.sessiontoken.clone(),
-                root: s3.rootdirectory.clone(),
-                path_style: s3.forcepathstyle,
-                part_size: s3.chunksize,
-                redirect: (!redirect.disable).then_some(redirect.expiry),
-            };
-            let store =
-                S3Store::new(&settings).map_err(|e| format!("configuring S3 storage: {e}"))?;
-            Ok(Arc::new(store))
-        }
-        None => {
-            let root = &config.storage.filesystem.rootdirectory;
-            let store = FilesystemStore::open(root)
-                .map_err(|e| format!("opening storage at {}: {e}", root.display()))?;
-            Ok(Arc::new(store))
-        }
-    }
+/// How blob GETs leave the store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// As configured: redirects to presigned URLs or a gateway when `storage.redirect` (or
+    /// `storage.ipfs.gateway`) asks for them.
+    AsConfigured,
+    /// Always streamed, for checks and copies that must read the bytes themselves.
+    Streamed,
 }
 
-/// Where blobs live, for the startup log.
+/// Opens the blob store the configuration names: S3, Google Cloud Storage, Azure or IPFS
+/// when configured, else the filesystem.
+pub fn open_blob_store(config: &Config, reads: Reads) -> Result<Arc<dyn BlobStore>, String> {
+    let storage = &config.storage;
+    let redirect = (reads == Reads::AsConfigured && !storage.redirect.disable)
+        .then_some(storage.redirect.expiry);
+    if let Some(s3) = &storage.s3 {
+        let settings = S3Settings {
+            bucket: s3.bucket.clone(),
+            region: s3.region.clone(),
+            endpoint: s3.endpoint(),
+            access_key: s3.accesskey.clone(),
+            secret_key: s3.secretkey.clone(),
+            session_token: s3.sessiontoken.clone(),
+            root: s3.rootdirectory.clone(),
+            path_style: s3.forcepathstyle,
+            part_size: s3.chunksize,
+            encryption: s3.encrypt.then(|| match &s3.keyid {
+                Some(key) => S3Encryption::Kms(Some(key.clone())),
+                None => S3Encryption::S3Managed,
+            }),
+            redirect,
+        };
+        let store =
+            ObjectBlobStore::s3(&settings).map_err(|e| format!("configuring S3 storage: {e}"))?;
+        return Ok(Arc::new(store));
+    }
+    if let Some(gcs) = &storage.gcs {
+        let settings = berth_storage::GcsSettings {
+            bucket: gcs.bucket.clone(),
+            keyfile: gcs.keyfile.clone(),
+            endpoint: gcs.endpoint.clone(),
+            root: gcs.rootdirectory.clone(),
+            part_size: gcs.chunksize,
+            redirect,
+        };
+        let store = ObjectBlobStore::gcs(&settings)
+            .map_err(|e| format!("configuring Google Cloud Storage: {e}"))?;
+        return Ok(Arc::new(store));
+    }
+    if let Some(azure) = &storage.azure {
+        let settings = berth_storage::AzureSettings {
+            account_name: azure.accountname.clone(),
+            account_key: azure.accountkey.clone(),
+            container: azure.container.clone(),
+            endpoint: azure.service_url(),
+            root: azure.rootdirectory.clone(),
+            part_size: azure.chunksize,
+            redirect,
+        };
+        let store = ObjectBlobStore::azure(&settings)
+            .map_err(|e| format!("configuring Azure Blob Storage: {e}"))?;
+        return Ok(Arc::new(store));
+    }
+    if let Some(ipfs) = &storage.ipfs {
+        let credentials = match (&ipfs.bearertoken, ipfs.basic_credentials()) {
+            (Some(token), _) => Some(berth_storage::IpfsCredentials::Bearer(token.clone())),
+            (None, Some((user, password))) => {
+                Some(berth_storage::IpfsCredentials::Basic { user, password })
+            }
+            (None, None) => None,
+        };
+        let settings = berth_storage::IpfsSettings {
+            api: ipfs.api_url(),
+            credentials,
+            pin: ipfs.pin,
+            gateway: ipfs.gateway_url().filter(|_| reads == Reads::AsConfigured),
+            timeout: ipfs.timeout,
+            root: ipfs.rootdirectory.clone(),
+        };
+        let store = berth_storage::IpfsStore::new(&settings)
+            .map_err(|e| format!("configuring IPFS storage: {e}"))?;
+        return Ok(Arc::new(store));
+    }
+    let root = &storage.filesystem.rootdirectory;
+    let store = FilesystemStore::open(root)
+        .map_err(|e| format!("opening storage at {}: {e}", root.display()))?;
+    Ok(Arc::new(store))
+}
+
 /// The storage backend's kind, for metrics labels.
 pub fn storage_kind(config: &Config) -> &'static str {
-    if config.storage.s3.is_some() {
-        "s3"
-    } else {
-        "filesystem"
-    }
+    let storage = &config.storage;
+    storage
+        .remote_stores()
+        .first()
+        .copied()
+        .unwrap_or("filesystem")
 }
 
+/// Where blobs live, for logs and backups.
 pub fn describe_storage(config: &Config) -> String {
-    match &config.storage.s3 {
-        Some(s3) => format!(
+    let storage = &config.storage;
+    if let Some(s3) = &storage.s3 {
+        return format!(
             "s3://{}/{}{}",
             s3.bucket,
             s3.rootdirectory,
             s3.endpoint()
                 .map(|e| format!(" at {e}"))
                 .unwrap_or_default()
-        ),
-        None => config
-            .storage
-            .filesystem
-            .rootdirectory
-            .display()
-            .to_string(),
+        );
     }
+    if let Some(gcs) = &storage.gcs {
+        return format!("gs://{}/{}", gcs.bucket, gcs.rootdirectory);
+    }
+    if let Some(azure) = &storage.azure {
+        return format!(
+            "azure container {} at {}/{}",
+            azure.container,
+            azure.service_url(),
+            azure.rootdirectory
+        );
+    }
+    if let Some(ipfs) = &storage.ipfs {
+        return format!("ipfs node {}", ipfs.api_url());
+    }
+    storage.filesystem.rootdirectory.display().to_string()
 }

@@ -9,7 +9,10 @@ use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
 use berth_oci::{ByteRange, Digest, UploadId};
-use berth_storage::{BlobContent, BlobStore, ByteStream, StorageError};
+use berth_storage::{
+    BlobContent, BlobStore, ByteStream, Committed, ListedBlob, StorageError, StoredBlob,
+};
+use futures_util::stream::BoxStream;
 use tracing::Instrument;
 
 /// Times `call` as `action` of `backend`, in a span of its own.
@@ -49,15 +52,10 @@ impl MeasuredBlobStore {
 impl BlobStore for MeasuredBlobStore {
     async fn read_blob(
         &self,
-        digest: &Digest,
+        blob: &StoredBlob,
         range: Option<ByteRange>,
     ) -> Result<BlobContent, StorageError> {
-        measure(
-            self.backend,
-            "read_blob",
-            self.inner.read_blob(digest, range),
-        )
-        .await
+        measure(self.backend, "read_blob", self.inner.read_blob(blob, range)).await
     }
 
     async fn create_upload(&self, id: UploadId) -> Result<(), StorageError> {
@@ -92,7 +90,7 @@ impl BlobStore for MeasuredBlobStore {
         id: UploadId,
         size: u64,
         digest: &Digest,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Committed, StorageError> {
         measure(
             self.backend,
             "commit_upload",
@@ -109,12 +107,31 @@ impl BlobStore for MeasuredBlobStore {
         measure(self.backend, "list_uploads", self.inner.list_uploads()).await
     }
 
-    async fn delete_blobs(&self, digests: &[Digest]) -> Vec<Result<(), StorageError>> {
-        let outcomes = measure(self.backend, "delete_blobs", async {
-            Ok::<_, StorageError>(self.inner.delete_blobs(digests).await)
-        })
-        .await;
-        outcomes.unwrap_or_default()
+    async fn delete_blob(&self, blob: &StoredBlob) -> Result<(), StorageError> {
+        measure(self.backend, "delete_blob", self.inner.delete_blob(blob)).await
+    }
+
+    async fn delete_blobs(&self, blobs: &[StoredBlob]) -> Result<(), StorageError> {
+        measure(self.backend, "delete_blobs", self.inner.delete_blobs(blobs)).await
+    }
+
+    async fn stat_blob(&self, blob: &StoredBlob) -> Result<Option<u64>, StorageError> {
+        measure(self.backend, "stat_blob", self.inner.stat_blob(blob)).await
+    }
+
+    /// Not timed: a listing is consumed at the caller's pace (integrity checks), so its
+    /// duration says nothing of the store.
+    fn list_blobs(&self) -> BoxStream<'_, Result<ListedBlob, StorageError>> {
+        self.inner.list_blobs()
+    }
+
+    async fn quarantine_blob(&self, blob: &StoredBlob) -> Result<(), StorageError> {
+        measure(
+            self.backend,
+            "quarantine_blob",
+            self.inner.quarantine_blob(blob),
+        )
+        .await
     }
 
     async fn check(&self) -> Result<(), StorageError> {

@@ -12,6 +12,7 @@ use berth_jobs::{Job, JobContext, JobError, JobSummary, Window};
 use berth_lifecycle::{Lifecycle, LifecycleError};
 use berth_registry::Registry;
 use berth_registry::gc::{GcMode, GcObserver, GcReport};
+use berth_registry::pull_stats::PullStats;
 
 /// Removes upload sessions and upload files abandoned for longer than `age`.
 pub struct UploadPurge {
@@ -188,5 +189,66 @@ impl Job for GcResume {
             Err(LifecycleError::Conflict(_)) => Ok(String::new()),
             Err(e) => Err(JobError::new(e)),
         }
+    }
+}
+
+pub const PULL_STATS_JOB: &str = "pull-stats";
+
+/// Writes the pulls counted since the last pass (the dashboard's pull counts and last-pulled
+/// times), in one transaction.
+pub struct PullStatsFlush {
+    pub stats: Arc<PullStats>,
+}
+
+#[async_trait]
+impl Job for PullStatsFlush {
+    fn name(&self) -> &'static str {
+        PULL_STATS_JOB
+    }
+
+    async fn run(&self, _context: &JobContext) -> Result<JobSummary, JobError> {
+        let pulls = self.stats.flush().await.map_err(JobError::new)?;
+        Ok(if pulls == 0 {
+            String::new()
+        } else {
+            format!("recorded {pulls} pulls")
+        })
+    }
+}
+
+/// Records the details (kind, platforms, size, labels for the search) of manifests pushed
+/// before berth recorded them, a batch per pass.
+pub struct DescribeManifests {
+    pub registry: Arc<Registry>,
+}
+
+#[async_trait]
+impl Job for DescribeManifests {
+    fn name(&self) -> &'static str {
+        "manifest-details"
+    }
+
+    async fn run(&self, context: &JobContext) -> Result<JobSummary, JobError> {
+        const BATCH: u32 = 200;
+        let mut described = 0;
+        while !context.is_shutting_down() {
+            let (looked, done) = self
+                .registry
+                .describe_missing(BATCH)
+                .await
+                .map_err(JobError::new)?;
+            described += done;
+            context.progress(format!("{described} manifests described"));
+            // A short batch is the last; a batch where every manifest failed would come back
+            // unchanged (each failure is logged), so the next pass retries it.
+            if looked < BATCH as usize || done == 0 {
+                break;
+            }
+        }
+        Ok(if described == 0 {
+            String::new()
+        } else {
+            format!("described {described} manifests pushed before their details were recorded")
+        })
     }
 }

@@ -144,7 +144,7 @@ pub fn run(args: GcArgs) -> ExitCode {
     let result = runtime.block_on(async move {
         let database = backends::open_database(&config).await?;
         let registry = Arc::new(Registry::new(
-            backends::open_blob_store(&config)?,
+            backends::open_blob_store(&config, backends::Reads::Streamed)?,
             Arc::clone(&database.meta),
             berth_registry::Settings {
                 delete_enabled: config.storage.delete.enabled,

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod backends;
+mod backup;
 mod first_run;
+mod fsck;
 mod health_check;
 mod identity_commands;
 mod import;
@@ -16,6 +18,9 @@ mod lifecycle_commands;
 mod limits;
 mod logging;
 mod observability;
+mod progress;
+mod restore;
+mod scrub;
 mod serve;
 mod telemetry;
 mod webhook_commands;
@@ -46,6 +51,77 @@ enum Command {
     /// Bring content from another registry's storage into berth.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Check that the database and the blob store agree: every blob's bytes are stored with
+    /// the right size (and digest, with --verify-content), every manifest's references are
+    /// held, and which stored blobs no record names. Changes nothing without --repair.
+    /// Exits 1 if problems remain.
+    Fsck {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Re-hash every blob's bytes and compare them with its digest.
+        #[arg(long)]
+        verify_content: bool,
+        /// Do what is safe: quarantine blobs whose bytes do not match their digest, remove
+        /// records of unreferenced blobs whose bytes are gone, re-link blobs a manifest needs
+        /// when the store still holds their (verified) bytes. Says what it did.
+        #[arg(long)]
+        repair: bool,
+        /// With --verify-content, read at most this many bytes per second (e.g. 50MiB).
+        #[arg(long, value_parser = parse_rate)]
+        rate: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify the blobs due for it once, as the scheduled scrub does, quarantining any whose
+    /// bytes do not match their digest.
+    Scrub {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Read at most this many bytes per second (e.g. 50MiB); unlimited by default.
+        #[arg(long, value_parser = parse_rate)]
+        rate: Option<u64>,
+        /// Verify at most this many blobs.
+        #[arg(long, default_value_t = u32::MAX)]
+        limit: u32,
+        /// Verify blobs last verified longer ago than this (e.g. 720h); 0s verifies all.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a consistent backup of the database (while berth serves), the list of blobs it
+    /// records and, with --blobs, copies of the blobs (only those DEST does not hold yet).
+    Backup {
+        /// The backup directory (created if needed).
+        dest: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Also copy the blobs (incremental: blobs already in DEST are not copied again).
+        #[arg(long)]
+        blobs: bool,
+        /// How to save a PostgreSQL database.
+        #[arg(long, value_enum, default_value = "auto")]
+        postgres_format: backup::PostgresFormat,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild a registry from a backup into the configured database and blob store, then
+    /// verify it. Exits 1 if anything is missing.
+    Restore {
+        /// The backup directory written by `berth backup`.
+        source: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Replace an existing SQLite database (the old one is kept beside it).
+        #[arg(long)]
+        force: bool,
+        /// Re-hash every restored blob.
+        #[arg(long)]
+        verify_content: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -167,6 +243,69 @@ fn main() -> ExitCode {
             config,
             data,
         }) => import_registry_v2(&source, ConfigArgs { config, data }),
+        Command::Fsck {
+            config,
+            verify_content,
+            repair,
+            rate,
+            json,
+        } => run_fsck(
+            config,
+            fsck::Options {
+                verify_content,
+                repair,
+                rate,
+                quiet: json,
+            },
+            json,
+        ),
+        Command::Scrub {
+            config,
+            rate,
+            limit,
+            older_than,
+            json,
+        } => run_scrub(
+            config,
+            scrub::Settings {
+                rate,
+                reverify_after: older_than,
+                max_blobs: limit,
+            },
+            json,
+        ),
+        Command::Backup {
+            dest,
+            config,
+            blobs,
+            postgres_format,
+            json,
+        } => run_backup(
+            &dest,
+            config,
+            backup::Options {
+                blobs,
+                postgres_format,
+                quiet: json,
+            },
+            json,
+        ),
+        Command::Restore {
+            source,
+            config,
+            force,
+            verify_content,
+            json,
+        } => run_restore(
+            &source,
+            config,
+            restore::Options {
+                force,
+                verify_content,
+                quiet: json,
+            },
+            json,
+        ),
         Command::User { command, store } => {
             identity_commands::run(identity_commands::Command::User(command), store)
         }
@@ -222,17 +361,22 @@ where
     for warning in &loaded.warnings {
         tracing::warn!("configuration: {warning}");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("the tokio runtime starts");
-    match runtime.block_on(work) {
+    match block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `work` to completion on a fresh multi-threaded runtime.
+fn block_on<F: std::future::Future>(work: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+        .block_on(work)
 }
 
 fn migrate(args: ConfigArgs) -> ExitCode {
@@ -257,7 +401,7 @@ fn import_registry_v2(source: &str, args: ConfigArgs) -> ExitCode {
     let source = import::Source::parse(source);
     run_with_runtime(&loaded, async move {
         let registry = berth_registry::Registry::new(
-            backends::open_blob_store(&config)?,
+            backends::open_blob_store(&config, backends::Reads::AsConfigured)?,
             backends::open_database(&config).await?.meta,
             // An import is an administrator's write, whatever the serving mode.
             berth_registry::Settings::default(),
@@ -276,6 +420,141 @@ fn import_registry_v2(source: &str, args: ConfigArgs) -> ExitCode {
             Err(format!(
                 "{} items could not be imported (listed above)",
                 report.problems.len()
+            ))
+        }
+    })
+}
+
+/// Runs a maintenance command (fsck, scrub, backup, restore) on a fresh runtime: its report
+/// goes to standard output, progress and warnings to standard error, an error ends it with
+/// exit status 1.
+fn run_operation<F>(loaded: &berth_config::Loaded, work: F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<(), String>>,
+{
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .init();
+    for warning in &loaded.warnings {
+        eprintln!("berth: configuration: {warning}");
+    }
+    match block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("berth: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A byte rate such as `50MiB` or `1048576` (per second).
+fn parse_rate(text: &str) -> Result<u64, String> {
+    match berth_config::parse_byte_size(text.trim_end_matches("/s"))? {
+        0 => Err("the rate must be greater than 0".into()),
+        rate => Ok(rate),
+    }
+}
+
+/// Prints a report as JSON, or as text for people.
+fn report<T: serde::Serialize>(value: &T, json: bool, text: impl FnOnce(&T)) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("reports serialize")
+        );
+    } else {
+        text(value);
+    }
+}
+
+/// The database and a blob store that streams (never redirects) reads.
+async fn open_for_maintenance(
+    config: &berth_config::Config,
+) -> Result<
+    (
+        backends::Database,
+        std::sync::Arc<dyn berth_storage::BlobStore>,
+    ),
+    String,
+> {
+    let database = backends::open_database(config).await?;
+    let store = backends::open_blob_store(config, backends::Reads::Streamed)?;
+    Ok((database, store))
+}
+
+/// Loads the configuration and runs a maintenance command on it (see [`run_operation`]).
+fn maintenance<F, Fut>(args: &ConfigArgs, work: F) -> ExitCode
+where
+    F: FnOnce(berth_config::Config) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let loaded = match load_config(args, None) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let config = loaded.config.clone();
+    run_operation(&loaded, work(config))
+}
+
+fn run_fsck(args: ConfigArgs, options: fsck::Options, json: bool) -> ExitCode {
+    maintenance(&args, |config| async move {
+        let (database, store) = open_for_maintenance(&config).await?;
+        let result = fsck::run(&database.meta, &database.inventory, &store, &options).await?;
+        report(&result, json, fsck::Report::print);
+        match result.remaining() {
+            0 => Ok(()),
+            remaining => Err(format!("fsck: {remaining} problems remain")),
+        }
+    })
+}
+
+fn run_scrub(args: ConfigArgs, settings: scrub::Settings, json: bool) -> ExitCode {
+    maintenance(&args, |config| async move {
+        let (database, store) = open_for_maintenance(&config).await?;
+        let watch = progress::Printed::new("scrub", json);
+        let summary = scrub::run(&database.inventory, &store, &settings, &watch).await?;
+        report(&summary, json, scrub::Summary::print);
+        if summary.quarantined.is_empty() && summary.missing.is_empty() {
+            Ok(())
+        } else {
+            Err("scrub: problems found (listed above)".into())
+        }
+    })
+}
+
+fn run_backup(dest: &Path, args: ConfigArgs, options: backup::Options, json: bool) -> ExitCode {
+    let dest = dest.to_path_buf();
+    maintenance(&args, |config| async move {
+        let (database, store) = open_for_maintenance(&config).await?;
+        let summary = backup::run(&config, &database, &store, &dest, &options).await?;
+        report(&summary, json, |s| s.print(&dest));
+        if summary.not_copied.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "backup: {} blobs could not be copied (listed above)",
+                summary.not_copied.len()
+            ))
+        }
+    })
+}
+
+fn run_restore(source: &Path, args: ConfigArgs, options: restore::Options, json: bool) -> ExitCode {
+    let source = source.to_path_buf();
+    maintenance(&args, |config| async move {
+        let info = backup::read_info(&source)?;
+        restore::restore_database(&config, &source, &info, options.force).await?;
+        let (database, store) = open_for_maintenance(&config).await?;
+        let summary =
+            restore::restore_blobs(&database.inventory, &store, &source, &info, &options).await?;
+        report(&summary, json, restore::Summary::print);
+        if summary.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "restore: {} problems (listed above)",
+                summary.problems.len()
             ))
         }
     })

@@ -73,6 +73,10 @@ fn describe_metrics() {
     );
     describe_counter!("berth_events_total", "Registry events, by kind");
     describe_counter!(
+        "berth_blobs_quarantined_total",
+        "Blobs quarantined because their stored bytes do not match their digest (scrub, fsck)"
+    );
+    describe_counter!(
         "berth_blob_bytes_pushed_total",
         Unit::Bytes,
         "Bytes of blobs committed by pushes"

@@ -19,8 +19,12 @@ use berth_webhooks::{Delivery, Endpoints};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::instrumented::MeasuredBlobStore;
-use crate::jobs::{GarbageCollection, GcResume, IdentityPrune, UploadPurge};
-use crate::{ServeArgs, backends, first_run, observability};
+use crate::jobs::{
+    DescribeManifests, GarbageCollection, GcResume, IdentityPrune, PULL_STATS_JOB, PullStatsFlush,
+    UploadPurge,
+};
+use crate::{ServeArgs, backends, first_run, observability, scrub};
+use berth_registry::pull_stats::PullStats;
 
 pub fn run(args: ServeArgs) -> ExitCode {
     let loaded = match crate::load_config(&args.config, args.addr.as_deref()) {
@@ -33,7 +37,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), String> {
     let blobs: Arc<dyn BlobStore> = Arc::new(MeasuredBlobStore::new(
-        backends::open_blob_store(&config)?,
+        backends::open_blob_store(&config, backends::Reads::AsConfigured)?,
         backends::storage_kind(&config),
     ));
     let database = backends::open_database(&config).await?;
@@ -52,6 +56,7 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("reading the webhooks defined through the API: {e}"))?;
     database.meta.route_events_to(webhooks.clone());
+    let pull_stats = Arc::new(PullStats::new(Arc::clone(&database.meta)));
     let registry = Arc::new(
         Registry::new(
             blobs,
@@ -64,7 +69,8 @@ async fn serve(config: Config) -> Result<(), String> {
         .with_listener(Arc::new(RegistryMetrics {
             repositories: config.metrics.repositories.clone(),
         }))
-        .with_listener(webhooks.clone()),
+        .with_listener(webhooks.clone())
+        .with_listener(pull_stats.clone()),
     );
 
     let lifecycle = crate::lifecycle_commands::open(
@@ -82,16 +88,22 @@ async fn serve(config: Config) -> Result<(), String> {
         )?),
         None => None,
     };
+    let urls = UrlPolicy {
+        public_base: config.http.host.as_ref().map(|h| h.as_str().to_string()),
+        relative: config.http.relativeurls,
+        trusted_proxies: config.http.trustedproxies.clone(),
+    };
+    let pages = berth_web::pages(berth_web::WebState {
+        registry: Arc::clone(&registry),
+        access: Arc::clone(&access),
+        urls: urls.clone(),
+    });
     let background = Arc::new(std::sync::OnceLock::new());
     let state = AppState {
         registry: Arc::clone(&registry),
         lifecycle: Arc::clone(&lifecycle),
         access: Arc::clone(&access),
-        urls: UrlPolicy {
-            public_base: config.http.host.as_ref().map(|h| h.as_str().to_string()),
-            relative: config.http.relativeurls,
-            trusted_proxies: config.http.trustedproxies.clone(),
-        },
+        urls,
         metrics: metrics.clone().map(|handle| MetricsEndpoint {
             handle,
             open: config.metrics.open || matches!(config.auth, AuthConfig::None),
@@ -101,6 +113,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let options = HttpOptions {
         extra_headers: extra_headers(&config)?,
         access_log: !config.log.accesslog.disabled,
+        pages: Some(pages),
     };
     let app = berth_api::router(state, options);
     let addr = config.http.addr.socket_addr();
@@ -141,7 +154,7 @@ async fn serve(config: Config) -> Result<(), String> {
         "listening"
     );
 
-    let mut jobs = upkeep_jobs(&config, &registry, &access, &lifecycle);
+    let mut jobs = upkeep_jobs(&config, &registry, &access, &database, &lifecycle)?;
     let delivery = Arc::new(Delivery::new(
         Arc::clone(&webhooks),
         Arc::clone(&database.webhooks),
@@ -160,9 +173,26 @@ async fn serve(config: Config) -> Result<(), String> {
             Schedule::every(observability::StoreGauges::INTERVAL).first_after(Duration::ZERO),
         );
     }
+    jobs.add(
+        Arc::new(PullStatsFlush {
+            stats: Arc::clone(&pull_stats),
+        }),
+        Schedule::every(Duration::from_secs(2)).first_after(Duration::from_secs(2)),
+    );
+    jobs.add(
+        Arc::new(DescribeManifests {
+            registry: Arc::clone(&registry),
+        }),
+        Schedule::every(Duration::from_secs(3600))
+            .first_after(Duration::from_secs(30))
+            .retry_after(Duration::from_secs(600)),
+    );
     let jobs = jobs.start();
     if let Some(waker) = jobs.waker(berth_webhooks::delivery::JOB_NAME) {
         webhooks.set_waker(waker);
+    }
+    if let Some(waker) = jobs.waker(PULL_STATS_JOB) {
+        pull_stats.when_full(move || waker.wake());
     }
     if let Some(waker) = jobs.waker("gc") {
         lifecycle.on_request(move || waker.wake());
@@ -208,6 +238,9 @@ async fn serve(config: Config) -> Result<(), String> {
         let _ = debug.await;
     }
     jobs.shutdown(Duration::from_secs(10)).await;
+    if let Err(e) = pull_stats.flush().await {
+        tracing::warn!(error = %e, "writing the last pull counts failed");
+    }
     access.flush_audit().await;
     tracing::info!("stopped");
     Ok(())
@@ -232,8 +265,9 @@ fn upkeep_jobs(
     config: &Config,
     registry: &Arc<Registry>,
     access: &Arc<berth_auth::AccessService>,
+    database: &backends::Database,
     lifecycle: &Arc<Lifecycle>,
-) -> JobRunner {
+) -> Result<JobRunner, String> {
     let mut jobs = JobRunner::new();
     // Every instance ticks; the job runs a collection when one is asked for (the admin API
     // wakes it) or, if enabled, when a scheduled one is due (see there).
@@ -279,7 +313,24 @@ fn upkeep_jobs(
                 .retry_after(Duration::from_secs(3600)),
         );
     }
-    jobs
+    let scrub = &config.storage.scrub;
+    if scrub.enabled {
+        jobs.add(
+            Arc::new(scrub::ScrubJob {
+                inventory: Arc::clone(&database.inventory),
+                // Its own handle on the store: the scrub reads bytes, it never redirects.
+                store: backends::open_blob_store(config, backends::Reads::Streamed)?,
+                settings: scrub::Settings {
+                    rate: Some(scrub.rate),
+                    reverify_after: scrub.reverify,
+                    max_blobs: u32::MAX,
+                },
+            }),
+            Schedule::every(scrub.interval)
+                .first_after(Duration::from_secs(600).min(scrub.interval)),
+        );
+    }
+    Ok(jobs)
 }
 
 async fn shutdown_signal() {

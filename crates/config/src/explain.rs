@@ -100,6 +100,10 @@ mod tests {
             bucket: "b".into(),
             ..S3Config::default()
         });
+        // Not a valid configuration (one store at most), but it lists every store's keys.
+        config.storage.gcs = Some(crate::GcsConfig::default());
+        config.storage.azure = Some(crate::AzureConfig::default());
+        config.storage.ipfs = Some(crate::IpfsConfig::default());
         config.notifications.endpoints.push(NotificationEndpoint {
             name: "listener".into(),
             url: Some("https://listener.example/events".parse().unwrap()),
@@ -197,6 +201,8 @@ mod tests {
         s3.secretkey = Some("hunter2".into());
         s3.sessiontoken = Some("hunter3".into());
         config.webhooks.get_mut("ci").unwrap().secret = Some("hunter4hunter4hunter4".into());
+        config.storage.azure.as_mut().unwrap().accountkey = Some("hunter5".into());
+        config.storage.ipfs.as_mut().unwrap().bearertoken = Some("hunter6".into());
         let mut secrets = 0;
         for (config, want) in [(&config, "(set)"), (&full_config(), "(unset)")] {
             for setting in settings(config) {
@@ -206,7 +212,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(secrets, 6);
+        assert_eq!(secrets, 10);
     }
 
     #[test]

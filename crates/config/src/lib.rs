@@ -75,14 +75,14 @@ use std::fmt;
 pub use explain::explain;
 pub use load::{Loaded, load};
 pub use model::{
-    AccessLogConfig, AuthConfig, BerthAuth, Config, DatabaseConfig, DebugConfig, DeleteConfig,
-    FilesystemConfig, GcConfig, HtpasswdAuth, HttpConfig, LogConfig, LogFormat, LogLevel,
-    MaintenanceConfig, MetricsConfig, NotificationAction, NotificationEndpoint, NotificationEvents,
-    NotificationIgnore, NotificationsConfig, PrometheusConfig, ReadOnly, RedirectConfig, S3Config,
-    StorageConfig, TimeWindow, TlsConfig, TlsVersion, UntaggedPolicy, UploadPurging, WebhookConfig,
-    WebhookFormat,
+    AccessLogConfig, AuthConfig, AzureConfig, BerthAuth, Config, DatabaseConfig, DebugConfig,
+    DeleteConfig, FilesystemConfig, GcConfig, GcsConfig, HtpasswdAuth, HttpConfig, IpfsConfig,
+    LogConfig, LogFormat, LogLevel, MaintenanceConfig, MetricsConfig, NotificationAction,
+    NotificationEndpoint, NotificationEvents, NotificationIgnore, NotificationsConfig,
+    PrometheusConfig, ReadOnly, RedirectConfig, S3Config, ScrubConfig, StorageConfig, TimeWindow,
+    TlsConfig, TlsVersion, UntaggedPolicy, UploadPurging, WebhookConfig, WebhookFormat,
 };
-pub use values::{EndpointUrl, ListenAddr, PublicUrl};
+pub use values::{EndpointUrl, ListenAddr, PublicUrl, parse_byte_size, percent_decode};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,7 @@ mod metrics;
 mod notifications;
 mod s3;
 mod storage;
+mod stores;
 mod webhooks;
 
 pub use auth::{AuthConfig, BerthAuth, HtpasswdAuth};
@@ -32,6 +33,7 @@ pub use storage::{
     DeleteConfig, FilesystemConfig, MaintenanceConfig, ReadOnly, RedirectConfig, StorageConfig,
     UploadPurging,
 };
+pub use stores::{AzureConfig, GcsConfig, IpfsConfig, ScrubConfig};
 pub use webhooks::{WebhookConfig, WebhookFormat};
 
 use std::collections::BTreeMap;
@@ -130,10 +132,15 @@ impl Config {
                 "none: anyone who can reach berth can push, pull and delete".to_owned(),
             ));
         }
-        if !self.storage.redirect.disable && self.storage.s3.is_none() {
+        let storage = &self.storage;
+        if !storage.redirect.disable
+            && storage.s3.is_none()
+            && storage.gcs.is_none()
+            && storage.azure.is_none()
+        {
             warnings.push((
                 "storage.redirect.disable".to_owned(),
-                "false has no effect without storage.s3: berth serves blobs on the filesystem itself"
+                "false has no effect without storage.s3, gcs or azure: berth serves these blobs itself (IPFS redirects with storage.ipfs.gateway)"
                     .to_owned(),
             ));
         }

@@ -334,6 +334,8 @@ mod tests {
             [
                 "storage.s3.secretkey",
                 "storage.s3.sessiontoken",
+                "storage.azure.accountkey",
+                "storage.ipfs.bearertoken",
                 "webhooks.secret"
             ]
         );
@@ -347,11 +349,11 @@ mod tests {
         };
         assert_eq!(
             unknown_key(storage, "filesystm"),
-            "unknown key; expected one of filesystem, s3, redirect, delete, maintenance (did you mean filesystem?)"
+            "unknown key; expected one of filesystem, s3, gcs, azure, ipfs, redirect, delete, maintenance, scrub (did you mean filesystem?)"
         );
         assert_eq!(
             unknown_key(storage, "bogus"),
-            "unknown key; expected one of filesystem, s3, redirect, delete, maintenance"
+            "unknown key; expected one of filesystem, s3, gcs, azure, ipfs, redirect, delete, maintenance, scrub"
         );
         let s3 = match at("storage.s3").unwrap().kind {
             Kind::Section(keys) => keys,
@@ -360,7 +362,7 @@ mod tests {
         // Ignored and unsupported keys are not offered.
         assert_eq!(
             unknown_key(s3, "endpoint"),
-            "unknown key; expected one of bucket, region, regionendpoint, accesskey, secretkey, sessiontoken, rootdirectory, forcepathstyle, secure, chunksize"
+            "unknown key; expected one of bucket, region, regionendpoint, accesskey, secretkey, sessiontoken, rootdirectory, forcepathstyle, secure, chunksize, encrypt, keyid"
         );
         assert!(unknown_key(s3, "bukcet").ends_with("(did you mean bucket?)"));
         assert_eq!(

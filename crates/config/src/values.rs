@@ -98,6 +98,70 @@ pub(crate) fn byte_count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Erro
     whole_number(d, "a whole number of bytes, e.g. 10485760")
 }
 
+/// Parses a number of bytes with an optional unit: `1048576`, `50MiB`, `1GB` (B, KiB, MiB,
+/// GiB, TiB, or KB, MB, GB, TB in powers of ten).
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let invalid =
+        || format!("invalid size {text:?}: expected a number of bytes such as 52428800 or 50MiB");
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return Err(invalid()),
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("invalid size {text:?}: too large"))
+}
+
+/// Reads a rate in bytes per second: an integer, or a size with a unit (`20MiB`).
+pub(crate) fn byte_rate<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct Rate;
+
+    impl Visitor<'_> for Rate {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("bytes per second, e.g. 20971520 or 20MiB")
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v)
+                .map_err(|_| E::custom(format!("invalid rate {v}: must not be negative")))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+            parse_byte_size(v).map_err(E::custom)
+        }
+    }
+
+    d.deserialize_any(Rate)
+}
+
+/// Decodes a URL's percent-encoded user name or password.
+pub fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
 /// Reads counts: an integer or a string of digits.
 pub(crate) fn count<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::Error> {
     whole_number(d, "a whole number, e.g. 16")

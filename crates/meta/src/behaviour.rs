@@ -63,12 +63,12 @@ fn manifest<'a>(
     }
 }
 
-fn origin() -> Arc<Origin> {
+pub(crate) fn origin() -> Arc<Origin> {
     Arc::clone(origin_ref())
 }
 
 /// One origin for the whole suite, borrowed by the manifests it builds.
-fn origin_ref() -> &'static Arc<Origin> {
+pub(crate) fn origin_ref() -> &'static Arc<Origin> {
     static ORIGIN: OnceLock<Arc<Origin>> = OnceLock::new();
     ORIGIN.get_or_init(|| Arc::new(Origin::system("behaviour-suite")))
 }

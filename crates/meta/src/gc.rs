@@ -108,6 +108,8 @@ pub struct ClaimedDeletion {
     pub digest: Digest,
     pub size: u64,
     pub kind: DeletionKind,
+    /// The content id a content-addressed store gave it (IPFS), as the blob's record had it.
+    pub cid: Option<String>,
 }
 
 /// Deletions begun and not finished.

@@ -223,8 +223,7 @@ async fn a_push_cancels_a_mark_and_waits_out_a_deletion(store: &dyn MetadataStor
 
     // A push that saw the mark (or nothing) wins against a marked deletion.
     let seen = store.blob_deletion(&layer.digest).await.unwrap();
-    store
-        .link_committed_blob(&r, &layer.digest, layer.size, seen, &origin())
+    link_seen(store, &r, &layer.digest, layer.size, seen)
         .await
         .unwrap();
     assert_eq!(store.blob_deletion(&layer.digest).await.unwrap(), None);
@@ -253,9 +252,7 @@ async fn a_push_cancels_a_mark_and_waits_out_a_deletion(store: &dyn MetadataStor
         .unwrap();
     let seen = store.blob_deletion(&layer.digest).await.unwrap();
     assert_eq!(seen.map(|s| s.state), Some(DeletionState::Deleting));
-    let refused = store
-        .link_committed_blob(&r, &layer.digest, layer.size, seen, &origin())
-        .await;
+    let refused = link_seen(store, &r, &layer.digest, layer.size, seen).await;
     assert!(
         matches!(refused, Err(MetaError::BeingCollected)),
         "{refused:?}"
@@ -269,8 +266,7 @@ async fn a_push_cancels_a_mark_and_waits_out_a_deletion(store: &dyn MetadataStor
         .await
         .unwrap();
     let seen = store.blob_deletion(&layer.digest).await.unwrap();
-    store
-        .link_committed_blob(&r, &layer.digest, layer.size, seen, &origin())
+    link_seen(store, &r, &layer.digest, layer.size, seen)
         .await
         .unwrap();
     assert_eq!(
@@ -303,9 +299,7 @@ async fn a_push_that_relied_on_deleted_bytes_is_refused(store: &dyn MetadataStor
         .finish_blob_deletions(21, std::slice::from_ref(&layer.digest))
         .await
         .unwrap();
-    let refused = store
-        .link_committed_blob(&other, &layer.digest, layer.size, seen, &origin())
-        .await;
+    let refused = link_seen(store, &other, &layer.digest, layer.size, seen).await;
     assert!(
         matches!(refused, Err(MetaError::BeingCollected)),
         "{refused:?}"
@@ -504,8 +498,7 @@ async fn orphans_are_bytes_without_records(store: &dyn MetadataStore) {
 
     // A push committing the same bytes right now wins.
     let seen = store.blob_deletion(&orphan.digest).await.unwrap();
-    store
-        .link_committed_blob(&r, &orphan.digest, orphan.size, seen, &origin())
+    link_seen(store, &r, &orphan.digest, orphan.size, seen)
         .await
         .unwrap();
     assert_eq!(store.blob_deletion(&orphan.digest).await.unwrap(), None);
@@ -540,4 +533,22 @@ async fn runs_are_recorded(store: &dyn MetadataStore) {
         ]
     );
     assert_eq!(store.gc_runs(Some(second), 10).await.unwrap()[0].id, first);
+}
+
+/// Records a blob whose bytes were committed after `seen` was read, as a push does.
+async fn link_seen(
+    store: &dyn MetadataStore,
+    repository: &RepositoryName,
+    digest: &Digest,
+    size: u64,
+    seen: Option<BlobDeletion>,
+) -> crate::Result<Vec<crate::Event>> {
+    let blob = crate::NewBlob {
+        digest,
+        size,
+        cid: None,
+    };
+    store
+        .record_committed_blob(repository, blob, seen, &origin())
+        .await
 }

@@ -23,26 +23,38 @@ use bytes::Bytes;
 
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod behaviour;
+pub mod browse;
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod browse_behaviour;
 pub mod events;
 pub mod gc;
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod gc_behaviour;
 pub mod identity;
+pub mod inventory;
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod inventory_behaviour;
 mod keyed_locks;
 pub mod postgres;
+pub mod snapshot;
+mod sql_browse;
 mod sql_gc;
 mod sql_identity;
+mod sql_inventory;
 mod sql_outbox;
 mod sql_store;
 mod sql_webhooks;
 pub mod sqlite;
 pub mod webhooks;
 
+pub use browse::BrowseStore;
 pub use events::{Event, EventKind, Origin, OutboxRouter};
 pub use gc::{BlobDeletion, DeletionState, GcStore};
 pub use identity::IdentityStore;
+pub use inventory::BlobInventory;
 pub use keyed_locks::KeyedLocks;
 pub use postgres::PostgresStore;
+pub use sql_browse::{BrowseDialect, day_of};
 pub use sql_store::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
 pub use webhooks::{Leases, WebhookStore};
@@ -157,6 +169,25 @@ pub struct Referrer {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
+/// A blob a repository holds, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRecord {
+    pub size: u64,
+    /// The content id a content-addressed store (IPFS) gave the blob.
+    pub cid: Option<String>,
+    /// Why the blob's stored bytes were found not to match its digest, if they were: it is
+    /// not served until pushed again.
+    pub quarantine: Option<String>,
+}
+
+/// A blob committed to storage, to record.
+#[derive(Debug, Clone, Copy)]
+pub struct NewBlob<'a> {
+    pub digest: &'a Digest,
+    pub size: u64,
+    pub cid: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadSession {
     pub id: UploadId,
@@ -173,33 +204,55 @@ pub struct UploadSession {
 /// Held while one request writes to an upload; dropping it lets the next writer in.
 pub type UploadLock = Box<dyn Send + Sync>;
 
-/// The registry's records. Garbage collection's ([`GcStore`]) are part of them: a push
-/// must see where a collection stands with what it commits.
+/// The registry's metadata; [`BrowseStore`] is what the dashboard reads from the same tables.
+/// Garbage collection's records ([`GcStore`]) are part of it: a push must see where a
+/// collection stands with what it commits.
 #[async_trait]
-pub trait MetadataStore: GcStore {
+pub trait MetadataStore: BrowseStore + GcStore {
     /// Whether the database answers, for readiness checks.
     async fn check(&self) -> Result<()>;
 
     // Blobs.
 
-    /// The size of `digest` if `repository` holds it.
-    async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
-
-    /// Records a blob whose bytes are in storage and links it into `repository` (creating
-    /// the repository on first use), when garbage collection cannot have deleted them since
-    /// `seen` was read (see [`gc`]); otherwise [`MetaError::BeingCollected`]. Refreshes the
-    /// time of an existing link (a push again is a push: it restarts the grace period).
-    /// Returns the events of the change.
-    async fn link_committed_blob(
+    /// `digest` as recorded, if `repository` holds it.
+    async fn blob(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
-        size: u64,
+    ) -> Result<Option<BlobRecord>>;
+
+    /// The size of `digest` if `repository` holds it.
+    async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
+        Ok(self.blob(repository, digest).await?.map(|b| b.size))
+    }
+
+    /// Records a blob whose bytes are in storage and links it into `repository` (creating
+    /// the repository on first use), when garbage collection cannot have deleted them since
+    /// `seen` was read (see [`gc`]); otherwise [`MetaError::BeingCollected`]. A blob that was
+    /// quarantined is healed: the bytes just committed were verified, and replace the record
+    /// (and content id) of the bad ones. Refreshes the time of an existing link (a push again
+    /// is a push: it restarts the grace period). Returns the events of the change.
+    async fn record_committed_blob(
+        &self,
+        repository: &RepositoryName,
+        blob: NewBlob<'_>,
         seen: Option<BlobDeletion>,
         origin: &Arc<Origin>,
     ) -> Result<Vec<Event>>;
 
-    /// [`MetadataStore::link_committed_blob`] for bytes known to be in storage now.
+    /// [`MetadataStore::record_committed_blob`] for bytes known to be in storage now.
+    async fn record_blob(
+        &self,
+        repository: &RepositoryName,
+        blob: NewBlob<'_>,
+        origin: &Arc<Origin>,
+    ) -> Result<Vec<Event>> {
+        let seen = self.blob_deletion(blob.digest).await?;
+        self.record_committed_blob(repository, blob, seen, origin)
+            .await
+    }
+
+    /// [`MetadataStore::record_blob`] for a store that addresses blobs by digest.
     async fn link_blob(
         &self,
         repository: &RepositoryName,
@@ -207,13 +260,16 @@ pub trait MetadataStore: GcStore {
         size: u64,
         origin: &Arc<Origin>,
     ) -> Result<Vec<Event>> {
-        let seen = self.blob_deletion(digest).await?;
-        self.link_committed_blob(repository, digest, size, seen, origin)
-            .await
+        let blob = NewBlob {
+            digest,
+            size,
+            cid: None,
+        };
+        self.record_blob(repository, blob, origin).await
     }
 
     /// Links into `repository` a blob that `from` holds; returns its size and the events, or
-    /// `None` when `from` does not hold it (then nothing changes).
+    /// `None` when `from` does not hold it or it is quarantined (then nothing changes).
     async fn mount_blob(
         &self,
         repository: &RepositoryName,

@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::sql_store::{Dialect, SqlStore};
 use crate::{Result, UploadLock};
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+pub(crate) static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 pub type PostgresStore = SqlStore<Postgres>;
 
@@ -65,7 +65,7 @@ impl Dialect for Postgres {
          WHERE id IN (SELECT repository_id FROM repository_blobs WHERE digest = $1)
          ORDER BY id FOR UPDATE SKIP LOCKED";
 
-    fn json_texts(param: u32) -> String {
+    fn json_text_values(param: u32) -> String {
         format!("SELECT jsonb_array_elements_text(CAST(${param} AS JSONB)) AS value")
     }
 
@@ -321,6 +321,8 @@ mod tests {
         crate::gc_behaviour::run_gc(&store).await;
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
+        crate::browse_behaviour::run_browse(&store).await;
+        crate::inventory_behaviour::run_all(&store).await;
     }
 
     #[tokio::test]

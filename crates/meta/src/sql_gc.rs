@@ -131,6 +131,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     String: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
     i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
     usize: ColumnIndex<DB::Row>,
 {
     /// The repositories holding each of `digests`, by digest.
@@ -149,7 +150,7 @@ where
             "SELECT rb.digest, r.name FROM repository_blobs rb
              JOIN repositories r ON r.id = rb.repository_id
              WHERE rb.digest IN ({}) ORDER BY rb.digest, r.name",
-            DB::json_texts(1)
+            DB::json_text_values(1)
         );
         let rows = sqlx::query(assembled(query))
             .bind(digest_texts(digests))
@@ -170,18 +171,21 @@ where
         digest: &Digest,
         size: u64,
         kind: DeletionKind,
+        cid: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO blob_deletions (digest, run_id, state, size, kind, updated_at)
-             VALUES ($1, $2, 'marked', $3, $4, $5)
+            "INSERT INTO blob_deletions (digest, run_id, state, size, kind, updated_at, cid)
+             VALUES ($1, $2, 'marked', $3, $4, $5, $6)
              ON CONFLICT (digest) DO UPDATE SET run_id = excluded.run_id, state = excluded.state,
-                 size = excluded.size, kind = excluded.kind, updated_at = excluded.updated_at",
+                 size = excluded.size, kind = excluded.kind, updated_at = excluded.updated_at,
+                 cid = excluded.cid",
         )
         .bind(digest.as_str())
         .bind(run)
         .bind(size as i64)
         .bind(kind.as_str())
         .bind(now_millis())
+        .bind(cid)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -267,7 +271,7 @@ where
         cutoff: i64,
     ) -> Result<Vec<BlobCandidate>> {
         let still_free = format!(
-            "SELECT b.size FROM blobs b WHERE b.digest = $1 AND b.created_at < $2 AND {}",
+            "SELECT b.size, b.cid FROM blobs b WHERE b.digest = $1 AND b.created_at < $2 AND {}",
             unreferenced("$1")
         );
         let mut marked = Vec::new();
@@ -309,6 +313,7 @@ where
                 continue;
             };
             let size: i64 = row.try_get(0)?;
+            let cid: Option<String> = row.try_get(1)?;
             let repositories = Self::holders(&mut *tx, std::slice::from_ref(digest))
                 .await?
                 .remove(digest.as_str())
@@ -327,6 +332,7 @@ where
                 digest,
                 size as u64,
                 DeletionKind::Unreferenced,
+                cid.as_deref(),
             )
             .await?;
             marked.push(BlobCandidate {
@@ -435,7 +441,7 @@ where
                  CAST(CASE WHEN b.created_at >= $2 OR EXISTS (SELECT 1 FROM repository_blobs rb
                      WHERE rb.digest = b.digest AND rb.created_at >= $2) THEN 1 ELSE 0 END AS BIGINT)
              FROM blobs b WHERE b.digest IN ({})",
-            DB::json_texts(1)
+            DB::json_text_values(1)
         );
         let rows = sqlx::query(assembled(query))
             .bind(digest_texts(digests))
@@ -474,7 +480,7 @@ where
                      WHERE (state = 'marked' AND updated_at < $2) OR (state = 'deleting' AND run_id <> $1)
                      ORDER BY digest LIMIT $3)
                AND ((state = 'marked' AND updated_at < $2) OR (state = 'deleting' AND run_id <> $1))
-             RETURNING digest, size, kind",
+             RETURNING digest, size, kind, cid",
         )
         .bind(run)
         .bind(marked_before)
@@ -495,6 +501,7 @@ where
                         "unreferenced" => DeletionKind::Unreferenced,
                         _ => return Err(corrupt("deletion kind", &kind)),
                     },
+                    cid: row.try_get(3)?,
                 })
             })
             .collect()
@@ -507,7 +514,7 @@ where
         let query = format!(
             "UPDATE blob_deletions SET state = 'deleted', updated_at = $2
              WHERE run_id = $1 AND state = 'deleting' AND digest IN ({})",
-            DB::json_texts(3)
+            DB::json_text_values(3)
         );
         sqlx::query(assembled(query))
             .bind(run)
@@ -557,7 +564,7 @@ where
              WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = w.value)
                AND NOT EXISTS (SELECT 1 FROM blob_deletions d
                    WHERE d.digest = w.value AND d.state <> 'deleted')",
-            DB::json_texts(1)
+            DB::json_text_values(1)
         );
         let rows = sqlx::query(assembled(query))
             .bind(digest_texts(digests))
@@ -585,7 +592,7 @@ where
             if known.is_some() {
                 continue;
             }
-            Self::insert_mark(&mut tx, run, digest, *size, DeletionKind::Orphan).await?;
+            Self::insert_mark(&mut tx, run, digest, *size, DeletionKind::Orphan, None).await?;
             marked.push(digest.clone());
         }
         tx.commit().await?;

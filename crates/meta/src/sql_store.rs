@@ -23,13 +23,15 @@ use sqlx::{
 
 use crate::events::{Event, EventKind, Origin, OutboxRouter};
 use crate::gc::{BlobDeletion, DeletionState};
+use crate::sql_browse::BrowseDialect;
 use crate::{
-    BrokenReference, KeyedLocks, MetaError, MetadataStore, NewManifest, PoolUse, ReferenceKind,
-    Referrer, Result, StoreUsage, StoredManifest, UploadLock, UploadSession, now_millis,
+    BlobRecord, BrokenReference, KeyedLocks, MetaError, MetadataStore, NewBlob, NewManifest,
+    PoolUse, ReferenceKind, Referrer, Result, StoreUsage, StoredManifest, UploadLock,
+    UploadSession, now_millis,
 };
 
-/// What differs between SQL engines.
-pub trait Dialect: Database {
+/// What differs between SQL engines (the dashboard's part in [`BrowseDialect`]).
+pub trait Dialect: BrowseDialect {
     /// For each digest of the JSON array `$1`, in order: the digest and the size of that
     /// blob if repository `$2` holds it (NULL otherwise).
     const BLOB_REFERENCES: &'static str;
@@ -58,7 +60,7 @@ pub trait Dialect: Database {
 
     /// A subquery yielding the elements of the JSON array of strings bound at `$param`, as
     /// rows of one column named `value`.
-    fn json_texts(param: u32) -> String;
+    fn json_text_values(param: u32) -> String;
     /// The same for a JSON array of integers.
     fn json_integers(param: u32) -> String;
 
@@ -167,7 +169,7 @@ const CREATE_REPOSITORY: &str = "INSERT INTO repositories (name, created_at) VAL
      RETURNING id";
 /// Locks an existing repository's row for the transaction and returns its id.
 const LOCK_REPOSITORY: &str = "UPDATE repositories SET name = name WHERE name = $1 RETURNING id";
-const BLOB_SIZE: &str = "SELECT b.size FROM repositories r
+const BLOB_ROW: &str = "SELECT b.size, b.cid, b.quarantine_reason FROM repositories r
      JOIN repository_blobs rb ON rb.repository_id = r.id AND rb.digest = $2
      JOIN blobs b ON b.digest = rb.digest
      WHERE r.name = $1";
@@ -405,6 +407,7 @@ where
     i32: for<'q> Encode<'q, DB> + Type<DB>,
     bool: for<'r> Decode<'r, DB> + Type<DB>,
     Vec<u8>: for<'r> Decode<'r, DB> + Type<DB>,
+    f64: for<'r> Decode<'r, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     Option<String>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
     Option<i64>: for<'r> Decode<'r, DB>,
@@ -415,49 +418,64 @@ where
         Ok(())
     }
 
-    async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
-        let row = sqlx::query(BLOB_SIZE)
+    async fn blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<BlobRecord>> {
+        let row = sqlx::query(BLOB_ROW)
             .bind(repository.as_str())
             .bind(digest.as_str())
             .fetch_optional(&self.reader)
             .await?;
-        Ok(row
-            .map(|r| r.try_get::<i64, _>(0))
-            .transpose()?
-            .map(|s| s as u64))
+        row.map(|r| {
+            Ok(BlobRecord {
+                size: r.try_get::<i64, _>(0)? as u64,
+                cid: r.try_get(1)?,
+                quarantine: r.try_get(2)?,
+            })
+        })
+        .transpose()
     }
 
-    async fn link_committed_blob(
+    async fn record_committed_blob(
         &self,
         repository: &RepositoryName,
-        digest: &Digest,
-        size: u64,
+        blob: NewBlob<'_>,
         seen: Option<BlobDeletion>,
         origin: &Arc<Origin>,
     ) -> Result<Vec<Event>> {
         let now = now_millis();
         let mut events = Vec::new();
         let mut tx = self.begin().await?;
-        Self::lock_digest(&mut tx, digest).await?;
-        Self::settle_deletion(&mut tx, digest, seen).await?;
-        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(digest.as_str())
-            .bind(size as i64)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        Self::lock_digest(&mut tx, blob.digest).await?;
+        Self::settle_deletion(&mut tx, blob.digest, seen).await?;
+        // An existing row stays as it is, unless it was quarantined: then the bytes just
+        // committed (verified against the digest on the way in) heal it.
+        sqlx::query(
+            "INSERT INTO blobs (digest, size, created_at, cid) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (digest) DO UPDATE SET cid = excluded.cid, quarantined_at = NULL,
+                 quarantine_reason = NULL, verified_at = NULL
+             WHERE blobs.quarantined_at IS NOT NULL",
+        )
+        .bind(blob.digest.as_str())
+        .bind(blob.size as i64)
+        .bind(now)
+        .bind(blob.cid)
+        .execute(&mut *tx)
+        .await?;
         let repository_id =
             Self::ensure_repository(&mut tx, repository, origin, &mut events).await?;
         sqlx::query(LINK_BLOB)
             .bind(repository_id)
-            .bind(digest.as_str())
+            .bind(blob.digest.as_str())
             .bind(now)
             .execute(&mut *tx)
             .await?;
         events.push(
             Event::new(EventKind::BlobPushed, repository, origin)
-                .digest(digest)
-                .size(size),
+                .digest(blob.digest)
+                .size(blob.size),
         );
         self.commit_with_events(tx, events).await
     }
@@ -473,14 +491,19 @@ where
         let mut tx = self.begin().await?;
         // Garbage collection cannot mark the blob while the mount holds the digest.
         Self::lock_digest(&mut tx, digest).await?;
-        let row = sqlx::query(BLOB_SIZE)
+        let row = sqlx::query(BLOB_ROW)
             .bind(from.as_str())
             .bind(digest.as_str())
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(size) = row.map(|r| r.try_get::<i64, _>(0)).transpose()? else {
+        let Some(row) = row else {
             return Ok(None);
         };
+        if row.try_get::<Option<String>, _>(2)?.is_some() {
+            // Quarantined: the client uploads it instead, which heals it.
+            return Ok(None);
+        }
+        let size: i64 = row.try_get(0)?;
         let repository_id =
             Self::ensure_repository(&mut tx, repository, origin, &mut events).await?;
         sqlx::query(LINK_BLOB)

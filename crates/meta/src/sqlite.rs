@@ -44,7 +44,7 @@ impl Dialect for Sqlite {
     const LOCK_LINKING_REPOSITORIES: &'static str =
         "SELECT DISTINCT repository_id FROM repository_blobs WHERE digest = $1";
 
-    fn json_texts(param: u32) -> String {
+    fn json_text_values(param: u32) -> String {
         format!("SELECT value FROM json_each(${param})")
     }
 
@@ -112,6 +112,8 @@ mod tests {
         crate::gc_behaviour::run_gc(&store).await;
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
+        crate::browse_behaviour::run_browse(&store).await;
+        crate::inventory_behaviour::run_all(&store).await;
     }
 
     #[tokio::test]

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use berth_oci::{ByteRange, Digest, RegistryError, RepositoryName};
-use berth_storage::{BlobContent, StorageError};
+use berth_meta::BlobRecord;
+use berth_oci::{ByteRange, Digest, ErrorCode, RegistryError, RepositoryName};
+use berth_storage::{BlobContent, StorageError, StoredBlob};
 
 use crate::errors::{from_meta, from_storage};
 use crate::events::{Event, EventKind, Origin};
@@ -22,13 +23,34 @@ pub struct BlobRead {
 }
 
 impl Registry {
-    /// The size of a blob the repository holds.
-    pub async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<u64> {
-        self.meta
-            .blob_size(repository, digest)
+    /// A blob the repository holds and may serve: not one whose stored bytes were found not
+    /// to match its digest (quarantined). That one is unknown to clients, so that they push
+    /// it again, which heals it.
+    async fn servable_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<BlobRecord> {
+        let blob = self
+            .meta
+            .blob(repository, digest)
             .await
             .map_err(from_meta)?
-            .ok_or_else(|| RegistryError::blob_unknown(digest))
+            .ok_or_else(|| RegistryError::blob_unknown(digest))?;
+        if let Some(reason) = &blob.quarantine {
+            tracing::warn!(%digest, %repository, reason, "refused to serve a quarantined blob");
+            return Err(RegistryError::new(
+                ErrorCode::BlobUnknown,
+                "blob quarantined: its stored content does not match its digest; push it again",
+            )
+            .with_detail(serde_json::json!({ "digest": digest.as_str(), "quarantined": reason })));
+        }
+        Ok(blob)
+    }
+
+    /// The size of a blob the repository holds.
+    pub async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<u64> {
+        Ok(self.servable_blob(repository, digest).await?.size)
     }
 
     /// Opens a blob the repository holds, honouring a `Range` header; published as a pull.
@@ -39,12 +61,18 @@ impl Registry {
         digest: &Digest,
         range_header: Option<&str>,
     ) -> Result<BlobRead> {
-        let size = self.blob_size(repository, digest).await?;
+        let blob = self.servable_blob(repository, digest).await?;
+        let size = blob.size;
         let range = match range_header {
             Some(header) => ByteRange::from_range_header(header, size)?,
             None => None,
         };
-        let content = self.blobs.read_blob(digest, range).await.map_err(|e| match e {
+        let stored = StoredBlob {
+            digest: digest.clone(),
+            size,
+            cid: blob.cid,
+        };
+        let content = self.blobs.read_blob(&stored, range).await.map_err(|e| match e {
             StorageError::NotFound => {
                 tracing::error!(%digest, %repository, "blob recorded in the database is missing from storage");
                 RegistryError::blob_unknown(digest)

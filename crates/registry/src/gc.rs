@@ -26,6 +26,8 @@ use berth_meta::webhooks::Leases;
 use berth_oci::{Digest, RegistryError, RepositoryName};
 use serde::{Deserialize, Serialize};
 
+use berth_storage::StoredBlob;
+
 use crate::errors::{from_meta, from_storage};
 use crate::events::Origin;
 use crate::{Registry, Result};
@@ -529,31 +531,32 @@ impl Registry {
             if claimed.is_empty() {
                 return Ok(());
             }
+            let blobs: Vec<StoredBlob> = claimed
+                .iter()
+                .map(|c| StoredBlob {
+                    digest: c.digest.clone(),
+                    size: c.size,
+                    cid: c.cid.clone(),
+                })
+                .collect();
+            // On failure the whole batch stays "deleting": the next run deletes it again
+            // (harmless for what is already gone), and a push of one of those digests waits
+            // for that or is told to retry.
+            self.blobs
+                .delete_blobs(&blobs)
+                .await
+                .map_err(from_storage)?;
             let digests: Vec<Digest> = claimed.iter().map(|c| c.digest.clone()).collect();
-            let outcomes = self.blobs.delete_blobs(&digests).await;
-            let mut deleted = Vec::with_capacity(digests.len());
-            let mut failure = None;
-            for (claim, outcome) in claimed.iter().zip(outcomes) {
-                match outcome {
-                    Ok(()) => {
-                        deleted.push(claim.digest.clone());
-                        run.report.blobs += 1;
-                        run.report.bytes += claim.size;
-                        if claim.kind == DeletionKind::Orphan {
-                            run.report.orphans += 1;
-                        }
-                    }
-                    Err(e) => failure = Some(e),
-                }
-            }
             self.meta
-                .finish_blob_deletions(id, &deleted)
+                .finish_blob_deletions(id, &digests)
                 .await
                 .map_err(from_meta)?;
-            if let Some(e) = failure {
-                // The rest stay "deleting": the next run deletes them (a push of one of
-                // those digests waits for that, or is told to retry).
-                return Err(from_storage(e));
+            for claim in &claimed {
+                run.report.blobs += 1;
+                run.report.bytes += claim.size;
+                if claim.kind == DeletionKind::Orphan {
+                    run.report.orphans += 1;
+                }
             }
         }
     }

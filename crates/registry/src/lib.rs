@@ -24,11 +24,17 @@ mod blobs;
 mod errors;
 pub mod events;
 pub mod gc;
+pub mod inspect;
 mod listing;
 mod maintenance;
 mod manifests;
+pub mod pull_stats;
+pub mod search;
 mod uploads;
 
+pub use berth_meta::browse::{
+    DayActivity, RepositorySummary, StorageUsage, TagPage, TagRow, TagSort,
+};
 pub use berth_meta::{StoredManifest, UploadSession};
 pub use blobs::BlobRead;
 pub use listing::Listing;

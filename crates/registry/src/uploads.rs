@@ -161,16 +161,22 @@ impl Registry {
         // Garbage collection may be deleting this very digest: see where it stands before
         // relying on what storage holds, and let the record refuse if that moved on.
         let seen = self.settled_deletion(digest).await?;
-        self.blobs
+        let committed = self
+            .blobs
             .commit_upload(id, size, digest)
             .await
             .map_err(|e| match e {
                 StorageError::NotFound => RegistryError::upload_unknown(),
                 other => from_storage(other),
             })?;
+        let blob = berth_meta::NewBlob {
+            digest,
+            size,
+            cid: committed.cid.as_deref(),
+        };
         let events = match self
             .meta
-            .link_committed_blob(repository, digest, size, seen, origin)
+            .record_committed_blob(repository, blob, seen, origin)
             .await
         {
             Ok(events) => events,

@@ -9,9 +9,9 @@ use std::io;
 
 use berth_oci::{Algorithm, ByteRange, Digest, DigestHasher, UploadId};
 use bytes::Bytes;
-use futures_util::{StreamExt, stream};
+use futures_util::{StreamExt, TryStreamExt, stream};
 
-use crate::{BlobContent, BlobStore, ByteStream, StorageError};
+use crate::{BlobContent, BlobKey, BlobStore, ByteStream, StorageError, StoredBlob};
 
 pub async fn run_all(store: &dyn BlobStore, other: &dyn BlobStore, part_size: usize) {
     store.check().await.expect("check");
@@ -23,6 +23,48 @@ pub async fn run_all(store: &dyn BlobStore, other: &dyn BlobStore, part_size: us
     a_failing_body_is_the_clients_failure(store).await;
     missing_things_are_not_found(store).await;
     uploads_are_listed_until_deleted(store).await;
+    committed_blobs_are_listed_until_deleted(store, other).await;
+    a_quarantined_blob_can_be_pushed_again(store).await;
+}
+
+/// Commits an upload and returns the blob as the database would record it.
+async fn commit(store: &dyn BlobStore, id: UploadId, size: u64, digest: &Digest) -> StoredBlob {
+    let committed = store.commit_upload(id, size, digest).await.expect("commit");
+    StoredBlob {
+        digest: digest.clone(),
+        size,
+        cid: committed.cid,
+    }
+}
+
+/// A whole blob in one upload, as the database would record it.
+pub async fn push(store: &dyn BlobStore, data: &'static [u8]) -> StoredBlob {
+    let id = UploadId::random();
+    store.create_upload(id).await.unwrap();
+    store.write_upload(id, 0, body(vec![data])).await.unwrap();
+    commit(
+        store,
+        id,
+        data.len() as u64,
+        &Digest::of(Algorithm::Sha256, data),
+    )
+    .await
+}
+
+fn key_of(blob: &StoredBlob) -> BlobKey {
+    match &blob.cid {
+        Some(cid) => BlobKey::Cid(cid.clone()),
+        None => BlobKey::Digest(blob.digest.clone()),
+    }
+}
+
+async fn listed(store: &dyn BlobStore) -> Vec<BlobKey> {
+    store
+        .list_blobs()
+        .map_ok(|b| b.key)
+        .try_collect()
+        .await
+        .expect("list blobs")
 }
 
 fn body(chunks: Vec<&'static [u8]>) -> ByteStream {
@@ -47,8 +89,9 @@ async fn collect(mut stream: ByteStream) -> Vec<u8> {
     out
 }
 
-async fn read(store: &dyn BlobStore, digest: &Digest, range: Option<ByteRange>) -> Vec<u8> {
-    match store.read_blob(digest, range).await.expect("read blob") {
+/// A blob's bytes (or a range of them), streamed.
+pub async fn read(store: &dyn BlobStore, blob: &StoredBlob, range: Option<ByteRange>) -> Vec<u8> {
+    match store.read_blob(blob, range).await.expect("read blob") {
         BlobContent::Stream(stream) => collect(stream).await,
         BlobContent::Redirect(url) => panic!("the suite runs without redirects, got {url}"),
     }
@@ -74,16 +117,16 @@ async fn writes_commit_and_read_back_with_ranges(store: &dyn BlobStore, other: &
         2
     );
     let digest = Digest::of(Algorithm::Sha256, b"hello world");
-    store.commit_upload(id, 11, &digest).await.unwrap();
+    let blob = commit(store, id, 11, &digest).await;
 
-    assert_eq!(read(store, &digest, None).await, b"hello world");
-    assert_eq!(read(other, &digest, None).await, b"hello world");
+    assert_eq!(read(store, &blob, None).await, b"hello world");
+    assert_eq!(read(other, &blob, None).await, b"hello world");
     assert_eq!(
-        read(store, &digest, Some(ByteRange { start: 6, end: 10 })).await,
+        read(store, &blob, Some(ByteRange { start: 6, end: 10 })).await,
         b"world"
     );
     assert_eq!(
-        read(store, &digest, Some(ByteRange { start: 0, end: 0 })).await,
+        read(store, &blob, Some(ByteRange { start: 0, end: 0 })).await,
         b"h"
     );
     let remaining = store.list_uploads().await.unwrap();
@@ -112,6 +155,7 @@ async fn a_write_that_was_not_acknowledged_is_overwritten(store: &dyn BlobStore)
 
 async fn commit_takes_the_acknowledged_size_and_dedupes(store: &dyn BlobStore) {
     let digest = Digest::of(Algorithm::Sha256, b"dedupe me");
+    let mut blobs = Vec::new();
     for _ in 0..2 {
         let id = UploadId::random();
         store.create_upload(id).await.unwrap();
@@ -123,9 +167,10 @@ async fn commit_takes_the_acknowledged_size_and_dedupes(store: &dyn BlobStore) {
             .write_upload(id, 9, body(vec![b"junk"]))
             .await
             .unwrap();
-        store.commit_upload(id, 9, &digest).await.unwrap();
+        blobs.push(commit(store, id, 9, &digest).await);
     }
-    assert_eq!(read(store, &digest, None).await, b"dedupe me");
+    assert_eq!(blobs[0], blobs[1], "the same content is the same blob");
+    assert_eq!(read(store, &blobs[1], None).await, b"dedupe me");
 }
 
 async fn large_uploads_cross_part_boundaries(
@@ -156,11 +201,8 @@ async fn large_uploads_cross_part_boundaries(
     let mut hasher = DigestHasher::new(Algorithm::Sha256);
     hasher.update(&data);
     let digest = hasher.finish();
-    other
-        .commit_upload(id, data.len() as u64, &digest)
-        .await
-        .unwrap();
-    let stored = read(store, &digest, None).await;
+    let blob = commit(other, id, data.len() as u64, &digest).await;
+    let stored = read(store, &blob, None).await;
     assert_eq!(stored.len(), data.len());
     assert!(stored == data, "content differs");
     let start = part_size as u64 - 10;
@@ -169,7 +211,7 @@ async fn large_uploads_cross_part_boundaries(
         end: start + 19,
     };
     assert_eq!(
-        read(store, &digest, Some(range)).await,
+        read(store, &blob, Some(range)).await,
         &data[start as usize..start as usize + 20]
     );
 }
@@ -187,8 +229,8 @@ async fn uploads_can_be_read_back(store: &dyn BlobStore) {
         b"read me back"
     );
     let digest = Digest::of(Algorithm::Sha512, b"read me back");
-    store.commit_upload(id, 12, &digest).await.unwrap();
-    assert_eq!(read(store, &digest, None).await, b"read me back");
+    let blob = commit(store, id, 12, &digest).await;
+    assert_eq!(read(store, &blob, None).await, b"read me back");
 }
 
 async fn a_failing_body_is_the_clients_failure(store: &dyn BlobStore) {
@@ -219,10 +261,12 @@ async fn a_failing_body_is_the_clients_failure(store: &dyn BlobStore) {
 
 async fn missing_things_are_not_found(store: &dyn BlobStore) {
     let digest = Digest::of(Algorithm::Sha256, b"nothing here");
-    assert!(matches!(
-        store.read_blob(&digest, None).await,
-        Err(StorageError::NotFound)
-    ));
+    let never_stored = StoredBlob {
+        digest: digest.clone(),
+        size: 12,
+        cid: None,
+    };
+    assert!(matches!(store.stat_blob(&never_stored).await, Ok(None)));
     assert!(matches!(
         store
             .write_upload(UploadId::random(), 0, body(vec![b"x"]))
@@ -260,4 +304,56 @@ async fn uploads_are_listed_until_deleted(store: &dyn BlobStore) {
             .iter()
             .any(|(u, _)| *u == id)
     );
+}
+
+async fn committed_blobs_are_listed_until_deleted(store: &dyn BlobStore, other: &dyn BlobStore) {
+    let blob = push(store, b"listed, then deleted").await;
+    assert_eq!(store.stat_blob(&blob).await.unwrap(), Some(blob.size));
+    assert!(listed(other).await.contains(&key_of(&blob)));
+    other.delete_blob(&blob).await.unwrap();
+    store
+        .delete_blob(&blob)
+        .await
+        .expect("deleting what is gone is fine");
+    assert!(!listed(store).await.contains(&key_of(&blob)));
+
+    // Garbage collection's batched delete: several at once, one of them already gone.
+    let (a, b) = (
+        push(store, b"swept one").await,
+        push(store, b"swept two").await,
+    );
+    let kept = push(store, b"not swept").await;
+    store
+        .delete_blobs(&[a.clone(), blob.clone(), b.clone()])
+        .await
+        .expect("a batch with a blob already gone deletes the rest");
+    let left = listed(store).await;
+    assert!(!left.contains(&key_of(&a)) && !left.contains(&key_of(&b)));
+    assert!(left.contains(&key_of(&kept)));
+    store.delete_blobs(&[]).await.unwrap();
+}
+
+async fn a_quarantined_blob_can_be_pushed_again(store: &dyn BlobStore) {
+    let blob = push(store, b"quarantine me").await;
+    store.quarantine_blob(&blob).await.unwrap();
+    // Pushed again (the database marks it quarantined; the registry lets a push through).
+    let again = push(store, b"quarantine me").await;
+    assert_eq!(read(store, &again, None).await, b"quarantine me");
+}
+
+/// While the store's server is down: reads, writes and the readiness check are
+/// `Unavailable` (a 503 for clients), never `NotFound`.
+pub async fn is_unavailable(store: &dyn BlobStore, blob: &StoredBlob) {
+    assert!(matches!(
+        store.read_blob(blob, None).await,
+        Err(StorageError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.create_upload(UploadId::random()).await,
+        Err(StorageError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.check().await,
+        Err(StorageError::Unavailable(_))
+    ));
 }

@@ -5,6 +5,7 @@
 //! ```text
 //! docker/registry/v2/blobs/sha256/ab/abcdef.../data   committed blobs, as the official registry lays them out
 //! berth/uploads/<upload id>                          uploads in progress, one file each
+//! berth/quarantine/<algorithm>/<hex>                 blobs whose bytes failed verification
 //! ```
 //!
 //! Uploads live on the same filesystem as blobs so that committing one is a `rename`: after
@@ -22,9 +23,12 @@ use async_trait::async_trait;
 use berth_oci::{ByteRange, Digest, UploadId};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use crate::file_chunks::FileChunks;
-use crate::{BlobContent, BlobStore, ByteStream, StorageError};
+use crate::{
+    BlobContent, BlobKey, BlobStore, ByteStream, Committed, ListedBlob, StorageError, StoredBlob,
+};
 
 /// Incoming data is gathered into blocks of this size before each write: few enough
 /// syscalls and blocking tasks per gigabyte, and at most two blocks per upload in memory.
@@ -69,6 +73,53 @@ impl FilesystemStore {
     fn upload_path(&self, id: UploadId) -> PathBuf {
         self.uploads.join(id.to_string())
     }
+
+    fn quarantine_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join(crate::quarantine_key(digest))
+    }
+}
+
+/// Every `<algorithm>/<xx>/<hex>/data` under `blobs`, sent to `found` as it walks; stops
+/// when the receiver is gone.
+fn walk_blobs(
+    blobs: &Path,
+    found: &tokio::sync::mpsc::Sender<Result<ListedBlob, StorageError>>,
+) -> io::Result<()> {
+    let entries = |dir: &Path| -> io::Result<Vec<fs::DirEntry>> {
+        match fs::read_dir(dir) {
+            Ok(entries) => entries.collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    };
+    for algorithm in entries(blobs)? {
+        for prefix in entries(&algorithm.path())? {
+            for blob in entries(&prefix.path())? {
+                let name = format!(
+                    "{}:{}",
+                    algorithm.file_name().to_string_lossy(),
+                    blob.file_name().to_string_lossy()
+                );
+                let Ok(digest) = Digest::parse(&name) else {
+                    continue;
+                };
+                let size = match fs::metadata(blob.path().join("data")) {
+                    Ok(meta) => meta.len(),
+                    // A directory without data: a commit that never happened.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                let listed = ListedBlob {
+                    key: BlobKey::Digest(digest),
+                    size: Some(size),
+                };
+                if found.blocking_send(Ok(listed)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs blocking filesystem work off the async threads. A missing file or directory is
@@ -115,10 +166,10 @@ fn create_dir_durably(dir: &Path) -> io::Result<()> {
 impl BlobStore for FilesystemStore {
     async fn read_blob(
         &self,
-        digest: &Digest,
+        blob: &StoredBlob,
         range: Option<ByteRange>,
     ) -> Result<BlobContent, StorageError> {
-        let path = self.blob_path(digest);
+        let path = self.blob_path(&blob.digest);
         let (file, size) = blocking(move || {
             let file = File::open(path)?;
             let size = file.metadata()?.len();
@@ -215,7 +266,7 @@ impl BlobStore for FilesystemStore {
         id: UploadId,
         size: u64,
         digest: &Digest,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Committed, StorageError> {
         let upload = self.upload_path(id);
         let blob = self.blob_path(digest);
         blocking(move || {
@@ -236,7 +287,8 @@ impl BlobStore for FilesystemStore {
             fs::rename(&upload, &blob)?;
             sync_dir(dir)
         })
-        .await
+        .await?;
+        Ok(Committed::default())
     }
 
     async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError> {
@@ -273,39 +325,57 @@ impl BlobStore for FilesystemStore {
         .await
     }
 
-    async fn delete_blobs(&self, digests: &[Digest]) -> Vec<Result<(), StorageError>> {
-        let paths: Vec<PathBuf> = digests.iter().map(|d| self.blob_path(d)).collect();
-        let outcomes = blocking(move || {
-            Ok(paths
-                .into_iter()
-                .map(|path| {
-                    match fs::remove_file(&path) {
-                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                        _ => {}
-                    }
-                    // The blob's own directory (no push of this digest runs while garbage
-                    // collection deletes it). The two-hex-digit prefix directory stays: a
-                    // push of another digest may be creating its directory in it right now.
-                    let dir = path.parent().expect("blob paths have a parent");
-                    let _ = fs::remove_dir(dir);
-                    Ok(())
-                })
-                .collect::<Vec<_>>())
-        })
-        .await;
-        match outcomes {
-            Ok(outcomes) => outcomes
-                .into_iter()
-                .map(|o| o.map_err(StorageError::Io))
-                .collect(),
-            Err(e) => {
-                let message = e.to_string();
-                digests
-                    .iter()
-                    .map(|_| Err(StorageError::Io(io::Error::other(message.clone()))))
-                    .collect()
+    async fn delete_blob(&self, blob: &StoredBlob) -> Result<(), StorageError> {
+        let path = self.blob_path(&blob.digest);
+        blocking(move || {
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
             }
+            // The now empty `<hex>` directory; its parent is shared with other blobs.
+            let dir = path.parent().expect("blob paths have a parent");
+            match fs::remove_dir(dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn stat_blob(&self, blob: &StoredBlob) -> Result<Option<u64>, StorageError> {
+        let path = self.blob_path(&blob.digest);
+        match blocking(move || fs::metadata(path)).await {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(StorageError::NotFound) => Ok(None),
+            Err(e) => Err(e),
         }
+    }
+
+    fn list_blobs(&self) -> BoxStream<'_, Result<ListedBlob, StorageError>> {
+        let (found, receiver) = tokio::sync::mpsc::channel(256);
+        let blobs = self.blobs.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = walk_blobs(&blobs, &found) {
+                let _ = found.blocking_send(Err(StorageError::Io(e)));
+            }
+        });
+        Box::pin(futures_util::stream::unfold(
+            receiver,
+            |mut receiver| async { receiver.recv().await.map(|item| (item, receiver)) },
+        ))
+    }
+
+    async fn quarantine_blob(&self, blob: &StoredBlob) -> Result<(), StorageError> {
+        let path = self.blob_path(&blob.digest);
+        let aside = self.quarantine_path(&blob.digest);
+        blocking(move || {
+            let dir = aside.parent().expect("quarantine paths have a parent");
+            create_dir_durably(dir)?;
+            fs::rename(&path, &aside)?;
+            sync_dir(dir)?;
+            sync_dir(path.parent().expect("blob paths have a parent"))
+        })
+        .await
     }
 
     async fn check(&self) -> Result<(), StorageError> {
@@ -341,7 +411,10 @@ mod tests {
         let body: ByteStream = Box::pin(stream::iter([Ok(Bytes::from_static(b"layout"))]));
         store.write_upload(id, 0, body).await.unwrap();
         let digest = Digest::of(Algorithm::Sha256, b"layout");
-        store.commit_upload(id, 6, &digest).await.unwrap();
+        assert_eq!(
+            store.commit_upload(id, 6, &digest).await.unwrap(),
+            Committed::default()
+        );
         let expected = dir
             .path()
             .join("docker/registry/v2/blobs/sha256")

@@ -1,13 +1,17 @@
 //! Blob storage.
 //!
-//! A [`BlobStore`] holds two kinds of content: committed blobs, addressed by digest and
-//! immutable, and in-progress uploads, addressed by upload id and written at an offset. The
-//! interface is streaming in both directions and never needs a whole blob in memory.
+//! A [`BlobStore`] holds two kinds of content: committed blobs, addressed by digest (and, in
+//! content-addressed stores such as IPFS, by the content id the store gave them at commit)
+//! and immutable, and in-progress uploads, addressed by upload id and written at an offset.
+//! The interface is streaming in both directions and never needs a whole blob in memory.
 //!
 //! A store knows nothing of repositories, access or digests' correctness: the registry layer
 //! hashes what it streams in, and the metadata database decides what is visible. The store's
 //! only promise is that a committed blob is complete and durable before `commit_upload`
 //! returns, so that the database row written after it never points at a partial file.
+//!
+//! Implementations: [`filesystem`], [`object`] (S3, Google Cloud Storage and Azure Blob
+//! Storage, one implementation configured per service) and [`ipfs`] (a Kubo node's RPC API).
 
 use std::io;
 use std::pin::Pin;
@@ -17,17 +21,21 @@ use async_trait::async_trait;
 use berth_oci::{ByteRange, Digest, UploadId};
 use bytes::Bytes;
 use futures_util::Stream;
+use futures_util::stream::BoxStream;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod behaviour;
 mod file_chunks;
 pub mod filesystem;
+pub mod ipfs;
+pub mod object;
 #[cfg(any(test, feature = "testing"))]
-pub mod garage_testing;
-pub mod s3;
+pub mod testing;
+pub mod verify;
 
 pub use filesystem::FilesystemStore;
-pub use s3::{S3Settings, S3Store};
+pub use ipfs::{IpfsCredentials, IpfsSettings, IpfsStore};
+pub use object::{AzureSettings, GcsSettings, ObjectBlobStore, S3Encryption, S3Settings};
 
 /// A stream of bytes, for request bodies going in and blob contents going out.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
@@ -51,8 +59,41 @@ pub enum StorageError {
 pub enum BlobContent {
     /// The bytes of the requested range, streamed through berth.
     Stream(ByteStream),
-    /// A URL the client should fetch directly (a presigned object-store URL).
+    /// A URL the client should fetch directly (a presigned object-store URL, an IPFS gateway).
     Redirect(String),
+}
+
+/// A committed blob as the metadata database records it: what a store needs to find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub digest: Digest,
+    pub size: u64,
+    /// The content id a content-addressed store gave the blob at commit (IPFS: a CIDv1);
+    /// `None` for stores that address blobs by digest.
+    pub cid: Option<String>,
+}
+
+/// What committing an upload produced, to be recorded with the blob.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// See [`StoredBlob::cid`].
+    pub cid: Option<String>,
+}
+
+/// How a store names a committed blob it holds, as found by listing the store.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BlobKey {
+    Digest(Digest),
+    /// A content id (an IPFS pin) in a store that knows blobs only by content id.
+    Cid(String),
+}
+
+/// A blob found by [`BlobStore::list_blobs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedBlob {
+    pub key: BlobKey,
+    /// The stored size, when listing reports it.
+    pub size: Option<u64>,
 }
 
 #[async_trait]
@@ -60,7 +101,7 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Reads a committed blob, or the given range of it.
     async fn read_blob(
         &self,
-        digest: &Digest,
+        blob: &StoredBlob,
         range: Option<ByteRange>,
     ) -> Result<BlobContent, StorageError>;
 
@@ -88,7 +129,7 @@ pub trait BlobStore: Send + Sync + 'static {
         id: UploadId,
         size: u64,
         digest: &Digest,
-    ) -> Result<(), StorageError>;
+    ) -> Result<Committed, StorageError>;
 
     /// Removes an upload; removing one that does not exist is not an error.
     async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError>;
@@ -97,11 +138,65 @@ pub trait BlobStore: Send + Sync + 'static {
     /// session was never recorded (a crash mid-request) can be purged.
     async fn list_uploads(&self) -> Result<Vec<(UploadId, SystemTime)>, StorageError>;
 
-    /// Removes committed blobs (garbage collection), as many per request as the store
-    /// allows (S3: up to 1000 per DeleteObjects); a blob that is not there counts as removed.
-    /// One outcome per digest, in order.
-    async fn delete_blobs(&self, digests: &[Digest]) -> Vec<Result<(), StorageError>>;
+    /// Removes a committed blob (garbage collection; IPFS unpins it). Removing one that is
+    /// not there is not an error.
+    async fn delete_blob(&self, blob: &StoredBlob) -> Result<(), StorageError>;
+
+    /// Removes many committed blobs (garbage collection's sweep), in batches where the
+    /// service has a batch delete; like [`BlobStore::delete_blob`] for each otherwise. Stops
+    /// at the first failure: blobs after it may remain, and deleting them again is harmless.
+    async fn delete_blobs(&self, blobs: &[StoredBlob]) -> Result<(), StorageError> {
+        for blob in blobs {
+            self.delete_blob(blob).await?;
+        }
+        Ok(())
+    }
+
+    /// The stored size of a committed blob, `None` when its bytes are not there.
+    async fn stat_blob(&self, blob: &StoredBlob) -> Result<Option<u64>, StorageError>;
+
+    /// Every committed blob the store holds, in no particular order (for integrity checks,
+    /// which compare it with the database).
+    fn list_blobs(&self) -> BoxStream<'_, Result<ListedBlob, StorageError>>;
+
+    /// Moves a committed blob's bytes aside (under `berth/quarantine/`) because they do not
+    /// match its digest: it is no longer served, a new push of the digest stores it afresh,
+    /// and the bad bytes stay for inspection. A content-addressed store, where the content
+    /// id cannot name other bytes, keeps the content and relies on the database's mark.
+    async fn quarantine_blob(&self, blob: &StoredBlob) -> Result<(), StorageError>;
 
     /// Whether the store is reachable and writable, for readiness checks.
     async fn check(&self) -> Result<(), StorageError>;
+}
+
+/// The registry:2 layout of a committed blob, relative to the store's root:
+/// `docker/registry/v2/blobs/<algorithm>/<first two hex>/<hex>/data`.
+pub fn blob_key(digest: &Digest) -> String {
+    let hex = digest.hex();
+    format!(
+        "docker/registry/v2/blobs/{}/{}/{hex}/data",
+        digest.algorithm().as_str(),
+        &hex[..2]
+    )
+}
+
+/// Where a quarantined blob's bytes go, relative to the store's root.
+pub fn quarantine_key(digest: &Digest) -> String {
+    format!(
+        "berth/quarantine/{}/{}",
+        digest.algorithm().as_str(),
+        digest.hex()
+    )
+}
+
+/// The digest of a blob key (see [`blob_key`]), or `None` if the key is something else.
+pub fn digest_of_blob_key(key: &str) -> Option<Digest> {
+    let rest = key.strip_prefix("docker/registry/v2/blobs/")?;
+    let mut parts = rest.split('/');
+    let (algorithm, prefix, hex, data) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if data != "data" || parts.next().is_some() || !hex.starts_with(prefix) || prefix.len() != 2 {
+        return None;
+    }
+    Digest::parse(&format!("{algorithm}:{hex}")).ok()
 }

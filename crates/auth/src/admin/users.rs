@@ -97,6 +97,16 @@ impl Administration {
         .await
     }
 
+    /// Signs a user out of every dashboard session; returns how many ended.
+    pub async fn end_sessions(&self, actor: &Actor, name: &str) -> AdminResult<u64> {
+        self.change(
+            actor,
+            Change::new(user_target(name), "end sessions"),
+            async { Ok(self.store.delete_user_sessions(name).await?) },
+        )
+        .await
+    }
+
     pub async fn set_user_disabled(
         &self,
         actor: &Actor,

@@ -50,6 +50,19 @@ impl AccessService {
         Ok(caller.within_limits(repository, allowed))
     }
 
+    /// What the caller may do on `repository`, without recording a decision (for pages
+    /// that show or hide actions; taking one still goes through [`AccessService::authorize`]).
+    pub async fn permissions(
+        &self,
+        caller: &Caller,
+        repository: &str,
+    ) -> Result<ActionSet, MetaError> {
+        match caller.granted(repository) {
+            Some(granted) => Ok(granted.intersect(self.allowed(caller, repository).await?)),
+            None => self.allowed(caller, repository).await,
+        }
+    }
+
     /// May the caller take `action` on `repository`? Every answer goes to the audit log.
     pub async fn authorize(
         &self,

@@ -1,6 +1,7 @@
-//! The Dockerfile and docker-compose.yml. No Docker engine runs on the machines these tests
-//! run on, so the images are not built here; what can be checked without one is: the compose
-//! file against the Compose specification's schema, the configuration both files give berth
+//! The Dockerfile and the compose files (docker-compose.yml with MinIO, docker-compose.ipfs.yml
+//! with Kubo). No Docker engine runs on the machines these tests run on, so the images are
+//! not built here; what can be checked without one is: the compose files against the Compose
+//! specification's schema, the configuration the files give berth
 //! (through berth's own validation), the image's health check command, and the Dockerfile's
 //! shape (non-root, health check, the registry:2 data path).
 
@@ -47,8 +48,10 @@ fn check_environment(env: &[(String, String)]) -> String {
     text
 }
 
+const COMPOSE_FILES: [&str; 2] = ["docker-compose.yml", "docker-compose.ipfs.yml"];
+
 #[test]
-fn compose_file_follows_the_compose_specification() {
+fn compose_files_follow_the_compose_specification() {
     let output = Command::new(python())
         .args([
             "-m",
@@ -56,7 +59,7 @@ fn compose_file_follows_the_compose_specification() {
             "--builtin-schema",
             "vendor.compose-spec",
         ])
-        .arg(repository_file("docker-compose.yml"))
+        .args(COMPOSE_FILES.map(repository_file))
         .output()
         .unwrap();
     assert!(
@@ -67,12 +70,10 @@ fn compose_file_follows_the_compose_specification() {
     );
 }
 
-#[test]
-fn compose_gives_berth_a_valid_production_configuration() {
-    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(repository_file("docker-compose.yml")).unwrap(),
-    )
-    .unwrap();
+/// A compose file, and the configuration it gives berth as `berth config check` explains it.
+fn compose_configuration(file: &str) -> (serde_yaml_ng::Value, String) {
+    let compose: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(repository_file(file)).unwrap()).unwrap();
     let environment = compose["services"]["berth"]["environment"]
         .as_mapping()
         .expect("berth's environment");
@@ -91,17 +92,44 @@ fn compose_gives_berth_a_valid_production_configuration() {
         explained.contains("postgres://berth:***@postgres:5432/berth"),
         "{explained}"
     );
-    assert!(explained.contains("http://minio:9000"), "{explained}");
     assert!(
         !explained.contains("change-me"),
         "no password is shown: {explained}"
     );
+    (compose, explained)
+}
+
+#[test]
+fn compose_gives_berth_a_valid_production_configuration() {
+    let (compose, explained) = compose_configuration("docker-compose.yml");
+    assert!(explained.contains("http://minio:9000"), "{explained}");
     for service in ["postgres", "minio", "bucket"] {
         assert!(
             compose["services"][service].is_mapping(),
             "{service} service"
         );
     }
+}
+
+#[test]
+fn ipfs_compose_gives_berth_postgresql_and_a_kubo_node() {
+    let (compose, explained) = compose_configuration("docker-compose.ipfs.yml");
+    assert!(explained.contains("http://kubo:5001"), "{explained}");
+    let kubo = &compose["services"]["kubo"];
+    assert!(
+        kubo["image"].as_str().unwrap().starts_with("ipfs/kubo:"),
+        "Kubo's official image"
+    );
+    let published: Vec<&str> = kubo["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        !published.iter().any(|p| p.contains("5001")),
+        "the RPC API is never published: {published:?}"
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ use crate::support::{
     Berth, BerthBuilder, berth_cli_env, berth_cli_output_env, bucket_keys, bytes, client, sha256,
 };
 use berth_meta::postgres::testing::PostgresServer;
-use berth_storage::garage_testing::Garage;
+use berth_storage::testing::garage::Garage;
 use serde_json::{Value, json};
 
 /// Collection on every run: no grace period, untagged manifests deleted at once.

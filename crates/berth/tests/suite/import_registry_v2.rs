@@ -10,7 +10,7 @@ use crate::support::clients::{Sandbox, run, umoci_layer};
 use crate::support::official_registry::OfficialRegistry;
 use crate::support::push::{OCI_INDEX, OCI_MANIFEST};
 use crate::support::{Berth, bytes, client, sha256};
-use berth_storage::garage_testing::Garage;
+use berth_storage::testing::garage::Garage;
 
 /// POST then PUT with the whole blob: registry:2 2.8 does not implement single-request
 /// (`POST ?digest=`) uploads.

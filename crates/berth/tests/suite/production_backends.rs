@@ -8,13 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::support::clients::{
-    Sandbox, layout_blob, layout_descriptor, manifest_blobs, run, umoci_layer,
-};
+use crate::support::clients::{Sandbox, run, skopeo_round_trip};
 use crate::support::push::{OCI_MANIFEST, image_manifest, push_blob, put_manifest};
 use crate::support::{Berth, BerthBuilder, assert_oci_error, bucket_keys, bytes, client, sha256};
 use berth_meta::postgres::testing::PostgresServer;
-use berth_storage::garage_testing::Garage;
+use berth_storage::testing::garage::Garage;
 
 /// A berth instance on `database` and `garage` (under the bucket prefix `root`).
 fn instance(database: &PostgresServer, garage: &Garage, root: &str) -> BerthBuilder {
@@ -136,51 +134,16 @@ async fn three_instances_behave_as_one_registry() {
     let balancer = round_robin(instances.iter().map(|i| i.addr).collect()).await;
     let host = balancer.to_string();
     let sandbox = Sandbox::new();
-    let layout = sandbox.path("layout");
-    let image = format!("{}:v1", layout.display());
-    run(sandbox.umoci().args(["init", "--layout"]).arg(&layout)).await;
-    run(sandbox.umoci().args(["new", "--image", &image])).await;
-    umoci_layer(
+    skopeo_round_trip(
         &sandbox,
-        &image,
-        "bundle1",
-        &[("etc/one", bytes(3_000_000, 2))],
+        &host,
+        "balanced/skopeo:v1",
+        &[
+            ("etc/one", bytes(3_000_000, 2)),
+            ("etc/two", bytes(7_000_000, 3)),
+        ],
     )
     .await;
-    umoci_layer(
-        &sandbox,
-        &image,
-        "bundle2",
-        &[("etc/two", bytes(7_000_000, 3))],
-    )
-    .await;
-    run(sandbox
-        .skopeo()
-        .args(["copy", "--dest-tls-verify=false"])
-        .arg(format!("oci:{image}"))
-        .arg(format!("docker://{host}/balanced/skopeo:v1")))
-    .await;
-    let out = sandbox.path("out");
-    run(sandbox
-        .skopeo()
-        .args(["copy", "--src-tls-verify=false"])
-        .arg(format!("docker://{host}/balanced/skopeo:v1"))
-        .arg(format!("oci:{}:v1", out.display())))
-    .await;
-    let source = layout_descriptor(&layout, "v1");
-    let copied = layout_descriptor(&out, "v1");
-    assert_eq!(
-        source["digest"], copied["digest"],
-        "same manifest digest after the round trip"
-    );
-    let manifest_digest = source["digest"].as_str().unwrap();
-    let source_manifest = layout_blob(&layout, manifest_digest);
-    for ((digest, data), (_, copied)) in manifest_blobs(&layout, &source_manifest)
-        .into_iter()
-        .zip(manifest_blobs(&out, &layout_blob(&out, manifest_digest)))
-    {
-        assert!(data == copied, "blob {digest} differs");
-    }
 
     let containerfile = sandbox.write(
         "build/Containerfile",

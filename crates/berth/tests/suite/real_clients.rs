@@ -9,7 +9,7 @@
 //! installed by `./scripts/test`, which also sets `BERTH_TEST_PYTHON` to a Python that has the
 //! `oras` package.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::support::clients::*;
 use crate::support::push::{OCI_INDEX, OCI_MANIFEST};
@@ -104,55 +104,12 @@ async fn skopeo_copies_a_multi_layer_image_byte_identical() {
 async fn skopeo_copy_all_of_a_multi_platform_index() {
     let berth = Berth::start();
     let sandbox = Sandbox::new();
-    let layout = sandbox.path("layout");
-    run(sandbox.umoci().args(["init", "--layout"]).arg(&layout)).await;
-    let architectures = ["amd64", "arm64"];
-    let mut children = Vec::new();
-    for (i, arch) in architectures.into_iter().enumerate() {
-        let image = format!("{}:{arch}", layout.display());
-        run(sandbox.umoci().args(["new", "--image", &image])).await;
-        run(sandbox
-            .umoci()
-            .args(["config", "--image", &image, "--os=linux"])
-            .arg(format!("--architecture={arch}")))
-        .await;
-        let files = [
-            ("etc/arch", format!("built for {arch}\n").into_bytes()),
-            ("opt/payload.bin", bytes(200_000 + i * 1000, 20 + i as u64)),
-        ];
-        umoci_layer(&sandbox, &image, &format!("bundle-{arch}"), &files).await;
-        let descriptor = layout_descriptor(&layout, arch);
-        let digest = text(&descriptor["digest"]).to_string();
-        let manifest = layout_blob(&layout, &digest);
-        let blobs = manifest_blobs(&layout, &manifest);
-        let config: Value = serde_json::from_slice(&blobs[0].1).unwrap();
-        assert_eq!(config["architecture"], arch);
-        children.push((arch, digest, manifest, blobs));
-    }
-
-    let index = serde_json::to_vec_pretty(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": children.iter().map(|(arch, digest, manifest, _)| json!({
-            "mediaType": OCI_MANIFEST,
-            "digest": digest,
-            "size": manifest.len(),
-            "platform": {"architecture": arch, "os": "linux"},
-        })).collect::<Vec<_>>(),
-        "annotations": {"org.opencontainers.image.description": "berth e2e multi-platform"},
-    }))
-    .unwrap();
-    let index_digest = add_layout_blob(&layout, &index);
-    let index_json = layout.join("index.json");
-    let mut top: Value = serde_json::from_slice(&std::fs::read(&index_json).unwrap()).unwrap();
-    top["manifests"].as_array_mut().unwrap().push(json!({
-        "mediaType": OCI_INDEX,
-        "digest": index_digest,
-        "size": index.len(),
-        "annotations": {REF_NAME: "multi"},
-    }));
-    std::fs::write(&index_json, serde_json::to_vec(&top).unwrap()).unwrap();
-
+    let MultiPlatform {
+        layout,
+        index,
+        index_digest,
+        children,
+    } = multi_platform_layout(&sandbox, &["amd64", "arm64"]).await;
     let remote = format!("{}/e2e/multi:latest", berth.host());
     run(sandbox
         .skopeo()
@@ -403,34 +360,6 @@ async fn buildah_builds_from_scratch_and_pushes() {
             "{dest}"
         );
     }
-}
-
-/// The Python that has the `oras` SDK: `BERTH_TEST_PYTHON`, else the repository's `.venv`.
-fn oras_python() -> PathBuf {
-    let python = match std::env::var_os("BERTH_TEST_PYTHON") {
-        Some(python) => PathBuf::from(python),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"),
-    };
-    assert!(
-        python.is_file(),
-        "{} does not exist: the oras Python SDK is not installed; run the test suite with \
-         ./scripts/test, which installs it",
-        python.display()
-    );
-    python
-}
-
-/// `oras_client.py --registry HOST ARGS...`, whose stdout is JSON.
-async fn oras(sandbox: &Sandbox, berth: &Berth, args: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oras_client.py");
-    run_json(
-        sandbox
-            .command(&oras_python())
-            .arg(script)
-            .args(["--registry", &berth.host()])
-            .args(args),
-    )
-    .await
 }
 
 #[tokio::test]

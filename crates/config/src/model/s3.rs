@@ -41,6 +41,12 @@ section! {
         chunksize: u64 = 10 * 1024 * 1024,
             "multipart upload part size in bytes, from 5242880 (5 MiB) to 5368709120 (5 GiB)",
             read = values::byte_count;
+        /// registry:2's key: SSE-S3, or SSE-KMS with `keyid`.
+        encrypt: bool,
+            "server-side encryption of everything berth writes: SSE-S3, or SSE-KMS when keyid is set";
+        /// registry:2's key; an empty value means unset.
+        keyid: Option<String>, "KMS key (ID or ARN) for SSE-KMS; needs encrypt: true",
+            read = values::non_empty;
     }
     validate = S3Config::validate;
     registry2 = [
@@ -49,16 +55,6 @@ section! {
         ignored("multipartcopymaxconcurrency", MULTIPART_COPY),
         ignored("multipartcopythresholdsize", MULTIPART_COPY),
         ignored("loglevel", "berth has no separate log level for the object store; use log.level"),
-        unsupported_unless(
-            "encrypt",
-            &["false"],
-            "berth does not ask for server-side encryption; set default encryption on the bucket instead",
-        ),
-        unsupported_unless(
-            "keyid",
-            &[""],
-            "berth cannot encrypt with a KMS key; set default encryption on the bucket instead",
-        ),
         unsupported_unless(
             "skipverify",
             &["false"],
@@ -156,6 +152,12 @@ impl S3Config {
             problem(
                 &path("sessiontoken"),
                 "a session token needs storage.s3.accesskey and storage.s3.secretkey".into(),
+            );
+        }
+        if self.keyid.is_some() && !self.encrypt {
+            problem(
+                &path("keyid"),
+                "a KMS key needs storage.s3.encrypt: true".into(),
             );
         }
         if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&self.chunksize) {

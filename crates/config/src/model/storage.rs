@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::S3Config;
+use super::stores::{AzureConfig, GcsConfig, IpfsConfig, ScrubConfig};
 use crate::schema::{Problems, ignored, join, section, unsupported};
 use crate::values::format_duration;
 
-const OTHER_DRIVER: &str = "berth stores blobs on the filesystem or S3-compatible storage (storage.filesystem or storage.s3)";
+const OTHER_DRIVER: &str = "berth stores blobs on the filesystem, in S3-compatible storage, Google Cloud Storage, Azure Blob Storage or IPFS (storage.filesystem, s3, gcs, azure or ipfs)";
 
 section! {
     #[derive(Clone, PartialEq)]
@@ -17,19 +18,56 @@ section! {
         /// `filesystem.rootdirectory`.
         s3: Option<S3Config>,
             "store blobs in an S3-compatible bucket; unset stores them under storage.filesystem";
+        /// registry:2's `storage.gcs`.
+        gcs: Option<GcsConfig>, "store blobs in a Google Cloud Storage bucket";
+        /// registry:2's `storage.azure`.
+        azure: Option<AzureConfig>, "store blobs in an Azure Blob Storage container";
+        /// berth's own `storage.ipfs`.
+        ipfs: Option<IpfsConfig>,
+            "store blobs in IPFS through a node's RPC API (Kubo), pinned, their CIDs in the database";
         /// registry:2's `storage.redirect`.
         redirect: RedirectConfig, "whether blob downloads are redirected to the object store";
         delete: DeleteConfig, "whether manifests and blobs can be deleted";
         maintenance: MaintenanceConfig, "background upkeep and read-only mode";
+        /// berth's own `storage.scrub`.
+        scrub: ScrubConfig, "background verification of stored blobs";
     }
+    validate = StorageConfig::validate;
     registry2 = [
         ignored("cache", "berth's metadata database is its cache"),
-        unsupported("gcs", OTHER_DRIVER),
-        unsupported("azure", OTHER_DRIVER),
         unsupported("swift", OTHER_DRIVER),
         unsupported("oss", OTHER_DRIVER),
         unsupported("inmemory", OTHER_DRIVER),
     ];
+}
+
+impl StorageConfig {
+    /// The names of the blob stores configured besides the filesystem.
+    pub fn remote_stores(&self) -> Vec<&'static str> {
+        [
+            ("s3", self.s3.is_some()),
+            ("gcs", self.gcs.is_some()),
+            ("azure", self.azure.is_some()),
+            ("ipfs", self.ipfs.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+
+    /// One blob store at most.
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        let stores = self.remote_stores();
+        if stores.len() > 1 {
+            problems.add(
+                join(path, stores[1]),
+                format!(
+                    "only one blob store can be configured, and storage.{} is too",
+                    stores[0]
+                ),
+            );
+        }
+    }
 }
 
 section! {
@@ -63,7 +101,7 @@ section! {
         /// registry:2's key, defaulting to true here: blob GETs stream through berth. false
         /// redirects clients to presigned URLs of `storage.s3` (no effect without it).
         disable: bool = true,
-            "stream blob downloads through berth; false redirects clients to presigned storage.s3 URLs";
+            "stream blob downloads through berth; false redirects clients to presigned storage.s3, gcs or azure URLs";
         /// berth's own key; registry:2 fixes 20 minutes.
         expiry: Duration = Duration::from_secs(20 * 60),
             "how long a presigned URL that a client is redirected to stays valid";

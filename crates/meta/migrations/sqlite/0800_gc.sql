@@ -33,6 +33,8 @@ CREATE TABLE blob_deletions (
     state       TEXT NOT NULL CHECK (state IN ('marked', 'deleting', 'deleted')),
     size        INTEGER NOT NULL,
     kind        TEXT NOT NULL CHECK (kind IN ('unreferenced', 'orphan')),
+    -- The content id of a content-addressed store (IPFS), to unpin it.
+    cid         TEXT,
     updated_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX blob_deletions_by_state ON blob_deletions(state, updated_at);

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::process::Command;
 
 use super::push::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
-use super::{Berth, client, sha256, tool};
+use super::{Berth, bytes, client, sha256, tool};
 
 /// No single tool invocation may take longer than this; it is killed when it does.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -303,5 +303,152 @@ pub async fn run_output(command: &mut Command, input: &[u8]) -> std::process::Ou
     match tokio::time::timeout(TOOL_TIMEOUT, child.wait_with_output()).await {
         Ok(output) => output.unwrap_or_else(|e| panic!("{shown}: {e}")),
         Err(_) => panic!("{shown} did not finish within {TOOL_TIMEOUT:?}"),
+    }
+}
+
+/// The Python that has the `oras` SDK: `BERTH_TEST_PYTHON`, else the repository's `.venv`.
+pub fn oras_python() -> PathBuf {
+    let python = match std::env::var_os("BERTH_TEST_PYTHON") {
+        Some(python) => PathBuf::from(python),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"),
+    };
+    assert!(
+        python.is_file(),
+        "{} does not exist: the oras Python SDK is not installed; run the test suite with \
+         ./scripts/test, which installs it",
+        python.display()
+    );
+    python
+}
+
+/// `oras_client.py --registry HOST ARGS...`, whose stdout is JSON.
+pub async fn oras(sandbox: &Sandbox, berth: &Berth, args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oras_client.py");
+    run_json(
+        sandbox
+            .command(&oras_python())
+            .arg(script)
+            .args(["--registry", &berth.host()])
+            .args(args),
+    )
+    .await
+}
+
+/// An OCI image layout holding one image per architecture (made with umoci: a layer with a
+/// file naming the architecture and a payload) and an index over them, tagged `multi`.
+pub struct MultiPlatform {
+    pub layout: PathBuf,
+    pub index: Vec<u8>,
+    pub index_digest: String,
+    pub children: Vec<Platform>,
+}
+
+/// Per architecture: its name, its manifest's digest and bytes, and its blobs (config first).
+pub type Platform = (String, String, Vec<u8>, Vec<(String, Vec<u8>)>);
+
+pub async fn multi_platform_layout(sandbox: &Sandbox, architectures: &[&str]) -> MultiPlatform {
+    let layout = sandbox.path("layout");
+    run(sandbox.umoci().args(["init", "--layout"]).arg(&layout)).await;
+    let mut children = Vec::new();
+    for (i, arch) in architectures.iter().enumerate() {
+        let image = format!("{}:{arch}", layout.display());
+        run(sandbox.umoci().args(["new", "--image", &image])).await;
+        run(sandbox
+            .umoci()
+            .args(["config", "--image", &image, "--os=linux"])
+            .arg(format!("--architecture={arch}")))
+        .await;
+        let files = [
+            ("etc/arch", format!("built for {arch}\n").into_bytes()),
+            ("opt/payload.bin", bytes(200_000 + i * 1000, 20 + i as u64)),
+        ];
+        umoci_layer(sandbox, &image, &format!("bundle-{arch}"), &files).await;
+        let descriptor = layout_descriptor(&layout, arch);
+        let digest = text(&descriptor["digest"]).to_string();
+        let manifest = layout_blob(&layout, &digest);
+        let blobs = manifest_blobs(&layout, &manifest);
+        let config: Value = serde_json::from_slice(&blobs[0].1).unwrap();
+        assert_eq!(config["architecture"], *arch);
+        children.push((arch.to_string(), digest, manifest, blobs));
+    }
+
+    let index = serde_json::to_vec_pretty(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": children.iter().map(|(arch, digest, manifest, _)| json!({
+            "mediaType": OCI_MANIFEST,
+            "digest": digest,
+            "size": manifest.len(),
+            "platform": {"architecture": arch, "os": "linux"},
+        })).collect::<Vec<_>>(),
+        "annotations": {"org.opencontainers.image.description": "berth e2e multi-platform"},
+    }))
+    .unwrap();
+    let index_digest = add_layout_blob(&layout, &index);
+    let index_json = layout.join("index.json");
+    let mut top: Value = serde_json::from_slice(&std::fs::read(&index_json).unwrap()).unwrap();
+    top["manifests"].as_array_mut().unwrap().push(json!({
+        "mediaType": OCI_INDEX,
+        "digest": index_digest,
+        "size": index.len(),
+        "annotations": {REF_NAME: "multi"},
+    }));
+    std::fs::write(&index_json, serde_json::to_vec(&top).unwrap()).unwrap();
+    MultiPlatform {
+        layout,
+        index,
+        index_digest,
+        children,
+    }
+}
+
+/// Builds an image of one layer per entry of `layers` with umoci, copies it into the registry
+/// at `host` as `reference` with skopeo and back out into another layout, and checks that
+/// the same manifest and every blob came back.
+pub async fn skopeo_round_trip(
+    sandbox: &Sandbox,
+    host: &str,
+    reference: &str,
+    layers: &[(&str, Vec<u8>)],
+) {
+    let layout = sandbox.path("layout");
+    let image = format!("{}:v1", layout.display());
+    run(sandbox.umoci().args(["init", "--layout"]).arg(&layout)).await;
+    run(sandbox.umoci().args(["new", "--image", &image])).await;
+    for (i, (name, data)) in layers.iter().enumerate() {
+        umoci_layer(
+            sandbox,
+            &image,
+            &format!("bundle{i}"),
+            &[(name, data.clone())],
+        )
+        .await;
+    }
+    run(sandbox
+        .skopeo()
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{image}"))
+        .arg(format!("docker://{host}/{reference}")))
+    .await;
+    let out = sandbox.path("out");
+    run(sandbox
+        .skopeo()
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{host}/{reference}"))
+        .arg(format!("oci:{}:v1", out.display())))
+    .await;
+    let source = layout_descriptor(&layout, "v1");
+    let copied = layout_descriptor(&out, "v1");
+    assert_eq!(
+        source["digest"], copied["digest"],
+        "same manifest digest after the round trip"
+    );
+    let manifest_digest = text(&source["digest"]);
+    let source_manifest = layout_blob(&layout, manifest_digest);
+    for ((digest, data), (_, copied)) in manifest_blobs(&layout, &source_manifest)
+        .into_iter()
+        .zip(manifest_blobs(&out, &layout_blob(&out, manifest_digest)))
+    {
+        assert!(data == copied, "blob {digest} differs");
     }
 }

@@ -9,6 +9,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod accounts;
+pub mod browser;
 pub mod clients;
 pub mod official_registry;
 pub mod push;
@@ -253,10 +255,15 @@ pub fn berth_cli(data: &Path, args: &[&str]) -> serde_json::Value {
 
 /// [`berth_cli`] with configuration in the environment (`BERTH_DATABASE_URL`, ...).
 pub fn berth_cli_env(data: &Path, env: &[(&str, &str)], args: &[&str]) -> serde_json::Value {
-    let output = berth_cli_output_env(data, env, args, None);
+    succeeded_with_json(args, berth_cli_output_env(data, env, args, None))
+}
+
+/// The JSON a successful management command printed; panics with its output otherwise.
+fn succeeded_with_json(args: &[&str], output: std::process::Output) -> serde_json::Value {
     assert!(
         output.status.success(),
-        "berth {args:?} failed: {}",
+        "berth {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
@@ -302,10 +309,21 @@ pub fn berth_cli_output_env(
 }
 
 impl Berth {
-    /// [`berth_cli`] on this server's data directory (the server keeps running: the
-    /// command writes to the same database, and the server sees it within seconds).
+    /// [`berth_cli`] on this server's data directory and configuration (the server keeps
+    /// running: the command writes to the same database, and the server sees it within
+    /// seconds).
     pub fn cli(&self, args: &[&str]) -> serde_json::Value {
-        berth_cli(&self.data, args)
+        succeeded_with_json(args, self.cli_output(args))
+    }
+
+    /// A management command on this server's data and configuration, whatever its outcome.
+    pub fn cli_output(&self, args: &[&str]) -> std::process::Output {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        berth_cli_output_env(&self.data, &env, args, None)
     }
 }
 
@@ -353,7 +371,7 @@ pub async fn assert_oci_error(
 
 /// Every object key in the node's bucket under `prefix`.
 pub async fn bucket_keys(
-    garage: &berth_storage::garage_testing::Garage,
+    garage: &berth_storage::testing::garage::Garage,
     prefix: &str,
 ) -> Vec<String> {
     let s3 = object_store::aws::AmazonS3Builder::new()

@@ -246,11 +246,13 @@ fn environment_variables_naming_unsupported_features_are_errors() {
         ("REGISTRY_AUTH_SILLY_SERVICE", "auth.silly"),
         ("BERTH_AUTH_TOKEN", "auth.token"),
         ("REGISTRY_PROXY_REMOTEURL", "proxy"),
-        ("REGISTRY_STORAGE_GCS_BUCKET", "storage.gcs"),
-        ("REGISTRY_STORAGE_AZURE", "storage.azure"),
-        ("REGISTRY_STORAGE_S3_ENCRYPT", "storage.s3.encrypt"),
-        ("REGISTRY_STORAGE_S3_ENCRYPT_X", "storage.s3.encrypt"),
-        ("REGISTRY_STORAGE_S3_KEYID", "storage.s3.keyid"),
+        ("REGISTRY_STORAGE_SWIFT_CONTAINER", "storage.swift"),
+        (
+            "REGISTRY_STORAGE_GCS_CREDENTIALS_TYPE",
+            "storage.gcs.credentials",
+        ),
+        ("REGISTRY_STORAGE_S3_SKIPVERIFY", "storage.s3.skipverify"),
+        ("REGISTRY_STORAGE_S3_SKIPVERIFY_X", "storage.s3.skipverify"),
         ("REGISTRY_HTTP_TLS_CLIENTCAS", "http.tls.clientcas"),
     ] {
         let error = err("", &[(var, "htpasswd")]);

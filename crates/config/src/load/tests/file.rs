@@ -176,7 +176,7 @@ fn unknown_keys_in_the_file_are_all_reported_with_their_paths() {
     );
     assert_eq!(
         problem(&error, "storage.filesystm").message,
-        "unknown key; expected one of filesystem, s3, redirect, delete, maintenance (did you mean filesystem?)"
+        "unknown key; expected one of filesystem, s3, gcs, azure, ipfs, redirect, delete, maintenance, scrub (did you mean filesystem?)"
     );
     assert!(
         problem(&error, "http.hots")
@@ -220,8 +220,14 @@ fn unsupported_features_in_the_file_are_errors() {
             "compatibility:\n  schema1:\n    enabled: true\n",
             "compatibility",
         ),
-        ("storage:\n  gcs:\n    bucket: b\n", "storage.gcs"),
-        ("storage:\n  azure:\n    accountname: a\n", "storage.azure"),
+        (
+            "storage:\n  gcs:\n    bucket: b\n    credentials:\n      type: x\n",
+            "storage.gcs.credentials",
+        ),
+        (
+            "storage:\n  azure:\n    accountname: a\n    container: c\n    credentials:\n      type: x\n",
+            "storage.azure.credentials",
+        ),
         ("storage:\n  swift:\n    container: c\n", "storage.swift"),
         ("storage:\n  oss:\n    bucket: b\n", "storage.oss"),
         ("storage:\n  inmemory:\n", "storage.inmemory"),
@@ -245,10 +251,10 @@ fn unsupported_features_in_the_file_are_errors() {
             p.message
         );
         assert_eq!(p.source, Source::File);
-        if path.starts_with("storage.") {
+        if path.starts_with("storage.") && !path.ends_with(".credentials") {
             assert!(
                 p.message
-                    .contains("berth stores blobs on the filesystem or S3-compatible storage"),
+                    .contains("berth stores blobs on the filesystem, in S3-compatible storage"),
                 "{}",
                 p.message
             );
@@ -348,7 +354,7 @@ auth:
             "log.level",
             "storage.delete.enabled",
             "storage.filesystm",
-            "storage.gcs",
+            "storage.gcs.bucket",
             "storage.s3.bucket",
             "storage.s3.chunksize",
             "storage.s3.secretkey",

@@ -14,6 +14,7 @@ mod file;
 mod metrics;
 mod notifications;
 mod s3;
+mod stores;
 mod values;
 mod webhooks;
 

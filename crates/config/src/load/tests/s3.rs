@@ -405,9 +405,6 @@ fn registry_s3_keys_berth_has_no_use_for_are_ignored_with_a_warning() {
         ),
         ("loglevel", "debugwithhttpbody", "log.level"),
         // At the values that ask for what berth does anyway, the unsupported keys too.
-        ("encrypt", "false", "default encryption on the bucket"),
-        ("keyid", "\"\"", "KMS"),
-        ("keyid", "", "KMS"),
         ("skipverify", "false", "verifies"),
         ("storageclass", "STANDARD", "storage class"),
         ("storageclass", "standard", "storage class"),
@@ -443,7 +440,7 @@ fn registry_s3_keys_berth_has_no_use_for_are_ignored_with_a_warning() {
     // 0 is false from the environment, as for berth's own booleans.
     let loaded = ok(
         "storage:\n  s3:\n    bucket: b\n",
-        &[("REGISTRY_STORAGE_S3_ENCRYPT", "0")],
+        &[("REGISTRY_STORAGE_S3_SKIPVERIFY", "0")],
     );
     assert_eq!(loaded.warnings.len(), 1);
 }
@@ -451,15 +448,13 @@ fn registry_s3_keys_berth_has_no_use_for_are_ignored_with_a_warning() {
 #[test]
 fn registry_s3_features_berth_lacks_are_errors() {
     let cases: &[(&str, &str)] = &[
-        ("encrypt", "true"),
-        ("keyid", "arn:aws:kms:us-east-1:123456789012:key/abc"),
         ("skipverify", "true"),
         ("storageclass", "REDUCED_REDUNDANCY"),
         ("storageclass", "INTELLIGENT_TIERING"),
         ("objectacl", "public-read"),
         ("usedualstack", "true"),
         ("accelerate", "true"),
-        ("encrypt", "[false]"),
+        ("skipverify", "[false]"),
     ];
     for (key, value) in cases {
         let path = format!("storage.s3.{key}");
@@ -490,7 +485,7 @@ fn redirects() {
     assert_eq!(
         loaded.warnings,
         [
-            "storage.redirect.disable: false has no effect without storage.s3: berth serves blobs on the filesystem itself (from file)"
+            "storage.redirect.disable: false has no effect without storage.s3, gcs or azure: berth serves these blobs itself (IPFS redirects with storage.ipfs.gateway) (from file)"
         ]
     );
     let loaded = storage("", &[("REGISTRY_STORAGE_REDIRECT_DISABLE", "false")]);

@@ -1,51 +1,42 @@
-//! Test support: a private single-node Garage (a real S3-compatible store) per test, on free
-//! loopback ports in a temporary directory, so that a test can stop and restart it without
-//! disturbing others. The binary comes from `BERTH_TEST_GARAGE` or the cache the test
-//! command installs it into (`~/.cache/berth-test/garage/bin/garage`).
+//! A private single-node Garage (a real S3-compatible store) per test. The binary comes from
+//! `BERTH_TEST_GARAGE` or the cache the test command installs it into
+//! (`~/.cache/berth-test/garage/bin/garage`).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::s3::S3Settings;
+use super::{ServerProcess, free_port, installed, on_fresh_ports, patience};
+use crate::object::{MIN_PART_SIZE, S3Settings};
 
 pub struct Garage {
+    // Dropped (killed) before its directory is removed.
+    server: ServerProcess,
     dir: tempfile::TempDir,
     binary: PathBuf,
-    server: Option<Child>,
     pub s3_port: u16,
     pub bucket: String,
     pub access_key: String,
     pub secret_key: String,
 }
 
-fn binary() -> PathBuf {
-    if let Ok(path) = std::env::var("BERTH_TEST_GARAGE") {
-        return PathBuf::from(path);
-    }
-    let cached = PathBuf::from(std::env::var("HOME").unwrap_or_default())
-        .join(".cache/berth-test/garage/bin/garage");
-    assert!(
-        cached.is_file(),
-        "Garage is not installed: run the tests with ./scripts/test, which builds it into {}",
-        cached.display()
-    );
-    cached
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Garage {
     pub fn start() -> Garage {
+        Garage::start_in(&std::env::temp_dir())
+    }
+
+    /// Starts one with its data in a new directory under `parent`: on fresh ports, again
+    /// on other ports (and a fresh directory) when the node exits or does not answer (see
+    /// [`on_fresh_ports`]).
+    pub fn start_in(parent: &std::path::Path) -> Garage {
+        let binary = installed("BERTH_TEST_GARAGE", "garage/bin/garage");
+        on_fresh_ports("garage", || Garage::try_start_in(parent, &binary))
+    }
+
+    fn try_start_in(parent: &std::path::Path, binary: &std::path::Path) -> Result<Garage, String> {
         let dir = tempfile::Builder::new()
             .prefix("berth-garage")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("temp dir");
         let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
         let secret: String = (0..32)
@@ -71,30 +62,42 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             dir = dir.path().display()
         );
         std::fs::write(dir.path().join("garage.toml"), config).unwrap();
+        let (command_binary, config) = (binary.to_path_buf(), dir.path().join("garage.toml"));
+        let command = move || {
+            let mut command = Command::new(&command_binary);
+            command
+                .arg("-c")
+                .arg(&config)
+                .arg("server")
+                .env("RUST_LOG", "warn");
+            command
+        };
+        let server =
+            ServerProcess::try_start(command, dir.path().join("server.log"), s3_port, "garage")?;
         let mut garage = Garage {
+            server,
             dir,
-            binary: binary(),
-            server: None,
+            binary: binary.to_path_buf(),
             s3_port,
             bucket: "berth".into(),
             access_key: String::new(),
             secret_key: String::new(),
         };
-        garage.start_again();
-        let node = garage.cli(&["node", "id", "-q"]);
+        garage.try_cli(&["status"])?;
+        let node = garage.try_cli(&["node", "id", "-q"])?;
         let node = node.trim().split('@').next().unwrap().to_string();
-        garage.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
-        garage.cli(&["layout", "apply", "--version", "1"]);
-        garage.cli(&["bucket", "create", "berth"]);
-        let key = garage.cli(&["key", "create", "berth-test"]);
+        garage.try_cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node])?;
+        garage.try_cli(&["layout", "apply", "--version", "1"])?;
+        garage.try_cli(&["bucket", "create", "berth"])?;
+        let key = garage.try_cli(&["key", "create", "berth-test"])?;
         let field = |name: &str| {
             key.lines()
                 .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
-                .unwrap_or_else(|| panic!("no {name} in `garage key create` output:\n{key}"))
+                .ok_or_else(|| format!("no {name} in `garage key create` output:\n{key}"))
         };
-        garage.access_key = field("Key ID:");
-        garage.secret_key = field("Secret key:");
-        garage.cli(&[
+        garage.access_key = field("Key ID:")?;
+        garage.secret_key = field("Secret key:")?;
+        garage.try_cli(&[
             "bucket",
             "allow",
             "--read",
@@ -103,17 +106,19 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             "berth",
             "--key",
             "berth-test",
-        ]);
-        garage
+        ])?;
+        Ok(garage)
     }
 
     fn config(&self) -> PathBuf {
         self.dir.path().join("garage.toml")
     }
 
-    /// Runs a `garage` command against this node, retrying while the node is still starting.
-    fn cli(&self, args: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    /// Runs a `garage` command against this node, retrying while the node is still starting
+    /// (its RPC port opens after its S3 port), for up to [`patience`]; an error at once if
+    /// the node has exited.
+    fn try_cli(&mut self, args: &[&str]) -> Result<String, String> {
+        let deadline = Instant::now() + patience();
         loop {
             let output = Command::new(&self.binary)
                 .arg("-c")
@@ -121,49 +126,35 @@ api_bind_addr = "127.0.0.1:{admin_port}"
                 .args(args)
                 .stdin(Stdio::null())
                 .output()
-                .expect("garage runs");
+                .map_err(|e| format!("garage does not run: {e}"))?;
             if output.status.success() {
-                return String::from_utf8_lossy(&output.stdout).into_owned();
+                return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
             }
-            assert!(
-                Instant::now() < deadline,
-                "garage {args:?} failed: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
+            self.server.ensure_running()?;
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "garage {args:?} failed for {:?}: {}{}",
+                    patience(),
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
-    /// Starts the (stopped) server again on the same ports and data.
+    /// Starts the (stopped) server again on the same ports and data, and waits until it
+    /// answers.
     pub fn start_again(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
-        let server = Command::new(&self.binary)
-            .arg("-c")
-            .arg(self.config())
-            .arg("server")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("garage starts");
-        self.server = Some(server);
-        self.cli(&["status"]);
-        // The S3 port answers once the node is up.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).is_err() {
-            assert!(Instant::now() < deadline, "garage's S3 port did not open");
-            std::thread::sleep(Duration::from_millis(50));
+        self.server.start_again(self.s3_port);
+        if let Err(e) = self.try_cli(&["status"]) {
+            panic!("{e}");
         }
     }
 
     /// Kills the server, as an outage would.
     pub fn stop(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            let _ = server.kill();
-            let _ = server.wait();
-        }
+        self.server.stop();
     }
 
     pub fn endpoint(&self) -> String {
@@ -181,7 +172,8 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             session_token: None,
             root: root.into(),
             path_style: true,
-            part_size: crate::s3::MIN_PART_SIZE,
+            part_size: MIN_PART_SIZE,
+            encryption: None,
             redirect: None,
         }
     }
@@ -196,19 +188,10 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             ("REGISTRY_STORAGE_S3_SECRETKEY", self.secret_key.clone()),
             ("REGISTRY_STORAGE_S3_FORCEPATHSTYLE", "true".into()),
             ("REGISTRY_STORAGE_S3_ROOTDIRECTORY", root.into()),
-            (
-                "REGISTRY_STORAGE_S3_CHUNKSIZE",
-                crate::s3::MIN_PART_SIZE.to_string(),
-            ),
+            ("REGISTRY_STORAGE_S3_CHUNKSIZE", MIN_PART_SIZE.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
-    }
-}
-
-impl Drop for Garage {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

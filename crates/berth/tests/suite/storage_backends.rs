@@ -1,0 +1,259 @@
+//! berth on the blob stores it speaks besides the filesystem and S3 (see
+//! `production_backends`): Google Cloud Storage (fake-gcs-server), Azure Blob Storage
+//! (Azurite) and IPFS (js-ipfs serving Kubo's RPC API), each a real emulator started by the
+//! test. On each: a skopeo round trip through berth, and the emulator stopped in the middle
+//! of a push and of a pull: clear 503s, nothing half visible, and recovery without a restart.
+
+use std::time::Duration;
+
+use berth_storage::testing::azurite::Azurite;
+use berth_storage::testing::fake_gcs::FakeGcs;
+use berth_storage::testing::ipfs::IpfsNode;
+use futures_util::StreamExt;
+
+use crate::support::clients::{Sandbox, skopeo_round_trip};
+use crate::support::push::push_blob;
+use crate::support::{Berth, assert_oci_error, bytes, client, sha256};
+
+/// One emulator, as the tests drive it.
+enum Emulator {
+    Gcs(FakeGcs),
+    Azure(Azurite),
+    Ipfs(IpfsNode),
+}
+
+impl Emulator {
+    fn berth_env(&self) -> Vec<(String, String)> {
+        match self {
+            Emulator::Gcs(gcs) => gcs.berth_env("registry"),
+            Emulator::Azure(azurite) => azurite.berth_env("registry"),
+            Emulator::Ipfs(node) => node.berth_env("/registry"),
+        }
+    }
+
+    fn stop(&mut self) {
+        match self {
+            Emulator::Gcs(gcs) => gcs.stop(),
+            Emulator::Azure(azurite) => azurite.stop(),
+            Emulator::Ipfs(node) => node.stop(),
+        }
+    }
+
+    fn start_again(&mut self) {
+        match self {
+            Emulator::Gcs(gcs) => gcs.start_again(),
+            Emulator::Azure(azurite) => azurite.start_again(),
+            Emulator::Ipfs(node) => node.start_again(),
+        }
+    }
+
+    fn berth(&self) -> Berth {
+        let mut builder = Berth::builder().env("REGISTRY_STORAGE_DELETE_ENABLED", "true");
+        for (key, value) in self.berth_env() {
+            builder = builder.env(&key, &value);
+        }
+        builder.start()
+    }
+}
+
+async fn round_trip(emulator: Emulator) {
+    let berth = emulator.berth();
+    let sandbox = Sandbox::new();
+    skopeo_round_trip(
+        &sandbox,
+        &berth.host(),
+        "stored/app:v1",
+        &[
+            ("etc/small", bytes(300_000, 1)),
+            ("etc/large", bytes(12_000_000, 2)),
+        ],
+    )
+    .await;
+    let fsck = berth.cli(&["fsck"]);
+    assert_eq!(fsck["problems"], serde_json::json!([]), "{fsck}");
+    assert_eq!(fsck["orphan_count"], 0, "{fsck}");
+    assert!(fsck["blobs"].as_u64().unwrap() >= 3, "{fsck}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_round_trip_on_google_cloud_storage() {
+    round_trip(Emulator::Gcs(FakeGcs::start())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_round_trip_on_azure_blob_storage() {
+    round_trip(Emulator::Azure(Azurite::start())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_round_trip_on_ipfs() {
+    round_trip(Emulator::Ipfs(IpfsNode::start())).await;
+}
+
+async fn wait_ready(berth: &Berth) {
+    let client = client();
+    for _ in 0..200 {
+        let status = client
+            .get(berth.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 200 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("berth did not become ready again without a restart");
+}
+
+/// The emulator stops while a chunked upload is half done and while a blob streams out.
+///
+/// Requests refused during the outage carry small bodies: berth answers before reading a body
+/// when its store is down, and then closes the connection, so a client still sending a large
+/// body may see the connection reset before it reads the 503. The client opens a connection
+/// per request for the same reason.
+async fn outage_mid_push_and_mid_pull(mut emulator: Emulator) {
+    let berth = emulator.berth();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let big = bytes(48 * 1024 * 1024, 7);
+    let big_digest = push_blob(&client, &berth, "outage/app", &big).await;
+
+    // A chunked upload, its first chunk acknowledged.
+    let chunked = bytes(2 * 1024 * 1024 + 40_000, 8);
+    let start = client
+        .post(berth.url("/v2/outage/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let location = start.headers()["location"].to_str().unwrap().to_string();
+    let location = berth.url(&location[location.find("/v2/").unwrap()..]);
+    let split = 2 * 1024 * 1024;
+    let first = client
+        .patch(&location)
+        .header("content-range", format!("0-{}", split - 1))
+        .body(chunked[..split].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 202);
+
+    // A pull under way when the store goes: the client never gets a whole body of wrong
+    // bytes, only fewer bytes than announced or an error.
+    let pull = client
+        .get(berth.url(&format!("/v2/outage/app/blobs/{big_digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pull.status(), 200);
+    let mut body = pull.bytes_stream();
+    let mut received = body.next().await.unwrap().unwrap().to_vec();
+    emulator.stop();
+    let mut failed = false;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => received.extend_from_slice(&chunk),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        failed || received.len() < big.len() || sha256(&received) == big_digest,
+        "an interrupted pull delivered {} bytes that are not the blob",
+        received.len()
+    );
+
+    // While it is down: 503s, and the database's view (HEAD, manifests) still answers.
+    let second = client
+        .patch(&location)
+        .header("content-range", format!("{split}-{}", chunked.len() - 1))
+        .body(chunked[split..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_oci_error(second, 503, "UNAVAILABLE").await;
+    let get = client
+        .get(berth.url(&format!("/v2/outage/app/blobs/{big_digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_oci_error(get, 503, "UNAVAILABLE").await;
+    let refused = bytes(40_000, 9);
+    let push = client
+        .post(berth.url(&format!(
+            "/v2/outage/app/blobs/uploads/?digest={}",
+            sha256(&refused)
+        )))
+        .body(refused.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_oci_error(push, 503, "UNAVAILABLE").await;
+    let ready = client.get(berth.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "not ready without its blob store");
+    let head = client
+        .head(berth.url(&format!("/v2/outage/app/blobs/{big_digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200, "the database still knows the blob");
+
+    // Back: berth recovers by itself, the upload continues where it was acknowledged, and
+    // nothing of the refused push is visible.
+    emulator.start_again();
+    wait_ready(&berth).await;
+    let status = client.get(&location).send().await.unwrap();
+    assert_eq!(
+        status.headers()["range"],
+        format!("0-{}", split - 1).as_str()
+    );
+    let second = client
+        .patch(&location)
+        .header("content-range", format!("{split}-{}", chunked.len() - 1))
+        .body(chunked[split..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 202);
+    let done = client
+        .put(format!("{location}?digest={}", sha256(&chunked)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 201);
+    let head = client
+        .head(berth.url(&format!("/v2/outage/app/blobs/{}", sha256(&refused))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 404, "the refused push left nothing visible");
+    for (digest, data) in [(big_digest, &big), (sha256(&chunked), &chunked)] {
+        let got = client
+            .get(berth.url(&format!("/v2/outage/app/blobs/{digest}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200);
+        assert!(got.bytes().await.unwrap() == data.as_slice(), "{digest}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_cloud_storage_stopped_mid_push_and_mid_pull() {
+    outage_mid_push_and_mid_pull(Emulator::Gcs(FakeGcs::start())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_blob_storage_stopped_mid_push_and_mid_pull() {
+    outage_mid_push_and_mid_pull(Emulator::Azure(Azurite::start())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipfs_node_stopped_mid_push_and_mid_pull() {
+    outage_mid_push_and_mid_pull(Emulator::Ipfs(IpfsNode::start())).await;
+}

@@ -1,0 +1,12 @@
+//! The pages, one module per area.
+
+pub mod access;
+pub mod activity;
+pub mod admin;
+pub mod admin_audit;
+pub mod admin_rules;
+pub mod delete;
+pub mod home;
+pub mod image;
+pub mod profile;
+pub mod repository;
