@@ -25,13 +25,13 @@ use crate::{ConfigArgs, backends};
 pub struct StoreArgs {
     /// berth's config file.
     #[arg(long, env = "BERTH_CONFIG", global = true)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// berth's data directory (where the SQLite database is, unless database.url says otherwise).
     #[arg(long, global = true)]
-    data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Subcommand)]
@@ -190,7 +190,7 @@ pub enum Command {
 
 /// The operator at the command line, as the audit log names them: `$USER`, `$LOGNAME`, or
 /// the account of the process's user id (containers often set neither variable).
-fn operator() -> Actor {
+pub(crate) fn operator() -> Actor {
     let login = ["USER", "LOGNAME"]
         .iter()
         .filter_map(|name| std::env::var(name).ok())

@@ -5,9 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use std::ops::Not;
+
 use berth_auth::admin::{Actor, Administration};
-use berth_jobs::{Job, JobContext, JobError, JobSummary};
+use berth_jobs::{Job, JobContext, JobError, JobSummary, Window};
+use berth_lifecycle::{Lifecycle, LifecycleError};
 use berth_registry::Registry;
+use berth_registry::gc::{GcMode, GcObserver, GcReport};
 use berth_registry::pull_stats::PullStats;
 
 /// Removes upload sessions and upload files abandoned for longer than `age`.
@@ -77,6 +81,114 @@ impl Job for IdentityPrune {
         Ok(format!(
             "deleted {audit} audit events past their retention and {sessions} expired sessions"
         ))
+    }
+}
+
+/// Tells a garbage collection's progress to the job's status, and stops it on shutdown.
+struct JobObserver<'a>(&'a JobContext);
+
+impl GcObserver for JobObserver<'_> {
+    fn progress(&self, report: &GcReport) {
+        self.0
+            .progress(format!("{}: {}", report.phase, report.summary()));
+    }
+
+    fn stopping(&self) -> bool {
+        self.0.is_shutting_down()
+    }
+}
+
+/// Garbage collection: on demand (the admin API wakes the job), and when `scheduled`, on a
+/// schedule: every instance ticks, and a collection runs when the last one (on any instance)
+/// started at least `interval` ago and the window (if any) is open; the lease lets one
+/// instance at a time do it.
+pub struct GarbageCollection {
+    pub lifecycle: Arc<Lifecycle>,
+    pub scheduled: bool,
+    pub interval: Duration,
+    pub window: Option<Window>,
+}
+
+#[async_trait]
+impl Job for GarbageCollection {
+    fn name(&self) -> &'static str {
+        "gc"
+    }
+
+    async fn run(&self, context: &JobContext) -> Result<JobSummary, JobError> {
+        if let Some(result) = self.lifecycle.run_requested(&JobObserver(context)).await {
+            return match result {
+                Ok(report) => Ok(report.summary()),
+                Err(LifecycleError::Conflict(_)) => Ok(String::new()),
+                Err(e) => Err(JobError::new(e)),
+            };
+        }
+        if !self.scheduled {
+            return Ok(String::new());
+        }
+        if let Some(window) = self.window
+            && !window.contains(std::time::SystemTime::now())
+        {
+            return Ok(String::new());
+        }
+        let due = self
+            .lifecycle
+            .collected_within(self.interval)
+            .await
+            .map_err(JobError::new)?
+            .not();
+        if !due {
+            return Ok(String::new());
+        }
+        match self
+            .lifecycle
+            .collect_garbage(
+                &Actor::System,
+                GcMode::Full,
+                "schedule",
+                &JobObserver(context),
+            )
+            .await
+        {
+            Ok(report) => Ok(report.summary()),
+            Err(LifecycleError::Conflict(_)) => Ok(String::new()),
+            Err(e) => Err(JobError::new(e)),
+        }
+    }
+}
+
+/// Finishes deletions an interrupted collection began (its instance died), soon after they
+/// are found, so that pushes of those digests do not wait for the next full run.
+pub struct GcResume {
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+#[async_trait]
+impl Job for GcResume {
+    fn name(&self) -> &'static str {
+        "gc-resume"
+    }
+
+    async fn run(&self, context: &JobContext) -> Result<JobSummary, JobError> {
+        let status = self.lifecycle.gc_status().await.map_err(JobError::new)?;
+        // A run shown as running may be one whose instance died: the lease decides.
+        if status.pending_deletions == 0 {
+            return Ok(String::new());
+        }
+        match self
+            .lifecycle
+            .collect_garbage(
+                &Actor::System,
+                GcMode::Resume,
+                "resume",
+                &JobObserver(context),
+            )
+            .await
+        {
+            Ok(report) => Ok(report.summary()),
+            Err(LifecycleError::Conflict(_)) => Ok(String::new()),
+            Err(e) => Err(JobError::new(e)),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod identity_commands;
 mod import;
 mod instrumented;
 mod jobs;
+mod lifecycle_commands;
 mod limits;
 mod logging;
 mod observability;
@@ -164,6 +165,9 @@ enum Command {
         #[command(flatten)]
         store: identity_commands::StoreArgs,
     },
+    /// Collect garbage now (`berth gc [--dry-run]`, also while berth serves), or see runs
+    /// (`berth gc status|runs|show ID`).
+    Gc(lifecycle_commands::GcArgs),
     /// Webhooks: list, test, delivery log, dead letters and replay.
     Webhook {
         #[command(subcommand)]
@@ -321,6 +325,7 @@ fn main() -> ExitCode {
         Command::Htpasswd { command, store } => {
             identity_commands::run(identity_commands::Command::Htpasswd(command), store)
         }
+        Command::Gc(args) => lifecycle_commands::run(args),
         Command::Audit { command, store } => {
             identity_commands::run(identity_commands::Command::Audit(command), store)
         }

@@ -11,6 +11,7 @@ use berth_api::{AppState, Background, HttpOptions, UrlPolicy};
 use berth_auth::admin::Administration;
 use berth_config::{AuthConfig, Config, TlsVersion};
 use berth_jobs::{JobRunner, Schedule};
+use berth_lifecycle::Lifecycle;
 use berth_registry::{Registry, Settings};
 use berth_storage::BlobStore;
 use berth_webhooks::admin::WebhookAdmin;
@@ -18,7 +19,10 @@ use berth_webhooks::{Delivery, Endpoints};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::instrumented::MeasuredBlobStore;
-use crate::jobs::{DescribeManifests, IdentityPrune, PULL_STATS_JOB, PullStatsFlush, UploadPurge};
+use crate::jobs::{
+    DescribeManifests, GarbageCollection, GcResume, IdentityPrune, PULL_STATS_JOB, PullStatsFlush,
+    UploadPurge,
+};
 use crate::{ServeArgs, backends, first_run, observability, scrub};
 use berth_registry::pull_stats::PullStats;
 
@@ -69,6 +73,13 @@ async fn serve(config: Config) -> Result<(), String> {
         .with_listener(pull_stats.clone()),
     );
 
+    let lifecycle = crate::lifecycle_commands::open(
+        &config,
+        &registry,
+        &database,
+        crate::lifecycle_commands::holder("serve"),
+    );
+
     let tls = match &config.http.tls {
         Some(tls) => Some(tls_acceptor(
             &tls.certificate,
@@ -92,6 +103,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let state = AppState {
         registry: Arc::clone(&registry),
         namespaces,
+        lifecycle: Arc::clone(&lifecycle),
         access: Arc::clone(&access),
         urls,
         metrics: metrics.clone().map(|handle| MetricsEndpoint {
@@ -144,7 +156,7 @@ async fn serve(config: Config) -> Result<(), String> {
         "listening"
     );
 
-    let mut jobs = upkeep_jobs(&config, &registry, &access, &database)?;
+    let mut jobs = upkeep_jobs(&config, &registry, &access, &database, &lifecycle)?;
     let delivery = Arc::new(Delivery::new(
         Arc::clone(&webhooks),
         Arc::clone(&database.webhooks),
@@ -183,6 +195,9 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     if let Some(waker) = jobs.waker(PULL_STATS_JOB) {
         pull_stats.when_full(move || waker.wake());
+    }
+    if let Some(waker) = jobs.waker("gc") {
+        lifecycle.on_request(move || waker.wake());
     }
     let _ = background.set(Background {
         jobs: jobs.clone(),
@@ -253,8 +268,30 @@ fn upkeep_jobs(
     registry: &Arc<Registry>,
     access: &Arc<berth_auth::AccessService>,
     database: &backends::Database,
+    lifecycle: &Arc<Lifecycle>,
 ) -> Result<JobRunner, String> {
     let mut jobs = JobRunner::new();
+    // Every instance ticks; the job runs a collection when one is asked for (the admin API
+    // wakes it) or, if enabled, when a scheduled one is due (see there).
+    let tick = config
+        .gc
+        .interval
+        .clamp(Duration::from_secs(60), Duration::from_secs(600));
+    jobs.add(
+        Arc::new(GarbageCollection {
+            lifecycle: Arc::clone(lifecycle),
+            scheduled: config.gc.enabled,
+            interval: config.gc.interval,
+            window: config.gc.window.map(|w| w.0),
+        }),
+        Schedule::every(tick).first_after(tick.min(Duration::from_secs(120))),
+    );
+    jobs.add(
+        Arc::new(GcResume {
+            lifecycle: Arc::clone(lifecycle),
+        }),
+        Schedule::every(Duration::from_secs(60)).first_after(Duration::from_secs(30)),
+    );
     let purging = &config.storage.maintenance.uploadpurging;
     if purging.enabled {
         jobs.add(

@@ -233,7 +233,7 @@ mod tests {
             .map(|s| s.path)
             .collect();
         assert_eq!(paths.first().map(String::as_str), Some("log.level"));
-        assert_eq!(paths.last().map(String::as_str), Some("metrics.open"));
+        assert_eq!(paths.last().map(String::as_str), Some("gc.untagged"));
         let addr = paths.iter().position(|p| p == "http.addr").unwrap();
         let headers = paths.iter().position(|p| p == "http.headers").unwrap();
         let storage = paths

@@ -76,11 +76,12 @@ pub use explain::explain;
 pub use load::{Loaded, load};
 pub use model::{
     AccessLogConfig, AuthConfig, AzureConfig, BerthAuth, Config, DatabaseConfig, DebugConfig,
-    DeleteConfig, FilesystemConfig, GcsConfig, HtpasswdAuth, HttpConfig, IpfsConfig, LogConfig,
-    LogFormat, LogLevel, MaintenanceConfig, MetricsConfig, NotificationAction,
+    DeleteConfig, FilesystemConfig, GcConfig, GcsConfig, HtpasswdAuth, HttpConfig, IpfsConfig,
+    LogConfig, LogFormat, LogLevel, MaintenanceConfig, MetricsConfig, NotificationAction,
     NotificationEndpoint, NotificationEvents, NotificationIgnore, NotificationsConfig,
     PrometheusConfig, ProxyConfig, ReadOnly, RedirectConfig, RemoteConfig, S3Config, ScrubConfig,
-    StorageConfig, TlsConfig, TlsVersion, UploadPurging, WebhookConfig, WebhookFormat,
+    StorageConfig, TimeWindow, TlsConfig, TlsVersion, UntaggedPolicy, UploadPurging, WebhookConfig,
+    WebhookFormat,
 };
 pub use values::{EndpointUrl, ListenAddr, PublicUrl, parse_byte_size, percent_decode};
 

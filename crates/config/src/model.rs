@@ -7,6 +7,7 @@
 
 mod auth;
 mod database;
+mod gc;
 mod headers;
 mod http;
 mod log;
@@ -20,6 +21,7 @@ mod webhooks;
 
 pub use auth::{AuthConfig, BerthAuth, HtpasswdAuth};
 pub use database::DatabaseConfig;
+pub use gc::{GcConfig, TimeWindow, UntaggedPolicy};
 pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig, TlsVersion};
 pub use log::{AccessLogConfig, LogConfig, LogFormat, LogLevel};
 pub use metrics::MetricsConfig;
@@ -63,6 +65,8 @@ section! {
         remotes: BTreeMap<String, RemoteConfig>,
             "remote repositories, by name: a name prefix whose repositories are a pull-through cache of an upstream registry";
         metrics: MetricsConfig, "Prometheus metrics";
+        /// berth's own: online garbage collection.
+        gc: GcConfig, "online garbage collection: schedule, grace period, untagged manifests";
     }
     validate = Config::validate_cross_sections;
     registry2 = [

@@ -19,7 +19,7 @@ use ipnet::IpNet;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 pub use addr::{EndpointUrl, ListenAddr, PublicUrl};
-pub(crate) use duration::{duration, format_duration};
+pub(crate) use duration::{duration, format_duration, parse_duration};
 pub(crate) use redact::redact_url;
 
 /// Parses a boolean from an environment variable: true/false in any case, or 1/0.

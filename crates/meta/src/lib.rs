@@ -27,6 +27,9 @@ pub mod browse;
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod browse_behaviour;
 pub mod events;
+pub mod gc;
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod gc_behaviour;
 pub mod identity;
 pub mod inventory;
 #[cfg(any(test, feature = "behaviour-tests"))]
@@ -35,6 +38,7 @@ mod keyed_locks;
 pub mod postgres;
 pub mod snapshot;
 mod sql_browse;
+mod sql_gc;
 mod sql_identity;
 mod sql_inventory;
 mod sql_outbox;
@@ -45,6 +49,7 @@ pub mod webhooks;
 
 pub use browse::BrowseStore;
 pub use events::{Event, EventKind, Origin, OutboxRouter};
+pub use gc::{BlobDeletion, DeletionState, GcStore};
 pub use identity::IdentityStore;
 pub use inventory::BlobInventory;
 pub use keyed_locks::KeyedLocks;
@@ -121,6 +126,10 @@ pub enum MetaError {
     /// refers to does not.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Garbage collection deleted (or is deleting) the blob's bytes since the push looked:
+    /// the bytes it committed cannot be trusted, and nothing was recorded.
+    #[error("the blob is being garbage collected")]
+    BeingCollected,
 }
 
 /// A manifest to record, already parsed and validated by the registry.
@@ -201,8 +210,10 @@ pub struct UploadSession {
 pub type UploadLock = Box<dyn Send + Sync>;
 
 /// The registry's metadata; [`BrowseStore`] is what the dashboard reads from the same tables.
+/// Garbage collection's records ([`GcStore`]) are part of it: a push must see where a
+/// collection stands with what it commits.
 #[async_trait]
-pub trait MetadataStore: BrowseStore + Send + Sync + 'static {
+pub trait MetadataStore: BrowseStore + GcStore {
     /// Whether the database answers, for readiness checks.
     async fn check(&self) -> Result<()>;
 
@@ -220,16 +231,31 @@ pub trait MetadataStore: BrowseStore + Send + Sync + 'static {
         Ok(self.blob(repository, digest).await?.map(|b| b.size))
     }
 
-    /// Records a blob committed to storage and links it into `repository` (creating the
-    /// repository on first use). A blob that was quarantined is healed: the bytes just
-    /// committed were verified, and replace the record (and content id) of the bad ones.
-    /// Returns the events of the change.
+    /// Records a blob whose bytes are in storage and links it into `repository` (creating
+    /// the repository on first use), when garbage collection cannot have deleted them since
+    /// `seen` was read (see [`gc`]); otherwise [`MetaError::BeingCollected`]. A blob that was
+    /// quarantined is healed: the bytes just committed were verified, and replace the record
+    /// (and content id) of the bad ones. Refreshes the time of an existing link (a push again
+    /// is a push: it restarts the grace period). Returns the events of the change.
+    async fn record_committed_blob(
+        &self,
+        repository: &RepositoryName,
+        blob: NewBlob<'_>,
+        seen: Option<BlobDeletion>,
+        origin: &Arc<Origin>,
+    ) -> Result<Vec<Event>>;
+
+    /// [`MetadataStore::record_committed_blob`] for bytes known to be in storage now.
     async fn record_blob(
         &self,
         repository: &RepositoryName,
         blob: NewBlob<'_>,
         origin: &Arc<Origin>,
-    ) -> Result<Vec<Event>>;
+    ) -> Result<Vec<Event>> {
+        let seen = self.blob_deletion(blob.digest).await?;
+        self.record_committed_blob(repository, blob, seen, origin)
+            .await
+    }
 
     /// [`MetadataStore::record_blob`] for a store that addresses blobs by digest.
     async fn link_blob(

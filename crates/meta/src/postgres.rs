@@ -57,6 +57,24 @@ impl Dialect for Postgres {
              WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3) AS page";
     const SINGLE_WRITER: bool = false;
 
+    const BEGIN: &'static str = "BEGIN";
+    const LOCK_DIGEST: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1, $2)");
+    const TRY_LOCK_DIGEST: Option<&'static str> = Some("SELECT pg_try_advisory_xact_lock($1, $2)");
+    // Never waits: a repository busy with a push is skipped (the push wins).
+    const LOCK_LINKING_REPOSITORIES: &'static str = "SELECT id FROM repositories
+         WHERE id IN (SELECT repository_id FROM repository_blobs WHERE digest = $1)
+         ORDER BY id FOR UPDATE SKIP LOCKED";
+
+    fn json_text_values(param: u32) -> String {
+        format!("SELECT jsonb_array_elements_text(CAST(${param} AS JSONB)) AS value")
+    }
+
+    fn json_integers(param: u32) -> String {
+        format!(
+            "SELECT CAST(jsonb_array_elements_text(CAST(${param} AS JSONB)) AS BIGINT) AS value"
+        )
+    }
+
     async fn lock_upload(store: &SqlStore<Self>, id: UploadId) -> Result<UploadLock> {
         // The wait happens in a task of its own: if the caller gives up (its client went
         // away), the server would still grant the lock to the abandoned session later. The
@@ -300,6 +318,7 @@ mod tests {
         let store = PostgresStore::connect(&url, &PoolSettings::default())
             .await
             .unwrap();
+        crate::gc_behaviour::run_gc(&store).await;
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
         crate::browse_behaviour::run_browse(&store).await;

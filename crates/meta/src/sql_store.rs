@@ -22,6 +22,7 @@ use sqlx::{
 };
 
 use crate::events::{Event, EventKind, Origin, OutboxRouter};
+use crate::gc::{BlobDeletion, DeletionState};
 use crate::sql_browse::BrowseDialect;
 use crate::{
     BlobRecord, BrokenReference, KeyedLocks, MetaError, MetadataStore, NewBlob, NewManifest,
@@ -42,6 +43,26 @@ pub trait Dialect: BrowseDialect {
     const TAG_NAMES: &'static str;
     /// Whether writes go through a pool of their own (one connection) beside the readers.
     const SINGLE_WRITER: bool;
+
+    /// Starts a write transaction. SQLite: `BEGIN IMMEDIATE`, so that a transaction that
+    /// reads before it writes holds the write lock from the start and reads what is current
+    /// even when another process (`berth gc`) writes to the same file.
+    const BEGIN: &'static str;
+    /// Waits for the transaction-scoped lock on a digest (`$1`, `$2`: class and key), which
+    /// every change of a blob's record or deletion state takes first; `None` where the
+    /// engine serialises writers anyway (SQLite).
+    const LOCK_DIGEST: Option<&'static str>;
+    /// The same without waiting: one row with `true` if it was taken.
+    const TRY_LOCK_DIGEST: Option<&'static str>;
+    /// Locks the rows of the repositories that link digest `$1` where they are free, and
+    /// returns the ids of those it locked (on SQLite, where the writer is alone: all of them).
+    const LOCK_LINKING_REPOSITORIES: &'static str;
+
+    /// A subquery yielding the elements of the JSON array of strings bound at `$param`, as
+    /// rows of one column named `value`.
+    fn json_text_values(param: u32) -> String;
+    /// The same for a JSON array of integers.
+    fn json_integers(param: u32) -> String;
 
     /// Excludes other writers of one upload, in every process that uses the database, until
     /// the returned lock is dropped.
@@ -152,9 +173,11 @@ const BLOB_ROW: &str = "SELECT b.size, b.cid, b.quarantine_reason FROM repositor
      JOIN repository_blobs rb ON rb.repository_id = r.id AND rb.digest = $2
      JOIN blobs b ON b.digest = rb.digest
      WHERE r.name = $1";
+/// Links a blob into a repository, or refreshes the link's time: pushing or mounting a blob
+/// again restarts its garbage collection grace period.
 const LINK_BLOB: &str =
     "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
-     ON CONFLICT DO NOTHING";
+     ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = excluded.created_at";
 const MANIFEST_BY_TAG: &str = "SELECT m.digest, m.media_type, m.content FROM repositories r
      JOIN tags t ON t.repository_id = r.id AND t.name = $2
      JOIN manifests m ON m.id = t.manifest_id
@@ -178,8 +201,8 @@ where
     Option<i64>: for<'r> Decode<'r, DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    async fn begin(&self) -> Result<Transaction<'static, DB>> {
-        Ok(self.writer.begin().await?)
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, DB>> {
+        Ok(self.writer.begin_with(DB::BEGIN).await?)
     }
 
     /// The id of `name`, creating the repository if needed (and then adding its event to
@@ -212,7 +235,7 @@ where
     }
 
     /// The id of an existing repository, its row locked until the transaction ends.
-    async fn lock_repository(
+    pub(crate) async fn lock_repository(
         tx: &mut Transaction<'static, DB>,
         name: &RepositoryName,
     ) -> Result<Option<i64>> {
@@ -273,6 +296,104 @@ where
     }
 }
 
+/// The advisory lock class of digest locks ("bgcd"), apart from upload locks and other
+/// applications' advisory locks.
+const DIGEST_LOCK_CLASS: i32 = 0x6267_6364;
+
+/// 32 bits of the digest; two digests sharing them merely take turns.
+pub(crate) fn digest_lock_key(digest: &Digest) -> i32 {
+    u32::from_str_radix(&digest.hex()[..8], 16).unwrap_or(0) as i32
+}
+
+impl<DB: Dialect> SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    String: for<'r> Decode<'r, DB> + Type<DB>,
+    i32: for<'q> Encode<'q, DB> + Type<DB>,
+    i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    bool: for<'r> Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// Takes the digest's lock for the transaction (see [`Dialect::LOCK_DIGEST`]).
+    pub(crate) async fn lock_digest(
+        tx: &mut Transaction<'static, DB>,
+        digest: &Digest,
+    ) -> Result<()> {
+        if let Some(lock) = DB::LOCK_DIGEST {
+            sqlx::query(lock)
+                .bind(DIGEST_LOCK_CLASS)
+                .bind(digest_lock_key(digest))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the digest's lock if it is free; `false` when a push holds it.
+    pub(crate) async fn try_lock_digest(
+        tx: &mut Transaction<'static, DB>,
+        digest: &Digest,
+    ) -> Result<bool> {
+        match DB::TRY_LOCK_DIGEST {
+            Some(lock) => Ok(sqlx::query(lock)
+                .bind(DIGEST_LOCK_CLASS)
+                .bind(digest_lock_key(digest))
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get(0)?),
+            None => Ok(true),
+        }
+    }
+
+    /// Before recording a blob: makes sure garbage collection has not deleted its bytes since
+    /// the push read `seen` (the caller holds the digest's lock). A marked deletion is
+    /// cancelled (the bytes are still there, and the push wins); a tombstone the push saw
+    /// before committing is cleared (its bytes were committed after the deletion); anything
+    /// else means the bytes may be gone.
+    async fn settle_deletion(
+        tx: &mut Transaction<'static, DB>,
+        digest: &Digest,
+        seen: Option<BlobDeletion>,
+    ) -> Result<()> {
+        let row = sqlx::query("SELECT run_id, state FROM blob_deletions WHERE digest = $1")
+            .bind(digest.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let state: String = row.try_get(1)?;
+        let now = BlobDeletion {
+            run: row.try_get(0)?,
+            state: DeletionState::parse(&state).ok_or_else(|| corrupt("deletion state", &state))?,
+        };
+        let clear = match now.state {
+            DeletionState::Marked => true,
+            DeletionState::Deleted => seen == Some(now),
+            DeletionState::Deleting => false,
+        };
+        if !clear {
+            return Err(MetaError::BeingCollected);
+        }
+        // Conditional, because claiming a marked deletion does not take the digest's lock.
+        let cleared = sqlx::query(
+            "DELETE FROM blob_deletions WHERE digest = $1 AND run_id = $2 AND state = $3",
+        )
+        .bind(digest.as_str())
+        .bind(now.run)
+        .bind(now.state.as_str())
+        .execute(&mut **tx)
+        .await?;
+        if DB::rows_affected(&cleared) == 1 {
+            Ok(())
+        } else {
+            Err(MetaError::BeingCollected)
+        }
+    }
+}
+
 #[async_trait]
 impl<DB: Dialect> MetadataStore for SqlStore<DB>
 where
@@ -283,6 +404,8 @@ where
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     String: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
     i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    i32: for<'q> Encode<'q, DB> + Type<DB>,
+    bool: for<'r> Decode<'r, DB> + Type<DB>,
     Vec<u8>: for<'r> Decode<'r, DB> + Type<DB>,
     f64: for<'r> Decode<'r, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
@@ -315,15 +438,18 @@ where
         .transpose()
     }
 
-    async fn record_blob(
+    async fn record_committed_blob(
         &self,
         repository: &RepositoryName,
         blob: NewBlob<'_>,
+        seen: Option<BlobDeletion>,
         origin: &Arc<Origin>,
     ) -> Result<Vec<Event>> {
         let now = now_millis();
         let mut events = Vec::new();
         let mut tx = self.begin().await?;
+        Self::lock_digest(&mut tx, blob.digest).await?;
+        Self::settle_deletion(&mut tx, blob.digest, seen).await?;
         // An existing row stays as it is, unless it was quarantined: then the bytes just
         // committed (verified against the digest on the way in) heal it.
         sqlx::query(
@@ -363,6 +489,8 @@ where
     ) -> Result<Option<(u64, Vec<Event>)>> {
         let mut events = Vec::new();
         let mut tx = self.begin().await?;
+        // Garbage collection cannot mark the blob while the mount holds the digest.
+        Self::lock_digest(&mut tx, digest).await?;
         let row = sqlx::query(BLOB_ROW)
             .bind(from.as_str())
             .bind(digest.as_str())

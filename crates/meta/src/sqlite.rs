@@ -37,6 +37,21 @@ impl Dialect for Sqlite {
              WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3)";
     const SINGLE_WRITER: bool = true;
 
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    // One writer at a time, across processes: a transaction's reads are current.
+    const LOCK_DIGEST: Option<&'static str> = None;
+    const TRY_LOCK_DIGEST: Option<&'static str> = None;
+    const LOCK_LINKING_REPOSITORIES: &'static str =
+        "SELECT DISTINCT repository_id FROM repository_blobs WHERE digest = $1";
+
+    fn json_text_values(param: u32) -> String {
+        format!("SELECT value FROM json_each(${param})")
+    }
+
+    fn json_integers(param: u32) -> String {
+        format!("SELECT value FROM json_each(${param})")
+    }
+
     async fn lock_upload(store: &SqlStore<Self>, id: UploadId) -> Result<UploadLock> {
         Ok(Box::new(store.upload_locks.lock(id).await))
     }
@@ -94,6 +109,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("berth.db"))
             .await
             .unwrap();
+        crate::gc_behaviour::run_gc(&store).await;
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
         crate::browse_behaviour::run_browse(&store).await;

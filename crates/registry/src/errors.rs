@@ -27,6 +27,11 @@ pub(crate) fn from_meta(err: MetaError) -> RegistryError {
         MetaError::Database(cause) => RegistryError::internal(cause),
         // Registry writes are upserts; a conflict here is a bug, not the client's doing.
         MetaError::Conflict(cause) => RegistryError::internal(cause),
+        MetaError::BeingCollected => RegistryError::new(
+            ErrorCode::Unavailable,
+            "the blob was garbage collected while this upload completed; upload it again",
+        )
+        .with_header("retry-after", "1"),
     }
 }
 

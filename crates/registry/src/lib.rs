@@ -23,6 +23,7 @@ use berth_storage::BlobStore;
 mod blobs;
 mod errors;
 pub mod events;
+pub mod gc;
 pub mod inspect;
 mod listing;
 mod maintenance;

@@ -148,7 +148,8 @@ impl Registry {
         Ok(size)
     }
 
-    /// Moves verified upload bytes to their content address, then records the blob.
+    /// Moves verified upload bytes to their content address, then records the blob (see
+    /// `berth_meta::gc` for how this stays safe while garbage collection deletes blobs).
     async fn commit(
         &self,
         origin: &Arc<Origin>,
@@ -157,6 +158,9 @@ impl Registry {
         size: u64,
         digest: &Digest,
     ) -> Result<()> {
+        // Garbage collection may be deleting this very digest: see where it stands before
+        // relying on what storage holds, and let the record refuse if that moved on.
+        let seen = self.settled_deletion(digest).await?;
         let committed = self
             .blobs
             .commit_upload(id, size, digest)
@@ -170,11 +174,21 @@ impl Registry {
             size,
             cid: committed.cid.as_deref(),
         };
-        let events = self
+        let events = match self
             .meta
-            .record_blob(repository, blob, origin)
+            .record_committed_blob(repository, blob, seen, origin)
             .await
-            .map_err(from_meta)?;
+        {
+            Ok(events) => events,
+            Err(e) => {
+                if matches!(e, berth_meta::MetaError::BeingCollected) {
+                    // The upload's bytes went into storage and may be gone with the blob: the
+                    // session has nothing left to finish.
+                    let _ = self.meta.delete_upload(id).await;
+                }
+                return Err(from_meta(e));
+            }
+        };
         self.publish(&events);
         Ok(())
     }

@@ -313,7 +313,12 @@ impl BlobStore for FilesystemStore {
                 else {
                     continue;
                 };
-                uploads.push((id, entry.metadata()?.modified()?));
+                // An upload committed or deleted since the directory was read is gone: skip it.
+                match entry.metadata() {
+                    Ok(metadata) => uploads.push((id, metadata.modified()?)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
             Ok(uploads)
         })

@@ -18,7 +18,8 @@
 //! * `sessions`: `/me` and sign-in sessions;
 //! * `identities`: users, teams, service accounts;
 //! * `access`: tokens, rules, htpasswd import, the audit log;
-//! * `background`: webhooks (over `berth_webhooks::admin`) and background jobs.
+//! * `background`: webhooks (over `berth_webhooks::admin`) and background jobs;
+//! * `lifecycle`: garbage collection.
 
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ mod access;
 mod background;
 mod failure;
 mod identities;
+mod lifecycle;
 mod request;
 mod sessions;
 
@@ -118,6 +120,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/jobs", get(background::list_jobs))
         .route("/api/v1/jobs/{name}/run", post(background::run_job))
+        .route(
+            "/api/v1/gc",
+            get(lifecycle::gc_status).post(lifecycle::start_gc),
+        )
+        .route("/api/v1/gc/runs", get(lifecycle::gc_runs))
+        .route("/api/v1/gc/runs/{id}", get(lifecycle::gc_run))
         .route("/api/v1/{*rest}", any(unknown_operation))
 }
 

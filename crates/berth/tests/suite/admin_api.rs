@@ -805,6 +805,59 @@ async fn every_documented_operation_behaves_as_documented() {
 
     webhooks_and_jobs(&api).await;
 
+    // Garbage collection: a dry run reports and changes nothing; a real run starts in the
+    // background and its record shows what it freed.
+    let dry = api
+        .ok(
+            Method::POST,
+            "/api/v1/gc",
+            &[],
+            Some(json!({"dry_run": true})),
+        )
+        .await;
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["run"], Value::Null);
+    api.refused(
+        Method::POST,
+        "/api/v1/gc",
+        &[],
+        Some(json!({"dry_run": "yes"})),
+        400,
+        "INVALID",
+    )
+    .await;
+    let started = api
+        .ok(Method::POST, "/api/v1/gc", &[], Some(json!({})))
+        .await;
+    let run = started["run"].as_i64().unwrap().to_string();
+    let record = loop {
+        let record = api
+            .ok(Method::GET, "/api/v1/gc/runs/{id}", &[&run], None)
+            .await;
+        if record["status"] != "running" {
+            break record;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(record["status"], "finished", "{record}");
+    assert_eq!(record["actor"], "user:root");
+    assert_eq!(record["trigger"], "api");
+    assert_eq!(record["report"]["phase"], "done");
+    let runs = api.ok(Method::GET, "/api/v1/gc/runs", &[], None).await;
+    assert_eq!(runs[0]["id"].to_string(), run);
+    let status = api.ok(Method::GET, "/api/v1/gc", &[], None).await;
+    assert_eq!(status["last"]["id"].to_string(), run);
+    assert_eq!(status["running"], Value::Null);
+    api.refused(
+        Method::GET,
+        "/api/v1/gc/runs/{id}",
+        &["999999"],
+        None,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+
     // Every operation in the document was called above.
     let called: BTreeSet<(String, String)> = api
         .called

@@ -16,6 +16,7 @@ mod dashboard_security;
 mod deployment_files;
 mod distribution_api;
 mod events;
+mod garbage_collection;
 mod hardening;
 mod import_registry_v2;
 mod integrity;

@@ -10,11 +10,9 @@ use std::time::Duration;
 
 use crate::support::clients::{Sandbox, run, skopeo_round_trip};
 use crate::support::push::{OCI_MANIFEST, image_manifest, push_blob, put_manifest};
-use crate::support::{Berth, BerthBuilder, assert_oci_error, bytes, client, sha256};
+use crate::support::{Berth, BerthBuilder, assert_oci_error, bucket_keys, bytes, client, sha256};
 use berth_meta::postgres::testing::PostgresServer;
 use berth_storage::testing::garage::Garage;
-use futures_util::TryStreamExt;
-use object_store::ObjectStore;
 
 /// A berth instance on `database` and `garage` (under the bucket prefix `root`).
 fn instance(database: &PostgresServer, garage: &Garage, root: &str) -> BerthBuilder {
@@ -47,25 +45,6 @@ async fn round_robin(backends: Vec<SocketAddr>) -> SocketAddr {
         }
     });
     addr
-}
-
-/// Every object key in the node's bucket under `prefix`.
-async fn bucket_keys(garage: &Garage, prefix: &str) -> Vec<String> {
-    let s3 = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(&garage.bucket)
-        .with_region("garage")
-        .with_endpoint(garage.endpoint())
-        .with_allow_http(true)
-        .with_access_key_id(&garage.access_key)
-        .with_secret_access_key(&garage.secret_key)
-        .build()
-        .unwrap();
-    let prefix = object_store::path::Path::from(prefix);
-    s3.list(Some(&prefix))
-        .map_ok(|o| o.location.to_string())
-        .try_collect()
-        .await
-        .unwrap()
 }
 
 fn upload_path(location: &str) -> String {

@@ -369,6 +369,30 @@ pub async fn assert_oci_error(
     body
 }
 
+/// Every object key in the node's bucket under `prefix`.
+pub async fn bucket_keys(
+    garage: &berth_storage::testing::garage::Garage,
+    prefix: &str,
+) -> Vec<String> {
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(&garage.bucket)
+        .with_region("garage")
+        .with_endpoint(garage.endpoint())
+        .with_allow_http(true)
+        .with_access_key_id(&garage.access_key)
+        .with_secret_access_key(&garage.secret_key)
+        .build()
+        .unwrap();
+    use futures_util::TryStreamExt;
+    use object_store::ObjectStore;
+    let prefix = object_store::path::Path::from(prefix);
+    s3.list(Some(&prefix))
+        .map_ok(|o| o.location.to_string())
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 /// The sha256 digest string of `data`.
 pub fn sha256(data: &[u8]) -> String {
     use sha2::Digest;

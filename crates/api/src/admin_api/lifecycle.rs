@@ -1,0 +1,92 @@
+//! Lifecycle management: garbage collection (and, as they land, retention, immutability and
+//! quotas), as thin handlers over [`berth_lifecycle::Lifecycle`].
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
+use berth_lifecycle::LifecycleError;
+use berth_registry::gc::{GcMode, Unobserved};
+use http::StatusCode;
+use serde::Deserialize;
+
+use super::failure::{ApiFailure, json, ok, unavailable};
+use super::identities::Empty;
+use super::request::query_number;
+use super::{Shared, manage};
+
+impl From<LifecycleError> for ApiFailure {
+    fn from(err: LifecycleError) -> Self {
+        match err {
+            LifecycleError::Invalid(why) => ApiFailure::invalid(why),
+            LifecycleError::NotFound(why) => ApiFailure::not_found(why),
+            LifecycleError::Conflict(why) => ApiFailure::new(StatusCode::CONFLICT, "CONFLICT", why),
+            LifecycleError::GcFailed { message, .. } => {
+                tracing::warn!(error = %message, "admin API: garbage collection failed");
+                ApiFailure::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
+            }
+            LifecycleError::Store(e) => unavailable(e),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartCollection {
+    /// Report what would be freed, changing nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub(super) async fn gc_status(State(state): Shared, request: Request) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |_, Empty {}| async move {
+        ok(&lifecycle.gc_status().await?)
+    })
+    .await
+}
+
+/// A dry run answers with its report; a real run is started by the `gc` job and answers 202
+/// with its id (`GET /api/v1/gc/runs/{id}` shows its progress and, after, what it freed).
+pub(super) async fn start_gc(State(state): Shared, request: Request) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |op, body: StartCollection| async move {
+        if body.dry_run {
+            let report = lifecycle
+                .collect_garbage(&op.actor, GcMode::DryRun, "api", &Unobserved)
+                .await?;
+            return ok(&report);
+        }
+        let run = lifecycle.start_garbage_collection(op.actor, "api").await?;
+        json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({ "run": run, "url": format!("/api/v1/gc/runs/{run}") }),
+        )
+    })
+    .await
+}
+
+pub(super) async fn gc_runs(State(state): Shared, request: Request) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |op, Empty {}| async move {
+        let before = query_number(&op.query, "before")?;
+        let limit = query_number(&op.query, "limit")?.unwrap_or(20);
+        ok(&lifecycle.gc_runs(before, limit).await?)
+    })
+    .await
+}
+
+pub(super) async fn gc_run(
+    State(state): Shared,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |_, Empty {}| async move {
+        let id: i64 = id
+            .parse()
+            .map_err(|_| ApiFailure::not_found(format!("no garbage collection run {id:?}")))?;
+        ok(&lifecycle.gc_run(id).await?)
+    })
+    .await
+}

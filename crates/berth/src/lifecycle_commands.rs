@@ -1,0 +1,295 @@
+//! `berth gc ...`: lifecycle management from the command line, straight against the database
+//! and storage the configuration names, through [`Lifecycle`] (the same write path as the
+//! admin API, acting as `cli:<login name>`). It works while berth serves: on PostgreSQL
+//! and on SQLite alike, where this is a second process on the same database file.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use berth_config::Config;
+use berth_lifecycle::{GcRunView, Lifecycle, LifecycleError};
+use berth_registry::Registry;
+use berth_registry::gc::{GcMode, GcObserver, GcReport, GcSettings, human_bytes};
+use clap::{Args, Subcommand};
+
+use crate::identity_commands::{StoreArgs, operator};
+use crate::{ConfigArgs, backends};
+
+/// How long garbage collection waits between marking blobs and deleting their bytes, so
+/// that a push racing the mark cancels it rather than being refused.
+const GC_FENCE: Duration = Duration::from_secs(2);
+
+/// What garbage collection does, from the configuration.
+pub fn gc_settings(config: &Config) -> GcSettings {
+    GcSettings {
+        grace: config.gc.grace,
+        untagged: config.gc.untagged.age(),
+        upload_age: config.storage.maintenance.uploadpurging.age,
+        fence: GC_FENCE,
+    }
+}
+
+/// Lifecycle management over this process's registry and database.
+pub fn open(
+    config: &Config,
+    registry: &Arc<Registry>,
+    database: &backends::Database,
+    holder: String,
+) -> Arc<Lifecycle> {
+    Arc::new(Lifecycle::new(
+        Arc::clone(registry),
+        Arc::clone(&database.meta),
+        Arc::clone(&database.leases),
+        Arc::clone(&database.identity),
+        gc_settings(config),
+        holder,
+    ))
+}
+
+/// This process, as leases and run records name it.
+pub fn holder(role: &str) -> String {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    format!("{role}:{hostname}:{}:{}", std::process::id(), &nonce[..8])
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GcArgs {
+    #[command(subcommand)]
+    command: Option<GcCommand>,
+    /// Report what a collection would free, changing nothing at all.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Subcommand)]
+enum GcCommand {
+    /// Where garbage collection stands: a run in progress, the last run, pending deletions.
+    Status,
+    /// Recorded runs, newest first.
+    Runs {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One run's record: what it freed, per repository.
+    Show { id: i64 },
+}
+
+/// Prints progress on standard error (standard output is the summary's) and stops the run
+/// at a safe point on Ctrl-C.
+struct Terminal {
+    stop: Arc<AtomicBool>,
+    tty: bool,
+}
+
+impl GcObserver for Terminal {
+    fn progress(&self, report: &GcReport) {
+        let line = format!(
+            "[{}] {} marked, {} blobs ({}) deleted, {} untagged manifests",
+            report.phase,
+            report.marked,
+            report.blobs,
+            human_bytes(report.bytes),
+            report.manifests
+        );
+        if self.tty {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+pub fn run(args: GcArgs) -> ExitCode {
+    let store = args.store;
+    let loaded = match crate::load_config(
+        &ConfigArgs {
+            config: store.config.clone(),
+            data: store.data.clone(),
+        },
+        None,
+    ) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    for warning in &loaded.warnings {
+        eprintln!("berth: configuration: {warning}");
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,sqlx=error"))
+        .without_time()
+        .with_target(false)
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    let config = loaded.config;
+    let json = store.json;
+    let result = runtime.block_on(async move {
+        let database = backends::open_database(&config).await?;
+        let registry = Arc::new(Registry::new(
+            backends::open_blob_store(&config, backends::Reads::Streamed)?,
+            Arc::clone(&database.meta),
+            berth_registry::Settings {
+                delete_enabled: config.storage.delete.enabled,
+                read_only: config.storage.maintenance.readonly.enabled,
+            },
+        ));
+        let lifecycle = open(&config, &registry, &database, holder("cli"));
+        match args.command {
+            None => collect(&lifecycle, args.dry_run, json).await,
+            Some(GcCommand::Status) => {
+                let status = lifecycle.gc_status().await.map_err(|e| e.to_string())?;
+                if json {
+                    print_json(&status);
+                } else {
+                    match &status.running {
+                        Some(run) => println!("running: {}", describe(run)),
+                        None => println!("running: no"),
+                    }
+                    match &status.last {
+                        Some(run) => println!("last: {}", describe(run)),
+                        None => println!("last: never"),
+                    }
+                    println!(
+                        "pending deletions: {} ({})",
+                        status.pending_deletions,
+                        human_bytes(status.pending_bytes)
+                    );
+                }
+                Ok(())
+            }
+            Some(GcCommand::Runs { limit }) => {
+                let runs = lifecycle
+                    .gc_runs(None, limit)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if json {
+                    print_json(&runs);
+                } else {
+                    for run in &runs {
+                        println!("{}", describe(run));
+                    }
+                }
+                Ok(())
+            }
+            Some(GcCommand::Show { id }) => {
+                let run = lifecycle.gc_run(id).await.map_err(|e| e.to_string())?;
+                if json {
+                    print_json(&run);
+                } else {
+                    println!("{}", describe(&run));
+                    if let Some(report) = run.report.as_ref().or(run.progress.as_ref()) {
+                        print_repositories(report);
+                    }
+                }
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("berth: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn collect(lifecycle: &Lifecycle, dry_run: bool, json: bool) -> Result<(), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopper = Arc::clone(&stop);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping at the next safe point (the next run carries on)...");
+            stopper.store(true, Ordering::Relaxed);
+        }
+    });
+    let terminal = Terminal {
+        stop,
+        tty: std::io::stderr().is_terminal(),
+    };
+    let mode = if dry_run {
+        GcMode::DryRun
+    } else {
+        GcMode::Full
+    };
+    let outcome = lifecycle
+        .collect_garbage(&operator(), mode, "cli", &terminal)
+        .await;
+    if terminal.tty {
+        eprintln!();
+    }
+    match outcome {
+        Ok(report) => {
+            if json {
+                print_json(&report);
+            } else {
+                println!("{}", report.summary());
+                print_repositories(&report);
+            }
+            Ok(())
+        }
+        Err(LifecycleError::GcFailed { message, report }) => {
+            if json {
+                print_json(&report);
+            }
+            Err(message)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("views serialize")
+    );
+}
+
+fn describe(run: &GcRunView) -> String {
+    let outcome = match (&run.report, &run.error) {
+        (_, Some(error)) => format!(": {error}"),
+        (Some(report), None) => format!(": {}", report.summary()),
+        (None, None) => match &run.progress {
+            Some(progress) => format!(": {} ({} so far)", progress.phase, progress.summary()),
+            None => String::new(),
+        },
+    };
+    format!(
+        "run {} {} {} by {} on {} ({}){outcome}",
+        run.id,
+        run.status.as_str(),
+        run.started_at,
+        run.actor,
+        run.instance,
+        run.trigger
+    )
+}
+
+fn print_repositories(report: &GcReport) {
+    for (name, freed) in &report.repositories {
+        println!(
+            "  {name}: {} manifests, {} blobs ({})",
+            freed.manifests,
+            freed.blobs,
+            human_bytes(freed.bytes)
+        );
+    }
+}

@@ -1,0 +1,678 @@
+//! [`GcStore`] over SQL, once for every engine (see `sql_store` and the `gc` module for the
+//! protocol).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use berth_oci::{Digest, RepositoryName};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type};
+
+use crate::events::{Event, EventKind, Origin};
+use crate::gc::{
+    BlobCandidate, BlobDeletion, ClaimedDeletion, DeletionKind, DeletionState, GcRunRecord,
+    GcRunStatus, GcStore, PendingDeletions, UntaggedManifest,
+};
+use crate::sql_store::{Dialect, SqlStore};
+use crate::{MetaError, Result, now_millis};
+
+fn corrupt(what: &str, value: &str) -> MetaError {
+    MetaError::Database(format!("corrupt {what} in database: {value:?}").into())
+}
+
+fn parse_digest(text: &str) -> Result<Digest> {
+    Digest::parse(text).map_err(|_| corrupt("digest", text))
+}
+
+fn parse_name(text: &str) -> Result<RepositoryName> {
+    RepositoryName::parse(text).map_err(|_| corrupt("repository name", text))
+}
+
+/// A query assembled from this module's constant fragments and the dialect's, never from
+/// input (which is always bound).
+fn assembled(query: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(query)
+}
+
+fn json_list<T: serde::Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).expect("lists of strings and integers serialize")
+}
+
+fn digest_texts(digests: &[Digest]) -> String {
+    json_list(&digests.iter().map(Digest::as_str).collect::<Vec<_>>())
+}
+
+/// Whether a recorded blob is free to collect: recorded before the cutoff (`$2`), referenced
+/// by no manifest, and linked into no repository at or after the cutoff. `$1` is its digest
+/// column or parameter.
+fn unreferenced(digest: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.digest = {digest} AND mr.kind = 'blob')
+         AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = {digest} AND rb.created_at >= $2)"
+    )
+}
+
+/// The manifests of repository `$1` that nothing makes reachable: not tagged, not a child of
+/// a reachable index, not a referrer of a reachable manifest, created before `$2`.
+const UNREACHABLE_MANIFESTS: &str = "WITH RECURSIVE
+    repo(id) AS (SELECT id FROM repositories WHERE name = $1),
+    edges(parent, child) AS (
+        SELECT p.id, c.id
+        FROM manifests p
+        JOIN manifest_references mr ON mr.manifest_id = p.id AND mr.kind = 'manifest'
+        JOIN manifests c ON c.repository_id = p.repository_id AND c.digest = mr.digest
+        WHERE p.repository_id = (SELECT id FROM repo)
+        UNION ALL
+        SELECT s.id, r.id
+        FROM manifests r
+        JOIN manifests s ON s.repository_id = r.repository_id AND s.digest = r.subject
+        WHERE r.repository_id = (SELECT id FROM repo) AND r.subject IS NOT NULL
+    ),
+    reachable(id) AS (
+        SELECT manifest_id FROM tags WHERE repository_id = (SELECT id FROM repo)
+        UNION
+        SELECT id FROM manifests WHERE repository_id = (SELECT id FROM repo) AND created_at >= $2
+        UNION
+        SELECT e.child FROM edges e JOIN reachable r ON r.id = e.parent
+    )
+    SELECT m.id, m.digest, m.media_type, m.size, m.created_at FROM manifests m
+    WHERE m.repository_id = (SELECT id FROM repo)
+      AND NOT EXISTS (SELECT 1 FROM reachable r WHERE r.id = m.id)
+    ORDER BY m.id";
+
+const RUN_COLUMNS: &str =
+    "id, started_at, finished_at, status, trigger, actor, holder, progress, report, error";
+
+fn untagged_manifest<R: Row>(row: &R) -> Result<UntaggedManifest>
+where
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let digest: String = row.try_get(1)?;
+    let size: i64 = row.try_get(3)?;
+    Ok(UntaggedManifest {
+        id: row.try_get(0)?,
+        digest: parse_digest(&digest)?,
+        media_type: row.try_get(2)?,
+        size: size as u64,
+        created_at: row.try_get(4)?,
+    })
+}
+
+fn run_record<R: Row>(row: &R) -> Result<GcRunRecord>
+where
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database>,
+    for<'r> Option<i64>: Decode<'r, R::Database>,
+{
+    let status: String = row.try_get(3)?;
+    Ok(GcRunRecord {
+        id: row.try_get(0)?,
+        started_at: row.try_get(1)?,
+        finished_at: row.try_get(2)?,
+        status: GcRunStatus::parse(&status).ok_or_else(|| corrupt("run status", &status))?,
+        trigger: row.try_get(4)?,
+        actor: row.try_get(5)?,
+        holder: row.try_get(6)?,
+        progress: row.try_get(7)?,
+        report: row.try_get(8)?,
+        error: row.try_get(9)?,
+    })
+}
+
+impl<DB: Dialect> SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    String: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// The repositories holding each of `digests`, by digest.
+    async fn holders<'e, E>(
+        executor: E,
+        digests: &[Digest],
+    ) -> Result<BTreeMap<String, Vec<RepositoryName>>>
+    where
+        E: Executor<'e, Database = DB>,
+    {
+        let mut holders: BTreeMap<String, Vec<RepositoryName>> = BTreeMap::new();
+        if digests.is_empty() {
+            return Ok(holders);
+        }
+        let query = format!(
+            "SELECT rb.digest, r.name FROM repository_blobs rb
+             JOIN repositories r ON r.id = rb.repository_id
+             WHERE rb.digest IN ({}) ORDER BY rb.digest, r.name",
+            DB::json_text_values(1)
+        );
+        let rows = sqlx::query(assembled(query))
+            .bind(digest_texts(digests))
+            .fetch_all(executor)
+            .await?;
+        for row in rows {
+            let digest: String = row.try_get(0)?;
+            let name: String = row.try_get(1)?;
+            holders.entry(digest).or_default().push(parse_name(&name)?);
+        }
+        Ok(holders)
+    }
+
+    /// Records `digest` as marked for deletion by `run`, replacing an old tombstone.
+    async fn insert_mark(
+        tx: &mut Transaction<'static, DB>,
+        run: i64,
+        digest: &Digest,
+        size: u64,
+        kind: DeletionKind,
+        cid: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO blob_deletions (digest, run_id, state, size, kind, updated_at, cid)
+             VALUES ($1, $2, 'marked', $3, $4, $5, $6)
+             ON CONFLICT (digest) DO UPDATE SET run_id = excluded.run_id, state = excluded.state,
+                 size = excluded.size, kind = excluded.kind, updated_at = excluded.updated_at,
+                 cid = excluded.cid",
+        )
+        .bind(digest.as_str())
+        .bind(run)
+        .bind(size as i64)
+        .bind(kind.as_str())
+        .bind(now_millis())
+        .bind(cid)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<DB: Dialect> GcStore for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    String: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    i32: for<'q> Encode<'q, DB> + Type<DB>,
+    bool: for<'r> Decode<'r, DB> + Type<DB>,
+    Vec<u8>: for<'r> Decode<'r, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    Option<String>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+    Option<i64>: for<'r> Decode<'r, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn blob_deletion(&self, digest: &Digest) -> Result<Option<BlobDeletion>> {
+        let row = sqlx::query("SELECT run_id, state FROM blob_deletions WHERE digest = $1")
+            .bind(digest.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| {
+            let state: String = row.try_get(1)?;
+            Ok(BlobDeletion {
+                run: row.try_get(0)?,
+                state: DeletionState::parse(&state)
+                    .ok_or_else(|| corrupt("deletion state", &state))?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn unreferenced_blobs(
+        &self,
+        after: Option<&Digest>,
+        cutoff: i64,
+        limit: u32,
+    ) -> Result<Vec<BlobCandidate>> {
+        let query = format!(
+            "SELECT b.digest, b.size FROM blobs b
+             WHERE b.digest > $1 AND b.created_at < $2 AND {}
+             ORDER BY b.digest LIMIT $3",
+            unreferenced("b.digest")
+        );
+        let rows = sqlx::query(assembled(query))
+            .bind(after.map_or("", Digest::as_str))
+            .bind(cutoff)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        let mut candidates = Vec::with_capacity(rows.len());
+        for row in rows {
+            let digest: String = row.try_get(0)?;
+            let size: i64 = row.try_get(1)?;
+            candidates.push(BlobCandidate {
+                digest: parse_digest(&digest)?,
+                size: size as u64,
+                repositories: Vec::new(),
+            });
+        }
+        let digests: Vec<Digest> = candidates.iter().map(|c| c.digest.clone()).collect();
+        let mut holders = Self::holders(&self.reader, &digests).await?;
+        for candidate in &mut candidates {
+            candidate.repositories = holders
+                .remove(candidate.digest.as_str())
+                .unwrap_or_default();
+        }
+        Ok(candidates)
+    }
+
+    async fn mark_unreferenced_blobs(
+        &self,
+        run: i64,
+        digests: &[Digest],
+        cutoff: i64,
+    ) -> Result<Vec<BlobCandidate>> {
+        let still_free = format!(
+            "SELECT b.size, b.cid FROM blobs b WHERE b.digest = $1 AND b.created_at < $2 AND {}",
+            unreferenced("$1")
+        );
+        let mut marked = Vec::new();
+        let mut tx = self.begin().await?;
+        for digest in digests {
+            // A push or mount of the digest holds its lock: it wins.
+            if !Self::try_lock_digest(&mut tx, digest).await? {
+                continue;
+            }
+            // Every repository holding the blob must be locked, so that no manifest that
+            // references it can be stored in the meantime; one busy with a push is skipped.
+            let locked: Vec<i64> = sqlx::query(DB::LOCK_LINKING_REPOSITORIES)
+                .bind(digest.as_str())
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?;
+            let holding: Vec<i64> = sqlx::query(
+                "SELECT DISTINCT repository_id FROM repository_blobs WHERE digest = $1",
+            )
+            .bind(digest.as_str())
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+            if holding.iter().any(|id| !locked.contains(id)) {
+                continue;
+            }
+            // Checked now, with the locks held: what committed before is visible, and what
+            // commits after will find the blob gone.
+            let Some(row) = sqlx::query(assembled(still_free.clone()))
+                .bind(digest.as_str())
+                .bind(cutoff)
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                continue;
+            };
+            let size: i64 = row.try_get(0)?;
+            let cid: Option<String> = row.try_get(1)?;
+            let repositories = Self::holders(&mut *tx, std::slice::from_ref(digest))
+                .await?
+                .remove(digest.as_str())
+                .unwrap_or_default();
+            sqlx::query("DELETE FROM repository_blobs WHERE digest = $1")
+                .bind(digest.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM blobs WHERE digest = $1")
+                .bind(digest.as_str())
+                .execute(&mut *tx)
+                .await?;
+            Self::insert_mark(
+                &mut tx,
+                run,
+                digest,
+                size as u64,
+                DeletionKind::Unreferenced,
+                cid.as_deref(),
+            )
+            .await?;
+            marked.push(BlobCandidate {
+                digest: digest.clone(),
+                size: size as u64,
+                repositories,
+            });
+        }
+        tx.commit().await?;
+        Ok(marked)
+    }
+
+    async fn untagged_manifests(
+        &self,
+        repository: &RepositoryName,
+        cutoff: i64,
+    ) -> Result<Vec<UntaggedManifest>> {
+        let rows = sqlx::query(UNREACHABLE_MANIFESTS)
+            .bind(repository.as_str())
+            .bind(cutoff)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(untagged_manifest).collect()
+    }
+
+    async fn delete_untagged_manifests(
+        &self,
+        repository: &RepositoryName,
+        ids: &[i64],
+        cutoff: i64,
+        origin: &Arc<Origin>,
+    ) -> Result<(Vec<UntaggedManifest>, Vec<Event>)> {
+        let mut tx = self.begin().await?;
+        if Self::lock_repository(&mut tx, repository).await?.is_none() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        // Again with the repository locked: a tag or an index pushed since may have made
+        // some of them reachable.
+        let unreachable: Vec<UntaggedManifest> = sqlx::query(UNREACHABLE_MANIFESTS)
+            .bind(repository.as_str())
+            .bind(cutoff)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(untagged_manifest)
+            .collect::<Result<_>>()?;
+        let deleted: Vec<UntaggedManifest> = unreachable
+            .into_iter()
+            .filter(|m| ids.contains(&m.id))
+            .collect();
+        if deleted.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let query = format!(
+            "DELETE FROM manifests WHERE id IN ({})",
+            DB::json_integers(1)
+        );
+        sqlx::query(assembled(query))
+            .bind(json_list(&deleted.iter().map(|m| m.id).collect::<Vec<_>>()))
+            .execute(&mut *tx)
+            .await?;
+        let events = deleted
+            .iter()
+            .map(|m| {
+                Event::new(EventKind::ManifestDeleted, repository, origin)
+                    .digest(&m.digest)
+                    .media_type(&m.media_type)
+            })
+            .collect();
+        let events = self.commit_with_events(tx, events).await?;
+        Ok((deleted, events))
+    }
+
+    async fn manifest_blob_references(&self, ids: &[i64]) -> Result<Vec<(i64, Digest)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = format!(
+            "SELECT manifest_id, digest FROM manifest_references
+             WHERE kind = 'blob' AND manifest_id IN ({})",
+            DB::json_integers(1)
+        );
+        let rows = sqlx::query(assembled(query))
+            .bind(json_list(ids))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let digest: String = row.try_get(1)?;
+                Ok((row.try_get(0)?, parse_digest(&digest)?))
+            })
+            .collect()
+    }
+
+    async fn blob_reference_counts(
+        &self,
+        digests: &[Digest],
+        cutoff: i64,
+    ) -> Result<Vec<(BlobCandidate, u64, bool)>> {
+        if digests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = format!(
+            "SELECT b.digest, b.size,
+                 (SELECT count(*) FROM manifest_references mr WHERE mr.digest = b.digest AND mr.kind = 'blob'),
+                 CAST(CASE WHEN b.created_at >= $2 OR EXISTS (SELECT 1 FROM repository_blobs rb
+                     WHERE rb.digest = b.digest AND rb.created_at >= $2) THEN 1 ELSE 0 END AS BIGINT)
+             FROM blobs b WHERE b.digest IN ({})",
+            DB::json_text_values(1)
+        );
+        let rows = sqlx::query(assembled(query))
+            .bind(digest_texts(digests))
+            .bind(cutoff)
+            .fetch_all(&self.reader)
+            .await?;
+        let mut holders = Self::holders(&self.reader, digests).await?;
+        rows.iter()
+            .map(|row| {
+                let digest: String = row.try_get(0)?;
+                let size: i64 = row.try_get(1)?;
+                let references: i64 = row.try_get(2)?;
+                let recent: i64 = row.try_get(3)?;
+                Ok((
+                    BlobCandidate {
+                        repositories: holders.remove(&digest).unwrap_or_default(),
+                        digest: parse_digest(&digest)?,
+                        size: size as u64,
+                    },
+                    references as u64,
+                    recent != 0,
+                ))
+            })
+            .collect()
+    }
+
+    async fn claim_blob_deletions(
+        &self,
+        run: i64,
+        marked_before: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDeletion>> {
+        let rows = sqlx::query(
+            "UPDATE blob_deletions SET state = 'deleting', run_id = $1, updated_at = $4
+             WHERE digest IN (SELECT digest FROM blob_deletions
+                     WHERE (state = 'marked' AND updated_at < $2) OR (state = 'deleting' AND run_id <> $1)
+                     ORDER BY digest LIMIT $3)
+               AND ((state = 'marked' AND updated_at < $2) OR (state = 'deleting' AND run_id <> $1))
+             RETURNING digest, size, kind, cid",
+        )
+        .bind(run)
+        .bind(marked_before)
+        .bind(i64::from(limit))
+        .bind(now_millis())
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let digest: String = row.try_get(0)?;
+                let size: i64 = row.try_get(1)?;
+                let kind: String = row.try_get(2)?;
+                Ok(ClaimedDeletion {
+                    digest: parse_digest(&digest)?,
+                    size: size as u64,
+                    kind: match kind.as_str() {
+                        "orphan" => DeletionKind::Orphan,
+                        "unreferenced" => DeletionKind::Unreferenced,
+                        _ => return Err(corrupt("deletion kind", &kind)),
+                    },
+                    cid: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn finish_blob_deletions(&self, run: i64, digests: &[Digest]) -> Result<()> {
+        if digests.is_empty() {
+            return Ok(());
+        }
+        let query = format!(
+            "UPDATE blob_deletions SET state = 'deleted', updated_at = $2
+             WHERE run_id = $1 AND state = 'deleting' AND digest IN ({})",
+            DB::json_text_values(3)
+        );
+        sqlx::query(assembled(query))
+            .bind(run)
+            .bind(now_millis())
+            .bind(digest_texts(digests))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_blob_tombstones(&self, before: i64) -> Result<u64> {
+        let result =
+            sqlx::query("DELETE FROM blob_deletions WHERE state = 'deleted' AND updated_at < $1")
+                .bind(before)
+                .execute(&self.writer)
+                .await?;
+        Ok(DB::rows_affected(&result))
+    }
+
+    async fn pending_blob_deletions(&self) -> Result<PendingDeletions> {
+        let rows = sqlx::query(
+            "SELECT state, count(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blob_deletions
+             WHERE state <> 'deleted' GROUP BY state",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let mut pending = PendingDeletions::default();
+        for row in rows {
+            let state: String = row.try_get(0)?;
+            let count: i64 = row.try_get(1)?;
+            let bytes: i64 = row.try_get(2)?;
+            match state.as_str() {
+                "marked" => pending.marked = count as u64,
+                _ => pending.deleting = count as u64,
+            }
+            pending.bytes += bytes as u64;
+        }
+        Ok(pending)
+    }
+
+    async fn unrecorded_blobs(&self, digests: &[Digest]) -> Result<Vec<Digest>> {
+        if digests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = format!(
+            "SELECT w.value FROM ({}) w
+             WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = w.value)
+               AND NOT EXISTS (SELECT 1 FROM blob_deletions d
+                   WHERE d.digest = w.value AND d.state <> 'deleted')",
+            DB::json_text_values(1)
+        );
+        let rows = sqlx::query(assembled(query))
+            .bind(digest_texts(digests))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| parse_digest(&row.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    async fn mark_orphan_blobs(&self, run: i64, blobs: &[(Digest, u64)]) -> Result<Vec<Digest>> {
+        let mut marked = Vec::new();
+        let mut tx = self.begin().await?;
+        for (digest, size) in blobs {
+            if !Self::try_lock_digest(&mut tx, digest).await? {
+                continue;
+            }
+            let known = sqlx::query(
+                "SELECT 1 FROM blobs WHERE digest = $1
+                 UNION ALL SELECT 1 FROM blob_deletions WHERE digest = $1 AND state <> 'deleted'",
+            )
+            .bind(digest.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if known.is_some() {
+                continue;
+            }
+            Self::insert_mark(&mut tx, run, digest, *size, DeletionKind::Orphan, None).await?;
+            marked.push(digest.clone());
+        }
+        tx.commit().await?;
+        Ok(marked)
+    }
+
+    async fn start_gc_run(&self, trigger: &str, actor: &str, holder: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO gc_runs (started_at, status, trigger, actor, holder)
+             VALUES ($1, 'running', $2, $3, $4) RETURNING id",
+        )
+        .bind(now_millis())
+        .bind(trigger)
+        .bind(actor)
+        .bind(holder)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn gc_run_progress(&self, id: i64, progress: &str) -> Result<()> {
+        sqlx::query("UPDATE gc_runs SET progress = $2 WHERE id = $1")
+            .bind(id)
+            .bind(progress)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_gc_run(
+        &self,
+        id: i64,
+        status: GcRunStatus,
+        report: &str,
+        error: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE gc_runs SET status = $2, finished_at = $3, report = $4, error = $5,
+                 progress = NULL
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(now_millis())
+        .bind(report)
+        .bind(error)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn interrupt_gc_runs(&self, except: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "UPDATE gc_runs SET status = 'interrupted', finished_at = $2
+             WHERE status = 'running' AND id <> $1 RETURNING id",
+        )
+        .bind(except)
+        .bind(now_millis())
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+    }
+
+    async fn gc_runs(&self, before: Option<i64>, limit: u32) -> Result<Vec<GcRunRecord>> {
+        let query =
+            format!("SELECT {RUN_COLUMNS} FROM gc_runs WHERE id < $1 ORDER BY id DESC LIMIT $2");
+        let rows = sqlx::query(assembled(query))
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(run_record).collect()
+    }
+
+    async fn gc_run(&self, id: i64) -> Result<Option<GcRunRecord>> {
+        let query = format!("SELECT {RUN_COLUMNS} FROM gc_runs WHERE id = $1");
+        let row = sqlx::query(assembled(query))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(run_record).transpose()
+    }
+}
