@@ -3,9 +3,10 @@
 //! artifact's files), its referrers by kind, activity, storage usage. Typed values for the
 //! dashboard, read from the metadata store and (for configs) the blob store.
 //!
-//! When a manifest is pushed, [`Registry::describe_manifest`] records what kind of thing it
-//! is, its platforms, total size, description and the words of its labels and annotations:
-//! the search index and the filters use them.
+//! When a manifest is first pushed, `describe_pushed` records what kind of thing it is, its
+//! platforms, total size, description and the words of its labels and annotations: the search
+//! index and the filters use them (pushing it again under another tag only checks they exist;
+//! [`Registry::describe_manifest`] and [`Registry::describe_missing`] fill in what is missing).
 
 use std::collections::BTreeMap;
 
@@ -703,23 +704,59 @@ impl Registry {
         })
     }
 
-    /// Records the details of a manifest just pushed, for the pages and the search. They
-    /// are derived data: failing to record them leaves the manifest as it is, found by name
-    /// and tag only until [`Registry::describe_missing`] catches up.
-    /// Returns whether the details were recorded.
+    /// Records the details of a stored manifest, for the pages and the search. They are
+    /// derived data: failing to record them leaves the manifest as it is, found by name and
+    /// tag only until [`Registry::describe_missing`] catches up. Returns whether the details
+    /// were recorded.
     pub async fn describe_manifest(&self, repository: &RepositoryName, digest: &Digest) -> bool {
+        let stored = self
+            .meta
+            .manifest(repository, &Reference::Digest(digest.clone()))
+            .await
+            .map_err(from_meta);
+        match stored {
+            Ok(Some(stored)) => {
+                self.record_details(repository, digest, &stored.media_type, &stored.content)
+                    .await
+            }
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(%repository, %digest, error = %e, "recording a manifest's details failed");
+                false
+            }
+        }
+    }
+
+    /// After a push (`content` just committed): records the manifest's details unless it
+    /// has them already (pushed before, now under another tag), so that re-tagging costs a
+    /// read, not a config read and a write.
+    pub(crate) async fn describe_pushed(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        media_type: &str,
+        content: &[u8],
+    ) {
+        let known = self
+            .meta
+            .details_of(repository, std::slice::from_ref(digest))
+            .await;
+        if known.is_ok_and(|known| !known.is_empty()) {
+            return;
+        }
+        self.record_details(repository, digest, media_type, content)
+            .await;
+    }
+
+    async fn record_details(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        media_type: &str,
+        content: &[u8],
+    ) -> bool {
         let result = async {
-            let Some(stored) = self
-                .meta
-                .manifest(repository, &Reference::Digest(digest.clone()))
-                .await
-                .map_err(from_meta)?
-            else {
-                return Ok(());
-            };
-            let details = self
-                .details(repository, &stored.media_type, &stored.content)
-                .await?;
+            let details = self.details(repository, media_type, content).await?;
             self.meta
                 .put_manifest_details(repository, digest, &details)
                 .await

@@ -100,7 +100,8 @@ impl Registry {
             .await
             .map_err(from_meta)?;
         // What the dashboard and the search know of it (derived, after the commit).
-        self.describe_manifest(repository, &digest).await;
+        self.describe_pushed(repository, &digest, parsed.media_type.as_str(), &content)
+            .await;
         self.publish(&events);
         Ok(PushedManifest {
             digest,

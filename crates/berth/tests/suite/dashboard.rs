@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::support::accounts::*;
 use crate::support::browser::Browser;
 use crate::support::clients::*;
-use crate::support::push::{OCI_MANIFEST, push_blob, put_manifest};
+use crate::support::push::{OCI_MANIFEST, push_blob, push_image, put_manifest};
 use crate::support::{Berth, client};
 
 const ROOT: (&str, &str) = ("root", "root-password-1");
@@ -870,4 +870,91 @@ async fn pages_fit_a_phone_and_200_percent_zoom_follow_dark_mode_and_work_with_t
             .ends_with("#main"),
         "Enter on the skip link goes to the content"
     );
+}
+
+/// The tag names in a repository page's table, in order.
+async fn tag_column(browser: &Browser) -> Vec<String> {
+    browser
+        .texts("#tags ~ div table tbody td:first-child a")
+        .await
+}
+
+#[tokio::test]
+async fn tags_sort_by_name_push_time_and_size_and_pages_come_from_the_server() {
+    let (_ids, berth) = registry(|_| {});
+    let http = client();
+    // 55 tags, pushed in name order; every fourth image has four layers (the largest).
+    for i in 0..55u64 {
+        let layers = 1 + (i % 4) as usize;
+        push_image(&http, &berth, "e2e/many", &format!("t{i:02}"), i, layers).await;
+    }
+    // 25 repositories for one search.
+    for i in 0..25u64 {
+        push_image(
+            &http,
+            &berth,
+            &format!("e2e/paged/r{i:02}"),
+            "v1",
+            100 + i,
+            1,
+        )
+        .await;
+    }
+    let browser = Browser::start("sorting_and_pages").await;
+
+    browser.goto(&berth.url("/r/e2e/many")).await;
+    let first = tag_column(&browser).await;
+    let expected: Vec<String> = (0..50).map(|i| format!("t{i:02}")).collect();
+    assert_eq!(first, expected, "by name, 50 a page");
+    assert!(browser.text().await.contains("Page 1 of 2"));
+    browser.click("nav.pages a[rel=next]").await;
+    browser.wait("nav.pages a[rel=prev]").await;
+    assert_eq!(
+        tag_column(&browser).await,
+        ["t50", "t51", "t52", "t53", "t54"]
+    );
+
+    browser.goto(&berth.url("/r/e2e/many?sort=pushed")).await;
+    let pushed = tag_column(&browser).await;
+    assert_eq!(&pushed[..3], ["t54", "t53", "t52"], "newest first");
+    browser.goto(&berth.url("/r/e2e/many?sort=size")).await;
+    browser.screenshot("tags-by-size").await;
+    let by_size = tag_column(&browser).await;
+    let layers = |tag: &str| 1 + tag[1..].parse::<u64>().unwrap() % 4;
+    assert!(
+        by_size[..13].iter().all(|t| layers(t) == 4),
+        "the thirteen four-layer images first: {by_size:?}"
+    );
+    // The sort order is kept from page to page.
+    browser.click("nav.pages a[rel=next]").await;
+    browser.wait("nav.pages a[rel=prev]").await;
+    assert!(
+        browser.path().await == "/r/e2e/many"
+            && browser
+                .client
+                .current_url()
+                .await
+                .unwrap()
+                .query()
+                .is_some_and(|q| q.contains("sort=size")),
+        "page 2 keeps the order"
+    );
+    let last = tag_column(&browser).await;
+    assert!(
+        last.iter().all(|t| layers(t) == 1),
+        "the smallest last: {last:?}"
+    );
+
+    // Search results are ranked and paged by the server, 20 repositories a page.
+    browser.goto(&berth.url("/search?q=paged")).await;
+    let page_one = browser.texts("ol.results a.name").await;
+    assert_eq!(page_one.len(), 20, "{page_one:?}");
+    browser.click("nav.pages a[rel=next]").await;
+    browser.wait("nav.pages a[rel=prev]").await;
+    let page_two = browser.texts("ol.results a.name").await;
+    assert_eq!(page_two.len(), 5, "{page_two:?}");
+    let mut all: Vec<&String> = page_one.iter().chain(&page_two).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 25, "every repository once");
 }
