@@ -29,7 +29,7 @@ mod manifests;
 mod uploads;
 
 pub use berth_meta::{StoredManifest, UploadSession};
-pub use blobs::BlobRead;
+pub use blobs::{BlobDetails, BlobRead};
 pub use listing::Listing;
 pub use maintenance::PurgeReport;
 pub use manifests::PushedManifest;

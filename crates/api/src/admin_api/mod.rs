@@ -18,7 +18,8 @@
 //! * `sessions`: `/me` and sign-in sessions;
 //! * `identities`: users, teams, service accounts;
 //! * `access`: tokens, rules, htpasswd import, the audit log;
-//! * `background`: webhooks (over `berth_webhooks::admin`) and background jobs.
+//! * `background`: webhooks (over `berth_webhooks::admin`) and background jobs;
+//! * `blobs`: a blob's record (repositories, content id, quarantine).
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ use failure::{ApiFailure, ApiResult};
 
 mod access;
 mod background;
+mod blobs;
 mod failure;
 mod identities;
 mod request;
@@ -118,6 +120,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/jobs", get(background::list_jobs))
         .route("/api/v1/jobs/{name}/run", post(background::run_job))
+        .route("/api/v1/blobs/{digest}", get(blobs::get_blob))
         .route("/api/v1/{*rest}", any(unknown_operation))
 }
 
