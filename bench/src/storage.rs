@@ -1,4 +1,5 @@
-//! `berth-bench --storage`: berth on each blob store it speaks, side by side: the filesystem,
+//! `berth-bench --storage`: berth on each blob store it speaks, side by side with the official
+//! registry on its filesystem store: the filesystem,
 //! S3 (Garage), Google Cloud Storage (fake-gcs-server), Azure Blob Storage (Azurite) and IPFS
 //! (js-ipfs with Kubo's RPC API), each server started by the harness on loopback. For each:
 //! a push and a pull of one large blob, and a multi-layer image copied in and out by skopeo.
@@ -35,8 +36,10 @@ pub struct Params {
     pub skopeo_layer_size: usize,
 }
 
-/// One store's server, kept running while berth uses it.
+/// One store's server, kept running while berth uses it; or the official registry on its
+/// filesystem store, for reference.
 enum Store {
+    Official,
     Filesystem,
     S3(Garage),
     Gcs(FakeGcs),
@@ -44,7 +47,7 @@ enum Store {
     Ipfs(IpfsNode),
 }
 
-const STORES: [&str; 5] = ["filesystem", "s3", "gcs", "azure", "ipfs"];
+const STORES: [&str; 6] = ["official", "filesystem", "s3", "gcs", "azure", "ipfs"];
 
 impl Store {
     fn start(name: &str, dir: &Path) -> Store {
@@ -53,13 +56,15 @@ impl Store {
             "gcs" => Store::Gcs(FakeGcs::start_in(dir)),
             "azure" => Store::Azure(Azurite::start_in(dir)),
             "ipfs" => Store::Ipfs(IpfsNode::start_in(dir)),
+            "official" => Store::Official,
             _ => Store::Filesystem,
         }
     }
 
     fn label(&self) -> &'static str {
         match self {
-            Store::Filesystem => "filesystem",
+            Store::Official => "official registry (filesystem)",
+            Store::Filesystem => "berth: filesystem",
             Store::S3(_) => "S3 (Garage)",
             Store::Gcs(_) => "GCS (fake-gcs-server)",
             Store::Azure(_) => "Azure (Azurite)",
@@ -69,7 +74,7 @@ impl Store {
 
     fn berth_env(&self) -> Vec<(String, String)> {
         match self {
-            Store::Filesystem => Vec::new(),
+            Store::Official | Store::Filesystem => Vec::new(),
             Store::S3(garage) => garage.berth_env("bench"),
             Store::Gcs(gcs) => gcs.berth_env("bench"),
             Store::Azure(azurite) => azurite.berth_env("bench"),
@@ -134,15 +139,20 @@ pub async fn run(
         std::fs::create_dir_all(&dir)?;
         let step = Instant::now();
         let store = tokio::task::block_in_place(|| Store::start(name, &dir));
-        let berth = servers::start_berth_with(
-            "berth",
-            berth_bin,
-            None,
-            &dir,
-            Profile::Open,
-            &store.berth_env(),
-        )
-        .await?;
+        let berth = match store {
+            Store::Official => servers::start_official(&dir, None).await?,
+            _ => {
+                servers::start_berth_with(
+                    "berth",
+                    berth_bin,
+                    None,
+                    &dir,
+                    Profile::Open,
+                    &store.berth_env(),
+                )
+                .await?
+            }
+        };
         let measured = measure(params, &source, &berth, store.label(), &dir).await?;
         stores.push(measured);
         if let Store::Ipfs(node) = &store {
@@ -283,7 +293,8 @@ impl Report {
         let p = &self.params;
         let mut md = format!(
             "{header}\n\n## berth on each blob store\n\nMedian (min–max) of {} repetitions; \
-             one berth per store, each store's server on loopback with its data in the same \
+             the official registry (Debian's docker-registry 2.8) on its filesystem store, then one \
+             berth per store, each store's server on loopback with its data in the same \
              scratch directory.\n\n",
             p.reps
         );

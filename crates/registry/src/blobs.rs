@@ -22,7 +22,42 @@ pub struct BlobRead {
     pub content: BlobContent,
 }
 
+/// What the database records of a blob, for administrators: where it is held, its size, the
+/// content id a content-addressed store gave it (IPFS), whether it is quarantined.
+#[derive(Debug, Clone)]
+pub struct BlobDetails {
+    pub digest: Digest,
+    pub size: u64,
+    pub cid: Option<String>,
+    /// Why the blob is quarantined (its stored bytes do not match its digest), if it is.
+    pub quarantine: Option<String>,
+    /// Repositories holding it (the first hundred).
+    pub repositories: Vec<RepositoryName>,
+}
+
 impl Registry {
+    /// The blob's record, `None` when no repository holds it.
+    pub async fn blob_details(&self, digest: &Digest) -> Result<Option<BlobDetails>> {
+        let repositories = self
+            .meta
+            .repositories_with_blob(digest, MOUNT_CANDIDATES)
+            .await
+            .map_err(from_meta)?;
+        let Some(first) = repositories.first() else {
+            return Ok(None);
+        };
+        let Some(record) = self.meta.blob(first, digest).await.map_err(from_meta)? else {
+            return Ok(None);
+        };
+        Ok(Some(BlobDetails {
+            digest: digest.clone(),
+            size: record.size,
+            cid: record.cid,
+            quarantine: record.quarantine,
+            repositories,
+        }))
+    }
+
     /// A blob the repository holds and may serve: not one whose stored bytes were found not
     /// to match its digest (quarantined). That one is unknown to clients, so that they push
     /// it again, which heals it.

@@ -37,7 +37,7 @@ pub use berth_meta::browse::{
     DayActivity, RepositorySummary, StorageUsage, TagPage, TagRow, TagSort,
 };
 pub use berth_meta::{StoredManifest, UploadSession};
-pub use blobs::BlobRead;
+pub use blobs::{BlobDetails, BlobRead};
 pub use listing::Listing;
 pub use maintenance::PurgeReport;
 pub use manifests::PushedManifest;

@@ -20,6 +20,7 @@
 //! * `access`: tokens, rules, htpasswd import, the audit log;
 //! * `background`: webhooks (over `berth_webhooks::admin`) and background jobs;
 //! * `lifecycle`: garbage collection.
+//! * `blobs`: a blob's record (repositories, content id, quarantine).
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ use failure::{ApiFailure, ApiResult};
 
 mod access;
 mod background;
+mod blobs;
 mod failure;
 mod identities;
 mod lifecycle;
@@ -126,6 +128,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/gc/runs", get(lifecycle::gc_runs))
         .route("/api/v1/gc/runs/{id}", get(lifecycle::gc_run))
+        .route("/api/v1/blobs/{digest}", get(blobs::get_blob))
         .route("/api/v1/{*rest}", any(unknown_operation))
 }
 

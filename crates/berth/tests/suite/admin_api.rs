@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::push::push_image;
 use crate::support::receiver::Receiver;
-use crate::support::{Berth, berth_cli, berth_cli_output, client};
+use crate::support::{Berth, berth_cli, berth_cli_output, client, sha256};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -1282,6 +1282,36 @@ async fn webhooks_and_jobs(api: &Api) {
         .unwrap()
         .json();
     assert_eq!(push["data"]["digest"], image.digest);
+
+    // The pushed layer's record: size, the repository holding it, no content id (IPFS
+    // stores have one), not quarantined.
+    let (layer, data) = &image.blobs[1];
+    let blob = api
+        .ok(Method::GET, "/api/v1/blobs/{digest}", &[layer], None)
+        .await;
+    assert_eq!(blob["digest"], layer.as_str());
+    assert_eq!(blob["size"], data.len());
+    assert_eq!(blob["repositories"], json!(["hooks/app"]));
+    assert_eq!(blob["cid"], Value::Null);
+    assert_eq!(blob["quarantined"], false);
+    api.refused(
+        Method::GET,
+        "/api/v1/blobs/{digest}",
+        &["sha256:0000"],
+        None,
+        400,
+        "INVALID",
+    )
+    .await;
+    api.refused(
+        Method::GET,
+        "/api/v1/blobs/{digest}",
+        &[&sha256(b"never pushed")],
+        None,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
     let log = api
         .ok(
             Method::GET,

@@ -3,6 +3,7 @@
 //! (Azurite) and IPFS (js-ipfs serving Kubo's RPC API), each a real emulator started by the
 //! test. On each: a skopeo round trip through berth, and the emulator stopped in the middle
 //! of a push and of a pull: clear 503s, nothing half visible, and recovery without a restart.
+//! On IPFS, the CID recorded with each blob and shown by the admin API.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use futures_util::StreamExt;
 
 use crate::support::clients::{Sandbox, skopeo_round_trip};
 use crate::support::push::push_blob;
-use crate::support::{Berth, assert_oci_error, bytes, client, sha256};
+use crate::support::{Berth, assert_oci_error, berth_cli_output, bytes, client, sha256};
 
 /// One emulator, as the tests drive it.
 enum Emulator {
@@ -256,4 +257,68 @@ async fn azure_blob_storage_stopped_mid_push_and_mid_pull() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipfs_node_stopped_mid_push_and_mid_pull() {
     outage_mid_push_and_mid_pull(Emulator::Ipfs(IpfsNode::start())).await;
+}
+
+/// On IPFS the blob's CID is recorded beside its digest and shown by the admin API; the node
+/// serves the same bytes under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipfs_content_ids_are_recorded_and_shown_by_the_admin_api() {
+    const PASSWORD: &str = "root password 1";
+    let node = IpfsNode::start();
+    let data = tempfile::tempdir().unwrap();
+    let output = berth_cli_output(
+        data.path(),
+        &["user", "add", "root", "--admin", "--password-stdin"],
+        Some(PASSWORD),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let mut builder = Berth::builder()
+        .env("REGISTRY_AUTH", "berth")
+        .data(data.path());
+    for (key, value) in node.berth_env("/registry") {
+        builder = builder.env(&key, &value);
+    }
+    let berth = builder.start();
+    let root = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!(
+                    "Basic {}",
+                    data_encoding::BASE64.encode(format!("root:{PASSWORD}").as_bytes())
+                )
+                .parse()
+                .unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    let content = bytes(700_000, 7);
+    let digest = push_blob(&root, &berth, "ipfs/app", &content).await;
+
+    let response = root
+        .get(berth.url(&format!("/api/v1/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let blob: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(blob["size"], content.len());
+    assert_eq!(blob["repositories"], serde_json::json!(["ipfs/app"]));
+    let cid = blob["cid"].as_str().expect("a CID is recorded");
+    assert!(cid.starts_with("baf"), "a CIDv1 in base32: {cid}");
+    let cat = client()
+        .post(format!("{}/api/v0/cat?arg={cid}", node.api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cat.status(), 200);
+    let served = cat.bytes().await.unwrap();
+    assert_eq!(
+        sha256(&served),
+        digest,
+        "the node serves the blob under its CID"
+    );
 }
