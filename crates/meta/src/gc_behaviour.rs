@@ -85,6 +85,7 @@ async fn manifest(
             annotations: None,
             tag,
             origin: &origin,
+            require_references: true,
         })
         .await
         .unwrap();
@@ -414,6 +415,7 @@ async fn reachability_follows_tags_indexes_and_referrers(store: &dyn MetadataSto
             annotations: None,
             tag: Some(&Tag::parse("late").unwrap()),
             origin: &origin(),
+            require_references: true,
         })
         .await
         .unwrap();
