@@ -213,6 +213,30 @@ impl Job for StoreGauges {
     }
 }
 
+/// Folds the histogram samples recorded since the last pass into their buckets. The
+/// Prometheus recorder keeps every sample until then: without this job, a registry whose
+/// metrics nobody scraped grew by about 42 bytes per request (3.4 MB per 80,000 blob HEADs,
+/// measured), without bound.
+pub struct MetricsUpkeep {
+    pub handle: PrometheusHandle,
+}
+
+impl MetricsUpkeep {
+    pub const INTERVAL: Duration = Duration::from_secs(5);
+}
+
+#[async_trait]
+impl Job for MetricsUpkeep {
+    fn name(&self) -> &'static str {
+        "metrics-upkeep"
+    }
+
+    async fn run(&self, _context: &JobContext) -> Result<JobSummary, JobError> {
+        self.handle.run_upkeep();
+        Ok(String::new())
+    }
+}
+
 /// The webhook endpoints the configuration defines: registry:2's `notifications.endpoints`
 /// (the distribution envelope, with registry:2's defaults: every action it knows, pulls
 /// included, minus `ignore.actions`) and berth's own `webhooks`. A definition the webhooks

@@ -167,12 +167,19 @@ async fn serve(config: Config) -> Result<(), String> {
         delivery.clone(),
         Schedule::every(Duration::from_secs(1)).first_after(Duration::from_secs(1)),
     );
-    if metrics.is_some() {
+    if let Some(handle) = &metrics {
         jobs.add(
             Arc::new(observability::StoreGauges {
                 meta: Arc::clone(&database.meta),
             }),
             Schedule::every(observability::StoreGauges::INTERVAL).first_after(Duration::ZERO),
+        );
+        jobs.add(
+            Arc::new(observability::MetricsUpkeep {
+                handle: handle.clone(),
+            }),
+            Schedule::every(observability::MetricsUpkeep::INTERVAL)
+                .first_after(observability::MetricsUpkeep::INTERVAL),
         );
     }
     jobs.add(

@@ -168,8 +168,26 @@ async fn metrics_show_uploads_in_progress_connections_and_auth_decisions() {
         .await
         .unwrap();
     assert_eq!(run.status(), 200, "{}", run.text().await.unwrap());
+    // Histogram samples are folded into their buckets by a job, not only when scraped
+    // (memory stays bounded when nobody scrapes), and none are lost on the way.
+    let upkeep = client
+        .post(berth.url("/api/v1/jobs/metrics-upkeep/run"))
+        .basic_auth("root", Some("root password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upkeep.status(), 200, "{}", upkeep.text().await.unwrap());
 
     let text = metrics_text(&berth).await;
+    assert!(
+        sample(
+            &text,
+            "registry_http_request_duration_seconds_count",
+            &["handler=\"upload_start\""]
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
     assert_eq!(
         sample(&text, "berth_uploads_in_progress", &[]),
         Some(1.0),
