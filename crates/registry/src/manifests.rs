@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use berth_meta::{NewManifest, StoredManifest};
+use berth_meta::{ManifestSource, NewManifest, StoredManifest};
 use berth_oci::accept::accepts;
 use berth_oci::manifest::{OCI_IMAGE_INDEX, manifest_digest};
 use berth_oci::{Digest, ParsedManifest, Reference, RegistryError, RepositoryName};
@@ -30,8 +30,15 @@ impl Registry {
         content_type: Option<&str>,
         content: Bytes,
     ) -> Result<PushedManifest> {
-        self.store_manifest(origin, repository, reference, content_type, content, true)
-            .await
+        self.store_manifest(
+            origin,
+            repository,
+            reference,
+            content_type,
+            content,
+            ManifestSource::Push,
+        )
+        .await
     }
 
     /// Stores a manifest a pull-through cache fetched from its upstream, by tag or by
@@ -46,8 +53,15 @@ impl Registry {
         content_type: Option<&str>,
         content: Bytes,
     ) -> Result<PushedManifest> {
-        self.store_manifest(origin, repository, reference, content_type, content, false)
-            .await
+        self.store_manifest(
+            origin,
+            repository,
+            reference,
+            content_type,
+            content,
+            ManifestSource::Cache,
+        )
+        .await
     }
 
     async fn store_manifest(
@@ -57,7 +71,7 @@ impl Registry {
         reference: &Reference,
         content_type: Option<&str>,
         content: Bytes,
-        require_references: bool,
+        source: ManifestSource,
     ) -> Result<PushedManifest> {
         self.ensure_writable()?;
         let parsed = ParsedManifest::parse(&content, content_type)?;
@@ -95,7 +109,7 @@ impl Registry {
                 annotations: parsed.annotations.as_ref(),
                 tag,
                 origin,
-                require_references,
+                source,
             })
             .await
             .map_err(from_meta)?;

@@ -858,6 +858,50 @@ async fn every_documented_operation_behaves_as_documented() {
     )
     .await;
 
+    // Tag immutability rules: added once, refused when invalid, removed.
+    let rule = api
+        .ok(
+            Method::POST,
+            "/api/v1/immutable-tags",
+            &[],
+            Some(json!({"repositories": "frozen/**", "tags": "v*"})),
+        )
+        .await;
+    assert_eq!(rule["repositories"], "frozen/**");
+    assert_eq!(rule["created_by"], "user:root");
+    for bad in [
+        json!({"repositories": "Frozen", "tags": "v*"}),
+        json!({"repositories": "frozen/**", "tags": "v/1"}),
+        json!({"repositories": "frozen/**"}),
+        json!({"repositories": "frozen/**", "tags": "v*", "extra": 1}),
+    ] {
+        api.refused(
+            Method::POST,
+            "/api/v1/immutable-tags",
+            &[],
+            Some(bad),
+            400,
+            "INVALID",
+        )
+        .await;
+    }
+    let rules = api
+        .ok(Method::GET, "/api/v1/immutable-tags", &[], None)
+        .await;
+    assert_eq!(rules, json!([rule]));
+    let id = rule["id"].to_string();
+    api.ok(Method::DELETE, "/api/v1/immutable-tags/{id}", &[&id], None)
+        .await;
+    api.refused(
+        Method::DELETE,
+        "/api/v1/immutable-tags/{id}",
+        &[&id],
+        None,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+
     // Every operation in the document was called above.
     let called: BTreeSet<(String, String)> = api
         .called

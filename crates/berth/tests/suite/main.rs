@@ -26,3 +26,4 @@ mod operations;
 mod production_backends;
 mod real_clients;
 mod storage_backends;
+mod tag_immutability;
