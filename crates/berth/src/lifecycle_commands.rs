@@ -1,4 +1,4 @@
-//! `berth gc ...` and `berth immutable-tags ...`: lifecycle management from the command line, straight against the database
+//! `berth gc ...`, `berth immutable-tags ...` and `berth retention ...`: lifecycle management from the command line, straight against the database
 //! and storage the configuration names, through [`Lifecycle`] (the same write path as the
 //! admin API, acting as `cli:<login name>`). It works while berth serves: on PostgreSQL
 //! and on SQLite alike, where this is a second process on the same database file.
@@ -12,6 +12,7 @@ use std::time::Duration;
 use berth_config::Config;
 use berth_lifecycle::{
     GcRunView, ImmutableTagRuleView, Lifecycle, LifecycleError, NewImmutableTagRule,
+    NewRetentionRule,
 };
 use berth_registry::Registry;
 use berth_registry::gc::{GcMode, GcObserver, GcReport, GcSettings, human_bytes};
@@ -216,6 +217,115 @@ pub fn immutable_tags(command: ImmutableTagsCommand, store: StoreArgs) -> ExitCo
                 .map(|rule| vec![rule]),
         };
         print(&shown.map_err(|e| e.to_string())?);
+        Ok(())
+    })
+}
+
+#[derive(Subcommand)]
+pub enum RetentionCommand {
+    /// The rules, oldest first.
+    List,
+    /// Add a rule: in the repositories matching REPOSITORIES (`ci/**`), keep the tags any
+    /// criterion names; a run untags the others (unless another rule keeps them).
+    Add {
+        repositories: String,
+        /// Keep the N most recently pushed tags.
+        #[arg(long)]
+        keep_last_pushed: Option<u32>,
+        /// Keep the N most recently pulled tags.
+        #[arg(long)]
+        keep_last_pulled: Option<u32>,
+        /// Keep tags matching this glob (`v*`); may be given several times.
+        #[arg(long = "keep-tag")]
+        keep_tags: Vec<String>,
+        /// Keep tags pushed within this time (`30d`).
+        #[arg(long)]
+        keep_pushed_within: Option<String>,
+        /// Keep tags pulled within this time (`90d`).
+        #[arg(long)]
+        keep_pulled_within: Option<String>,
+    },
+    /// Remove rule ID.
+    Remove { id: i64 },
+    /// Apply the rules now: untag what they do not keep (`--dry-run`: list it, change nothing).
+    Run {
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `berth retention ...`.
+pub fn retention(command: RetentionCommand, store: StoreArgs) -> ExitCode {
+    let json = store.json;
+    with_lifecycle(store, move |lifecycle| async move {
+        let rules = match command {
+            RetentionCommand::List => lifecycle.retention_rules().await,
+            RetentionCommand::Add {
+                repositories,
+                keep_last_pushed,
+                keep_last_pulled,
+                keep_tags,
+                keep_pushed_within,
+                keep_pulled_within,
+            } => {
+                let rule = NewRetentionRule {
+                    repositories,
+                    keep_last_pushed,
+                    keep_last_pulled,
+                    keep_tags,
+                    keep_pushed_within,
+                    keep_pulled_within,
+                };
+                lifecycle
+                    .add_retention_rule(&operator(), &rule)
+                    .await
+                    .map(|rule| vec![rule])
+            }
+            RetentionCommand::Remove { id } => lifecycle
+                .remove_retention_rule(&operator(), id)
+                .await
+                .map(|rule| vec![rule]),
+            RetentionCommand::Run { dry_run } => {
+                let report = lifecycle
+                    .apply_retention(&operator(), dry_run)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if json {
+                    print_json(&report);
+                } else {
+                    for (name, outcome) in &report.repositories {
+                        for removed in &outcome.removed {
+                            println!("{name}:{}\t{}", removed.tag, removed.digest);
+                        }
+                    }
+                    println!("{}", report.summary());
+                    for error in &report.errors {
+                        eprintln!("berth: {error}");
+                    }
+                }
+                return if report.errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{} tags could not be untagged",
+                        report.errors.len()
+                    ))
+                };
+            }
+        };
+        let rules = rules.map_err(|e| e.to_string())?;
+        if json {
+            print_json(&rules);
+        } else {
+            for rule in &rules {
+                println!(
+                    "{}\t{}\t{}",
+                    rule.id,
+                    rule.repositories,
+                    serde_json::to_string(rule).expect("views serialize")
+                );
+            }
+        }
         Ok(())
     })
 }

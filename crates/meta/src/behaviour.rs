@@ -310,14 +310,14 @@ async fn manifests_and_tags(store: &dyn MetadataStore) {
     // Deleting a tag keeps the manifest; deleting a manifest removes its tags.
     assert!(
         store
-            .delete_tag(&r, &latest, &origin())
+            .delete_tag(&r, &latest, None, &origin())
             .await
             .unwrap()
             .is_some()
     );
     assert!(
         store
-            .delete_tag(&r, &latest, &origin())
+            .delete_tag(&r, &latest, None, &origin())
             .await
             .unwrap()
             .is_none()

@@ -172,7 +172,7 @@ async fn search_finds_names_tags_and_words(store: &dyn MetadataStore) {
     assert!(found(store, &query(&["2024", "quuxcorp"])).await.is_empty());
     assert!(
         store
-            .delete_tag(&r, &Tag::parse("2024.1").unwrap(), origin())
+            .delete_tag(&r, &Tag::parse("2024.1").unwrap(), None, origin())
             .await
             .unwrap()
             .is_some()

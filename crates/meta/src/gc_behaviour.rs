@@ -431,7 +431,7 @@ async fn reachability_follows_tags_indexes_and_referrers(store: &dyn MetadataSto
     assert_eq!(events[0].digest.as_ref(), Some(&orphan_referrer.digest));
 
     // Untagging the index leaves the whole tree unreachable.
-    store.delete_tag(&r, &tag, &origin()).await.unwrap();
+    store.delete_tag(&r, &tag, None, &origin()).await.unwrap();
     let untagged = store.untagged_manifests(&r, now_cutoff()).await.unwrap();
     let mut digests: Vec<&Digest> = untagged.iter().map(|m| &m.digest).collect();
     digests.sort();

@@ -61,7 +61,7 @@ pub use postgres::PostgresStore;
 pub use sql_browse::{BrowseDialect, day_of};
 pub use sql_store::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
-pub use tag_rules::{ImmutableTagRule, TagRuleStore};
+pub use tag_rules::{ImmutableTagRule, Keep, RetentionRule, TagRuleStore};
 pub use webhooks::{Leases, WebhookStore};
 
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
@@ -338,11 +338,14 @@ pub trait MetadataStore: BrowseStore + GcStore + TagRuleStore {
         origin: &Arc<Origin>,
     ) -> Result<Option<Vec<Event>>>;
 
-    /// Deletes a tag, leaving its manifest; `None` when it was not there.
+    /// Deletes a tag, leaving its manifest; `None` when it was not there (or, with
+    /// `pointing_at`, when it points at another manifest: retention removes only the tag it
+    /// planned to remove, not one pushed again since).
     async fn delete_tag(
         &self,
         repository: &RepositoryName,
         tag: &Tag,
+        pointing_at: Option<&Digest>,
         origin: &Arc<Origin>,
     ) -> Result<Option<Vec<Event>>>;
 

@@ -410,7 +410,7 @@ where
     f64: for<'r> Decode<'r, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     Option<String>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
-    Option<i64>: for<'r> Decode<'r, DB>,
+    Option<i64>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
     usize: ColumnIndex<DB::Row>,
 {
     async fn check(&self) -> Result<()> {
@@ -800,6 +800,7 @@ where
         &self,
         repository: &RepositoryName,
         tag: &Tag,
+        pointing_at: Option<&Digest>,
         origin: &Arc<Origin>,
     ) -> Result<Option<Vec<Event>>> {
         let mut tx = self.begin().await?;
@@ -819,6 +820,9 @@ where
         };
         let digest: String = target.try_get(0)?;
         let media_type: String = target.try_get(1)?;
+        if pointing_at.is_some_and(|expected| expected.as_str() != digest) {
+            return Ok(None);
+        }
         Self::refuse_immutable_tags(&mut tx, repository, std::slice::from_ref(tag)).await?;
         sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
             .bind(repository_id)

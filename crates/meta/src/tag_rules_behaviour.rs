@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use berth_oci::{Algorithm, Digest, Pattern, RepositoryName, Tag, TagPattern};
 
+use crate::tag_rules::Keep;
+
 use crate::events::Origin;
 use crate::{ManifestSource, MetaError, MetadataStore, NewManifest};
 
@@ -11,6 +13,8 @@ pub async fn run_tag_rules(store: &dyn MetadataStore) {
     rules_are_added_once_listed_and_removed(store).await;
     a_protected_tag_is_created_and_re_pushed_but_never_moved_or_deleted(store).await;
     a_pull_through_cache_follows_its_upstream_whatever_the_rules(store).await;
+    retention_rules_are_stored_as_given(store).await;
+    a_tag_is_deleted_only_where_it_was_planned_to_be(store).await;
 }
 
 fn origin() -> Arc<Origin> {
@@ -106,7 +110,7 @@ async fn a_protected_tag_is_created_and_re_pushed_but_never_moved_or_deleted(
         .unwrap();
     assert_eq!(current.digest, one, "the refused push changed nothing");
     assert!(matches!(
-        store.delete_tag(&name, &release, &origin()).await,
+        store.delete_tag(&name, &release, None, &origin()).await,
         Err(MetaError::ImmutableTag { .. })
     ));
     assert!(
@@ -125,7 +129,7 @@ async fn a_protected_tag_is_created_and_re_pushed_but_never_moved_or_deleted(
     let latest = Tag::parse("latest").unwrap();
     assert!(
         store
-            .delete_tag(&name, &latest, &origin())
+            .delete_tag(&name, &latest, None, &origin())
             .await
             .unwrap()
             .is_some()
@@ -161,4 +165,56 @@ async fn a_pull_through_cache_follows_its_upstream_whatever_the_rules(store: &dy
         .await
         .expect("the upstream moved its tag; the cache follows");
     store.remove_immutable_tag_rule(rule.id).await.unwrap();
+}
+
+async fn retention_rules_are_stored_as_given(store: &dyn MetadataStore) {
+    let keep = Keep {
+        keep_last_pushed: Some(10),
+        keep_last_pulled: None,
+        keep_tags: vec![
+            TagPattern::parse("v*").unwrap(),
+            TagPattern::parse("stable").unwrap(),
+        ],
+        keep_pushed_within: Some(7 * 86_400_000),
+        keep_pulled_within: None,
+    };
+    let rule = store
+        .add_retention_rule(&Pattern::parse("ci/**").unwrap(), &keep, "alice")
+        .await
+        .unwrap();
+    assert_eq!(rule.keep, keep);
+    assert_eq!(rule.created_by, "alice");
+    assert!(store.retention_rules().await.unwrap().contains(&rule));
+    assert_eq!(
+        store.remove_retention_rule(rule.id).await.unwrap(),
+        Some(rule.clone())
+    );
+    assert_eq!(store.remove_retention_rule(rule.id).await.unwrap(), None);
+}
+
+async fn a_tag_is_deleted_only_where_it_was_planned_to_be(store: &dyn MetadataStore) {
+    let repo = "planned/app";
+    let name = RepositoryName::parse(repo).unwrap();
+    let tag = Tag::parse("nightly").unwrap();
+    let old = push(store, repo, "nightly", "old", ManifestSource::Push)
+        .await
+        .unwrap();
+    let new = push(store, repo, "nightly", "new", ManifestSource::Push)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .delete_tag(&name, &tag, Some(&old), &origin())
+            .await
+            .unwrap()
+            .is_none(),
+        "the tag moved since it was planned: it stays"
+    );
+    assert!(
+        store
+            .delete_tag(&name, &tag, Some(&new), &origin())
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

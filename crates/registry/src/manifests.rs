@@ -5,7 +5,7 @@ use std::sync::Arc;
 use berth_meta::{ManifestSource, NewManifest, StoredManifest};
 use berth_oci::accept::accepts;
 use berth_oci::manifest::{OCI_IMAGE_INDEX, manifest_digest};
-use berth_oci::{Digest, ParsedManifest, Reference, RegistryError, RepositoryName};
+use berth_oci::{Digest, ParsedManifest, Reference, RegistryError, RepositoryName, Tag};
 use bytes::Bytes;
 
 use crate::errors::from_meta;
@@ -181,7 +181,7 @@ impl Registry {
     ) -> Result<Vec<Event>> {
         self.ensure_delete_enabled()?;
         let deleted = match reference {
-            Reference::Tag(tag) => self.meta.delete_tag(repository, tag, origin).await,
+            Reference::Tag(tag) => self.meta.delete_tag(repository, tag, None, origin).await,
             Reference::Digest(digest) => {
                 self.meta.delete_manifest(repository, digest, origin).await
             }
@@ -193,6 +193,31 @@ impl Registry {
                 Ok(events)
             }
             None => Err(self.manifest_not_found(repository, reference).await),
+        }
+    }
+
+    /// Removes a tag only if it still points at `digest` (retention's untagging: a tag
+    /// pushed again since it was planned stays); `false` when it did not. Not subject to
+    /// `storage.delete.enabled`, which is about clients' deletes; immutability rules apply.
+    pub async fn untag(
+        &self,
+        origin: &Arc<Origin>,
+        repository: &RepositoryName,
+        tag: &Tag,
+        digest: &Digest,
+    ) -> Result<bool> {
+        self.ensure_writable()?;
+        match self
+            .meta
+            .delete_tag(repository, tag, Some(digest), origin)
+            .await
+            .map_err(from_meta)?
+        {
+            Some(events) => {
+                self.publish(&events);
+                Ok(true)
+            }
+            None => Ok(false),
         }
     }
 
