@@ -310,6 +310,29 @@ pub(crate) struct Context {
     pub actor: Actor,
 }
 
+/// The configuration a command-line command works with (its warnings printed), with
+/// logging to standard error: warnings (an audit entry that could not be written) go there;
+/// standard output is the command's own.
+pub(crate) fn command_config(store: &StoreArgs) -> Result<berth_config::Config, ExitCode> {
+    let loaded = crate::load_config(
+        &ConfigArgs {
+            config: store.config.clone(),
+            data: store.data.clone(),
+        },
+        None,
+    )?;
+    for warning in &loaded.warnings {
+        eprintln!("berth: configuration: {warning}");
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,sqlx=error"))
+        .without_time()
+        .with_target(false)
+        .try_init();
+    Ok(loaded.config)
+}
+
 /// Runs one management command against the database the configuration names and prints
 /// its output (a table, or JSON with `--json`); any failure is a message and exit 1.
 pub(crate) fn run_management<F, Fut>(store: StoreArgs, work: F) -> ExitCode
@@ -317,36 +340,19 @@ where
     F: FnOnce(Context) -> Fut,
     Fut: std::future::Future<Output = Result<Output, CommandError>>,
 {
-    let loaded = match crate::load_config(
-        &ConfigArgs {
-            config: store.config.clone(),
-            data: store.data.clone(),
-        },
-        None,
-    ) {
-        Ok(loaded) => loaded,
+    let config = match command_config(&store) {
+        Ok(config) => config,
         Err(code) => return code,
     };
-    for warning in &loaded.warnings {
-        eprintln!("berth: configuration: {warning}");
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    // Warnings (an audit entry that could not be written) go to standard error; standard
-    // output is the command's own.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,sqlx=error"))
-        .without_time()
-        .with_target(false)
-        .try_init();
     let result = runtime.block_on(async {
-        let database = backends::open_database(&loaded.config).await?;
+        let database = backends::open_database(&config).await?;
         let admin = Administration::new(Arc::clone(&database.identity));
         work(Context {
-            config: loaded.config.clone(),
+            config: config.clone(),
             database,
             admin,
             actor: operator(),

@@ -192,6 +192,32 @@ impl Job for GcResume {
     }
 }
 
+/// Applies the retention rules once a day (and on demand through the jobs API); with no
+/// rules it does nothing. Runs on several instances are harmless: a second run of the same
+/// rules finds nothing more to untag.
+pub struct Retention {
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+#[async_trait]
+impl Job for Retention {
+    fn name(&self) -> &'static str {
+        "retention"
+    }
+
+    async fn run(&self, _context: &JobContext) -> Result<JobSummary, JobError> {
+        let report = self
+            .lifecycle
+            .apply_retention(&Actor::System, false)
+            .await
+            .map_err(JobError::new)?;
+        if report.repositories.is_empty() {
+            return Ok(String::new());
+        }
+        Ok(report.summary())
+    }
+}
+
 pub const PULL_STATS_JOB: &str = "pull-stats";
 
 /// Writes the pulls counted since the last pass (the dashboard's pull counts and last-pulled

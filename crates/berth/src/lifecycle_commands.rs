@@ -1,4 +1,4 @@
-//! `berth gc ...`: lifecycle management from the command line, straight against the database
+//! `berth gc ...`, `berth immutable-tags ...` and `berth retention ...`: lifecycle management from the command line, straight against the database
 //! and storage the configuration names, through [`Lifecycle`] (the same write path as the
 //! admin API, acting as `cli:<login name>`). It works while berth serves: on PostgreSQL
 //! and on SQLite alike, where this is a second process on the same database file.
@@ -10,13 +10,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use berth_config::Config;
-use berth_lifecycle::{GcRunView, Lifecycle, LifecycleError};
+use berth_lifecycle::{
+    GcRunView, ImmutableTagRuleView, Lifecycle, LifecycleError, NewImmutableTagRule,
+    NewRetentionRule,
+};
 use berth_registry::Registry;
 use berth_registry::gc::{GcMode, GcObserver, GcReport, GcSettings, human_bytes};
 use clap::{Args, Subcommand};
 
-use crate::identity_commands::{StoreArgs, operator};
-use crate::{ConfigArgs, backends};
+use crate::backends;
+use crate::identity_commands::{StoreArgs, command_config, operator};
 
 /// How long garbage collection waits between marking blobs and deleting their bytes, so
 /// that a push racing the mark cancels it rather than being refused.
@@ -115,45 +118,15 @@ impl GcObserver for Terminal {
 }
 
 pub fn run(args: GcArgs) -> ExitCode {
-    let store = args.store;
-    let loaded = match crate::load_config(
-        &ConfigArgs {
-            config: store.config.clone(),
-            data: store.data.clone(),
-        },
-        None,
-    ) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    for warning in &loaded.warnings {
-        eprintln!("berth: configuration: {warning}");
-    }
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,sqlx=error"))
-        .without_time()
-        .with_target(false)
-        .try_init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("the tokio runtime starts");
-    let config = loaded.config;
+    let GcArgs {
+        command,
+        dry_run,
+        store,
+    } = args;
     let json = store.json;
-    let result = runtime.block_on(async move {
-        let database = backends::open_database(&config).await?;
-        let registry = Arc::new(Registry::new(
-            backends::open_blob_store(&config, backends::Reads::Streamed)?,
-            Arc::clone(&database.meta),
-            berth_registry::Settings {
-                delete_enabled: config.storage.delete.enabled,
-                read_only: config.storage.maintenance.readonly.enabled,
-            },
-        ));
-        let lifecycle = open(&config, &registry, &database, holder("cli"));
-        match args.command {
-            None => collect(&lifecycle, args.dry_run, json).await,
+    with_lifecycle(store, move |lifecycle| async move {
+        match command {
+            None => collect(&lifecycle, dry_run, json).await,
             Some(GcCommand::Status) => {
                 let status = lifecycle.gc_status().await.map_err(|e| e.to_string())?;
                 if json {
@@ -202,6 +175,187 @@ pub fn run(args: GcArgs) -> ExitCode {
                 Ok(())
             }
         }
+    })
+}
+
+#[derive(Subcommand)]
+pub enum ImmutableTagsCommand {
+    /// The rules, oldest first.
+    List,
+    /// Protect the tags matching TAGS (a glob: `v*`) in the repositories matching
+    /// REPOSITORIES (`library/**`) from being moved or deleted.
+    Add { repositories: String, tags: String },
+    /// Remove rule ID: its tags can be moved and deleted again.
+    Remove { id: i64 },
+}
+
+/// `berth immutable-tags ...`.
+pub fn immutable_tags(command: ImmutableTagsCommand, store: StoreArgs) -> ExitCode {
+    let json = store.json;
+    let print = move |rules: &[ImmutableTagRuleView]| {
+        if json {
+            print_json(&rules);
+        } else {
+            for rule in rules {
+                println!(
+                    "{}\t{}:{}\tadded {} by {}",
+                    rule.id, rule.repositories, rule.tags, rule.created_at, rule.created_by
+                );
+            }
+        }
+    };
+    with_lifecycle(store, move |lifecycle| async move {
+        let shown = match command {
+            ImmutableTagsCommand::List => lifecycle.immutable_tag_rules().await,
+            ImmutableTagsCommand::Add { repositories, tags } => lifecycle
+                .add_immutable_tag_rule(&operator(), &NewImmutableTagRule { repositories, tags })
+                .await
+                .map(|rule| vec![rule]),
+            ImmutableTagsCommand::Remove { id } => lifecycle
+                .remove_immutable_tag_rule(&operator(), id)
+                .await
+                .map(|rule| vec![rule]),
+        };
+        print(&shown.map_err(|e| e.to_string())?);
+        Ok(())
+    })
+}
+
+#[derive(Subcommand)]
+pub enum RetentionCommand {
+    /// The rules, oldest first.
+    List,
+    /// Add a rule: in the repositories matching REPOSITORIES (`ci/**`), keep the tags any
+    /// criterion names; a run untags the others (unless another rule keeps them).
+    Add {
+        repositories: String,
+        /// Keep the N most recently pushed tags.
+        #[arg(long)]
+        keep_last_pushed: Option<u32>,
+        /// Keep the N most recently pulled tags.
+        #[arg(long)]
+        keep_last_pulled: Option<u32>,
+        /// Keep tags matching this glob (`v*`); may be given several times.
+        #[arg(long = "keep-tag")]
+        keep_tags: Vec<String>,
+        /// Keep tags pushed within this time (`30d`).
+        #[arg(long)]
+        keep_pushed_within: Option<String>,
+        /// Keep tags pulled within this time (`90d`).
+        #[arg(long)]
+        keep_pulled_within: Option<String>,
+    },
+    /// Remove rule ID.
+    Remove { id: i64 },
+    /// Apply the rules now: untag what they do not keep (`--dry-run`: list it, change nothing).
+    Run {
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `berth retention ...`.
+pub fn retention(command: RetentionCommand, store: StoreArgs) -> ExitCode {
+    let json = store.json;
+    with_lifecycle(store, move |lifecycle| async move {
+        let rules = match command {
+            RetentionCommand::List => lifecycle.retention_rules().await,
+            RetentionCommand::Add {
+                repositories,
+                keep_last_pushed,
+                keep_last_pulled,
+                keep_tags,
+                keep_pushed_within,
+                keep_pulled_within,
+            } => {
+                let rule = NewRetentionRule {
+                    repositories,
+                    keep_last_pushed,
+                    keep_last_pulled,
+                    keep_tags,
+                    keep_pushed_within,
+                    keep_pulled_within,
+                };
+                lifecycle
+                    .add_retention_rule(&operator(), &rule)
+                    .await
+                    .map(|rule| vec![rule])
+            }
+            RetentionCommand::Remove { id } => lifecycle
+                .remove_retention_rule(&operator(), id)
+                .await
+                .map(|rule| vec![rule]),
+            RetentionCommand::Run { dry_run } => {
+                let report = lifecycle
+                    .apply_retention(&operator(), dry_run)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if json {
+                    print_json(&report);
+                } else {
+                    for (name, outcome) in &report.repositories {
+                        for removed in &outcome.removed {
+                            println!("{name}:{}\t{}", removed.tag, removed.digest);
+                        }
+                    }
+                    println!("{}", report.summary());
+                    for error in &report.errors {
+                        eprintln!("berth: {error}");
+                    }
+                }
+                return if report.errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{} tags could not be untagged",
+                        report.errors.len()
+                    ))
+                };
+            }
+        };
+        let rules = rules.map_err(|e| e.to_string())?;
+        if json {
+            print_json(&rules);
+        } else {
+            for rule in &rules {
+                println!(
+                    "{}\t{}\t{}",
+                    rule.id,
+                    rule.repositories,
+                    serde_json::to_string(rule).expect("views serialize")
+                );
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Opens the configured database and storage, runs `work` with lifecycle management over
+/// them, and turns its outcome into the exit code.
+fn with_lifecycle<F, Fut>(store: StoreArgs, work: F) -> ExitCode
+where
+    F: FnOnce(Arc<Lifecycle>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let config = match command_config(&store) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    let result = runtime.block_on(async move {
+        let database = backends::open_database(&config).await?;
+        let registry = Arc::new(Registry::new(
+            backends::open_blob_store(&config, backends::Reads::Streamed)?,
+            Arc::clone(&database.meta),
+            berth_registry::Settings {
+                delete_enabled: config.storage.delete.enabled,
+                read_only: config.storage.maintenance.readonly.enabled,
+            },
+        ));
+        work(open(&config, &registry, &database, holder("cli"))).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

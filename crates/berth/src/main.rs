@@ -168,6 +168,20 @@ enum Command {
     /// Collect garbage now (`berth gc [--dry-run]`, also while berth serves), or see runs
     /// (`berth gc status|runs|show ID`).
     Gc(lifecycle_commands::GcArgs),
+    /// Retention rules (which tags to keep) and runs that untag the rest.
+    Retention {
+        #[command(subcommand)]
+        command: lifecycle_commands::RetentionCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
+    /// Tag immutability rules: protected tags are never moved or deleted.
+    ImmutableTags {
+        #[command(subcommand)]
+        command: lifecycle_commands::ImmutableTagsCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
     /// Webhooks: list, test, delivery log, dead letters and replay.
     Webhook {
         #[command(subcommand)]
@@ -326,6 +340,10 @@ fn main() -> ExitCode {
             identity_commands::run(identity_commands::Command::Htpasswd(command), store)
         }
         Command::Gc(args) => lifecycle_commands::run(args),
+        Command::Retention { command, store } => lifecycle_commands::retention(command, store),
+        Command::ImmutableTags { command, store } => {
+            lifecycle_commands::immutable_tags(command, store)
+        }
         Command::Audit { command, store } => {
             identity_commands::run(identity_commands::Command::Audit(command), store)
         }

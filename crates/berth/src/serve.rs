@@ -21,7 +21,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::instrumented::MeasuredBlobStore;
 use crate::jobs::{
     DescribeManifests, GarbageCollection, GcResume, IdentityPrune, PULL_STATS_JOB, PullStatsFlush,
-    UploadPurge,
+    Retention, UploadPurge,
 };
 use crate::{ServeArgs, backends, first_run, observability, scrub};
 use berth_registry::pull_stats::PullStats;
@@ -298,6 +298,12 @@ fn upkeep_jobs(
             lifecycle: Arc::clone(lifecycle),
         }),
         Schedule::every(Duration::from_secs(60)).first_after(Duration::from_secs(30)),
+    );
+    jobs.add(
+        Arc::new(Retention {
+            lifecycle: Arc::clone(lifecycle),
+        }),
+        Schedule::every(Duration::from_secs(24 * 3600)).first_after(Duration::from_secs(3600)),
     );
     let purging = &config.storage.maintenance.uploadpurging;
     if purging.enabled {

@@ -1,5 +1,5 @@
-//! Lifecycle management: garbage collection runs (and, as they land, retention, tag
-//! immutability and quotas).
+//! Lifecycle management: garbage collection runs, tag immutability and retention rules (and,
+//! as they land, quotas).
 //!
 //! [`Lifecycle`] is the one write path for them, as `berth_auth::admin::Administration` is
 //! for identities: the command line (`berth gc ...`), the admin API, the dashboard and the
@@ -17,8 +17,14 @@ use berth_registry::Registry;
 use berth_registry::gc::{GcReport, GcSettings};
 
 mod gc;
+mod immutability;
+mod retention;
 
 pub use gc::{GcRunView, GcStatus};
+pub use immutability::{ImmutableTagRuleView, NewImmutableTagRule};
+pub use retention::{
+    NewRetentionRule, RemovedTag, RepositoryRetention, RetentionReport, RetentionRuleView,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {

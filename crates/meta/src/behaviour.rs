@@ -7,7 +7,10 @@ use std::sync::{Arc, OnceLock};
 use berth_oci::{Algorithm, Descriptor, Digest, Reference, RepositoryName, Tag, UploadId};
 
 use crate::events::Origin;
-use crate::{BrokenReference, MetaError, MetadataStore, NewManifest, ReferenceKind, UploadSession};
+use crate::{
+    BrokenReference, ManifestSource, MetaError, MetadataStore, NewManifest, ReferenceKind,
+    UploadSession,
+};
 
 /// Runs every check; each uses its own repository names, so they share one store.
 pub async fn run_all(store: &dyn MetadataStore) {
@@ -60,7 +63,7 @@ fn manifest<'a>(
         annotations: None,
         tag: None,
         origin: origin_ref(),
-        require_references: true,
+        source: ManifestSource::Push,
     }
 }
 
@@ -307,14 +310,14 @@ async fn manifests_and_tags(store: &dyn MetadataStore) {
     // Deleting a tag keeps the manifest; deleting a manifest removes its tags.
     assert!(
         store
-            .delete_tag(&r, &latest, &origin())
+            .delete_tag(&r, &latest, None, &origin())
             .await
             .unwrap()
             .is_some()
     );
     assert!(
         store
-            .delete_tag(&r, &latest, &origin())
+            .delete_tag(&r, &latest, None, &origin())
             .await
             .unwrap()
             .is_none()
@@ -387,7 +390,7 @@ async fn index_children_must_be_manifests_of_the_repository(store: &dyn Metadata
         annotations: None,
         tag: None,
         origin: origin_ref(),
-        require_references: true,
+        source: ManifestSource::Push,
     };
     let err = store.put_manifest(new_index()).await.unwrap_err();
     assert!(

@@ -8,7 +8,7 @@ use berth_oci::{Algorithm, Descriptor, Digest, RepositoryName, Tag};
 
 use crate::browse::{ManifestDetails, PullRecord, SearchQuery, TagSort};
 use crate::events::Origin;
-use crate::{MetadataStore, NewManifest, day_of, now_millis};
+use crate::{ManifestSource, MetadataStore, NewManifest, day_of, now_millis};
 
 /// One origin for the suite's writes.
 fn origin() -> &'static Arc<Origin> {
@@ -53,7 +53,7 @@ async fn push(store: &dyn MetadataStore, repository: &str, tag: &str, seed: &str
             annotations: None,
             tag: Some(&tag),
             origin: origin(),
-            require_references: true,
+            source: ManifestSource::Push,
         })
         .await
         .unwrap();
@@ -172,7 +172,7 @@ async fn search_finds_names_tags_and_words(store: &dyn MetadataStore) {
     assert!(found(store, &query(&["2024", "quuxcorp"])).await.is_empty());
     assert!(
         store
-            .delete_tag(&r, &Tag::parse("2024.1").unwrap(), origin())
+            .delete_tag(&r, &Tag::parse("2024.1").unwrap(), None, origin())
             .await
             .unwrap()
             .is_some()

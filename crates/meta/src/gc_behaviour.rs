@@ -9,7 +9,7 @@ use berth_oci::{Algorithm, Descriptor, Digest, RepositoryName, Tag};
 
 use crate::events::Origin;
 use crate::gc::{BlobDeletion, DeletionKind, DeletionState, GcRunStatus};
-use crate::{MetaError, MetadataStore, NewManifest, now_millis};
+use crate::{ManifestSource, MetaError, MetadataStore, NewManifest, now_millis};
 
 pub async fn run_gc(store: &dyn MetadataStore) {
     unreferenced_blobs_are_found_and_marked(store).await;
@@ -85,7 +85,7 @@ async fn manifest(
             annotations: None,
             tag,
             origin: &origin,
-            require_references: true,
+            source: ManifestSource::Push,
         })
         .await
         .unwrap();
@@ -415,7 +415,7 @@ async fn reachability_follows_tags_indexes_and_referrers(store: &dyn MetadataSto
             annotations: None,
             tag: Some(&Tag::parse("late").unwrap()),
             origin: &origin(),
-            require_references: true,
+            source: ManifestSource::Push,
         })
         .await
         .unwrap();
@@ -431,7 +431,7 @@ async fn reachability_follows_tags_indexes_and_referrers(store: &dyn MetadataSto
     assert_eq!(events[0].digest.as_ref(), Some(&orphan_referrer.digest));
 
     // Untagging the index leaves the whole tree unreachable.
-    store.delete_tag(&r, &tag, &origin()).await.unwrap();
+    store.delete_tag(&r, &tag, None, &origin()).await.unwrap();
     let untagged = store.untagged_manifests(&r, now_cutoff()).await.unwrap();
     let mut digests: Vec<&Digest> = untagged.iter().map(|m| &m.digest).collect();
     digests.sort();

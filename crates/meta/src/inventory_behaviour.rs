@@ -5,7 +5,7 @@ use berth_oci::{Algorithm, Descriptor, Digest, RepositoryName};
 
 use crate::behaviour::{origin, origin_ref};
 use crate::inventory::BlobInventory;
-use crate::{MetadataStore, NewBlob, NewManifest, ReferenceKind};
+use crate::{ManifestSource, MetadataStore, NewBlob, NewManifest, ReferenceKind};
 
 fn repo(name: &str) -> RepositoryName {
     RepositoryName::parse(name).unwrap()
@@ -184,7 +184,7 @@ async fn unheld_references_are_found_and_unreferenced_blobs_forgotten<
             annotations: None,
             tag: None,
             origin: origin_ref(),
-            require_references: true,
+            source: ManifestSource::Push,
         })
         .await
         .unwrap();

@@ -43,8 +43,12 @@ mod sql_identity;
 mod sql_inventory;
 mod sql_outbox;
 mod sql_store;
+mod sql_tag_rules;
 mod sql_webhooks;
 pub mod sqlite;
+pub mod tag_rules;
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod tag_rules_behaviour;
 pub mod webhooks;
 
 pub use browse::BrowseStore;
@@ -57,6 +61,7 @@ pub use postgres::PostgresStore;
 pub use sql_browse::{BrowseDialect, day_of};
 pub use sql_store::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
+pub use tag_rules::{ImmutableTagRule, Keep, RetentionRule, TagRuleStore};
 pub use webhooks::{Leases, WebhookStore};
 
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
@@ -130,6 +135,9 @@ pub enum MetaError {
     /// the bytes it committed cannot be trusted, and nothing was recorded.
     #[error("the blob is being garbage collected")]
     BeingCollected,
+    /// A tag immutability rule protects the tag from being moved or deleted.
+    #[error("tag {tag} is immutable (rule {rule})")]
+    ImmutableTag { tag: String, rule: String },
 }
 
 /// A manifest to record, already parsed and validated by the registry.
@@ -138,8 +146,7 @@ pub struct NewManifest<'a> {
     pub digest: &'a Digest,
     pub media_type: &'a str,
     pub content: &'a [u8],
-    /// Blobs that must be held by the repository, with the declared sizes (unless
-    /// `require_references` is false).
+    /// Blobs that must be held by the repository, with the declared sizes (for a push).
     pub blobs: &'a [Descriptor],
     /// Manifests that must be held by the repository, with the declared sizes.
     pub children: &'a [Descriptor],
@@ -150,10 +157,20 @@ pub struct NewManifest<'a> {
     pub tag: Option<&'a Tag>,
     /// Who pushed it, for the events it makes.
     pub origin: &'a Arc<Origin>,
-    /// Whether `blobs` and `children` must already be in the repository: true for pushes;
-    /// false for a pull-through cache, which stores a manifest before the content it
-    /// references (that content is fetched when a client asks for it).
-    pub require_references: bool,
+    /// Who stores it, which decides the checks it passes.
+    pub source: ManifestSource,
+}
+
+/// Who stores a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestSource {
+    /// A client's push (or an import): `blobs` and `children` must already be in the
+    /// repository, and tag immutability rules apply.
+    Push,
+    /// A pull-through cache storing what its upstream serves: it stores a manifest before
+    /// the content it references (fetched when a client asks for it), and the upstream, not
+    /// the rules, decides where its tags point.
+    Cache,
 }
 
 /// A stored manifest with its exact bytes.
@@ -211,9 +228,10 @@ pub type UploadLock = Box<dyn Send + Sync>;
 
 /// The registry's metadata; [`BrowseStore`] is what the dashboard reads from the same tables.
 /// Garbage collection's records ([`GcStore`]) are part of it: a push must see where a
-/// collection stands with what it commits.
+/// collection stands with what it commits; so are tag immutability rules ([`TagRuleStore`]),
+/// checked in the transaction that moves or deletes a tag.
 #[async_trait]
-pub trait MetadataStore: BrowseStore + GcStore {
+pub trait MetadataStore: BrowseStore + GcStore + TagRuleStore {
     /// Whether the database answers, for readiness checks.
     async fn check(&self) -> Result<()>;
 
@@ -320,11 +338,14 @@ pub trait MetadataStore: BrowseStore + GcStore {
         origin: &Arc<Origin>,
     ) -> Result<Option<Vec<Event>>>;
 
-    /// Deletes a tag, leaving its manifest; `None` when it was not there.
+    /// Deletes a tag, leaving its manifest; `None` when it was not there (or, with
+    /// `pointing_at`, when it points at another manifest: retention removes only the tag it
+    /// planned to remove, not one pushed again since).
     async fn delete_tag(
         &self,
         repository: &RepositoryName,
         tag: &Tag,
+        pointing_at: Option<&Digest>,
         origin: &Arc<Origin>,
     ) -> Result<Option<Vec<Event>>>;
 

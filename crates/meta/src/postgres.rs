@@ -319,6 +319,7 @@ mod tests {
             .await
             .unwrap();
         crate::gc_behaviour::run_gc(&store).await;
+        crate::tag_rules_behaviour::run_tag_rules(&store).await;
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
         crate::browse_behaviour::run_browse(&store).await;

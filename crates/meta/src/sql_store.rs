@@ -25,8 +25,8 @@ use crate::events::{Event, EventKind, Origin, OutboxRouter};
 use crate::gc::{BlobDeletion, DeletionState};
 use crate::sql_browse::BrowseDialect;
 use crate::{
-    BlobRecord, BrokenReference, KeyedLocks, MetaError, MetadataStore, NewBlob, NewManifest,
-    PoolUse, ReferenceKind, Referrer, Result, StoreUsage, StoredManifest, UploadLock,
+    BlobRecord, BrokenReference, KeyedLocks, ManifestSource, MetaError, MetadataStore, NewBlob,
+    NewManifest, PoolUse, ReferenceKind, Referrer, Result, StoreUsage, StoredManifest, UploadLock,
     UploadSession, now_millis,
 };
 
@@ -410,7 +410,7 @@ where
     f64: for<'r> Decode<'r, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     Option<String>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
-    Option<i64>: for<'r> Decode<'r, DB>,
+    Option<i64>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
     usize: ColumnIndex<DB::Row>,
 {
     async fn check(&self) -> Result<()> {
@@ -571,7 +571,7 @@ where
             Self::ensure_repository(&mut tx, manifest.repository, origin, &mut events).await?;
 
         let mut broken = Vec::new();
-        if manifest.require_references {
+        if manifest.source == ManifestSource::Push {
             broken =
                 Self::check_references(&mut tx, repository_id, ReferenceKind::Blob, manifest.blobs)
                     .await?;
@@ -682,6 +682,14 @@ where
             .transpose()?;
             let previous = previous.as_deref().map(parse_digest).transpose()?;
             if previous.as_ref() != Some(manifest.digest) {
+                if previous.is_some() && manifest.source == ManifestSource::Push {
+                    Self::refuse_immutable_tags(
+                        &mut tx,
+                        manifest.repository,
+                        std::slice::from_ref(tag),
+                    )
+                    .await?;
+                }
                 sqlx::query(
                     "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (repository_id, name) DO UPDATE
@@ -753,6 +761,14 @@ where
         .bind(digest.as_str())
         .fetch_all(&mut *tx)
         .await?;
+        let tags = tag_rows
+            .iter()
+            .map(|row| {
+                let name: String = row.try_get(0)?;
+                Tag::parse(&name).map_err(|_| corrupt("tag", &name))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::refuse_immutable_tags(&mut tx, repository, &tags).await?;
         let deleted = sqlx::query(
             "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2 RETURNING media_type",
         )
@@ -764,13 +780,6 @@ where
             return Ok(None);
         };
         let media_type: String = row.try_get(0)?;
-        let tags = tag_rows
-            .iter()
-            .map(|row| {
-                let name: String = row.try_get(0)?;
-                Tag::parse(&name).map_err(|_| corrupt("tag", &name))
-            })
-            .collect::<Result<Vec<_>>>()?;
         let mut events: Vec<Event> = tags
             .iter()
             .map(|tag| {
@@ -791,6 +800,7 @@ where
         &self,
         repository: &RepositoryName,
         tag: &Tag,
+        pointing_at: Option<&Digest>,
         origin: &Arc<Origin>,
     ) -> Result<Option<Vec<Event>>> {
         let mut tx = self.begin().await?;
@@ -810,6 +820,10 @@ where
         };
         let digest: String = target.try_get(0)?;
         let media_type: String = target.try_get(1)?;
+        if pointing_at.is_some_and(|expected| expected.as_str() != digest) {
+            return Ok(None);
+        }
+        Self::refuse_immutable_tags(&mut tx, repository, std::slice::from_ref(tag)).await?;
         sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
             .bind(repository_id)
             .bind(tag.as_str())

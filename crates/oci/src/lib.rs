@@ -44,7 +44,7 @@ pub use error::{ErrorCode, RegistryError};
 pub use manifest::{Descriptor, ManifestMediaType, ParsedManifest};
 pub use name::RepositoryName;
 pub use pagination::Page;
-pub use pattern::Pattern;
+pub use pattern::{Pattern, TagPattern};
 pub use range::{ByteRange, ContentRange};
 pub use reference::{Reference, Tag};
 pub use upload::UploadId;

@@ -1,4 +1,4 @@
-//! Glob patterns over repository names.
+//! Glob patterns over repository names ([`Pattern`]) and over tags ([`TagPattern`]).
 //!
 //! Components are separated by `/`. In a component, `*` matches any run of characters other
 //! than `/`. A component that is exactly `**` matches any number of components, none
@@ -96,6 +96,48 @@ fn matches_glob(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&c| c == b'*')
 }
 
+/// A glob over tags: `*` matches any run of tag characters, everything else itself; so
+/// `v*` matches `v1` and `v1.2.3`, `*-release` matches `2024-release`, `*` every tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TagPattern {
+    text: String,
+}
+
+impl TagPattern {
+    pub fn parse(text: &str) -> Result<TagPattern, PatternError> {
+        let invalid = |reason| PatternError {
+            pattern: text.to_string(),
+            reason,
+        };
+        if text.is_empty() || text.len() > 128 {
+            return Err(invalid("a tag pattern is 1 to 128 characters"));
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '*');
+        if !text.chars().all(allowed) {
+            return Err(invalid(
+                "only letters, digits, '_', '.', '-' and '*' are allowed in a tag pattern",
+            ));
+        }
+        Ok(TagPattern {
+            text: text.to_string(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn matches(&self, tag: &str) -> bool {
+        matches_glob(self.text.as_bytes(), tag.as_bytes())
+    }
+}
+
+impl fmt::Display for TagPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
@@ -156,6 +198,21 @@ mod tests {
             &"a".repeat(256),
         ] {
             assert!(Pattern::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tag_patterns() {
+        let tag = |pattern: &str, tag: &str| TagPattern::parse(pattern).unwrap().matches(tag);
+        assert!(tag("*", "latest"));
+        assert!(tag("v*", "v1.2.3"));
+        assert!(!tag("v*", "1.2.3"));
+        assert!(tag("*-release", "2024-release"));
+        assert!(!tag("*-release", "2024-release-candidate"));
+        assert!(tag("1.*.*", "1.2.3"));
+        assert!(!tag("latest", "Latest"), "tags are case-sensitive");
+        for bad in ["", "a/b", "v?", "a b", "*)(uid=*", &"a".repeat(129)] {
+            assert!(TagPattern::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

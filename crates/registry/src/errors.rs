@@ -32,6 +32,11 @@ pub(crate) fn from_meta(err: MetaError) -> RegistryError {
             "the blob was garbage collected while this upload completed; upload it again",
         )
         .with_header("retry-after", "1"),
+        MetaError::ImmutableTag { tag, rule } => RegistryError::new(
+            ErrorCode::Denied,
+            format!("tag {tag} is immutable (rule {rule}): push under a new tag"),
+        )
+        .with_detail(serde_json::json!({ "tag": tag, "rule": rule })),
     }
 }
 

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use berth_meta::{NewManifest, StoredManifest};
+use berth_meta::{ManifestSource, NewManifest, StoredManifest};
 use berth_oci::accept::accepts;
 use berth_oci::manifest::{OCI_IMAGE_INDEX, manifest_digest};
-use berth_oci::{Digest, ParsedManifest, Reference, RegistryError, RepositoryName};
+use berth_oci::{Digest, ParsedManifest, Reference, RegistryError, RepositoryName, Tag};
 use bytes::Bytes;
 
 use crate::errors::from_meta;
@@ -30,8 +30,15 @@ impl Registry {
         content_type: Option<&str>,
         content: Bytes,
     ) -> Result<PushedManifest> {
-        self.store_manifest(origin, repository, reference, content_type, content, true)
-            .await
+        self.store_manifest(
+            origin,
+            repository,
+            reference,
+            content_type,
+            content,
+            ManifestSource::Push,
+        )
+        .await
     }
 
     /// Stores a manifest a pull-through cache fetched from its upstream, by tag or by
@@ -46,8 +53,15 @@ impl Registry {
         content_type: Option<&str>,
         content: Bytes,
     ) -> Result<PushedManifest> {
-        self.store_manifest(origin, repository, reference, content_type, content, false)
-            .await
+        self.store_manifest(
+            origin,
+            repository,
+            reference,
+            content_type,
+            content,
+            ManifestSource::Cache,
+        )
+        .await
     }
 
     async fn store_manifest(
@@ -57,7 +71,7 @@ impl Registry {
         reference: &Reference,
         content_type: Option<&str>,
         content: Bytes,
-        require_references: bool,
+        source: ManifestSource,
     ) -> Result<PushedManifest> {
         self.ensure_writable()?;
         let parsed = ParsedManifest::parse(&content, content_type)?;
@@ -95,7 +109,7 @@ impl Registry {
                 annotations: parsed.annotations.as_ref(),
                 tag,
                 origin,
-                require_references,
+                source,
             })
             .await
             .map_err(from_meta)?;
@@ -167,7 +181,7 @@ impl Registry {
     ) -> Result<Vec<Event>> {
         self.ensure_delete_enabled()?;
         let deleted = match reference {
-            Reference::Tag(tag) => self.meta.delete_tag(repository, tag, origin).await,
+            Reference::Tag(tag) => self.meta.delete_tag(repository, tag, None, origin).await,
             Reference::Digest(digest) => {
                 self.meta.delete_manifest(repository, digest, origin).await
             }
@@ -179,6 +193,31 @@ impl Registry {
                 Ok(events)
             }
             None => Err(self.manifest_not_found(repository, reference).await),
+        }
+    }
+
+    /// Removes a tag only if it still points at `digest` (retention's untagging: a tag
+    /// pushed again since it was planned stays); `false` when it did not. Not subject to
+    /// `storage.delete.enabled`, which is about clients' deletes; immutability rules apply.
+    pub async fn untag(
+        &self,
+        origin: &Arc<Origin>,
+        repository: &RepositoryName,
+        tag: &Tag,
+        digest: &Digest,
+    ) -> Result<bool> {
+        self.ensure_writable()?;
+        match self
+            .meta
+            .delete_tag(repository, tag, Some(digest), origin)
+            .await
+            .map_err(from_meta)?
+        {
+            Some(events) => {
+                self.publish(&events);
+                Ok(true)
+            }
+            None => Ok(false),
         }
     }
 

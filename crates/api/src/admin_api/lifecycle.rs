@@ -1,11 +1,11 @@
-//! Lifecycle management: garbage collection (and, as they land, retention, immutability and
-//! quotas), as thin handlers over [`berth_lifecycle::Lifecycle`].
+//! Lifecycle management: garbage collection, tag immutability and retention (and, as they
+//! land, quotas), as thin handlers over [`berth_lifecycle::Lifecycle`].
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
-use berth_lifecycle::LifecycleError;
+use berth_lifecycle::{LifecycleError, NewImmutableTagRule, NewRetentionRule};
 use berth_registry::gc::{GcMode, Unobserved};
 use http::StatusCode;
 use serde::Deserialize;
@@ -33,7 +33,7 @@ impl From<LifecycleError> for ApiFailure {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StartCollection {
-    /// Report what would be freed, changing nothing.
+    /// Report what would be freed (or untagged), changing nothing.
     #[serde(default)]
     dry_run: bool,
 }
@@ -87,6 +87,83 @@ pub(super) async fn gc_run(
             .parse()
             .map_err(|_| ApiFailure::not_found(format!("no garbage collection run {id:?}")))?;
         ok(&lifecycle.gc_run(id).await?)
+    })
+    .await
+}
+
+pub(super) async fn immutable_tag_rules(State(state): Shared, request: Request) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |_, Empty {}| async move {
+        ok(&lifecycle.immutable_tag_rules().await?)
+    })
+    .await
+}
+
+pub(super) async fn add_immutable_tag_rule(State(state): Shared, request: Request) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(
+        &state,
+        request,
+        |op, rule: NewImmutableTagRule| async move {
+            let added = lifecycle.add_immutable_tag_rule(&op.actor, &rule).await?;
+            json(StatusCode::CREATED, &added)
+        },
+    )
+    .await
+}
+
+pub(super) async fn remove_immutable_tag_rule(
+    State(state): Shared,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |op, Empty {}| async move {
+        let id: i64 = id
+            .parse()
+            .map_err(|_| ApiFailure::not_found(format!("no immutable tag rule {id:?}")))?;
+        ok(&lifecycle.remove_immutable_tag_rule(&op.actor, id).await?)
+    })
+    .await
+}
+
+pub(super) async fn retention_rules(State(state): Shared, request: Request) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |_, Empty {}| async move {
+        ok(&lifecycle.retention_rules().await?)
+    })
+    .await
+}
+
+pub(super) async fn add_retention_rule(State(state): Shared, request: Request) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |op, rule: NewRetentionRule| async move {
+        let added = lifecycle.add_retention_rule(&op.actor, &rule).await?;
+        json(StatusCode::CREATED, &added)
+    })
+    .await
+}
+
+pub(super) async fn remove_retention_rule(
+    State(state): Shared,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |op, Empty {}| async move {
+        let id: i64 = id
+            .parse()
+            .map_err(|_| ApiFailure::not_found(format!("no retention rule {id:?}")))?;
+        ok(&lifecycle.remove_retention_rule(&op.actor, id).await?)
+    })
+    .await
+}
+
+/// A retention run: `{"dry_run": true}` lists what a real run would untag.
+pub(super) async fn run_retention(State(state): Shared, request: Request) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |op, body: StartCollection| async move {
+        ok(&lifecycle.apply_retention(&op.actor, body.dry_run).await?)
     })
     .await
 }

@@ -19,7 +19,7 @@
 //! * `identities`: users, teams, service accounts;
 //! * `access`: tokens, rules, htpasswd import, the audit log;
 //! * `background`: webhooks (over `berth_webhooks::admin`) and background jobs;
-//! * `lifecycle`: garbage collection.
+//! * `lifecycle`: garbage collection, tag immutability and retention rules.
 //! * `blobs`: a blob's record (repositories, content id, quarantine).
 
 use std::sync::Arc;
@@ -128,6 +128,23 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/gc/runs", get(lifecycle::gc_runs))
         .route("/api/v1/gc/runs/{id}", get(lifecycle::gc_run))
+        .route(
+            "/api/v1/immutable-tags",
+            get(lifecycle::immutable_tag_rules).post(lifecycle::add_immutable_tag_rule),
+        )
+        .route(
+            "/api/v1/immutable-tags/{id}",
+            delete(lifecycle::remove_immutable_tag_rule),
+        )
+        .route(
+            "/api/v1/retention/rules",
+            get(lifecycle::retention_rules).post(lifecycle::add_retention_rule),
+        )
+        .route(
+            "/api/v1/retention/rules/{id}",
+            delete(lifecycle::remove_retention_rule),
+        )
+        .route("/api/v1/retention/runs", post(lifecycle::run_retention))
         .route("/api/v1/blobs/{digest}", get(blobs::get_blob))
         .route("/api/v1/{*rest}", any(unknown_operation))
 }

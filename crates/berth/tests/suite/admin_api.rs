@@ -858,6 +858,122 @@ async fn every_documented_operation_behaves_as_documented() {
     )
     .await;
 
+    // Tag immutability rules: added once, refused when invalid, removed.
+    let rule = api
+        .ok(
+            Method::POST,
+            "/api/v1/immutable-tags",
+            &[],
+            Some(json!({"repositories": "frozen/**", "tags": "v*"})),
+        )
+        .await;
+    assert_eq!(rule["repositories"], "frozen/**");
+    assert_eq!(rule["created_by"], "user:root");
+    for bad in [
+        json!({"repositories": "Frozen", "tags": "v*"}),
+        json!({"repositories": "frozen/**", "tags": "v/1"}),
+        json!({"repositories": "frozen/**"}),
+        json!({"repositories": "frozen/**", "tags": "v*", "extra": 1}),
+    ] {
+        api.refused(
+            Method::POST,
+            "/api/v1/immutable-tags",
+            &[],
+            Some(bad),
+            400,
+            "INVALID",
+        )
+        .await;
+    }
+    let rules = api
+        .ok(Method::GET, "/api/v1/immutable-tags", &[], None)
+        .await;
+    assert_eq!(rules, json!([rule]));
+    let id = rule["id"].to_string();
+    api.ok(Method::DELETE, "/api/v1/immutable-tags/{id}", &[&id], None)
+        .await;
+    api.refused(
+        Method::DELETE,
+        "/api/v1/immutable-tags/{id}",
+        &[&id],
+        None,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+
+    // Retention rules and runs (what runs untag: the `retention` suite).
+    let rule = api
+        .ok(
+            Method::POST,
+            "/api/v1/retention/rules",
+            &[],
+            Some(json!({"repositories": "ret/**", "keep_tags": ["keep-*"], "keep_pushed_within": "30d"})),
+        )
+        .await;
+    assert_eq!(rule["keep_pushed_within"], "30days");
+    for bad in [
+        json!({"repositories": "ret/**"}),
+        json!({"repositories": "ret/**", "keep_pushed_within": "soon"}),
+        json!({"repositories": "ret/**", "keep_last_pushed": -1}),
+    ] {
+        api.refused(
+            Method::POST,
+            "/api/v1/retention/rules",
+            &[],
+            Some(bad),
+            400,
+            "INVALID",
+        )
+        .await;
+    }
+    assert_eq!(
+        api.ok(Method::GET, "/api/v1/retention/rules", &[], None)
+            .await,
+        json!([rule])
+    );
+    let dry = api
+        .ok(
+            Method::POST,
+            "/api/v1/retention/runs",
+            &[],
+            Some(json!({"dry_run": true})),
+        )
+        .await;
+    assert_eq!(dry["dry_run"], true);
+    let id = rule["id"].to_string();
+    api.ok(Method::DELETE, "/api/v1/retention/rules/{id}", &[&id], None)
+        .await;
+    api.refused(
+        Method::DELETE,
+        "/api/v1/retention/rules/{id}",
+        &[&id],
+        None,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    api.ok(
+        Method::POST,
+        "/api/v1/retention/rules",
+        &[],
+        Some(json!({"repositories": "ret/**", "keep_tags": ["keep-*"]})),
+    )
+    .await;
+    let dry = api
+        .ok(
+            Method::POST,
+            "/api/v1/retention/runs",
+            &[],
+            Some(json!({"dry_run": true})),
+        )
+        .await;
+    let real = api
+        .ok(Method::POST, "/api/v1/retention/runs", &[], Some(json!({})))
+        .await;
+    assert_eq!(dry["repositories"], real["repositories"], "{dry} {real}");
+    assert_eq!(real["dry_run"], false);
+
     // Every operation in the document was called above.
     let called: BTreeSet<(String, String)> = api
         .called

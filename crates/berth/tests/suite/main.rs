@@ -25,4 +25,6 @@ mod oci_client_crate;
 mod operations;
 mod production_backends;
 mod real_clients;
+mod retention;
 mod storage_backends;
+mod tag_immutability;
