@@ -867,6 +867,8 @@ pub async fn run_identity(store: &dyn crate::IdentityStore) {
         client: "10.0.0.1".into(),
         created_at: 1_000,
         expires_at,
+        last_seen_at: None,
+        user_agent: Some(format!("browser of {id}")),
     };
     store.create_user("sam", None, None, false).await.unwrap();
     assert!(matches!(
@@ -890,6 +892,14 @@ pub async fn run_identity(store: &dyn crate::IdentityStore) {
         Some(session("s1", "sam", 5_000))
     );
     assert!(store.session("s0").await.unwrap().is_none());
+    // A user's live sessions, with when each was last used.
+    store.touch_session("s2", 4_000).await.unwrap();
+    let live = store.user_sessions("sam", 6_000).await.unwrap();
+    let ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["s2", "s3"], "expired ones are left out");
+    assert_eq!(live[0].last_seen_at, Some(4_000));
+    assert_eq!(live[0].user_agent.as_deref(), Some("browser of s2"));
+    assert!(store.user_sessions("nobody", 0).await.unwrap().is_empty());
     assert_eq!(store.prune_sessions(6_000).await.unwrap(), 1);
     assert!(store.session("s1").await.unwrap().is_none());
     assert!(store.delete_session("s2").await.unwrap());

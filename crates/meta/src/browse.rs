@@ -78,7 +78,10 @@ pub struct ManifestRecord {
     pub last_pulled_at: Option<i64>,
 }
 
-/// A search: every word must match (as a prefix of a word of the entry).
+/// A search: every word must match (as a prefix of a word of the entry). Only the first
+/// `limit` matching entries in the index's order are read (every repository's name first,
+/// then every repository's first tag, then its second, ...), so that the work a search costs
+/// is bounded however many entries match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchQuery {
     /// Lower-case letters and digits only; empty: every tag that passes the filters.
@@ -91,22 +94,17 @@ pub struct SearchQuery {
     pub signed: bool,
     /// Only tags whose manifest has an SBOM among its referrers.
     pub sbom: bool,
-    /// Rows returned at most.
+    /// Entries read at most.
     pub limit: u32,
-    /// Entries returned per repository at most (its best).
-    pub per_repository: u32,
 }
 
-/// One matching entry: a repository (`tag` empty) or one of its tags. Rows come grouped by
-/// repository, the best repository first, and within one repository its best entry first.
+/// One matching entry: a repository (`tag` empty) or one of its tags.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRow {
     pub repository: String,
     pub tag: String,
-    /// The repository's best score; larger is better.
+    /// How well the entry matches; larger is better.
     pub score: f64,
-    /// How many of the repository's tags matched (not only those returned).
-    pub tags: u64,
 }
 
 /// Pulls of one manifest (through one tag, or by digest) to add to the statistics.
@@ -194,8 +192,8 @@ pub trait BrowseStore: Send + Sync {
     /// Up to `limit` manifests that have no details yet (pushed before berth recorded them).
     async fn manifests_without_details(&self, limit: u32) -> Result<Vec<(RepositoryName, Digest)>>;
 
-    /// Matching entries grouped by repository, best first, at most `query.limit` rows and
-    /// `query.per_repository` per repository.
+    /// The first `query.limit` matching entries in the index's order (see [`SearchQuery`]),
+    /// each with its score, in no particular order.
     async fn search(&self, query: &SearchQuery) -> Result<Vec<SearchRow>>;
 
     /// Adds pulls to the statistics in one transaction. Pulls of manifests deleted since

@@ -74,7 +74,6 @@ fn query(words: &[&str]) -> SearchQuery {
     SearchQuery {
         words: words.iter().map(|w| w.to_string()).collect(),
         limit: 100,
-        per_repository: 100,
         ..SearchQuery::default()
     }
 }
@@ -92,6 +91,7 @@ async fn found(store: &dyn MetadataStore, query: &SearchQuery) -> Vec<(String, S
 
 pub async fn run_browse(store: &dyn MetadataStore) {
     search_finds_names_tags_and_words(store).await;
+    search_reads_a_bounded_window_spread_over_repositories(store).await;
     tags_pages_sort_and_count(store).await;
     pulls_are_counted(store).await;
     storage_usage_counts_each_blob_once(store).await;
@@ -187,9 +187,84 @@ async fn search_finds_names_tags_and_words(store: &dyn MetadataStore) {
     );
 }
 
+/// A search reads a bounded number of matching entries, and those are spread over
+/// repositories: every repository's name first, then every repository's first tag, and so on,
+/// so a repository with many matching tags does not crowd out the others.
+async fn search_reads_a_bounded_window_spread_over_repositories(store: &dyn MetadataStore) {
+    let labelled = details("image", &["linux/amd64"], 1, "zorblax");
+    let many = repo("spread/many");
+    for i in 0..12 {
+        let digest = push(
+            store,
+            "spread/many",
+            &format!("t{i:02}"),
+            &format!("many-{i}"),
+        )
+        .await;
+        store
+            .put_manifest_details(&many, &digest, &labelled)
+            .await
+            .unwrap();
+    }
+    // Created after all the tags of the first one.
+    for i in 0..5 {
+        let name = format!("spread/one-{i}");
+        let digest = push(store, &name, "v1", &format!("one-{i}")).await;
+        store
+            .put_manifest_details(&repo(&name), &digest, &labelled)
+            .await
+            .unwrap();
+    }
+    let window = SearchQuery {
+        limit: 8,
+        ..query(&["zorblax"])
+    };
+    let rows = found(store, &window).await;
+    assert_eq!(rows.len(), 8, "{rows:?}");
+    let mut repositories: Vec<&str> = rows.iter().map(|(r, _)| r.as_str()).collect();
+    repositories.sort();
+    repositories.dedup();
+    assert_eq!(
+        repositories.len(),
+        6,
+        "each repository's first tag first: {rows:?}"
+    );
+    assert_eq!(
+        rows.iter().filter(|(r, _)| r == "spread/many").count(),
+        3,
+        "{rows:?}"
+    );
+    // Names come before any tag.
+    let names = found(
+        store,
+        &SearchQuery {
+            limit: 6,
+            ..query(&["spread"])
+        },
+    )
+    .await;
+    assert_eq!(names.len(), 6);
+    assert!(names.iter().all(|(_, tag)| tag.is_empty()), "{names:?}");
+    // Everything when the window is large enough; a tag deleted and pushed again is found.
+    assert_eq!(found(store, &query(&["zorblax"])).await.len(), 17);
+    store
+        .delete_tag(&many, &Tag::parse("t00").unwrap(), origin())
+        .await
+        .unwrap();
+    let digest = push(store, "spread/many", "t00", "many-0-again").await;
+    store
+        .put_manifest_details(&many, &digest, &labelled)
+        .await
+        .unwrap();
+    assert_eq!(found(store, &query(&["zorblax"])).await.len(), 17);
+    assert_eq!(found(store, &query(&["zorblax", "t00"])).await.len(), 1);
+}
+
 async fn tags_pages_sort_and_count(store: &dyn MetadataStore) {
     let r = repo("pages/app");
     for (i, tag) in ["b", "a", "c"].into_iter().enumerate() {
+        // Pushed a few milliseconds apart, for the order by push time.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         let digest = push(store, "pages/app", tag, &format!("pages-{tag}")).await;
         store
             .put_manifest_details(&r, &digest, &details("image", &[], 10 * (i as u64 + 1), ""))
@@ -202,6 +277,19 @@ async fn tags_pages_sort_and_count(store: &dyn MetadataStore) {
     assert_eq!(names, ["a", "b"]);
     let next = store.tag_page(&r, TagSort::Name, 2, 2).await.unwrap();
     assert_eq!(next.rows.len(), 1);
+    let by_push = store.tag_page(&r, TagSort::Pushed, 0, 3).await.unwrap();
+    let names: Vec<&str> = by_push.rows.iter().map(|t| t.tag.as_str()).collect();
+    assert_eq!(names, ["c", "a", "b"], "newest first");
+    let deeper = store.tag_page(&r, TagSort::Pushed, 1, 1).await.unwrap();
+    assert_eq!(deeper.rows[0].tag, "a");
+    assert!(
+        store
+            .tag_page(&r, TagSort::Pushed, 3, 10)
+            .await
+            .unwrap()
+            .rows
+            .is_empty()
+    );
     let by_size = store.tag_page(&r, TagSort::Size, 0, 3).await.unwrap();
     let sizes: Vec<u64> = by_size.rows.iter().map(|t| t.size).collect();
     assert_eq!(sizes, [30, 20, 10]);

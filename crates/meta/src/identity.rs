@@ -100,6 +100,10 @@ pub struct Session {
     pub client: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// When it was last used (recorded at most about once a minute).
+    pub last_seen_at: Option<i64>,
+    /// The browser's `User-Agent` when it began, if it sent one.
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +183,10 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn create_session(&self, session: &Session) -> Result<()>;
     async fn session(&self, id: &str) -> Result<Option<Session>>;
     async fn delete_session(&self, id: &str) -> Result<bool>;
+    /// A user's live (unexpired at `now`) sessions, most recently begun first.
+    async fn user_sessions(&self, user: &str, now: i64) -> Result<Vec<Session>>;
+    /// Records that a session was used at `at`.
+    async fn touch_session(&self, id: &str, at: i64) -> Result<()>;
     /// Ends every session of a user (after a password change); returns how many.
     async fn delete_user_sessions(&self, user: &str) -> Result<u64>;
     /// Deletes sessions that expired before `before`.

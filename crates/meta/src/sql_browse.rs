@@ -17,10 +17,14 @@ use crate::{MetaError, Result};
 
 /// What differs between engines for the dashboard's queries (a part of [`Dialect`]).
 pub trait BrowseDialect: sqlx::Database {
-    /// The matching entries (`repository_id`, `tag`, `score`, larger is better) of entry `e`
-    /// of repository `r`: `$1` is the engine's query text (from
-    /// [`BrowseDialect::match_text`]); `{filters}` is replaced by [`SEARCH_FILTERS`].
+    /// The first `$7` entries matching the query text `$1` (from
+    /// [`BrowseDialect::match_text`]) in the index's order (each repository's name, then each
+    /// repository's first tag, ...; see migration 0501) that pass `{filters}`
+    /// ([`SEARCH_FILTERS`], over entry `e`), as (repository name, tag, score: larger is better).
+    /// Only those are ranked, so that a query matching many entries stays cheap.
     const MATCHES: &'static str;
+    /// The index's order of entries `e`.
+    const ENTRY_ORDER: &'static str;
     /// The namespace of repository `r.name`: its first path component, or `''`.
     const NAMESPACE: &'static str;
     /// The query text for words that are letters and digits only, each a prefix.
@@ -30,10 +34,13 @@ pub trait BrowseDialect: sqlx::Database {
 }
 
 impl BrowseDialect for Sqlite {
-    const MATCHES: &'static str = "SELECT e.repository_id, e.tag, -bm25(search_index) AS score
+    // FTS5 walks its matches in rowid order and computes bm25 only for the rows returned.
+    const MATCHES: &'static str = "SELECT r.name, e.tag, -bm25(search_index) AS score
          FROM search_index JOIN search_entries e ON e.id = search_index.rowid
          JOIN repositories r ON r.id = e.repository_id
-         WHERE search_index MATCH $1 {filters}";
+         WHERE search_index MATCH $1 {filters}
+         ORDER BY search_index.rowid LIMIT $7";
+    const ENTRY_ORDER: &'static str = "e.id";
     const NAMESPACE: &'static str = "CASE WHEN instr(r.name, '/') > 0 THEN substr(r.name, 1, instr(r.name, '/') - 1) ELSE '' END";
 
     fn match_text(words: &[String]) -> String {
@@ -50,11 +57,15 @@ impl BrowseDialect for Sqlite {
 }
 
 impl BrowseDialect for Postgres {
-    const MATCHES: &'static str = "SELECT e.repository_id, e.tag,
-             CAST(ts_rank(e.document, q) AS DOUBLE PRECISION) AS score
-         FROM search_entries e CROSS JOIN to_tsquery('simple', $1) AS q
-         JOIN repositories r ON r.id = e.repository_id
-         WHERE e.document @@ q {filters}";
+    // The entries are chosen before the repositories are joined (the planner cannot estimate
+    // how many a text query matches), and ranked after the cut.
+    const MATCHES: &'static str = "SELECT r.name, m.tag,
+             CAST(ts_rank(m.document, to_tsquery('simple', $1)) AS DOUBLE PRECISION) AS score
+         FROM (SELECT e.repository_id, e.tag, e.document FROM search_entries e
+               WHERE e.document @@ to_tsquery('simple', $1) {filters}
+               ORDER BY e.ordinal, e.id LIMIT $7) AS m
+         JOIN repositories r ON r.id = m.repository_id";
+    const ENTRY_ORDER: &'static str = "e.ordinal, e.id";
     const NAMESPACE: &'static str =
         "CASE WHEN position('/' in r.name) > 0 THEN split_part(r.name, '/', 1) ELSE '' END";
 
@@ -71,10 +82,11 @@ impl BrowseDialect for Postgres {
     }
 }
 
-/// The search filters, over entry `e` of repository `r`: `$2`/`$3` the namespace's bounds,
-/// `$4` a LIKE pattern for the platform, `$5`/`$6` (0 or 1) signed and SBOM.
+/// The search filters, over entry `e`: `$2`/`$3` the namespace's bounds, `$4` a LIKE pattern
+/// for the platform, `$5`/`$6` (0 or 1) signed and SBOM.
 const SEARCH_FILTERS: &str = "
-    AND (CAST($2 AS TEXT) IS NULL OR (r.name >= $2 AND r.name < $3))
+    AND (CAST($2 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM repositories n
+         WHERE n.id = e.repository_id AND n.name >= $2 AND n.name < $3))
     AND (CAST($4 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM tags t
          JOIN manifest_details d ON d.manifest_id = t.manifest_id
          WHERE t.repository_id = e.repository_id AND t.name = e.tag
@@ -88,25 +100,12 @@ const SEARCH_FILTERS: &str = "
          JOIN manifest_details sd ON sd.manifest_id = s.id
          WHERE t.repository_id = e.repository_id AND t.name = e.tag AND sd.kind = 'sbom'))";
 
-/// Tags that pass the filters, when the search has no words (`$1` is then empty).
-const FILTER_ONLY: &str = "SELECT e.repository_id, e.tag, CAST(0 AS DOUBLE PRECISION) AS score
-     FROM search_entries e JOIN repositories r ON r.id = e.repository_id
-     WHERE e.tag <> '' AND $1 = '' {filters}";
-
-/// Repositories best match first, each with its best few entries and how many of its tags
-/// matched, so that one repository with thousands of matching tags does not crowd out the
-/// others. `{matches}` is [`BrowseDialect::MATCHES`] or [`FILTER_ONLY`]. Materialized, as the
-/// full-text ranking functions only work in the query that matches.
-const RANKED: &str = "WITH matches AS MATERIALIZED ({matches})
-     SELECT r.name, m.tag, m.best, m.tags FROM (
-         SELECT repository_id, tag,
-             max(score) OVER (PARTITION BY repository_id) AS best,
-             sum(CASE WHEN tag <> '' THEN 1 ELSE 0 END) OVER (PARTITION BY repository_id) AS tags,
-             row_number() OVER (PARTITION BY repository_id ORDER BY score DESC, tag) AS nth
-         FROM matches) AS m
-     JOIN repositories r ON r.id = m.repository_id
-     WHERE m.nth <= $8
-     ORDER BY m.best DESC, r.name, m.nth LIMIT $7";
+/// The first `$7` tags (in the index's order, `{order}`) that pass the filters, when the
+/// search has no words (`$1` is then empty).
+const FILTER_ONLY: &str = "SELECT r.name, f.tag, CAST(0 AS DOUBLE PRECISION) AS score
+     FROM (SELECT e.repository_id, e.tag FROM search_entries e
+           WHERE e.tag <> '' AND $1 = '' {filters} ORDER BY {order} LIMIT $7) AS f
+     JOIN repositories r ON r.id = f.repository_id";
 
 const TAG_COLUMNS: &str = "t.name, m.digest, m.media_type, t.updated_at,
      coalesce(d.total_size, m.size), d.kind, d.platforms, tp.pulls, tp.last_pulled_at";
@@ -193,25 +192,23 @@ where
         limit: u32,
     ) -> Result<TagPage> {
         // The page's tags are chosen on the tags alone (an index walk for name and push
-        // time), and only those are joined with their manifests: deep pages stay cheap.
-        let (order, page) = match sort {
-            TagSort::Name => (
-                "t.name",
+        // time), and only those are then read with their manifests, by name: deep pages stay
+        // cheap, and no engine is tempted to walk every tag to avoid sorting 50 rows.
+        let page = match sort {
+            TagSort::Name => {
                 "SELECT p.name FROM tags p WHERE p.repository_id = $1
-                 ORDER BY p.name LIMIT $2 OFFSET $3",
-            ),
-            TagSort::Pushed => (
-                "t.updated_at DESC, t.name",
+                 ORDER BY p.name LIMIT $2 OFFSET $3"
+            }
+            TagSort::Pushed => {
                 "SELECT p.name FROM tags p WHERE p.repository_id = $1
-                 ORDER BY p.updated_at DESC, p.name LIMIT $2 OFFSET $3",
-            ),
-            TagSort::Size => (
-                "coalesce(d.total_size, m.size) DESC, t.name",
+                 ORDER BY p.updated_at DESC, p.name LIMIT $2 OFFSET $3"
+            }
+            TagSort::Size => {
                 "SELECT p.name FROM tags p JOIN manifests pm ON pm.id = p.manifest_id
                  LEFT JOIN manifest_details pd ON pd.manifest_id = pm.id
                  WHERE p.repository_id = $1
-                 ORDER BY coalesce(pd.total_size, pm.size) DESC, p.name LIMIT $2 OFFSET $3",
-            ),
+                 ORDER BY coalesce(pd.total_size, pm.size) DESC, p.name LIMIT $2 OFFSET $3"
+            }
         };
         let found = sqlx::query(
             "SELECT r.id, (SELECT count(*) FROM tags t WHERE t.repository_id = r.id)
@@ -228,16 +225,31 @@ where
         };
         let repository_id: i64 = found.try_get(0)?;
         let total: i64 = found.try_get(1)?;
+        let names: Vec<String> = sqlx::query(page)
+            .bind(repository_id)
+            .bind(i64::from(limit))
+            .bind(offset.min(i64::MAX as u64) as i64)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        if names.is_empty() {
+            return Ok(TagPage {
+                total: total.max(0) as u64,
+                rows: Vec::new(),
+            });
+        }
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {TAG_COLUMNS} FROM {TAG_FROM}
-             WHERE t.repository_id = $1 AND t.name IN ({page}) ORDER BY {order}"
+             WHERE t.repository_id = $1 AND t.name IN ({})",
+            DB::json_texts("$2")
         )))
         .bind(repository_id)
-        .bind(i64::from(limit))
-        .bind(offset.min(i64::MAX as u64) as i64)
+        .bind(serde_json::Value::from(names.clone()).to_string())
         .fetch_all(&self.reader)
         .await?;
-        let rows = rows
+        let mut rows = rows
             .iter()
             .map(|row| {
                 let digest_text: String = row.try_get(1)?;
@@ -254,6 +266,8 @@ where
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        // In the page's order (a tag deleted in between is simply missing).
+        rows.sort_by_key(|row| names.iter().position(|n| *n == row.tag));
         Ok(TagPage {
             total: total.max(0) as u64,
             rows,
@@ -415,9 +429,9 @@ where
         } else {
             DB::MATCHES
         };
-        let sql = RANKED
-            .replace("{matches}", matches)
-            .replace("{filters}", SEARCH_FILTERS);
+        let sql = matches
+            .replace("{filters}", SEARCH_FILTERS)
+            .replace("{order}", DB::ENTRY_ORDER);
         // The namespace's names sort between "ns/" and "ns0" ('0' follows '/').
         let (low, high) = match &query.namespace {
             Some(ns) => (Some(format!("{ns}/")), Some(format!("{ns}0"))),
@@ -431,7 +445,6 @@ where
             .bind(i64::from(query.signed))
             .bind(i64::from(query.sbom))
             .bind(i64::from(query.limit))
-            .bind(i64::from(query.per_repository))
             .fetch_all(&self.reader)
             .await?;
         rows.iter()
@@ -440,7 +453,6 @@ where
                     repository: row.try_get(0)?,
                     tag: row.try_get(1)?,
                     score: row.try_get(2)?,
-                    tags: count(row.try_get(3)?),
                 })
             })
             .collect()

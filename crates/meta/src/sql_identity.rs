@@ -18,6 +18,9 @@ const TOKEN_FROM: &str = "access_tokens t
      LEFT JOIN users u ON u.id = t.user_id
      LEFT JOIN service_accounts s ON s.id = t.service_account_id";
 
+const SESSION_COLUMNS: &str = "s.id, u.name, s.secret_hash, s.csrf_hash, s.client, s.created_at,
+     s.expires_at, s.last_seen_at, s.user_agent";
+
 fn corrupt(what: &str) -> MetaError {
     MetaError::Database(format!("corrupt {what} in database").into())
 }
@@ -374,8 +377,9 @@ where
 
     async fn create_session(&self, session: &Session) -> Result<()> {
         let result = sqlx::query(
-            "INSERT INTO sessions (id, user_id, secret_hash, csrf_hash, client, created_at, expires_at)
-             SELECT $1, id, $3, $4, $5, $6, $7 FROM users WHERE name = $2",
+            "INSERT INTO sessions (id, user_id, secret_hash, csrf_hash, client, created_at,
+                 expires_at, last_seen_at, user_agent)
+             SELECT $1, id, $3, $4, $5, $6, $7, $8, $9 FROM users WHERE name = $2",
         )
         .bind(session.id.as_str())
         .bind(session.user.as_str())
@@ -384,6 +388,8 @@ where
         .bind(session.client.as_str())
         .bind(session.created_at)
         .bind(session.expires_at)
+        .bind(session.last_seen_at)
+        .bind(session.user_agent.as_deref())
         .execute(&self.writer)
         .await?;
         if DB::rows_affected(&result) == 0 {
@@ -395,25 +401,34 @@ where
     }
 
     async fn session(&self, id: &str) -> Result<Option<Session>> {
-        let row = sqlx::query(
-            "SELECT s.id, u.name, s.secret_hash, s.csrf_hash, s.client, s.created_at, s.expires_at
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+        )))
         .bind(id)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|r| {
-            Ok(Session {
-                id: r.try_get(0)?,
-                user: r.try_get(1)?,
-                secret_hash: r.try_get(2)?,
-                csrf_hash: r.try_get(3)?,
-                client: r.try_get(4)?,
-                created_at: r.try_get(5)?,
-                expires_at: r.try_get(6)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(read_session).transpose()
+    }
+
+    async fn user_sessions(&self, user: &str, now: i64) -> Result<Vec<Session>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE u.name = $1 AND s.expires_at > $2 ORDER BY s.created_at DESC, s.id"
+        )))
+        .bind(user)
+        .bind(now)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(read_session).collect()
+    }
+
+    async fn touch_session(&self, id: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     async fn delete_session(&self, id: &str) -> Result<bool> {
@@ -585,6 +600,27 @@ where
         admin: row.try_get(3)?,
         disabled: row.try_get(4)?,
         created_at: row.try_get(5)?,
+    })
+}
+
+fn read_session<R: Row>(row: &R) -> Result<Session>
+where
+    usize: ColumnIndex<R>,
+    String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: for<'r> Decode<'r, R::Database>,
+    i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: for<'r> Decode<'r, R::Database>,
+{
+    Ok(Session {
+        id: row.try_get(0)?,
+        user: row.try_get(1)?,
+        secret_hash: row.try_get(2)?,
+        csrf_hash: row.try_get(3)?,
+        client: row.try_get(4)?,
+        created_at: row.try_get(5)?,
+        expires_at: row.try_get(6)?,
+        last_seen_at: row.try_get(7)?,
+        user_agent: row.try_get(8)?,
     })
 }
 

@@ -42,6 +42,8 @@ pub struct SignedIn {
 pub struct Viewer {
     pub caller: Caller,
     pub user: Option<SignedIn>,
+    /// The id of the viewer's session, if signed in.
+    pub session_id: Option<String>,
     /// Whether berth runs its own authentication (else there is nobody to sign in as).
     pub sign_in_possible: bool,
 }
@@ -55,6 +57,7 @@ impl Viewer {
         let anonymous = Viewer {
             caller: Caller::anonymous(client),
             user: None,
+            session_id: None,
             sign_in_possible,
         };
         let Some(session_cookie) = cookie(parts, SESSION_COOKIE) else {
@@ -82,6 +85,7 @@ impl Viewer {
                 Ok(Viewer {
                     caller: session.caller,
                     user,
+                    session_id: Some(session.id),
                     sign_in_possible,
                 })
             }
@@ -134,6 +138,14 @@ pub fn client(parts: &Parts) -> Option<std::net::IpAddr> {
         .extensions
         .get::<ConnectionInfo>()
         .map(|c| c.peer.ip())
+}
+
+/// The browser's `User-Agent`, if it sent a readable one.
+pub fn user_agent(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// A cookie's value.
@@ -255,6 +267,7 @@ pub async fn sign_in(State(state): Shared, request: Request) -> PageResult {
     let anonymous = Viewer {
         caller: Caller::anonymous(client(&parts)),
         user: None,
+        session_id: None,
         sign_in_possible: matches!(state.access.mode(), Mode::Berth(_)),
     };
     if !anonymous.sign_in_possible {
@@ -289,7 +302,11 @@ pub async fn sign_in(State(state): Shared, request: Request) -> PageResult {
         }
         Err(other) => return Err(other.into()),
     };
-    let session = match state.access.begin_session(&caller).await {
+    let session = match state
+        .access
+        .begin_session_from(&caller, user_agent(&parts))
+        .await
+    {
         Ok(session) => session,
         Err(AuthFailure::Invalid(why)) => {
             return Ok(sign_in_form(

@@ -42,8 +42,8 @@ pub use tokens::NewToken;
 pub use users::NewUser;
 pub use validate::{MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, parse_owner, valid_name};
 pub use views::{
-    AuditEntry, CreatedToken, HtpasswdImport, RuleInfo, ServiceAccountInfo, TeamInfo, TokenInfo,
-    UserInfo, timestamp,
+    AuditEntry, CreatedToken, HtpasswdImport, RuleInfo, ServiceAccountInfo, SessionInfo, TeamInfo,
+    TokenInfo, UserInfo, timestamp,
 };
 
 #[derive(Debug, thiserror::Error)]

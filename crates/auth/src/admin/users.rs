@@ -5,7 +5,7 @@ use berth_meta::MetaError;
 use berth_meta::identity::User;
 
 use super::validate::{found, not_found, valid_email, valid_name, valid_password};
-use super::{Actor, AdminError, AdminResult, Administration, Change, UserInfo};
+use super::{Actor, AdminError, AdminResult, Administration, Change, SessionInfo, UserInfo};
 use crate::password::hash_password;
 
 /// A new user.
@@ -91,6 +91,41 @@ impl Administration {
                 let hash = hash_password(valid_password(password)?);
                 found(self.store.set_password(name, &hash).await?, "user", name)?;
                 self.store.delete_user_sessions(name).await?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// A user's live sign-in sessions, most recently begun first.
+    pub async fn sessions(&self, name: &str) -> AdminResult<Vec<SessionInfo>> {
+        self.user(name).await?;
+        Ok(self
+            .store
+            .user_sessions(name, berth_meta::now_millis())
+            .await?
+            .into_iter()
+            .map(SessionInfo::from)
+            .collect())
+    }
+
+    /// Ends one of a user's sessions (signing that browser out). A session of another user
+    /// is not found.
+    pub async fn end_session(&self, actor: &Actor, name: &str, id: &str) -> AdminResult<()> {
+        self.change(
+            actor,
+            Change::new(user_target(name), "end session"),
+            async {
+                let owned = self
+                    .store
+                    .session(id)
+                    .await?
+                    .is_some_and(|session| session.user == name);
+                if !owned || !self.store.delete_session(id).await? {
+                    return Err(AdminError::NotFound(format!(
+                        "user {name:?} has no session {id:?}"
+                    )));
+                }
                 Ok(())
             },
         )

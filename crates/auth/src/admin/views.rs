@@ -3,7 +3,9 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use berth_meta::identity::{AccessToken, AuditEvent, PolicyRule, ServiceAccount, TokenScope, User};
+use berth_meta::identity::{
+    AccessToken, AuditEvent, PolicyRule, ServiceAccount, Session, TokenScope, User,
+};
 use serde::Serialize;
 
 /// A time (Unix milliseconds) as RFC 3339 (UTC, seconds), for people and JSON.
@@ -82,6 +84,31 @@ pub struct TokenInfo {
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+}
+
+/// A sign-in session as its user may see it (never its secrets).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: String,
+    /// The address it was begun from.
+    pub client: String,
+    pub user_agent: Option<String>,
+    pub created_at: String,
+    pub last_seen_at: Option<String>,
+    pub expires_at: String,
+}
+
+impl From<Session> for SessionInfo {
+    fn from(session: Session) -> Self {
+        SessionInfo {
+            id: session.id,
+            client: session.client,
+            user_agent: session.user_agent,
+            created_at: timestamp(session.created_at),
+            last_seen_at: optional_timestamp(session.last_seen_at),
+            expires_at: timestamp(session.expires_at),
+        }
+    }
 }
 
 impl From<AccessToken> for TokenInfo {

@@ -12,6 +12,11 @@ use crate::secret::{PresentedSecret, SecretKind};
 
 /// How long a sign-in session lasts.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// How stale a session's "last seen" time may get before a request records it again (so
+/// that page views are not each a database write).
+pub const LAST_SEEN_RESOLUTION: Duration = Duration::from_secs(60);
+/// The longest `User-Agent` kept with a session.
+const MAX_USER_AGENT: usize = 300;
 
 /// A session just begun: the cookie value and the CSRF token, shown once.
 pub struct NewSession {
@@ -25,6 +30,8 @@ pub struct NewSession {
 /// What a session cookie stands for.
 pub struct SessionCaller {
     pub caller: Caller,
+    /// The session's id (not a secret: the cookie's secret part proves it).
+    pub id: String,
     /// Whether the request carried the session's CSRF token.
     pub csrf_ok: bool,
     /// Unix milliseconds.
@@ -35,6 +42,16 @@ impl AccessService {
     /// Begins a session for a user who just logged in (people only: not service accounts,
     /// not credentials narrowed by token scopes).
     pub async fn begin_session(&self, caller: &Caller) -> Result<NewSession, AuthFailure> {
+        self.begin_session_from(caller, None).await
+    }
+
+    /// [`AccessService::begin_session`], recording the browser's `User-Agent` (shortened,
+    /// control characters dropped) for the user's list of their sessions.
+    pub async fn begin_session_from(
+        &self,
+        caller: &Caller,
+        user_agent: Option<&str>,
+    ) -> Result<NewSession, AuthFailure> {
         let Principal::User { name, .. } = &caller.principal else {
             return Err(AuthFailure::Invalid("sessions are for users"));
         };
@@ -56,6 +73,16 @@ impl AccessService {
                 client: caller.client_text(),
                 created_at: now,
                 expires_at,
+                last_seen_at: Some(now),
+                user_agent: user_agent
+                    .map(|agent| {
+                        agent
+                            .chars()
+                            .filter(|c| !c.is_control())
+                            .take(MAX_USER_AGENT)
+                            .collect::<String>()
+                    })
+                    .filter(|agent| !agent.is_empty()),
             })
             .await?;
         self.audit(caller, "login", "", "allowed", "session");
@@ -93,7 +120,18 @@ impl AccessService {
             ))?;
         let csrf_ok =
             csrf_token.is_some_and(|token| crate::secret::hash_matches(token, &session.csrf_hash));
+        let now = now_millis();
+        if session
+            .last_seen_at
+            .is_none_or(|seen| now - seen >= LAST_SEEN_RESOLUTION.as_millis() as i64)
+        {
+            // Only what the sessions list shows: a failure to record it fails no request.
+            if let Err(e) = self.store.touch_session(&session.id, now).await {
+                tracing::warn!(error = %e, "could not record when a session was last used");
+            }
+        }
         Ok(SessionCaller {
+            id: session.id,
             caller: Caller::of(principal, client),
             csrf_ok,
             expires_at: session.expires_at,

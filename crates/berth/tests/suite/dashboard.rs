@@ -958,3 +958,132 @@ async fn tags_sort_by_name_push_time_and_size_and_pages_come_from_the_server() {
     all.dedup();
     assert_eq!(all.len(), 25, "every repository once");
 }
+
+#[tokio::test]
+async fn the_dashboard_works_with_javascript_turned_off() {
+    let (_ids, berth) = registry(|_| {});
+    let sandbox = Sandbox::new();
+    let image = labelled_image(
+        &sandbox,
+        "noscript",
+        &[("org.opencontainers.image.vendor", "Quuxcorp")],
+    )
+    .await;
+    for tag in ["v1", "v2"] {
+        skopeo_push(
+            &sandbox,
+            &image,
+            &format!("{}/e2e/noscript/app:{tag}", berth.host()),
+        )
+        .await;
+    }
+    let browser = Browser::start_without_javascript("without_javascript").await;
+    browser.sign_in(&berth, ROOT.0, ROOT.1).await;
+    assert_eq!(browser.text_of("header .who a").await, ROOT.0);
+    // The page's script did not run: it marks the document when it does.
+    assert!(
+        browser
+            .client
+            .find(fantoccini::Locator::Css("html.js"))
+            .await
+            .is_err(),
+        "JavaScript is off"
+    );
+
+    // Search with the header's box (a GET form) and follow the result.
+    browser.fill("header input[name=q]", "quuxcorp").await;
+    browser.submit("header form.search button").await;
+    assert_eq!(browser.path().await, "/search");
+    assert_eq!(
+        browser.texts("ol.results a.name").await,
+        ["e2e/noscript/app"]
+    );
+    browser.screenshot("search").await;
+    browser.click("ol.results a.name").await;
+    browser.wait("#tags").await;
+    assert_eq!(browser.path().await, "/r/e2e/noscript/app");
+    assert_eq!(
+        browser.texts("table tbody td:first-child a").await,
+        ["v1", "v2"]
+    );
+    let page = browser.text().await;
+    assert!(
+        page.contains(&format!("podman pull {}/e2e/noscript/app:", berth.host())),
+        "the pull command is on the page: {page}"
+    );
+    // Copy buttons need the clipboard API, so they are hidden without script.
+    let copy = browser.wait("button.copy").await;
+    assert!(!copy.is_displayed().await.unwrap(), "no dead copy buttons");
+    browser.screenshot("repository").await;
+
+    // Delete a tag through its confirmation form (a plain POST with its CSRF token).
+    browser
+        .click("table tbody tr:first-child a[href$='/delete']")
+        .await;
+    assert!(
+        browser.text().await.contains("Only the tag v1 is removed"),
+        "{}",
+        browser.text().await
+    );
+    browser.screenshot("delete-tag").await;
+    browser.submit("form.row button.danger").await;
+    assert_eq!(browser.path().await, "/r/e2e/noscript/app");
+    assert_eq!(browser.texts("table tbody td:first-child a").await, ["v2"]);
+    let gone = client()
+        .get(berth.url("/v2/e2e/noscript/app/manifests/v1"))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404, "the tag is deleted in the registry");
+}
+
+#[tokio::test]
+async fn a_webassembly_module_pushed_with_oras_is_shown_as_one() {
+    let (_ids, berth) = registry(|_| {});
+    let sandbox = Sandbox::new();
+    // The smallest valid module (magic number and version), and a config as the CNCF
+    // WebAssembly OCI artifact layout describes it.
+    sandbox.write("files/hello.wasm", b"\0asm\x01\0\0\0");
+    sandbox.write(
+        "files/wasm-config.json",
+        br#"{"architecture":"wasm","os":"wasip1","created":"2026-11-30T00:00:00Z"}"#,
+    );
+    let file = |name: &str| sandbox.path(&format!("files/{name}")).display().to_string();
+    let pushed = oras(
+        &sandbox,
+        &berth,
+        &[
+            "push",
+            "--target=e2e/wasm/hello:v1",
+            "--artifact-type=application/vnd.wasm.config.v0+json",
+            &format!(
+                "--config={}:application/vnd.wasm.config.v0+json",
+                file("wasm-config.json")
+            ),
+            &format!("{}:application/wasm", file("hello.wasm")),
+        ],
+    )
+    .await;
+    let digest = text(&pushed["digest"]).to_string();
+
+    let browser = Browser::start("wasm").await;
+    browser.goto(&berth.url("/r/e2e/wasm/hello")).await;
+    assert_eq!(browser.texts("td .badge").await, ["wasm"]);
+    browser.screenshot("wasm-repository").await;
+    browser.click("table tbody td:first-child a").await;
+    browser.wait("h2").await;
+    let page = browser.text().await;
+    assert!(page.contains("WebAssembly module"), "{page}");
+    assert!(
+        page.contains("application/vnd.wasm.config.v0+json"),
+        "the artifact type: {page}"
+    );
+    assert!(page.contains("Files (1)"), "{page}");
+    assert!(page.contains("hello.wasm"), "the file's title: {page}");
+    assert!(page.contains("application/wasm"), "{page}");
+    assert!(page.contains(&digest[..19]), "{page}");
+    assert!(!page.contains("Layers ("), "not shown as an image: {page}");
+    assert!(!page.contains("History"), "no build history: {page}");
+    browser.screenshot("wasm").await;
+}

@@ -475,3 +475,144 @@ async fn signing_out_everywhere_else_ends_the_other_sessions_only() {
     phone.goto(&berth.url("/profile")).await;
     assert_eq!(phone.path().await, "/sign-in");
 }
+
+/// The rows of the audit log's table as shown.
+async fn audit_rows(browser: &Browser) -> Vec<String> {
+    browser.texts("table tbody tr").await
+}
+
+#[tokio::test]
+async fn audit_log_date_filters_narrow_the_list() {
+    let (_ids, berth) = registry(|_| {});
+    // An event from March 2025, written to the audit log as berth writes its own.
+    let store = berth_meta::SqliteStore::open(&berth.data_dir().join("berth.db"))
+        .await
+        .expect("the registry's database");
+    berth_meta::IdentityStore::record_audit(
+        &store,
+        &[berth_meta::identity::AuditEvent {
+            at: 1_742_032_800_000, // 2025-03-15T10:00:00Z
+            actor: "user:root".into(),
+            action: "admin".into(),
+            target: "user:olga".into(),
+            client: "192.0.2.7".into(),
+            outcome: "allowed".into(),
+            detail: "create user".into(),
+            count: 1,
+        }],
+    )
+    .await
+    .unwrap();
+    drop(store);
+
+    let browser = Browser::start("audit_dates").await;
+    browser.sign_in(&berth, ROOT.0, ROOT.1).await;
+    // Root's sign-in (today) is written in the background.
+    let everything = browser
+        .until_text(&berth.url("/admin/audit?what=login"), "user:root")
+        .await;
+    assert!(!everything.contains("user:olga"), "{everything}");
+    browser.goto(&berth.url("/admin/audit")).await;
+    let unfiltered = audit_rows(&browser).await;
+    assert!(unfiltered.len() >= 2, "{unfiltered:?}");
+    assert!(unfiltered.iter().any(|r| r.contains("user:olga")));
+
+    // March 2025 only: the old event, nothing of today.
+    browser
+        .goto(&berth.url("/admin/audit?from=2025-03-01&to=2025-03-31"))
+        .await;
+    let march = audit_rows(&browser).await;
+    assert_eq!(march.len(), 1, "{march:?}");
+    assert!(march[0].contains("2025-03-15") && march[0].contains("user:olga"));
+    // The form keeps the dates it filters by.
+    assert_eq!(
+        browser
+            .wait("input[name=from]")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("2025-03-01")
+    );
+    browser.screenshot("audit-march-2025").await;
+    // "To" includes its whole day; "from" the day after excludes it.
+    browser.goto(&berth.url("/admin/audit?to=2025-03-15")).await;
+    assert_eq!(audit_rows(&browser).await, march);
+    browser
+        .goto(&berth.url("/admin/audit?from=2025-03-16&to=2025-12-31"))
+        .await;
+    assert!(browser.text().await.contains("No matching events."));
+    // From April 2025 on: today's events, not the old one.
+    browser
+        .goto(&berth.url("/admin/audit?from=2025-04-01"))
+        .await;
+    let recent = audit_rows(&browser).await;
+    assert!(recent.iter().all(|r| !r.contains("user:olga")));
+    assert!(recent.iter().any(|r| r.contains("user:root")));
+    // A date that is not one is a 400 page, not a 500.
+    browser
+        .goto(&berth.url("/admin/audit?from=2025-02-30"))
+        .await;
+    assert!(
+        browser.text().await.contains("is not a date"),
+        "{}",
+        browser.text().await
+    );
+}
+
+#[tokio::test]
+async fn a_user_sees_their_sessions_and_signs_one_out() {
+    let (_ids, berth) = registry(|ids| ids.user("frank", "frank-password-1"));
+    let laptop = Browser::start("sessions").await;
+    let other = Browser::start("sessions").await;
+    laptop.sign_in(&berth, "frank", "frank-password-1").await;
+    other.sign_in(&berth, "frank", "frank-password-1").await;
+
+    laptop.goto(&berth.url("/profile#sessions")).await;
+    let rows = laptop.texts("table.sessions tbody tr").await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        rows.iter().filter(|r| r.contains("this browser")).count(),
+        1,
+        "{rows:?}"
+    );
+    for row in &rows {
+        assert!(row.contains("127.0.0.1"), "the address: {row}");
+        assert!(row.contains("Chrome"), "the browser: {row}");
+        assert!(row.contains("now") || row.contains("ago"), "when: {row}");
+    }
+    laptop.screenshot("sessions").await;
+
+    // Only the other session has a sign-out button; this browser signs out with the header's.
+    laptop.submit("table.sessions button.danger").await;
+    assert!(
+        laptop
+            .text_of("p.notice")
+            .await
+            .contains("That session is signed out"),
+    );
+    let rows = laptop.texts("table.sessions tbody tr").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].contains("this browser"));
+    laptop.screenshot("sessions-after").await;
+
+    // The other browser is signed out: its pages are a visitor's, its profile asks to sign in.
+    other.goto(&berth.url("/profile")).await;
+    assert_eq!(other.path().await, "/sign-in");
+    other.screenshot("signed-out").await;
+    // This one is not.
+    laptop.goto(&berth.url("/profile")).await;
+    assert_eq!(laptop.path().await, "/profile");
+    assert_eq!(laptop.text_of("header .who a").await, "frank");
+
+    // Ending a session is audited, with frank as the actor.
+    other.sign_in(&berth, ROOT.0, ROOT.1).await;
+    let audit = other
+        .until_text(
+            &berth.url("/admin/audit?who=user%3Afrank&what=admin"),
+            "end session",
+        )
+        .await;
+    assert!(audit.contains("user:frank"), "{audit}");
+}

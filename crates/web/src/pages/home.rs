@@ -4,7 +4,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Redirect};
 use berth_oci::{Page, RepositoryName};
 use berth_registry::RepositorySummary;
-use berth_registry::search::Search;
+use berth_registry::search::{MAX_CANDIDATES, Search};
 use maud::{Markup, html};
 
 use crate::errors::{PageResult, WebError};
@@ -204,7 +204,9 @@ pub async fn search(State(state): Shared, request: Request) -> PageResult {
         } @else {
             p.muted {
                 (count(found.hits.len() as u64, "repository", "repositories")) " found"
-                @if found.truncated { " (the best matches of many; add words to narrow it)" }
+                @if found.truncated {
+                    " (the best of the first " (MAX_CANDIDATES) " matching names and tags: add words to narrow it)"
+                }
                 "."
             }
             ol.results {

@@ -1,23 +1,24 @@
 //! A user's own profile: their teams and rights, changing their password (which ends their
 //! other sessions), personal access tokens (created with limits and an expiry, the secret
-//! shown once; revoked), and signing out every other session.
+//! shown once; revoked), and the user's sessions (where and when each was used; signing one
+//! out, or every other one).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Redirect};
 use berth_auth::AuthFailure;
-use berth_auth::admin::Actor;
+use berth_auth::admin::{Actor, SessionInfo};
 use berth_meta::identity::TokenOwner;
 use http::Method;
 use http::request::Parts;
-use maud::html;
+use maud::{Markup, html};
 
 use crate::errors::{PageResult, WebError};
 use crate::forms::Fields;
 use crate::layout::{page, query, when_stamp};
 use crate::pages::access::administration;
 use crate::pages::admin::{button, create_token, done_note, post_form, token_form, tokens_table};
-use crate::session::{Viewer, client, set_session_cookies};
+use crate::session::{Viewer, client, set_session_cookies, user_agent};
 use crate::{Shared, WebState};
 
 /// A user acting on their own account (recorded as such by `Administration`).
@@ -42,6 +43,7 @@ pub async fn profile(State(state): Shared, request: Request) -> PageResult {
         .into_iter()
         .filter(|t| t.kind == "access")
         .collect();
+    let sessions = admin.sessions(&user.name).await?;
     let body = html! {
         h1 { (user.name) }
         (done_note(&fields))
@@ -67,11 +69,39 @@ pub async fn profile(State(state): Shared, request: Request) -> PageResult {
         p.muted { "Use a token instead of your password with " code { "podman login" } ", in CI and scripts." }
         (tokens_table(&viewer, &tokens))
         (token_form(&viewer, "/profile/tokens"))
-        h2 { "Sessions" }
-        p { "Signed in elsewhere, or on a shared computer? End every other session of yours." }
-        (button(&viewer, "/profile/sessions/end-others", "Sign out everywhere else", true))
+        h2 #sessions { "Sessions" }
+        p { "Where you are signed in to this dashboard. Signed in elsewhere, or on a shared computer? Sign that session out." }
+        (sessions_table(&viewer, &sessions))
+        @if sessions.len() > 1 {
+            (button(&viewer, "/profile/sessions/end-others", "Sign out everywhere else", true))
+        }
     };
     Ok(page(&viewer, "Profile", None, body).into_response())
+}
+
+fn sessions_table(viewer: &Viewer, sessions: &[SessionInfo]) -> Markup {
+    html! {
+        div.table-wrap {
+            table.sessions {
+                thead { tr { th { "Begun" } th { "Last seen" } th { "Address" } th { "Browser" } th { span.skip { "Actions" } } } }
+                tbody {
+                    @for session in sessions {
+                        @let this = viewer.session_id.as_deref() == Some(session.id.as_str());
+                        tr {
+                            td { (when_stamp(&session.created_at)) }
+                            td { @if let Some(at) = &session.last_seen_at { (when_stamp(at)) } @else { "never" } }
+                            td { code { (session.client) } }
+                            td.agent { (session.user_agent.as_deref().unwrap_or("not recorded")) }
+                            td {
+                                @if this { strong { "this browser" } }
+                                @else { (button(viewer, &format!("/profile/sessions/{}/end", session.id), "Sign out", true)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// POST under /profile/.
@@ -89,13 +119,17 @@ pub async fn dispatch(State(state): Shared, request: Request) -> PageResult {
         ["tokens"] => create_token(&state, &parts, body, TokenOwner::User(name), "/profile").await,
         ["tokens", id, "revoke"] => revoke(&state, body, &viewer, &name, id).await,
         ["sessions", "end-others"] => end_others(&state, &parts, body, &viewer, &name).await,
+        ["sessions", id, "end"] => end_one(&state, body, &viewer, &name, id).await,
         _ => Err(WebError::NotFound),
     }
 }
 
 /// Ends every session of the user and begins a new one for this browser.
 async fn fresh_session(state: &WebState, parts: &Parts, viewer: &Viewer, done: &str) -> PageResult {
-    let session = state.access.begin_session(&viewer.caller).await?;
+    let session = state
+        .access
+        .begin_session_from(&viewer.caller, user_agent(parts))
+        .await?;
     let mut response =
         Redirect::to(&format!("/profile{}", query(&[("done", done)]))).into_response();
     set_session_cookies(state, parts, &mut response, &session);
@@ -151,6 +185,30 @@ async fn revoke(state: &WebState, body: Body, viewer: &Viewer, name: &str, id: &
     Ok(Redirect::to(&format!(
         "/profile{}",
         query(&[("done", &format!("Token {} revoked.", token.name))])
+    ))
+    .into_response())
+}
+
+async fn end_one(
+    state: &WebState,
+    body: Body,
+    viewer: &Viewer,
+    name: &str,
+    id: &str,
+) -> PageResult {
+    let form = Fields::body(body).await?;
+    viewer.check_csrf(&form)?;
+    if viewer.session_id.as_deref() == Some(id) {
+        return Err(WebError::bad_request(
+            "That is this browser's session: use Sign out.",
+        ));
+    }
+    administration(state)
+        .end_session(&own_actor(viewer, name), name, id)
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/profile{}#sessions",
+        query(&[("done", "That session is signed out.")])
     ))
     .into_response())
 }

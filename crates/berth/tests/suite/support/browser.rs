@@ -31,6 +31,21 @@ pub struct Browser {
 impl Browser {
     /// A new Chromium session; `test` names the folder its screenshots go to.
     pub async fn start(test: &str) -> Browser {
+        Browser::launch(test, json!({})).await
+    }
+
+    /// [`Browser::start`] with JavaScript turned off for every page (as a user's browser
+    /// setting does; WebDriver's own commands still work).
+    pub async fn start_without_javascript(test: &str) -> Browser {
+        Browser::launch(
+            test,
+            json!({"profile.managed_default_content_settings.javascript": 2}),
+        )
+        .await
+    }
+
+    /// A Chromium session with the profile preferences `prefs`.
+    async fn launch(test: &str, prefs: Value) -> Browser {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -57,6 +72,7 @@ impl Browser {
                     "--window-size=1280,1000",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
+                "prefs": prefs,
             },
         });
         let Value::Object(capabilities) = capabilities else {
