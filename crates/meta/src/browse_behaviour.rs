@@ -248,7 +248,7 @@ async fn search_reads_a_bounded_window_spread_over_repositories(store: &dyn Meta
     // Everything when the window is large enough; a tag deleted and pushed again is found.
     assert_eq!(found(store, &query(&["zorblax"])).await.len(), 17);
     store
-        .delete_tag(&many, &Tag::parse("t00").unwrap(), origin())
+        .delete_tag(&many, &Tag::parse("t00").unwrap(), None, origin())
         .await
         .unwrap();
     let digest = push(store, "spread/many", "t00", "many-0-again").await;
