@@ -112,6 +112,7 @@ mod tests {
         crate::gc_behaviour::run_gc(&store).await;
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
+        crate::second_factors_behaviour::run_second_factors(&store).await;
         crate::browse_behaviour::run_browse(&store).await;
         crate::inventory_behaviour::run_all(&store).await;
     }

@@ -35,6 +35,16 @@ impl AccessService {
     /// Begins a session for a user who just logged in (people only: not service accounts,
     /// not credentials narrowed by token scopes).
     pub async fn begin_session(&self, caller: &Caller) -> Result<NewSession, AuthFailure> {
+        self.begin_session_with(caller, "password").await
+    }
+
+    /// Begins a session, recording how the user signed in (`password`, `password +
+    /// authenticator code`...) in the audit log.
+    pub async fn begin_session_with(
+        &self,
+        caller: &Caller,
+        how: &str,
+    ) -> Result<NewSession, AuthFailure> {
         let Principal::User { name, .. } = &caller.principal else {
             return Err(AuthFailure::Invalid("sessions are for users"));
         };
@@ -58,7 +68,7 @@ impl AccessService {
                 expires_at,
             })
             .await?;
-        self.audit(caller, "login", "", "allowed", "session");
+        self.audit(caller, "login", "", "allowed", &format!("session: {how}"));
         Ok(NewSession {
             cookie: secret.text,
             csrf_token,

@@ -25,4 +25,5 @@ mod oci_client_crate;
 mod operations;
 mod production_backends;
 mod real_clients;
+mod sign_in;
 mod storage_backends;

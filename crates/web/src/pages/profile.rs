@@ -21,7 +21,7 @@ use crate::session::{Viewer, client, set_session_cookies};
 use crate::{Shared, WebState};
 
 /// A user acting on their own account (recorded as such by `Administration`).
-fn own_actor(viewer: &Viewer, name: &str) -> Actor {
+pub(crate) fn own_actor(viewer: &Viewer, name: &str) -> Actor {
     Actor::Principal {
         subject: format!("user:{name}"),
         client: viewer.caller.client,
@@ -42,6 +42,7 @@ pub async fn profile(State(state): Shared, request: Request) -> PageResult {
         .into_iter()
         .filter(|t| t.kind == "access")
         .collect();
+    let second_factor = crate::second_factor::profile_summary(&state, &user.name).await?;
     let body = html! {
         h1 { (user.name) }
         (done_note(&fields))
@@ -63,6 +64,7 @@ pub async fn profile(State(state): Shared, request: Request) -> PageResult {
             input #again type="password" name="again" autocomplete="new-password" required minlength="8";
             button type="submit" { "Change password" }
         }))
+        (second_factor)
         h2 { "Personal access tokens" }
         p.muted { "Use a token instead of your password with " code { "podman login" } ", in CI and scripts." }
         (tokens_table(&viewer, &tokens))
@@ -117,7 +119,7 @@ async fn change_password(
     }
     match state
         .access
-        .login(name, form.get("current").unwrap_or_default(), client(parts))
+        .first_factor(name, form.get("current").unwrap_or_default(), client(parts))
         .await
     {
         Ok(_) => {}
