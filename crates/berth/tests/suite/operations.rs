@@ -212,16 +212,32 @@ fn config_check_explains_a_valid_file_and_names_what_is_wrong() {
 #[test]
 fn features_berth_lacks_yet_refuse_to_start_instead_of_being_ignored() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_berth"))
+    // registry:2 can listen on a unix socket; berth cannot yet, and says so instead of
+    // listening somewhere the operator did not ask for.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["--addr", "127.0.0.1:0", "--data"])
         .arg(dir.path())
-        .env("REGISTRY_PROXY_REMOTEURL", "https://registry-1.docker.io")
-        .output()
+        .env("REGISTRY_HTTP_NET", "unix")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("berth started with a configuration it cannot honour");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(2));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(
-        stderr.contains("proxy") && stderr.contains("not supported yet"),
+        stderr.contains("http.net") && stderr.contains("not supported yet"),
         "{stderr}"
     );
 }
