@@ -11,6 +11,7 @@
 //! * [`registry_token`]: the short-lived JWTs of the Docker token protocol, signed with a key
 //!   whose id registry:2 recognises, so berth can also be the token server of a registry:2.
 //! * [`throttle`]: backing off failed logins per user and per client address.
+//! * [`totp`]: second factors: TOTP authenticator codes (RFC 6238) and recovery codes.
 //!
 //! [`admin::Administration`] is the one write path for managing identities and rules (the
 //! CLI, the admin API, the dashboard and jobs alike): it takes the acting [`admin::Actor`],
@@ -29,6 +30,7 @@ pub mod scope;
 pub mod secret;
 pub mod service;
 pub mod throttle;
+pub mod totp;
 
 pub use pattern::Pattern;
 pub use policy::{Principal, Rule, Subject};

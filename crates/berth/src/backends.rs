@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use berth_auth::password::Htpasswd;
 use berth_auth::registry_token::{RegistryTokens, SigningKey};
+use berth_auth::service::{MfaRequirement, SecondFactorPolicy};
 use berth_auth::{AccessService, Mode, TokenService};
-use berth_config::{AuthConfig, Config};
+use berth_config::{AuthConfig, Config, RequireMfa};
 use berth_meta::postgres::PoolSettings;
 use berth_meta::{
     BlobInventory, IdentityStore, Leases, MetaError, MetadataStore, PostgresStore, SqliteStore,
@@ -135,7 +136,18 @@ pub async fn open_access(
             }))
         }
     };
-    Ok(Arc::new(AccessService::new(mode, identity)))
+    let mut access = AccessService::new(mode, identity);
+    if let AuthConfig::Berth(berth) = &config.auth {
+        access = access.with_second_factor_policy(SecondFactorPolicy {
+            required: match berth.requiremfa {
+                RequireMfa::None => MfaRequirement::None,
+                RequireMfa::Admins => MfaRequirement::Admins,
+                RequireMfa::All => MfaRequirement::All,
+            },
+            issuer: berth.service.clone(),
+        });
+    }
+    Ok(Arc::new(access))
 }
 
 /// How blob GETs leave the store.

@@ -70,6 +70,9 @@ pub enum UserCommand {
     Demote { name: String },
     /// Delete a user, their team memberships and their tokens.
     Delete { name: String },
+    /// Reset a user's second factors (a lost authenticator): their authenticator and
+    /// recovery codes are removed.
+    ResetSecondFactors { name: String },
 }
 
 #[derive(Subcommand)]
@@ -540,6 +543,10 @@ async fn user(
             } else {
                 Output::Message(format!("password of {name} changed"))
             }
+        }
+        UserCommand::ResetSecondFactors { name } => {
+            admin.reset_second_factors(actor, &name).await?;
+            Output::Message(format!("second factors of user {name} reset"))
         }
         UserCommand::Disable { name } => {
             admin.set_user_disabled(actor, &name, true).await?;

@@ -19,7 +19,7 @@ mod storage;
 mod stores;
 mod webhooks;
 
-pub use auth::{AuthConfig, BerthAuth, HtpasswdAuth};
+pub use auth::{AuthConfig, BerthAuth, HtpasswdAuth, RequireMfa};
 pub use database::DatabaseConfig;
 pub use gc::{GcConfig, TimeWindow, UntaggedPolicy};
 pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig, TlsVersion};

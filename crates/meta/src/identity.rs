@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::Result;
+use crate::second_factors::SecondFactorStore;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -134,7 +135,8 @@ pub struct AuditEvent {
 }
 
 #[async_trait]
-pub trait IdentityStore: Send + Sync + 'static {
+/// Second factors and sign-ins halfway are part of it ([`SecondFactorStore`]).
+pub trait IdentityStore: SecondFactorStore + Send + Sync + 'static {
     // Users. Creating a name that exists is `MetaError::Conflict`.
     async fn create_user(
         &self,

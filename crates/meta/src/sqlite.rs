@@ -113,6 +113,7 @@ mod tests {
         crate::tag_rules_behaviour::run_tag_rules(&store).await;
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
+        crate::second_factors_behaviour::run_second_factors(&store).await;
         crate::browse_behaviour::run_browse(&store).await;
         crate::inventory_behaviour::run_all(&store).await;
     }

@@ -8,7 +8,9 @@
 //!   (no inline script or style), `X-Frame-Options: DENY` and `Referrer-Policy`.
 //! * Sign-in makes a session ([`berth_auth::AccessService::begin_session`]) kept in an
 //!   HttpOnly, SameSite=Strict cookie; every form carries the session's CSRF token, checked
-//!   on every POST ([`session`]).
+//!   on every POST ([`session`]). A second factor (an authenticator app's code) comes
+//!   between the password and the session when the user has one, or is enrolled there when
+//!   `auth.berth.requiremfa` says the user must have one ([`second_factor`]).
 //! * What a page shows comes from typed [`berth_registry::Registry`] calls and from
 //!   [`berth_auth::admin::Administration`]; their errors become error pages in one place
 //!   ([`errors`]). A repository the viewer may not pull is the same 404 as one that does not
@@ -32,6 +34,7 @@ mod errors;
 mod forms;
 mod layout;
 mod pages;
+mod second_factor;
 mod session;
 
 pub use errors::WebError;
@@ -62,6 +65,19 @@ pub fn pages(state: WebState) -> Router {
             get(session::sign_in_page).post(session::sign_in),
         )
         .route("/sign-out", any(session::sign_out))
+        .route(
+            "/sign-in/code",
+            get(second_factor::code_page).post(second_factor::code_submit),
+        )
+        .route(
+            "/sign-in/enrol",
+            get(second_factor::enrol_page).post(second_factor::enrol_submit),
+        )
+        .route("/profile/second-factor", get(second_factor::profile_page))
+        .route(
+            "/profile/second-factor/{action}",
+            any(second_factor::profile_action),
+        )
         .route("/activity", get(pages::activity::activity))
         .route("/admin", get(pages::admin::overview))
         .route("/admin/{*path}", any(pages::admin::dispatch))

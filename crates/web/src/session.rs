@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_api::ConnectionInfo;
 use berth_api::admin_api::SESSION_COOKIE;
-use berth_auth::service::NewSession;
+use berth_auth::service::{NewSession, NextStep};
 use berth_auth::{AuthFailure, Caller, Mode, Principal};
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
@@ -164,7 +164,7 @@ pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Strict, Secure when the dashboard is served over
 /// HTTPS; `None` removes the cookie.
-fn set_cookie(
+pub(crate) fn set_cookie(
     state: &WebState,
     parts: &Parts,
     name: &str,
@@ -187,7 +187,7 @@ fn set_cookie(
 }
 
 /// Where to go after signing in: a path on this site, never another origin.
-fn safe_next(next: Option<&str>) -> String {
+pub(crate) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(path)
             if path.starts_with('/')
@@ -275,21 +275,16 @@ pub async fn sign_in(State(state): Shared, request: Request) -> PageResult {
             "The dashboard's sign-in needs berth's own authentication (auth: berth).".into(),
         ));
     }
-    let expected = cookie(&parts, SIGN_IN_COOKIE).unwrap_or_default();
-    let presented = form.get(CSRF_FIELD).unwrap_or_default();
-    if expected.is_empty()
-        || !berth_auth::secret::hash_matches(presented, &berth_auth::secret::hash(expected))
-    {
-        return Err(WebError::Forbidden(
-            "The sign-in form's security token is missing or stale. Reload the page and try again."
-                .into(),
-        ));
-    }
+    check_sign_in_csrf(&parts, &form)?;
     let next = form.get("next");
     let username = form.get("username").unwrap_or_default().trim();
     let password = form.get("password").unwrap_or_default();
-    let caller = match state.access.login(username, password, client(&parts)).await {
-        Ok(caller) => caller,
+    let (caller, method) = match state
+        .access
+        .first_factor(username, password, client(&parts))
+        .await
+    {
+        Ok(found) => found,
         Err(AuthFailure::Invalid(_)) => {
             return Ok(sign_in_form(
                 &state,
@@ -302,9 +297,20 @@ pub async fn sign_in(State(state): Shared, request: Request) -> PageResult {
         }
         Err(other) => return Err(other.into()),
     };
+    // A second factor, or enrolling one, may come between the password and the session.
+    let (challenge, step) = match state.access.next_sign_in_step(&caller, method).await? {
+        NextStep::Session => (None, ""),
+        NextStep::Code(challenge) => (Some(challenge), "/sign-in/code"),
+        NextStep::Enrol(challenge) => (Some(challenge), "/sign-in/enrol"),
+    };
+    if let Some(challenge) = challenge {
+        return Ok(crate::second_factor::to_second_step(
+            &state, &parts, &challenge, step, next,
+        ));
+    }
     let session = match state
         .access
-        .begin_session_from(&caller, user_agent(&parts))
+        .begin_session_with(&caller, method.as_str(), user_agent(&parts))
         .await
     {
         Ok(session) => session,
@@ -327,6 +333,22 @@ pub async fn sign_in(State(state): Shared, request: Request) -> PageResult {
         set_cookie(&state, &parts, SIGN_IN_COOKIE, None, 0),
     );
     Ok(response)
+}
+
+/// Checks the CSRF token of a sign-in form (made before any session exists) against the
+/// `berth_signin` cookie.
+pub(crate) fn check_sign_in_csrf(parts: &Parts, form: &Fields) -> Result<(), WebError> {
+    let expected = cookie(parts, SIGN_IN_COOKIE).unwrap_or_default();
+    let presented = form.get(CSRF_FIELD).unwrap_or_default();
+    if expected.is_empty()
+        || !berth_auth::secret::hash_matches(presented, &berth_auth::secret::hash(expected))
+    {
+        return Err(WebError::Forbidden(
+            "The sign-in form's security token is missing or stale. Reload the page and try again."
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Sets the cookies of a session just begun (signing in, or a new session after a password

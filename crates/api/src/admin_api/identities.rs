@@ -133,6 +133,31 @@ pub(super) async fn set_password(
     .await
 }
 
+/// A user's second factors (whether they have an authenticator, recovery codes left).
+pub(super) async fn get_second_factors(
+    State(state): Shared,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    manage(&state, request, |op, Empty {}| async move {
+        ok(&op.admin.second_factors(&name).await?)
+    })
+    .await
+}
+
+/// Resets a user's second factors (a lost authenticator).
+pub(super) async fn reset_second_factors(
+    State(state): Shared,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    manage(&state, request, |op, Empty {}| async move {
+        op.admin.reset_second_factors(&op.actor, &name).await?;
+        no_content()
+    })
+    .await
+}
+
 pub(super) async fn list_teams(State(state): Shared, request: Request) -> Response {
     manage(&state, request, |op, Empty {}| async move {
         ok(&op.admin.list_teams().await?)

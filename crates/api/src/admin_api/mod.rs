@@ -72,6 +72,10 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(get_user).patch(update_user).delete(delete_user),
         )
         .route("/api/v1/users/{name}/password", put(set_password))
+        .route(
+            "/api/v1/users/{name}/second-factors",
+            get(get_second_factors).delete(reset_second_factors),
+        )
         .route("/api/v1/teams", get(list_teams).post(create_team))
         .route("/api/v1/teams/{name}", get(get_team).delete(delete_team))
         .route(

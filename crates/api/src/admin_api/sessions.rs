@@ -37,6 +37,8 @@ pub(super) async fn me(State(state): Shared, request: Request) -> Response {
 struct SignIn {
     username: String,
     password: String,
+    /// A code from the user's authenticator (or a recovery code), when they have one.
+    code: Option<String>,
 }
 
 /// The `Set-Cookie` value for a session (or, with `None`, the one that removes it).
@@ -74,19 +76,30 @@ pub(super) async fn sign_in(State(state): Shared, request: Request) -> Response 
     let result = async {
         require_berth_mode(&state)?;
         let body: SignIn = read_json(body).await?;
-        let caller = state
+        let (caller, how) = state
             .access
-            .login(&body.username, &body.password, crate::auth::client(&parts))
+            .sign_in_at_once(
+                &body.username,
+                &body.password,
+                body.code.as_deref(),
+                crate::auth::client(&parts),
+            )
             .await?;
-        let session =
-            state
-                .access
-                .begin_session(&caller)
-                .await
-                .map_err(|failure| match failure {
-                    AuthFailure::Invalid(why) => ApiFailure::denied(why),
-                    other => other.into(),
-                })?;
+        let session = state
+            .access
+            .begin_session_with(
+                &caller,
+                &how,
+                parts
+                    .headers
+                    .get(http::header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok()),
+            )
+            .await
+            .map_err(|failure| match failure {
+                AuthFailure::Invalid(why) => ApiFailure::denied(why),
+                other => other.into(),
+            })?;
         let response = json(
             StatusCode::CREATED,
             &serde_json::json!({

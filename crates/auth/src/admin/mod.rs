@@ -30,6 +30,7 @@ use berth_meta::{MetaError, now_millis};
 use crate::service::{AccessService, Caller};
 
 mod rules;
+mod second_factors;
 mod service_accounts;
 mod teams;
 mod tokens;
@@ -38,6 +39,7 @@ mod users;
 mod validate;
 mod views;
 
+pub use second_factors::SecondFactorInfo;
 pub use tokens::NewToken;
 pub use users::NewUser;
 pub use validate::{MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, parse_owner, valid_name};

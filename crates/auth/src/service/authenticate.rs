@@ -10,6 +10,7 @@ use berth_meta::{MetaError, now_millis};
 use sha2::{Digest, Sha256};
 
 use super::caller::limits_of;
+use super::second_factor::{FirstFactor, PASSWORD_NEEDS_SECOND_FACTOR};
 use super::{AccessService, AuthFailure, Caller, Mode};
 use crate::password::verify_stored;
 use crate::pattern::Pattern;
@@ -115,13 +116,31 @@ impl AccessService {
         }
     }
 
-    /// Checks a user name and a password (or an access token in its place), with throttling.
+    /// Checks a user name and a password (or an access token in its place), with throttling,
+    /// for clients that cannot give a second factor (`/v2/`, `/token`, the admin API): a user
+    /// whom `auth.berth.requiremfa` covers must use an access token, not the password.
     pub async fn login(
         &self,
         user: &str,
         password: &str,
         client: Option<IpAddr>,
     ) -> Result<Caller, AuthFailure> {
+        let (caller, method) = self.first_factor(user, password, client).await?;
+        if method == FirstFactor::Password && self.second_factor_required(&caller.principal) {
+            self.audit(&caller, "login", "", "failed", PASSWORD_NEEDS_SECOND_FACTOR);
+            return Err(AuthFailure::Invalid(PASSWORD_NEEDS_SECOND_FACTOR));
+        }
+        Ok(caller)
+    }
+
+    /// Checks the first factor of a sign-in (a password, or an access token in its place),
+    /// with throttling; a second factor may follow (see `second_factor`).
+    pub async fn first_factor(
+        &self,
+        user: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<(Caller, FirstFactor), AuthFailure> {
         if user.is_empty() || password.is_empty() || user.len() > 256 || password.len() > 4096 {
             return Err(AuthFailure::Invalid("empty or oversized credentials"));
         }
@@ -150,7 +169,12 @@ impl AccessService {
                 if !token {
                     self.throttle.record_success(user, client);
                 }
-                Ok(Caller { client, ..caller })
+                let method = if token {
+                    FirstFactor::AccessToken
+                } else {
+                    FirstFactor::Password
+                };
+                Ok((Caller { client, ..caller }, method))
             }
             None => {
                 self.throttle

@@ -13,7 +13,9 @@
 //! * `authenticate`: credentials to a caller;
 //! * `authorize`: policy and grants to a decision;
 //! * `tokens`: registry and refresh tokens;
-//! * `sessions`: sign-in sessions.
+//! * `sessions`: sign-in sessions;
+//! * `second_factor`: who must give a second factor, the step between password and session,
+//!   authenticator and recovery codes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +31,16 @@ mod authenticate;
 mod authorize;
 mod cache;
 mod caller;
+mod second_factor;
 mod sessions;
 mod tokens;
 
 pub use cache::CHANGE_POLL;
 pub use caller::{AuthFailure, Caller, Decision};
+pub use second_factor::{
+    CHALLENGE_LIFETIME, FirstFactor, MfaRequirement, NextStep, PendingSignIn, SecondFactor,
+    SecondFactorPolicy,
+};
 pub use sessions::{NewSession, SESSION_LIFETIME, SessionCaller};
 pub use tokens::TokenResponse;
 
@@ -62,6 +69,7 @@ pub struct AccessService {
     /// Password checks (argon2) that may run at once.
     password_checks: tokio::sync::Semaphore,
     caches: Arc<cache::Caches>,
+    second_factors: second_factor::SecondFactorPolicy,
 }
 
 impl AccessService {
@@ -84,6 +92,7 @@ impl AccessService {
                 std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
             ),
             caches,
+            second_factors: second_factor::SecondFactorPolicy::default(),
         }
     }
 

@@ -42,14 +42,16 @@ impl AccessService {
     /// Begins a session for a user who just logged in (people only: not service accounts,
     /// not credentials narrowed by token scopes).
     pub async fn begin_session(&self, caller: &Caller) -> Result<NewSession, AuthFailure> {
-        self.begin_session_from(caller, None).await
+        self.begin_session_with(caller, "password", None).await
     }
 
-    /// [`AccessService::begin_session`], recording the browser's `User-Agent` (shortened,
+    /// Begins a session, recording how the user signed in (`password`, `password +
+    /// authenticator code`...) in the audit log, and the browser's `User-Agent` (shortened,
     /// control characters dropped) for the user's list of their sessions.
-    pub async fn begin_session_from(
+    pub async fn begin_session_with(
         &self,
         caller: &Caller,
+        how: &str,
         user_agent: Option<&str>,
     ) -> Result<NewSession, AuthFailure> {
         let Principal::User { name, .. } = &caller.principal else {
@@ -85,7 +87,7 @@ impl AccessService {
                     .filter(|agent| !agent.is_empty()),
             })
             .await?;
-        self.audit(caller, "login", "", "allowed", "session");
+        self.audit(caller, "login", "", "allowed", &format!("session: {how}"));
         Ok(NewSession {
             cookie: secret.text,
             csrf_token,

@@ -323,6 +323,33 @@ async fn every_documented_operation_behaves_as_documented() {
         "INVALID",
     )
     .await;
+    // Second factors (the sign_in suite enrols them): none yet; an administrator's reset.
+    assert_eq!(
+        api.ok(
+            Method::GET,
+            "/api/v1/users/{name}/second-factors",
+            &["alice"],
+            None
+        )
+        .await,
+        json!({"authenticator": false, "enrolled_at": null, "recovery_codes_left": 0})
+    );
+    api.ok(
+        Method::DELETE,
+        "/api/v1/users/{name}/second-factors",
+        &["alice"],
+        None,
+    )
+    .await;
+    api.refused(
+        Method::DELETE,
+        "/api/v1/users/{name}/second-factors",
+        &["nobody"],
+        None,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
     // The last administrator stays one.
     for body in [json!({"admin": false}), json!({"disabled": true})] {
         api.refused(

@@ -362,7 +362,7 @@ async fn an_administrator_disables_enables_resets_and_promotes_a_user_and_podman
         .until_text(&berth.url("/activity"), "user:bob push bob/app")
         .await;
     assert!(
-        activity.contains("user:bob login session allowed"),
+        activity.contains("user:bob login session: password allowed"),
         "bob's sign-in: {activity}"
     );
     browser.screenshot("activity").await;

@@ -26,5 +26,6 @@ mod operations;
 mod production_backends;
 mod real_clients;
 mod retention;
+mod sign_in;
 mod storage_backends;
 mod tag_immutability;

@@ -1,9 +1,11 @@
 //! `auth`: how clients authenticate (registry:2's `auth`, with berth's own `berth` mode).
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
-use crate::schema::{Problems, choice, join, section, unsupported};
+use crate::schema::{Problems, choice, join, parsed_value, section, unsupported};
 use crate::values::{self, PublicUrl, format_duration};
 
 choice! {
@@ -99,6 +101,11 @@ section! {
         certificate: Option<PathBuf>,
             "PEM certificate of key, for registry:2's auth.token.rootcertbundle; required with key",
             read = values::non_empty_path, show = generated;
+        /// Users it covers sign in to the dashboard with a second factor (enrolling right after
+        /// the password if they have none) and use access tokens, not their password, with
+        /// podman, docker, skopeo and the admin API.
+        requiremfa: RequireMfa,
+            "who must sign in with a second factor (an authenticator app): none, admins or all; they use access tokens, not their password, with podman and docker";
         /// Zero keeps them forever.
         auditretention: Duration = Duration::from_secs(90 * 24 * 3600),
             "how long audit events are kept (default 2160h, 90 days); 0 keeps them forever",
@@ -199,3 +206,43 @@ fn check_challenge_text(value: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Who must sign in with a second factor (`auth.berth.requiremfa`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequireMfa {
+    #[default]
+    None,
+    Admins,
+    All,
+}
+
+impl RequireMfa {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequireMfa::None => "none",
+            RequireMfa::Admins => "admins",
+            RequireMfa::All => "all",
+        }
+    }
+}
+
+impl FromStr for RequireMfa {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(RequireMfa::None),
+            "admins" => Ok(RequireMfa::Admins),
+            "all" => Ok(RequireMfa::All),
+            _ => Err(format!("invalid value {s:?}: expected none, admins or all")),
+        }
+    }
+}
+
+impl fmt::Display for RequireMfa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+parsed_value!(RequireMfa, "who must use a second factor");

@@ -262,6 +262,11 @@ async fn users_page(state: &WebState, parts: &Parts) -> PageResult {
                                         button type="submit" { "Set password" }
                                     }))
                                 }
+                                details {
+                                    summary { "Reset second factors" }
+                                    p.muted { "For a lost authenticator: removes the user's authenticator app and recovery codes." }
+                                    (button(&viewer, &format!("{base}/reset-second-factors"), "Reset second factors", true))
+                                }
                             }
                         }
                     }
@@ -346,6 +351,10 @@ async fn user_action(
                     .set_password(&actor, name, form.get("password").unwrap_or_default())
                     .await
                     .map(|_| format!("{name}'s password was set; their sessions ended.")),
+                "reset-second-factors" => admin
+                    .reset_second_factors(&actor, name)
+                    .await
+                    .map(|_| format!("{name}'s second factors were reset.")),
                 _ => Err(AdminError::NotFound(format!("no action {action:?}"))),
             }
         },

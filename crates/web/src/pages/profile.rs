@@ -22,7 +22,7 @@ use crate::session::{Viewer, client, set_session_cookies, user_agent};
 use crate::{Shared, WebState};
 
 /// A user acting on their own account (recorded as such by `Administration`).
-fn own_actor(viewer: &Viewer, name: &str) -> Actor {
+pub(crate) fn own_actor(viewer: &Viewer, name: &str) -> Actor {
     Actor::Principal {
         subject: format!("user:{name}"),
         client: viewer.caller.client,
@@ -44,6 +44,7 @@ pub async fn profile(State(state): Shared, request: Request) -> PageResult {
         .filter(|t| t.kind == "access")
         .collect();
     let sessions = admin.sessions(&user.name).await?;
+    let second_factor = crate::second_factor::profile_summary(&state, &user.name).await?;
     let body = html! {
         h1 { (user.name) }
         (done_note(&fields))
@@ -65,6 +66,7 @@ pub async fn profile(State(state): Shared, request: Request) -> PageResult {
             input #again type="password" name="again" autocomplete="new-password" required minlength="8";
             button type="submit" { "Change password" }
         }))
+        (second_factor)
         h2 { "Personal access tokens" }
         p.muted { "Use a token instead of your password with " code { "podman login" } ", in CI and scripts." }
         (tokens_table(&viewer, &tokens))
@@ -128,7 +130,11 @@ pub async fn dispatch(State(state): Shared, request: Request) -> PageResult {
 async fn fresh_session(state: &WebState, parts: &Parts, viewer: &Viewer, done: &str) -> PageResult {
     let session = state
         .access
-        .begin_session_from(&viewer.caller, user_agent(parts))
+        .begin_session_with(
+            &viewer.caller,
+            "renewed after signing out elsewhere",
+            user_agent(parts),
+        )
         .await?;
     let mut response =
         Redirect::to(&format!("/profile{}", query(&[("done", done)]))).into_response();
@@ -151,7 +157,7 @@ async fn change_password(
     }
     match state
         .access
-        .login(name, form.get("current").unwrap_or_default(), client(parts))
+        .first_factor(name, form.get("current").unwrap_or_default(), client(parts))
         .await
     {
         Ok(_) => {}

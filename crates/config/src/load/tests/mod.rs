@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::model::{
-    AuthConfig, BerthAuth, HtpasswdAuth, LogFormat, LogLevel, S3Config, TlsVersion,
+    AuthConfig, BerthAuth, HtpasswdAuth, LogFormat, LogLevel, RequireMfa, S3Config, TlsVersion,
 };
 
 mod auth;
