@@ -178,6 +178,7 @@ async fn run_engine(engine: &str, args: &Args, dir: &std::path::Path) -> Vec<Mea
             public_base: Some("https://registry.example.com".into()),
             ..UrlPolicy::default()
         },
+        mailer: None,
     });
     let middle = populate::repository_name(args.repos / 2);
     let tag = populate::big_tag(args.tags / 2);

@@ -94,10 +94,17 @@ async fn serve(config: Config) -> Result<(), String> {
         relative: config.http.relativeurls,
         trusted_proxies: config.http.trustedproxies.clone(),
     };
+    let mailer = match &config.smtp {
+        Some(smtp) => Some(Arc::new(
+            berth_web::mail::Mailer::new(&mail_settings(smtp)).map_err(|e| format!("smtp: {e}"))?,
+        )),
+        None => None,
+    };
     let pages = berth_web::pages(berth_web::WebState {
         registry: Arc::clone(&registry),
         access: Arc::clone(&access),
         urls: urls.clone(),
+        mailer,
     });
     let background = Arc::new(std::sync::OnceLock::new());
     let state = AppState {
@@ -360,5 +367,22 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
         () = terminate => tracing::info!("received SIGTERM"),
+    }
+}
+
+/// The mail server's settings for the dashboard's mailer.
+fn mail_settings(smtp: &berth_config::SmtpConfig) -> berth_web::mail::MailSettings {
+    use berth_config::SmtpSecurity;
+    use berth_web::mail::{MailSecurity, MailSettings};
+    MailSettings {
+        host: smtp.host.clone(),
+        port: smtp.effective_port(),
+        security: match smtp.security {
+            SmtpSecurity::Starttls => MailSecurity::StartTls,
+            SmtpSecurity::Tls => MailSecurity::Tls,
+            SmtpSecurity::None => MailSecurity::None,
+        },
+        credentials: smtp.user.clone().zip(smtp.password.clone()),
+        from: smtp.from.clone(),
     }
 }

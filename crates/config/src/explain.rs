@@ -125,6 +125,11 @@ mod tests {
                 ..RemoteConfig::default()
             },
         );
+        config.smtp = Some(crate::SmtpConfig {
+            host: "mail.example.com".into(),
+            from: "registry@example.com".into(),
+            ..crate::SmtpConfig::default()
+        });
         config
     }
 
@@ -214,6 +219,9 @@ mod tests {
         config.storage.ipfs.as_mut().unwrap().bearertoken = Some("hunter6".into());
         config.proxy.password = Some("hunter7".into());
         config.remotes.get_mut("hub").unwrap().password = Some("hunter8".into());
+        let smtp = config.smtp.as_mut().unwrap();
+        smtp.user = Some("mailer".into());
+        smtp.password = Some("hunter9".into());
         let mut secrets = 0;
         for (config, want) in [(&config, "(set)"), (&full_config(), "(unset)")] {
             for setting in settings(config) {
@@ -223,7 +231,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(secrets, 14);
+        assert_eq!(secrets, 16);
     }
 
     #[test]
@@ -233,7 +241,7 @@ mod tests {
             .map(|s| s.path)
             .collect();
         assert_eq!(paths.first().map(String::as_str), Some("log.level"));
-        assert_eq!(paths.last().map(String::as_str), Some("gc.untagged"));
+        assert_eq!(paths.last().map(String::as_str), Some("smtp"));
         let addr = paths.iter().position(|p| p == "http.addr").unwrap();
         let headers = paths.iter().position(|p| p == "http.headers").unwrap();
         let storage = paths

@@ -80,8 +80,8 @@ pub use model::{
     LogConfig, LogFormat, LogLevel, MaintenanceConfig, MetricsConfig, NotificationAction,
     NotificationEndpoint, NotificationEvents, NotificationIgnore, NotificationsConfig,
     PrometheusConfig, ProxyConfig, ReadOnly, RedirectConfig, RemoteConfig, RequireMfa, S3Config,
-    ScrubConfig, StorageConfig, TimeWindow, TlsConfig, TlsVersion, UntaggedPolicy, UploadPurging,
-    WebhookConfig, WebhookFormat,
+    ScrubConfig, SmtpConfig, SmtpSecurity, StorageConfig, TimeWindow, TlsConfig, TlsVersion,
+    UntaggedPolicy, UploadPurging, WebhookConfig, WebhookFormat,
 };
 pub use values::{EndpointUrl, ListenAddr, PublicUrl, parse_byte_size, percent_decode};
 

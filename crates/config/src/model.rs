@@ -15,6 +15,7 @@ mod metrics;
 mod notifications;
 mod proxy;
 mod s3;
+mod smtp;
 mod storage;
 mod stores;
 mod webhooks;
@@ -31,6 +32,7 @@ pub use notifications::{
 };
 pub use proxy::{ProxyConfig, RemoteConfig};
 pub use s3::S3Config;
+pub use smtp::{SmtpConfig, SmtpSecurity};
 pub use storage::{
     DeleteConfig, FilesystemConfig, MaintenanceConfig, ReadOnly, RedirectConfig, StorageConfig,
     UploadPurging,
@@ -67,6 +69,8 @@ section! {
         metrics: MetricsConfig, "Prometheus metrics";
         /// berth's own: online garbage collection.
         gc: GcConfig, "online garbage collection: schedule, grace period, untagged manifests";
+        /// berth's own: mail (password reset links). Absent: no mail is sent.
+        smtp: Option<SmtpConfig>, "the mail server for password reset links; unset sends no mail (and offers no reset by email)";
     }
     validate = Config::validate_cross_sections;
     registry2 = [

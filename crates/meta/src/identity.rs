@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::Result;
+use crate::password_resets::PasswordResetStore;
 use crate::second_factors::SecondFactorStore;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,8 +136,9 @@ pub struct AuditEvent {
 }
 
 #[async_trait]
-/// Second factors and sign-ins halfway are part of it ([`SecondFactorStore`]).
-pub trait IdentityStore: SecondFactorStore + Send + Sync + 'static {
+/// Second factors and sign-ins halfway ([`SecondFactorStore`]) and password reset links
+/// ([`PasswordResetStore`]) are part of it.
+pub trait IdentityStore: SecondFactorStore + PasswordResetStore + Send + Sync + 'static {
     // Users. Creating a name that exists is `MetaError::Conflict`.
     async fn create_user(
         &self,

@@ -35,6 +35,7 @@ pub mod inventory;
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod inventory_behaviour;
 mod keyed_locks;
+pub mod password_resets;
 pub mod postgres;
 pub mod second_factors;
 #[cfg(any(test, feature = "behaviour-tests"))]
@@ -45,6 +46,7 @@ mod sql_gc;
 mod sql_identity;
 mod sql_inventory;
 mod sql_outbox;
+mod sql_password_resets;
 mod sql_second_factors;
 mod sql_store;
 mod sql_tag_rules;

@@ -159,5 +159,63 @@ pub async fn run_second_factors(store: &dyn IdentityStore) {
             .is_empty()
     );
     assert_eq!(store.challenge("gone").await.unwrap(), None);
+
+    // Password reset links: once, unexpired; using one ends the user's other links.
+    store
+        .create_password_reset("r1", "mfa-user", 100, 200)
+        .await
+        .unwrap();
+    store
+        .create_password_reset("r2", "mfa-user", 100, 200)
+        .await
+        .unwrap();
+    store
+        .create_password_reset("r0", "mfa-user", 10, 50)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .create_password_reset("rx", "nobody", 100, 200)
+            .await
+            .is_err()
+    );
+    let reset = store.password_reset("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (reset.user.as_str(), reset.expires_at, reset.used_at),
+        ("mfa-user", 200, None)
+    );
+    assert_eq!(
+        store.use_password_reset("r0", 60).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store.use_password_reset("r1", 250).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store
+            .use_password_reset("r1", 150)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("mfa-user")
+    );
+    assert_eq!(
+        store.use_password_reset("r1", 151).await.unwrap(),
+        None,
+        "used"
+    );
+    assert_eq!(
+        store.use_password_reset("r2", 152).await.unwrap(),
+        None,
+        "ended with r1"
+    );
+    assert_eq!(
+        store.password_reset("r1").await.unwrap().unwrap().used_at,
+        Some(150)
+    );
     store.delete_user("mfa-user").await.unwrap();
+    assert_eq!(store.password_reset("r2").await.unwrap(), None);
 }

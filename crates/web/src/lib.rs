@@ -33,7 +33,9 @@ mod chart;
 mod errors;
 mod forms;
 mod layout;
+pub mod mail;
 mod pages;
+mod password_reset;
 mod second_factor;
 mod session;
 
@@ -44,6 +46,8 @@ pub struct WebState {
     pub registry: Arc<Registry>,
     pub access: Arc<AccessService>,
     pub urls: UrlPolicy,
+    /// The mail server (`smtp`), when one is configured: password reset links.
+    pub mailer: Option<Arc<mail::Mailer>>,
 }
 
 pub(crate) type Shared = axum::extract::State<Arc<WebState>>;
@@ -68,6 +72,14 @@ pub fn pages(state: WebState) -> Router {
         .route(
             "/sign-in/code",
             get(second_factor::code_page).post(second_factor::code_submit),
+        )
+        .route(
+            "/sign-in/forgot",
+            get(password_reset::forgot_page).post(password_reset::forgot),
+        )
+        .route(
+            "/sign-in/reset",
+            get(password_reset::reset_form_page).post(password_reset::reset),
         )
         .route(
             "/sign-in/enrol",

@@ -28,7 +28,7 @@ use crate::pages::admin::{done_note, post_form};
 use crate::pages::profile::own_actor;
 use crate::session::{
     CSRF_FIELD, SIGN_IN_COOKIE, SignedIn, Viewer, check_sign_in_csrf, client, cookie, safe_next,
-    set_cookie, set_session_cookies,
+    set_cookie, set_session_cookies, sign_in_token,
 };
 use crate::{Shared, WebState};
 
@@ -83,13 +83,6 @@ async fn pending(
         Some(found) if found.purpose == purpose => Ok(Ok((challenge.to_string(), found))),
         _ => Ok(Err(restart())),
     }
-}
-
-/// The sign-in form's CSRF token (the `berth_signin` cookie set by the sign-in page).
-fn sign_in_token(parts: &Parts) -> String {
-    cookie(parts, SIGN_IN_COOKIE)
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// GET /sign-in/code

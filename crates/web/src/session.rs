@@ -227,9 +227,7 @@ fn sign_in_form(
     failure: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let token = cookie(parts, SIGN_IN_COOKIE)
-        .filter(|t| t.len() >= 32 && t.len() <= 128)
-        .map_or_else(|| berth_auth::secret::random_token(32), str::to_string);
+    let token = sign_in_token(parts);
     let body = html! {
         section.sign-in {
             h1 { "Sign in" }
@@ -249,14 +247,16 @@ fn sign_in_form(
                     input #password type="password" name="password" autocomplete="current-password" required;
                     button type="submit" { "Sign in" }
                 }
+                @if crate::password_reset::offered(state) {
+                    p { a #forgot href="/sign-in/forgot" { "Forgot your password?" } }
+                }
             }
         }
     };
     let mut response = (status, layout::page(viewer, "Sign in", None, body)).into_response();
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(state, parts, SIGN_IN_COOKIE, Some(&token), 3600),
-    );
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, sign_in_cookie(state, parts, &token));
     response
 }
 
@@ -333,6 +333,19 @@ pub async fn sign_in(State(state): Shared, request: Request) -> PageResult {
         set_cookie(&state, &parts, SIGN_IN_COOKIE, None, 0),
     );
     Ok(response)
+}
+
+/// The CSRF token of forms made before any session exists: the `berth_signin` cookie's, or
+/// a new one (which [`sign_in_cookie`] sets).
+pub(crate) fn sign_in_token(parts: &Parts) -> String {
+    cookie(parts, SIGN_IN_COOKIE)
+        .filter(|t| t.len() >= 32 && t.len() <= 128)
+        .map_or_else(|| berth_auth::secret::random_token(32), str::to_string)
+}
+
+/// The `berth_signin` cookie carrying `token`.
+pub(crate) fn sign_in_cookie(state: &WebState, parts: &Parts, token: &str) -> HeaderValue {
+    set_cookie(state, parts, SIGN_IN_COOKIE, Some(token), 3600)
 }
 
 /// Checks the CSRF token of a sign-in form (made before any session exists) against the

@@ -29,6 +29,7 @@ use berth_meta::{MetaError, now_millis};
 
 use crate::service::{AccessService, Caller};
 
+mod password_resets;
 mod rules;
 mod second_factors;
 mod service_accounts;
@@ -39,6 +40,7 @@ mod users;
 mod validate;
 mod views;
 
+pub use password_resets::{RESET_LINK_LIFETIME, ResetLink};
 pub use second_factors::SecondFactorInfo;
 pub use tokens::NewToken;
 pub use users::NewUser;

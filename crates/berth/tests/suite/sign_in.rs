@@ -245,20 +245,10 @@ async fn an_authenticator_enrolled_on_the_profile_is_asked_for_at_sign_in_and_ea
     // signs in again.
     let admin = Browser::start("second-factor-reset").await;
     admin.sign_in(&berth, ROOT.0, ROOT.1).await;
-    admin.goto(&berth.url("/admin/users")).await;
-    // The reset is folded away in each user's row, as the password reset is.
-    admin
-        .eval("document.querySelectorAll('details').forEach(d => d.open = true)")
+    let note = admin
+        .user_action(&berth, "erin", "reset-second-factors")
         .await;
-    admin
-        .submit("form[action='/admin/users/erin/reset-second-factors'] button[type=submit]")
-        .await;
-    assert!(
-        admin
-            .text_of("p.notice")
-            .await
-            .contains("erin's second factors were reset.")
-    );
+    assert!(note.contains("erin's second factors were reset."), "{note}");
     audited(
         &berth,
         &root_token,

@@ -160,6 +160,9 @@ pub async fn dispatch(State(state): Shared, request: Request) -> PageResult {
     match (segments.as_slice(), get) {
         (["users"], true) => users_page(state, &parts).await,
         (["users"], false) => create_user(state, &parts, body).await,
+        (["users", name, "send-reset"], false) => {
+            crate::password_reset::admin_send(state, &parts, body, name).await
+        }
         (["users", name, action], false) => user_action(state, &parts, body, name, action).await,
         (["teams"], true) => teams_page(state, &parts).await,
         (["teams"], false) => {
@@ -261,6 +264,9 @@ async fn users_page(state: &WebState, parts: &Parts) -> PageResult {
                                         label { "New password" input type="password" name="password" autocomplete="new-password" required minlength="8"; }
                                         button type="submit" { "Set password" }
                                     }))
+                                    @if state.mailer.is_some() && user.email.is_some() {
+                                        (button(&viewer, &format!("{base}/send-reset"), "Email a reset link", false))
+                                    }
                                 }
                                 details {
                                     summary { "Reset second factors" }

@@ -236,6 +236,20 @@ impl Browser {
         }
     }
 
+    /// As an administrator on the users page, clicks `action` (a user's action folded away
+    /// in their row's `<details>`, such as `reset-second-factors`) for `user`, and returns the
+    /// note the page shows after it.
+    pub async fn user_action(&self, berth: &Berth, user: &str, action: &str) -> String {
+        self.goto(&berth.url("/admin/users")).await;
+        self.eval("document.querySelectorAll('details').forEach(d => d.open = true)")
+            .await;
+        self.submit(&format!(
+            "form[action='/admin/users/{user}/{action}'] button[type=submit]"
+        ))
+        .await;
+        self.text_of("p.notice").await
+    }
+
     /// Signs in through the sign-in page, as a person would.
     pub async fn sign_in(&self, berth: &Berth, user: &str, password: &str) {
         self.goto(&berth.url("/sign-in")).await;

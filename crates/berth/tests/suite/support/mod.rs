@@ -107,8 +107,11 @@ impl Berth {
             .arg("serve")
             .arg("--data")
             .arg(&self.data)
-            .arg("--addr")
-            .arg("127.0.0.1:0")
+            .args(if self.args.iter().any(|a| a == "--addr") {
+                &[][..]
+            } else {
+                &["--addr", "127.0.0.1:0"][..]
+            })
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -15,6 +15,7 @@ mod metrics;
 mod notifications;
 mod proxy;
 mod s3;
+mod smtp;
 mod stores;
 mod values;
 mod webhooks;

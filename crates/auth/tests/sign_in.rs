@@ -1,6 +1,7 @@
-//! Second factors over a real SQLite identity store: enrolment through `Administration`,
-//! codes accepted once per time step, recovery codes once, the requirement refusing the
-//! password where no code can be given, the sign-in's challenge used once, resets.
+//! Sign-in over a real SQLite identity store. Second factors: enrolment through
+//! `Administration`, codes accepted once per time step, recovery codes once, the requirement
+//! refusing the password where no code can be given, the sign-in's challenge used once,
+//! resets. Password reset links: once, before they expire, ending the user's sessions.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -260,4 +261,105 @@ async fn the_requirement_refuses_passwords_where_no_code_can_be_given() {
         admin.reset_second_factors(&actor("root"), "nobody").await,
         Err(AdminError::NotFound(_))
     ));
+}
+
+#[tokio::test]
+async fn a_reset_link_sets_the_password_once_before_it_expires_and_ends_sessions() {
+    let (_dir, access) = service(MfaRequirement::None).await;
+    let admin = Administration::serving(Arc::clone(&access));
+    let store = Arc::clone(access.store());
+    let system = Actor::System;
+    // Only users with an email address get a link; names and addresses both find them.
+    assert!(
+        admin
+            .password_reset_for(&system, "alice")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        admin
+            .password_reset_for(&system, "nobody@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store
+        .create_user(
+            "carol",
+            Some(&hash_password("carol-pw")),
+            Some("Carol@Example.com"),
+            false,
+        )
+        .await
+        .unwrap();
+    let by_name = admin
+        .password_reset_for(&system, "carol")
+        .await
+        .unwrap()
+        .unwrap();
+    let by_address = admin
+        .password_reset_for(&system, "carol@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (by_name.user.as_str(), by_name.email.as_str()),
+        ("carol", "Carol@Example.com")
+    );
+    assert_ne!(by_name.token, by_address.token);
+
+    let (caller, _) = access
+        .first_factor("carol", "carol-pw", CLIENT)
+        .await
+        .unwrap();
+    let session = access.begin_session(&caller).await.unwrap();
+    // A weak password does not use the link up.
+    assert!(matches!(
+        admin
+            .reset_password_with(&by_name.token, "short", CLIENT)
+            .await,
+        Err(AdminError::Invalid(_))
+    ));
+    assert_eq!(
+        admin
+            .reset_password_with(&by_name.token, "carol-new-pw", CLIENT)
+            .await
+            .unwrap(),
+        "carol"
+    );
+    assert!(
+        access.session(&session.cookie, None, CLIENT).await.is_err(),
+        "sessions ended"
+    );
+    assert!(access.login("carol", "carol-new-pw", CLIENT).await.is_ok());
+    // Used, and the other link went with it.
+    for token in [&by_name.token, &by_address.token] {
+        assert!(matches!(
+            admin
+                .reset_password_with(token, "carol-third-pw", CLIENT)
+                .await,
+            Err(AdminError::Conflict(_))
+        ));
+    }
+    // An expired link is refused.
+    let token = "ab".repeat(32);
+    store
+        .create_password_reset(&berth_auth::secret::hash(&token), "carol", 1, 2)
+        .await
+        .unwrap();
+    assert_eq!(admin.reset_link_user(&token).await.unwrap(), None);
+    assert!(matches!(
+        admin
+            .reset_password_with(&token, "carol-third-pw", CLIENT)
+            .await,
+        Err(AdminError::Conflict(_))
+    ));
+    assert!(
+        admin
+            .reset_link_user("not a token")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
