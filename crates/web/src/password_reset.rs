@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use berth_auth::Caller;
 use berth_auth::admin::{Actor, AdminError, RESET_LINK_LIFETIME, ResetLink};
 use http::request::Parts;
 use http::{StatusCode, header};
@@ -31,13 +30,7 @@ pub fn offered(state: &WebState) -> bool {
     state.mailer.is_some() && state.urls.public_base.is_some()
 }
 
-fn anonymous(parts: &Parts) -> Viewer {
-    Viewer {
-        caller: Caller::anonymous(client(parts)),
-        user: None,
-        sign_in_possible: true,
-    }
-}
+use crate::second_factor::anonymous;
 
 /// A page of the reset flow, with the sign-in form's CSRF cookie.
 /// `body` is given the CSRF token for its form.

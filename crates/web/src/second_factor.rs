@@ -59,8 +59,8 @@ pub(crate) fn to_second_step(
     response
 }
 
-/// Nobody signed in yet.
-fn anonymous(parts: &Parts) -> Viewer {
+/// Nobody signed in yet (the sign-in and password reset pages).
+pub(crate) fn anonymous(parts: &Parts) -> Viewer {
     Viewer {
         caller: Caller::anonymous(client(parts)),
         user: None,
