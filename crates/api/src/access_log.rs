@@ -48,6 +48,21 @@ fn request_id(request: &Request) -> String {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// Continues the caller's trace when the request carries W3C `traceparent`/`tracestate`
+/// headers (a proxy or a client that traces). The propagator is installed only when traces
+/// are exported; without it, or without the headers, the request starts its own trace.
+fn continue_remote_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !headers.contains_key("traceparent") {
+        return;
+    }
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
+    });
+    // Fails only when no OpenTelemetry layer records the span: nothing to continue then.
+    let _ = span.set_parent(parent);
+}
+
 /// The trace id of `span`, if an OpenTelemetry layer is recording it.
 fn trace_id(span: &tracing::Span) -> Option<String> {
     use opentelemetry::trace::TraceContextExt;
@@ -64,14 +79,14 @@ struct InFlight;
 
 impl InFlight {
     fn start() -> InFlight {
-        metrics::gauge!("registry_http_in_flight_requests").increment(1.0);
+        crate::metrics::IN_FLIGHT.increment(1.0);
         InFlight
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("registry_http_in_flight_requests").decrement(1.0);
+        crate::metrics::IN_FLIGHT.decrement(1.0);
     }
 }
 
@@ -147,6 +162,7 @@ pub async fn observe_request(log: bool, mut request: Request, next: Next) -> Res
         http.response.status_code = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
+    continue_remote_trace(&span, request.headers());
     let trace_id = trace_id(&span);
     let mut response = next.run(request).instrument(span.clone()).await;
     span.record(

@@ -6,7 +6,8 @@
 //! names, status codes, job and webhook names, and repositories only when an operator lists
 //! them (`RegistryMetrics::repositories`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +15,7 @@ use berth_auth::Mode;
 use berth_oci::Pattern;
 use berth_registry::events::{Event, EventKind, EventSink};
 use http::{HeaderValue, StatusCode, header};
+use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::AppState;
@@ -30,21 +32,42 @@ pub struct MetricsEndpoint {
 /// repositories an operator chose to watch (per-repository labels are opt-in, so a registry
 /// with 100k repositories does not make 100k series).
 pub struct RegistryMetrics {
-    pub repositories: Vec<Pattern>,
+    repositories: Vec<Pattern>,
+    /// `berth_events_total` by kind, registered once (a manifest pull is an event).
+    events: HashMap<EventKind, Counter>,
+    bytes_pushed: Counter,
+    bytes_requested: Counter,
+}
+
+impl RegistryMetrics {
+    /// Registers its series in the installed recorder: build it after installing one.
+    pub fn new(repositories: Vec<Pattern>) -> RegistryMetrics {
+        RegistryMetrics {
+            repositories,
+            events: EventKind::ALL
+                .into_iter()
+                .map(|kind| {
+                    let counter = metrics::counter!("berth_events_total", "kind" => kind.as_str());
+                    (kind, counter)
+                })
+                .collect(),
+            bytes_pushed: metrics::counter!("berth_blob_bytes_pushed_total"),
+            bytes_requested: metrics::counter!("berth_blob_bytes_requested_total"),
+        }
+    }
 }
 
 impl EventSink for RegistryMetrics {
     fn publish(&self, event: &Event) {
         let kind = event.kind.as_str();
-        metrics::counter!("berth_events_total", "kind" => kind).increment(1);
+        match self.events.get(&event.kind) {
+            Some(counter) => counter.increment(1),
+            None => metrics::counter!("berth_events_total", "kind" => kind).increment(1),
+        }
         let size = event.size.unwrap_or(0);
         match event.kind {
-            EventKind::BlobPushed => {
-                metrics::counter!("berth_blob_bytes_pushed_total").increment(size);
-            }
-            EventKind::BlobPulled => {
-                metrics::counter!("berth_blob_bytes_requested_total").increment(size);
-            }
+            EventKind::BlobPushed => self.bytes_pushed.increment(size),
+            EventKind::BlobPulled => self.bytes_requested.increment(size),
             _ => {}
         }
         if self
@@ -123,6 +146,68 @@ fn render(handle: &PrometheusHandle) -> Response {
         .into_response()
 }
 
+/// The series one kind of finished request is recorded in, registered once and kept: the
+/// facade's macros build a labelled key and look it up in the recorder on every call, which
+/// made metrics the largest part of what a blob HEAD costs beyond the database read.
+struct RequestSeries {
+    requests: Counter,
+    duration: Histogram,
+    response_size: Histogram,
+    request_size: Histogram,
+}
+
+/// Operation (`handler`), method and status code labels: all static and few, so the map stays
+/// small (operations x methods x the status codes actually answered).
+type SeriesKey = (&'static str, &'static str, &'static str);
+
+static REQUEST_SERIES: LazyLock<RwLock<HashMap<SeriesKey, RequestSeries>>> =
+    LazyLock::new(Default::default);
+
+/// Requests being answered now; registered at the first request, after the recorder is
+/// installed (berth installs it before it listens).
+pub(crate) static IN_FLIGHT: LazyLock<Gauge> =
+    LazyLock::new(|| metrics::gauge!("registry_http_in_flight_requests"));
+
+static BLOB_BYTES_SENT: LazyLock<Counter> =
+    LazyLock::new(|| metrics::counter!("berth_blob_bytes_sent_total"));
+
+impl RequestSeries {
+    fn register((handler, method, code): SeriesKey) -> RequestSeries {
+        RequestSeries {
+            requests: metrics::counter!(
+                "registry_http_requests_total",
+                "handler" => handler,
+                "method" => method,
+                "code" => code
+            ),
+            duration: metrics::histogram!(
+                "registry_http_request_duration_seconds",
+                "handler" => handler,
+                "method" => method
+            ),
+            response_size: metrics::histogram!(
+                "registry_http_response_size_bytes",
+                "handler" => handler,
+                "method" => method
+            ),
+            request_size: metrics::histogram!(
+                "registry_http_request_size_bytes",
+                "handler" => handler,
+                "method" => method
+            ),
+        }
+    }
+
+    fn record(&self, duration_seconds: f64, request_bytes: Option<u64>, response_bytes: u64) {
+        self.requests.increment(1);
+        self.duration.record(duration_seconds);
+        self.response_size.record(response_bytes as f64);
+        if let Some(bytes) = request_bytes {
+            self.request_size.record(bytes as f64);
+        }
+    }
+}
+
 /// Records a finished request: count, duration and sizes by operation (`handler`, as
 /// distribution names its label), method and status.
 pub(crate) fn record_request(
@@ -133,36 +218,23 @@ pub(crate) fn record_request(
     request_bytes: Option<u64>,
     response_bytes: u64,
 ) {
-    let method = method_label(method);
-    metrics::counter!(
-        "registry_http_requests_total",
-        "handler" => handler,
-        "method" => method,
-        "code" => status_label(status)
-    )
-    .increment(1);
-    metrics::histogram!(
-        "registry_http_request_duration_seconds",
-        "handler" => handler,
-        "method" => method
-    )
-    .record(duration_seconds);
-    metrics::histogram!(
-        "registry_http_response_size_bytes",
-        "handler" => handler,
-        "method" => method
-    )
-    .record(response_bytes as f64);
-    if let Some(bytes) = request_bytes {
-        metrics::histogram!(
-            "registry_http_request_size_bytes",
-            "handler" => handler,
-            "method" => method
-        )
-        .record(bytes as f64);
+    let key = (handler, method_label(method), status_label(status));
+    let known = REQUEST_SERIES
+        .read()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(series) = known.get(&key) {
+        series.record(duration_seconds, request_bytes, response_bytes);
+    } else {
+        drop(known);
+        REQUEST_SERIES
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_insert_with(|| RequestSeries::register(key))
+            .record(duration_seconds, request_bytes, response_bytes);
     }
     if handler == "blob_get" {
-        metrics::counter!("berth_blob_bytes_sent_total").increment(response_bytes);
+        BLOB_BYTES_SENT.increment(response_bytes);
     }
 }
 

@@ -35,6 +35,16 @@ pub enum Engine {
     Postgres(Arc<PostgresStore>),
 }
 
+impl Engine {
+    /// The engine's name in OpenTelemetry's `db.system` terms.
+    pub fn system(&self) -> &'static str {
+        match self {
+            Engine::Sqlite(_) => "sqlite",
+            Engine::Postgres(_) => "postgresql",
+        }
+    }
+}
+
 impl Database {
     fn sqlite(store: SqliteStore) -> Database {
         let store = Arc::new(store);

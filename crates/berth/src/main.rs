@@ -23,6 +23,7 @@ mod remotes;
 mod restore;
 mod scrub;
 mod serve;
+mod storage_gauges;
 mod telemetry;
 mod webhook_commands;
 

@@ -100,6 +100,11 @@ fn describe_metrics() {
         Unit::Seconds,
         "Blob store calls, by backend, action and outcome (streams: until the first byte)"
     );
+    describe_histogram!(
+        "berth_database_operation_duration_seconds",
+        Unit::Seconds,
+        "Metadata store calls (each one or a few queries, or a transaction), by operation and outcome"
+    );
     describe_counter!(
         "berth_job_runs_total",
         "Passes of background jobs, by job and outcome"
@@ -161,6 +166,20 @@ fn describe_metrics() {
         "The upstream's last RateLimit-Remaining header (Docker Hub), by remote"
     );
     describe_gauge!("berth_build_info", "berth's version (the value is 1)");
+    describe_gauge!(
+        "berth_storage_bytes",
+        Unit::Bytes,
+        "Bytes of every blob the registry holds, each counted once, refreshed every 5 minutes"
+    );
+    describe_gauge!(
+        "berth_storage_blobs",
+        "Blobs the registry holds, refreshed every 5 minutes"
+    );
+    describe_gauge!(
+        "berth_repository_storage_bytes",
+        Unit::Bytes,
+        "Bytes of the blobs each repository matching metrics.repositories holds (shared blobs count in each)"
+    );
     describe_gauge!(
         "berth_uploads_in_progress",
         "Upload sessions open in the registry (all instances), refreshed every 15 s"

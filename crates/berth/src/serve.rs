@@ -18,7 +18,8 @@ use berth_webhooks::admin::WebhookAdmin;
 use berth_webhooks::{Delivery, Endpoints};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::instrumented::MeasuredBlobStore;
+use crate::storage_gauges::StorageGauges;
+use crate::instrumented::{MeasuredBlobStore, MeasuredMetadataStore};
 use crate::jobs::{
     DescribeManifests, GarbageCollection, GcResume, IdentityPrune, PULL_STATS_JOB, PullStatsFlush,
     Retention, UploadPurge,
@@ -40,13 +41,18 @@ async fn serve(config: Config) -> Result<(), String> {
         backends::open_blob_store(&config, backends::Reads::AsConfigured)?,
         backends::storage_kind(&config),
     ));
-    let database = backends::open_database(&config).await?;
+    let mut database = backends::open_database(&config).await?;
     let access = backends::open_access(&config, Arc::clone(&database.identity)).await?;
     let metrics = if config.metrics.enabled {
         Some(observability::install_metrics()?)
     } else {
         None
     };
+    // Wrapped once the recorder is installed: the decorator registers its series at first use.
+    database.meta = Arc::new(MeasuredMetadataStore::new(
+        Arc::clone(&database.meta),
+        database.engine.system(),
+    ));
     let webhooks = Arc::new(Endpoints::new(
         observability::configured_webhooks(&config)?,
         Arc::clone(&database.webhooks),
@@ -66,9 +72,9 @@ async fn serve(config: Config) -> Result<(), String> {
                 read_only: config.storage.maintenance.readonly.enabled,
             },
         )
-        .with_listener(Arc::new(RegistryMetrics {
-            repositories: config.metrics.repositories.clone(),
-        }))
+        .with_listener(Arc::new(RegistryMetrics::new(
+            config.metrics.repositories.clone(),
+        )))
         .with_listener(webhooks.clone())
         .with_listener(pull_stats.clone()),
     );
@@ -180,6 +186,13 @@ async fn serve(config: Config) -> Result<(), String> {
                 meta: Arc::clone(&database.meta),
             }),
             Schedule::every(observability::StoreGauges::INTERVAL).first_after(Duration::ZERO),
+        );
+        jobs.add(
+            Arc::new(StorageGauges::new(
+                Arc::clone(&database.meta),
+                config.metrics.repositories.clone(),
+            )),
+            Schedule::every(StorageGauges::INTERVAL).first_after(Duration::from_secs(30)),
         );
         jobs.add(
             Arc::new(observability::MetricsUpkeep {

@@ -84,6 +84,10 @@ where
         .build();
     let tracer = provider.tracer("berth");
     opentelemetry::global::set_tracer_provider(provider.clone());
+    // W3C trace context: a request that carries `traceparent` joins its caller's trace.
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
     let layer = tracing_opentelemetry::layer().with_tracer(tracer);
     Ok((
         Some(layer),

@@ -1,7 +1,8 @@
 //! Metrics and traces with real consumers: `/metrics` passes `promtool check metrics`, a real
 //! Prometheus server scrapes berth and answers a PromQL query with the push count, and an
 //! OTLP/HTTP receiver started here gets one span per request, named after the operation, with
-//! storage calls as children and the trace id in the access log.
+//! storage and database calls as children, the trace id in the access log, and a caller's
+//! `traceparent` continued.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -355,7 +356,7 @@ fn attribute<'a>(span: &'a serde_json::Value, key: &str) -> Option<&'a serde_jso
 
 // Multi-threaded: the receiver must keep answering while this thread waits for berth to exit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_are_exported_as_otlp_spans_with_storage_children() {
+async fn requests_are_exported_as_otlp_spans_with_storage_and_database_children() {
     let (receiver, addr) = start_span_receiver().await;
     let mut berth = Berth::builder()
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{addr}"))
@@ -403,6 +404,19 @@ async fn requests_are_exported_as_otlp_spans_with_storage_children() {
             .any(|s| s["name"] == "create_upload" || s["name"] == "write_upload"),
         "storage spans under {finish:#?}: {children:#?}"
     );
+    // So is its database work, named after the store's method.
+    let put_children: Vec<&serde_json::Value> = spans
+        .iter()
+        .filter(|s| s["parentSpanId"] == put["spanId"] && s["traceId"] == put["traceId"])
+        .collect();
+    let database = put_children
+        .iter()
+        .find(|s| s["name"] == "put_manifest")
+        .unwrap_or_else(|| panic!("a put_manifest span under {put:#?}: {put_children:#?}"));
+    assert_eq!(
+        attribute(database, "db.system").unwrap()["stringValue"],
+        "sqlite"
+    );
     // The access log line names the trace.
     let trace_id = put["traceId"].as_str().unwrap();
     assert!(
@@ -410,5 +424,115 @@ async fn requests_are_exported_as_otlp_spans_with_storage_children() {
             .log_text()
             .contains(&format!("\"trace_id\":\"{trace_id}\"")),
         "trace id {trace_id} in the access log"
+    );
+}
+
+#[tokio::test]
+async fn database_calls_are_timed_by_operation() {
+    let berth = Berth::start();
+    let client = client();
+    push_image(&client, &berth, "timed/app", "v1", 3, 1).await;
+    let missing = client
+        .get(berth.url("/v2/timed/app/manifests/nope"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let text = metrics_text(&berth).await;
+    for operation in ["put_manifest", "manifest", "create_upload"] {
+        assert!(
+            sample(
+                &text,
+                "berth_database_operation_duration_seconds_count",
+                &[&format!("operation=\"{operation}\""), "outcome=\"ok\""]
+            )
+            .is_some_and(|n| n >= 1.0),
+            "{operation} timed: {text}"
+        );
+    }
+    // A manifest that is not there is an answer, not a database error.
+    assert!(
+        sample(
+            &text,
+            "berth_database_operation_duration_seconds_count",
+            &["outcome=\"error\""]
+        )
+        .is_none(),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn watched_repositories_report_the_storage_they_hold() {
+    let berth = Berth::builder()
+        .env("BERTH_METRICS_REPOSITORIES", "watched/*")
+        .start();
+    let client = client();
+    let pushed = push_image(&client, &berth, "watched/app", "v1", 11, 2).await;
+    push_image(&client, &berth, "other/app", "v1", 12, 2).await;
+    let run = client
+        .post(berth.url("/api/v1/jobs/storage-gauges/run"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run.status(), 200, "{}", run.text().await.unwrap());
+    let text = metrics_text(&berth).await;
+    let held = sample(
+        &text,
+        "berth_repository_storage_bytes",
+        &["repository=\"watched/app\""],
+    );
+    let blob_bytes: usize = pushed.blobs.iter().map(|(_, data)| data.len()).sum();
+    assert_eq!(held, Some(blob_bytes as f64), "{text}");
+    assert!(
+        sample(
+            &text,
+            "berth_repository_storage_bytes",
+            &["repository=\"other/app\""]
+        )
+        .is_none(),
+        "only watched repositories get a series: {text}"
+    );
+    let total = sample(&text, "berth_storage_bytes", &[]).unwrap();
+    assert!(total > held.unwrap(), "{text}");
+
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_traceparent_is_continued() {
+    let (receiver, addr) = start_span_receiver().await;
+    let mut berth = Berth::builder()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{addr}"))
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .start();
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let parent = "b7ad6b7169203331";
+    let response = client()
+        .get(berth.url("/v2/_catalog"))
+        .header("traceparent", format!("00-{trace}-{parent}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let untraced = client().get(berth.url("/v2/")).send().await.unwrap();
+    assert_eq!(untraced.status(), 200);
+    assert!(berth.terminate().success());
+
+    let spans = receiver.spans.lock().unwrap().clone();
+    let catalog = spans
+        .iter()
+        .find(|s| s["name"] == "catalog")
+        .unwrap_or_else(|| panic!("a catalog span among {spans:#?}"));
+    assert_eq!(catalog["traceId"], trace, "{catalog:#}");
+    assert_eq!(catalog["parentSpanId"], parent, "{catalog:#}");
+    let base = spans
+        .iter()
+        .find(|s| s["name"] == "base")
+        .unwrap_or_else(|| panic!("a base span among {spans:#?}"));
+    assert_ne!(base["traceId"], trace, "a request without traceparent starts its own trace");
+    assert!(
+        base["parentSpanId"].as_str().is_none_or(str::is_empty),
+        "{base:#}"
     );
 }

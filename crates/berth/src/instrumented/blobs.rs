@@ -1,7 +1,6 @@
-//! Observability as a decorator: a blob store that times every call (a
-//! `berth_storage_operation_duration_seconds` histogram by backend and action) and makes it a
-//! child span of the request, so that neither the stores nor the registry carry measuring
-//! code.
+//! The blob store decorator: a `berth_storage_operation_duration_seconds` histogram by
+//! backend and action, and a child span of the request per call.
+
 
 use std::future::Future;
 use std::sync::Arc;
