@@ -18,12 +18,12 @@ use berth_webhooks::admin::WebhookAdmin;
 use berth_webhooks::{Delivery, Endpoints};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::storage_gauges::StorageGauges;
 use crate::instrumented::{MeasuredBlobStore, MeasuredMetadataStore};
 use crate::jobs::{
     DescribeManifests, GarbageCollection, GcResume, IdentityPrune, PULL_STATS_JOB, PullStatsFlush,
     Retention, UploadPurge,
 };
+use crate::storage_gauges::StorageGauges;
 use crate::{ServeArgs, backends, first_run, observability, scrub};
 use berth_registry::pull_stats::PullStats;
 

@@ -40,7 +40,11 @@ impl Job for StorageGauges {
 
     async fn run(&self, _context: &JobContext) -> Result<JobSummary, JobError> {
         // Every repository's sum only when some are watched; the total is always read.
-        let limit = if self.repositories.is_empty() { 0 } else { u32::MAX };
+        let limit = if self.repositories.is_empty() {
+            0
+        } else {
+            u32::MAX
+        };
         let usage = self
             .meta
             .storage_usage(limit)
@@ -56,7 +60,8 @@ impl Job for StorageGauges {
         let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
         let now: HashSet<String> = watched.iter().map(|r| r.name.clone()).collect();
         for gone in reported.difference(&now) {
-            metrics::gauge!("berth_repository_storage_bytes", "repository" => gone.clone()).set(0.0);
+            metrics::gauge!("berth_repository_storage_bytes", "repository" => gone.clone())
+                .set(0.0);
         }
         for repository in &watched {
             metrics::gauge!("berth_repository_storage_bytes", "repository" => repository.name.clone())

@@ -1,7 +1,6 @@
 //! The blob store decorator: a `berth_storage_operation_duration_seconds` histogram by
 //! backend and action, and a child span of the request per call.
 
-
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};

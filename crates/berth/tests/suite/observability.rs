@@ -440,7 +440,7 @@ async fn database_calls_are_timed_by_operation() {
         .unwrap();
     assert_eq!(missing.status(), 404);
     let text = metrics_text(&berth).await;
-    for operation in ["put_manifest", "manifest", "create_upload"] {
+    for operation in ["put_manifest", "manifest", "record_committed_blob"] {
         assert!(
             sample(
                 &text,
@@ -465,10 +465,30 @@ async fn database_calls_are_timed_by_operation() {
 
 #[tokio::test]
 async fn watched_repositories_report_the_storage_they_hold() {
+    // Jobs are run through the admin API, which needs berth's own authentication.
+    let data = tempfile::tempdir().unwrap();
+    let output = berth_cli_output(
+        data.path(),
+        &["user", "add", "root", "--admin", "--password-stdin"],
+        Some("root password"),
+    );
+    assert!(output.status.success());
     let berth = Berth::builder()
+        .env("REGISTRY_AUTH", "berth")
+        .env("BERTH_METRICS_OPEN", "true")
         .env("BERTH_METRICS_REPOSITORIES", "watched/*")
+        .data(data.path())
         .start();
-    let client = client();
+    let mut root = reqwest::header::HeaderMap::new();
+    root.insert(
+        reqwest::header::AUTHORIZATION,
+        // root:root password
+        reqwest::header::HeaderValue::from_static("Basic cm9vdDpyb290IHBhc3N3b3Jk"),
+    );
+    let client = reqwest::Client::builder()
+        .default_headers(root)
+        .build()
+        .unwrap();
     let pushed = push_image(&client, &berth, "watched/app", "v1", 11, 2).await;
     push_image(&client, &berth, "other/app", "v1", 12, 2).await;
     let run = client
@@ -496,7 +516,6 @@ async fn watched_repositories_report_the_storage_they_hold() {
     );
     let total = sample(&text, "berth_storage_bytes", &[]).unwrap();
     assert!(total > held.unwrap(), "{text}");
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -530,7 +549,10 @@ async fn a_callers_traceparent_is_continued() {
         .iter()
         .find(|s| s["name"] == "base")
         .unwrap_or_else(|| panic!("a base span among {spans:#?}"));
-    assert_ne!(base["traceId"], trace, "a request without traceparent starts its own trace");
+    assert_ne!(
+        base["traceId"], trace,
+        "a request without traceparent starts its own trace"
+    );
     assert!(
         base["parentSpanId"].as_str().is_none_or(str::is_empty),
         "{base:#}"
