@@ -395,8 +395,8 @@ fn passkeys_from_the_file_and_the_environment_and_on_needs_the_public_url() {
         berth_auth(|b| b.passkeys = PasskeysMode::On)
     );
     let error = err("auth:\n  berth:\n    passkeys: on\n", &[]);
-    let problem = problem(&error, "auth.berth.passkeys");
-    assert!(problem.message.contains("set http.host"), "{problem}");
+    let found = problem(&error, "auth.berth.passkeys");
+    assert!(found.message.contains("set http.host"), "{found}");
     let error = err("auth:\n  berth:\n    passkeys: maybe\n", &[]);
     let problem = problem(&error, "auth.berth.passkeys");
     assert!(
