@@ -271,6 +271,7 @@ async fn passkeys_registered_on_the_profile_are_listed_by_name_with_their_last_u
     browser.screenshot("profile-passkeys").await;
     browser.goto(&site.url("/profile")).await;
     assert_eq!(browser.text_of("#passkeys-link").await, "Manage");
+    browser.screenshot("profile").await;
     audited(
         &site.berth,
         &site.root_token,
