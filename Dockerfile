@@ -1,8 +1,8 @@
 # berth: build with `docker build -t berth .`, run with `docker run -p 5000:5000 berth`.
 #
-# Stage 1 compiles the release binary; stage 2 is Debian slim with just that binary and CA
-# certificates (for S3 and PostgreSQL over TLS), running as an unprivileged user. Data lives
-# in /var/lib/registry, the official registry image's path, so existing volume mounts and
+# Stage 1 compiles the release binary; stage 2 is Debian slim with just that binary, CA
+# certificates (for S3 and PostgreSQL over TLS) and OpenSSL's library (passkeys' webauthn-rs),
+# running as an unprivileged user. Data lives in /var/lib/registry, the official registry image's path, so existing volume mounts and
 # REGISTRY_* settings carry over.
 
 FROM rust:1-bookworm AS build
@@ -13,7 +13,7 @@ RUN cargo build --release --locked -p berth \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/registry --shell /usr/sbin/nologin berth \
     && mkdir -p /var/lib/registry \

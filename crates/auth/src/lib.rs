@@ -12,6 +12,8 @@
 //!   whose id registry:2 recognises, so berth can also be the token server of a registry:2.
 //! * [`throttle`]: backing off failed logins per user and per client address.
 //! * [`totp`]: second factors: TOTP authenticator codes (RFC 6238) and recovery codes.
+//! * [`passkey`]: passkeys (WebAuthn through `webauthn-rs`): berth as a relying party, its
+//!   registration and sign-in ceremonies.
 //!
 //! [`admin::Administration`] is the one write path for managing identities and rules (the
 //! CLI, the admin API, the dashboard and jobs alike): it takes the acting [`admin::Actor`],
@@ -22,6 +24,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod passkey;
 pub mod password;
 pub mod pattern;
 pub mod policy;

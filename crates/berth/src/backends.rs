@@ -3,11 +3,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use berth_auth::passkey::RelyingParty;
 use berth_auth::password::Htpasswd;
 use berth_auth::registry_token::{RegistryTokens, SigningKey};
 use berth_auth::service::{MfaRequirement, SecondFactorPolicy};
 use berth_auth::{AccessService, Mode, TokenService};
-use berth_config::{AuthConfig, Config, RequireMfa};
+use berth_config::{AuthConfig, BerthAuth, Config, PasskeysMode, RequireMfa};
 use berth_meta::postgres::PoolSettings;
 use berth_meta::{
     BlobInventory, IdentityStore, Leases, MetaError, MetadataStore, PostgresStore, SqliteStore,
@@ -156,8 +157,41 @@ pub async fn open_access(
             },
             issuer: berth.service.clone(),
         });
+        if let Some(relying_party) = relying_party(config, berth)? {
+            access = access.with_passkeys(relying_party);
+        }
     }
     Ok(Arc::new(access))
+}
+
+/// The WebAuthn relying party berth is at its public URL (`http.host`), when passkeys are on
+/// (`auth.berth.passkeys`): `on` refuses to start when the URL cannot name one, `auto` turns
+/// passkeys off then.
+fn relying_party(config: &Config, berth: &BerthAuth) -> Result<Option<RelyingParty>, String> {
+    if berth.passkeys == PasskeysMode::Off {
+        return Ok(None);
+    }
+    let derived = match &config.http.host {
+        Some(url) => RelyingParty::new(url.as_str(), &berth.service),
+        None => Err("http.host is not set".to_string()),
+    };
+    match derived {
+        Ok(relying_party) => {
+            tracing::info!(
+                rp_id = relying_party.id(),
+                origin = relying_party.origin(),
+                "passkeys are on"
+            );
+            Ok(Some(relying_party))
+        }
+        Err(why) if berth.passkeys == PasskeysMode::On => Err(format!(
+            "auth.berth.passkeys is on, but the WebAuthn relying party cannot be derived from http.host: {why}; set http.host to the registry's public URL (https://<name>, or http://localhost:<port>), or set auth.berth.passkeys to off"
+        )),
+        Err(why) => {
+            tracing::info!(reason = %why, "passkeys are off (auth.berth.passkeys: auto)");
+            Ok(None)
+        }
+    }
 }
 
 /// How blob GETs leave the store.

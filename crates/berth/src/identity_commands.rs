@@ -70,8 +70,8 @@ pub enum UserCommand {
     Demote { name: String },
     /// Delete a user, their team memberships and their tokens.
     Delete { name: String },
-    /// Reset a user's second factors (a lost authenticator): their authenticator and
-    /// recovery codes are removed.
+    /// Reset a user's second factors (a lost authenticator or passkey): their authenticator,
+    /// recovery codes and passkeys are removed.
     ResetSecondFactors { name: String },
 }
 

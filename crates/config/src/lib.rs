@@ -79,9 +79,9 @@ pub use model::{
     DeleteConfig, FilesystemConfig, GcConfig, GcsConfig, HtpasswdAuth, HttpConfig, IpfsConfig,
     LogConfig, LogFormat, LogLevel, MaintenanceConfig, MetricsConfig, NotificationAction,
     NotificationEndpoint, NotificationEvents, NotificationIgnore, NotificationsConfig,
-    PrometheusConfig, ProxyConfig, ReadOnly, RedirectConfig, RemoteConfig, RequireMfa, S3Config,
-    ScrubConfig, SmtpConfig, SmtpSecurity, StorageConfig, TimeWindow, TlsConfig, TlsVersion,
-    UntaggedPolicy, UploadPurging, WebhookConfig, WebhookFormat,
+    PasskeysMode, PrometheusConfig, ProxyConfig, ReadOnly, RedirectConfig, RemoteConfig,
+    RequireMfa, S3Config, ScrubConfig, SmtpConfig, SmtpSecurity, StorageConfig, TimeWindow,
+    TlsConfig, TlsVersion, UntaggedPolicy, UploadPurging, WebhookConfig, WebhookFormat,
 };
 pub use values::{EndpointUrl, ListenAddr, PublicUrl, parse_byte_size, percent_decode};
 

@@ -20,7 +20,7 @@ mod storage;
 mod stores;
 mod webhooks;
 
-pub use auth::{AuthConfig, BerthAuth, HtpasswdAuth, RequireMfa};
+pub use auth::{AuthConfig, BerthAuth, HtpasswdAuth, PasskeysMode, RequireMfa};
 pub use database::DatabaseConfig;
 pub use gc::{GcConfig, TimeWindow, UntaggedPolicy};
 pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig, TlsVersion};
@@ -112,6 +112,15 @@ impl Config {
 
     fn validate_cross_sections(&self, path: &str, problems: &mut Problems) {
         self.validate_endpoint_names(path, problems);
+        if let AuthConfig::Berth(berth) = &self.auth
+            && berth.passkeys == PasskeysMode::On
+            && self.http.host.is_none()
+        {
+            problems.add(
+                join(path, "auth.berth.passkeys"),
+                "passkeys need the registry's public URL: set http.host (https://<name>, or http://localhost:<port>), whose host name becomes the WebAuthn relying party id",
+            );
+        }
         proxy::check_prefixes(&self.proxy, &self.remotes, problems);
     }
 

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::Result;
+use crate::passkeys::PasskeyStore;
 use crate::password_resets::PasswordResetStore;
 use crate::second_factors::SecondFactorStore;
 
@@ -137,8 +138,10 @@ pub struct AuditEvent {
 
 #[async_trait]
 /// Second factors and sign-ins halfway ([`SecondFactorStore`]) and password reset links
-/// ([`PasswordResetStore`]) are part of it.
-pub trait IdentityStore: SecondFactorStore + PasswordResetStore + Send + Sync + 'static {
+/// ([`PasswordResetStore`]) are part of it, and so are passkeys ([`PasskeyStore`]).
+pub trait IdentityStore:
+    SecondFactorStore + PasswordResetStore + PasskeyStore + Send + Sync + 'static
+{
     // Users. Creating a name that exists is `MetaError::Conflict`.
     async fn create_user(
         &self,

@@ -35,6 +35,9 @@ pub mod inventory;
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod inventory_behaviour;
 mod keyed_locks;
+pub mod passkeys;
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod passkeys_behaviour;
 pub mod password_resets;
 pub mod postgres;
 pub mod second_factors;
@@ -46,6 +49,7 @@ mod sql_gc;
 mod sql_identity;
 mod sql_inventory;
 mod sql_outbox;
+mod sql_passkeys;
 mod sql_password_resets;
 mod sql_second_factors;
 mod sql_store;
@@ -63,6 +67,7 @@ pub use gc::{BlobDeletion, DeletionState, GcStore};
 pub use identity::IdentityStore;
 pub use inventory::BlobInventory;
 pub use keyed_locks::KeyedLocks;
+pub use passkeys::PasskeyStore;
 pub use postgres::PostgresStore;
 pub use second_factors::SecondFactorStore;
 pub use sql_browse::{BrowseDialect, day_of};

@@ -1,4 +1,4 @@
-//! The stylesheet and the script, compiled into the binary and served under names that
+//! The stylesheet and the scripts, compiled into the binary and served under names that
 //! carry a hash of their content, so browsers may keep them forever: a new build links to
 //! new names.
 
@@ -45,9 +45,19 @@ pub static SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
     )
 });
 
+/// The passkey script, linked only from the pages that offer passkeys.
+pub static PASSKEY_SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
+    asset(
+        "passkey",
+        "js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/passkey.js"),
+    )
+});
+
 /// GET /static/{file}
 pub async fn serve(Path(file): Path<String>) -> Result<Response, WebError> {
-    let asset = [&*STYLESHEET, &*SCRIPT]
+    let asset = [&*STYLESHEET, &*SCRIPT, &*PASSKEY_SCRIPT]
         .into_iter()
         .find(|a| a.name == file)
         .ok_or(WebError::NotFound)?;

@@ -89,6 +89,23 @@ impl WebError {
     }
 }
 
+impl WebError {
+    /// The error as JSON, for the passkey script's requests: `{"error": "..."}`.
+    pub fn into_json(self) -> Response {
+        let status = match self {
+            WebError::SignInRequired(_) => StatusCode::UNAUTHORIZED,
+            _ => self.status(),
+        };
+        let (_, message) = self.explain();
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "error": message }).to_string(),
+        )
+            .into_response()
+    }
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         if let WebError::SignInRequired(back) = &self {
@@ -185,6 +202,20 @@ impl From<AuthFailure> for WebError {
             AuthFailure::Invalid(why) => WebError::Forbidden(why.to_string()),
             AuthFailure::Throttled(wait) => WebError::TooManyRequests(wait),
             AuthFailure::Unavailable(e) => e.into(),
+        }
+    }
+}
+
+impl From<berth_auth::service::PasskeyFailure> for WebError {
+    fn from(failure: berth_auth::service::PasskeyFailure) -> Self {
+        use berth_auth::service::PasskeyFailure;
+        match failure {
+            PasskeyFailure::Refused(why) => WebError::Forbidden(why),
+            PasskeyFailure::Disabled => WebError::Refused(
+                "Passkeys are not enabled on this registry (auth.berth.passkeys needs http.host)."
+                    .into(),
+            ),
+            PasskeyFailure::Auth(failure) => failure.into(),
         }
     }
 }

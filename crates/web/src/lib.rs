@@ -10,7 +10,9 @@
 //!   HttpOnly, SameSite=Strict cookie; every form carries the session's CSRF token, checked
 //!   on every POST ([`session`]). A second factor (an authenticator app's code) comes
 //!   between the password and the session when the user has one, or is enrolled there when
-//!   `auth.berth.requiremfa` says the user must have one ([`second_factor`]).
+//!   `auth.berth.requiremfa` says the user must have one ([`second_factor`]). Passkeys
+//!   (WebAuthn) sign in without a password or serve as that second factor ([`passkeys`]);
+//!   they need the one script that is more than a convenience.
 //! * What a page shows comes from typed [`berth_registry::Registry`] calls and from
 //!   [`berth_auth::admin::Administration`]; their errors become error pages in one place
 //!   ([`errors`]). A repository the viewer may not pull is the same 404 as one that does not
@@ -35,6 +37,7 @@ mod forms;
 mod layout;
 pub mod mail;
 mod pages;
+mod passkeys;
 mod password_reset;
 mod second_factor;
 mod session;
@@ -97,6 +100,7 @@ pub fn pages(state: WebState) -> Router {
         .route("/profile/{*path}", any(pages::profile::dispatch))
         .route("/r/{*path}", any(pages::repository::dispatch))
         .route("/static/{file}", get(assets::serve))
+        .merge(passkeys::routes())
         .fallback(errors::not_found_page)
         .with_state(Arc::new(state))
         .layer(middleware::from_fn(security_headers))

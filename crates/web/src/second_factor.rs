@@ -70,7 +70,7 @@ pub(crate) fn anonymous(parts: &Parts) -> Viewer {
 }
 
 /// The sign-in halfway of this browser, waiting for `purpose`; else back to the sign-in page.
-async fn pending(
+pub(crate) async fn pending(
     state: &WebState,
     parts: &Parts,
     purpose: ChallengePurpose,
@@ -90,31 +90,62 @@ pub async fn code_page(State(state): Shared, request: Request) -> PageResult {
     let (parts, _) = request.into_parts();
     let query = Fields::query(&parts)?;
     match pending(&state, &parts, ChallengePurpose::Code).await? {
-        Ok(_) => Ok(code_form(&parts, query.get("next"), None, StatusCode::OK)),
+        Ok((_, pending)) => {
+            let factors = Factors::of(&state, &pending.user).await?;
+            Ok(code_form(
+                &parts,
+                query.get("next"),
+                None,
+                StatusCode::OK,
+                factors,
+            ))
+        }
         Err(restart) => Ok(restart),
     }
 }
 
-fn code_form(
+/// Which second factors a user signing in can give.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Factors {
+    pub authenticator: bool,
+    pub passkey: bool,
+}
+
+impl Factors {
+    pub(crate) async fn of(state: &WebState, user: &str) -> Result<Factors, WebError> {
+        Ok(Factors {
+            authenticator: state.access.has_authenticator(user).await?,
+            passkey: crate::passkeys::enabled(state) && state.access.has_passkey(user).await?,
+        })
+    }
+}
+
+pub(crate) fn code_form(
     parts: &Parts,
     next: Option<&str>,
     failure: Option<&str>,
     status: StatusCode,
+    factors: Factors,
 ) -> Response {
     let body = html! {
         section.sign-in {
             h1 { "Two-factor authentication" }
-            p { "Enter the six-digit code your authenticator app shows for this registry, or one of your recovery codes." }
             @if let Some(failure) = failure {
                 p.failure role="alert" { (failure) }
             }
-            form method="post" action="/sign-in/code" {
-                input type="hidden" name=(CSRF_FIELD) value=(sign_in_token(parts));
-                input type="hidden" name="next" value=(safe_next(next));
-                label for="code" { "Code" }
-                input #code type="text" name="code" autocomplete="one-time-code" required autofocus
-                    maxlength="32" spellcheck="false";
-                button type="submit" { "Verify" }
+            @if factors.authenticator {
+                p { "Enter the six-digit code your authenticator app shows for this registry, or one of your recovery codes." }
+                form method="post" action="/sign-in/code" {
+                    input type="hidden" name=(CSRF_FIELD) value=(sign_in_token(parts));
+                    input type="hidden" name="next" value=(safe_next(next));
+                    label for="code" { "Code" }
+                    input #code type="text" name="code" autocomplete="one-time-code" required autofocus
+                        maxlength="32" spellcheck="false";
+                    button type="submit" { "Verify" }
+                }
+            }
+            @if factors.passkey {
+                (crate::passkeys::second_step_block(parts, next))
             }
             p.muted { "Lost your device? Use a recovery code, or ask an administrator to reset your second factor." }
         }
@@ -145,11 +176,13 @@ pub async fn code_submit(State(state): Shared, request: Request) -> PageResult {
         Ok(factor) => factor,
         Err(AuthFailure::Invalid(why)) => {
             let message = format!("That code was not accepted: {why}.");
+            let factors = Factors::of(&state, &pending.user).await?;
             return Ok(code_form(
                 &parts,
                 next,
                 Some(&message),
                 StatusCode::UNAUTHORIZED,
+                factors,
             ));
         }
         Err(other) => return Err(other.into()),
@@ -163,7 +196,7 @@ pub async fn code_submit(State(state): Shared, request: Request) -> PageResult {
 
 /// Ends the sign-in halfway and begins the session: `respond` makes the page (given the new
 /// viewer), to which the session's cookies are added and the second step's removed.
-async fn signed_in(
+pub(crate) async fn signed_in(
     state: &WebState,
     parts: &Parts,
     challenge: &str,
@@ -319,7 +352,7 @@ pub async fn enrol_page(State(state): Shared, request: Request) -> PageResult {
     sign_in_enrolment(&state, &parts, &pending.user, query.get("next"), None).await
 }
 
-async fn sign_in_enrolment(
+pub(crate) async fn sign_in_enrolment(
     state: &WebState,
     parts: &Parts,
     user: &str,
@@ -341,6 +374,7 @@ async fn sign_in_enrolment(
             h1 { "Set up two-factor authentication" }
             p { "This registry requires a second factor for your account. Add it to an authenticator app now; from then on you sign in with your password and a code from the app." }
             (enrolment(state, user, &secret, form, failure))
+            (crate::passkeys::enrol_block(state, parts, next))
         }
     };
     Ok((

@@ -219,7 +219,7 @@ pub async fn sign_in_page(State(state): Shared, request: Request) -> PageResult 
     ))
 }
 
-fn sign_in_form(
+pub(crate) fn sign_in_form(
     state: &WebState,
     parts: &Parts,
     viewer: &Viewer,
@@ -250,6 +250,7 @@ fn sign_in_form(
                 @if crate::password_reset::offered(state) {
                     p { a #forgot href="/sign-in/forgot" { "Forgot your password?" } }
                 }
+                (crate::passkeys::sign_in_block(state, &token, next))
             }
         }
     };

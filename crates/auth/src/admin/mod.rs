@@ -29,6 +29,7 @@ use berth_meta::{MetaError, now_millis};
 
 use crate::service::{AccessService, Caller};
 
+mod passkeys;
 mod password_resets;
 mod rules;
 mod second_factors;
@@ -40,6 +41,7 @@ mod users;
 mod validate;
 mod views;
 
+pub use passkeys::PasskeyInfo;
 pub use password_resets::{RESET_LINK_LIFETIME, ResetLink};
 pub use second_factors::SecondFactorInfo;
 pub use tokens::NewToken;

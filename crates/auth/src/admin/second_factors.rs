@@ -1,7 +1,7 @@
 //! Second factors: a user enrols an authenticator (a pending secret, confirmed by a first
 //! code from it, which also makes ten recovery codes, shown once and stored as argon2
 //! hashes), makes new recovery codes, removes their authenticator; an administrator resets a
-//! user's second factors (a lost phone). Enrolments, removals and resets are audited.
+//! user's second factors (a lost phone), passkeys included. Enrolments, removals and resets are audited.
 
 use berth_meta::now_millis;
 use serde::Serialize;
@@ -19,6 +19,8 @@ pub struct SecondFactorInfo {
     pub enrolled_at: Option<String>,
     /// Unused recovery codes.
     pub recovery_codes_left: usize,
+    /// Registered passkeys.
+    pub passkeys: usize,
 }
 
 fn user_target(name: &str) -> String {
@@ -53,6 +55,7 @@ impl Administration {
             authenticator: factor.as_ref().is_some_and(|f| f.secret.is_some()),
             enrolled_at: confirmed.map(super::timestamp),
             recovery_codes_left: left,
+            passkeys: self.store.passkeys(name).await?.len(),
         })
     }
 
@@ -165,8 +168,9 @@ impl Administration {
         .await
     }
 
-    /// An administrator resets a user's second factors (a lost authenticator): the user
-    /// signs in with the password alone, or enrols again if a second factor is required.
+    /// An administrator resets a user's second factors (a lost authenticator or passkey):
+    /// the authenticator, recovery codes and passkeys go; the user signs in with the password
+    /// alone, or enrols again if a second factor is required.
     pub async fn reset_second_factors(&self, actor: &Actor, name: &str) -> AdminResult<()> {
         self.change(
             actor,
@@ -177,6 +181,7 @@ impl Administration {
                     .await?
                     .ok_or_else(|| not_found("user", name))?;
                 self.store.delete_second_factors(name).await?;
+                self.store.delete_passkeys(name).await?;
                 Ok(())
             },
         )

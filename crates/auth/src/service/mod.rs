@@ -15,7 +15,9 @@
 //! * `tokens`: registry and refresh tokens;
 //! * `sessions`: sign-in sessions;
 //! * `second_factor`: who must give a second factor, the step between password and session,
-//!   authenticator and recovery codes.
+//!   authenticator and recovery codes;
+//! * `passkeys`: passwordless sign-in with a passkey, a passkey as the second factor, and
+//!   the ceremonies' server-side state.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,12 +33,14 @@ mod authenticate;
 mod authorize;
 mod cache;
 mod caller;
+mod passkeys;
 mod second_factor;
 mod sessions;
 mod tokens;
 
 pub use cache::CHANGE_POLL;
 pub use caller::{AuthFailure, Caller, Decision};
+pub use passkeys::{BegunCeremony, PasskeyFailure};
 pub use second_factor::{
     CHALLENGE_LIFETIME, FirstFactor, MfaRequirement, NextStep, PendingSignIn, SecondFactor,
     SecondFactorPolicy,
@@ -70,6 +74,8 @@ pub struct AccessService {
     password_checks: tokio::sync::Semaphore,
     caches: Arc<cache::Caches>,
     second_factors: second_factor::SecondFactorPolicy,
+    /// The WebAuthn relying party, when passkeys are on.
+    passkeys: Option<Arc<crate::passkey::RelyingParty>>,
 }
 
 impl AccessService {
@@ -93,6 +99,7 @@ impl AccessService {
             ),
             caches,
             second_factors: second_factor::SecondFactorPolicy::default(),
+            passkeys: None,
         }
     }
 

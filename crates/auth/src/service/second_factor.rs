@@ -107,6 +107,7 @@ pub struct PendingSignIn {
 pub enum SecondFactor {
     AuthenticatorCode,
     RecoveryCode,
+    Passkey,
 }
 
 impl SecondFactor {
@@ -114,13 +115,14 @@ impl SecondFactor {
         match self {
             SecondFactor::AuthenticatorCode => "authenticator code",
             SecondFactor::RecoveryCode => "recovery code",
+            SecondFactor::Passkey => "passkey",
         }
     }
 }
 
 /// The throttle's name for second-factor attempts of `user`: apart from the password's, so
 /// that a right password does not forgive wrong codes. (`#` is in no user name.)
-fn throttle_name(user: &str) -> String {
+pub(super) fn throttle_name(user: &str) -> String {
     format!("{user}#second-factor")
 }
 
@@ -141,8 +143,16 @@ impl AccessService {
         matches!(self.mode, Mode::Berth(_)) && self.second_factors.required.covers(principal)
     }
 
-    /// Whether a user has a confirmed authenticator.
+    /// Whether a user has a second factor: a confirmed authenticator, or a passkey (while
+    /// passkeys are on: a user whose only factor is a passkey signs in with the password
+    /// alone when they are off, rather than being locked out).
     pub async fn has_second_factor(&self, user: &str) -> Result<bool, MetaError> {
+        Ok(self.has_authenticator(user).await?
+            || (self.passkeys().is_some() && self.has_passkey(user).await?))
+    }
+
+    /// Whether a user has a confirmed authenticator (TOTP).
+    pub async fn has_authenticator(&self, user: &str) -> Result<bool, MetaError> {
         Ok(self
             .store
             .totp_factor(user)
@@ -206,6 +216,18 @@ impl AccessService {
         };
         if !matches!(self.mode, Mode::Berth(_)) {
             return Ok((caller, method.as_str().into()));
+        }
+        if !self.has_authenticator(name).await? && self.has_second_factor(name).await? {
+            self.audit(
+                &caller,
+                "login",
+                "",
+                "failed",
+                "second factor is a passkey, which the API cannot take",
+            );
+            return Err(AuthFailure::Invalid(
+                "this account's second factor is a passkey: sign in to the dashboard, or use an access token",
+            ));
         }
         if self.has_second_factor(name).await? {
             let Some(code) = code else {

@@ -332,7 +332,7 @@ async fn every_documented_operation_behaves_as_documented() {
             None
         )
         .await,
-        json!({"authenticator": false, "enrolled_at": null, "recovery_codes_left": 0})
+        json!({"authenticator": false, "enrolled_at": null, "recovery_codes_left": 0, "passkeys": 0})
     );
     api.ok(
         Method::DELETE,

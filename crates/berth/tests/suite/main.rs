@@ -23,6 +23,7 @@ mod integrity;
 mod observability;
 mod oci_client_crate;
 mod operations;
+mod passkeys;
 mod password_reset;
 mod production_backends;
 mod real_clients;

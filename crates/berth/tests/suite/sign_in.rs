@@ -84,7 +84,7 @@ async fn sign_out(browser: &Browser) {
 }
 
 /// The audit log as the admin API shows it, to `token`.
-async fn audit(berth: &Berth, token: &str) -> Vec<Value> {
+pub(crate) async fn audit(berth: &Berth, token: &str) -> Vec<Value> {
     let response = client()
         .get(berth.url("/api/v1/audit?limit=500"))
         .bearer_auth(token)
@@ -102,7 +102,7 @@ async fn audit(berth: &Berth, token: &str) -> Vec<Value> {
 }
 
 /// Waits until the audit log holds an entry of `actor` whose detail contains `detail`.
-async fn audited(berth: &Berth, token: &str, actor: &str, outcome: &str, detail: &str) {
+pub(crate) async fn audited(berth: &Berth, token: &str, actor: &str, outcome: &str, detail: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let entries = audit(berth, token).await;

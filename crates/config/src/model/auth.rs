@@ -105,7 +105,11 @@ section! {
         /// the password if they have none) and use access tokens, not their password, with
         /// podman, docker, skopeo and the admin API.
         requiremfa: RequireMfa,
-            "who must sign in with a second factor (an authenticator app): none, admins or all; they use access tokens, not their password, with podman and docker";
+            "who must sign in with a second factor (an authenticator app or a passkey): none, admins or all; they use access tokens, not their password, with podman and docker";
+        /// The public URL (`http.host`) names the WebAuthn relying party: its host name is
+        /// the relying party id and its origin the only one accepted.
+        passkeys: PasskeysMode,
+            "passkeys (WebAuthn) in the dashboard: auto (on when http.host is https, or http on localhost), on (berth refuses to start without such an http.host) or off";
         /// Zero keeps them forever.
         auditretention: Duration = Duration::from_secs(90 * 24 * 3600),
             "how long audit events are kept (default 2160h, 90 days); 0 keeps them forever",
@@ -246,3 +250,45 @@ impl fmt::Display for RequireMfa {
 }
 
 parsed_value!(RequireMfa, "who must use a second factor");
+
+/// Whether the dashboard offers passkeys (`auth.berth.passkeys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PasskeysMode {
+    /// On when `http.host` can name the relying party, else off.
+    #[default]
+    Auto,
+    /// On; berth refuses to start when `http.host` cannot name the relying party.
+    On,
+    Off,
+}
+
+impl PasskeysMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PasskeysMode::Auto => "auto",
+            PasskeysMode::On => "on",
+            PasskeysMode::Off => "off",
+        }
+    }
+}
+
+impl FromStr for PasskeysMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(PasskeysMode::Auto),
+            "on" | "true" => Ok(PasskeysMode::On),
+            "off" | "false" => Ok(PasskeysMode::Off),
+            _ => Err(format!("invalid value {s:?}: expected auto, on or off")),
+        }
+    }
+}
+
+impl fmt::Display for PasskeysMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+parsed_value!(PasskeysMode, "whether passkeys are offered");

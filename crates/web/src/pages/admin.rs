@@ -270,7 +270,7 @@ async fn users_page(state: &WebState, parts: &Parts) -> PageResult {
                                 }
                                 details {
                                     summary { "Reset second factors" }
-                                    p.muted { "For a lost authenticator: removes the user's authenticator app and recovery codes." }
+                                    p.muted { "For a lost authenticator or passkey: removes the user's authenticator app, recovery codes and passkeys." }
                                     (button(&viewer, &format!("{base}/reset-second-factors"), "Reset second factors", true))
                                 }
                             }

@@ -45,6 +45,7 @@ pub async fn profile(State(state): Shared, request: Request) -> PageResult {
         .collect();
     let sessions = admin.sessions(&user.name).await?;
     let second_factor = crate::second_factor::profile_summary(&state, &user.name).await?;
+    let passkeys = crate::passkeys::profile_summary(&state, &user.name).await?;
     let body = html! {
         h1 { (user.name) }
         (done_note(&fields))
@@ -67,6 +68,7 @@ pub async fn profile(State(state): Shared, request: Request) -> PageResult {
             button type="submit" { "Change password" }
         }))
         (second_factor)
+        (passkeys)
         h2 { "Personal access tokens" }
         p.muted { "Use a token instead of your password with " code { "podman login" } ", in CI and scripts." }
         (tokens_table(&viewer, &tokens))

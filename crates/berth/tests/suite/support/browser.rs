@@ -279,13 +279,81 @@ impl Browser {
     /// Sends a Chrome DevTools Protocol command through ChromeDriver (what WebDriver has no
     /// command for: emulating the system's dark mode).
     pub async fn devtools(&self, command: &str, params: Value) -> Value {
+        self.extension(
+            http::Method::POST,
+            "goog/cdp/execute",
+            Some(json!({ "cmd": command, "params": params })),
+        )
+        .await
+    }
+
+    /// Adds a virtual authenticator to the session (the W3C WebAuthn WebDriver extension,
+    /// which ChromeDriver implements): a platform authenticator (CTAP2, internal transport)
+    /// that keeps discoverable credentials and verifies its user. Returns its id.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let added = self
+            .extension(
+                http::Method::POST,
+                "webauthn/authenticator",
+                Some(json!({
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": true,
+                    "hasUserVerification": true,
+                    "isUserConsenting": true,
+                    "isUserVerified": true,
+                })),
+            )
+            .await;
+        added
+            .as_str()
+            .unwrap_or_else(|| panic!("an authenticator id: {added}"))
+            .to_string()
+    }
+
+    /// Removes a virtual authenticator (its credentials go with it).
+    pub async fn remove_virtual_authenticator(&self, authenticator: &str) {
+        self.extension(
+            http::Method::DELETE,
+            &format!("webauthn/authenticator/{authenticator}"),
+            None,
+        )
+        .await;
+    }
+
+    /// Copies a credential (as [`Browser::authenticator_credentials`] lists it) into a
+    /// virtual authenticator: a clone of the authenticator that made it.
+    pub async fn add_credential(&self, authenticator: &str, credential: Value) {
+        self.extension(
+            http::Method::POST,
+            &format!("webauthn/authenticator/{authenticator}/credential"),
+            Some(credential),
+        )
+        .await;
+    }
+
+    /// The credentials a virtual authenticator holds (id, rpId, signCount, ...).
+    pub async fn authenticator_credentials(&self, authenticator: &str) -> Vec<Value> {
+        let listed = self
+            .extension(
+                http::Method::GET,
+                &format!("webauthn/authenticator/{authenticator}/credentials"),
+                None,
+            )
+            .await;
+        listed.as_array().cloned().unwrap_or_default()
+    }
+
+    /// A WebDriver extension command under the session (`session/<id>/<path>`).
+    async fn extension(&self, method: http::Method, path: &str, body: Option<Value>) -> Value {
         self.client
-            .issue_cmd(DevTools {
-                command: command.to_string(),
-                params,
+            .issue_cmd(Extension {
+                method,
+                path: path.to_string(),
+                body,
             })
             .await
-            .unwrap_or_else(|e| panic!("{command}: {e}"))
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     /// Sets the window's outer size.
@@ -299,28 +367,32 @@ impl Browser {
     }
 }
 
-/// ChromeDriver's `goog/cdp/execute` extension command.
+/// A WebDriver extension command under the session.
 #[derive(Debug)]
-struct DevTools {
-    command: String,
-    params: Value,
+struct Extension {
+    method: http::Method,
+    path: String,
+    body: Option<Value>,
 }
 
-impl fantoccini::wd::WebDriverCompatibleCommand for DevTools {
+impl fantoccini::wd::WebDriverCompatibleCommand for Extension {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
         base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
         ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        let body = json!({ "cmd": self.command, "params": self.params });
-        (http::Method::POST, Some(body.to_string()))
+        (
+            self.method.clone(),
+            self.body.as_ref().map(Value::to_string),
+        )
     }
 }
 

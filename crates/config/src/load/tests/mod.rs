@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::model::{
-    AuthConfig, BerthAuth, HtpasswdAuth, LogFormat, LogLevel, RequireMfa, S3Config, TlsVersion,
+    AuthConfig, BerthAuth, HtpasswdAuth, LogFormat, LogLevel, PasskeysMode, RequireMfa, S3Config,
+    TlsVersion,
 };
 
 mod auth;
