@@ -146,6 +146,9 @@ pub async fn open_access(
             },
             issuer: berth.service.clone(),
         });
+        if let Some(ldap) = &berth.ldap {
+            access = access.with_directory(crate::sign_in_sources::ldap_directory(ldap)?);
+        }
     }
     Ok(Arc::new(access))
 }

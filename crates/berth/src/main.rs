@@ -23,6 +23,7 @@ mod remotes;
 mod restore;
 mod scrub;
 mod serve;
+mod sign_in_sources;
 mod telemetry;
 mod webhook_commands;
 

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::Result;
+use crate::external_identities::ExternalIdentityStore;
 use crate::password_resets::PasswordResetStore;
 use crate::second_factors::SecondFactorStore;
 
@@ -137,8 +138,11 @@ pub struct AuditEvent {
 
 #[async_trait]
 /// Second factors and sign-ins halfway ([`SecondFactorStore`]) and password reset links
-/// ([`PasswordResetStore`]) are part of it.
-pub trait IdentityStore: SecondFactorStore + PasswordResetStore + Send + Sync + 'static {
+/// ([`PasswordResetStore`]) are part of it, and so are the sources of directory and single
+/// sign-on users ([`ExternalIdentityStore`]).
+pub trait IdentityStore:
+    SecondFactorStore + PasswordResetStore + ExternalIdentityStore + Send + Sync + 'static
+{
     // Users. Creating a name that exists is `MetaError::Conflict`.
     async fn create_user(
         &self,

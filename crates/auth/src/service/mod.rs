@@ -15,7 +15,8 @@
 //! * `tokens`: registry and refresh tokens;
 //! * `sessions`: sign-in sessions;
 //! * `second_factor`: who must give a second factor, the step between password and session,
-//!   authenticator and recovery codes.
+//!   authenticator and recovery codes;
+//! * `external`: sign-ins an LDAP directory or an OpenID provider vouches for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,7 @@ mod authenticate;
 mod authorize;
 mod cache;
 mod caller;
+mod external;
 mod second_factor;
 mod sessions;
 mod tokens;
@@ -70,6 +72,8 @@ pub struct AccessService {
     password_checks: tokio::sync::Semaphore,
     caches: Arc<cache::Caches>,
     second_factors: second_factor::SecondFactorPolicy,
+    /// The LDAP directory whose users sign in with their directory password.
+    directory: Option<Arc<crate::ldap::LdapDirectory>>,
 }
 
 impl AccessService {
@@ -93,6 +97,7 @@ impl AccessService {
             ),
             caches,
             second_factors: second_factor::SecondFactorPolicy::default(),
+            directory: None,
         }
     }
 
