@@ -117,6 +117,12 @@ pub(crate) fn failure_error(
             .with_header("retry-after", seconds.to_string())
         }
         AuthFailure::Unavailable(e) => RegistryError::unavailable("the identity store", e),
+        AuthFailure::SourceUnavailable(what) => RegistryError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "{what} cannot be reached to check the password; try again later, or use an access token"
+            ),
+        ),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Identity and access.
 //!
-//! Everything but [`service`], [`admin`] and [`audit`] is free of I/O:
+//! Everything but [`service`], [`admin`], [`audit`] and [`ldap`] is free of I/O:
 //!
 //! * [`scope`]: the actions a registry request needs, and the `scope` strings of the Docker
 //!   token protocol (`repository:team/app:pull,push`).
@@ -14,6 +14,10 @@
 //! * [`totp`]: second factors: TOTP authenticator codes (RFC 6238) and recovery codes.
 //! * [`passkey`]: passkeys (WebAuthn through `webauthn-rs`): berth as a relying party, its
 //!   registration and sign-in ceremonies.
+//! * [`external`]: what a directory or an OpenID provider says about a user, and how its
+//!   groups become teams.
+//!
+//! [`ldap`] asks an LDAP directory (I/O, used by the access service).
 //!
 //! [`admin::Administration`] is the one write path for managing identities and rules (the
 //! CLI, the admin API, the dashboard and jobs alike): it takes the acting [`admin::Actor`],
@@ -25,6 +29,8 @@
 pub mod admin;
 pub mod audit;
 pub mod passkey;
+pub mod external;
+pub mod ldap;
 pub mod password;
 pub mod pattern;
 pub mod policy;

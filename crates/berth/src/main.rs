@@ -24,6 +24,7 @@ mod restore;
 mod scrub;
 mod serve;
 mod storage_gauges;
+mod sign_in_sources;
 mod telemetry;
 mod webhook_commands;
 

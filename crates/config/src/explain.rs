@@ -135,18 +135,40 @@ mod tests {
 
     /// [`full_config`] in each authentication mode, so that together they list every key.
     fn full_configs() -> Vec<Config> {
+        // With an LDAP directory and an OpenID provider, so that their keys are listed.
+        let directory = BerthAuth {
+            ldap: Some(crate::LdapConfig {
+                url: "ldaps://ldap.example.com".into(),
+                userbase: "ou=people,dc=example,dc=com".into(),
+                ..Default::default()
+            }),
+            oidc: [(
+                "sso".to_owned(),
+                crate::OidcProvider {
+                    issuer: "https://sso.example.com".into(),
+                    clientid: "berth".into(),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            ..BerthAuth::default()
+        };
         let modes = [
             AuthConfig::None,
             AuthConfig::Htpasswd(HtpasswdAuth {
                 realm: "Registry".into(),
                 path: "/auth/htpasswd".into(),
             }),
-            AuthConfig::Berth(BerthAuth::default()),
+            AuthConfig::Berth(BerthAuth {
+                ldap: directory.ldap.clone(),
+                oidc: directory.oidc.clone(),
+                ..BerthAuth::default()
+            }),
             AuthConfig::Berth(BerthAuth {
                 realm: Some("https://r.example.com/token".parse().unwrap()),
                 key: Some("/k.pem".into()),
                 certificate: Some("/c.pem".into()),
-                ..BerthAuth::default()
+                ..directory
             }),
         ];
         modes

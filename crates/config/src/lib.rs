@@ -77,11 +77,12 @@ pub use load::{Loaded, load};
 pub use model::{
     AccessLogConfig, AuthConfig, AzureConfig, BerthAuth, Config, DatabaseConfig, DebugConfig,
     DeleteConfig, FilesystemConfig, GcConfig, GcsConfig, HtpasswdAuth, HttpConfig, IpfsConfig,
-    LogConfig, LogFormat, LogLevel, MaintenanceConfig, MetricsConfig, NotificationAction,
-    NotificationEndpoint, NotificationEvents, NotificationIgnore, NotificationsConfig,
-    PasskeysMode, PrometheusConfig, ProxyConfig, ReadOnly, RedirectConfig, RemoteConfig,
-    RequireMfa, S3Config, ScrubConfig, SmtpConfig, SmtpSecurity, StorageConfig, TimeWindow,
-    TlsConfig, TlsVersion, UntaggedPolicy, UploadPurging, WebhookConfig, WebhookFormat,
+    LdapConfig, LogConfig, LogFormat, LogLevel, MaintenanceConfig, MetricsConfig,
+    NotificationAction, NotificationEndpoint, NotificationEvents, NotificationIgnore,
+    NotificationsConfig, OidcProvider, PasskeysMode, PrometheusConfig, ProxyConfig, ReadOnly,
+    RedirectConfig, RemoteConfig, RequireMfa, S3Config, ScrubConfig, SmtpConfig, SmtpSecurity,
+    StorageConfig, TimeWindow, TlsConfig, TlsVersion, UntaggedPolicy, UploadPurging,
+    WebhookConfig, WebhookFormat,
 };
 pub use values::{EndpointUrl, ListenAddr, PublicUrl, parse_byte_size, percent_decode};
 

@@ -7,6 +7,7 @@
 
 mod auth;
 mod database;
+mod directory;
 mod gc;
 mod headers;
 mod http;
@@ -22,6 +23,7 @@ mod webhooks;
 
 pub use auth::{AuthConfig, BerthAuth, HtpasswdAuth, PasskeysMode, RequireMfa};
 pub use database::DatabaseConfig;
+pub use directory::{LdapConfig, OidcProvider};
 pub use gc::{GcConfig, TimeWindow, UntaggedPolicy};
 pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig, TlsVersion};
 pub use log::{AccessLogConfig, LogConfig, LogFormat, LogLevel};

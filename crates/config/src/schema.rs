@@ -332,6 +332,8 @@ mod tests {
         assert_eq!(
             found,
             [
+                "auth.berth.ldap.bindpassword",
+                "auth.berth.oidc.clientsecret",
                 "storage.s3.secretkey",
                 "storage.s3.sessiontoken",
                 "storage.azure.accountkey",

@@ -88,11 +88,7 @@ impl Lifecycle {
     /// Writes one management event to the audit log now (changes are rare and the command
     /// line exits right after).
     async fn record(&self, actor: &Actor, target: &str, outcome: &str, detail: &str) {
-        let client = match actor {
-            Actor::Principal { client, .. } => client.map(|c| c.to_string()).unwrap_or_default(),
-            Actor::Cli { .. } => "local".into(),
-            Actor::System => String::new(),
-        };
+        let client = actor.client();
         let event = AuditEvent {
             at: now_millis(),
             actor: actor.name(),

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use crate::Result;
 use crate::passkeys::PasskeyStore;
+use crate::external_identities::ExternalIdentityStore;
 use crate::password_resets::PasswordResetStore;
 use crate::second_factors::SecondFactorStore;
 
@@ -138,9 +139,10 @@ pub struct AuditEvent {
 
 #[async_trait]
 /// Second factors and sign-ins halfway ([`SecondFactorStore`]) and password reset links
-/// ([`PasswordResetStore`]) are part of it, and so are passkeys ([`PasskeyStore`]).
+/// ([`PasswordResetStore`]) are part of it, and so are passkeys ([`PasskeyStore`]) and the
+/// sources of directory and single sign-on users ([`ExternalIdentityStore`]).
 pub trait IdentityStore:
-    SecondFactorStore + PasswordResetStore + PasskeyStore + Send + Sync + 'static
+    SecondFactorStore + PasswordResetStore + PasskeyStore + ExternalIdentityStore + Send + Sync + 'static
 {
     // Users. Creating a name that exists is `MetaError::Conflict`.
     async fn create_user(

@@ -27,6 +27,9 @@ pub mod browse;
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod browse_behaviour;
 pub mod events;
+pub mod external_identities;
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod external_identities_behaviour;
 pub mod gc;
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod gc_behaviour;
@@ -45,6 +48,7 @@ pub mod second_factors;
 pub mod second_factors_behaviour;
 pub mod snapshot;
 mod sql_browse;
+mod sql_external_identities;
 mod sql_gc;
 mod sql_identity;
 mod sql_inventory;
@@ -63,6 +67,7 @@ pub mod webhooks;
 
 pub use browse::BrowseStore;
 pub use events::{Event, EventKind, Origin, OutboxRouter};
+pub use external_identities::ExternalIdentityStore;
 pub use gc::{BlobDeletion, DeletionState, GcStore};
 pub use identity::IdentityStore;
 pub use inventory::BlobInventory;

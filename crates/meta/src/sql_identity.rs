@@ -203,9 +203,10 @@ where
 
     async fn add_team_member(&self, team: &str, user: &str) -> Result<bool> {
         let result = sqlx::query(
+            // An administrator's membership is theirs, even where a source gave it first.
             "INSERT INTO team_members (team_id, user_id)
              SELECT t.id, u.id FROM teams t, users u WHERE t.name = $1 AND u.name = $2
-             ON CONFLICT DO NOTHING",
+             ON CONFLICT (team_id, user_id) DO UPDATE SET synced_from = NULL",
         )
         .bind(team)
         .bind(user)

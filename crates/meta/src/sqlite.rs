@@ -115,6 +115,7 @@ mod tests {
         behaviour::run_identity(&store).await;
         crate::second_factors_behaviour::run_second_factors(&store).await;
         crate::passkeys_behaviour::run_passkeys(&store).await;
+        crate::external_identities_behaviour::run_external_identities(&store).await;
         crate::browse_behaviour::run_browse(&store).await;
         crate::inventory_behaviour::run_all(&store).await;
     }

@@ -30,6 +30,9 @@ pub enum WebError {
     TooManyRequests(Duration),
     /// The database or storage cannot be reached.
     Unavailable,
+    /// The directory or provider that checks a sign-in cannot be reached (`the LDAP
+    /// directory`).
+    SignInUnavailable(&'static str),
     /// A page that needs a signed-in viewer; goes to the sign-in page and back.
     SignInRequired(String),
     /// Anything else; the cause is logged.
@@ -49,7 +52,9 @@ impl WebError {
             WebError::Refused(_) => StatusCode::CONFLICT,
             WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             WebError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            WebError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::Unavailable | WebError::SignInUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             WebError::SignInRequired(_) => StatusCode::SEE_OTHER,
             WebError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -73,6 +78,13 @@ impl WebError {
                 format!(
                     "Too many failed sign-ins. Try again in {} seconds.",
                     wait.as_secs().max(1)
+                ),
+            ),
+            WebError::SignInUnavailable(what) => (
+                "Sign-in unavailable",
+                format!(
+                    "{} cannot be reached right now, so berth cannot check this sign-in. Try again shortly; local accounts and access tokens still work.",
+                    capitalized(what)
                 ),
             ),
             WebError::Unavailable => (
@@ -202,6 +214,7 @@ impl From<AuthFailure> for WebError {
             AuthFailure::Invalid(why) => WebError::Forbidden(why.to_string()),
             AuthFailure::Throttled(wait) => WebError::TooManyRequests(wait),
             AuthFailure::Unavailable(e) => e.into(),
+            AuthFailure::SourceUnavailable(what) => WebError::SignInUnavailable(what),
         }
     }
 }
@@ -218,6 +231,20 @@ impl From<berth_auth::service::PasskeyFailure> for WebError {
             PasskeyFailure::Auth(failure) => failure.into(),
         }
     }
+}
+
+/// A refusal's reason as a sentence: "Wrong user name, password or token."
+pub(crate) fn sentence(why: &str) -> String {
+    format!("{}.", capitalized(why))
+}
+
+/// "the LDAP directory" as a sentence begins.
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 pub type PageResult = Result<Response, WebError>;

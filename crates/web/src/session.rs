@@ -286,13 +286,13 @@ pub async fn sign_in(State(state): Shared, request: Request) -> PageResult {
         .await
     {
         Ok(found) => found,
-        Err(AuthFailure::Invalid(_)) => {
+        Err(AuthFailure::Invalid(why)) => {
             return Ok(sign_in_form(
                 &state,
                 &parts,
                 &anonymous,
                 next,
-                Some("Wrong user name, password or token."),
+                Some(&crate::errors::sentence(why)),
                 StatusCode::UNAUTHORIZED,
             ));
         }

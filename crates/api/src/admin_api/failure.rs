@@ -71,6 +71,11 @@ impl From<AuthFailure> for ApiFailure {
                 )
             },
             AuthFailure::Unavailable(e) => unavailable(e),
+            AuthFailure::SourceUnavailable(what) => ApiFailure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                format!("{what} cannot be reached; try again later (access tokens still work)"),
+            ),
         }
     }
 }

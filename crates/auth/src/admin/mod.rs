@@ -31,6 +31,7 @@ use crate::service::{AccessService, Caller};
 
 mod passkeys;
 mod password_resets;
+mod provision;
 mod rules;
 mod second_factors;
 mod service_accounts;
@@ -43,6 +44,7 @@ mod views;
 
 pub use passkeys::PasskeyInfo;
 pub use password_resets::{RESET_LINK_LIFETIME, ResetLink};
+pub use provision::Provisioned;
 pub use second_factors::SecondFactorInfo;
 pub use tokens::NewToken;
 pub use users::NewUser;
@@ -92,6 +94,8 @@ pub enum Actor {
     Cli { login: String },
     /// berth itself: background jobs, the first start.
     System,
+    /// A directory or an OpenID provider, provisioning its users at sign-in: `source:ldap`.
+    Source(String),
 }
 
 impl Actor {
@@ -101,15 +105,16 @@ impl Actor {
             Actor::Principal { subject, .. } => subject.clone(),
             Actor::Cli { login } => format!("cli:{login}"),
             Actor::System => "system".into(),
+            Actor::Source(source) => format!("source:{source}"),
         }
     }
 
     /// Where the change came from: an address, `local` (the command line), or nothing.
-    fn client(&self) -> String {
+    pub fn client(&self) -> String {
         match self {
             Actor::Principal { client, .. } => client.map(|c| c.to_string()).unwrap_or_default(),
             Actor::Cli { .. } => "local".into(),
-            Actor::System => String::new(),
+            Actor::System | Actor::Source(_) => String::new(),
         }
     }
 }

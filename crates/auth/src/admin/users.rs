@@ -199,7 +199,7 @@ impl Administration {
 
     /// Two operators removing the two last administrators at the same moment could both
     /// pass this check; `berth user add --admin` on the server repairs that.
-    async fn refuse_if_last_admin(&self, name: &str, verb: &str) -> AdminResult<()> {
+    pub(super) async fn refuse_if_last_admin(&self, name: &str, verb: &str) -> AdminResult<()> {
         let users = self.store.list_users().await?;
         let is_active_admin = |u: &User| u.admin && !u.disabled;
         let target_is_one = users.iter().any(|u| u.name == name && is_active_admin(u));

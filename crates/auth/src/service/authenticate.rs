@@ -30,7 +30,7 @@ pub(super) struct VerifiedToken {
     expires: u64,
 }
 
-fn key_of(parts: &[&str]) -> [u8; 32] {
+pub(super) fn key_of(parts: &[&str]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update((part.len() as u64).to_le_bytes());
@@ -126,7 +126,7 @@ impl AccessService {
         client: Option<IpAddr>,
     ) -> Result<Caller, AuthFailure> {
         let (caller, method) = self.first_factor(user, password, client).await?;
-        if method == FirstFactor::Password && self.second_factor_required(&caller.principal) {
+        if method != FirstFactor::AccessToken && self.second_factor_required(&caller.principal) {
             self.audit(&caller, "login", "", "failed", PASSWORD_NEEDS_SECOND_FACTOR);
             return Err(AuthFailure::Invalid(PASSWORD_NEEDS_SECOND_FACTOR));
         }
@@ -164,15 +164,21 @@ impl AccessService {
             Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
             Ok(_) => {}
         }
-        match self.check_credentials(user, password).await? {
+        let directory = !token && self.directory_checks(user, password).await?;
+        let checked = if directory {
+            self.directory_password(user, password, client).await?
+        } else {
+            self.check_credentials(user, password).await?
+        };
+        match checked {
             Some(caller) => {
                 if !token {
                     self.throttle.record_success(user, client);
                 }
-                let method = if token {
-                    FirstFactor::AccessToken
-                } else {
-                    FirstFactor::Password
+                let method = match (token, directory) {
+                    (true, _) => FirstFactor::AccessToken,
+                    (false, true) => FirstFactor::DirectoryPassword,
+                    (false, false) => FirstFactor::Password,
                 };
                 Ok((Caller { client, ..caller }, method))
             }

@@ -136,6 +136,9 @@ pub enum AuthFailure {
     Throttled(Duration),
     /// The identity store cannot be reached.
     Unavailable(MetaError),
+    /// The directory or provider that vouches for the user cannot be reached (`the LDAP
+    /// directory`); the cause is logged.
+    SourceUnavailable(&'static str),
 }
 
 impl From<MetaError> for AuthFailure {

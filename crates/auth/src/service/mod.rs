@@ -18,6 +18,7 @@
 //!   authenticator and recovery codes;
 //! * `passkeys`: passwordless sign-in with a passkey, a passkey as the second factor, and
 //!   the ceremonies' server-side state.
+//! * `external`: sign-ins an LDAP directory or an OpenID provider vouches for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ mod authorize;
 mod cache;
 mod caller;
 mod passkeys;
+mod external;
 mod second_factor;
 mod sessions;
 mod tokens;
@@ -76,6 +78,8 @@ pub struct AccessService {
     second_factors: second_factor::SecondFactorPolicy,
     /// The WebAuthn relying party, when passkeys are on.
     passkeys: Option<Arc<crate::passkey::RelyingParty>>,
+    /// The LDAP directory whose users sign in with their directory password.
+    directory: Option<Arc<crate::ldap::LdapDirectory>>,
 }
 
 impl AccessService {
@@ -100,6 +104,7 @@ impl AccessService {
             caches,
             second_factors: second_factor::SecondFactorPolicy::default(),
             passkeys: None,
+            directory: None,
         }
     }
 

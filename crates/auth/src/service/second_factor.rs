@@ -71,6 +71,10 @@ pub const CHALLENGE_LIFETIME: Duration = Duration::from_secs(5 * 60);
 pub enum FirstFactor {
     Password,
     AccessToken,
+    /// A password the LDAP directory checked.
+    DirectoryPassword,
+    /// An OpenID provider's sign-in.
+    SingleSignOn,
 }
 
 impl FirstFactor {
@@ -78,6 +82,8 @@ impl FirstFactor {
         match self {
             FirstFactor::Password => "password",
             FirstFactor::AccessToken => "access token",
+            FirstFactor::DirectoryPassword => "LDAP password",
+            FirstFactor::SingleSignOn => "single sign-on",
         }
     }
 }

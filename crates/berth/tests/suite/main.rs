@@ -20,6 +20,7 @@ mod garbage_collection;
 mod hardening;
 mod import_registry_v2;
 mod integrity;
+mod ldap_sign_in;
 mod observability;
 mod oci_client_crate;
 mod operations;

@@ -15,15 +15,7 @@ use axum::extract::State;
 use axum::routing::post;
 
 use crate::support::push::push_image;
-use crate::support::{Berth, berth_cli_output, client, tool};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{Berth, berth_cli_output, client, free_port, tool};
 
 async fn metrics_text(berth: &Berth) -> String {
     let response = client().get(berth.url("/metrics")).send().await.unwrap();

@@ -4,7 +4,6 @@
 //! user's sessions, and `podman login` works with the new password; an administrator sends a
 //! link from the users page; without `smtp` nothing of it is offered.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::support::accounts::*;
 use crate::support::browser::Browser;
 use crate::support::clients::*;
-use crate::support::{Berth, client};
+use crate::support::{Berth, client, free_port};
 
 /// aiosmtpd, started for one test, killed when dropped.
 struct MailServer {
@@ -20,14 +19,6 @@ struct MailServer {
     port: u16,
     maildir: PathBuf,
     _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl MailServer {

@@ -1,10 +1,12 @@
 //! `auth`: how clients authenticate (registry:2's `auth`, with berth's own `berth` mode).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::directory::{LdapConfig, OidcProvider, valid_provider_name};
 use crate::schema::{Problems, choice, join, parsed_value, section, unsupported};
 use crate::values::{self, PublicUrl, format_duration};
 
@@ -14,6 +16,8 @@ choice! {
     /// Written as registry:2 writes it: a mapping whose only key names the mode and holds its
     /// settings (`auth: {htpasswd: {realm: ..., path: ...}}`), or just the mode's name
     /// (`auth: none`), which is what `REGISTRY_AUTH=htpasswd` gives.
+    // One value, read once at startup: its size does not matter.
+    #[allow(clippy::large_enum_variant)]
     #[derive(Clone, PartialEq, Eq)]
     pub enum AuthConfig {
         /// Must be asked for explicitly.
@@ -110,6 +114,10 @@ section! {
         /// the relying party id and its origin the only one accepted.
         passkeys: PasskeysMode,
             "passkeys (WebAuthn) in the dashboard: auto (on when http.host is https, or http on localhost), on (berth refuses to start without such an http.host) or off";
+        /// Directory users sign in with their directory password (dashboard, podman, docker).
+        ldap: Option<LdapConfig>, "an LDAP directory whose users sign in with their directory password";
+        /// Named providers: `auth.berth.oidc.<name>.issuer`.
+        oidc: BTreeMap<String, OidcProvider>, "OpenID Connect providers offered as \"Sign in with ...\" on the dashboard";
         /// Zero keeps them forever.
         auditretention: Duration = Duration::from_secs(90 * 24 * 3600),
             "how long audit events are kept (default 2160h, 90 days); 0 keeps them forever",
@@ -139,6 +147,14 @@ const MAX_REFRESH_TOKEN_EXPIRY: Duration = Duration::from_secs(8760 * 3600);
 
 impl BerthAuth {
     fn validate(&self, at: &str, problems: &mut Problems) {
+        for name in self.oidc.keys() {
+            if !valid_provider_name(name) {
+                problems.add(
+                    join(at, "oidc"),
+                    format!("invalid provider name {name:?}: 1 to 64 letters, digits, - and _ (it is in the callback URL)"),
+                );
+            }
+        }
         let mut problem = |path: &str, message: String| problems.add(path, message);
         let path = |key: &str| join(at, key);
         for (key, value) in [("service", &self.service), ("issuer", &self.issuer)] {

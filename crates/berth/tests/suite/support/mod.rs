@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub mod accounts;
 pub mod browser;
 pub mod clients;
+pub mod ldap;
 pub mod official_registry;
 pub mod push;
 pub mod receiver;
@@ -334,6 +335,15 @@ impl Drop for Berth {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn client() -> reqwest::Client {
