@@ -28,9 +28,9 @@
 
 pub mod admin;
 pub mod audit;
-pub mod passkey;
 pub mod external;
 pub mod ldap;
+pub mod passkey;
 pub mod password;
 pub mod pattern;
 pub mod policy;

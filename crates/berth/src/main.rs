@@ -23,8 +23,8 @@ mod remotes;
 mod restore;
 mod scrub;
 mod serve;
-mod storage_gauges;
 mod sign_in_sources;
+mod storage_gauges;
 mod telemetry;
 mod webhook_commands;
 

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 
 use crate::Result;
-use crate::passkeys::PasskeyStore;
 use crate::external_identities::ExternalIdentityStore;
+use crate::passkeys::PasskeyStore;
 use crate::password_resets::PasswordResetStore;
 use crate::second_factors::SecondFactorStore;
 
@@ -142,7 +142,13 @@ pub struct AuditEvent {
 /// ([`PasswordResetStore`]) are part of it, and so are passkeys ([`PasskeyStore`]) and the
 /// sources of directory and single sign-on users ([`ExternalIdentityStore`]).
 pub trait IdentityStore:
-    SecondFactorStore + PasswordResetStore + PasskeyStore + ExternalIdentityStore + Send + Sync + 'static
+    SecondFactorStore
+    + PasswordResetStore
+    + PasskeyStore
+    + ExternalIdentityStore
+    + Send
+    + Sync
+    + 'static
 {
     // Users. Creating a name that exists is `MetaError::Conflict`.
     async fn create_user(
