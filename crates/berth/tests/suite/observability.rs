@@ -42,6 +42,26 @@ fn sample(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
+/// berth with its own authentication, an administrator `root` (password `root password`)
+/// for the admin API's job runs, and metrics readable without credentials.
+fn berth_with_root(env: &[(&str, &str)]) -> (Berth, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let output = berth_cli_output(
+        data.path(),
+        &["user", "add", "root", "--admin", "--password-stdin"],
+        Some("root password"),
+    );
+    assert!(output.status.success());
+    let mut builder = Berth::builder()
+        .env("REGISTRY_AUTH", "berth")
+        .env("BERTH_METRICS_OPEN", "true")
+        .data(data.path());
+    for (key, value) in env {
+        builder = builder.env(key, value);
+    }
+    (builder.start(), data)
+}
+
 #[tokio::test]
 async fn metrics_count_requests_by_operation_and_pass_promtool() {
     let berth = Berth::start();
@@ -126,18 +146,7 @@ async fn metrics_need_an_administrator_when_authentication_is_on() {
 
 #[tokio::test]
 async fn metrics_show_uploads_in_progress_connections_and_auth_decisions() {
-    let data = tempfile::tempdir().unwrap();
-    let output = berth_cli_output(
-        data.path(),
-        &["user", "add", "root", "--admin", "--password-stdin"],
-        Some("root password"),
-    );
-    assert!(output.status.success());
-    let berth = Berth::builder()
-        .env("REGISTRY_AUTH", "berth")
-        .env("BERTH_METRICS_OPEN", "true")
-        .data(data.path())
-        .start();
+    let (berth, _data) = berth_with_root(&[]);
     let client = client();
     let started = client
         .post(berth.url("/v2/metrics/app/blobs/uploads/"))
@@ -458,19 +467,7 @@ async fn database_calls_are_timed_by_operation() {
 #[tokio::test]
 async fn watched_repositories_report_the_storage_they_hold() {
     // Jobs are run through the admin API, which needs berth's own authentication.
-    let data = tempfile::tempdir().unwrap();
-    let output = berth_cli_output(
-        data.path(),
-        &["user", "add", "root", "--admin", "--password-stdin"],
-        Some("root password"),
-    );
-    assert!(output.status.success());
-    let berth = Berth::builder()
-        .env("REGISTRY_AUTH", "berth")
-        .env("BERTH_METRICS_OPEN", "true")
-        .env("BERTH_METRICS_REPOSITORIES", "watched/*")
-        .data(data.path())
-        .start();
+    let (berth, _data) = berth_with_root(&[("BERTH_METRICS_REPOSITORIES", "watched/*")]);
     let mut root = reqwest::header::HeaderMap::new();
     root.insert(
         reqwest::header::AUTHORIZATION,
