@@ -149,6 +149,7 @@ pub async fn open_access(
         if let Some(ldap) = &berth.ldap {
             access = access.with_directory(crate::sign_in_sources::ldap_directory(ldap)?);
         }
+        access = access.with_oidc_providers(crate::sign_in_sources::oidc_providers(&berth.oidc)?);
     }
     Ok(Arc::new(access))
 }

@@ -38,6 +38,7 @@ mod pages;
 mod password_reset;
 mod second_factor;
 mod session;
+mod single_sign_on;
 
 pub use errors::WebError;
 
@@ -80,6 +81,11 @@ pub fn pages(state: WebState) -> Router {
         .route(
             "/sign-in/reset",
             get(password_reset::reset_form_page).post(password_reset::reset),
+        )
+        .route("/sign-in/oidc/{provider}", get(single_sign_on::begin))
+        .route(
+            "/sign-in/oidc/{provider}/callback",
+            get(single_sign_on::callback),
         )
         .route(
             "/sign-in/enrol",

@@ -250,6 +250,7 @@ fn sign_in_form(
                 @if crate::password_reset::offered(state) {
                     p { a #forgot href="/sign-in/forgot" { "Forgot your password?" } }
                 }
+                (crate::single_sign_on::buttons(state, next))
             }
         }
     };

@@ -74,6 +74,8 @@ pub struct AccessService {
     second_factors: second_factor::SecondFactorPolicy,
     /// The LDAP directory whose users sign in with their directory password.
     directory: Option<Arc<crate::ldap::LdapDirectory>>,
+    /// The OpenID providers offered on the sign-in page, in configuration order.
+    oidc: Vec<Arc<crate::oidc::OidcProvider>>,
 }
 
 impl AccessService {
@@ -98,6 +100,7 @@ impl AccessService {
             caches,
             second_factors: second_factor::SecondFactorPolicy::default(),
             directory: None,
+            oidc: Vec::new(),
         }
     }
 

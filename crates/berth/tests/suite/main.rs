@@ -23,6 +23,7 @@ mod integrity;
 mod ldap_sign_in;
 mod observability;
 mod oci_client_crate;
+mod oidc_sign_in;
 mod operations;
 mod password_reset;
 mod production_backends;
