@@ -1,6 +1,6 @@
 //! Identity and access.
 //!
-//! Everything but [`service`], [`admin`], [`audit`] and [`ldap`] is free of I/O:
+//! Everything but [`service`], [`admin`], [`audit`], [`ldap`] and [`oidc`] is free of I/O:
 //!
 //! * [`scope`]: the actions a registry request needs, and the `scope` strings of the Docker
 //!   token protocol (`repository:team/app:pull,push`).
@@ -17,7 +17,8 @@
 //! * [`external`]: what a directory or an OpenID provider says about a user, and how its
 //!   groups become teams.
 //!
-//! [`ldap`] asks an LDAP directory (I/O, used by the access service).
+//! [`ldap`] asks an LDAP directory and [`oidc`] OpenID providers (I/O, used by the access
+//! service and the dashboard).
 //!
 //! [`admin::Administration`] is the one write path for managing identities and rules (the
 //! CLI, the admin API, the dashboard and jobs alike): it takes the acting [`admin::Actor`],
@@ -31,6 +32,7 @@ pub mod audit;
 pub mod external;
 pub mod ldap;
 pub mod passkey;
+pub mod oidc;
 pub mod password;
 pub mod pattern;
 pub mod policy;

@@ -163,14 +163,7 @@ pub async fn open_access(
         if let Some(ldap) = &berth.ldap {
             access = access.with_directory(crate::sign_in_sources::ldap_directory(ldap)?);
         }
-        // The providers' configuration is read and checked, but the sign-in flow is not in
-        // this version: refuse rather than start without the buttons an operator asked for.
-        if let Some(name) = berth.oidc.keys().next() {
-            return Err(format!(
-                "auth.berth.oidc.{name}: OpenID Connect sign-in is not available in this version \
-                 yet; remove auth.berth.oidc (LDAP, passkeys and TOTP are)"
-            ));
-        }
+        access = access.with_oidc_providers(crate::sign_in_sources::oidc_providers(&berth.oidc)?);
     }
     Ok(Arc::new(access))
 }

@@ -3,7 +3,8 @@
 
 use berth_auth::external::GroupMapping;
 use berth_auth::ldap::{LdapDirectory, LdapSettings};
-use berth_config::LdapConfig;
+use berth_auth::oidc::{OidcProvider, OidcSettings};
+use berth_config::{LdapConfig, OidcProvider as OidcConfig};
 
 /// The LDAP directory `config` describes.
 pub fn ldap_directory(config: &LdapConfig) -> Result<LdapDirectory, String> {
@@ -39,4 +40,52 @@ pub fn ldap_directory(config: &LdapConfig) -> Result<LdapDirectory, String> {
         timeout: config.timeout,
     })
     .map_err(|e| format!("auth.berth.ldap: {e}"))
+}
+
+/// The OpenID providers `configs` describe (by name).
+pub fn oidc_providers<'a>(
+    configs: impl IntoIterator<Item = (&'a String, &'a OidcConfig)>,
+) -> Result<Vec<OidcProvider>, String> {
+    configs
+        .into_iter()
+        .map(|(name, config)| {
+            let ca_pem = config
+                .cafile
+                .as_ref()
+                .map(|path| {
+                    std::fs::read(path).map_err(|e| {
+                        format!(
+                            "auth.berth.oidc.{name}.cafile: reading {}: {e}",
+                            path.display()
+                        )
+                    })
+                })
+                .transpose()?;
+            let scopes = if config.scopes.is_empty() {
+                vec!["profile".to_string(), "email".to_string()]
+            } else {
+                config.scopes.clone()
+            };
+            OidcProvider::new(OidcSettings {
+                name: name.clone(),
+                title: config.title.clone().unwrap_or_else(|| name.clone()),
+                issuer: config.issuer.clone(),
+                client_id: config.clientid.clone(),
+                client_secret: config.clientsecret.clone(),
+                scopes,
+                username_claim: config.usernameclaim.clone(),
+                email_claim: config.emailclaim.clone(),
+                display_name_claim: config.displaynameclaim.clone(),
+                groups_claim: config.groupsclaim.clone(),
+                mapping: GroupMapping {
+                    teams: config.teams.clone(),
+                    by_name: config.teamsbyname,
+                    admin_group: config.admingroup.clone(),
+                },
+                ca_pem,
+                timeout: config.timeout,
+            })
+            .map_err(|e| format!("auth.berth.oidc.{name}: {e}"))
+        })
+        .collect()
 }

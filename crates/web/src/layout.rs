@@ -23,9 +23,17 @@ impl IntoResponse for Html {
 }
 
 fn head(title: &str) -> Markup {
+    head_moving_on(title, None)
+}
+
+/// The head of a page; with `onwards`, the browser moves on to that URL by itself.
+fn head_moving_on(title: &str, onwards: Option<&str>) -> Markup {
     html! {
         head {
             meta charset="utf-8";
+            @if let Some(target) = onwards {
+                meta http-equiv="refresh" content={ "0;url=" (target) };
+            }
             meta name="viewport" content="width=device-width, initial-scale=1";
             meta name="color-scheme" content="light dark";
             title { (title) " · berth" }
@@ -80,10 +88,15 @@ pub fn page(viewer: &Viewer, title: &str, search: Option<&str>, body: Markup) ->
 
 /// A page without a viewer (error pages).
 pub fn bare(title: &str, body: Markup) -> Html {
+    bare_moving_on(title, None, body)
+}
+
+/// A page without a viewer that moves on to `onwards` by itself, when given.
+pub fn bare_moving_on(title: &str, onwards: Option<&str>, body: Markup) -> Html {
     Html(html! {
         (DOCTYPE)
         html lang="en" {
-            (head(title))
+            (head_moving_on(title, onwards))
             body {
                 header.top { a.brand href="/" { "berth" } }
                 main #main { (body) }

@@ -41,6 +41,7 @@ mod passkeys;
 mod password_reset;
 mod second_factor;
 mod session;
+mod single_sign_on;
 
 pub use errors::WebError;
 
@@ -83,6 +84,11 @@ pub fn pages(state: WebState) -> Router {
         .route(
             "/sign-in/reset",
             get(password_reset::reset_form_page).post(password_reset::reset),
+        )
+        .route("/sign-in/oidc/{provider}", get(single_sign_on::begin))
+        .route(
+            "/sign-in/oidc/{provider}/callback",
+            get(single_sign_on::callback),
         )
         .route(
             "/sign-in/enrol",

@@ -251,6 +251,7 @@ pub(crate) fn sign_in_form(
                     p { a #forgot href="/sign-in/forgot" { "Forgot your password?" } }
                 }
                 (crate::passkeys::sign_in_block(state, &token, next))
+                (crate::single_sign_on::buttons(state, next))
             }
         }
     };

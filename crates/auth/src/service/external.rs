@@ -1,5 +1,8 @@
 //! Sign-ins that a directory or an OpenID provider vouches for.
 //!
+//! The OpenID providers' flow lives in the dashboard (`berth_web::single_sign_on`); it ends
+//! in [`AccessService::external_sign_in`] like a directory sign-in.
+//!
 //! With `auth.berth.ldap`, a password is the directory's to check unless the name is a local
 //! user's (local users, and every access token, never wait for the directory, so a directory
 //! that is down locks out nobody else). A right directory password creates or refreshes the
@@ -18,6 +21,7 @@ use super::{AccessService, AuthFailure, Caller};
 use crate::admin::{AdminError, Administration, valid_name};
 use crate::external::{ExternalUser, GroupMapping};
 use crate::ldap::{self, DirectoryAnswer, LdapDirectory};
+use crate::oidc::OidcProvider;
 
 /// What a sign-in with a name the directory cannot hold is refused with.
 pub(super) const INVALID_DIRECTORY_NAME: &str =
@@ -28,6 +32,20 @@ impl AccessService {
     pub fn with_directory(mut self, directory: LdapDirectory) -> AccessService {
         self.directory = Some(Arc::new(directory));
         self
+    }
+
+    /// Users of these providers sign in to the dashboard through them.
+    pub fn with_oidc_providers(mut self, providers: Vec<OidcProvider>) -> AccessService {
+        self.oidc = providers.into_iter().map(Arc::new).collect();
+        self
+    }
+
+    pub fn oidc_providers(&self) -> &[Arc<OidcProvider>] {
+        &self.oidc
+    }
+
+    pub fn oidc_provider(&self, name: &str) -> Option<&Arc<OidcProvider>> {
+        self.oidc.iter().find(|p| p.name() == name)
     }
 
     /// Whether the directory checks `user`'s password: one is configured and `user` is not a

@@ -80,6 +80,8 @@ pub struct AccessService {
     passkeys: Option<Arc<crate::passkey::RelyingParty>>,
     /// The LDAP directory whose users sign in with their directory password.
     directory: Option<Arc<crate::ldap::LdapDirectory>>,
+    /// The OpenID providers offered on the sign-in page, in configuration order.
+    oidc: Vec<Arc<crate::oidc::OidcProvider>>,
 }
 
 impl AccessService {
@@ -105,6 +107,7 @@ impl AccessService {
             second_factors: second_factor::SecondFactorPolicy::default(),
             passkeys: None,
             directory: None,
+            oidc: Vec::new(),
         }
     }
 

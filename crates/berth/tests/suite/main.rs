@@ -23,6 +23,7 @@ mod integrity;
 mod ldap_sign_in;
 mod observability;
 mod oci_client_crate;
+mod oidc_sign_in;
 mod operations;
 mod passkeys;
 mod password_reset;

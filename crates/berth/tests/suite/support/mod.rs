@@ -14,6 +14,7 @@ pub mod browser;
 pub mod clients;
 pub mod ldap;
 pub mod official_registry;
+pub mod oidc;
 pub mod push;
 pub mod receiver;
 
