@@ -507,11 +507,15 @@ async fn a_replayed_passkey_answer_is_refused_and_audited() {
     browser.screenshot("replay-refused").await;
     browser.goto(&site.url("/profile")).await;
     assert_eq!(browser.path().await, "/sign-in", "no session");
-    for detail in [
-        "passkey: the passkey request has expired or was answered already",
-        "passkey: the passkey answered another sign-in",
+    // Audited as the user whose passkey the answer names, when it names one.
+    for (actor, detail) in [
+        (
+            "anonymous",
+            "passkey: the passkey request has expired or was answered already",
+        ),
+        ("user:pia", "passkey: the passkey answered another sign-in"),
     ] {
-        audited(&site.berth, &site.root_token, "anonymous", "failed", detail).await;
+        audited(&site.berth, &site.root_token, actor, "failed", detail).await;
     }
 }
 
@@ -588,7 +592,7 @@ async fn answers_for_another_origin_or_relying_party_or_from_a_cloned_authentica
         "passkey: the passkey's signature",
         "passkey: the passkey's signature counter went backwards",
     ] {
-        audited(&site.berth, &site.root_token, "anonymous", "failed", detail).await;
+        audited(&site.berth, &site.root_token, "user:pia", "failed", detail).await;
     }
 }
 
