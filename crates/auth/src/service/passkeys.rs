@@ -8,7 +8,6 @@
 //! relying party, an unknown passkey) changes nothing but the audit log and the throttle.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use berth_meta::passkeys::{CeremonyPurpose, PasskeyCeremony, StoredPasskey};
 use berth_meta::{MetaError, now_millis};
@@ -51,9 +50,6 @@ pub struct BegunCeremony {
 
 /// What an answer to a ceremony that is gone or not this one's is told.
 const CEREMONY_GONE: &str = "the passkey request has expired or was answered already: try again";
-
-/// The throttle's name for passwordless attempts from an address.
-const PASSWORDLESS: &str = "#passkey";
 
 impl AccessService {
     /// Turns passkeys on, for the relying party berth is at its public URL.
@@ -163,7 +159,9 @@ impl AccessService {
     /// Finishes a passwordless sign-in: the passkey names its user (by the handle its
     /// authenticator keeps) and proves it (a signature over this challenge, with the user
     /// verified by PIN or biometric, so it is two factors in one). Returns the caller and
-    /// how they signed in. Refusals are throttled per address and audited.
+    /// how they signed in. Refusals are throttled per address (a passkey cannot be guessed,
+    /// and no user name is given) and audited, as the user whose passkey the answer names
+    /// when it names a known one.
     pub async fn finish_passwordless(
         &self,
         cookie: Option<&str>,
@@ -171,20 +169,27 @@ impl AccessService {
         client: Option<IpAddr>,
     ) -> Result<(Caller, String), PasskeyFailure> {
         let relying_party = self.relying_party()?;
-        self.hold_back(PASSWORDLESS, client).await?;
+        if let Err(wait) = self.throttle.check_address(client) {
+            self.audit(
+                &Caller::anonymous(client),
+                "login",
+                "",
+                "throttled",
+                "passkey",
+            );
+            return Err(PasskeyFailure::Auth(AuthFailure::Throttled(wait)));
+        }
+        let mut claimed = None;
         let outcome = async {
             let state = self
                 .take_ceremony(cookie, CeremonyPurpose::Discover, None)
                 .await?;
             let assertion = RelyingParty::read_assertion(answer)?;
             let stored = self.stored_for(&assertion).await?;
-            if assertion.user_handle.is_none()
-                || self
-                    .store
-                    .user_of_passkey_handle(assertion.user_handle.as_deref().unwrap_or_default())
-                    .await?
-                    .as_deref()
-                    != Some(stored.user.as_str())
+            claimed = Some(stored.user.clone());
+            let handle = assertion.user_handle.as_deref().unwrap_or_default();
+            if self.store.user_of_passkey_handle(handle).await?.as_deref()
+                != Some(stored.user.as_str())
             {
                 return Err(PasskeyRefusal::UnknownCredential.into());
             }
@@ -195,7 +200,6 @@ impl AccessService {
         .await;
         match outcome {
             Ok(stored) => {
-                self.throttle.record_success(PASSWORDLESS, client);
                 let principal = self
                     .user_principal(&stored.user)
                     .await?
@@ -207,14 +211,12 @@ impl AccessService {
             }
             Err(failure) => {
                 if let PasskeyFailure::Refused(why) = &failure {
-                    self.throttle.record_failure(PASSWORDLESS, client);
-                    self.audit(
-                        &Caller::anonymous(client),
-                        "login",
-                        "",
-                        "failed",
-                        &format!("passkey: {why}"),
-                    );
+                    self.throttle.record_failure("", client);
+                    let caller = match &claimed {
+                        Some(user) => Caller::anonymous(client).named(user),
+                        None => Caller::anonymous(client),
+                    };
+                    self.audit(&caller, "login", "", "failed", &format!("passkey: {why}"));
                 }
                 Err(failure)
             }
@@ -255,7 +257,15 @@ impl AccessService {
     ) -> Result<SecondFactor, PasskeyFailure> {
         let relying_party = self.relying_party()?;
         let key = super::second_factor::throttle_name(user);
-        self.hold_back(&key, client).await?;
+        match self.throttle.check(&key, client) {
+            Err(wait) => {
+                let caller = Caller::anonymous(client).named(user);
+                self.audit(&caller, "login", "", "throttled", "second factor: passkey");
+                return Err(PasskeyFailure::Auth(AuthFailure::Throttled(wait)));
+            }
+            Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Ok(_) => {}
+        }
         let outcome = async {
             let state = self
                 .take_ceremony(cookie, CeremonyPurpose::Authenticate, Some(user))
@@ -289,22 +299,6 @@ impl AccessService {
                 }
                 Err(failure)
             }
-        }
-    }
-
-    /// Waits or refuses as the throttle says for `key` from `client`.
-    async fn hold_back(&self, key: &str, client: Option<IpAddr>) -> Result<(), PasskeyFailure> {
-        match self.throttle.check(key, client) {
-            Err(wait) => {
-                let caller = Caller::anonymous(client);
-                self.audit(&caller, "login", "", "throttled", "passkey");
-                Err(PasskeyFailure::Auth(AuthFailure::Throttled(wait)))
-            }
-            Ok(delay) if !delay.is_zero() => {
-                tokio::time::sleep(delay.min(Duration::from_secs(5))).await;
-                Ok(())
-            }
-            Ok(_) => Ok(()),
         }
     }
 

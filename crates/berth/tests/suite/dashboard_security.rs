@@ -15,12 +15,12 @@ use crate::support::{Berth, client};
 const ROOT: (&str, &str) = ("root", "root-password-1");
 
 /// A browser-like HTTP client: the cookies berth set, and the CSRF token of the last page.
-struct Session {
+pub(crate) struct Session {
     cookies: Vec<(String, String)>,
 }
 
 impl Session {
-    fn new() -> Session {
+    pub(crate) fn new() -> Session {
         Session {
             cookies: Vec::new(),
         }
@@ -48,7 +48,7 @@ impl Session {
         }
     }
 
-    async fn get(&mut self, berth: &Berth, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&mut self, berth: &Berth, path: &str) -> (u16, String) {
         let response = client()
             .get(berth.url(path))
             .header(COOKIE, self.cookie_header())
@@ -61,7 +61,12 @@ impl Session {
         (status, response.text().await.unwrap())
     }
 
-    async fn post(&mut self, berth: &Berth, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    pub(crate) async fn post(
+        &mut self,
+        berth: &Berth,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String) {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -106,7 +111,7 @@ impl Session {
 }
 
 /// The value of the hidden input `name` in a page.
-fn hidden_value(page: &str, name: &str) -> String {
+pub(crate) fn hidden_value(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = page
         .find(&marker)

@@ -16,6 +16,7 @@ use data_encoding::BASE64URL_NOPAD;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::dashboard_security::{Session, hidden_value};
 use crate::sign_in::audited;
 use crate::support::Berth;
 use crate::support::accounts::Identities;
@@ -507,11 +508,15 @@ async fn a_replayed_passkey_answer_is_refused_and_audited() {
     browser.screenshot("replay-refused").await;
     browser.goto(&site.url("/profile")).await;
     assert_eq!(browser.path().await, "/sign-in", "no session");
-    for detail in [
-        "passkey: the passkey request has expired or was answered already",
-        "passkey: the passkey answered another sign-in",
+    // Audited as the user whose passkey the answer names, when it names one.
+    for (actor, detail) in [
+        (
+            "anonymous",
+            "passkey: the passkey request has expired or was answered already",
+        ),
+        ("user:pia", "passkey: the passkey answered another sign-in"),
     ] {
-        audited(&site.berth, &site.root_token, "anonymous", "failed", detail).await;
+        audited(&site.berth, &site.root_token, actor, "failed", detail).await;
     }
 }
 
@@ -588,7 +593,7 @@ async fn answers_for_another_origin_or_relying_party_or_from_a_cloned_authentica
         "passkey: the passkey's signature",
         "passkey: the passkey's signature counter went backwards",
     ] {
-        audited(&site.berth, &site.root_token, "anonymous", "failed", detail).await;
+        audited(&site.berth, &site.root_token, "user:pia", "failed", detail).await;
     }
 }
 
@@ -672,5 +677,105 @@ async fn passkeys_on_without_a_usable_public_url_refuse_to_start() {
         );
         assert!(text.contains("passkeys"), "{host:?}: {text}");
         assert!(text.contains(says), "{host:?}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn passkey_requests_with_bad_input_are_refused_without_a_500_and_throttled() {
+    let site = Site::start(&[]);
+    let berth = &site.berth;
+    let mut visitor = Session::new();
+    let (_, page) = visitor.get(berth, "/sign-in").await;
+    let token = hidden_value(&page, "csrf");
+
+    // Options need the form's CSRF token, and answer in JSON either way.
+    let (status, body) = visitor
+        .post(berth, "/sign-in/passkey/options", &[("csrf", "forged")])
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let refusal: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        refusal["error"]
+            .as_str()
+            .unwrap()
+            .contains("security token"),
+        "{body}"
+    );
+    let (status, body) = visitor
+        .post(berth, "/sign-in/passkey/options", &[("csrf", &token)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let options: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(options["publicKey"]["rpId"], "localhost", "{options}");
+    assert_eq!(
+        options["publicKey"]["userVerification"], "required",
+        "{options}"
+    );
+    assert!(options.get("mediation").is_none(), "{options}");
+    assert!(
+        !body.contains("\"ast\""),
+        "the ceremony's state stays on the server: {body}"
+    );
+
+    // Answers that are not answers: refused with the sign-in page, never a 500.
+    let oversized = "x".repeat(9000);
+    let bad_answers = [
+        "not json",
+        "{}",
+        r#"{"id":"AA","rawId":"AA","type":"public-key","response":{"authenticatorData":"AA","clientDataJSON":"AA","signature":"AA","userHandle":null},"extensions":{}}"#,
+        oversized.as_str(),
+    ];
+    for answer in bad_answers {
+        visitor
+            .post(berth, "/sign-in/passkey/options", &[("csrf", &token)])
+            .await;
+        let (status, page) = visitor
+            .post(
+                berth,
+                "/sign-in/passkey",
+                &[("csrf", &token), ("credential", answer)],
+            )
+            .await;
+        assert!(matches!(status, 400 | 401 | 429), "{status}: {page}");
+    }
+
+    // Refusals from one address end in a wait, as wrong passwords do.
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let (status, page) = visitor
+            .post(
+                berth,
+                "/sign-in/passkey",
+                &[("csrf", &token), ("credential", "{}")],
+            )
+            .await;
+        statuses.push(status);
+        if status == 429 {
+            assert!(page.contains("Too many failed sign-ins"), "{page}");
+            break;
+        }
+        assert!(page.contains("The passkey was not accepted"), "{page}");
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // (This address is held back now, the admin API included: read the audit log directly.)
+    let store = berth_meta::SqliteStore::open(&berth.data_dir().join("berth.db"))
+        .await
+        .expect("the registry's database");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = berth_meta::IdentityStore::list_audit(&store, 500, None)
+            .await
+            .unwrap();
+        if events
+            .iter()
+            .any(|(_, e)| e.outcome == "throttled" && e.detail == "passkey")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no throttled passkey sign-in in the audit log"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
