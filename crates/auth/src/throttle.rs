@@ -173,6 +173,46 @@ fn lockout_keys(user: &str, address: Option<IpAddr>) -> impl Iterator<Item = Key
     pair.into_iter().chain(address.map(Key::Address))
 }
 
+/// How many unanswered ceremonies one address may begin per [`START_WINDOW`].
+const STARTS_PER_WINDOW: u32 = 30;
+const START_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses tracked before the stale ones are dropped.
+const TRACKED_ADDRESSES: usize = 10_000;
+
+/// A cap on what anyone may begin without credentials (a passwordless sign-in stores its
+/// challenge for five minutes): per client address, a fixed number per minute, so that one
+/// client cannot fill the database while a shared address (a NAT) keeps ample room. In
+/// memory, per instance, like [`LoginThrottle`].
+#[derive(Default)]
+pub struct StartLimit {
+    windows: Mutex<HashMap<Option<IpAddr>, (Instant, u32)>>,
+}
+
+impl StartLimit {
+    /// Counts a start from `address`: `Err(wait)` when the address has begun its share of
+    /// this window, until the next one.
+    pub fn begin(&self, address: Option<IpAddr>) -> Result<(), Duration> {
+        self.begin_at(address, Instant::now())
+    }
+
+    fn begin_at(&self, address: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() >= TRACKED_ADDRESSES {
+            windows.retain(|_, (began, _)| now.duration_since(*began) < START_WINDOW);
+        }
+        let (began, count) = windows.entry(address).or_insert((now, 0));
+        if now.duration_since(*began) >= START_WINDOW {
+            *began = now;
+            *count = 0;
+        }
+        if *count >= STARTS_PER_WINDOW {
+            return Err(START_WINDOW - now.duration_since(*began));
+        }
+        *count += 1;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +333,29 @@ mod tests {
         assert_eq!(
             throttle.check_at("target", Some(ip), now),
             Err(LONGEST_LOCKOUT)
+        );
+    }
+
+    #[test]
+    fn starts_are_capped_per_address_and_window() {
+        let limit = StartLimit::default();
+        let t0 = Instant::now();
+        let one = Some(IpAddr::from([10, 0, 0, 1]));
+        let other = Some(IpAddr::from([10, 0, 0, 2]));
+        for _ in 0..STARTS_PER_WINDOW {
+            assert!(limit.begin_at(one, t0).is_ok());
+        }
+        let wait = limit
+            .begin_at(one, t0 + Duration::from_secs(20))
+            .unwrap_err();
+        assert_eq!(wait, Duration::from_secs(40));
+        assert!(
+            limit.begin_at(other, t0).is_ok(),
+            "other addresses are not held"
+        );
+        assert!(
+            limit.begin_at(one, t0 + START_WINDOW).is_ok(),
+            "a new window"
         );
     }
 }

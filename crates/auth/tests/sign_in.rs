@@ -11,7 +11,7 @@ use berth_auth::admin::{Actor, AdminError, Administration};
 use berth_auth::password::hash_password;
 use berth_auth::registry_token::{RegistryTokens, SigningKey};
 use berth_auth::service::{
-    FirstFactor, MfaRequirement, NextStep, SecondFactor, SecondFactorPolicy,
+    FirstFactor, MfaRequirement, NextStep, SecondFactor, SecondFactorPolicy, SignInMethod,
 };
 use berth_auth::{AccessService, AuthFailure, Mode, TokenService, totp};
 use berth_meta::SqliteStore;
@@ -197,6 +197,50 @@ async fn wrong_codes_are_throttled() {
 }
 
 #[tokio::test]
+async fn sessions_begun_without_a_second_factor_end_when_the_requirement_comes_to_cover_their_user()
+{
+    let (_dir, access) = service(MfaRequirement::Admins).await;
+    let admin = Administration::serving(Arc::clone(&access));
+    let (caller, _) = access
+        .first_factor("alice", "alice-pw", CLIENT)
+        .await
+        .unwrap();
+    let one_factor = access.begin_session(&caller).await.unwrap();
+    let two_factors = access
+        .begin_session_with(
+            &caller,
+            &SignInMethod::two_factors("password + authenticator code"),
+            None,
+        )
+        .await
+        .unwrap();
+    let live = |cookie: String| {
+        let access = Arc::clone(&access);
+        async move { access.session(&cookie, None, CLIENT).await }
+    };
+    assert!(!live(one_factor.cookie.clone()).await.unwrap().second_factor);
+    assert!(
+        live(two_factors.cookie.clone())
+            .await
+            .unwrap()
+            .second_factor
+    );
+
+    // Alice becomes an administrator, whom the requirement covers: the session her password
+    // alone began ends, the one with a second factor goes on.
+    admin
+        .set_user_admin(&actor("root"), "alice", true)
+        .await
+        .unwrap();
+    match live(one_factor.cookie.clone()).await {
+        Err(AuthFailure::Invalid(why)) => assert!(why.contains("second factor"), "{why}"),
+        Ok(_) => panic!("a one-factor session of an administrator goes on"),
+        Err(other) => panic!("{other:?}"),
+    }
+    assert!(live(two_factors.cookie).await.is_ok());
+}
+
+#[tokio::test]
 async fn the_requirement_refuses_passwords_where_no_code_can_be_given() {
     let (_dir, access) = service(MfaRequirement::Admins).await;
     assert!(access.login("alice", "alice-pw", CLIENT).await.is_ok());
@@ -245,7 +289,10 @@ async fn the_requirement_refuses_passwords_where_no_code_can_be_given() {
         .sign_in_at_once("root", "root-pw", Some(&next), CLIENT)
         .await
         .unwrap();
-    assert_eq!(how, "password + authenticator code");
+    assert_eq!(
+        how,
+        SignInMethod::two_factors("password + authenticator code")
+    );
 
     // A reset removes it: root enrols again at the next sign-in.
     admin

@@ -869,6 +869,7 @@ pub async fn run_identity(store: &dyn crate::IdentityStore) {
         expires_at,
         last_seen_at: None,
         user_agent: Some(format!("browser of {id}")),
+        second_factor: id == "s2",
     };
     store.create_user("sam", None, None, false).await.unwrap();
     assert!(matches!(
@@ -890,6 +891,11 @@ pub async fn run_identity(store: &dyn crate::IdentityStore) {
     assert_eq!(
         store.session("s1").await.unwrap(),
         Some(session("s1", "sam", 5_000))
+    );
+    assert_eq!(
+        store.session("s2").await.unwrap(),
+        Some(session("s2", "sam", 9_000)),
+        "whether it began with a second factor is kept"
     );
     assert!(store.session("s0").await.unwrap().is_none());
     // A user's live sessions, with when each was last used.

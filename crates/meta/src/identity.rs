@@ -108,6 +108,9 @@ pub struct Session {
     pub last_seen_at: Option<i64>,
     /// The browser's `User-Agent` when it began, if it sent one.
     pub user_agent: Option<String>,
+    /// Whether the sign-in that began it included a second factor (an authenticator code, a
+    /// recovery code or a passkey), so that a requirement made later can end it.
+    pub second_factor: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,7 @@ const TOKEN_FROM: &str = "access_tokens t
      LEFT JOIN service_accounts s ON s.id = t.service_account_id";
 
 const SESSION_COLUMNS: &str = "s.id, u.name, s.secret_hash, s.csrf_hash, s.client, s.created_at,
-     s.expires_at, s.last_seen_at, s.user_agent";
+     s.expires_at, s.last_seen_at, s.user_agent, s.second_factor";
 
 fn corrupt(what: &str) -> MetaError {
     MetaError::Database(format!("corrupt {what} in database").into())
@@ -379,8 +379,8 @@ where
     async fn create_session(&self, session: &Session) -> Result<()> {
         let result = sqlx::query(
             "INSERT INTO sessions (id, user_id, secret_hash, csrf_hash, client, created_at,
-                 expires_at, last_seen_at, user_agent)
-             SELECT $1, id, $3, $4, $5, $6, $7, $8, $9 FROM users WHERE name = $2",
+                 expires_at, last_seen_at, user_agent, second_factor)
+             SELECT $1, id, $3, $4, $5, $6, $7, $8, $9, $10 FROM users WHERE name = $2",
         )
         .bind(session.id.as_str())
         .bind(session.user.as_str())
@@ -391,6 +391,7 @@ where
         .bind(session.expires_at)
         .bind(session.last_seen_at)
         .bind(session.user_agent.as_deref())
+        .bind(i64::from(session.second_factor))
         .execute(&self.writer)
         .await?;
         if DB::rows_affected(&result) == 0 {
@@ -622,6 +623,7 @@ where
         expires_at: row.try_get(6)?,
         last_seen_at: row.try_get(7)?,
         user_agent: row.try_get(8)?,
+        second_factor: row.try_get::<i64, _>(9)? != 0,
     })
 }
 

@@ -142,7 +142,7 @@ async fn sign_in_options(State(state): Shared, request: Request) -> Response {
     let begun = async {
         let form = Fields::body(body).await?;
         check_sign_in_csrf(&parts, &form)?;
-        Ok::<_, WebError>(state.access.begin_passwordless().await?)
+        Ok::<_, WebError>(state.access.begin_passwordless(client(&parts)).await?)
     }
     .await;
     match begun {

@@ -12,7 +12,7 @@
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_auth::admin::Actor;
-use berth_auth::service::{CHALLENGE_LIFETIME, PendingSignIn};
+use berth_auth::service::{CHALLENGE_LIFETIME, PendingSignIn, SignInMethod};
 use berth_auth::{AuthFailure, Caller};
 use berth_meta::second_factors::ChallengePurpose;
 use data_encoding::BASE64;
@@ -65,6 +65,7 @@ pub(crate) fn anonymous(parts: &Parts) -> Viewer {
         caller: Caller::anonymous(client(parts)),
         user: None,
         session_id: None,
+        session_second_factor: false,
         sign_in_possible: true,
     }
 }
@@ -209,7 +210,11 @@ pub(crate) async fn signed_in(
         .await?;
     let session = state
         .access
-        .begin_session_with(&caller, how, crate::session::user_agent(parts))
+        .begin_session_with(
+            &caller,
+            &SignInMethod::two_factors(how),
+            crate::session::user_agent(parts),
+        )
         .await?;
     let viewer = Viewer {
         user: match &caller.principal {
@@ -222,6 +227,7 @@ pub(crate) async fn signed_in(
         caller,
         // The page answering the sign-in is a redirect; nothing on it names the session.
         session_id: None,
+        session_second_factor: true,
         sign_in_possible: true,
     };
     let mut response = respond(&viewer);

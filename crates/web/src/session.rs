@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_api::ConnectionInfo;
 use berth_api::admin_api::SESSION_COOKIE;
-use berth_auth::service::{NewSession, NextStep};
+use berth_auth::service::{NewSession, NextStep, SignInMethod};
 use berth_auth::{AuthFailure, Caller, Mode, Principal};
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
@@ -44,6 +44,8 @@ pub struct Viewer {
     pub user: Option<SignedIn>,
     /// The id of the viewer's session, if signed in.
     pub session_id: Option<String>,
+    /// Whether the viewer's session began with a second factor.
+    pub session_second_factor: bool,
     /// Whether berth runs its own authentication (else there is nobody to sign in as).
     pub sign_in_possible: bool,
 }
@@ -58,6 +60,7 @@ impl Viewer {
             caller: Caller::anonymous(client),
             user: None,
             session_id: None,
+            session_second_factor: false,
             sign_in_possible,
         };
         let Some(session_cookie) = cookie(parts, SESSION_COOKIE) else {
@@ -86,6 +89,7 @@ impl Viewer {
                     caller: session.caller,
                     user,
                     session_id: Some(session.id),
+                    session_second_factor: session.second_factor,
                     sign_in_possible,
                 })
             }
@@ -270,6 +274,7 @@ pub async fn sign_in(State(state): Shared, request: Request) -> PageResult {
         caller: Caller::anonymous(client(&parts)),
         user: None,
         session_id: None,
+        session_second_factor: false,
         sign_in_possible: matches!(state.access.mode(), Mode::Berth(_)),
     };
     if !anonymous.sign_in_possible {
@@ -312,7 +317,11 @@ pub async fn sign_in(State(state): Shared, request: Request) -> PageResult {
     }
     let session = match state
         .access
-        .begin_session_with(&caller, method.as_str(), user_agent(&parts))
+        .begin_session_with(
+            &caller,
+            &SignInMethod::one_factor(method.as_str()),
+            user_agent(&parts),
+        )
         .await
     {
         Ok(session) => session,

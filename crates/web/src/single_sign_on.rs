@@ -20,7 +20,7 @@ use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_auth::AuthFailure;
 use berth_auth::oidc::{OidcError, OidcProvider};
-use berth_auth::service::{FirstFactor, NextStep};
+use berth_auth::service::{FirstFactor, NextStep, SignInMethod};
 use berth_meta::external_identities::SsoRequest;
 use berth_meta::now_millis;
 use http::request::Parts;
@@ -240,7 +240,7 @@ pub async fn callback(
             let how = format!("single sign-on ({})", provider.name());
             let session = state
                 .access
-                .begin_session_with(&caller, &how, user_agent(&parts))
+                .begin_session_with(&caller, &SignInMethod::one_factor(how), user_agent(&parts))
                 .await?;
             let mut response = Redirect::to(&pending.next).into_response();
             set_session_cookies(&state, &parts, &mut response, &session);

@@ -76,7 +76,7 @@ pub(super) async fn sign_in(State(state): Shared, request: Request) -> Response 
     let result = async {
         require_berth_mode(&state)?;
         let body: SignIn = read_json(body).await?;
-        let (caller, how) = state
+        let (caller, method) = state
             .access
             .sign_in_at_once(
                 &body.username,
@@ -89,7 +89,7 @@ pub(super) async fn sign_in(State(state): Shared, request: Request) -> Response 
             .access
             .begin_session_with(
                 &caller,
-                &how,
+                &method,
                 parts
                     .headers
                     .get(http::header::USER_AGENT)

@@ -28,7 +28,7 @@ use berth_meta::now_millis;
 
 use crate::password::Htpasswd;
 use crate::registry_token::RegistryTokens;
-use crate::throttle::LoginThrottle;
+use crate::throttle::{LoginThrottle, StartLimit};
 
 mod authenticate;
 mod authorize;
@@ -47,7 +47,7 @@ pub use second_factor::{
     CHALLENGE_LIFETIME, FirstFactor, MfaRequirement, NextStep, PendingSignIn, SecondFactor,
     SecondFactorPolicy,
 };
-pub use sessions::{NewSession, SESSION_LIFETIME, SessionCaller};
+pub use sessions::{NewSession, SESSION_LIFETIME, SessionCaller, SignInMethod};
 pub use tokens::TokenResponse;
 
 /// The authentication mode, from the configuration.
@@ -71,6 +71,8 @@ pub struct AccessService {
     mode: Mode,
     store: Arc<dyn IdentityStore>,
     throttle: LoginThrottle,
+    /// Passwordless sign-ins begun per address (each stores a challenge).
+    passwordless_starts: StartLimit,
     audit: crate::audit::AuditSink,
     /// Password checks (argon2) that may run at once.
     password_checks: tokio::sync::Semaphore,
@@ -100,6 +102,7 @@ impl AccessService {
             audit: crate::audit::AuditSink::start(Arc::clone(&store)),
             store,
             throttle: LoginThrottle::default(),
+            passwordless_starts: StartLimit::default(),
             password_checks: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
             ),

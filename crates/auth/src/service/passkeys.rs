@@ -14,7 +14,7 @@ use berth_meta::{MetaError, now_millis};
 use serde_json::Value;
 
 use super::second_factor::SecondFactor;
-use super::{AccessService, AuthFailure, Caller, Mode};
+use super::{AccessService, AuthFailure, Caller, Mode, SignInMethod};
 use crate::passkey::{Assertion, CEREMONY_LIFETIME, PasskeyRefusal, RelyingParty};
 
 /// Why a passkey sign-in or registration did not go through.
@@ -149,9 +149,17 @@ impl AccessService {
         Ok(!self.store.passkeys(user).await?.is_empty())
     }
 
-    /// Begins a passwordless sign-in (the "Sign in with a passkey" button).
-    pub async fn begin_passwordless(&self) -> Result<BegunCeremony, PasskeyFailure> {
-        let ceremony = self.relying_party()?.start_discoverable()?;
+    /// Begins a passwordless sign-in (the "Sign in with a passkey" button), at most so many
+    /// per client address and minute: anyone may ask, and each stores its challenge.
+    pub async fn begin_passwordless(
+        &self,
+        client: Option<IpAddr>,
+    ) -> Result<BegunCeremony, PasskeyFailure> {
+        let relying_party = self.relying_party()?;
+        if let Err(wait) = self.passwordless_starts.begin(client) {
+            return Err(PasskeyFailure::Auth(AuthFailure::Throttled(wait)));
+        }
+        let ceremony = relying_party.start_discoverable()?;
         self.begin_ceremony(None, CeremonyPurpose::Discover, ceremony)
             .await
     }
@@ -167,7 +175,7 @@ impl AccessService {
         cookie: Option<&str>,
         answer: &str,
         client: Option<IpAddr>,
-    ) -> Result<(Caller, String), PasskeyFailure> {
+    ) -> Result<(Caller, SignInMethod), PasskeyFailure> {
         let relying_party = self.relying_party()?;
         if let Err(wait) = self.throttle.check_address(client) {
             self.audit(
@@ -206,7 +214,7 @@ impl AccessService {
                     .ok_or_else(|| PasskeyFailure::Refused("the user is disabled".into()))?;
                 Ok((
                     Caller::of(principal, client),
-                    format!("passkey \"{}\"", stored.name),
+                    SignInMethod::two_factors(format!("passkey \"{}\"", stored.name)),
                 ))
             }
             Err(failure) => {

@@ -14,7 +14,7 @@ use berth_meta::MetaError;
 use berth_meta::now_millis;
 use berth_meta::second_factors::{ChallengePurpose, SignInChallenge};
 
-use super::{AccessService, AuthFailure, Caller, Mode};
+use super::{AccessService, AuthFailure, Caller, Mode, SignInMethod};
 use crate::policy::Principal;
 use crate::totp;
 
@@ -215,13 +215,13 @@ impl AccessService {
         password: &str,
         code: Option<&str>,
         client: Option<IpAddr>,
-    ) -> Result<(Caller, String), AuthFailure> {
+    ) -> Result<(Caller, SignInMethod), AuthFailure> {
         let (caller, method) = self.first_factor(user, password, client).await?;
         let Principal::User { name, .. } = &caller.principal else {
-            return Ok((caller, method.as_str().into()));
+            return Ok((caller, SignInMethod::one_factor(method.as_str())));
         };
         if !matches!(self.mode, Mode::Berth(_)) {
-            return Ok((caller, method.as_str().into()));
+            return Ok((caller, SignInMethod::one_factor(method.as_str())));
         }
         if !self.has_authenticator(name).await? && self.has_second_factor(name).await? {
             self.audit(
@@ -243,7 +243,7 @@ impl AccessService {
             };
             let factor = self.verify_second_factor(name, code, client).await?;
             let how = format!("{} + {}", method.as_str(), factor.as_str());
-            return Ok((caller, how));
+            return Ok((caller, SignInMethod::two_factors(how)));
         }
         if self.second_factor_required(&caller.principal) {
             self.audit(
@@ -257,7 +257,7 @@ impl AccessService {
                 "this account must enrol a second factor: sign in to the dashboard first",
             ));
         }
-        Ok((caller, method.as_str().into()))
+        Ok((caller, SignInMethod::one_factor(method.as_str())))
     }
 
     /// The sign-in halfway a challenge cookie stands for, while it lives.

@@ -18,6 +18,33 @@ pub const LAST_SEEN_RESOLUTION: Duration = Duration::from_secs(60);
 /// The longest `User-Agent` kept with a session.
 const MAX_USER_AGENT: usize = 300;
 
+/// How a user signed in, as their session records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInMethod {
+    /// What the audit log says (`password`, `password + authenticator code`, ...).
+    pub description: String,
+    /// Whether it included a second factor (an authenticator or recovery code, a passkey): a
+    /// requirement made later (`auth.berth.requiremfa` raised, a user promoted to
+    /// administrator) ends the sessions begun without one.
+    pub second_factor: bool,
+}
+
+impl SignInMethod {
+    pub fn one_factor(description: impl Into<String>) -> SignInMethod {
+        SignInMethod {
+            description: description.into(),
+            second_factor: false,
+        }
+    }
+
+    pub fn two_factors(description: impl Into<String>) -> SignInMethod {
+        SignInMethod {
+            description: description.into(),
+            second_factor: true,
+        }
+    }
+}
+
 /// A session just begun: the cookie value and the CSRF token, shown once.
 pub struct NewSession {
     pub cookie: String,
@@ -36,22 +63,29 @@ pub struct SessionCaller {
     pub csrf_ok: bool,
     /// Unix milliseconds.
     pub expires_at: i64,
+    /// Whether its sign-in included a second factor.
+    pub second_factor: bool,
 }
+
+/// Why a live session no longer signs its user in.
+const SECOND_FACTOR_NOW_REQUIRED: &str =
+    "this account must now sign in with a second factor; sign in again";
 
 impl AccessService {
     /// Begins a session for a user who just logged in (people only: not service accounts,
     /// not credentials narrowed by token scopes).
     pub async fn begin_session(&self, caller: &Caller) -> Result<NewSession, AuthFailure> {
-        self.begin_session_with(caller, "password", None).await
+        self.begin_session_with(caller, &SignInMethod::one_factor("password"), None)
+            .await
     }
 
-    /// Begins a session, recording how the user signed in (`password`, `password +
-    /// authenticator code`...) in the audit log, and the browser's `User-Agent` (shortened,
-    /// control characters dropped) for the user's list of their sessions.
+    /// Begins a session, recording how the user signed in in the audit log and with the
+    /// session, and the browser's `User-Agent` (shortened, control characters dropped) for
+    /// the user's list of their sessions.
     pub async fn begin_session_with(
         &self,
         caller: &Caller,
-        how: &str,
+        method: &SignInMethod,
         user_agent: Option<&str>,
     ) -> Result<NewSession, AuthFailure> {
         let Principal::User { name, .. } = &caller.principal else {
@@ -85,9 +119,16 @@ impl AccessService {
                             .collect::<String>()
                     })
                     .filter(|agent| !agent.is_empty()),
+                second_factor: method.second_factor,
             })
             .await?;
-        self.audit(caller, "login", "", "allowed", &format!("session: {how}"));
+        self.audit(
+            caller,
+            "login",
+            "",
+            "allowed",
+            &format!("session: {}", method.description),
+        );
         Ok(NewSession {
             cookie: secret.text,
             csrf_token,
@@ -95,8 +136,9 @@ impl AccessService {
         })
     }
 
-    /// The caller a session cookie stands for, if the session is live and its user still
-    /// enabled; and whether `csrf_token` is the session's.
+    /// The caller a session cookie stands for, if the session is live, its user still
+    /// enabled and, when `auth.berth.requiremfa` covers the user now, it began with a second
+    /// factor; and whether `csrf_token` is the session's.
     pub async fn session(
         &self,
         cookie: &str,
@@ -120,6 +162,9 @@ impl AccessService {
             .ok_or(AuthFailure::Invalid(
                 "the session's user is gone or disabled",
             ))?;
+        if !session.second_factor && self.second_factor_required(&principal) {
+            return Err(AuthFailure::Invalid(SECOND_FACTOR_NOW_REQUIRED));
+        }
         let csrf_ok =
             csrf_token.is_some_and(|token| crate::secret::hash_matches(token, &session.csrf_hash));
         let now = now_millis();
@@ -137,6 +182,7 @@ impl AccessService {
             caller: Caller::of(principal, client),
             csrf_ok,
             expires_at: session.expires_at,
+            second_factor: session.second_factor,
         })
     }
 

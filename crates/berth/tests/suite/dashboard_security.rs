@@ -10,7 +10,7 @@ use reqwest::header::{COOKIE, SET_COOKIE};
 
 use crate::support::accounts::Identities;
 use crate::support::push::push_image;
-use crate::support::{Berth, client};
+use crate::support::{Berth, berth_cli, client};
 
 const ROOT: (&str, &str) = ("root", "root-password-1");
 
@@ -334,6 +334,47 @@ async fn pages_carry_a_strict_csp_and_no_inline_script_or_style() {
             "{asset}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_password_only_session_ends_when_requiremfa_comes_to_cover_its_user() {
+    let ids = Identities::new();
+    ids.admin(ROOT.0, ROOT.1);
+    ids.user("alice", "alice-password-1");
+    let berth = Berth::builder()
+        .env("REGISTRY_AUTH", "berth")
+        .env("BERTH_AUTH_BERTH_REQUIREMFA", "admins")
+        .data(ids.path())
+        .start();
+    // Alice is no administrator: her password alone begins a session.
+    let mut alice = Session::new();
+    alice.sign_in(&berth, "alice", "alice-password-1").await;
+    let (status, page) = alice.get(&berth, "/profile").await;
+    assert_eq!(status, 200, "{page}");
+
+    // Promoted (here with the CLI, a second process on the database), she is covered: the
+    // session her password began no longer signs her in, and the sign-in sends her to enrol.
+    berth_cli(ids.path(), &["user", "promote", "alice"]);
+    let (status, page) = alice.get(&berth, "/profile").await;
+    assert_eq!(status, 303, "the profile asks to sign in again: {page}");
+    let (_, page) = alice.get(&berth, "/sign-in").await;
+    let token = hidden_value(&page, "csrf");
+    let (status, _) = alice
+        .post(
+            &berth,
+            "/sign-in",
+            &[
+                ("csrf", &token),
+                ("username", "alice"),
+                ("password", "alice-password-1"),
+                ("next", "/profile"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (status, page) = alice.get(&berth, "/sign-in/enrol").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("authenticator"), "{page}");
 }
 
 #[tokio::test]

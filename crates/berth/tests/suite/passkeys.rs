@@ -779,3 +779,43 @@ async fn passkey_requests_with_bad_input_are_refused_without_a_500_and_throttled
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn beginning_passwordless_sign_ins_is_capped_per_address() {
+    let site = Site::start(&[]);
+    let berth = &site.berth;
+    let mut visitor = Session::new();
+    let (_, page) = visitor.get(berth, "/sign-in").await;
+    let token = hidden_value(&page, "csrf");
+    // Each start stores a challenge for five minutes: one address gets 30 a minute.
+    let mut statuses = Vec::new();
+    let mut refusal = String::new();
+    for _ in 0..40 {
+        let (status, body) = visitor
+            .post(berth, "/sign-in/passkey/options", &[("csrf", &token)])
+            .await;
+        statuses.push(status);
+        if status != 200 {
+            refusal = body;
+            break;
+        }
+    }
+    assert_eq!(statuses.len(), 31, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let refusal: Value = serde_json::from_str(&refusal).unwrap();
+    assert!(refusal["error"].as_str().is_some(), "{refusal}");
+    // Passwords still sign in from there.
+    let (status, _) = visitor
+        .post(
+            berth,
+            "/sign-in",
+            &[
+                ("csrf", &token),
+                ("username", "root"),
+                ("password", ROOT.1),
+                ("next", "/"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+}

@@ -8,6 +8,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Redirect};
 use berth_auth::AuthFailure;
 use berth_auth::admin::{Actor, SessionInfo};
+use berth_auth::service::SignInMethod;
 use berth_meta::identity::TokenOwner;
 use http::Method;
 use http::request::Parts;
@@ -134,7 +135,10 @@ async fn fresh_session(state: &WebState, parts: &Parts, viewer: &Viewer, done: &
         .access
         .begin_session_with(
             &viewer.caller,
-            "renewed after signing out elsewhere",
+            &SignInMethod {
+                description: "renewed after signing out elsewhere".into(),
+                second_factor: viewer.session_second_factor,
+            },
             user_agent(parts),
         )
         .await?;
