@@ -18,6 +18,8 @@ pub(crate) enum Counter {
     UpstreamBytes,
     /// A blob download started upstream (one per uncached blob, however many clients wait).
     BlobFetch,
+    /// A broken blob transfer resumed with a `Range` request.
+    BlobResume,
 }
 
 #[derive(Debug)]
@@ -29,6 +31,7 @@ pub struct CacheStats {
     upstream_requests: AtomicU64,
     upstream_bytes: AtomicU64,
     blob_fetches: AtomicU64,
+    blob_resumes: AtomicU64,
     /// The upstream's last `RateLimit-Remaining` (Docker Hub), -1 if never seen.
     rate_limit_remaining: AtomicI64,
 }
@@ -43,6 +46,7 @@ impl CacheStats {
             upstream_requests: AtomicU64::new(0),
             upstream_bytes: AtomicU64::new(0),
             blob_fetches: AtomicU64::new(0),
+            blob_resumes: AtomicU64::new(0),
             rate_limit_remaining: AtomicI64::new(-1),
         }
     }
@@ -74,6 +78,10 @@ impl CacheStats {
                 &self.blob_fetches,
                 metrics::counter!("berth_cache_blob_fetches_total", "remote" => remote),
             ),
+            Counter::BlobResume => (
+                &self.blob_resumes,
+                metrics::counter!("berth_cache_blob_resumes_total", "remote" => remote),
+            ),
         };
         atomic.fetch_add(n, Ordering::Relaxed);
         metric.increment(n);
@@ -97,6 +105,7 @@ impl CacheStats {
             "upstream_requests": get(&self.upstream_requests),
             "upstream_bytes": get(&self.upstream_bytes),
             "blob_fetches": get(&self.blob_fetches),
+            "blob_resumes": get(&self.blob_resumes),
             "rate_limit_remaining": self.rate_limit_remaining.load(Ordering::Relaxed),
         })
     }

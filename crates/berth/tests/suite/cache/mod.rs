@@ -1,7 +1,15 @@
 //! Pull-through caches with real upstreams on loopback: Debian's `docker-registry`
 //! (distribution 2.8) with and without htpasswd (Basic upstream auth), and a second berth with
 //! token auth (Bearer upstream auth); skopeo and podman as the clients. Upstream requests are
-//! counted in the upstream's own access log.
+//! counted in the upstream's own access log. Virtual repositories are in `virtuals`,
+//! containerd's mirror parameter in `mirror`, upstreams that misbehave on the way (through
+//! the `faulty` relay) in `faults`, the caps a remote puts on its upstream in `limits`.
+
+mod faults;
+mod faulty;
+mod limits;
+mod mirror;
+mod virtuals;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
