@@ -90,6 +90,9 @@ impl Flights {
         tokio::spawn(async move {
             let result = download(&fetch, &sender).await;
             if let Err(failure) = &result {
+                fetch
+                    .stats
+                    .note_error(failure.to_registry_error().message.clone());
                 tracing::warn!(
                     repository = %fetch.repository, digest = %fetch.digest, error = ?failure,
                     "caching a blob from the upstream failed; nothing was cached"

@@ -514,6 +514,21 @@ impl ReadPath for Remote {
         })
     }
 
+    fn describe(&self) -> Option<serde_json::Value> {
+        let settings = &self.settings;
+        Some(serde_json::json!({
+            "name": settings.name,
+            "kind": if settings.prefix.is_empty() { "proxy" } else { "remote" },
+            "prefix": settings.prefix.trim_end_matches('/'),
+            "urls": self.upstream.urls().iter().map(Url::as_str).collect::<Vec<_>>(),
+            "revalidate_after_seconds": settings.revalidate_after.as_secs(),
+            "serve_stale": settings.serve_stale,
+            "rate_limit": settings.rate_limit,
+            "platforms": settings.platforms,
+            "status": self.stats.snapshot(),
+        }))
+    }
+
     /// What is cached: the upstream is not asked.
     async fn tags(&self, repository: &RepositoryName, page: &Page) -> Result<Listing> {
         self.local.tags(repository, page).await

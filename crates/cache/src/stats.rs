@@ -1,7 +1,9 @@
 //! Counters of a remote's work: kept in the process (`snapshot`) and recorded through the
 //! `metrics` facade, labelled with the remote's name, for the Prometheus exporter.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::SystemTime;
 
 /// What a remote counts.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +36,8 @@ pub struct CacheStats {
     blob_resumes: AtomicU64,
     /// The upstream's last `RateLimit-Remaining` (Docker Hub), -1 if never seen.
     rate_limit_remaining: AtomicI64,
+    /// The last failure of the upstream (or of what it sent), with when it happened.
+    last_error: Mutex<Option<(String, SystemTime)>>,
 }
 
 impl CacheStats {
@@ -48,6 +52,7 @@ impl CacheStats {
             blob_fetches: AtomicU64::new(0),
             blob_resumes: AtomicU64::new(0),
             rate_limit_remaining: AtomicI64::new(-1),
+            last_error: Mutex::default(),
         }
     }
 
@@ -94,6 +99,12 @@ impl CacheStats {
             .set(remaining as f64);
     }
 
+    /// Remembers the upstream's latest failure, for the admin API.
+    pub(crate) fn note_error(&self, error: String) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((error, SystemTime::now()));
+    }
+
     /// The counters as JSON, for logs and the admin API.
     pub fn snapshot(&self) -> serde_json::Value {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -107,6 +118,12 @@ impl CacheStats {
             "blob_fetches": get(&self.blob_fetches),
             "blob_resumes": get(&self.blob_resumes),
             "rate_limit_remaining": self.rate_limit_remaining.load(Ordering::Relaxed),
+            "last_error": self.last_error.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(
+                |(message, at)| serde_json::json!({
+                    "message": message,
+                    "at_unix": at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                })
+            ),
         })
     }
 }

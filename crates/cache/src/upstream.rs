@@ -157,6 +157,11 @@ impl Upstream {
         self.urls[0].as_str()
     }
 
+    /// The URLs, in failover order.
+    pub fn urls(&self) -> &[Url] {
+        &self.urls
+    }
+
     /// How long the upstream may stay silent, or send a blob at a crawl (see `flight`).
     pub fn timeout(&self) -> Duration {
         self.timeout
@@ -277,9 +282,28 @@ impl Upstream {
             .await
     }
 
+    /// One request (see `try_urls`); a failure of the upstream is remembered for the
+    /// admin API.
+    async fn request(
+        &self,
+        method: Method,
+        name: &str,
+        path: &str,
+        accept: Option<&str>,
+        shape: Shape,
+    ) -> Result<Option<Answer>, UpstreamError> {
+        let answer = self.try_urls(method, name, path, accept, shape).await;
+        if let Err(e) = &answer
+            && !matches!(e, UpstreamError::Throttled { .. })
+        {
+            self.stats.note_error(e.to_string());
+        }
+        answer
+    }
+
     /// One request, tried on each URL in order until one answers. A 404 is `None`; 5xx,
     /// 429 and unreachable URLs move on to the next; other statuses are final.
-    async fn request(
+    async fn try_urls(
         &self,
         method: Method,
         name: &str,

@@ -187,6 +187,17 @@ impl ReadPath for Virtual {
         Err(resolution.error(repository, || RegistryError::blob_unknown(digest)))
     }
 
+    fn describe(&self) -> Option<serde_json::Value> {
+        let bare = |prefix: &str| prefix.trim_end_matches('/').to_string();
+        Some(serde_json::json!({
+            "name": self.name,
+            "kind": "virtual",
+            "prefix": bare(&self.prefix),
+            "members": self.members.iter().map(|m| bare(&m.prefix)).collect::<Vec<_>>(),
+            "deploy": self.deploy.as_deref().map(bare),
+        }))
+    }
+
     /// The union of the members' tags. Each member lists its tags in order after the same
     /// `last`, so the first `n` of the merged lists are exactly the union's page.
     async fn tags(&self, repository: &RepositoryName, page: &Page) -> Result<Listing> {

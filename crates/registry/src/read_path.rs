@@ -44,6 +44,12 @@ pub trait ReadPath: Send + Sync + 'static {
 
     /// A page of the repository's tags (a cache lists what it holds).
     async fn tags(&self, repository: &RepositoryName, page: &Page) -> Result<Listing>;
+
+    /// What the read path is and how it is doing, for administrators (`GET
+    /// /api/v1/remotes`); `None` for the local registry.
+    fn describe(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 #[async_trait]
@@ -136,6 +142,14 @@ impl Namespaces {
             Some(mounted) => mounted.reads.as_ref(),
             None => self.local.as_ref(),
         }
+    }
+
+    /// What each mounted namespace is and how it is doing, in mount order.
+    pub fn describe(&self) -> Vec<serde_json::Value> {
+        self.mounted
+            .iter()
+            .filter_map(|m| m.reads.describe())
+            .collect()
     }
 
     /// The name a request for `name` with containerd's mirror parameter `?ns=<host>`

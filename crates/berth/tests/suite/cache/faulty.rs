@@ -1,7 +1,7 @@
 //! A faulty path to a real upstream: an HTTP relay on loopback, run as a task of the test,
 //! that forwards every request to the upstream and damages the answers it is told to
 //! (a byte flipped in transit, a connection cut midway, a redirect loop, a slow-loris body,
-//! a body without its length). It records the requests it relays.
+//! a body padded past the manifest limit). It records the requests it relays.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,10 +27,13 @@ pub enum Fault {
     RedirectLoop,
     /// Send the headers, then one byte a second, for ever.
     SlowLoris,
-    /// Relay the body without `Content-Length` (chunked), as an upstream that does not
-    /// announce sizes does.
-    Unsized,
+    /// Relay the body padded with 4 MiB of spaces (still the same JSON), with its new
+    /// `Content-Length` (`sized`) or without one (chunked).
+    Padded { sized: bool },
 }
+
+/// What `Fault::Padded` adds.
+const PADDING: usize = 4 * 1024 * 1024;
 
 /// Which requests a fault applies to: `GET`s of blobs or of manifests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,10 +171,24 @@ async fn relay(State(shared): State<Arc<Shared>>, request: Request) -> Response 
     let mut response = Response::builder().status(answer.status().as_u16());
     let length = answer.content_length().unwrap_or(0);
     for (name, value) in answer.headers() {
-        let unsized_length = fault == Fault::Unsized && name == "content-length";
-        if name != "transfer-encoding" && name != "connection" && !unsized_length {
+        let padded = matches!(fault, Fault::Padded { .. }) && name == "content-length";
+        if name != "transfer-encoding" && name != "connection" && !padded {
             response = response.header(name, value);
         }
+    }
+    if let Fault::Padded { sized } = fault {
+        let mut padded = answer.bytes().await.unwrap().to_vec();
+        padded.resize(padded.len() + PADDING, b' ');
+        if sized {
+            response = response.header("content-length", padded.len());
+        }
+        let body = futures_util::stream::iter(
+            padded
+                .chunks(64 * 1024)
+                .map(|c| Ok::<_, std::io::Error>(Bytes::copy_from_slice(c)))
+                .collect::<Vec<_>>(),
+        );
+        return response.body(Body::from_stream(body)).unwrap();
     }
     let upstream = answer
         .bytes_stream()

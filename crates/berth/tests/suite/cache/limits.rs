@@ -80,17 +80,7 @@ async fn a_platform_filter_keeps_other_platforms_of_an_index_out_of_the_cache() 
 
 #[tokio::test]
 async fn requests_over_the_rate_cap_wait_briefly_then_get_429_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = OfficialRegistry::start_logged(dir.path(), None);
-    let sandbox = Sandbox::new();
-    let pushed = skopeo_push(
-        &sandbox,
-        "layout",
-        b"rate capped\n",
-        &format!("{}/team/app:v1", upstream.host()),
-        None,
-    )
-    .await;
+    let (dir, upstream, sandbox, pushed) = upstream_with_image(b"rate capped\n").await;
     // Five more tags of the same manifest: six fetches berth has to make.
     let manifest = layout_blob(&sandbox.path("layout"), &pushed.digest);
     for tag in 2..=6 {

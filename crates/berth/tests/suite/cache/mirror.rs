@@ -32,17 +32,8 @@ async fn containerd_get(
 
 #[tokio::test]
 async fn containerd_requests_with_ns_are_served_by_the_remote_mirroring_that_registry() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = OfficialRegistry::start_logged(dir.path(), None);
-    let sandbox = Sandbox::new();
-    let mirrored = skopeo_push(
-        &sandbox,
-        "upstream",
-        b"from the mirrored registry\n",
-        &format!("{}/team/app:v1", upstream.host()),
-        None,
-    )
-    .await;
+    let (dir, upstream, sandbox, mirrored) =
+        upstream_with_image(b"from the mirrored registry\n").await;
     let berth = berth_with_config(dir.path(), &remote_config(&upstream.base, ""));
     // A local repository of the same name holds something else: `ns` must not reach it.
     let local = skopeo_push(
@@ -148,32 +139,14 @@ async fn a_registry_v2_proxy_serves_ns_requests_for_its_upstream() {
 
 #[tokio::test]
 async fn an_ns_request_is_authorized_on_the_remote_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = OfficialRegistry::start_logged(dir.path(), None);
-    let sandbox = Sandbox::new();
-    let pushed = skopeo_push(
-        &sandbox,
-        "upstream",
-        b"authorized mirror\n",
-        &format!("{}/team/app:v1", upstream.host()),
-        None,
-    )
-    .await;
+    let (_dir, upstream, _sandbox, pushed) = upstream_with_image(b"authorized mirror\n").await;
     let data = tempfile::tempdir().unwrap();
-    let output = berth_cli_output(
+    let berth = berth_with_users(
         data.path(),
-        &["user", "add", "ci", "--password-stdin"],
-        Some("ci-password\n"),
+        &[("ci", "up/**", "pull")],
+        &remote_config(&upstream.base, ""),
+        &[],
     );
-    assert!(output.status.success(), "{output:?}");
-    berth_cli(data.path(), &["policy", "add", "user:ci", "up/**", "pull"]);
-    let config = data.path().join("berth.yml");
-    std::fs::write(&config, remote_config(&upstream.base, "")).unwrap();
-    let berth = Berth::builder()
-        .data(data.path())
-        .env("REGISTRY_AUTH", "berth")
-        .env("BERTH_CONFIG", config.to_str().unwrap())
-        .start();
     let path = format!("/v2/team/app/manifests/v1?ns={}", upstream.host());
 
     // Anonymous: the challenge asks for the scope of the remote's name, which containerd

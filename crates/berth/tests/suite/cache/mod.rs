@@ -3,8 +3,10 @@
 //! token auth (Bearer upstream auth); skopeo and podman as the clients. Upstream requests are
 //! counted in the upstream's own access log. Virtual repositories are in `virtuals`,
 //! containerd's mirror parameter in `mirror`, upstreams that misbehave on the way (through
-//! the `faulty` relay) in `faults`, the caps a remote puts on its upstream in `limits`.
+//! the `faulty` relay) in `faults`, the caps a remote puts on its upstream in `limits`, the
+//! admin API's view of them in `admin`.
 
+mod admin;
 mod faults;
 mod faulty;
 mod limits;
@@ -90,6 +92,19 @@ async fn skopeo_push(
         blobs: manifest_blobs(&path, &manifest),
         digest,
     }
+}
+
+/// A logged upstream (its directory holds berth's too) with a one-layer image holding
+/// `content` pushed as `team/app:v1`, and the sandbox that built it (the layout `layout`).
+async fn upstream_with_image(
+    content: &[u8],
+) -> (tempfile::TempDir, OfficialRegistry, Sandbox, Pushed) {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = OfficialRegistry::start_logged(dir.path(), None);
+    let sandbox = Sandbox::new();
+    let target = format!("{}/team/app:v1", upstream.host());
+    let pushed = skopeo_push(&sandbox, "layout", content, &target, None).await;
+    (dir, upstream, sandbox, pushed)
 }
 
 /// A write refused because the name is a cache: 403 `DENIED`, saying so.
@@ -181,6 +196,55 @@ fn berth_with_config(dir: &Path, yaml: &str) -> Berth {
         .start()
 }
 
+/// berth in its own auth mode with the config file `yaml`, on a data directory where each
+/// `(user, pattern, actions)` is a user (password `<user>-password`) with that rule (no
+/// rule when `actions` is empty); `env` is more of berth's environment.
+fn berth_with_users(
+    data: &Path,
+    rules: &[(&str, &str, &str)],
+    yaml: &str,
+    env: &[(&str, &str)],
+) -> Berth {
+    let mut added = std::collections::BTreeSet::new();
+    for (user, pattern, actions) in rules {
+        if added.insert(*user) {
+            let output = berth_cli_output(
+                data,
+                &["user", "add", user, "--password-stdin"],
+                Some(&format!("{user}-password\n")),
+            );
+            assert!(output.status.success(), "{output:?}");
+        }
+        if !actions.is_empty() {
+            berth_cli(
+                data,
+                &["policy", "add", &format!("user:{user}"), pattern, actions],
+            );
+        }
+    }
+    let config = data.join("berth.yml");
+    std::fs::write(&config, yaml).unwrap();
+    let mut builder = Berth::builder()
+        .data(data)
+        .env("REGISTRY_AUTH", "berth")
+        .env("BERTH_CONFIG", config.to_str().unwrap());
+    for (key, value) in env {
+        builder = builder.env(key, value);
+    }
+    builder.start()
+}
+
+/// The repositories `GET /v2/_catalog` lists, optionally as `user` (password
+/// `<user>-password`).
+async fn catalog(berth: &Berth, user: Option<&str>) -> serde_json::Value {
+    let mut request = client().get(berth.url("/v2/_catalog"));
+    if let Some(user) = user {
+        request = request.basic_auth(user, Some(format!("{user}-password")));
+    }
+    let body: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+    body["repositories"].clone()
+}
+
 /// A remote `up` at prefix `up` over `url`, with extra YAML lines for the remote.
 fn remote_config(url: &str, extra: &str) -> String {
     format!("remotes:\n  up:\n    prefix: up\n    urls: [{url}]\n{extra}")
@@ -247,15 +311,7 @@ async fn registry_v2_proxy_mode_mirrors_an_htpasswd_upstream_for_skopeo_and_podm
         .await
         .unwrap();
     assert_denied_as_a_cache(response).await;
-    let catalog: serde_json::Value = client()
-        .get(berth.url("/v2/_catalog"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(catalog["repositories"], serde_json::json!(["team/app"]));
+    assert_eq!(catalog(&berth, None).await, serde_json::json!(["team/app"]));
 
     // The upstream gone, the cached image is still served.
     drop(upstream);
@@ -553,40 +609,15 @@ async fn a_corrupt_upstream_blob_fails_the_transfer_and_caches_nothing() {
 
 #[tokio::test]
 async fn pushes_to_a_remote_are_denied_and_access_rules_apply_to_its_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = OfficialRegistry::start_logged(dir.path(), None);
-    let sandbox = Sandbox::new();
-    let pushed = skopeo_push(
-        &sandbox,
-        "layout",
-        b"access rules\n",
-        &format!("{}/team/app:v1", upstream.host()),
-        None,
-    )
-    .await;
+    let (_dir, upstream, sandbox, pushed) = upstream_with_image(b"access rules\n").await;
 
     let data = tempfile::tempdir().unwrap();
-    for (user, rule) in [("alice", Some("pull,push")), ("bob", None)] {
-        let output = berth_cli_output(
-            data.path(),
-            &["user", "add", user, "--password-stdin"],
-            Some(&format!("{user}-password\n")),
-        );
-        assert!(output.status.success(), "{output:?}");
-        if let Some(actions) = rule {
-            berth_cli(
-                data.path(),
-                &["policy", "add", &format!("user:{user}"), "up/**", actions],
-            );
-        }
-    }
-    let config = data.path().join("berth.yml");
-    std::fs::write(&config, remote_config(&upstream.base, "")).unwrap();
-    let berth = Berth::builder()
-        .data(data.path())
-        .env("REGISTRY_AUTH", "berth")
-        .env("BERTH_CONFIG", config.to_str().unwrap())
-        .start();
+    let berth = berth_with_users(
+        data.path(),
+        &[("alice", "up/**", "pull,push"), ("bob", "up/**", "")],
+        &remote_config(&upstream.base, ""),
+        &[],
+    );
     let image = format!("{}/up/team/app:v1", berth.host());
 
     let (digest, layout) = skopeo_pull(&sandbox, &image, Some("alice:alice-password"), "alice")
@@ -663,16 +694,8 @@ async fn a_fetch_killed_midway_leaves_nothing_cached() {
         503,
         "the blob is not cached, so the (stopped) upstream is asked"
     );
-    let catalog: serde_json::Value = client()
-        .get(berth.url("/v2/_catalog"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(
-        catalog["repositories"],
+        catalog(&berth, None).await,
         serde_json::json!([]),
         "nothing recorded"
     );

@@ -163,32 +163,17 @@ async fn a_push_to_a_virtual_repository_goes_to_its_deploy_target_and_pulls_thro
     let dir = tempfile::tempdir().unwrap();
     let upstream = OfficialRegistry::start_logged(dir.path(), None);
     let data = tempfile::tempdir().unwrap();
-    let output = berth_cli_output(
-        data.path(),
-        &["user", "add", "alice", "--password-stdin"],
-        Some("alice-password\n"),
-    );
-    assert!(output.status.success(), "{output:?}");
-    for pattern in ["all/**", "mine/**"] {
-        berth_cli(
-            data.path(),
-            &["policy", "add", "user:alice", pattern, "pull,push,delete"],
-        );
-    }
-    let config = data.path().join("berth.yml");
-    std::fs::write(
-        &config,
-        virtual_config(&upstream.base, "    deploy: mine\n"),
-    )
-    .unwrap();
     // Token auth: every request of the push must stay inside the scope the client asked
     // for (all/team/app), so the URLs berth gives back keep the virtual name.
-    let berth = Berth::builder()
-        .data(data.path())
-        .env("REGISTRY_AUTH", "berth")
-        .env("REGISTRY_STORAGE_DELETE_ENABLED", "true")
-        .env("BERTH_CONFIG", config.to_str().unwrap())
-        .start();
+    let berth = berth_with_users(
+        data.path(),
+        &[
+            ("alice", "all/**", "pull,push,delete"),
+            ("alice", "mine/**", "pull,push,delete"),
+        ],
+        &virtual_config(&upstream.base, "    deploy: mine\n"),
+        &[("REGISTRY_STORAGE_DELETE_ENABLED", "true")],
+    );
     let sandbox = Sandbox::new();
     let image = umoci_image(&sandbox, "layout", b"deployed through a virtual name\n").await;
     let layout = sandbox.path("layout");
@@ -217,17 +202,8 @@ async fn a_push_to_a_virtual_repository_goes_to_its_deploy_target_and_pulls_thro
         }
     }
     // The content is in the deploy target only; the virtual name holds nothing itself.
-    let catalog: serde_json::Value = client()
-        .get(berth.url("/v2/_catalog"))
-        .basic_auth("alice", Some("alice-password"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(
-        catalog["repositories"],
+        catalog(&berth, Some("alice")).await,
         serde_json::json!(["mine/team/app"])
     );
     assert_eq!(
@@ -285,16 +261,8 @@ async fn a_push_to_a_virtual_repository_without_a_deploy_target_is_denied() {
             && message.contains("no deploy target (virtuals.all.deploy)"),
         "{message}"
     );
-    let catalog: serde_json::Value = client()
-        .get(berth.url("/v2/_catalog"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(
-        catalog["repositories"],
+        catalog(&berth, None).await,
         serde_json::json!([]),
         "nothing written"
     );
@@ -305,35 +273,15 @@ async fn access_rules_apply_to_the_virtual_name() {
     let dir = tempfile::tempdir().unwrap();
     let upstream = OfficialRegistry::start_logged(dir.path(), None);
     let data = tempfile::tempdir().unwrap();
-    for (user, pattern) in [("alice", "all/**"), ("bob", "mine/**")] {
-        let output = berth_cli_output(
-            data.path(),
-            &["user", "add", user, "--password-stdin"],
-            Some(&format!("{user}-password\n")),
-        );
-        assert!(output.status.success(), "{output:?}");
-        berth_cli(
-            data.path(),
-            &[
-                "policy",
-                "add",
-                &format!("user:{user}"),
-                pattern,
-                "pull,push",
-            ],
-        );
-    }
-    let config = data.path().join("berth.yml");
-    std::fs::write(
-        &config,
-        virtual_config(&upstream.base, "    deploy: mine\n"),
-    )
-    .unwrap();
-    let berth = Berth::builder()
-        .data(data.path())
-        .env("REGISTRY_AUTH", "berth")
-        .env("BERTH_CONFIG", config.to_str().unwrap())
-        .start();
+    let berth = berth_with_users(
+        data.path(),
+        &[
+            ("alice", "all/**", "pull,push"),
+            ("bob", "mine/**", "pull,push"),
+        ],
+        &virtual_config(&upstream.base, "    deploy: mine\n"),
+        &[],
+    );
     let sandbox = Sandbox::new();
     let pushed = skopeo_push(
         &sandbox,
