@@ -59,7 +59,7 @@ async fn a_byte_flipped_in_transit_fails_the_transfer_and_a_clean_path_then_work
         "the client's transfer fails: {failed:?}"
     );
     assert!(
-        s.berth.log_text().contains("nothing was cached"),
+        logs(&s.berth, "nothing was cached").await,
         "the failure is logged"
     );
 
@@ -120,9 +120,7 @@ async fn a_slow_loris_upstream_is_cut_off_by_the_timeout_and_holds_nothing() {
         "bounded by the timeout: {took:?}"
     );
     assert!(
-        s.berth
-            .log_text()
-            .contains("under the 65536 a transfer needs"),
+        logs(&s.berth, "under the 65536 a transfer needs").await,
         "the cause is logged"
     );
     let wait_dropped = || async {
@@ -239,7 +237,7 @@ async fn a_broken_blob_transfer_resumes_with_one_range_request() {
         "resumed from {offset}, the relay cut at {}",
         SIZE / 2
     );
-    assert!(s.berth.log_text().contains("resumed with a Range request"));
+    assert!(logs(&s.berth, "resumed with a Range request").await);
 
     // Cached whole: the next pull does not go upstream.
     let (digest, _) = fetch_blob(&client(), &s.blob_url()).await.unwrap();
