@@ -55,7 +55,8 @@ pub(crate) async fn catalog(state: &AppState, parts: &Parts, caller: &Caller) ->
 
 pub(crate) async fn tags(state: &AppState, parts: &Parts, name: &RepositoryName) -> HandlerResult {
     let page = page(parts, |last| Tag::parse(last).map(|_| ()))?;
-    let listing = state.registry.tags(name, &page).await?;
+    // Through the namespace: a virtual repository lists the union of its members' tags.
+    let listing = state.namespaces.reads(name).tags(name, &page).await?;
     let json = serde_json::json!({ "name": name.as_str(), "tags": listing.items }).to_string();
     listing_response(
         state,

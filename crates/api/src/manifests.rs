@@ -117,6 +117,7 @@ pub(crate) async fn put(
     parts: &Parts,
     origin: &Arc<Origin>,
     name: &RepositoryName,
+    stored: &RepositoryName,
     reference: &Reference,
     body: Body,
 ) -> HandlerResult {
@@ -124,7 +125,7 @@ pub(crate) async fn put(
     let content_type = header_str(&parts.headers, header::CONTENT_TYPE);
     let pushed = state
         .registry
-        .put_manifest(origin, name, reference, content_type, content)
+        .put_manifest(origin, stored, reference, content_type, content)
         .await?;
     let location = state
         .urls

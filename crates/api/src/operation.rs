@@ -42,6 +42,28 @@ pub enum Operation {
     CancelUpload(RepositoryName, UploadId),
 }
 
+/// The repository an operation names (by reference or mutably, as `$operation` is).
+macro_rules! repository_of {
+    ($operation:expr) => {
+        match $operation {
+            Operation::Base | Operation::Catalog => None,
+            Operation::ListTags(name)
+            | Operation::GetManifest { name, .. }
+            | Operation::PutManifest(name, _)
+            | Operation::DeleteManifest(name, _)
+            | Operation::Referrers(name, _)
+            | Operation::GetBlob(name, _)
+            | Operation::HeadBlob(name, _)
+            | Operation::DeleteBlob(name, _)
+            | Operation::StartUpload(name)
+            | Operation::UploadStatus(name, _)
+            | Operation::AppendUpload(name, _)
+            | Operation::FinishUpload(name, _)
+            | Operation::CancelUpload(name, _) => Some(name),
+        }
+    };
+}
+
 /// The name of a request that is not a valid operation (bad path or method), for the
 /// access log and metrics.
 pub const INVALID: &str = "invalid";
@@ -153,22 +175,13 @@ impl Operation {
     ];
 
     pub fn repository(&self) -> Option<&RepositoryName> {
-        match self {
-            Operation::Base | Operation::Catalog => None,
-            Operation::ListTags(name)
-            | Operation::GetManifest { name, .. }
-            | Operation::PutManifest(name, _)
-            | Operation::DeleteManifest(name, _)
-            | Operation::Referrers(name, _)
-            | Operation::GetBlob(name, _)
-            | Operation::HeadBlob(name, _)
-            | Operation::DeleteBlob(name, _)
-            | Operation::StartUpload(name)
-            | Operation::UploadStatus(name, _)
-            | Operation::AppendUpload(name, _)
-            | Operation::FinishUpload(name, _)
-            | Operation::CancelUpload(name, _) => Some(name),
-        }
+        repository_of!(self)
+    }
+
+    /// The repository the operation is about, to be renamed (containerd's mirror
+    /// parameter names another registry's repository).
+    pub fn repository_mut(&mut self) -> Option<&mut RepositoryName> {
+        repository_of!(self)
     }
 
     /// The action on the repository the operation needs; `None` for the base endpoint and

@@ -1,5 +1,7 @@
 //! `/v2/<name>/blobs/uploads/`: starting, continuing, finishing and cancelling uploads,
-//! monolithic pushes and cross-repository mounts.
+//! monolithic pushes and cross-repository mounts. `name` is the repository as the client
+//! names it (in the URLs it is given), `stored` the one written: they differ only through a
+//! virtual repository, whose writes go to its deploy target.
 
 use std::sync::Arc;
 
@@ -47,10 +49,11 @@ fn upload_location(state: &AppState, parts: &Parts, name: &RepositoryName, id: U
 fn upload_progress(
     state: &AppState,
     parts: &Parts,
+    name: &RepositoryName,
     status: StatusCode,
     session: &UploadSession,
 ) -> HandlerResult {
-    let location = upload_location(state, parts, &session.repository, session.id);
+    let location = upload_location(state, parts, name, session.id);
     let id = session.id.to_string();
     response(
         status,
@@ -105,6 +108,7 @@ pub(crate) async fn start(
     caller: &Caller,
     origin: &Arc<Origin>,
     name: &RepositoryName,
+    stored: &RepositoryName,
     body: Body,
 ) -> HandlerResult {
     if let Some(digest) = digest_param(parts, "mount")? {
@@ -114,7 +118,7 @@ pub(crate) async fn start(
         let readable = crate::auth::pull_filter(&state.access, caller).await?;
         if state
             .registry
-            .mount_blob(origin, name, &digest, from.as_ref(), &readable)
+            .mount_blob(origin, stored, &digest, from.as_ref(), &readable)
             .await?
             .is_some()
         {
@@ -126,7 +130,7 @@ pub(crate) async fn start(
             .registry
             .upload_blob(
                 origin,
-                name,
+                stored,
                 &digest,
                 content_length(&parts.headers),
                 body_stream(body),
@@ -134,34 +138,36 @@ pub(crate) async fn start(
             .await?;
         return blob_created(state, parts, name, &digest);
     }
-    let session = state.registry.start_upload(name).await?;
-    upload_progress(state, parts, StatusCode::ACCEPTED, &session)
+    let session = state.registry.start_upload(stored).await?;
+    upload_progress(state, parts, name, StatusCode::ACCEPTED, &session)
 }
 
 pub(crate) async fn status(
     state: &AppState,
     parts: &Parts,
     name: &RepositoryName,
+    stored: &RepositoryName,
     id: UploadId,
 ) -> HandlerResult {
-    let session = state.registry.upload_status(name, id).await?;
-    upload_progress(state, parts, StatusCode::NO_CONTENT, &session)
+    let session = state.registry.upload_status(stored, id).await?;
+    upload_progress(state, parts, name, StatusCode::NO_CONTENT, &session)
 }
 
 pub(crate) async fn append(
     state: &AppState,
     parts: &Parts,
     name: &RepositoryName,
+    stored: &RepositoryName,
     id: UploadId,
     body: Body,
 ) -> HandlerResult {
     let chunk = chunk(parts, body)?;
     let session = state
         .registry
-        .append_upload(name, id, chunk)
+        .append_upload(stored, id, chunk)
         .await
         .map_err(|e| with_resume_headers(e, state, parts, name, id))?;
-    upload_progress(state, parts, StatusCode::ACCEPTED, &session)
+    upload_progress(state, parts, name, StatusCode::ACCEPTED, &session)
 }
 
 pub(crate) async fn finish(
@@ -169,6 +175,7 @@ pub(crate) async fn finish(
     parts: &Parts,
     origin: &Arc<Origin>,
     name: &RepositoryName,
+    stored: &RepositoryName,
     id: UploadId,
     body: Body,
 ) -> HandlerResult {
@@ -181,7 +188,7 @@ pub(crate) async fn finish(
     let chunk = chunk(parts, body)?;
     state
         .registry
-        .finish_upload(origin, name, id, &digest, chunk)
+        .finish_upload(origin, stored, id, &digest, chunk)
         .await
         .map_err(|e| with_resume_headers(e, state, parts, name, id))?;
     blob_created(state, parts, name, &digest)

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use berth_auth::{Action, Caller};
-use berth_oci::{ErrorCode, RegistryError};
+use berth_oci::{ErrorCode, RegistryError, RepositoryName};
 use berth_registry::events::Origin;
 use berth_storage::ByteStream;
 use futures_util::TryStreamExt;
@@ -34,6 +34,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Res
         Some(ParsedOperation(operation)) => Ok(operation),
         None => Operation::parse(&parts.method, parts.uri.path()),
     };
+    let operation = operation.and_then(|operation| mirrored(&state, &parts, operation));
     let mut response = match operation {
         Ok(operation) => route(&state, &parts, operation, body).await,
         Err(err) => Err(err),
@@ -45,15 +46,37 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Res
     response
 }
 
+/// containerd, pulling through a mirror, names the registry it wants in `?ns=` and the
+/// repository as that registry knows it (`?ns=docker.io`, `library/alpine`): the operation
+/// is about the name the remote mirroring that registry gives it (`hub/library/alpine`), for
+/// authorization as for everything else.
+fn mirrored(
+    state: &AppState,
+    parts: &Parts,
+    mut operation: Operation,
+) -> Result<Operation, RegistryError> {
+    if let Some(ns) = query_param(parts, "ns")
+        && let Some(name) = operation.repository_mut()
+    {
+        *name = state.namespaces.mirror(&ns, name)?;
+    }
+    Ok(operation)
+}
+
 async fn route(state: &AppState, parts: &Parts, operation: Operation, body: Body) -> HandlerResult {
     let caller = auth::authenticate(state, parts).await?;
+    // The repository a write changes: the named one, or a virtual repository's deploy
+    // target (URLs given to the client keep the name it used). Writes to caches, and to
+    // virtual repositories without a deploy target, are refused here.
+    let mut stored = None;
     if let (Some(repository), Some(action)) = (operation.repository(), operation.required_action())
     {
         auth::require(state, parts, &caller, repository, action).await?;
         if action != Action::Pull {
-            state.namespaces.check_writable(repository)?;
+            stored = Some(state.namespaces.write_target(repository)?);
         }
     }
+    let stored = |name: &RepositoryName| stored.clone().unwrap_or_else(|| name.clone());
     let origin = &origin(parts, &caller);
     match operation {
         Operation::Base => {
@@ -86,23 +109,23 @@ async fn route(state: &AppState, parts: &Parts, operation: Operation, body: Body
             "reason": "the reference is neither a valid tag nor a digest, so nothing can be stored under it"
         }))),
         Operation::PutManifest(name, reference) => {
-            manifests::put(state, parts, origin, &name, &reference, body).await
+            manifests::put(state, parts, origin, &name, &stored(&name), &reference, body).await
         }
         Operation::DeleteManifest(name, Some(reference)) => {
-            manifests::delete(state, origin, &name, &reference).await
+            manifests::delete(state, origin, &stored(&name), &reference).await
         }
         Operation::GetBlob(name, digest) => blobs::get(state, parts, origin, &name, &digest).await,
         Operation::HeadBlob(name, digest) => blobs::head(state, &name, &digest).await,
-        Operation::DeleteBlob(name, digest) => blobs::delete(state, origin, &name, &digest).await,
+        Operation::DeleteBlob(name, digest) => blobs::delete(state, origin, &stored(&name), &digest).await,
         Operation::StartUpload(name) => {
-            uploads::start(state, parts, &caller, origin, &name, body).await
+            uploads::start(state, parts, &caller, origin, &name, &stored(&name), body).await
         }
-        Operation::UploadStatus(name, id) => uploads::status(state, parts, &name, id).await,
-        Operation::AppendUpload(name, id) => uploads::append(state, parts, &name, id, body).await,
+        Operation::UploadStatus(name, id) => uploads::status(state, parts, &name, &stored(&name), id).await,
+        Operation::AppendUpload(name, id) => uploads::append(state, parts, &name, &stored(&name), id, body).await,
         Operation::FinishUpload(name, id) => {
-            uploads::finish(state, parts, origin, &name, id, body).await
+            uploads::finish(state, parts, origin, &name, &stored(&name), id, body).await
         }
-        Operation::CancelUpload(name, id) => uploads::cancel(state, &name, id).await,
+        Operation::CancelUpload(name, id) => uploads::cancel(state, &stored(&name), id).await,
     }
 }
 

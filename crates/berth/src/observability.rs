@@ -161,6 +161,10 @@ fn describe_metrics() {
         "berth_cache_blob_fetches_total",
         "Blob downloads started upstream (one per uncached blob however many clients wait), by remote"
     );
+    describe_counter!(
+        "berth_cache_blob_resumes_total",
+        "Broken upstream blob transfers resumed with a Range request, by remote"
+    );
     describe_gauge!(
         "berth_cache_upstream_rate_limit_remaining",
         "The upstream's last RateLimit-Remaining header (Docker Hub), by remote"

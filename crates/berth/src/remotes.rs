@@ -1,22 +1,56 @@
 //! The pull-through caches the configuration declares (registry:2's `proxy`, berth's
-//! `remotes`), mounted as namespaces of the registry.
+//! `remotes`) and its virtual repositories (`virtuals`), mounted as namespaces of the
+//! registry.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use berth_cache::{Credentials, Remote, RemoteSettings, UpstreamTls};
+use berth_cache::{Credentials, Member, Remote, RemoteSettings, UpstreamTls, Virtual};
 use berth_config::{Config, ProxyConfig, RemoteConfig};
-use berth_registry::{Namespaces, Registry};
+use berth_registry::{Namespaces, ReadPath, Registry};
 
-/// The registry's namespaces: every configured remote at its prefix, the rest local.
+/// The registry's namespaces: every configured remote and virtual repository at its prefix,
+/// the rest local.
 pub fn namespaces(config: &Config, registry: &Arc<Registry>) -> Result<Namespaces, String> {
     let mut mounted = Vec::new();
+    let mut remotes = BTreeMap::new();
     for settings in remote_settings(config) {
         let name = settings.name.clone();
         let prefix = settings.prefix.clone();
-        let remote = Remote::new(Arc::clone(registry), settings)
-            .map_err(|e| format!("remotes.{name}: {e}"))?;
+        let remote = Arc::new(
+            Remote::new(Arc::clone(registry), settings)
+                .map_err(|e| format!("remotes.{name}: {e}"))?,
+        );
         tracing::info!(remote = %name, prefix = %prefix, "pull-through cache");
-        mounted.push(Arc::new(remote).mount());
+        mounted.push(Arc::clone(&remote).mount());
+        remotes.insert(name, (prefix, remote));
+    }
+    for (name, config) in &config.virtuals {
+        let Some(prefix) = &config.prefix else {
+            continue; // refused by validation
+        };
+        // Locals first, then remotes, each in the configured order.
+        let mut members: Vec<Member> = config
+            .locals
+            .iter()
+            .map(|local| Member {
+                prefix: format!("{local}/"),
+                reads: Arc::clone(registry) as Arc<dyn ReadPath>,
+            })
+            .collect();
+        for remote in &config.remotes {
+            let (prefix, remote) = remotes
+                .get(remote)
+                .ok_or_else(|| format!("virtuals.{name}.remotes: no remote {remote:?}"))?;
+            members.push(Member {
+                prefix: prefix.clone(),
+                reads: Arc::clone(remote) as Arc<dyn ReadPath>,
+            });
+        }
+        let deploy = config.deploy.as_ref().map(|d| format!("{d}/"));
+        tracing::info!(%name, prefix = %prefix, members = members.len(), deploy = ?deploy, "virtual repository");
+        let repository = Virtual::new(name.clone(), format!("{prefix}/"), members, deploy);
+        mounted.push(Arc::new(repository).mount());
     }
     Ok(Namespaces::new(Arc::clone(registry), mounted))
 }
@@ -47,6 +81,9 @@ fn remote_settings(config: &Config) -> Vec<RemoteSettings> {
             immutable_tags: Vec::new(),
             negative_ttl: defaults.negativettl,
             serve_stale: defaults.servestale,
+            timeout: defaults.timeout,
+            rate_limit: None,
+            platforms: Vec::new(),
             spool_dir: spool_dir.clone(),
         });
     }
@@ -67,6 +104,9 @@ fn remote_settings(config: &Config) -> Vec<RemoteSettings> {
             immutable_tags: remote.immutabletags.clone(),
             negative_ttl: remote.negativettl,
             serve_stale: remote.servestale,
+            timeout: remote.timeout,
+            rate_limit: remote.ratelimit,
+            platforms: remote.platforms.clone(),
             spool_dir: spool_dir.clone(),
         });
     }

@@ -63,11 +63,21 @@ impl CacheFailure {
     /// naming it; one that sent something wrong is `502`; neither is the client's fault.
     pub fn to_registry_error(&self) -> RegistryError {
         match self {
+            CacheFailure::Upstream(
+                e @ UpstreamError::Throttled {
+                    upstream,
+                    retry_after,
+                    ..
+                },
+            ) => RegistryError::new(ErrorCode::TooManyRequests, e.to_string())
+                .with_detail(serde_json::json!({ "upstream": upstream }))
+                .with_header("retry-after", retry_after.to_string()),
             CacheFailure::Upstream(e) => {
                 let (status, upstream) = match e {
                     UpstreamError::Unreachable { upstream, .. } => (503, upstream),
                     UpstreamError::Status { upstream, .. } => (503, upstream),
                     UpstreamError::Invalid { upstream, .. } => (502, upstream),
+                    UpstreamError::Throttled { upstream, .. } => (429, upstream),
                 };
                 let mut error = RegistryError::new(
                     ErrorCode::Unavailable,
@@ -93,4 +103,16 @@ impl From<CacheFailure> for RegistryError {
     fn from(failure: CacheFailure) -> Self {
         failure.to_registry_error()
     }
+}
+
+/// Whether a read failed only because the content is not there (not cached, not in this
+/// member), rather than for a reason worth telling (a quarantined blob says why).
+pub(crate) fn is_unknown(error: &RegistryError) -> bool {
+    matches!(
+        error.code,
+        ErrorCode::ManifestUnknown | ErrorCode::NameUnknown | ErrorCode::BlobUnknown
+    ) && error
+        .detail
+        .as_ref()
+        .is_none_or(|d| d.get("reason").is_none())
 }

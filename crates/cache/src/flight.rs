@@ -8,7 +8,9 @@
 //! the size match. Readers follow the spool file as it grows, from any offset, so each is
 //! served as the bytes arrive and none holds more than one chunk in memory. A reader gets
 //! its last byte only once the blob is verified: a corrupt or truncated download makes every
-//! reader's transfer fail instead of completing with wrong content.
+//! reader's transfer fail instead of completing with wrong content. A transfer that breaks
+//! midway resumes with a `Range` request where the upstream serves ranges; one that crawls
+//! (a slow-loris upstream) is cut off after the remote's timeout.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -24,6 +26,7 @@ use berth_storage::ByteStream;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::errors::CacheFailure;
 use crate::stats::{CacheStats, Counter};
@@ -35,6 +38,10 @@ const SPOOL_BLOCK: usize = 256 * 1024;
 const READ_CHUNK: u64 = 512 * 1024;
 /// Chunks queued for the store before the download waits for it.
 const STORE_QUEUE: usize = 16;
+/// The least a blob transfer must bring in each period of the upstream's timeout.
+const MIN_PROGRESS: u64 = 64 * 1024;
+/// How many times one download resumes a broken transfer.
+const MAX_RESUMES: u32 = 3;
 
 /// What a download has done so far.
 #[derive(Clone, Default)]
@@ -83,6 +90,9 @@ impl Flights {
         tokio::spawn(async move {
             let result = download(&fetch, &sender).await;
             if let Err(failure) = &result {
+                fetch
+                    .stats
+                    .note_error(failure.to_registry_error().message.clone());
                 tracing::warn!(
                     repository = %fetch.repository, digest = %fetch.digest, error = ?failure,
                     "caching a blob from the upstream failed; nothing was cached"
@@ -141,38 +151,44 @@ async fn download(fetch: &Fetch, progress: &watch::Sender<Progress>) -> Result<(
         })
     };
 
-    let mut stream = answer.response.bytes_stream();
-    let mut received = 0u64;
-    let mut block = BytesMut::new();
-    let mut store_closed = false;
+    let mut transfer = Transfer {
+        fetch,
+        progress,
+        spool: &spool,
+        to_store: &to_store,
+        size,
+        received: 0,
+        block: BytesMut::new(),
+    };
+    let mut response = answer.response;
+    let mut resumed_at = None;
     let broken = loop {
-        let chunk = match stream.next().await {
-            None => break None,
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => break Some(crate::upstream::describe_error(e)),
+        let why = match transfer.relay(response).await? {
+            Ended::Complete | Ended::StoreClosed => break None,
+            Ended::Failed(why) => break Some(why),
+            Ended::Broken(why) => why,
         };
-        received += chunk.len() as u64;
-        fetch.stats.add(Counter::UpstreamBytes, chunk.len() as u64);
-        if received > size {
-            break Some(format!(
-                "the body is longer than its Content-Length ({size})"
-            ));
+        // A transfer that broke midway continues where it stopped if the upstream serves
+        // ranges: a few times at most, and only after more bytes arrived.
+        let offset = transfer.received;
+        if resumed_at.is_some_and(|(at, times)| at >= offset || times == MAX_RESUMES) {
+            break Some(why);
         }
-        block.extend_from_slice(&chunk);
-        if block.len() >= SPOOL_BLOCK {
-            spool_block(&spool, progress, &mut block).await?;
-        }
-        if to_store.send(Ok(chunk)).await.is_err() {
-            // The store gave up (storage failure): its error is the answer.
-            store_closed = true;
-            break None;
+        let times = resumed_at.map_or(1, |(_, times)| times + 1);
+        resumed_at = Some((offset, times));
+        match resume(fetch, offset, size).await {
+            Ok(rest) => {
+                tracing::info!(
+                    repository = %fetch.repository, digest = %fetch.digest, offset, %why,
+                    "an upstream blob transfer broke; resumed with a Range request"
+                );
+                fetch.stats.add(Counter::BlobResume, 1);
+                response = rest;
+            }
+            Err(refused) => break Some(format!("{why}; resuming it failed: {refused}")),
         }
     };
-    spool_block(&spool, progress, &mut block).await?;
-    let broken = broken.or_else(|| {
-        (!store_closed && received < size)
-            .then(|| format!("the transfer ended after {received} of {size} bytes"))
-    });
+    transfer.flush().await?;
     if let Some(why) = &broken {
         let _ = to_store.send(Err(io::Error::other(why.clone()))).await;
     }
@@ -189,6 +205,122 @@ async fn download(fetch: &Fetch, progress: &watch::Sender<Progress>) -> Result<(
     stored
         .map(|_| ())
         .map_err(|e| CacheFailure::from_store(&upstream, e))
+}
+
+/// How one upstream response's body ended.
+enum Ended {
+    /// Every byte of the blob arrived.
+    Complete,
+    /// The store stopped taking bytes: its error is the answer.
+    StoreClosed,
+    /// The transfer broke midway (connection lost, body cut short): worth resuming.
+    Broken(String),
+    /// The upstream misbehaved (a body too long, too slow): not worth asking again.
+    Failed(String),
+}
+
+/// A blob's bytes on their way from the upstream to the spool file and the store.
+struct Transfer<'a> {
+    fetch: &'a Fetch,
+    progress: &'a watch::Sender<Progress>,
+    spool: &'a Arc<File>,
+    to_store: &'a mpsc::Sender<io::Result<Bytes>>,
+    size: u64,
+    received: u64,
+    block: BytesMut,
+}
+
+impl Transfer<'_> {
+    /// Relays one response's body. Each period of the upstream's timeout must bring at
+    /// least [`MIN_PROGRESS`] bytes: a slow-loris upstream (a byte now and then, never
+    /// silent long enough for the read timeout) is cut off after one period.
+    async fn relay(&mut self, response: reqwest::Response) -> Result<Ended, CacheFailure> {
+        let period = self.fetch.upstream.timeout();
+        let mut period_end = Instant::now() + period;
+        let mut period_bytes = 0u64;
+        let mut stream = response.bytes_stream();
+        loop {
+            let next = tokio::time::timeout_at(period_end, stream.next()).await;
+            if Instant::now() >= period_end {
+                if period_bytes < MIN_PROGRESS {
+                    return Ok(Ended::Failed(format!(
+                        "it sent {period_bytes} bytes in {}s, under the {MIN_PROGRESS} a transfer needs to go on (timeout)",
+                        period.as_secs()
+                    )));
+                }
+                period_end = Instant::now() + period;
+                period_bytes = 0;
+            }
+            let chunk = match next {
+                Err(_) => continue,
+                Ok(None) if self.received < self.size => {
+                    return Ok(Ended::Broken(format!(
+                        "the transfer ended after {} of {} bytes",
+                        self.received, self.size
+                    )));
+                }
+                Ok(None) => return Ok(Ended::Complete),
+                Ok(Some(Err(e))) if e.is_timeout() => {
+                    return Ok(Ended::Failed(crate::upstream::describe_error(e)));
+                }
+                Ok(Some(Err(e))) => {
+                    return Ok(Ended::Broken(crate::upstream::describe_error(e)));
+                }
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            let len = chunk.len() as u64;
+            self.received += len;
+            period_bytes += len;
+            self.fetch.stats.add(Counter::UpstreamBytes, len);
+            if self.received > self.size {
+                return Ok(Ended::Failed(format!(
+                    "the body is longer than its Content-Length ({})",
+                    self.size
+                )));
+            }
+            self.block.extend_from_slice(&chunk);
+            if self.block.len() >= SPOOL_BLOCK {
+                self.flush().await?;
+            }
+            if self.to_store.send(Ok(chunk)).await.is_err() {
+                return Ok(Ended::StoreClosed);
+            }
+        }
+    }
+
+    /// Writes the gathered bytes to the spool file and tells the readers.
+    async fn flush(&mut self) -> Result<(), CacheFailure> {
+        spool_block(self.spool, self.progress, &mut self.block).await
+    }
+}
+
+/// The rest of a blob from `offset`: a `206` whose `Content-Range` is exactly that.
+async fn resume(fetch: &Fetch, offset: u64, size: u64) -> Result<reqwest::Response, String> {
+    let answer = fetch
+        .upstream
+        .blob_from(&fetch.upstream_name, &fetch.digest, offset)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the upstream no longer has the blob")?;
+    let status = answer.response.status();
+    if status != reqwest::StatusCode::PARTIAL_CONTENT {
+        return Err(format!(
+            "the upstream answered {status} to a Range request (it does not serve ranges)"
+        ));
+    }
+    let expected = format!("bytes {offset}-{}/", size - 1);
+    let range = answer
+        .response
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !range.starts_with(&expected) {
+        return Err(format!(
+            "the upstream sent the range {range:?}, not {expected}{size}"
+        ));
+    }
+    Ok(answer.response)
 }
 
 /// Runs file I/O on the spool file on a blocking thread; a failure is the server's.

@@ -1,4 +1,4 @@
-//! Pull-through caches: remote repositories.
+//! Pull-through caches (remote repositories) and virtual repositories.
 //!
 //! A [`Remote`] is another implementation of the registry's read path
 //! ([`berth_registry::ReadPath`]), mounted at a name prefix ([`berth_registry::Namespaces`]):
@@ -9,14 +9,19 @@
 //! * [`upstream`]: the upstream's `/v2/` API: failover, Basic and token auth, timeouts.
 //! * `flight`: one download per uncached blob, streamed to every waiting client.
 //! * [`errors`]: the cache's failures and their one mapping to OCI errors.
+//! * [`Virtual`]: a virtual repository, resolving names through an ordered list of members.
 
 mod challenge;
 pub mod errors;
 mod flight;
+mod platforms;
+mod ratecap;
 mod remote;
 mod stats;
 pub mod upstream;
+mod virtuals;
 
 pub use remote::{Remote, RemoteSettings};
 pub use stats::CacheStats;
 pub use upstream::{Credentials, UpstreamTls};
+pub use virtuals::{Member, Virtual};

@@ -14,18 +14,19 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use berth_oci::manifest::MAX_MANIFEST_SIZE;
 use berth_oci::{
-    ByteRange, Digest, DigestHasher, ErrorCode, Pattern, Reference, RegistryError, RepositoryName,
-    Tag,
+    ByteRange, Digest, DigestHasher, ErrorCode, Page, Pattern, Reference, RegistryError,
+    RepositoryName, Tag,
 };
 use berth_registry::events::Origin;
-use berth_registry::{BlobRead, Mounted, ReadPath, Registry, StoredManifest};
+use berth_registry::{BlobRead, Listing, Mounted, ReadPath, Registry, StoredManifest, Writes};
 use berth_storage::BlobContent;
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use url::Url;
 
-use crate::errors::CacheFailure;
+use crate::errors::{CacheFailure, is_unknown};
 use crate::flight::{Fetch, Flights, follow};
+use crate::platforms::PlatformFilter;
 use crate::stats::{CacheStats, Counter};
 use crate::upstream::{Credentials, Upstream, UpstreamError, UpstreamTls};
 
@@ -51,6 +52,14 @@ pub struct RemoteSettings {
     pub negative_ttl: Duration,
     /// Serve a cached manifest when the upstream cannot be asked.
     pub serve_stale: bool,
+    /// How long the upstream may stay silent, or send a blob at a crawl; a manifest may
+    /// take twice this.
+    pub timeout: Duration,
+    /// berth's cap on requests to the upstream, per second.
+    pub rate_limit: Option<u32>,
+    /// The platforms (`os/architecture[/variant]`) whose images of an index are cached;
+    /// empty: all.
+    pub platforms: Vec<String>,
     /// Where downloads spool (on the storage's file system); the system's temporary
     /// directory when unset.
     pub spool_dir: Option<PathBuf>,
@@ -66,6 +75,7 @@ pub struct Remote {
     /// Upstream 404s, by `repository@reference`, with when they were seen.
     missing: Mutex<HashMap<String, Instant>>,
     flights: Arc<Flights>,
+    platforms: Option<PlatformFilter>,
     /// The actor of the cache's own writes, in events and the audit trail.
     origin: Arc<Origin>,
 }
@@ -80,8 +90,11 @@ impl Remote {
             settings.urls.clone(),
             settings.credentials.clone(),
             &settings.tls,
+            settings.timeout,
+            settings.rate_limit,
             Arc::clone(&stats),
         )?;
+        let platforms = PlatformFilter::new(settings.platforms.clone());
         let origin = Arc::new(Origin {
             actor: format!("cache:{}", settings.name),
             address: None,
@@ -98,6 +111,7 @@ impl Remote {
             checked: Mutex::default(),
             missing: Mutex::default(),
             flights: Arc::default(),
+            platforms,
             origin,
         })
     }
@@ -111,6 +125,8 @@ impl Remote {
                 self.settings.name,
                 self.upstream.describe()
             ),
+            writes: Writes::Refused,
+            mirrors: self.upstream.mirrored_hosts(),
             reads: self,
         }
     }
@@ -377,21 +393,15 @@ impl Remote {
         reference: &Reference,
         accept: &[&str],
     ) -> Result<StoredManifest> {
-        self.local
+        let manifest = self
+            .local
             .get_manifest(origin, repository, reference, accept.iter().copied())
-            .await
+            .await?;
+        if let Some(filter) = &self.platforms {
+            filter.note(repository, &manifest.media_type, &manifest.content);
+        }
+        Ok(manifest)
     }
-}
-
-/// Whether a local read failed only because the content is not cached.
-fn is_unknown(error: &RegistryError) -> bool {
-    matches!(
-        error.code,
-        ErrorCode::ManifestUnknown | ErrorCode::NameUnknown | ErrorCode::BlobUnknown
-    ) && error
-        .detail
-        .as_ref()
-        .is_none_or(|d| d.get("reason").is_none())
 }
 
 #[async_trait]
@@ -409,10 +419,13 @@ impl ReadPath for Remote {
                     .await
             }
             // Content addressed: once cached, never asked again.
-            Reference::Digest(_) => {
+            Reference::Digest(digest) => {
                 let local = self.serve(origin, repository, reference, accept).await;
                 if let Some(cached) = self.cached(local) {
                     return cached;
+                }
+                if let Some(filter) = &self.platforms {
+                    filter.check(&self.settings.name, repository, digest)?;
                 }
                 self.fetch_manifest(repository, reference).await?;
                 self.serve(origin, repository, reference, accept).await
@@ -499,5 +512,25 @@ impl ReadPath for Remote {
             range,
             content: BlobContent::Stream(follow(progress, spool, size, start, end)),
         })
+    }
+
+    fn describe(&self) -> Option<serde_json::Value> {
+        let settings = &self.settings;
+        Some(serde_json::json!({
+            "name": settings.name,
+            "kind": if settings.prefix.is_empty() { "proxy" } else { "remote" },
+            "prefix": settings.prefix.trim_end_matches('/'),
+            "urls": self.upstream.urls().iter().map(Url::as_str).collect::<Vec<_>>(),
+            "revalidate_after_seconds": settings.revalidate_after.as_secs(),
+            "serve_stale": settings.serve_stale,
+            "rate_limit": settings.rate_limit,
+            "platforms": settings.platforms,
+            "status": self.stats.snapshot(),
+        }))
+    }
+
+    /// What is cached: the upstream is not asked.
+    async fn tags(&self, repository: &RepositoryName, page: &Page) -> Result<Listing> {
+        self.local.tags(repository, page).await
     }
 }

@@ -1,7 +1,9 @@
 //! Counters of a remote's work: kept in the process (`snapshot`) and recorded through the
 //! `metrics` facade, labelled with the remote's name, for the Prometheus exporter.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::SystemTime;
 
 /// What a remote counts.
 #[derive(Debug, Clone, Copy)]
@@ -18,6 +20,8 @@ pub(crate) enum Counter {
     UpstreamBytes,
     /// A blob download started upstream (one per uncached blob, however many clients wait).
     BlobFetch,
+    /// A broken blob transfer resumed with a `Range` request.
+    BlobResume,
 }
 
 #[derive(Debug)]
@@ -29,8 +33,11 @@ pub struct CacheStats {
     upstream_requests: AtomicU64,
     upstream_bytes: AtomicU64,
     blob_fetches: AtomicU64,
+    blob_resumes: AtomicU64,
     /// The upstream's last `RateLimit-Remaining` (Docker Hub), -1 if never seen.
     rate_limit_remaining: AtomicI64,
+    /// The last failure of the upstream (or of what it sent), with when it happened.
+    last_error: Mutex<Option<(String, SystemTime)>>,
 }
 
 impl CacheStats {
@@ -43,7 +50,9 @@ impl CacheStats {
             upstream_requests: AtomicU64::new(0),
             upstream_bytes: AtomicU64::new(0),
             blob_fetches: AtomicU64::new(0),
+            blob_resumes: AtomicU64::new(0),
             rate_limit_remaining: AtomicI64::new(-1),
+            last_error: Mutex::default(),
         }
     }
 
@@ -74,6 +83,10 @@ impl CacheStats {
                 &self.blob_fetches,
                 metrics::counter!("berth_cache_blob_fetches_total", "remote" => remote),
             ),
+            Counter::BlobResume => (
+                &self.blob_resumes,
+                metrics::counter!("berth_cache_blob_resumes_total", "remote" => remote),
+            ),
         };
         atomic.fetch_add(n, Ordering::Relaxed);
         metric.increment(n);
@@ -84,6 +97,12 @@ impl CacheStats {
             .store(remaining, Ordering::Relaxed);
         metrics::gauge!("berth_cache_upstream_rate_limit_remaining", "remote" => self.remote.clone())
             .set(remaining as f64);
+    }
+
+    /// Remembers the upstream's latest failure, for the admin API.
+    pub(crate) fn note_error(&self, error: String) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((error, SystemTime::now()));
     }
 
     /// The counters as JSON, for logs and the admin API.
@@ -97,7 +116,14 @@ impl CacheStats {
             "upstream_requests": get(&self.upstream_requests),
             "upstream_bytes": get(&self.upstream_bytes),
             "blob_fetches": get(&self.blob_fetches),
+            "blob_resumes": get(&self.blob_resumes),
             "rate_limit_remaining": self.rate_limit_remaining.load(Ordering::Relaxed),
+            "last_error": self.last_error.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(
+                |(message, at)| serde_json::json!({
+                    "message": message,
+                    "at_unix": at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                })
+            ),
         })
     }
 }

@@ -17,11 +17,6 @@ use crate::stats::{CacheStats, Counter};
 
 /// How long connecting to an upstream may take before the next URL is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an upstream may stay silent in the middle of a response (a slow-loris
-/// upstream ends here rather than holding a task forever).
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a whole manifest, HEAD or token request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// A token is renewed this long before it expires, so that it never expires in flight.
 const TOKEN_MARGIN: Duration = Duration::from_secs(10);
 /// The lifetime of a token whose response does not say (the token specification's default).
@@ -60,6 +55,15 @@ pub enum UpstreamError {
     /// The upstream sent something wrong (digest mismatch, oversized or invalid manifest).
     #[error("{upstream} sent invalid content: {why}")]
     Invalid { upstream: String, why: String },
+    /// berth's own cap on requests to the upstream (`ratelimit`) was reached.
+    #[error(
+        "the requests to {upstream} are capped at {per_second} a second; try again in {retry_after}s"
+    )]
+    Throttled {
+        upstream: String,
+        per_second: u32,
+        retry_after: u64,
+    },
 }
 
 /// Which scheme the upstream asked for, learnt from its first `401`.
@@ -80,6 +84,11 @@ struct AuthState {
 
 pub struct Upstream {
     client: reqwest::Client,
+    /// berth's cap on requests to the upstream, if any.
+    cap: Option<crate::ratecap::RateCap>,
+    /// How long the upstream may stay silent (or, for a blob, nearly so); a whole manifest,
+    /// HEAD or token request may take twice this.
+    timeout: Duration,
     urls: Vec<Url>,
     credentials: Option<Credentials>,
     state: Mutex<AuthState>,
@@ -97,6 +106,8 @@ impl Upstream {
         urls: Vec<Url>,
         credentials: Option<Credentials>,
         tls: &UpstreamTls,
+        timeout: Duration,
+        rate_limit: Option<u32>,
         stats: Arc<CacheStats>,
     ) -> Result<Upstream, String> {
         if urls.is_empty() {
@@ -121,7 +132,7 @@ impl Upstream {
         let client = builder
             .danger_accept_invalid_certs(tls.insecure)
             .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
+            .read_timeout(timeout)
             .redirect(reqwest::redirect::Policy::limited(10))
             .user_agent(concat!(
                 "berth/",
@@ -132,6 +143,8 @@ impl Upstream {
             .map_err(|e| format!("building the upstream HTTP client: {e}"))?;
         Ok(Upstream {
             client,
+            cap: rate_limit.map(crate::ratecap::RateCap::new),
+            timeout,
             urls,
             credentials,
             state: Mutex::new(AuthState::default()),
@@ -144,6 +157,41 @@ impl Upstream {
         self.urls[0].as_str()
     }
 
+    /// The URLs, in failover order.
+    pub fn urls(&self) -> &[Url] {
+        &self.urls
+    }
+
+    /// How long the upstream may stay silent, or send a blob at a crawl (see `flight`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// How long a whole manifest, HEAD or token request may take.
+    fn request_timeout(&self) -> Duration {
+        self.timeout * 2
+    }
+
+    /// The registries this upstream serves, as containerd's `?ns=` names them: each URL's
+    /// host (with its port when not the scheme's default), and `docker.io` for Docker Hub's
+    /// registry hosts.
+    pub fn mirrored_hosts(&self) -> Vec<String> {
+        let mut hosts = Vec::new();
+        for url in &self.urls {
+            let Some(host) = url.host_str() else { continue };
+            let host = host.to_ascii_lowercase();
+            if matches!(host.as_str(), "registry-1.docker.io" | "index.docker.io") {
+                hosts.push("docker.io".to_owned());
+            }
+            hosts.push(match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            });
+        }
+        hosts.dedup();
+        hosts
+    }
+
     /// `HEAD /v2/<name>/manifests/<reference>`: the digest the upstream holds, `None` if it
     /// holds nothing there.
     pub async fn manifest_digest(
@@ -153,7 +201,13 @@ impl Upstream {
     ) -> Result<Option<Digest>, UpstreamError> {
         let path = format!("{name}/manifests/{reference}");
         let Some(answer) = self
-            .request(Method::HEAD, name, &path, Some(MANIFEST_ACCEPT), true)
+            .request(
+                Method::HEAD,
+                name,
+                &path,
+                Some(MANIFEST_ACCEPT),
+                Shape::Bounded,
+            )
             .await?
         else {
             return Ok(None);
@@ -180,8 +234,14 @@ impl Upstream {
         reference: &str,
     ) -> Result<Option<Answer>, UpstreamError> {
         let path = format!("{name}/manifests/{reference}");
-        self.request(Method::GET, name, &path, Some(MANIFEST_ACCEPT), true)
-            .await
+        self.request(
+            Method::GET,
+            name,
+            &path,
+            Some(MANIFEST_ACCEPT),
+            Shape::Bounded,
+        )
+        .await
     }
 
     /// `HEAD /v2/<name>/blobs/<digest>`: the blob's size.
@@ -191,7 +251,10 @@ impl Upstream {
         digest: &Digest,
     ) -> Result<Option<u64>, UpstreamError> {
         let path = format!("{name}/blobs/{digest}");
-        let Some(answer) = self.request(Method::HEAD, name, &path, None, true).await? else {
+        let Some(answer) = self
+            .request(Method::HEAD, name, &path, None, Shape::Bounded)
+            .await?
+        else {
             return Ok(None);
         };
         content_length(&answer).map(Some)
@@ -202,18 +265,51 @@ impl Upstream {
     /// than the read timeout).
     pub async fn blob(&self, name: &str, digest: &Digest) -> Result<Option<Answer>, UpstreamError> {
         let path = format!("{name}/blobs/{digest}");
-        self.request(Method::GET, name, &path, None, false).await
+        self.request(Method::GET, name, &path, None, Shape::Stream)
+            .await
     }
 
-    /// One request, tried on each URL in order until one answers. A 404 is `None`; 5xx,
-    /// 429 and unreachable URLs move on to the next; other statuses are final.
+    /// `GET /v2/<name>/blobs/<digest>` with `Range: bytes=<offset>-`: the rest of a blob
+    /// whose transfer broke. The caller checks that the answer is that range (`206`).
+    pub async fn blob_from(
+        &self,
+        name: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<Option<Answer>, UpstreamError> {
+        let path = format!("{name}/blobs/{digest}");
+        self.request(Method::GET, name, &path, None, Shape::From(offset))
+            .await
+    }
+
+    /// One request (see `try_urls`); a failure of the upstream is remembered for the
+    /// admin API.
     async fn request(
         &self,
         method: Method,
         name: &str,
         path: &str,
         accept: Option<&str>,
-        bounded: bool,
+        shape: Shape,
+    ) -> Result<Option<Answer>, UpstreamError> {
+        let answer = self.try_urls(method, name, path, accept, shape).await;
+        if let Err(e) = &answer
+            && !matches!(e, UpstreamError::Throttled { .. })
+        {
+            self.stats.note_error(e.to_string());
+        }
+        answer
+    }
+
+    /// One request, tried on each URL in order until one answers. A 404 is `None`; 5xx,
+    /// 429 and unreachable URLs move on to the next; other statuses are final.
+    async fn try_urls(
+        &self,
+        method: Method,
+        name: &str,
+        path: &str,
+        accept: Option<&str>,
+        shape: Shape,
     ) -> Result<Option<Answer>, UpstreamError> {
         if let Some(until) = self.lock().blocked_until
             && Instant::now() < until
@@ -223,13 +319,22 @@ impl Upstream {
                 status: 429,
             });
         }
+        if let Some(cap) = &self.cap {
+            cap.admit()
+                .await
+                .map_err(|retry_after| UpstreamError::Throttled {
+                    upstream: self.describe().to_string(),
+                    per_second: cap.per_second(),
+                    retry_after,
+                })?;
+        }
         let scope = format!("repository:{name}:pull");
         let mut last = None;
         for base in &self.urls {
             let upstream = base.as_str().trim_end_matches('/').to_string();
             let url = format!("{upstream}/v2/{path}");
             let response = match self
-                .send_authorized(&method, &url, &scope, accept, bounded)
+                .send_authorized(&method, &url, &scope, accept, shape)
                 .await
             {
                 Ok(response) => response,
@@ -272,7 +377,7 @@ impl Upstream {
         url: &str,
         scope: &str,
         accept: Option<&str>,
-        bounded: bool,
+        shape: Shape,
     ) -> Result<Response, String> {
         let mut retried = false;
         loop {
@@ -284,8 +389,12 @@ impl Upstream {
             if let Some(value) = authorization {
                 request = request.header(header::AUTHORIZATION, value);
             }
-            if bounded {
-                request = request.timeout(REQUEST_TIMEOUT);
+            match shape {
+                Shape::Bounded => request = request.timeout(self.request_timeout()),
+                Shape::Stream => {}
+                Shape::From(offset) => {
+                    request = request.header(header::RANGE, format!("bytes={offset}-"));
+                }
             }
             self.stats.add(Counter::UpstreamRequest, 1);
             let response = request.send().await.map_err(describe_error)?;
@@ -353,7 +462,7 @@ impl Upstream {
             }
             query.append_pair("scope", scope);
         }
-        let mut request = self.client.get(url).timeout(REQUEST_TIMEOUT);
+        let mut request = self.client.get(url).timeout(self.request_timeout());
         if let Some(credentials) = &self.credentials {
             request = request.header(header::AUTHORIZATION, basic(credentials));
         }
@@ -411,6 +520,15 @@ impl Upstream {
     }
 }
 
+/// What kind of request: bounded in time (manifests, HEADs), or a blob's body that takes
+/// as long as it takes while it keeps coming, from the start or from an offset.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Bounded,
+    Stream,
+    From(u64),
+}
+
 /// Every manifest type berth stores, so that the cache holds what any client may ask for
 /// (each client's own `Accept` is applied when the cached manifest is served).
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.artifact.manifest.v1+json";
@@ -447,6 +565,9 @@ pub fn content_length(answer: &Answer) -> Result<u64, UpstreamError> {
 
 /// A transport error's text with its causes (reqwest's own message is terse).
 pub fn describe_error(error: reqwest::Error) -> String {
+    if error.is_redirect() {
+        return "it redirected in a loop (or more than 10 times)".to_owned();
+    }
     let mut text = error.to_string();
     let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {

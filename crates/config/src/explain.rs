@@ -85,7 +85,7 @@ mod tests {
     use super::*;
     use crate::model::{
         AuthConfig, BerthAuth, HtpasswdAuth, NotificationEndpoint, RemoteConfig, S3Config,
-        TlsConfig, WebhookConfig,
+        TlsConfig, VirtualConfig, WebhookConfig,
     };
     use crate::schema::{Key, Kind};
 
@@ -123,6 +123,15 @@ mod tests {
                 prefix: Some("hub".into()),
                 urls: vec!["https://registry-1.docker.io".parse().unwrap()],
                 ..RemoteConfig::default()
+            },
+        );
+        config.virtuals.insert(
+            "all".into(),
+            VirtualConfig {
+                prefix: Some("all".into()),
+                locals: vec!["team".into()],
+                remotes: vec!["hub".into()],
+                ..VirtualConfig::default()
             },
         );
         config.smtp = Some(crate::SmtpConfig {

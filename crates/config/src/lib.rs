@@ -81,8 +81,8 @@ pub use model::{
     NotificationAction, NotificationEndpoint, NotificationEvents, NotificationIgnore,
     NotificationsConfig, OidcProvider, PasskeysMode, PrometheusConfig, ProxyConfig, ReadOnly,
     RedirectConfig, RemoteConfig, RequireMfa, S3Config, ScrubConfig, SmtpConfig, SmtpSecurity,
-    StorageConfig, TimeWindow, TlsConfig, TlsVersion, UntaggedPolicy, UploadPurging, WebhookConfig,
-    WebhookFormat,
+    StorageConfig, TimeWindow, TlsConfig, TlsVersion, UntaggedPolicy, UploadPurging, VirtualConfig,
+    WebhookConfig, WebhookFormat,
 };
 pub use values::{EndpointUrl, ListenAddr, PublicUrl, parse_byte_size, percent_decode};
 

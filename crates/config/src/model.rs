@@ -19,6 +19,7 @@ mod s3;
 mod smtp;
 mod storage;
 mod stores;
+mod virtuals;
 mod webhooks;
 
 pub use auth::{AuthConfig, BerthAuth, HtpasswdAuth, PasskeysMode, RequireMfa};
@@ -40,6 +41,7 @@ pub use storage::{
     UploadPurging,
 };
 pub use stores::{AzureConfig, GcsConfig, IpfsConfig, ScrubConfig};
+pub use virtuals::VirtualConfig;
 pub use webhooks::{WebhookConfig, WebhookFormat};
 
 use std::collections::BTreeMap;
@@ -68,6 +70,9 @@ section! {
         /// berth's pull-through caches, by name.
         remotes: BTreeMap<String, RemoteConfig>,
             "remote repositories, by name: a name prefix whose repositories are a pull-through cache of an upstream registry";
+        /// berth's virtual repositories, by name.
+        virtuals: BTreeMap<String, VirtualConfig>,
+            "virtual repositories, by name: a name prefix read through an ordered list of local prefixes and remotes, written to one of them";
         metrics: MetricsConfig, "Prometheus metrics";
         /// berth's own: online garbage collection.
         gc: GcConfig, "online garbage collection: schedule, grace period, untagged manifests";
@@ -123,7 +128,13 @@ impl Config {
                 "passkeys need the registry's public URL: set http.host (https://<name>, or http://localhost:<port>), whose host name becomes the WebAuthn relying party id",
             );
         }
-        proxy::check_prefixes(&self.proxy, &self.remotes, problems);
+        proxy::check_prefixes(&self.proxy, &self.remotes, &self.virtuals, problems);
+        virtuals::check_members(
+            &self.virtuals,
+            &self.remotes,
+            self.proxy.remoteurl.is_some(),
+            problems,
+        );
     }
 
     /// Webhooks' names are valid and differ from the notification endpoints' (the two

@@ -41,7 +41,7 @@ pub use blobs::{BlobDetails, BlobRead};
 pub use listing::Listing;
 pub use maintenance::PurgeReport;
 pub use manifests::PushedManifest;
-pub use read_path::{Mounted, Namespaces, ReadPath};
+pub use read_path::{Mounted, Namespaces, ReadPath, Writes};
 pub use uploads::Chunk;
 
 pub type Result<T> = std::result::Result<T, RegistryError>;

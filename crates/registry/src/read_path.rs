@@ -3,17 +3,19 @@
 //! A client's reads (manifests and blobs) go through a [`ReadPath`]. [`Registry`] is the
 //! local one: what was pushed. A pull-through cache (`berth-cache`) is another: it decorates
 //! the local registry, answering from it what is cached and fetching the rest from its
-//! upstream. [`Namespaces`] maps a repository name to the implementation that serves it, by
-//! name prefix, the way registry:2's proxy is just another namespace: handlers ask it, and
-//! no operation of [`Registry`] knows caches exist.
+//! upstream. A virtual repository is a third: it resolves a name through an ordered list of
+//! other read paths. [`Namespaces`] maps a repository name to the implementation that serves
+//! it, by name prefix, the way registry:2's proxy is just another namespace, and says where
+//! a write to that name goes: handlers ask it, and no operation of [`Registry`] knows caches
+//! or virtual repositories exist.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use berth_oci::{Digest, ErrorCode, Reference, RegistryError, RepositoryName};
+use berth_oci::{Digest, ErrorCode, Page, Reference, RegistryError, RepositoryName};
 
 use crate::events::Origin;
-use crate::{BlobRead, Registry, Result, StoredManifest};
+use crate::{BlobRead, Listing, Registry, Result, StoredManifest};
 
 /// The reads a client makes in a repository.
 #[async_trait]
@@ -39,6 +41,15 @@ pub trait ReadPath: Send + Sync + 'static {
         digest: &Digest,
         range_header: Option<&str>,
     ) -> Result<BlobRead>;
+
+    /// A page of the repository's tags (a cache lists what it holds).
+    async fn tags(&self, repository: &RepositoryName, page: &Page) -> Result<Listing>;
+
+    /// What the read path is and how it is doing, for administrators (`GET
+    /// /api/v1/remotes`); `None` for the local registry.
+    fn describe(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 #[async_trait]
@@ -66,17 +77,35 @@ impl ReadPath for Registry {
     ) -> Result<BlobRead> {
         Registry::read_blob(self, origin, repository, digest, range_header).await
     }
+
+    async fn tags(&self, repository: &RepositoryName, page: &Page) -> Result<Listing> {
+        Registry::tags(self, repository, page).await
+    }
 }
 
-/// A read path that serves every repository whose name starts with `prefix`, and accepts no
-/// writes there.
+/// Where writes (pushes and deletes) to a mounted namespace go.
+#[derive(Debug, Clone)]
+pub enum Writes {
+    /// Nowhere: they are refused with `DENIED` and the namespace's description.
+    Refused,
+    /// To the same name with the namespace's prefix replaced by this one (a virtual
+    /// repository's deploy target, a local prefix ending in `/`).
+    To(String),
+}
+
+/// A read path that serves every repository whose name starts with `prefix`, and where
+/// writes to those names go.
 pub struct Mounted {
     /// Empty (every name: registry:2's proxy mode) or ending in `/`.
     pub prefix: String,
-    /// What the namespace is, for the refusal of a write (`"a pull-through cache of
-    /// https://registry-1.docker.io"`).
+    /// What the namespace is, for the refusal of a write (`"remote repository \"hub\", a
+    /// pull-through cache of https://registry-1.docker.io"`).
     pub description: String,
     pub reads: Arc<dyn ReadPath>,
+    pub writes: Writes,
+    /// The registries (host and port as containerd names them, `docker.io`) whose content
+    /// this namespace mirrors: a request with containerd's `?ns=<host>` is served here.
+    pub mirrors: Vec<String>,
 }
 
 impl Mounted {
@@ -115,12 +144,48 @@ impl Namespaces {
         }
     }
 
-    /// Refuses a write (push or delete) in a namespace that takes none, with `DENIED` and
-    /// a message saying what it is.
-    pub fn check_writable(&self, name: &RepositoryName) -> Result<()> {
-        match self.mounted(name) {
-            None => Ok(()),
-            Some(mounted) => Err(RegistryError::new(
+    /// What each mounted namespace is and how it is doing, in mount order.
+    pub fn describe(&self) -> Vec<serde_json::Value> {
+        self.mounted
+            .iter()
+            .filter_map(|m| m.reads.describe())
+            .collect()
+    }
+
+    /// The name a request for `name` with containerd's mirror parameter `?ns=<host>`
+    /// stands for: `name` under the prefix of the remote mirroring that host. In registry:2's
+    /// proxy mode every name mirrors the one upstream whatever `ns` says (as registry:2
+    /// does); otherwise a host nothing mirrors is refused (`NAME_UNKNOWN`), rather than
+    /// answered with a local repository of the same name, which is another registry's image.
+    pub fn mirror(&self, ns: &str, name: &RepositoryName) -> Result<RepositoryName> {
+        if self.mounted.iter().any(|m| m.prefix.is_empty()) {
+            return Ok(name.clone());
+        }
+        let ns = ns.to_ascii_lowercase();
+        match self.mounted.iter().find(|m| m.mirrors.contains(&ns)) {
+            Some(mounted) => RepositoryName::parse(&format!("{}{name}", mounted.prefix)),
+            None => Err(RegistryError::new(
+                ErrorCode::NameUnknown,
+                format!("this registry mirrors no repositories of {ns}"),
+            )
+            .with_detail(serde_json::json!({ "ns": ns, "repository": name.as_str() }))),
+        }
+    }
+
+    /// The repository a write (push or delete) to `name` changes: `name` itself outside
+    /// mounted namespaces, the deploy target's name in a virtual repository that has one.
+    /// Anywhere else the write is refused with `DENIED` and a message saying what the
+    /// namespace is.
+    pub fn write_target(&self, name: &RepositoryName) -> Result<RepositoryName> {
+        let Some(mounted) = self.mounted(name) else {
+            return Ok(name.clone());
+        };
+        match &mounted.writes {
+            Writes::To(prefix) => {
+                let rest = &name.as_str()[mounted.prefix.len()..];
+                RepositoryName::parse(&format!("{prefix}{rest}"))
+            }
+            Writes::Refused => Err(RegistryError::new(
                 ErrorCode::Denied,
                 format!(
                     "{name} is in {}: it cannot be pushed to or deleted from",

@@ -21,6 +21,8 @@
 //! * `background`: webhooks (over `berth_webhooks::admin`) and background jobs;
 //! * `lifecycle`: garbage collection, tag immutability and retention rules.
 //! * `blobs`: a blob's record (repositories, content id, quarantine).
+//! * `remotes`: remote and virtual repositories with their status (read only: they are
+//!   configured in the file).
 
 use std::sync::Arc;
 
@@ -41,6 +43,7 @@ mod blobs;
 mod failure;
 mod identities;
 mod lifecycle;
+mod remotes;
 mod request;
 mod sessions;
 
@@ -124,6 +127,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/v1/webhooks/{name}/dead-letters/replay",
             post(background::replay_dead_letters),
         )
+        .route("/api/v1/remotes", get(remotes::list_remotes))
         .route("/api/v1/jobs", get(background::list_jobs))
         .route("/api/v1/jobs/{name}/run", post(background::run_job))
         .route(

@@ -1426,6 +1426,10 @@ async fn webhooks_and_jobs(api: &Api) {
         .json();
     assert_eq!(push["data"]["digest"], image.digest);
 
+    // No remote or virtual repository is configured here (the cache suite lists some).
+    let remotes = api.ok(Method::GET, "/api/v1/remotes", &[], None).await;
+    assert_eq!(remotes, json!({"remotes": []}));
+
     // The pushed layer's record: size, the repository holding it, no content id (IPFS
     // stores have one), not quarantined.
     let (layer, data) = &image.blobs[1];

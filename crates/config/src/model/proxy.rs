@@ -56,6 +56,12 @@ section! {
             "how long an upstream 404 is remembered";
         servestale: bool = true,
             "serve the cached manifest when the upstream cannot be reached or fails";
+        timeout: Duration = Duration::from_secs(30),
+            "how long the upstream may stay silent or send a blob at a crawl (under 64 KiB per period) before the transfer is abandoned; a manifest may take twice this";
+        ratelimit: Option<u32>,
+            "the most requests a second sent to the upstream (a second's worth of burst; more wait up to 1s, then 429 with Retry-After); unset: no cap";
+        platforms: Vec<String>,
+            "of a multi-platform index, cache only these platforms' images (os/architecture[/variant], e.g. linux/amd64); others are refused by digest; empty: all";
     }
     validate = RemoteConfig::validate;
 }
@@ -75,6 +81,30 @@ impl RemoteConfig {
         }
         if self.urls.is_empty() {
             problems.add(join(path, "urls"), "required: at least one upstream URL");
+        }
+        if self.timeout < std::time::Duration::from_secs(1) {
+            problems.add(join(path, "timeout"), "must be at least 1s");
+        }
+        for (i, platform) in self.platforms.iter().enumerate() {
+            let parts: Vec<&str> = platform.split('/').collect();
+            let valid = (2..=3).contains(&parts.len())
+                && parts.iter().all(|p| {
+                    !p.is_empty()
+                        && p.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.')
+                });
+            if !valid {
+                problems.add(
+                    format!("{}[{i}]", join(path, "platforms")),
+                    format!("{platform:?} is not a platform: os/architecture[/variant], e.g. linux/amd64 or linux/arm/v7"),
+                );
+            }
+        }
+        if self.ratelimit == Some(0) {
+            problems.add(
+                join(path, "ratelimit"),
+                "must be at least 1 (or unset: no cap)",
+            );
         }
         if self.revalidateafter.is_zero() {
             problems.add(join(path, "revalidateafter"), "must be greater than 0");
@@ -102,20 +132,24 @@ fn check_credentials(
     }
 }
 
-/// The prefixes of the proxy and the remotes, as `(key path, prefix)`: no two may overlap
-/// (a name would belong to two caches). The proxy's prefix is empty: it overlaps any other.
+/// The prefixes of the proxy, the remotes and the virtual repositories, as `(key path,
+/// prefix)`: no two may overlap (a name would belong to two namespaces). The proxy's prefix
+/// is empty: it overlaps any other.
 pub(super) fn check_prefixes(
     proxy: &ProxyConfig,
     remotes: &std::collections::BTreeMap<String, RemoteConfig>,
+    virtuals: &std::collections::BTreeMap<String, super::VirtualConfig>,
     problems: &mut Problems,
 ) {
-    let mut prefixes: Vec<(String, String)> = remotes
+    let remotes = remotes
         .iter()
-        .filter_map(|(name, r)| {
-            r.prefix
-                .as_ref()
-                .map(|p| (format!("remotes.{name}.prefix"), format!("{p}/")))
-        })
+        .map(|(name, r)| (format!("remotes.{name}.prefix"), &r.prefix));
+    let virtuals = virtuals
+        .iter()
+        .map(|(name, v)| (format!("virtuals.{name}.prefix"), &v.prefix));
+    let mut prefixes: Vec<(String, String)> = remotes
+        .chain(virtuals)
+        .filter_map(|(path, prefix)| prefix.as_ref().map(|p| (path, format!("{p}/"))))
         .collect();
     if proxy.remoteurl.is_some() {
         prefixes.insert(0, ("proxy.remoteurl".to_owned(), String::new()));

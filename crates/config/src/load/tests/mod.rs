@@ -19,6 +19,7 @@ mod s3;
 mod smtp;
 mod stores;
 mod values;
+mod virtuals;
 mod webhooks;
 
 fn vars(vars: &[(&str, &str)]) -> Vec<(String, String)> {
