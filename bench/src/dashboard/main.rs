@@ -21,7 +21,7 @@ use axum::body::Body;
 use berth_api::UrlPolicy;
 use berth_auth::registry_token::{RegistryTokens, SigningKey};
 use berth_auth::{AccessService, Mode, TokenService};
-use berth_meta::{IdentityStore, MetadataStore};
+use berth_meta::{IdentityStore, Leases, MetadataStore};
 use berth_registry::{Registry, Settings};
 use clap::Parser;
 use http::Request;
@@ -100,40 +100,43 @@ async fn measure(
     }
 }
 
+/// The one store of an engine, as each of its roles.
+type Stores = (
+    Arc<dyn MetadataStore>,
+    Arc<dyn IdentityStore>,
+    Arc<dyn Leases>,
+);
+
+fn stores<S: MetadataStore + IdentityStore + Leases>(store: Arc<S>) -> Stores {
+    (store.clone(), store.clone(), store)
+}
+
 async fn run_engine(engine: &str, args: &Args, dir: &std::path::Path) -> Vec<Measured> {
-    let (meta, identity, _server): (Arc<dyn MetadataStore>, Arc<dyn IdentityStore>, _) =
-        match engine {
-            "sqlite" => {
-                let store = Arc::new(
-                    berth_meta::SqliteStore::open(&dir.join("berth.db"))
-                        .await
-                        .expect("SQLite opens"),
-                );
-                (
-                    store.clone() as Arc<dyn MetadataStore>,
-                    store as Arc<dyn IdentityStore>,
-                    None,
-                )
-            }
-            "postgres" => {
-                let server = berth_meta::postgres::testing::PostgresServer::start();
-                let store = Arc::new(
-                    berth_meta::PostgresStore::connect(
-                        &server.url(),
-                        &berth_meta::postgres::PoolSettings::default(),
-                    )
+    let ((meta, identity, leases), _server): (Stores, _) = match engine {
+        "sqlite" => {
+            let store = Arc::new(
+                berth_meta::SqliteStore::open(&dir.join("berth.db"))
                     .await
-                    .expect("PostgreSQL connects"),
-                );
-                (
-                    store.clone() as Arc<dyn MetadataStore>,
-                    store as Arc<dyn IdentityStore>,
-                    Some(server),
+                    .expect("SQLite opens"),
+            );
+            (stores(store), None)
+        }
+        "postgres" => {
+            let server = berth_meta::postgres::testing::PostgresServer::start();
+            let store = Arc::new(
+                berth_meta::PostgresStore::connect(
+                    &server.url(),
+                    &berth_meta::postgres::PoolSettings::default(),
                 )
-            }
-            other => panic!("unknown engine {other:?}: sqlite or postgres"),
-        };
+                .await
+                .expect("PostgreSQL connects"),
+            );
+            (stores(store), Some(server))
+        }
+        other => panic!("unknown engine {other:?}: sqlite or postgres"),
+    };
     let blobs = Arc::new(berth_storage::FilesystemStore::open(dir.join("blobs")).unwrap());
+    let meta_for_lifecycle = Arc::clone(&meta);
     let registry = Arc::new(Registry::new(
         blobs,
         meta,
@@ -171,9 +174,24 @@ async fn run_engine(engine: &str, args: &Args, dir: &std::path::Path) -> Vec<Mea
         "berth_session={}; berth_csrf={}",
         session.cookie, session.csrf_token
     );
+    let lifecycle = Arc::new(berth_lifecycle::Lifecycle::new(
+        Arc::clone(&registry),
+        Arc::clone(&meta_for_lifecycle),
+        leases,
+        Arc::clone(&identity),
+        berth_registry::gc::GcSettings {
+            grace: Duration::from_secs(86_400),
+            untagged: None,
+            upload_age: Duration::from_secs(86_400),
+            fence: Duration::from_secs(2),
+            tag_history: Duration::from_secs(14 * 86_400),
+        },
+        "bench".into(),
+    ));
     let app = berth_web::pages(berth_web::WebState {
         registry,
         access,
+        lifecycle,
         urls: UrlPolicy {
             public_base: Some("https://registry.example.com".into()),
             ..UrlPolicy::default()

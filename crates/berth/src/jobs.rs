@@ -218,6 +218,32 @@ impl Job for Retention {
     }
 }
 
+/// Forgets tag history entries past `retention.taghistory` (from then on garbage collection
+/// no longer keeps what they named anyway: the rule is in the query).
+pub struct TagHistoryExpiry {
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+#[async_trait]
+impl Job for TagHistoryExpiry {
+    fn name(&self) -> &'static str {
+        "tag-history"
+    }
+
+    async fn run(&self, _context: &JobContext) -> Result<JobSummary, JobError> {
+        let expired = self
+            .lifecycle
+            .expire_tag_history()
+            .await
+            .map_err(JobError::new)?;
+        Ok(if expired == 0 {
+            String::new()
+        } else {
+            format!("forgot {expired} expired tag history entries")
+        })
+    }
+}
+
 pub const PULL_STATS_JOB: &str = "pull-stats";
 
 /// Writes the pulls counted since the last pass (the dashboard's pull counts and last-pulled

@@ -32,6 +32,7 @@ pub fn gc_settings(config: &Config) -> GcSettings {
         untagged: config.gc.untagged.age(),
         upload_age: config.storage.maintenance.uploadpurging.age,
         fence: GC_FENCE,
+        tag_history: config.retention.taghistory,
     }
 }
 
@@ -332,7 +333,7 @@ pub fn retention(command: RetentionCommand, store: StoreArgs) -> ExitCode {
 
 /// Opens the configured database and storage, runs `work` with lifecycle management over
 /// them, and turns its outcome into the exit code.
-fn with_lifecycle<F, Fut>(store: StoreArgs, work: F) -> ExitCode
+pub(crate) fn with_lifecycle<F, Fut>(store: StoreArgs, work: F) -> ExitCode
 where
     F: FnOnce(Arc<Lifecycle>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), String>> + Send,
@@ -410,7 +411,7 @@ async fn collect(lifecycle: &Lifecycle, dry_run: bool, json: bool) -> Result<(),
     }
 }
 
-fn print_json(value: &impl serde::Serialize) {
+pub(crate) fn print_json(value: &impl serde::Serialize) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).expect("views serialize")

@@ -19,12 +19,14 @@ mod limits;
 mod logging;
 mod observability;
 mod progress;
+mod quota_commands;
 mod remotes;
 mod restore;
 mod scrub;
 mod serve;
 mod sign_in_sources;
 mod storage_gauges;
+mod tag_commands;
 mod telemetry;
 mod webhook_commands;
 
@@ -177,6 +179,22 @@ enum Command {
         #[command(flatten)]
         store: identity_commands::StoreArgs,
     },
+    /// Quotas: byte limits per namespace (or repository glob), each blob counted once.
+    Quota {
+        #[command(subcommand)]
+        command: quota_commands::QuotaCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
+    /// Tag history (where deleted or moved tags pointed) and restores.
+    Tag {
+        #[command(subcommand)]
+        command: tag_commands::TagCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
+    /// Bytes stored per namespace (each blob once) and the quotas (`--recompute`: repair).
+    Usage(quota_commands::UsageArgs),
     /// Tag immutability rules: protected tags are never moved or deleted.
     ImmutableTags {
         #[command(subcommand)]
@@ -343,6 +361,9 @@ fn main() -> ExitCode {
         }
         Command::Gc(args) => lifecycle_commands::run(args),
         Command::Retention { command, store } => lifecycle_commands::retention(command, store),
+        Command::Quota { command, store } => quota_commands::quota(command, store),
+        Command::Usage(args) => quota_commands::usage(args),
+        Command::Tag { command, store } => tag_commands::tag(command, store),
         Command::ImmutableTags { command, store } => {
             lifecycle_commands::immutable_tags(command, store)
         }

@@ -21,7 +21,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::instrumented::{MeasuredBlobStore, MeasuredMetadataStore};
 use crate::jobs::{
     DescribeManifests, GarbageCollection, GcResume, IdentityPrune, PULL_STATS_JOB, PullStatsFlush,
-    Retention, UploadPurge,
+    Retention, TagHistoryExpiry, UploadPurge,
 };
 use crate::storage_gauges::StorageGauges;
 use crate::{ServeArgs, backends, first_run, observability, scrub};
@@ -109,6 +109,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let pages = berth_web::pages(berth_web::WebState {
         registry: Arc::clone(&registry),
         access: Arc::clone(&access),
+        lifecycle: Arc::clone(&lifecycle),
         urls: urls.clone(),
         mailer,
     });
@@ -324,6 +325,12 @@ fn upkeep_jobs(
             lifecycle: Arc::clone(lifecycle),
         }),
         Schedule::every(Duration::from_secs(24 * 3600)).first_after(Duration::from_secs(3600)),
+    );
+    jobs.add(
+        Arc::new(TagHistoryExpiry {
+            lifecycle: Arc::clone(lifecycle),
+        }),
+        Schedule::every(Duration::from_secs(3600)).first_after(Duration::from_secs(300)),
     );
     let purging = &config.storage.maintenance.uploadpurging;
     if purging.enabled {

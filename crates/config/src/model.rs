@@ -15,6 +15,7 @@ mod log;
 mod metrics;
 mod notifications;
 mod proxy;
+mod retention;
 mod s3;
 mod smtp;
 mod storage;
@@ -34,6 +35,7 @@ pub use notifications::{
     NotificationsConfig,
 };
 pub use proxy::{ProxyConfig, RemoteConfig};
+pub use retention::RetentionConfig;
 pub use s3::S3Config;
 pub use smtp::{SmtpConfig, SmtpSecurity};
 pub use storage::{
@@ -76,6 +78,8 @@ section! {
         metrics: MetricsConfig, "Prometheus metrics";
         /// berth's own: online garbage collection.
         gc: GcConfig, "online garbage collection: schedule, grace period, untagged manifests";
+        /// berth's own: tag history and retention rules.
+        retention: RetentionConfig, "the tag history kept for restores";
         /// berth's own: mail (password reset links). Absent: no mail is sent.
         smtp: Option<SmtpConfig>, "the mail server for password reset links; unset sends no mail (and offers no reset by email)";
     }

@@ -372,7 +372,7 @@ mod tests {
         assert!(unknown_key(s3, "bukcet").ends_with("(did you mean bucket?)"));
         assert_eq!(
             unknown_key(ROOT, "foo"),
-            "unknown key; expected one of log, http, auth, storage, database, notifications, webhooks, proxy, remotes, virtuals, metrics, gc, smtp"
+            "unknown key; expected one of log, http, auth, storage, database, notifications, webhooks, proxy, remotes, virtuals, metrics, gc, retention, smtp"
         );
         assert!(unknown_key(ROOT, "lgo").ends_with("(did you mean log?)"));
         // A choice's modes: registry:2's modes that berth lacks are not offered.

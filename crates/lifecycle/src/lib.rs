@@ -1,5 +1,5 @@
-//! Lifecycle management: garbage collection runs, tag immutability and retention rules (and,
-//! as they land, quotas).
+//! Lifecycle management: garbage collection runs, tag immutability and retention rules, and
+//! quotas.
 //!
 //! [`Lifecycle`] is the one write path for them, as `berth_auth::admin::Administration` is
 //! for identities: the command line (`berth gc ...`), the admin API, the dashboard and the
@@ -18,13 +18,17 @@ use berth_registry::gc::{GcReport, GcSettings};
 
 mod gc;
 mod immutability;
+mod quotas;
 mod retention;
+mod tag_history;
 
 pub use gc::{GcRunView, GcStatus};
 pub use immutability::{ImmutableTagRuleView, NewImmutableTagRule};
+pub use quotas::{NamespaceUsage, NewQuota, QuotaView, UsageReport, namespace_of, quota_pattern};
 pub use retention::{
     NewRetentionRule, RemovedTag, RepositoryRetention, RetentionReport, RetentionRuleView,
 };
+pub use tag_history::{RestoreTag, RestoredTag, TagHistoryView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {

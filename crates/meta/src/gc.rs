@@ -197,11 +197,13 @@ pub trait GcStore: Send + Sync + 'static {
 
     /// Manifests of `repository` that are not reachable from a tag (directly, as a child of a
     /// reachable index, or as a referrer of a reachable manifest), taking every manifest
-    /// created at or after `cutoff` as reachable.
+    /// created at or after `cutoff`, and every manifest a tag history entry removed at or
+    /// after `history_since` names, as reachable (see [`crate::tag_history`]).
     async fn untagged_manifests(
         &self,
         repository: &RepositoryName,
         cutoff: i64,
+        history_since: i64,
     ) -> Result<Vec<UntaggedManifest>>;
 
     /// Deletes those of `ids` that are still unreachable (checked again with the repository
@@ -211,6 +213,7 @@ pub trait GcStore: Send + Sync + 'static {
         repository: &RepositoryName,
         ids: &[i64],
         cutoff: i64,
+        history_since: i64,
         origin: &Arc<Origin>,
     ) -> Result<(Vec<UntaggedManifest>, Vec<Event>)>;
 

@@ -40,6 +40,10 @@ fn blob(content: &str) -> Descriptor {
     }
 }
 
+/// A tag history cutoff no entry passes: the history protects nothing (the tag history
+/// suite checks what it protects).
+const NO_HISTORY: i64 = i64::MAX;
+
 /// A cutoff after everything done so far (a grace period of zero).
 fn now_cutoff() -> i64 {
     now_millis() + 1
@@ -386,14 +390,17 @@ async fn reachability_follows_tags_indexes_and_referrers(store: &dyn MetadataSto
     let before = now_millis() - 60_000;
     assert!(
         store
-            .untagged_manifests(&r, before)
+            .untagged_manifests(&r, before, NO_HISTORY)
             .await
             .unwrap()
             .is_empty()
     );
 
     let cutoff = now_cutoff();
-    let untagged = store.untagged_manifests(&r, cutoff).await.unwrap();
+    let untagged = store
+        .untagged_manifests(&r, cutoff, NO_HISTORY)
+        .await
+        .unwrap();
     let digests: Vec<&Digest> = untagged.iter().map(|m| &m.digest).collect();
     assert_eq!(
         digests,
@@ -421,7 +428,7 @@ async fn reachability_follows_tags_indexes_and_referrers(store: &dyn MetadataSto
         .unwrap();
     let ids: Vec<i64> = untagged.iter().map(|m| m.id).collect();
     let (deleted, events) = store
-        .delete_untagged_manifests(&r, &ids, cutoff, &origin())
+        .delete_untagged_manifests(&r, &ids, cutoff, NO_HISTORY, &origin())
         .await
         .unwrap();
     assert_eq!(deleted.len(), 1);
@@ -432,7 +439,10 @@ async fn reachability_follows_tags_indexes_and_referrers(store: &dyn MetadataSto
 
     // Untagging the index leaves the whole tree unreachable.
     store.delete_tag(&r, &tag, None, &origin()).await.unwrap();
-    let untagged = store.untagged_manifests(&r, now_cutoff()).await.unwrap();
+    let untagged = store
+        .untagged_manifests(&r, now_cutoff(), NO_HISTORY)
+        .await
+        .unwrap();
     let mut digests: Vec<&Digest> = untagged.iter().map(|m| &m.digest).collect();
     digests.sort();
     let mut expected = vec![
@@ -451,7 +461,7 @@ async fn reachability_follows_tags_indexes_and_referrers(store: &dyn MetadataSto
     );
     let ids: Vec<i64> = untagged.iter().map(|m| m.id).collect();
     store
-        .delete_untagged_manifests(&r, &ids, now_cutoff(), &origin())
+        .delete_untagged_manifests(&r, &ids, now_cutoff(), NO_HISTORY, &origin())
         .await
         .unwrap();
     let references = store.manifest_blob_references(&ids).await.unwrap();

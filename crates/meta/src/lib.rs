@@ -43,6 +43,9 @@ pub mod passkeys;
 pub mod passkeys_behaviour;
 pub mod password_resets;
 pub mod postgres;
+pub mod quotas;
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod quotas_behaviour;
 pub mod second_factors;
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod second_factors_behaviour;
@@ -55,11 +58,16 @@ mod sql_inventory;
 mod sql_outbox;
 mod sql_passkeys;
 mod sql_password_resets;
+mod sql_quotas;
 mod sql_second_factors;
 mod sql_store;
+mod sql_tag_history;
 mod sql_tag_rules;
 mod sql_webhooks;
 pub mod sqlite;
+pub mod tag_history;
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod tag_history_behaviour;
 pub mod tag_rules;
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod tag_rules_behaviour;
@@ -74,10 +82,12 @@ pub use inventory::BlobInventory;
 pub use keyed_locks::KeyedLocks;
 pub use passkeys::PasskeyStore;
 pub use postgres::PostgresStore;
+pub use quotas::{Quota, QuotaStore};
 pub use second_factors::SecondFactorStore;
 pub use sql_browse::{BrowseDialect, day_of};
 pub use sql_store::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
+pub use tag_history::{RestoreOutcome, TagHistoryEntry, TagHistoryStore};
 pub use tag_rules::{ImmutableTagRule, Keep, RetentionRule, TagRuleStore};
 pub use webhooks::{Leases, WebhookStore};
 
@@ -155,6 +165,15 @@ pub enum MetaError {
     /// A tag immutability rule protects the tag from being moved or deleted.
     #[error("tag {tag} is immutable (rule {rule})")]
     ImmutableTag { tag: String, rule: String },
+    /// The write would take the quota on `quota` (a repository pattern) past its limit:
+    /// `used` bytes of `limit` are counted, and it needs `needed` more.
+    #[error("quota exceeded: used {used} of {limit} bytes ({quota}), {needed} more needed")]
+    QuotaExceeded {
+        quota: String,
+        used: u64,
+        limit: u64,
+        needed: u64,
+    },
 }
 
 /// A manifest to record, already parsed and validated by the registry.
@@ -246,9 +265,13 @@ pub type UploadLock = Box<dyn Send + Sync>;
 /// The registry's metadata; [`BrowseStore`] is what the dashboard reads from the same tables.
 /// Garbage collection's records ([`GcStore`]) are part of it: a push must see where a
 /// collection stands with what it commits; so are tag immutability rules ([`TagRuleStore`]),
-/// checked in the transaction that moves or deletes a tag.
+/// checked in the transaction that moves or deletes a tag; so are quotas ([`QuotaStore`]),
+/// counted in the transactions that link and unlink blobs, and the tag history
+/// ([`TagHistoryStore`]), written in the transactions that untag.
 #[async_trait]
-pub trait MetadataStore: BrowseStore + GcStore + TagRuleStore {
+pub trait MetadataStore:
+    BrowseStore + GcStore + TagRuleStore + QuotaStore + TagHistoryStore
+{
     /// Whether the database answers, for readiness checks.
     async fn check(&self) -> Result<()>;
 

@@ -60,6 +60,7 @@ impl Dialect for Postgres {
     const BEGIN: &'static str = "BEGIN";
     const LOCK_DIGEST: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1, $2)");
     const TRY_LOCK_DIGEST: Option<&'static str> = Some("SELECT pg_try_advisory_xact_lock($1, $2)");
+    const LOCK_BLOB_LINKS: Option<&'static str> = Some("LOCK TABLE repository_blobs IN SHARE MODE");
     // Never waits: a repository busy with a push is skipped (the push wins).
     const LOCK_LINKING_REPOSITORIES: &'static str = "SELECT id FROM repositories
          WHERE id IN (SELECT repository_id FROM repository_blobs WHERE digest = $1)
@@ -320,6 +321,8 @@ mod tests {
             .unwrap();
         crate::gc_behaviour::run_gc(&store).await;
         crate::tag_rules_behaviour::run_tag_rules(&store).await;
+        crate::quotas_behaviour::run_quotas(&store).await;
+        crate::tag_history_behaviour::run_tag_history(&store).await;
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
         crate::second_factors_behaviour::run_second_factors(&store).await;

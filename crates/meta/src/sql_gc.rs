@@ -52,8 +52,9 @@ fn unreferenced(digest: &str) -> String {
     )
 }
 
-/// The manifests of repository `$1` that nothing makes reachable: not tagged, not a child of
-/// a reachable index, not a referrer of a reachable manifest, created before `$2`.
+/// The manifests of repository `$1` that nothing makes reachable: not tagged, not named by a
+/// tag history entry removed at or after `$3`, not a child of a reachable index, not a
+/// referrer of a reachable manifest, created before `$2`.
 const UNREACHABLE_MANIFESTS: &str = "WITH RECURSIVE
     repo(id) AS (SELECT id FROM repositories WHERE name = $1),
     edges(parent, child) AS (
@@ -70,6 +71,10 @@ const UNREACHABLE_MANIFESTS: &str = "WITH RECURSIVE
     ),
     reachable(id) AS (
         SELECT manifest_id FROM tags WHERE repository_id = (SELECT id FROM repo)
+        UNION
+        SELECT m.id FROM tag_history h
+        JOIN manifests m ON m.repository_id = h.repository_id AND m.digest = h.digest
+        WHERE h.repository_id = (SELECT id FROM repo) AND h.removed_at >= $3
         UNION
         SELECT id FROM manifests WHERE repository_id = (SELECT id FROM repo) AND created_at >= $2
         UNION
@@ -322,6 +327,7 @@ where
                 .bind(digest.as_str())
                 .execute(&mut *tx)
                 .await?;
+            Self::release_digest(&mut tx, digest).await?;
             sqlx::query("DELETE FROM blobs WHERE digest = $1")
                 .bind(digest.as_str())
                 .execute(&mut *tx)
@@ -349,10 +355,12 @@ where
         &self,
         repository: &RepositoryName,
         cutoff: i64,
+        history_since: i64,
     ) -> Result<Vec<UntaggedManifest>> {
         let rows = sqlx::query(UNREACHABLE_MANIFESTS)
             .bind(repository.as_str())
             .bind(cutoff)
+            .bind(history_since)
             .fetch_all(&self.reader)
             .await?;
         rows.iter().map(untagged_manifest).collect()
@@ -363,6 +371,7 @@ where
         repository: &RepositoryName,
         ids: &[i64],
         cutoff: i64,
+        history_since: i64,
         origin: &Arc<Origin>,
     ) -> Result<(Vec<UntaggedManifest>, Vec<Event>)> {
         let mut tx = self.begin().await?;
@@ -374,6 +383,7 @@ where
         let unreachable: Vec<UntaggedManifest> = sqlx::query(UNREACHABLE_MANIFESTS)
             .bind(repository.as_str())
             .bind(cutoff)
+            .bind(history_since)
             .fetch_all(&mut *tx)
             .await?
             .iter()

@@ -24,6 +24,7 @@ use sqlx::{
 use crate::events::{Event, EventKind, Origin, OutboxRouter};
 use crate::gc::{BlobDeletion, DeletionState};
 use crate::sql_browse::BrowseDialect;
+use crate::sql_tag_history::Untagged;
 use crate::{
     BlobRecord, BrokenReference, KeyedLocks, ManifestSource, MetaError, MetadataStore, NewBlob,
     NewManifest, PoolUse, ReferenceKind, Referrer, Result, StoreUsage, StoredManifest, UploadLock,
@@ -54,6 +55,10 @@ pub trait Dialect: BrowseDialect {
     const LOCK_DIGEST: Option<&'static str>;
     /// The same without waiting: one row with `true` if it was taken.
     const TRY_LOCK_DIGEST: Option<&'static str>;
+    /// Holds links (`repository_blobs`) still while a new quota counts them, so that none
+    /// is missed (a link that waited then sees the quota); `None` where writers are
+    /// serialised anyway (SQLite).
+    const LOCK_BLOB_LINKS: Option<&'static str>;
     /// Locks the rows of the repositories that link digest `$1` where they are free, and
     /// returns the ids of those it locked (on SQLite, where the writer is alone: all of them).
     const LOCK_LINKING_REPOSITORIES: &'static str;
@@ -472,6 +477,7 @@ where
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        Self::charge_quotas(&mut tx, repository, blob.digest, blob.size).await?;
         events.push(
             Event::new(EventKind::BlobPushed, repository, origin)
                 .digest(blob.digest)
@@ -512,6 +518,7 @@ where
             .bind(now_millis())
             .execute(&mut *tx)
             .await?;
+        Self::charge_quotas(&mut tx, repository, digest, size as u64).await?;
         let mut mounted = Event::new(EventKind::BlobMounted, repository, origin)
             .digest(digest)
             .size(size as u64);
@@ -546,6 +553,8 @@ where
         origin: &Arc<Origin>,
     ) -> Result<Option<Vec<Event>>> {
         let mut tx = self.begin().await?;
+        // A link of the same digest elsewhere waits, so that quotas see one or the other.
+        Self::lock_digest(&mut tx, digest).await?;
         let Some(repository_id) = Self::lock_repository(&mut tx, repository).await? else {
             return Ok(None);
         };
@@ -558,6 +567,7 @@ where
         if DB::rows_affected(&result) == 0 {
             return Ok(None);
         }
+        Self::release_link(&mut tx, repository, digest).await?;
         let event = Event::new(EventKind::BlobDeleted, repository, origin).digest(digest);
         Ok(Some(self.commit_with_events(tx, vec![event]).await?))
     }
@@ -588,6 +598,9 @@ where
         if !broken.is_empty() {
             // Dropping the transaction rolls back the repository row too.
             return Err(MetaError::BrokenReferences(broken));
+        }
+        if manifest.source == ManifestSource::Push {
+            Self::refuse_over_quota(&mut tx, manifest.repository).await?;
         }
 
         let annotations = manifest
@@ -682,11 +695,22 @@ where
             .transpose()?;
             let previous = previous.as_deref().map(parse_digest).transpose()?;
             if previous.as_ref() != Some(manifest.digest) {
-                if previous.is_some() && manifest.source == ManifestSource::Push {
-                    Self::refuse_immutable_tags(
+                if let Some(previous) = &previous {
+                    if manifest.source == ManifestSource::Push {
+                        Self::refuse_immutable_tags(
+                            &mut tx,
+                            manifest.repository,
+                            std::slice::from_ref(tag),
+                        )
+                        .await?;
+                    }
+                    Self::record_untag(
                         &mut tx,
-                        manifest.repository,
-                        std::slice::from_ref(tag),
+                        repository_id,
+                        tag.as_str(),
+                        previous.as_str(),
+                        Untagged::Moved,
+                        origin,
                     )
                     .await?;
                 }
@@ -829,6 +853,15 @@ where
             .bind(tag.as_str())
             .execute(&mut *tx)
             .await?;
+        Self::record_untag(
+            &mut tx,
+            repository_id,
+            tag.as_str(),
+            &digest,
+            Untagged::Deleted,
+            origin,
+        )
+        .await?;
         let event = Event::new(EventKind::TagDeleted, repository, origin)
             .digest(&parse_digest(&digest)?)
             .tag(tag)

@@ -41,6 +41,7 @@ impl Dialect for Sqlite {
     // One writer at a time, across processes: a transaction's reads are current.
     const LOCK_DIGEST: Option<&'static str> = None;
     const TRY_LOCK_DIGEST: Option<&'static str> = None;
+    const LOCK_BLOB_LINKS: Option<&'static str> = None;
     const LOCK_LINKING_REPOSITORIES: &'static str =
         "SELECT DISTINCT repository_id FROM repository_blobs WHERE digest = $1";
 
@@ -111,6 +112,8 @@ mod tests {
             .unwrap();
         crate::gc_behaviour::run_gc(&store).await;
         crate::tag_rules_behaviour::run_tag_rules(&store).await;
+        crate::quotas_behaviour::run_quotas(&store).await;
+        crate::tag_history_behaviour::run_tag_history(&store).await;
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
         crate::second_factors_behaviour::run_second_factors(&store).await;

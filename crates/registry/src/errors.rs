@@ -37,6 +37,27 @@ pub(crate) fn from_meta(err: MetaError) -> RegistryError {
             format!("tag {tag} is immutable (rule {rule}): push under a new tag"),
         )
         .with_detail(serde_json::json!({ "tag": tag, "rule": rule })),
+        MetaError::QuotaExceeded {
+            quota,
+            used,
+            limit,
+            needed,
+        } => RegistryError::new(
+            ErrorCode::Denied,
+            format!(
+                "quota exceeded: used {} of {} ({quota}){}",
+                crate::gc::human_bytes(used),
+                crate::gc::human_bytes(limit),
+                if needed > 0 {
+                    format!(", this blob needs {} more", crate::gc::human_bytes(needed))
+                } else {
+                    String::new()
+                }
+            ),
+        )
+        .with_detail(serde_json::json!({
+            "quota": quota, "used": used, "limit": limit, "needed": needed
+        })),
     }
 }
 

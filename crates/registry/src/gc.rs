@@ -65,6 +65,8 @@ pub struct GcSettings {
     pub upload_age: Duration,
     /// Between marking and deleting bytes: time for pushes racing the mark to cancel it.
     pub fence: Duration,
+    /// How long a tag's history keeps the manifest it named reachable (`retention.taghistory`).
+    pub tag_history: Duration,
 }
 
 /// What to do.
@@ -410,7 +412,7 @@ impl Registry {
     async fn full_run(&self, run: &mut Run<'_>, settings: &GcSettings) -> Result<()> {
         if let Some(age) = settings.untagged {
             run.phase("untagged").await;
-            if self.delete_untagged(run, age).await? {
+            if self.delete_untagged(run, age, settings.tag_history).await? {
                 return Ok(());
             }
         }
@@ -458,10 +460,17 @@ impl Registry {
         Ok(())
     }
 
-    /// Deletes untagged manifests older than `age`; `true` when stopped early.
-    async fn delete_untagged(&self, run: &mut Run<'_>, age: Duration) -> Result<bool> {
+    /// Deletes untagged manifests older than `age` that no tag history entry younger than
+    /// `history` names; `true` when stopped early.
+    async fn delete_untagged(
+        &self,
+        run: &mut Run<'_>,
+        age: Duration,
+        history: Duration,
+    ) -> Result<bool> {
         let origin = Arc::new(Origin::system("gc"));
         let cutoff = older_than(age);
+        let history_since = older_than(history);
         let mut after: Option<String> = None;
         loop {
             let names = self
@@ -477,14 +486,20 @@ impl Registry {
                 let repository = repository_name(&name)?;
                 let untagged = self
                     .meta
-                    .untagged_manifests(&repository, cutoff)
+                    .untagged_manifests(&repository, cutoff, history_since)
                     .await
                     .map_err(from_meta)?;
                 for batch in untagged.chunks(MANIFEST_BATCH) {
                     let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
                     let (deleted, events) = self
                         .meta
-                        .delete_untagged_manifests(&repository, &ids, cutoff, &origin)
+                        .delete_untagged_manifests(
+                            &repository,
+                            &ids,
+                            cutoff,
+                            history_since,
+                            &origin,
+                        )
                         .await
                         .map_err(from_meta)?;
                     self.publish(&events);
@@ -598,7 +613,11 @@ impl Registry {
                     let repository = repository_name(&name)?;
                     let untagged = self
                         .meta
-                        .untagged_manifests(&repository, untagged_cutoff)
+                        .untagged_manifests(
+                            &repository,
+                            untagged_cutoff,
+                            older_than(settings.tag_history),
+                        )
                         .await
                         .map_err(from_meta)?;
                     if untagged.is_empty() {

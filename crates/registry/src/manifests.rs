@@ -221,6 +221,31 @@ impl Registry {
         }
     }
 
+    /// Points `tag` at `digest` again (a restore from the tag history); `false` when the
+    /// repository no longer holds that manifest. Immutability rules apply to a tag that
+    /// points elsewhere now, as to a push.
+    pub async fn restore_tag(
+        &self,
+        origin: &Arc<Origin>,
+        repository: &RepositoryName,
+        tag: &Tag,
+        digest: &Digest,
+    ) -> Result<bool> {
+        self.ensure_writable()?;
+        match self
+            .meta
+            .restore_tag(repository, tag, digest, origin)
+            .await
+            .map_err(from_meta)?
+        {
+            berth_meta::RestoreOutcome::Restored(events) => {
+                self.publish(&events);
+                Ok(true)
+            }
+            berth_meta::RestoreOutcome::ContentGone => Ok(false),
+        }
+    }
+
     /// The referrers of `subject` as an OCI image index. An unknown subject (or repository)
     /// has no referrers, which is an empty index, never a 404.
     pub async fn referrers(

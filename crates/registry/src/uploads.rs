@@ -161,6 +161,13 @@ impl Registry {
         // Garbage collection may be deleting this very digest: see where it stands before
         // relying on what storage holds, and let the record refuse if that moved on.
         let seen = self.settled_deletion(digest).await?;
+        // A blob no quota has room for is refused before its bytes reach their address.
+        if let Err(e) = self.meta.check_quota(repository, digest, size).await {
+            if matches!(e, berth_meta::MetaError::QuotaExceeded { .. }) {
+                let _ = self.discard_upload(id).await;
+            }
+            return Err(from_meta(e));
+        }
         let committed = self
             .blobs
             .commit_upload(id, size, digest)
@@ -181,9 +188,14 @@ impl Registry {
         {
             Ok(events) => events,
             Err(e) => {
-                if matches!(e, berth_meta::MetaError::BeingCollected) {
-                    // The upload's bytes went into storage and may be gone with the blob: the
-                    // session has nothing left to finish.
+                if matches!(
+                    e,
+                    berth_meta::MetaError::BeingCollected
+                        | berth_meta::MetaError::QuotaExceeded { .. }
+                ) {
+                    // The upload's bytes went into storage (and may be gone with the blob, or
+                    // are refused for good): the session has nothing left to finish. Bytes no
+                    // record names are found by garbage collection's orphan sweep.
                     let _ = self.meta.delete_upload(id).await;
                 }
                 return Err(from_meta(e));

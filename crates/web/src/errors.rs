@@ -208,6 +208,22 @@ impl From<AdminError> for WebError {
     }
 }
 
+impl From<berth_lifecycle::LifecycleError> for WebError {
+    fn from(err: berth_lifecycle::LifecycleError) -> Self {
+        use berth_lifecycle::LifecycleError;
+        match err {
+            LifecycleError::Invalid(why) => WebError::BadRequest(why),
+            LifecycleError::NotFound(_) => WebError::NotFound,
+            LifecycleError::Conflict(why) => WebError::Refused(why),
+            LifecycleError::GcFailed { message, .. } => {
+                tracing::warn!(error = %message, "dashboard: garbage collection failed");
+                WebError::Unavailable
+            }
+            LifecycleError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<AuthFailure> for WebError {
     fn from(failure: AuthFailure) -> Self {
         match failure {

@@ -49,6 +49,8 @@ pub use errors::WebError;
 pub struct WebState {
     pub registry: Arc<Registry>,
     pub access: Arc<AccessService>,
+    /// Garbage collection, retention, immutability and quotas (the administration pages).
+    pub lifecycle: Arc<berth_lifecycle::Lifecycle>,
     pub urls: UrlPolicy,
     /// The mail server (`smtp`), when one is configured: password reset links.
     pub mailer: Option<Arc<mail::Mailer>>,

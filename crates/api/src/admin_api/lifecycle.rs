@@ -1,18 +1,20 @@
-//! Lifecycle management: garbage collection, tag immutability and retention (and, as they
-//! land, quotas), as thin handlers over [`berth_lifecycle::Lifecycle`].
+//! Lifecycle management: garbage collection, tag immutability, retention and quotas, as thin
+//! handlers over [`berth_lifecycle::Lifecycle`].
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
-use berth_lifecycle::{LifecycleError, NewImmutableTagRule, NewRetentionRule};
+use berth_lifecycle::{
+    LifecycleError, NewImmutableTagRule, NewQuota, NewRetentionRule, RestoreTag,
+};
 use berth_registry::gc::{GcMode, Unobserved};
 use http::StatusCode;
 use serde::Deserialize;
 
 use super::failure::{ApiFailure, json, ok, unavailable};
 use super::identities::Empty;
-use super::request::query_number;
+use super::request::{query_number, query_value};
 use super::{Shared, manage};
 
 impl From<LifecycleError> for ApiFailure {
@@ -164,6 +166,69 @@ pub(super) async fn run_retention(State(state): Shared, request: Request) -> Res
     let lifecycle = Arc::clone(&state.lifecycle);
     manage(&state, request, |op, body: StartCollection| async move {
         ok(&lifecycle.apply_retention(&op.actor, body.dry_run).await?)
+    })
+    .await
+}
+
+pub(super) async fn quotas(State(state): Shared, request: Request) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |_, Empty {}| async move {
+        ok(&lifecycle.quotas().await?)
+    })
+    .await
+}
+
+/// Sets (creates or changes) a quota's limit.
+pub(super) async fn set_quota(State(state): Shared, request: Request) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |op, quota: NewQuota| async move {
+        ok(&lifecycle.set_quota(&op.actor, &quota).await?)
+    })
+    .await
+}
+
+/// `DELETE /api/v1/quotas/{repositories}`: a namespace or a glob (slashes included).
+pub(super) async fn remove_quota(
+    State(state): Shared,
+    Path(repositories): Path<String>,
+    request: Request,
+) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |op, Empty {}| async move {
+        ok(&lifecycle.remove_quota(&op.actor, &repositories).await?)
+    })
+    .await
+}
+
+/// Bytes stored per namespace, each blob once, beside the quotas.
+pub(super) async fn usage(State(state): Shared, request: Request) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |_, Empty {}| async move {
+        ok(&lifecycle.usage().await?)
+    })
+    .await
+}
+
+/// `GET /api/v1/tags/history?repository=NAME[&tag=TAG][&limit=N]`.
+pub(super) async fn tag_history(State(state): Shared, request: Request) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |op, Empty {}| async move {
+        let repository = query_value(&op.query, "repository")
+            .ok_or_else(|| ApiFailure::invalid("repository: required"))?;
+        let tag = query_value(&op.query, "tag");
+        let limit = query_number(&op.query, "limit")?.unwrap_or(100);
+        ok(&lifecycle
+            .tag_history(&repository, tag.as_deref(), limit)
+            .await?)
+    })
+    .await
+}
+
+/// `POST /api/v1/tags/restore`: puts a deleted or moved tag back.
+pub(super) async fn restore_tag(State(state): Shared, request: Request) -> Response {
+    let lifecycle = Arc::clone(&state.lifecycle);
+    manage(&state, request, |op, body: RestoreTag| async move {
+        ok(&lifecycle.restore_tag(&op.actor, &body).await?)
     })
     .await
 }

@@ -19,7 +19,7 @@
 //! * `identities`: users, teams, service accounts;
 //! * `access`: tokens, rules, htpasswd import, the audit log;
 //! * `background`: webhooks (over `berth_webhooks::admin`) and background jobs;
-//! * `lifecycle`: garbage collection, tag immutability and retention rules.
+//! * `lifecycle`: garbage collection, tag immutability and retention rules, quotas and usage.
 //! * `blobs`: a blob's record (repositories, content id, quarantine).
 //! * `remotes`: remote and virtual repositories with their status (read only: they are
 //!   configured in the file).
@@ -153,6 +153,17 @@ pub fn routes() -> Router<Arc<AppState>> {
             delete(lifecycle::remove_retention_rule),
         )
         .route("/api/v1/retention/runs", post(lifecycle::run_retention))
+        .route(
+            "/api/v1/quotas",
+            get(lifecycle::quotas).put(lifecycle::set_quota),
+        )
+        .route(
+            "/api/v1/quotas/{*repositories}",
+            delete(lifecycle::remove_quota),
+        )
+        .route("/api/v1/usage", get(lifecycle::usage))
+        .route("/api/v1/tags/history", get(lifecycle::tag_history))
+        .route("/api/v1/tags/restore", post(lifecycle::restore_tag))
         .route("/api/v1/blobs/{digest}", get(blobs::get_blob))
         .route("/api/v1/{*rest}", any(unknown_operation))
 }

@@ -16,10 +16,12 @@ use berth_meta::browse::{
 use berth_meta::gc::{
     BlobCandidate, ClaimedDeletion, GcRunRecord, GcRunStatus, PendingDeletions, UntaggedManifest,
 };
+use berth_meta::quotas::Recount;
 use berth_meta::{
     BlobDeletion, BlobRecord, BrowseStore, Event, GcStore, ImmutableTagRule, Keep, MetadataStore,
-    NewBlob, NewManifest, Origin, OutboxRouter, Referrer, Result, RetentionRule, StoreUsage,
-    StoredManifest, TagRuleStore, UploadLock, UploadSession,
+    NewBlob, NewManifest, Origin, OutboxRouter, Quota, QuotaStore, Referrer, RestoreOutcome,
+    Result, RetentionRule, StoreUsage, StoredManifest, TagHistoryEntry, TagHistoryStore,
+    TagRuleStore, UploadLock, UploadSession,
 };
 use berth_oci::{Digest, Pattern, Reference, RepositoryName, Tag, TagPattern, UploadId};
 use metrics::Histogram;
@@ -150,8 +152,8 @@ measured!(GcStore {
     fn blob_deletion(&self, digest: &Digest) -> Result<Option<BlobDeletion>>;
     fn unreferenced_blobs(&self, after: Option<&Digest>, cutoff: i64, limit: u32) -> Result<Vec<BlobCandidate>>;
     fn mark_unreferenced_blobs(&self, run: i64, digests: &[Digest], cutoff: i64) -> Result<Vec<BlobCandidate>>;
-    fn untagged_manifests(&self, repository: &RepositoryName, cutoff: i64) -> Result<Vec<UntaggedManifest>>;
-    fn delete_untagged_manifests(&self, repository: &RepositoryName, ids: &[i64], cutoff: i64, origin: &Arc<Origin>) -> Result<(Vec<UntaggedManifest>, Vec<Event>)>;
+    fn untagged_manifests(&self, repository: &RepositoryName, cutoff: i64, history_since: i64) -> Result<Vec<UntaggedManifest>>;
+    fn delete_untagged_manifests(&self, repository: &RepositoryName, ids: &[i64], cutoff: i64, history_since: i64, origin: &Arc<Origin>) -> Result<(Vec<UntaggedManifest>, Vec<Event>)>;
     fn manifest_blob_references(&self, ids: &[i64]) -> Result<Vec<(i64, Digest)>>;
     fn blob_reference_counts(&self, digests: &[Digest], cutoff: i64) -> Result<Vec<(BlobCandidate, u64, bool)>>;
     fn claim_blob_deletions(&self, run: i64, marked_before: i64, limit: u32) -> Result<Vec<ClaimedDeletion>>;
@@ -166,6 +168,20 @@ measured!(GcStore {
     fn interrupt_gc_runs(&self, except: i64) -> Result<Vec<i64>>;
     fn gc_runs(&self, before: Option<i64>, limit: u32) -> Result<Vec<GcRunRecord>>;
     fn gc_run(&self, id: i64) -> Result<Option<GcRunRecord>>;
+});
+
+measured!(QuotaStore {
+    fn quotas(&self) -> Result<Vec<Quota>>;
+    fn set_quota(&self, repositories: &Pattern, limit_bytes: u64, by: &str) -> Result<Quota>;
+    fn check_quota(&self, repository: &RepositoryName, digest: &Digest, size: u64) -> Result<()>;
+    fn remove_quota(&self, repositories: &Pattern) -> Result<Option<Quota>>;
+    fn recount_quotas(&self) -> Result<Vec<Recount>>;
+});
+
+measured!(TagHistoryStore {
+    fn tag_history(&self, repository: &RepositoryName, tag: Option<&Tag>, since: i64, limit: u32) -> Result<Vec<TagHistoryEntry>>;
+    fn restore_tag(&self, repository: &RepositoryName, tag: &Tag, digest: &Digest, origin: &Arc<Origin>) -> Result<RestoreOutcome>;
+    fn expire_tag_history(&self, before: i64) -> Result<u64>;
 });
 
 measured!(TagRuleStore {

@@ -1001,6 +1001,58 @@ async fn every_documented_operation_behaves_as_documented() {
     assert_eq!(dry["repositories"], real["repositories"], "{dry} {real}");
     assert_eq!(real["dry_run"], false);
 
+    // Quotas and usage (what they refuse: the `quotas` suite).
+    let quota = api
+        .ok(
+            Method::PUT,
+            "/api/v1/quotas",
+            &[],
+            Some(json!({"repositories": "quota-ns", "limit": "10MiB"})),
+        )
+        .await;
+    assert_eq!(quota["repositories"], "quota-ns/**");
+    assert_eq!(quota["namespace"], "quota-ns");
+    assert_eq!(quota["limit_bytes"], 10 << 20);
+    assert_eq!(quota["used_bytes"], 0);
+    for bad in [
+        json!({"repositories": "quota-ns", "limit": "ten"}),
+        json!({"repositories": "quota-ns", "limit": "10 parsecs"}),
+        json!({"repositories": "Bad Name", "limit": "1MiB"}),
+        json!({"repositories": "quota-ns"}),
+    ] {
+        api.refused(
+            Method::PUT,
+            "/api/v1/quotas",
+            &[],
+            Some(bad),
+            400,
+            "INVALID",
+        )
+        .await;
+    }
+    assert_eq!(
+        api.ok(Method::GET, "/api/v1/quotas", &[], None).await,
+        json!([quota])
+    );
+    let usage = api.ok(Method::GET, "/api/v1/usage", &[], None).await;
+    assert_eq!(usage["quotas"], json!([quota]));
+    api.ok(
+        Method::DELETE,
+        "/api/v1/quotas/{repositories}",
+        &["quota-ns"],
+        None,
+    )
+    .await;
+    api.refused(
+        Method::DELETE,
+        "/api/v1/quotas/{repositories}",
+        &["quota-ns"],
+        None,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+
     // Every operation in the document was called above.
     let called: BTreeSet<(String, String)> = api
         .called
@@ -1457,6 +1509,56 @@ async fn webhooks_and_jobs(api: &Api) {
         None,
         404,
         "NOT_FOUND",
+    )
+    .await;
+
+    // Tag history and restore (GC and expiry: the `tag_history` suite). A push moves v1.
+    push_image(&root, &api.berth, "hooks/app", "v1", 4, 1).await;
+    let history = api
+        .ok(
+            Method::GET,
+            "/api/v1/tags/history?repository=hooks/app&tag=v1",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(history[0]["digest"], image.digest.as_str(), "{history}");
+    assert_eq!(history[0]["reason"], "moved");
+    assert_eq!(history[0]["restorable"], true);
+    let restored = api
+        .ok(
+            Method::POST,
+            "/api/v1/tags/restore",
+            &[],
+            Some(json!({"repository": "hooks/app", "tag": "v1"})),
+        )
+        .await;
+    assert_eq!(restored["digest"], image.digest.as_str());
+    api.refused(
+        Method::POST,
+        "/api/v1/tags/restore",
+        &[],
+        Some(json!({"repository": "hooks/app", "tag": "never"})),
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    api.refused(
+        Method::POST,
+        "/api/v1/tags/restore",
+        &[],
+        Some(json!({"repository": "Bad Name", "tag": "v1"})),
+        400,
+        "INVALID",
+    )
+    .await;
+    api.refused(
+        Method::GET,
+        "/api/v1/tags/history",
+        &[],
+        None,
+        400,
+        "INVALID",
     )
     .await;
     let log = api

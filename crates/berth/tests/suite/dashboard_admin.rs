@@ -166,9 +166,12 @@ async fn an_administrator_adds_a_user_a_team_and_a_rule_that_podman_then_honours
     );
     assert!(csv.contains("team:x-devs may push on team-x/**"), "{csv}");
 
+    berth.cli(&["quota", "set", "team-x", "1GiB"]);
     browser.goto(&berth.url("/admin/storage")).await;
     let storage = browser.text().await;
     assert!(storage.contains("team-x"), "{storage}");
+    // The namespace's usage beside its quota's limit.
+    assert!(storage.contains(" / 1.0 GiB ("), "{storage}");
     browser.screenshot("storage").await;
 
     // A non-administrator is refused the administration pages.

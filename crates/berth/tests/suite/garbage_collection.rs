@@ -22,9 +22,12 @@ use berth_storage::testing::garage::Garage;
 use serde_json::{Value, json};
 
 /// Collection on every run: no grace period, untagged manifests deleted at once.
-const AGGRESSIVE: [(&str, &str); 4] = [
+const AGGRESSIVE: [(&str, &str); 5] = [
     ("BERTH_GC_GRACE", "0s"),
     ("BERTH_GC_UNTAGGED", "delete after 0s"),
+    // Deleted and moved tags keep nothing reachable past a millisecond (the tag_history
+    // suite tests what the history keeps).
+    ("BERTH_RETENTION_TAGHISTORY", "1ms"),
     // Runs come from the test, not from the schedule.
     ("BERTH_GC_ENABLED", "false"),
     ("REGISTRY_STORAGE_DELETE_ENABLED", "true"),

@@ -6,7 +6,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::support::clients::{Sandbox, run, run_output, text, umoci_image};
+use crate::support::clients::{Sandbox, run, run_output, skopeo_push, text, umoci_image};
 use crate::support::push::{OCI_MANIFEST, image_manifest, push_blob, push_image, put_manifest};
 use crate::support::{Berth, assert_oci_error, bytes, client, sha256};
 
@@ -20,17 +20,6 @@ fn start() -> Berth {
 fn add_rule(berth: &Berth, repositories: &str, tags: &str) -> Value {
     let added = berth.cli(&["immutable-tags", "add", repositories, tags]);
     added[0].clone()
-}
-
-async fn skopeo_copy(sandbox: &Sandbox, from: &str, to: &str) -> Output {
-    run_output(
-        sandbox
-            .skopeo()
-            .args(["copy", "--dest-tls-verify=false", from])
-            .arg(format!("docker://{to}")),
-        b"",
-    )
-    .await
 }
 
 async fn tag_digest(berth: &Berth, repository: &str, tag: &str) -> String {
@@ -62,16 +51,16 @@ async fn a_protected_tag_refuses_skopeo_and_podman_moving_it_and_takes_the_same_
     let second = umoci_image(&sandbox, "second", b"second image\n").await;
     let v1 = format!("{}/frozen/app:v1", berth.host());
 
-    let pushed = skopeo_copy(&sandbox, &first, &v1).await;
+    let pushed = skopeo_push(&sandbox, &first, &v1).await;
     assert!(pushed.status.success(), "{pushed:?}");
     let digest = tag_digest(&berth, "frozen/app", "v1").await;
-    let again = skopeo_copy(&sandbox, &first, &v1).await;
+    let again = skopeo_push(&sandbox, &first, &v1).await;
     assert!(
         again.status.success(),
         "re-pushing the same image: {again:?}"
     );
 
-    let moved = skopeo_copy(&sandbox, &second, &v1).await;
+    let moved = skopeo_push(&sandbox, &second, &v1).await;
     assert_refused_naming(&moved, &rule, "skopeo moving v1");
 
     // podman builds another image and pushes it over the protected tag.
@@ -103,7 +92,7 @@ async fn a_protected_tag_refuses_skopeo_and_podman_moving_it_and_takes_the_same_
     for target in ["frozen/app:latest", "elsewhere/app:v1"] {
         let target = format!("{}/{target}", berth.host());
         for image in [&first, &second] {
-            let output = skopeo_copy(&sandbox, image, &target).await;
+            let output = skopeo_push(&sandbox, image, &target).await;
             assert!(output.status.success(), "{target}: {output:?}");
         }
     }

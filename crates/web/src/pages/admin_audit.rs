@@ -249,17 +249,42 @@ pub async fn audit_csv(state: &WebState, parts: &Parts) -> PageResult {
 pub async fn storage_page(state: &WebState, parts: &Parts) -> PageResult {
     let viewer = administrator(state, parts).await?;
     let usage = state.registry.storage_usage(100).await?;
+    let quotas = state.lifecycle.quotas().await?;
+    let quota_of = |namespace: &str| {
+        quotas
+            .iter()
+            .find(|q| q.namespace.as_deref() == Some(namespace))
+    };
     let body = html! {
         p { (usage.total.blobs) " blobs, " (size(usage.total.bytes)) " stored (each blob once, whichever repositories hold it)." }
         h2 { "Namespaces" }
         div.table-wrap {
             table {
-                thead { tr { th { "Namespace" } th.num { "Blobs" } th.num { "Size" } } }
+                thead { tr { th { "Namespace" } th.num { "Blobs" } th.num { "Size" } th.num { "Quota (used / limit)" } } }
                 tbody {
                     @for ns in &usage.namespaces {
                         tr {
                             td { @if ns.name.is_empty() { span.muted { "(top level)" } } @else { (ns.name) } }
                             td.num { (ns.blobs) } td.num { (size(ns.bytes)) }
+                            td.num {
+                                @if let Some(quota) = quota_of(&ns.name) {
+                                    (quota_use(quota))
+                                } @else { span.muted { "none" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if !quotas.is_empty() {
+            h2 { "Quotas" }
+            p.muted { "Each blob counted once per quota, kept by every push and deletion (berth quota, /api/v1/quotas)." }
+            div.table-wrap {
+                table {
+                    thead { tr { th { "Repositories" } th.num { "Used / limit" } } }
+                    tbody {
+                        @for quota in &quotas {
+                            tr { td { code { (quota.repositories) } } td.num { (quota_use(quota)) } }
                         }
                     }
                 }
@@ -278,6 +303,12 @@ pub async fn storage_page(state: &WebState, parts: &Parts) -> PageResult {
         }
     };
     Ok(admin_page(&viewer, "/admin/storage", "Storage", body))
+}
+
+/// `1.2 MiB / 10.0 MiB (12%)`.
+pub(crate) fn quota_use(quota: &berth_lifecycle::QuotaView) -> String {
+    let percent = (quota.used_bytes as f64 * 100.0 / quota.limit_bytes.max(1) as f64).round();
+    format!("{} / {} ({percent}%)", quota.used, quota.limit)
 }
 
 #[cfg(test)]

@@ -488,3 +488,15 @@ pub async fn umoci_image(sandbox: &Sandbox, layout: &str, content: &[u8]) -> Str
     .await;
     format!("oci:{image}")
 }
+
+/// `skopeo copy FROM docker://TO` into a plain-HTTP registry, whatever its outcome.
+pub async fn skopeo_push(sandbox: &Sandbox, from: &str, to: &str) -> std::process::Output {
+    run_output(
+        sandbox
+            .skopeo()
+            .args(["copy", "--dest-tls-verify=false", from])
+            .arg(format!("docker://{to}")),
+        b"",
+    )
+    .await
+}

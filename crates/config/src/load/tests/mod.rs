@@ -15,6 +15,7 @@ mod file;
 mod metrics;
 mod notifications;
 mod proxy;
+mod retention;
 mod s3;
 mod smtp;
 mod stores;
