@@ -5,16 +5,7 @@ use super::*;
 
 #[tokio::test]
 async fn a_platform_filter_keeps_other_platforms_of_an_index_out_of_the_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = OfficialRegistry::start_logged(dir.path(), None);
-    let sandbox = Sandbox::new();
-    let pushed = multi_platform_layout(&sandbox, &["amd64", "arm64"]).await;
-    run(sandbox
-        .skopeo()
-        .args(["copy", "--all", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:multi", pushed.layout.display()))
-        .arg(format!("docker://{}/team/multi:latest", upstream.host())))
-    .await;
+    let (dir, upstream, sandbox, pushed) = upstream_with_index().await;
     let berth = berth_with_config(
         dir.path(),
         &remote_config(&upstream.base, "    platforms: [linux/amd64]\n"),

@@ -110,6 +110,22 @@ async fn upstream_with_image(
     (dir, upstream, sandbox, pushed)
 }
 
+/// A logged upstream with a multi-platform index (linux/amd64 and linux/arm64) pushed with
+/// `skopeo copy --all` as `team/multi:latest`.
+async fn upstream_with_index() -> (tempfile::TempDir, OfficialRegistry, Sandbox, MultiPlatform) {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = OfficialRegistry::start_logged(dir.path(), None);
+    let sandbox = Sandbox::new();
+    let pushed = multi_platform_layout(&sandbox, &["amd64", "arm64"]).await;
+    run(sandbox
+        .skopeo()
+        .args(["copy", "--all", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:multi", pushed.layout.display()))
+        .arg(format!("docker://{}/team/multi:latest", upstream.host())))
+    .await;
+    (dir, upstream, sandbox, pushed)
+}
+
 /// A write refused because the name is a cache: 403 `DENIED`, saying so.
 async fn assert_denied_as_a_cache(response: reqwest::Response) {
     let body = assert_oci_error(response, 403, "DENIED").await;

@@ -330,16 +330,7 @@ async fn skopeo_copy_all_matches(
 
 #[tokio::test]
 async fn a_multi_platform_index_pulled_with_skopeo_all_is_served_with_the_upstream_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = OfficialRegistry::start_logged(dir.path(), None);
-    let sandbox = Sandbox::new();
-    let pushed = multi_platform_layout(&sandbox, &["amd64", "arm64"]).await;
-    run(sandbox
-        .skopeo()
-        .args(["copy", "--all", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:multi", pushed.layout.display()))
-        .arg(format!("docker://{}/team/multi:latest", upstream.host())))
-    .await;
+    let (dir, upstream, sandbox, pushed) = upstream_with_index().await;
     let berth = berth_with_config(dir.path(), &remote_config(&upstream.base, ""));
     let image = format!("{}/up/team/multi:latest", berth.host());
 
