@@ -125,6 +125,11 @@ mod tests {
                 ..RemoteConfig::default()
             },
         );
+        config.retention.rules.push(crate::RetentionRuleConfig {
+            repositories: Some(berth_oci::Pattern::parse("ci/**").unwrap()),
+            keeplastpushed: Some(3),
+            ..crate::RetentionRuleConfig::default()
+        });
         config.smtp = Some(crate::SmtpConfig {
             host: "mail.example.com".into(),
             from: "registry@example.com".into(),
