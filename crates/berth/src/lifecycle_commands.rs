@@ -14,6 +14,8 @@ use berth_lifecycle::{
     GcRunView, ImmutableTagRuleView, Lifecycle, LifecycleError, NewImmutableTagRule,
     NewRetentionRule,
 };
+use berth_meta::{Keep, RetentionRule};
+use berth_oci::TagPattern;
 use berth_registry::Registry;
 use berth_registry::gc::{GcMode, GcObserver, GcReport, GcSettings, human_bytes};
 use clap::{Args, Subcommand};
@@ -43,14 +45,49 @@ pub fn open(
     database: &backends::Database,
     holder: String,
 ) -> Arc<Lifecycle> {
-    Arc::new(Lifecycle::new(
-        Arc::clone(registry),
-        Arc::clone(&database.meta),
-        Arc::clone(&database.leases),
-        Arc::clone(&database.identity),
-        gc_settings(config),
-        holder,
-    ))
+    Arc::new(
+        Lifecycle::new(
+            Arc::clone(registry),
+            Arc::clone(&database.meta),
+            Arc::clone(&database.leases),
+            Arc::clone(&database.identity),
+            gc_settings(config),
+            holder,
+        )
+        .with_configured_retention(configured_retention(config)),
+    )
+}
+
+/// The configuration file's `retention.rules` as rules (validated when it was loaded); the
+/// first is -1, the second -2, ...
+fn configured_retention(config: &Config) -> Vec<RetentionRule> {
+    let millis = |d: Option<Duration>| d.map(|d| d.as_millis().min(i64::MAX as u128) as i64);
+    config
+        .retention
+        .rules
+        .iter()
+        .zip(1i64..)
+        .filter_map(|(rule, n)| {
+            Some(RetentionRule {
+                id: -n,
+                repositories: rule.repositories.clone()?,
+                keep: Keep {
+                    keep_last_pushed: rule.keeplastpushed,
+                    keep_last_pulled: rule.keeplastpulled,
+                    keep_tags: rule
+                        .keeptags
+                        .iter()
+                        .filter_map(|glob| TagPattern::parse(glob).ok())
+                        .collect(),
+                    keep_tags_regex: rule.keeptagsregex.clone(),
+                    keep_pushed_within: millis(rule.keeppushedwithin),
+                    keep_pulled_within: millis(rule.keeppulledwithin),
+                },
+                created_at: 0,
+                created_by: format!("config:retention.rules[{}]", n - 1),
+            })
+        })
+        .collect()
 }
 
 /// This process, as leases and run records name it.
@@ -239,6 +276,10 @@ pub enum RetentionCommand {
         /// Keep tags matching this glob (`v*`); may be given several times.
         #[arg(long = "keep-tag")]
         keep_tags: Vec<String>,
+        /// Keep tags matching this regular expression (`^v[0-9]+$`); may be given several
+        /// times.
+        #[arg(long = "keep-tag-regex")]
+        keep_tags_regex: Vec<String>,
         /// Keep tags pushed within this time (`30d`).
         #[arg(long)]
         keep_pushed_within: Option<String>,
@@ -246,8 +287,11 @@ pub enum RetentionCommand {
         #[arg(long)]
         keep_pulled_within: Option<String>,
     },
-    /// Remove rule ID.
-    Remove { id: i64 },
+    /// Remove rule ID (the configuration file's rules, with negative ids, are changed there).
+    Remove {
+        #[arg(allow_negative_numbers = true)]
+        id: i64,
+    },
     /// Apply the rules now: untag what they do not keep (`--dry-run`: list it, change nothing).
     Run {
         #[arg(long)]
@@ -266,6 +310,7 @@ pub fn retention(command: RetentionCommand, store: StoreArgs) -> ExitCode {
                 keep_last_pushed,
                 keep_last_pulled,
                 keep_tags,
+                keep_tags_regex,
                 keep_pushed_within,
                 keep_pulled_within,
             } => {
@@ -274,6 +319,7 @@ pub fn retention(command: RetentionCommand, store: StoreArgs) -> ExitCode {
                     keep_last_pushed,
                     keep_last_pulled,
                     keep_tags,
+                    keep_tags_regex,
                     keep_pushed_within,
                     keep_pulled_within,
                 };

@@ -134,6 +134,11 @@ mod tests {
                 ..VirtualConfig::default()
             },
         );
+        config.retention.rules.push(crate::RetentionRuleConfig {
+            repositories: Some(berth_oci::Pattern::parse("ci/**").unwrap()),
+            keeplastpushed: Some(3),
+            ..crate::RetentionRuleConfig::default()
+        });
         config.smtp = Some(crate::SmtpConfig {
             host: "mail.example.com".into(),
             from: "registry@example.com".into(),

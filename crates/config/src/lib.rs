@@ -80,9 +80,9 @@ pub use model::{
     LdapConfig, LogConfig, LogFormat, LogLevel, MaintenanceConfig, MetricsConfig,
     NotificationAction, NotificationEndpoint, NotificationEvents, NotificationIgnore,
     NotificationsConfig, OidcProvider, PasskeysMode, PrometheusConfig, ProxyConfig, ReadOnly,
-    RedirectConfig, RemoteConfig, RequireMfa, RetentionConfig, S3Config, ScrubConfig, SmtpConfig,
-    SmtpSecurity, StorageConfig, TimeWindow, TlsConfig, TlsVersion, UntaggedPolicy, UploadPurging,
-    VirtualConfig, WebhookConfig, WebhookFormat,
+    RedirectConfig, RemoteConfig, RequireMfa, RetentionConfig, RetentionRuleConfig, S3Config,
+    ScrubConfig, SmtpConfig, SmtpSecurity, StorageConfig, TimeWindow, TlsConfig, TlsVersion,
+    UntaggedPolicy, UploadPurging, VirtualConfig, WebhookConfig, WebhookFormat,
 };
 pub use values::{EndpointUrl, ListenAddr, PublicUrl, parse_byte_size, percent_decode};
 

@@ -35,7 +35,7 @@ pub use notifications::{
     NotificationsConfig,
 };
 pub use proxy::{ProxyConfig, RemoteConfig};
-pub use retention::RetentionConfig;
+pub use retention::{RetentionConfig, RetentionRuleConfig};
 pub use s3::S3Config;
 pub use smtp::{SmtpConfig, SmtpSecurity};
 pub use storage::{
@@ -79,7 +79,7 @@ section! {
         /// berth's own: online garbage collection.
         gc: GcConfig, "online garbage collection: schedule, grace period, untagged manifests";
         /// berth's own: tag history and retention rules.
-        retention: RetentionConfig, "the tag history kept for restores";
+        retention: RetentionConfig, "tag history (restores) and retention rules";
         /// berth's own: mail (password reset links). Absent: no mail is sent.
         smtp: Option<SmtpConfig>, "the mail server for password reset links; unset sends no mail (and offers no reset by email)";
     }

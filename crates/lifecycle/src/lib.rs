@@ -63,6 +63,9 @@ pub struct Lifecycle {
     /// This instance, as leases and run records name it.
     holder: String,
     requests: gc::Requests,
+    /// Retention rules from the configuration file (negative ids: `retention.rules[0]` is
+    /// -1), applied alongside the database's.
+    configured_retention: Vec<berth_meta::RetentionRule>,
 }
 
 impl Lifecycle {
@@ -82,7 +85,15 @@ impl Lifecycle {
             gc,
             holder,
             requests: gc::Requests::default(),
+            configured_retention: Vec::new(),
         }
+    }
+
+    /// Applies `rules` (from the configuration file) alongside the database's retention
+    /// rules. Their ids are negative: `retention.rules[0]` is -1.
+    pub fn with_configured_retention(mut self, rules: Vec<berth_meta::RetentionRule>) -> Self {
+        self.configured_retention = rules;
+        self
     }
 
     pub fn gc_settings(&self) -> &GcSettings {

@@ -33,11 +33,15 @@ pub struct RetentionRuleView {
     pub keep_last_pushed: Option<u32>,
     pub keep_last_pulled: Option<u32>,
     pub keep_tags: Vec<String>,
+    pub keep_tags_regex: Vec<String>,
     /// `30days`, as humantime writes it.
     pub keep_pushed_within: Option<String>,
     pub keep_pulled_within: Option<String>,
     pub created_at: String,
     pub created_by: String,
+    /// `database` (added with the CLI, the API or the dashboard) or `config` (the file's
+    /// `retention.rules`, changed only there).
+    pub source: &'static str,
 }
 
 fn human(millis: Option<i64>) -> Option<String> {
@@ -57,9 +61,11 @@ impl From<RetentionRule> for RetentionRuleView {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            keep_tags_regex: rule.keep.keep_tags_regex.clone(),
             keep_pushed_within: human(rule.keep.keep_pushed_within),
             keep_pulled_within: human(rule.keep.keep_pulled_within),
             created_at: timestamp(rule.created_at),
+            source: if rule.id < 0 { "config" } else { "database" },
             created_by: rule.created_by,
         }
     }
@@ -76,6 +82,9 @@ pub struct NewRetentionRule {
     pub keep_last_pulled: Option<u32>,
     #[serde(default)]
     pub keep_tags: Vec<String>,
+    /// Regular expressions (`^v[0-9]+$`); a tag any of them matches is kept.
+    #[serde(default)]
+    pub keep_tags_regex: Vec<String>,
     /// A duration: `30d`, `12h`.
     #[serde(default)]
     pub keep_pushed_within: Option<String>,
@@ -110,17 +119,26 @@ impl NewRetentionRule {
                 })
                 .transpose()
         };
+        for pattern in &self.keep_tags_regex {
+            regex::Regex::new(pattern).map_err(|e| {
+                invalid(
+                    "keep_tags_regex",
+                    format!("{pattern:?} is not a regular expression: {e}"),
+                )
+            })?;
+        }
         let keep = Keep {
             keep_last_pushed: self.keep_last_pushed,
             keep_last_pulled: self.keep_last_pulled,
             keep_tags,
+            keep_tags_regex: self.keep_tags_regex.clone(),
             keep_pushed_within: within("keep_pushed_within", &self.keep_pushed_within)?,
             keep_pulled_within: within("keep_pulled_within", &self.keep_pulled_within)?,
         };
         if keep == Keep::default() {
             return Err(LifecycleError::Invalid(
                 "a retention rule must keep something: give keep_last_pushed, keep_last_pulled, \
-                 keep_tags, keep_pushed_within or keep_pulled_within"
+                 keep_tags, keep_tags_regex, keep_pushed_within or keep_pulled_within"
                     .into(),
             ));
         }
@@ -193,6 +211,12 @@ fn kept_tags(rules: &[&RetentionRule], tags: &[TagRow], now: i64) -> BTreeSet<St
     });
     for rule in rules {
         let keep = &rule.keep;
+        // Validated when the rule was made (or the configuration loaded).
+        let regexes: Vec<regex::Regex> = keep
+            .keep_tags_regex
+            .iter()
+            .filter_map(|pattern| regex::Regex::new(pattern).ok())
+            .collect();
         if let Some(n) = keep.keep_last_pushed {
             kept.extend(by_pushed.iter().take(n as usize).map(|t| t.tag.clone()));
         }
@@ -207,7 +231,8 @@ fn kept_tags(rules: &[&RetentionRule], tags: &[TagRow], now: i64) -> BTreeSet<St
                 (Some(within), Some(pulled)) => now - pulled <= within,
                 _ => false,
             };
-            let named = keep.keep_tags.iter().any(|glob| glob.matches(&tag.tag));
+            let named = keep.keep_tags.iter().any(|glob| glob.matches(&tag.tag))
+                || regexes.iter().any(|re| re.is_match(&tag.tag));
             if pushed_recently || pulled_recently || named {
                 kept.insert(tag.tag.clone());
             }
@@ -217,9 +242,20 @@ fn kept_tags(rules: &[&RetentionRule], tags: &[TagRow], now: i64) -> BTreeSet<St
 }
 
 impl Lifecycle {
+    /// The database's rules, oldest first, then the configuration file's.
     pub async fn retention_rules(&self) -> LifecycleResult<Vec<RetentionRuleView>> {
-        let rules = self.meta.retention_rules().await?;
-        Ok(rules.into_iter().map(Into::into).collect())
+        Ok(self
+            .all_retention_rules()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    async fn all_retention_rules(&self) -> LifecycleResult<Vec<RetentionRule>> {
+        let mut rules = self.meta.retention_rules().await?;
+        rules.extend(self.configured_retention.iter().cloned());
+        Ok(rules)
     }
 
     /// Adds a retention rule; audited. Runs apply it; adding it removes nothing by itself.
@@ -250,6 +286,12 @@ impl Lifecycle {
         actor: &Actor,
         id: i64,
     ) -> LifecycleResult<RetentionRuleView> {
+        if id < 0 {
+            return Err(LifecycleError::Conflict(format!(
+                "retention rule {id} is retention.rules[{}] in the configuration file: change it there",
+                -id - 1
+            )));
+        }
         let removed: RetentionRuleView = self
             .meta
             .remove_retention_rule(id)
@@ -273,7 +315,7 @@ impl Lifecycle {
         actor: &Actor,
         dry_run: bool,
     ) -> LifecycleResult<RetentionReport> {
-        let rules = self.meta.retention_rules().await?;
+        let rules = self.all_retention_rules().await?;
         let immutable = self.meta.immutable_tag_rules().await?;
         let mut report = RetentionReport {
             dry_run,
@@ -441,6 +483,14 @@ mod tests {
             ..Keep::default()
         });
         assert_eq!(kept(std::slice::from_ref(&named), &tags, now), ["v1"]);
+        let by_regex = rule(Keep {
+            keep_tags_regex: vec!["^[ab]$".into()],
+            ..Keep::default()
+        });
+        assert_eq!(
+            kept(std::slice::from_ref(&by_regex), &tags, now),
+            ["a", "b"]
+        );
         let pushed_within = rule(Keep {
             keep_pushed_within: Some(4 * DAY),
             ..Keep::default()
@@ -481,6 +531,13 @@ mod tests {
                 ..base()
             })
             .starts_with("keep_tags:")
+        );
+        assert!(
+            refused(NewRetentionRule {
+                keep_tags_regex: vec!["v(".into()],
+                ..base()
+            })
+            .starts_with("keep_tags_regex:")
         );
         assert!(
             refused(NewRetentionRule {

@@ -13,7 +13,7 @@ const RULES: &str = "SELECT id, repositories, tags, created_at, created_by
      FROM immutable_tag_rules ORDER BY id";
 
 const RETENTION_COLUMNS: &str = "id, repositories, keep_last_pushed, keep_last_pulled, keep_tags,
-     keep_pushed_within, keep_pulled_within, created_at, created_by";
+     keep_pushed_within, keep_pulled_within, created_at, created_by, keep_tags_regex";
 
 fn corrupt(what: &str, value: &str) -> MetaError {
     MetaError::Database(format!("corrupt {what} in database: {value:?}").into())
@@ -36,6 +36,9 @@ where
     let tags: String = row.try_get(4)?;
     let globs: Vec<String> =
         serde_json::from_str(&tags).map_err(|_| corrupt("retention tag globs", &tags))?;
+    let regexes: String = row.try_get(9)?;
+    let keep_tags_regex: Vec<String> = serde_json::from_str(&regexes)
+        .map_err(|_| corrupt("retention tag regular expressions", &regexes))?;
     Ok(RetentionRule {
         id: row.try_get(0)?,
         repositories: Pattern::parse(&repositories)
@@ -47,6 +50,7 @@ where
                 .iter()
                 .map(|g| TagPattern::parse(g).map_err(|_| corrupt("tag pattern", g)))
                 .collect::<Result<_>>()?,
+            keep_tags_regex,
             keep_pushed_within: row.try_get(5)?,
             keep_pulled_within: row.try_get(6)?,
         },
@@ -186,8 +190,9 @@ where
         let globs: Vec<&str> = keep.keep_tags.iter().map(TagPattern::as_str).collect();
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO retention_rules (repositories, keep_last_pushed, keep_last_pulled,
-                 keep_tags, keep_pushed_within, keep_pulled_within, created_at, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 keep_tags, keep_pushed_within, keep_pulled_within, created_at, created_by,
+                 keep_tags_regex)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              RETURNING {RETENTION_COLUMNS}"
         )))
         .bind(repositories.as_str())
@@ -198,6 +203,7 @@ where
         .bind(keep.keep_pulled_within)
         .bind(now_millis())
         .bind(created_by)
+        .bind(serde_json::to_string(&keep.keep_tags_regex).expect("strings serialize"))
         .fetch_one(&self.writer)
         .await?;
         retention_rule_from(&row)

@@ -67,6 +67,8 @@ pub struct Keep {
     pub keep_last_pulled: Option<u32>,
     #[serde(serialize_with = "as_texts")]
     pub keep_tags: Vec<TagPattern>,
+    /// Regular expressions (validated when the rule was made) a kept tag matches.
+    pub keep_tags_regex: Vec<String>,
     /// Milliseconds.
     pub keep_pushed_within: Option<i64>,
     /// Milliseconds.

@@ -175,6 +175,7 @@ async fn retention_rules_are_stored_as_given(store: &dyn MetadataStore) {
             TagPattern::parse("v*").unwrap(),
             TagPattern::parse("stable").unwrap(),
         ],
+        keep_tags_regex: vec!["^release-[0-9]+$".into()],
         keep_pushed_within: Some(7 * 86_400_000),
         keep_pulled_within: None,
     };

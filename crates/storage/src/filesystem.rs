@@ -103,15 +103,16 @@ fn walk_blobs(
                 let Ok(digest) = Digest::parse(&name) else {
                     continue;
                 };
-                let size = match fs::metadata(blob.path().join("data")) {
-                    Ok(meta) => meta.len(),
+                let meta = match fs::metadata(blob.path().join("data")) {
+                    Ok(meta) => meta,
                     // A directory without data: a commit that never happened.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(e),
                 };
                 let listed = ListedBlob {
                     key: BlobKey::Digest(digest),
-                    size: Some(size),
+                    size: Some(meta.len()),
+                    modified: meta.modified().ok(),
                 };
                 if found.blocking_send(Ok(listed)).is_err() {
                     return Ok(());

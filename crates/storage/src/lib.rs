@@ -94,6 +94,9 @@ pub struct ListedBlob {
     pub key: BlobKey,
     /// The stored size, when listing reports it.
     pub size: Option<u64>,
+    /// When its bytes were last written, when listing reports it (garbage collection leaves
+    /// bytes younger than its grace period alone: their record may be on its way).
+    pub modified: Option<SystemTime>,
 }
 
 #[async_trait]

@@ -864,3 +864,62 @@ async fn gc_configuration_errors_name_the_key() {
         assert!(stderr.contains(expected), "{key}={value}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn gc_deletes_blob_files_no_record_knows_once_older_than_the_grace_period() {
+    let berth = aggressive(Berth::builder()).start();
+    let client = client();
+    let data = berth.data_dir().to_path_buf();
+    let kept = push_image_blobs(&client, &berth).await;
+    // Bytes a crash left between the storage write and the database commit.
+    let orphan = bytes(7_000, 4242);
+    let digest = sha256(&orphan);
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let dir = data.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{hex}",
+        &hex[..2]
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data"), &orphan).unwrap();
+
+    // Younger than the grace period: left alone (its record may be on its way).
+    let patient = berth_cli_output_env(&data, &[("BERTH_GC_GRACE", "1h")], &["gc"], None);
+    assert!(patient.status.success(), "{patient:?}");
+    let report: Value = serde_json::from_slice(&patient.stdout).unwrap();
+    assert_eq!(report["orphans"], 0, "{report}");
+    assert!(stored_on_disk(&data).contains(&digest));
+
+    let dry = gc_cli(&data, &[], &["--dry-run"]).unwrap();
+    assert_eq!(dry["orphans"], 1, "{dry}");
+    assert_eq!(dry["bytes"], 7_000, "{dry}");
+    assert!(
+        stored_on_disk(&data).contains(&digest),
+        "a dry run deletes nothing"
+    );
+    let real = gc_cli(&data, &[], &[]).unwrap();
+    assert_eq!(real["orphans"], 1, "{real}");
+    assert_eq!(real["blobs"], 1, "{real}");
+    assert_eq!(real["bytes"], 7_000, "{real}");
+    let stored = stored_on_disk(&data);
+    assert!(!stored.contains(&digest), "the orphan is gone");
+    assert!(
+        kept.iter().all(|d| stored.contains(d)),
+        "recorded blobs stay"
+    );
+    // Pushing the same bytes afterwards stores and serves them as usual.
+    push_blob(&client, &berth, "orphans/app", &orphan).await;
+    assert!(stored_on_disk(&data).contains(&digest));
+}
+
+/// Pushes a tagged image; its blobs' digests.
+async fn push_image_blobs(client: &reqwest::Client, berth: &Berth) -> Vec<String> {
+    let image = image(9, 9);
+    try_push(client, &berth.base_url(), "orphans/app", "v1", &image, None)
+        .await
+        .unwrap();
+    image
+        .blobs
+        .iter()
+        .map(|(digest, _)| digest.clone())
+        .collect()
+}

@@ -147,6 +147,10 @@ fn invalid_retention_rules_are_refused_with_the_field_named() {
             &["ret/**", "--keep-pushed-within", "forever"][..],
             "keep_pushed_within:",
         ),
+        (
+            &["ret/**", "--keep-tag-regex", "v("][..],
+            "keep_tags_regex:",
+        ),
     ] {
         let mut all = vec!["retention", "add"];
         all.extend_from_slice(args);
@@ -158,4 +162,79 @@ fn invalid_retention_rules_are_refused_with_the_field_named() {
     let negative = berth.cli_output(&["retention", "add", "ret/**", "--keep-last-pushed", "-1"]);
     assert!(!negative.status.success(), "a negative count");
     assert_eq!(berth.cli(&["retention", "list"]), serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn regex_rules_and_rules_from_the_configuration_file_keep_tags_alongside_database_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        "retention:\n  rules:\n    - repositories: conf/**\n      keeptagsregex: ['^release-[0-9]+$']\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let berth = Berth::builder().arg(config).start();
+    let http = client();
+    for (seed, tag) in (1..).zip(["release-1", "release-x", "v2", "v10", "latest"]) {
+        push_image(&http, &berth, "conf/app", tag, seed, 1).await;
+    }
+    // A database rule with a regular expression beside the file's rule.
+    let added = berth.cli(&[
+        "retention",
+        "add",
+        "conf/**",
+        "--keep-tag-regex",
+        "^v[0-9]+$",
+    ]);
+    assert_eq!(
+        added[0]["keep_tags_regex"],
+        serde_json::json!(["^v[0-9]+$"])
+    );
+    let listed = berth.cli(&["retention", "list", "--config", config]);
+    let sources: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["database", "config"], "{listed}");
+    assert_eq!(listed[1]["id"], -1);
+
+    let report = berth.cli(&["retention", "run", "--config", config]);
+    let expected: BTreeSet<String> = ["conf/app:latest", "conf/app:release-x"]
+        .map(String::from)
+        .into();
+    assert_eq!(removed(&report), expected, "{report}");
+    // The file's rules are changed in the file only.
+    let refused = berth.cli_output(&["retention", "remove", "-1", "--config", config]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("retention.rules[0]"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_bad_rule_in_the_configuration_file_refuses_to_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        "retention:\n  rules:\n    - repositories: ci/**\n      keeptagsregex: ['v(']\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["serve", "--data"])
+        .arg(dir.path())
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "berth started");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("retention.rules[0].keeptagsregex[0]")
+            && stderr.contains("not a regular expression"),
+        "{stderr}"
+    );
 }

@@ -398,6 +398,7 @@ impl BlobStore for IpfsStore {
                         Ok(ListedBlob {
                             key: BlobKey::Cid(cid),
                             size: None,
+                            modified: None,
                         })
                     }))
                 })

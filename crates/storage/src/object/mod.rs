@@ -475,6 +475,7 @@ impl BlobStore for ObjectBlobStore {
                             .map(|digest| ListedBlob {
                                 key: BlobKey::Digest(digest),
                                 size: Some(object.size),
+                                modified: Some(SystemTime::from(object.last_modified)),
                             });
                     std::future::ready(Ok(listed))
                 }),

@@ -32,6 +32,8 @@ use crate::errors::{from_meta, from_storage};
 use crate::events::Origin;
 use crate::{Registry, Result};
 
+mod orphans;
+
 /// The lease that lets one instance at a time collect.
 pub const LEASE: &str = "gc";
 /// How long the lease lasts unless renewed; a dead collector's lease lapses this long after.
@@ -444,6 +446,9 @@ impl Registry {
                 }
             }
         }
+        if self.mark_orphans(run, settings, false).await? {
+            return Ok(());
+        }
         self.sweep(run, settings).await?;
         if run.report.stopped {
             return Ok(());
@@ -679,6 +684,9 @@ impl Registry {
             }
         }
 
+        if self.mark_orphans(run, settings, true).await? {
+            return Ok(());
+        }
         run.phase("uploads").await;
         let purged = self.purge_uploads(settings.upload_age, true).await?;
         run.report.upload_sessions = purged.sessions as u64;
