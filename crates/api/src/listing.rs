@@ -75,7 +75,8 @@ pub(crate) async fn referrers(
 ) -> HandlerResult {
     let artifact_type = query_param(parts, "artifactType");
     let index = state
-        .registry
+        .namespaces
+        .reads(name)
         .referrers(name, subject, artifact_type.as_deref())
         .await?;
     let mut headers = vec![(header::CONTENT_TYPE, OCI_IMAGE_INDEX)];

@@ -20,7 +20,7 @@ use berth_oci::{
 use berth_registry::events::Origin;
 use berth_registry::{BlobRead, Listing, Mounted, ReadPath, Registry, StoredManifest, Writes};
 use berth_storage::BlobContent;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use url::Url;
 
@@ -532,5 +532,17 @@ impl ReadPath for Remote {
     /// What is cached: the upstream is not asked.
     async fn tags(&self, repository: &RepositoryName, page: &Page) -> Result<Listing> {
         self.local.tags(repository, page).await
+    }
+
+    /// What is cached: the upstream is not asked.
+    async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Bytes> {
+        self.local
+            .referrers(repository, subject, artifact_type)
+            .await
     }
 }

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use berth_oci::{Digest, ErrorCode, Page, Reference, RegistryError, RepositoryName};
 use berth_registry::events::Origin;
 use berth_registry::{BlobRead, Listing, Mounted, ReadPath, StoredManifest, Writes};
+use bytes::Bytes;
 
 use crate::errors::is_unknown;
 
@@ -196,6 +197,37 @@ impl ReadPath for Virtual {
             "members": self.members.iter().map(|m| bare(&m.prefix)).collect::<Vec<_>>(),
             "deploy": self.deploy.as_deref().map(bare),
         }))
+    }
+
+    /// The union of the members' referrers, in member order, each digest once.
+    async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Bytes> {
+        let mut union: Option<serde_json::Value> = None;
+        let mut manifests = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (member, name) in self.members_for(repository) {
+            let index = member
+                .reads
+                .referrers(&name, subject, artifact_type)
+                .await?;
+            let index: serde_json::Value =
+                serde_json::from_slice(&index).map_err(RegistryError::internal)?;
+            for descriptor in index["manifests"].as_array().into_iter().flatten() {
+                if seen.insert(descriptor["digest"].to_string()) {
+                    manifests.push(descriptor.clone());
+                }
+            }
+            union.get_or_insert(index);
+        }
+        let mut union = union.ok_or_else(|| RegistryError::name_unknown(repository))?;
+        union["manifests"] = serde_json::Value::Array(manifests);
+        serde_json::to_vec(&union)
+            .map(Bytes::from)
+            .map_err(RegistryError::internal)
     }
 
     /// The union of the members' tags. Each member lists its tags in order after the same

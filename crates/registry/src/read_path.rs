@@ -14,6 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use berth_oci::{Digest, ErrorCode, Page, Reference, RegistryError, RepositoryName};
 
+use bytes::Bytes;
+
 use crate::events::Origin;
 use crate::{BlobRead, Listing, Registry, Result, StoredManifest};
 
@@ -44,6 +46,14 @@ pub trait ReadPath: Send + Sync + 'static {
 
     /// A page of the repository's tags (a cache lists what it holds).
     async fn tags(&self, repository: &RepositoryName, page: &Page) -> Result<Listing>;
+
+    /// The index of the manifests whose subject is `subject` (a cache lists what it holds).
+    async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Bytes>;
 
     /// What the read path is and how it is doing, for administrators (`GET
     /// /api/v1/remotes`); `None` for the local registry.
@@ -80,6 +90,15 @@ impl ReadPath for Registry {
 
     async fn tags(&self, repository: &RepositoryName, page: &Page) -> Result<Listing> {
         Registry::tags(self, repository, page).await
+    }
+
+    async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Bytes> {
+        Registry::referrers(self, repository, subject, artifact_type).await
     }
 }
 

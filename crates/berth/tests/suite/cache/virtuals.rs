@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::support::push::{PushedImage, push_blob, push_image, put_manifest};
 
 /// berth's configuration: the remote `up` over `upstream` and the virtual repository `all`
 /// over the locals `mine` and `shared` and the remote, with `extra` lines for `all`.
@@ -385,4 +386,82 @@ async fn a_misconfigured_virtual_repository_refuses_to_start_naming_the_key() {
             "{key}: {why}:\n{stderr}"
         );
     }
+}
+
+/// An artifact (`artifact_type`, one small layer) whose subject is `subject`, pushed to
+/// `repo`: its digest.
+async fn push_referrer(
+    berth: &Berth,
+    repo: &str,
+    subject: &PushedImage,
+    artifact_type: &str,
+) -> String {
+    let client = client();
+    let empty = (push_blob(&client, berth, repo, b"{}").await, b"{}".to_vec());
+    let layer = format!("{artifact_type} of {}", subject.digest).into_bytes();
+    let layer_digest = push_blob(&client, berth, repo, &layer).await;
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.0, "size": 2},
+        "layers": [{"mediaType": "application/octet-stream", "digest": layer_digest, "size": layer.len()}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject.digest, "size": subject.manifest.len()},
+    }))
+    .unwrap();
+    let digest = sha256(&manifest);
+    let response = put_manifest(&client, berth, repo, &digest, OCI_MANIFEST, &manifest).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    digest
+}
+
+#[tokio::test]
+async fn referrers_through_a_virtual_repository_are_the_union_of_its_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = OfficialRegistry::start_logged(dir.path(), None);
+    let berth = berth_with_config(dir.path(), &virtual_config(&upstream.base, ""));
+    let image = push_image(&client(), &berth, "mine/app", "v1", 7, 1).await;
+    let signature = push_referrer(
+        &berth,
+        "mine/app",
+        &image,
+        "application/vnd.example.signature",
+    )
+    .await;
+    let sbom = push_referrer(&berth, "shared/app", &image, "application/vnd.example.sbom").await;
+
+    let referrers = |query: &'static str| {
+        let url = berth.url(&format!("/v2/all/app/referrers/{}{query}", image.digest));
+        async move {
+            let response = client().get(url).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            let filtered = response.headers().get("oci-filters-applied").is_some();
+            let index: serde_json::Value = response.json().await.unwrap();
+            let digests: Vec<String> = index["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["digest"].as_str().unwrap().to_string())
+                .collect();
+            (index["mediaType"].clone(), digests, filtered)
+        }
+    };
+    let (media_type, digests, filtered) = referrers("").await;
+    assert_eq!(media_type, OCI_INDEX);
+    assert_eq!(digests, [signature.clone(), sbom.clone()], "member order");
+    assert!(!filtered);
+    let (_, digests, filtered) = referrers("?artifactType=application/vnd.example.sbom").await;
+    assert_eq!(digests, [sbom]);
+    assert!(filtered, "the filter is applied and said so");
+    let response = client()
+        .get(berth.url(&format!("/v2/all/none/referrers/{}", image.digest)))
+        .send()
+        .await
+        .unwrap();
+    let index: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        index["manifests"],
+        serde_json::json!([]),
+        "nothing refers to it anywhere"
+    );
 }
