@@ -66,7 +66,9 @@ async fn an_administrator_runs_gc_from_the_dashboard_and_manages_lifecycle_rules
             .contains("Garbage collection run 1 started.")
     );
     // The page shows the run's progress while it runs, then what it freed.
-    let runs = browser.until_text(&berth.url("/admin/gc"), "finished").await;
+    let runs = browser
+        .until_text(&berth.url("/admin/gc"), "finished")
+        .await;
     assert!(runs.contains("1 blobs (2.9 KiB), 0 manifests"), "{runs}");
     assert!(runs.contains("dashboard by user:root"), "{runs}");
     browser.screenshot("gc-runs").await;
