@@ -193,8 +193,8 @@ impl Job for GcResume {
 }
 
 /// Applies the retention rules once a day (and on demand through the jobs API); with no
-/// rules it does nothing. Runs on several instances are harmless: a second run of the same
-/// rules finds nothing more to untag.
+/// rules it does nothing. One instance at a time applies them (the `retention` lease); the
+/// others skip their turn.
 pub struct Retention {
     pub lifecycle: Arc<Lifecycle>,
 }
@@ -206,11 +206,12 @@ impl Job for Retention {
     }
 
     async fn run(&self, _context: &JobContext) -> Result<JobSummary, JobError> {
-        let report = self
-            .lifecycle
-            .apply_retention(&Actor::System, false)
-            .await
-            .map_err(JobError::new)?;
+        let report = match self.lifecycle.apply_retention(&Actor::System, false).await {
+            Ok(report) => report,
+            // Another instance is applying the same rules.
+            Err(LifecycleError::Conflict(_)) => return Ok(String::new()),
+            Err(e) => return Err(JobError::new(e)),
+        };
         if report.repositories.is_empty() {
             return Ok(String::new());
         }

@@ -20,6 +20,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Lifecycle, LifecycleError, LifecycleResult};
 
+/// The lease that lets one real retention run at a time across instances and processes.
+const LEASE: &str = "retention";
+/// How long the lease lasts unless renewed (a run renews it with each repository).
+const LEASE_TTL_MS: i64 = 60_000;
+
 /// Tags read per query while planning a repository.
 const TAG_PAGE: u32 = 1000;
 /// Repositories read per query.
@@ -309,8 +314,34 @@ impl Lifecycle {
     }
 
     /// Plans every repository a rule matches and, unless `dry_run`, untags what the plan
-    /// removes. A real run is audited with its summary.
+    /// removes. A real run is audited with its summary, and holds the `retention` lease:
+    /// one real run at a time across instances ([`LifecycleError::Conflict`] while another
+    /// runs).
     pub async fn apply_retention(
+        &self,
+        actor: &Actor,
+        dry_run: bool,
+    ) -> LifecycleResult<RetentionReport> {
+        if dry_run {
+            return self.plan_retention(actor, true).await;
+        }
+        if !self
+            .leases
+            .try_lease(LEASE, &self.holder, LEASE_TTL_MS)
+            .await?
+        {
+            return Err(LifecycleError::Conflict(
+                "a retention run is already under way on another instance".into(),
+            ));
+        }
+        let outcome = self.plan_retention(actor, false).await;
+        if let Err(e) = self.leases.release_lease(LEASE, &self.holder).await {
+            tracing::warn!(error = %e, "could not release the retention lease; it lapses by itself");
+        }
+        outcome
+    }
+
+    async fn plan_retention(
         &self,
         actor: &Actor,
         dry_run: bool,
@@ -348,6 +379,17 @@ impl Lifecycle {
                 let Ok(repository) = RepositoryName::parse(name) else {
                     continue;
                 };
+                // Renewed as the run goes; lost (held too long without renewal), the run stops.
+                if !dry_run
+                    && !self
+                        .leases
+                        .try_lease(LEASE, &self.holder, LEASE_TTL_MS)
+                        .await?
+                {
+                    return Err(LifecycleError::Conflict(
+                        "the retention lease passed to another instance; this run stopped".into(),
+                    ));
+                }
                 let tags = self.all_tags(&repository).await?;
                 let kept = kept_tags(&matching, &tags, now);
                 let mut outcome = RepositoryRetention::default();

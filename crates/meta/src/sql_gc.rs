@@ -48,6 +48,7 @@ fn digest_texts(digests: &[Digest]) -> String {
 fn unreferenced(digest: &str) -> String {
     format!(
         "NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.digest = {digest} AND mr.kind = 'blob')
+         AND NOT EXISTS (SELECT 1 FROM deleted_manifest_references d WHERE d.digest = {digest} AND d.kind = 'blob')
          AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = {digest} AND rb.created_at >= $2)"
     )
 }
@@ -75,6 +76,15 @@ const UNREACHABLE_MANIFESTS: &str = "WITH RECURSIVE
         SELECT m.id FROM tag_history h
         JOIN manifests m ON m.repository_id = h.repository_id AND m.digest = h.digest
         WHERE h.repository_id = (SELECT id FROM repo) AND h.removed_at >= $3
+        UNION
+        SELECT c.id FROM deleted_manifests dm
+        JOIN deleted_manifest_references d ON d.deleted_id = dm.id AND d.kind = 'manifest'
+        JOIN manifests c ON c.repository_id = dm.repository_id AND c.digest = d.digest
+        WHERE dm.repository_id = (SELECT id FROM repo) AND dm.deleted_at >= $3
+        UNION
+        SELECT r.id FROM manifests r
+        JOIN deleted_manifests dm ON dm.repository_id = r.repository_id AND dm.digest = r.subject
+        WHERE r.repository_id = (SELECT id FROM repo) AND dm.deleted_at >= $3
         UNION
         SELECT id FROM manifests WHERE repository_id = (SELECT id FROM repo) AND created_at >= $2
         UNION
@@ -447,7 +457,8 @@ where
         }
         let query = format!(
             "SELECT b.digest, b.size,
-                 (SELECT count(*) FROM manifest_references mr WHERE mr.digest = b.digest AND mr.kind = 'blob'),
+                 (SELECT count(*) FROM manifest_references mr WHERE mr.digest = b.digest AND mr.kind = 'blob')
+                     + (SELECT count(*) FROM deleted_manifest_references d WHERE d.digest = b.digest AND d.kind = 'blob'),
                  CAST(CASE WHEN b.created_at >= $2 OR EXISTS (SELECT 1 FROM repository_blobs rb
                      WHERE rb.digest = b.digest AND rb.created_at >= $2) THEN 1 ELSE 0 END AS BIGINT)
              FROM blobs b WHERE b.digest IN ({})",

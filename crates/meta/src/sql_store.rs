@@ -793,6 +793,7 @@ where
             })
             .collect::<Result<Vec<_>>>()?;
         Self::refuse_immutable_tags(&mut tx, repository, &tags).await?;
+        Self::keep_deleted_manifest(&mut tx, repository_id, digest, &tags, origin).await?;
         let deleted = sqlx::query(
             "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2 RETURNING media_type",
         )

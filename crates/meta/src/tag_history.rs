@@ -29,7 +29,8 @@ pub struct TagHistoryEntry {
     pub actor: String,
     /// Unix milliseconds.
     pub removed_at: i64,
-    /// Whether the manifest is still stored in the repository (it can be restored).
+    /// Whether the manifest is still stored in the repository, or kept as the copy of one
+    /// deleted by digest (it can be restored if what it references is still there).
     pub restorable: bool,
 }
 

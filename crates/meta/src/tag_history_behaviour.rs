@@ -12,6 +12,7 @@ use crate::{ManifestSource, MetaError, MetadataStore, NewManifest, now_millis};
 
 pub async fn run_tag_history(store: &dyn MetadataStore) {
     deletes_and_moves_are_recorded_newest_first(store).await;
+    a_manifest_deleted_by_digest_is_restored_from_its_copy(store).await;
     a_restore_puts_the_tag_back_and_follows_the_rules(store).await;
     unexpired_history_keeps_manifests_reachable(store).await;
     expired_entries_are_forgotten(store).await;
@@ -231,4 +232,88 @@ async fn expired_entries_are_forgotten(store: &dyn MetadataStore) {
     let now = now_millis() + 1;
     assert!(store.expire_tag_history(now).await.unwrap() >= 1);
     assert!(store.tag_history(&r, None, 0, 10).await.unwrap().is_empty());
+}
+
+async fn a_manifest_deleted_by_digest_is_restored_from_its_copy(store: &dyn MetadataStore) {
+    let r = repo("history/e");
+    let layer = Digest::of(Algorithm::Sha256, b"history-e-layer");
+    store.link_blob(&r, &layer, 15, &origin()).await.unwrap();
+    let content =
+        format!("{{\"schemaVersion\":2,\"layers\":[{{\"digest\":\"{layer}\",\"size\":15}}]}}");
+    let digest = Digest::of(Algorithm::Sha256, content.as_bytes());
+    let descriptor = berth_oci::Descriptor {
+        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        digest: layer.clone(),
+        size: 15,
+        urls: None,
+        annotations: None,
+        artifact_type: None,
+        platform: None,
+    };
+    store
+        .put_manifest(NewManifest {
+            repository: &r,
+            digest: &digest,
+            media_type: berth_oci::manifest::OCI_IMAGE_MANIFEST,
+            content: content.as_bytes(),
+            blobs: std::slice::from_ref(&descriptor),
+            children: &[],
+            subject: None,
+            artifact_type: None,
+            annotations: None,
+            tag: Some(&tag("v1")),
+            origin: &origin(),
+            source: ManifestSource::Push,
+        })
+        .await
+        .unwrap();
+    store
+        .delete_manifest(&r, &digest, &origin())
+        .await
+        .unwrap()
+        .expect("deleted");
+    let entry = &store.tag_history(&r, Some(&tag("v1")), 0, 1).await.unwrap()[0];
+    assert_eq!(
+        (
+            entry.digest.as_str(),
+            entry.reason.as_str(),
+            entry.restorable
+        ),
+        (digest.as_str(), "deleted", true)
+    );
+    // While the copy is kept, its layer is referenced: not a collection candidate.
+    let candidates = store
+        .unreferenced_blobs(None, now_millis() + 1, 10_000)
+        .await
+        .unwrap();
+    assert!(!candidates.iter().any(|c| c.digest == layer));
+
+    let RestoreOutcome::Restored(events) = store
+        .restore_tag(&r, &tag("v1"), &digest, &origin())
+        .await
+        .unwrap()
+    else {
+        panic!("restored from the copy");
+    };
+    assert_eq!(events[0].kind, EventKind::TagCreated);
+    let stored = store
+        .manifest(&r, &berth_oci::Reference::Tag(tag("v1")))
+        .await
+        .unwrap()
+        .expect("the manifest is back");
+    assert_eq!(stored.content.as_ref(), content.as_bytes());
+    // Deleted again, and its layer gone meanwhile: nothing to restore.
+    store
+        .delete_manifest(&r, &digest, &origin())
+        .await
+        .unwrap()
+        .expect("deleted");
+    store.unlink_blob(&r, &layer, &origin()).await.unwrap();
+    assert_eq!(
+        store
+            .restore_tag(&r, &tag("v1"), &digest, &origin())
+            .await
+            .unwrap(),
+        RestoreOutcome::ContentGone
+    );
 }

@@ -563,6 +563,8 @@ async fn no_input_on_any_page_or_form_gives_a_500() {
         "/admin/rules/preview".into(),
         "/admin/audit".into(),
         "/admin/storage".into(),
+        "/admin/gc".into(),
+        "/admin/lifecycle".into(),
         "/r/public/app".into(),
         "/r/public/app/-/tags/v1".into(),
         "/r/public/app/-/tags/v1/delete".into(),

@@ -923,3 +923,71 @@ async fn push_image_blobs(client: &reqwest::Client, berth: &Berth) -> Vec<String
         .map(|(digest, _)| digest.clone())
         .collect()
 }
+
+#[tokio::test]
+async fn gc_purges_s3_uploads_the_database_does_not_know_with_their_multipart_upload() {
+    let garage = Garage::start();
+    let mut env = garage.berth_env("mpu");
+    env.push((
+        "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE".into(),
+        "1s".into(),
+    ));
+    let mut builder = aggressive(Berth::builder());
+    for (key, value) in &env {
+        builder = builder.env(key, value);
+    }
+    let berth = builder.start();
+    // An upload with a whole part in S3 (a multipart upload under way) and a tail.
+    let client = client();
+    let started = client
+        .post(berth.url("/v2/mpu/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let location = started.headers()["location"].to_str().unwrap().to_string();
+    let url = if location.starts_with('/') {
+        berth.url(&location)
+    } else {
+        location.clone()
+    };
+    let patched = client
+        .patch(url)
+        .header("content-type", "application/octet-stream")
+        .body(bytes(6 * 1024 * 1024, 5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 202);
+    assert!(
+        !bucket_keys(&garage, "mpu/berth/uploads").await.is_empty(),
+        "the upload's state snapshot and tail are stored"
+    );
+
+    // The database forgets the session (a crash before its row was written, a restore of an
+    // older backup): only storage knows the upload now.
+    let id = location
+        .split('?')
+        .next()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let store = berth_meta::SqliteStore::open(&berth.data_dir().join("berth.db"))
+        .await
+        .unwrap();
+    use berth_meta::MetadataStore;
+    assert!(
+        store
+            .delete_upload(berth_oci::UploadId::parse(&id).unwrap())
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let report = gc_cli(berth.data_dir(), &env, &[]).unwrap();
+    // Purged through the store's delete_upload, which aborts the upload's multipart upload
+    // (named in its state snapshot) and deletes its objects.
+    assert_eq!(report["upload_files"], 1, "{report}");
+    assert!(bucket_keys(&garage, "mpu/berth/uploads").await.is_empty());
+}

@@ -12,6 +12,7 @@ mod cache;
 mod crash_safety;
 mod dashboard;
 mod dashboard_admin;
+mod dashboard_lifecycle;
 mod dashboard_security;
 mod deployment_files;
 mod distribution_api;

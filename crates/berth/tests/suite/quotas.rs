@@ -15,6 +15,9 @@ fn builder() -> BerthBuilder {
         .env("REGISTRY_STORAGE_DELETE_ENABLED", "true")
         .env("BERTH_GC_GRACE", "0s")
         .env("BERTH_GC_ENABLED", "false")
+        // Deleted manifests free their blobs at the next collection (the tag history would
+        // keep them restorable for two weeks: the tag_history suite).
+        .env("BERTH_RETENTION_TAGHISTORY", "1ms")
 }
 
 /// The quota on `pattern`, as `berth quota list` shows it.

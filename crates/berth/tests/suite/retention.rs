@@ -238,3 +238,42 @@ fn a_bad_rule_in_the_configuration_file_refuses_to_start_naming_the_key() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn one_real_retention_run_at_a_time_across_instances_and_dry_runs_need_no_turn() {
+    use berth_meta::Leases;
+    let berth = Berth::start();
+    let http = client();
+    push_image(&http, &berth, "lease/app", "old", 1, 1).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    push_image(&http, &berth, "lease/app", "new", 2, 1).await;
+    berth.cli(&["retention", "add", "lease/**", "--keep-last-pushed", "1"]);
+    let expected: BTreeSet<String> = ["lease/app:old".to_string()].into();
+
+    // Another instance holds the lease: a real run is refused and changes nothing.
+    let store = berth_meta::SqliteStore::open(&berth.data_dir().join("berth.db"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .try_lease("retention", "another-instance", 60_000)
+            .await
+            .unwrap()
+    );
+    let busy = berth.cli_output(&["retention", "run"]);
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("already under way on another instance"),
+        "{busy:?}"
+    );
+    let dry = berth.cli(&["retention", "run", "--dry-run"]);
+    assert_eq!(removed(&dry), expected, "{dry}");
+
+    // Its turn over, the run goes ahead.
+    store
+        .release_lease("retention", "another-instance")
+        .await
+        .unwrap();
+    let real = berth.cli(&["retention", "run"]);
+    assert_eq!(removed(&real), expected, "{real}");
+}

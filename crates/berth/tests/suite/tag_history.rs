@@ -1,6 +1,7 @@
 //! Tag history and restore: a deleted or moved tag's previous manifest stays restorable for
-//! `retention.taghistory`, garbage collection keeps it until then (and collects it after),
-//! and `berth tag restore` puts the tag back so that it pulls byte-exact.
+//! `retention.taghistory` (also when skopeo deleted the manifest itself, by digest), garbage
+//! collection keeps it until then (and collects it after), and `berth tag restore` puts the
+//! tag back so that it pulls byte-exact.
 
 use std::time::Duration;
 
@@ -22,15 +23,6 @@ fn aggressive(builder: BerthBuilder) -> BerthBuilder {
         .env("BERTH_GC_ENABLED", "false")
 }
 
-async fn delete_tag(berth: &Berth, repository: &str, tag: &str) {
-    let response = client()
-        .delete(berth.url(&format!("/v2/{repository}/manifests/{tag}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
-}
-
 async fn status(berth: &Berth, path: &str) -> u16 {
     client()
         .get(berth.url(path))
@@ -43,18 +35,30 @@ async fn status(berth: &Berth, path: &str) -> u16 {
 }
 
 #[tokio::test]
-async fn a_deleted_tag_survives_gc_and_is_restored_pulling_byte_exact_with_skopeo() {
+async fn a_tag_deleted_with_skopeo_survives_gc_and_is_restored_pulling_byte_exact() {
     let berth = aggressive(Berth::builder()).start();
     let sandbox = Sandbox::new();
     let image = umoci_image(&sandbox, "layout", b"restore me\n").await;
-    let pushed = skopeo_push(&sandbox, &image, &format!("{}/hist/app:v1", berth.host())).await;
     let target = format!("docker://{}/hist/app:v1", berth.host());
+    let pushed = skopeo_push(&sandbox, &image, &format!("{}/hist/app:v1", berth.host())).await;
     assert!(pushed.status.success(), "{pushed:?}");
     let (manifest, _) = get_manifest(&berth, "hist/app", "v1").await;
     let digest = crate::support::sha256(&manifest);
 
-    delete_tag(&berth, "hist/app", "v1").await;
+    // skopeo deletes by digest: the manifest goes, and its tag with it.
+    let deleted = run_output(
+        sandbox
+            .skopeo()
+            .args(["delete", "--tls-verify=false", &target]),
+        b"",
+    )
+    .await;
+    assert!(deleted.status.success(), "{deleted:?}");
     assert_eq!(status(&berth, "/v2/hist/app/manifests/v1").await, 404);
+    assert_eq!(
+        status(&berth, &format!("/v2/hist/app/manifests/{digest}")).await,
+        404
+    );
     // A collection in between: the history keeps the manifest and its blobs.
     let report = berth.cli(&["gc"]);
     assert_eq!(report["manifests"], 0, "{report}");
@@ -213,13 +217,6 @@ async fn after_the_history_expires_gc_collects_the_manifest_and_the_job_forgets_
     assert_eq!(manifest_status().await, 200, "kept while the history lasts");
 
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    let report = berth.cli(&["gc"]);
-    assert_eq!(report["manifests"], 1, "{report}");
-    assert_eq!(report["blobs"], 2, "its config and layer: {report}");
-    assert_eq!(manifest_status().await, 404);
-    let gone = berth.cli_output(&["tag", "restore", "expiry/app", "v1"]);
-    assert!(!gone.status.success(), "nothing left to restore");
-
     // The job forgets the expired entry.
     let run = root
         .post(berth.url("/api/v1/jobs/tag-history/run"))
@@ -232,4 +229,12 @@ async fn after_the_history_expires_gc_collects_the_manifest_and_the_job_forgets_
             .contains("forgot 1 expired tag history entries"),
         "{run}"
     );
+
+    // Expired: the collection takes the manifest and its blobs.
+    let report = berth.cli(&["gc"]);
+    assert_eq!(report["manifests"], 1, "{report}");
+    assert_eq!(report["blobs"], 2, "its config and layer: {report}");
+    assert_eq!(manifest_status().await, 404);
+    let gone = berth.cli_output(&["tag", "restore", "expiry/app", "v1"]);
+    assert!(!gone.status.success(), "nothing left to restore");
 }

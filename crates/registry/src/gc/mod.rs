@@ -412,6 +412,12 @@ impl Registry {
     }
 
     async fn full_run(&self, run: &mut Run<'_>, settings: &GcSettings) -> Result<()> {
+        // Expired tag history (and the copies of manifests deleted by digest that it kept)
+        // protects nothing any more: forget it before deciding what is referenced.
+        self.meta
+            .expire_tag_history(older_than(settings.tag_history))
+            .await
+            .map_err(from_meta)?;
         if let Some(age) = settings.untagged {
             run.phase("untagged").await;
             if self.delete_untagged(run, age, settings.tag_history).await? {

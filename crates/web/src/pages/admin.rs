@@ -18,7 +18,7 @@ use crate::errors::{PageResult, WebError};
 use crate::forms::Fields;
 use crate::layout::{page, query, size, when_stamp};
 use crate::pages::access::administration;
-use crate::pages::{admin_audit, admin_rules};
+use crate::pages::{admin_audit, admin_lifecycle, admin_rules};
 use crate::session::{CSRF_FIELD, Viewer};
 use crate::{Shared, WebState};
 
@@ -83,14 +83,35 @@ where
     F: FnOnce(Administration, Actor, Fields) -> Fut,
     Fut: Future<Output = Result<String, AdminError>>,
 {
+    let admin = administration(state);
+    act(state, parts, body, back, |actor, form| {
+        change(admin, actor, form)
+    })
+    .await
+}
+
+/// The steps of every administrator's change, whatever does it (`Administration`,
+/// `Lifecycle`): the form's CSRF token checked, the caller authorized as the acting
+/// administrator, `change` run, and back to `back` with what was done.
+pub async fn act<F, Fut, E>(
+    state: &WebState,
+    parts: &Parts,
+    body: Body,
+    back: &str,
+    change: F,
+) -> PageResult
+where
+    F: FnOnce(Actor, Fields) -> Fut,
+    Fut: Future<Output = Result<String, E>>,
+    WebError: From<E>,
+{
     let form = Fields::body(body).await?;
     let viewer = administrator(state, parts).await?;
     viewer.check_csrf(&form)?;
-    let admin = administration(state);
-    let actor = admin
+    let actor = administration(state)
         .authorize(&viewer.caller, &format!("POST {}", parts.uri.path()))
         .await?;
-    let done = change(admin, actor, form).await?;
+    let done = change(actor, form).await?;
     Ok(Redirect::to(&format!("{back}{}", query(&[("done", &done)]))).into_response())
 }
 
@@ -103,6 +124,8 @@ fn admin_nav(current: &str) -> Markup {
         ("/admin/rules", "Access rules"),
         ("/admin/audit", "Audit log"),
         ("/admin/storage", "Storage"),
+        ("/admin/gc", "Garbage collection"),
+        ("/admin/lifecycle", "Lifecycle rules"),
     ];
     html! {
         nav.pages aria-label="Administration" {
@@ -228,6 +251,11 @@ pub async fn dispatch(State(state): Shared, request: Request) -> PageResult {
         (["audit"], true) => admin_audit::audit_page(state, &parts).await,
         (["audit.csv"], true) => admin_audit::audit_csv(state, &parts).await,
         (["storage"], true) => admin_audit::storage_page(state, &parts).await,
+        (["gc"], true) => admin_lifecycle::gc_page(state, &parts).await,
+        (["lifecycle"], true) => admin_lifecycle::rules_page(state, &parts).await,
+        (["gc" | "quotas" | "retention" | "immutable-tags", ..], false) => {
+            admin_lifecycle::post(state, &parts, body, &segments).await
+        }
         _ => Err(WebError::NotFound),
     }
 }

@@ -278,7 +278,7 @@ pub async fn storage_page(state: &WebState, parts: &Parts) -> PageResult {
         }
         @if !quotas.is_empty() {
             h2 { "Quotas" }
-            p.muted { "Each blob counted once per quota, kept by every push and deletion (berth quota, /api/v1/quotas)." }
+            p.muted { "Each blob counted once per quota, kept by every push and deletion. " a href="/admin/lifecycle#quotas" { "Manage quotas" } }
             div.table-wrap {
                 table {
                     thead { tr { th { "Repositories" } th.num { "Used / limit" } } }

@@ -4,6 +4,7 @@ pub mod access;
 pub mod activity;
 pub mod admin;
 pub mod admin_audit;
+pub mod admin_lifecycle;
 pub mod admin_rules;
 pub mod delete;
 pub mod home;
