@@ -43,12 +43,17 @@ where
 
 fn freed(report: &GcReport) -> String {
     format!(
-        "{} blobs ({}), {} manifests, {} orphan files",
-        report.blobs,
+        "{} ({}), {}, {}",
+        counted(report.blobs, "blob", "blobs"),
         human_bytes(report.bytes),
-        report.manifests,
-        report.orphans
+        counted(report.manifests, "manifest", "manifests"),
+        counted(report.orphans, "orphan file", "orphan files")
     )
+}
+
+/// `1 blob`, `2 blobs`.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn run_row(run: &GcRunView) -> Markup {
