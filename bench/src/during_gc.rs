@@ -51,6 +51,9 @@ struct Window {
     pull_mb_s: f64,
 }
 
+/// Reads one figure of a window.
+type Pick = fn(&Window) -> f64;
+
 /// One collection that ran during a measurement.
 #[derive(Debug, Clone, Serialize)]
 pub struct Collection {
@@ -140,8 +143,12 @@ pub async fn run(params: &Params, berth_bin: &Path, work: &Path) -> Result<Repor
         }
         during.push(measured?);
         berth.check_alive()?;
-        let summary: Vec<&str> = output.lines().rev().take(3).collect();
-        let summary = summary.into_iter().rev().collect::<Vec<_>>().join(" / ");
+        // Its summary line (after the progress lines, before the per-repository ones).
+        let summary = output
+            .lines()
+            .find(|line| line.starts_with("freed"))
+            .unwrap_or_else(|| output.lines().last().unwrap_or_default())
+            .to_owned();
         eprintln!(
             "berth-bench: repetition {}: the collection took {seconds:.1} s{}: {summary}",
             rep + 1,
@@ -167,10 +174,9 @@ pub async fn run(params: &Params, berth_bin: &Path, work: &Path) -> Result<Repor
     }
     api::pull_blob(&mut conn, REPO, &big.digest, true).await?;
 
-    let pick = |windows: &[Window], f: fn(&Window) -> f64| {
-        Summary::of(&windows.iter().map(f).collect::<Vec<_>>())
-    };
-    let measures: [(String, fn(&Window) -> f64, bool); 4] = [
+    let pick =
+        |windows: &[Window], f: Pick| Summary::of(&windows.iter().map(f).collect::<Vec<_>>());
+    let measures: [(String, Pick, bool); 4] = [
         (
             format!("manifest GET by tag, {} connections (req/s)", params.conns),
             |w| w.manifest_get_rps,

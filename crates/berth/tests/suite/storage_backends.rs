@@ -347,5 +347,8 @@ async fn ipfs_content_ids_are_recorded_and_shown_by_the_admin_api_and_the_dashbo
         "the config's CID, then each layer's in order"
     );
     assert!(browser.text().await.contains("IPFS CID"));
+    browser
+        .eval("document.querySelector('td code.cid').scrollIntoView()")
+        .await;
     browser.screenshot("image-page-with-cids").await;
 }
