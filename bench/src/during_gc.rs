@@ -165,7 +165,9 @@ pub async fn run(params: &Params, berth_bin: &Path, work: &Path) -> Result<Repor
         });
     }
 
-    // Nothing pushed during the run was lost: every image pulls back.
+    // Nothing pushed during the run was lost: every image pulls back (on a new connection:
+    // the first one has been idle for longer than the server keeps one open).
+    let mut conn = Conn::connect(&berth.target()).await?;
     for (tag, image) in &pushed {
         api::check_manifest(&mut conn, REPO, tag, &image.manifest_digest).await?;
         for layer in &image.layers {
