@@ -305,3 +305,74 @@ impl Job for DescribeManifests {
         })
     }
 }
+
+pub const CACHE_EVICTION_JOB: &str = "cache-eviction";
+
+/// Keeps each remote with a size cap (`remotes.<name>.maxsize`) within it, evicting the
+/// least recently pulled images; after every blob a cache stores, and every minute. One
+/// instance at a time (the `cache-eviction` lease).
+pub struct CacheEviction {
+    pub remotes: Vec<Arc<berth_cache::Remote>>,
+    pub pull_stats: Arc<PullStats>,
+    pub leases: Arc<dyn berth_meta::Leases>,
+    pub holder: String,
+}
+
+#[async_trait]
+impl Job for CacheEviction {
+    fn name(&self) -> &'static str {
+        CACHE_EVICTION_JOB
+    }
+
+    async fn run(&self, _context: &JobContext) -> Result<JobSummary, JobError> {
+        const LEASE_TTL_MS: i64 = 5 * 60 * 1000;
+        let capped: Vec<_> = self
+            .remotes
+            .iter()
+            .filter(|r| r.max_size().is_some())
+            .collect();
+        if capped.is_empty() {
+            return Ok(String::new());
+        }
+        if !self
+            .leases
+            .try_lease(CACHE_EVICTION_JOB, &self.holder, LEASE_TTL_MS)
+            .await
+            .map_err(JobError::new)?
+        {
+            return Ok("another instance is enforcing the caches' size caps".into());
+        }
+        // The latest pulls count: what was pulled a moment ago is not the least recent.
+        let outcome = async {
+            self.pull_stats.flush().await.map_err(JobError::new)?;
+            let mut lines = Vec::new();
+            for remote in capped {
+                let Some(report) = remote.enforce_size_cap().await.map_err(JobError::new)? else {
+                    continue;
+                };
+                if report.evicted_images > 0 || report.kept_pulled > 0 {
+                    lines.push(format!(
+                        "{}: evicted {} images ({} bytes), {} bytes cached of {}{}",
+                        report.remote,
+                        report.evicted_images,
+                        report.evicted_bytes,
+                        report.cached_bytes,
+                        report.max_size,
+                        if report.kept_pulled > 0 {
+                            format!(", {} kept (being pulled)", report.kept_pulled)
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
+            }
+            Ok::<_, JobError>(lines.join("; "))
+        }
+        .await;
+        let _ = self
+            .leases
+            .release_lease(CACHE_EVICTION_JOB, &self.holder)
+            .await;
+        outcome
+    }
+}

@@ -165,6 +165,20 @@ fn describe_metrics() {
         "berth_cache_blob_resumes_total",
         "Broken upstream blob transfers resumed with a Range request, by remote"
     );
+    describe_counter!(
+        "berth_cache_evictions_total",
+        "Cached images evicted by a remote's size cap (maxsize), least recently pulled first, by remote"
+    );
+    describe_counter!(
+        "berth_cache_evicted_bytes_total",
+        Unit::Bytes,
+        "Bytes the size cap's evictions freed from a remote's count (garbage collection deletes them), by remote"
+    );
+    describe_gauge!(
+        "berth_cache_bytes",
+        Unit::Bytes,
+        "Bytes cached under a capped remote's prefix (manifests and distinct blobs), as its last size check counted, by remote"
+    );
     describe_gauge!(
         "berth_cache_upstream_rate_limit_remaining",
         "The upstream's last RateLimit-Remaining header (Docker Hub), by remote"

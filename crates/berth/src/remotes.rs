@@ -10,8 +10,11 @@ use berth_config::{Config, ProxyConfig, RemoteConfig};
 use berth_registry::{Namespaces, ReadPath, Registry};
 
 /// The registry's namespaces: every configured remote and virtual repository at its prefix,
-/// the rest local.
-pub fn namespaces(config: &Config, registry: &Arc<Registry>) -> Result<Namespaces, String> {
+/// the rest local; and the remotes, for their upkeep.
+pub fn namespaces(
+    config: &Config,
+    registry: &Arc<Registry>,
+) -> Result<(Namespaces, Vec<Arc<Remote>>), String> {
     let mut mounted = Vec::new();
     let mut remotes = BTreeMap::new();
     for settings in remote_settings(config) {
@@ -52,7 +55,8 @@ pub fn namespaces(config: &Config, registry: &Arc<Registry>) -> Result<Namespace
         let repository = Virtual::new(name.clone(), format!("{prefix}/"), members, deploy);
         mounted.push(Arc::new(repository).mount());
     }
-    Ok(Namespaces::new(Arc::clone(registry), mounted))
+    let remotes = remotes.into_values().map(|(_, remote)| remote).collect();
+    Ok((Namespaces::new(Arc::clone(registry), mounted), remotes))
 }
 
 fn remote_settings(config: &Config) -> Vec<RemoteSettings> {
@@ -84,6 +88,7 @@ fn remote_settings(config: &Config) -> Vec<RemoteSettings> {
             timeout: defaults.timeout,
             rate_limit: None,
             platforms: Vec::new(),
+            max_size: None,
             spool_dir: spool_dir.clone(),
         });
     }
@@ -107,6 +112,7 @@ fn remote_settings(config: &Config) -> Vec<RemoteSettings> {
             timeout: remote.timeout,
             rate_limit: remote.ratelimit,
             platforms: remote.platforms.clone(),
+            max_size: (remote.maxsize > 0).then_some(remote.maxsize),
             spool_dir: spool_dir.clone(),
         });
     }

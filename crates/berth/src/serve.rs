@@ -20,8 +20,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::instrumented::{MeasuredBlobStore, MeasuredMetadataStore};
 use crate::jobs::{
-    DescribeManifests, GarbageCollection, GcResume, IdentityPrune, PULL_STATS_JOB, PullStatsFlush,
-    Retention, TagHistoryExpiry, UploadPurge,
+    CACHE_EVICTION_JOB, CacheEviction, DescribeManifests, GarbageCollection, GcResume,
+    IdentityPrune, PULL_STATS_JOB, PullStatsFlush, Retention, TagHistoryExpiry, UploadPurge,
 };
 use crate::storage_gauges::StorageGauges;
 use crate::{ServeArgs, backends, first_run, observability, scrub};
@@ -94,7 +94,8 @@ async fn serve(config: Config) -> Result<(), String> {
         )?),
         None => None,
     };
-    let namespaces = Arc::new(crate::remotes::namespaces(&config, &registry)?);
+    let (namespaces, remotes) = crate::remotes::namespaces(&config, &registry)?;
+    let namespaces = Arc::new(namespaces);
     let urls = UrlPolicy {
         public_base: config.http.host.as_ref().map(|h| h.as_str().to_string()),
         relative: config.http.relativeurls,
@@ -217,7 +218,22 @@ async fn serve(config: Config) -> Result<(), String> {
             .first_after(Duration::from_secs(30))
             .retry_after(Duration::from_secs(600)),
     );
+    jobs.add(
+        Arc::new(CacheEviction {
+            remotes: remotes.clone(),
+            pull_stats: Arc::clone(&pull_stats),
+            leases: Arc::clone(&database.leases),
+            holder: observability::instance(&config, local).id,
+        }),
+        Schedule::every(Duration::from_secs(60)).first_after(Duration::from_secs(10)),
+    );
     let jobs = jobs.start();
+    if let Some(waker) = jobs.waker(CACHE_EVICTION_JOB) {
+        for remote in remotes.iter().filter(|r| r.max_size().is_some()) {
+            let waker = waker.clone();
+            remote.stats().when_filled(move || waker.wake());
+        }
+    }
     if let Some(waker) = jobs.waker(berth_webhooks::delivery::JOB_NAME) {
         webhooks.set_waker(waker);
     }

@@ -202,9 +202,9 @@ async fn download(fetch: &Fetch, progress: &watch::Sender<Progress>) -> Result<(
             cause,
         }));
     }
-    stored
-        .map(|_| ())
-        .map_err(|e| CacheFailure::from_store(&upstream, e))
+    stored.map_err(|e| CacheFailure::from_store(&upstream, e))?;
+    fetch.stats.filled();
+    Ok(())
 }
 
 /// How one upstream response's body ended.

@@ -9,10 +9,12 @@
 //! * [`upstream`]: the upstream's `/v2/` API: failover, Basic and token auth, timeouts.
 //! * `flight`: one download per uncached blob, streamed to every waiting client.
 //! * [`errors`]: the cache's failures and their one mapping to OCI errors.
+//! * [`eviction`]: a remote's size cap, least recently pulled images first.
 //! * [`Virtual`]: a virtual repository, resolving names through an ordered list of members.
 
 mod challenge;
 pub mod errors;
+pub mod eviction;
 mod flight;
 mod platforms;
 mod ratecap;

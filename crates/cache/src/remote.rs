@@ -60,6 +60,9 @@ pub struct RemoteSettings {
     /// The platforms (`os/architecture[/variant]`) whose images of an index are cached;
     /// empty: all.
     pub platforms: Vec<String>,
+    /// The most bytes cached under the prefix (`maxsize`); past it, the least recently
+    /// pulled images are evicted. `None`: no cap.
+    pub max_size: Option<u64>,
     /// Where downloads spool (on the storage's file system); the system's temporary
     /// directory when unset.
     pub spool_dir: Option<PathBuf>,
@@ -78,6 +81,74 @@ pub struct Remote {
     platforms: Option<PlatformFilter>,
     /// The actor of the cache's own writes, in events and the audit trail.
     origin: Arc<Origin>,
+    /// Reads in progress and the last read, per repository: the size cap does not evict
+    /// what is being pulled.
+    activity: Arc<Mutex<HashMap<RepositoryName, Activity>>>,
+}
+
+/// A repository's reads, for the size cap.
+#[derive(Debug, Clone, Copy)]
+struct Activity {
+    in_progress: usize,
+    last: Instant,
+}
+
+/// A pull's requests (manifest, config, layers) come within moments of one another: a
+/// repository read this recently counts as being pulled even between two requests.
+const PULL_GAP: Duration = Duration::from_secs(10);
+
+/// A read in progress in a repository, until dropped.
+struct Reading {
+    activity: Arc<Mutex<HashMap<RepositoryName, Activity>>>,
+    repository: RepositoryName,
+}
+
+impl Reading {
+    fn start(
+        activity: &Arc<Mutex<HashMap<RepositoryName, Activity>>>,
+        repository: &RepositoryName,
+    ) -> Reading {
+        let mut map = activity.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: idle entries go whenever the map grows large.
+        if map.len() >= 10_000 {
+            map.retain(|_, a| a.in_progress > 0 || a.last.elapsed() < PULL_GAP);
+        }
+        let entry = map.entry(repository.clone()).or_insert(Activity {
+            in_progress: 0,
+            last: Instant::now(),
+        });
+        entry.in_progress += 1;
+        entry.last = Instant::now();
+        Reading {
+            activity: Arc::clone(activity),
+            repository: repository.clone(),
+        }
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        let mut map = self.activity.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = map.get_mut(&self.repository) {
+            entry.in_progress = entry.in_progress.saturating_sub(1);
+            entry.last = Instant::now();
+        }
+    }
+}
+
+/// What one pass of the size cap did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct EvictionReport {
+    pub remote: String,
+    pub max_size: u64,
+    pub cached_bytes: u64,
+    pub images: usize,
+    pub evicted_images: usize,
+    pub evicted_bytes: u64,
+    /// Images kept because they were pulled while the pass ran.
+    pub kept_pulled: usize,
+    /// Evicted manifest digests by repository.
+    pub evicted: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Remote {
@@ -113,7 +184,76 @@ impl Remote {
             flights: Arc::default(),
             platforms,
             origin,
+            activity: Arc::default(),
         })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    pub fn max_size(&self) -> Option<u64> {
+        self.settings.max_size
+    }
+
+    /// Whether a read of `repository` is in progress or just happened.
+    fn busy(&self, repository: &RepositoryName) -> bool {
+        let map = self.activity.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(repository)
+            .is_some_and(|a| a.in_progress > 0 || a.last.elapsed() < PULL_GAP)
+    }
+
+    /// Brings what is cached under the prefix within `maxsize`: counts it, and evicts the
+    /// least recently pulled images that are not being pulled until the rest fit. Pulls
+    /// must be recorded (the pull statistics flushed) before, or they do not count.
+    pub async fn enforce_size_cap(&self) -> Result<Option<EvictionReport>> {
+        let Some(cap) = self.settings.max_size else {
+            return Ok(None);
+        };
+        let content = self.local.cached_content(&self.settings.prefix).await?;
+        let plan = crate::eviction::plan(&content, cap, |r| self.busy(r));
+        let mut report = EvictionReport {
+            remote: self.settings.name.clone(),
+            max_size: cap,
+            cached_bytes: plan.cached_bytes,
+            images: plan.images,
+            ..EvictionReport::default()
+        };
+        let mut evicted = Vec::new();
+        for victim in plan.victims {
+            // Checked again: a pull may have started since the plan.
+            if self.busy(&victim.repository) {
+                report.kept_pulled += 1;
+                continue;
+            }
+            let gone = self
+                .local
+                .evict_cached(
+                    &self.origin,
+                    &victim.repository,
+                    &victim.ids,
+                    victim.last_used,
+                )
+                .await?;
+            if !gone {
+                report.kept_pulled += 1;
+                continue;
+            }
+            tracing::info!(
+                remote = %self.settings.name, repository = %victim.repository,
+                digest = %victim.digest, bytes = victim.bytes,
+                "evicted a cached image (size cap)"
+            );
+            self.stats.add(Counter::Eviction, 1);
+            self.stats.add(Counter::EvictedBytes, victim.bytes);
+            report.evicted_images += 1;
+            report.evicted_bytes += victim.bytes;
+            report.cached_bytes -= victim.bytes;
+            evicted.push(victim);
+        }
+        report.evicted = crate::eviction::by_repository(&evicted);
+        self.stats.set_cached_bytes(report.cached_bytes);
+        Ok(Some(report))
     }
 
     /// The remote as a namespace of the registry: its prefix, served by it, refusing writes.
@@ -384,75 +524,8 @@ impl Remote {
         }
     }
 
-    /// The cached manifest, as the local registry serves it (the client's `Accept`
-    /// applied, the pull published).
-    async fn serve(
-        &self,
-        origin: Option<&Arc<Origin>>,
-        repository: &RepositoryName,
-        reference: &Reference,
-        accept: &[&str],
-    ) -> Result<StoredManifest> {
-        let manifest = self
-            .local
-            .get_manifest(origin, repository, reference, accept.iter().copied())
-            .await?;
-        if let Some(filter) = &self.platforms {
-            filter.note(repository, &manifest.media_type, &manifest.content);
-        }
-        Ok(manifest)
-    }
-}
-
-#[async_trait]
-impl ReadPath for Remote {
-    async fn get_manifest(
-        &self,
-        origin: Option<&Arc<Origin>>,
-        repository: &RepositoryName,
-        reference: &Reference,
-        accept: &[&str],
-    ) -> Result<StoredManifest> {
-        match reference {
-            Reference::Tag(tag) => {
-                self.manifest_by_tag(origin, repository, reference, tag, accept)
-                    .await
-            }
-            // Content addressed: once cached, never asked again.
-            Reference::Digest(digest) => {
-                let local = self.serve(origin, repository, reference, accept).await;
-                if let Some(cached) = self.cached(local) {
-                    return cached;
-                }
-                if let Some(filter) = &self.platforms {
-                    filter.check(&self.settings.name, repository, digest)?;
-                }
-                self.fetch_manifest(repository, reference).await?;
-                self.serve(origin, repository, reference, accept).await
-            }
-        }
-    }
-
-    async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<u64> {
-        if let Some(cached) = self.cached(self.local.blob_size(repository, digest).await) {
-            return cached;
-        }
-        let key = self.blob_not_missing(repository, digest)?;
-        match self
-            .upstream
-            .blob_size(self.upstream_name(repository), digest)
-            .await
-            .map_err(CacheFailure::from)?
-        {
-            Some(size) => Ok(size),
-            None => {
-                self.remember_missing(key);
-                Err(RegistryError::blob_unknown(digest))
-            }
-        }
-    }
-
-    async fn read_blob(
+    /// A blob from the cache, or from the upstream through the download in progress.
+    async fn read_blob_now(
         &self,
         origin: &Arc<Origin>,
         repository: &RepositoryName,
@@ -514,6 +587,101 @@ impl ReadPath for Remote {
         })
     }
 
+    /// The cached manifest, as the local registry serves it (the client's `Accept`
+    /// applied, the pull published).
+    async fn serve(
+        &self,
+        origin: Option<&Arc<Origin>>,
+        repository: &RepositoryName,
+        reference: &Reference,
+        accept: &[&str],
+    ) -> Result<StoredManifest> {
+        let manifest = self
+            .local
+            .get_manifest(origin, repository, reference, accept.iter().copied())
+            .await?;
+        if let Some(filter) = &self.platforms {
+            filter.note(repository, &manifest.media_type, &manifest.content);
+        }
+        Ok(manifest)
+    }
+}
+
+#[async_trait]
+impl ReadPath for Remote {
+    async fn get_manifest(
+        &self,
+        origin: Option<&Arc<Origin>>,
+        repository: &RepositoryName,
+        reference: &Reference,
+        accept: &[&str],
+    ) -> Result<StoredManifest> {
+        let _reading = Reading::start(&self.activity, repository);
+        match reference {
+            Reference::Tag(tag) => {
+                self.manifest_by_tag(origin, repository, reference, tag, accept)
+                    .await
+            }
+            // Content addressed: once cached, never asked again.
+            Reference::Digest(digest) => {
+                let local = self.serve(origin, repository, reference, accept).await;
+                if let Some(cached) = self.cached(local) {
+                    return cached;
+                }
+                if let Some(filter) = &self.platforms {
+                    filter.check(&self.settings.name, repository, digest)?;
+                }
+                self.fetch_manifest(repository, reference).await?;
+                self.serve(origin, repository, reference, accept).await
+            }
+        }
+    }
+
+    async fn blob_size(&self, repository: &RepositoryName, digest: &Digest) -> Result<u64> {
+        if let Some(cached) = self.cached(self.local.blob_size(repository, digest).await) {
+            return cached;
+        }
+        let key = self.blob_not_missing(repository, digest)?;
+        match self
+            .upstream
+            .blob_size(self.upstream_name(repository), digest)
+            .await
+            .map_err(CacheFailure::from)?
+        {
+            Some(size) => Ok(size),
+            None => {
+                self.remember_missing(key);
+                Err(RegistryError::blob_unknown(digest))
+            }
+        }
+    }
+
+    async fn read_blob(
+        &self,
+        origin: &Arc<Origin>,
+        repository: &RepositoryName,
+        digest: &Digest,
+        range_header: Option<&str>,
+    ) -> Result<BlobRead> {
+        let reading = Reading::start(&self.activity, repository);
+        let read = self
+            .read_blob_now(origin, repository, digest, range_header)
+            .await?;
+        Ok(BlobRead {
+            content: match read.content {
+                // The read lasts as long as its stream.
+                BlobContent::Stream(stream) => {
+                    BlobContent::Stream(Box::pin(stream.map(move |chunk| {
+                        let _ = &reading;
+                        chunk
+                    })))
+                }
+                other => other,
+            },
+            ..read
+        })
+    }
+
     fn describe(&self) -> Option<serde_json::Value> {
         let settings = &self.settings;
         Some(serde_json::json!({
@@ -525,6 +693,7 @@ impl ReadPath for Remote {
             "serve_stale": settings.serve_stale,
             "rate_limit": settings.rate_limit,
             "platforms": settings.platforms,
+            "max_size": settings.max_size,
             "status": self.stats.snapshot(),
         }))
     }

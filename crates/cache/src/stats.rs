@@ -1,8 +1,8 @@
 //! Counters of a remote's work: kept in the process (`snapshot`) and recorded through the
 //! `metrics` facade, labelled with the remote's name, for the Prometheus exporter.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 /// What a remote counts.
@@ -22,9 +22,13 @@ pub(crate) enum Counter {
     BlobFetch,
     /// A broken blob transfer resumed with a `Range` request.
     BlobResume,
+    /// An image evicted by the size cap.
+    Eviction,
+    /// Bytes the size cap's evictions freed (in the cache's count; garbage collection
+    /// deletes them from storage).
+    EvictedBytes,
 }
 
-#[derive(Debug)]
 pub struct CacheStats {
     remote: String,
     hits: AtomicU64,
@@ -34,6 +38,13 @@ pub struct CacheStats {
     upstream_bytes: AtomicU64,
     blob_fetches: AtomicU64,
     blob_resumes: AtomicU64,
+    evictions: AtomicU64,
+    evicted_bytes: AtomicU64,
+    /// The bytes cached under the remote's prefix, as the last size check counted them
+    /// (-1 before the first).
+    cached_bytes: AtomicI64,
+    /// Called after each blob the cache stored (the size cap's job wakes up).
+    filled: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// The upstream's last `RateLimit-Remaining` (Docker Hub), -1 if never seen.
     rate_limit_remaining: AtomicI64,
     /// The last failure of the upstream (or of what it sent), with when it happened.
@@ -51,6 +62,10 @@ impl CacheStats {
             upstream_bytes: AtomicU64::new(0),
             blob_fetches: AtomicU64::new(0),
             blob_resumes: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            evicted_bytes: AtomicU64::new(0),
+            cached_bytes: AtomicI64::new(-1),
+            filled: OnceLock::new(),
             rate_limit_remaining: AtomicI64::new(-1),
             last_error: Mutex::default(),
         }
@@ -87,6 +102,14 @@ impl CacheStats {
                 &self.blob_resumes,
                 metrics::counter!("berth_cache_blob_resumes_total", "remote" => remote),
             ),
+            Counter::Eviction => (
+                &self.evictions,
+                metrics::counter!("berth_cache_evictions_total", "remote" => remote),
+            ),
+            Counter::EvictedBytes => (
+                &self.evicted_bytes,
+                metrics::counter!("berth_cache_evicted_bytes_total", "remote" => remote),
+            ),
         };
         atomic.fetch_add(n, Ordering::Relaxed);
         metric.increment(n);
@@ -97,6 +120,25 @@ impl CacheStats {
             .store(remaining, Ordering::Relaxed);
         metrics::gauge!("berth_cache_upstream_rate_limit_remaining", "remote" => self.remote.clone())
             .set(remaining as f64);
+    }
+
+    /// Records what the last size check counted.
+    pub(crate) fn set_cached_bytes(&self, bytes: u64) {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.cached_bytes.store(bytes, Ordering::Relaxed);
+        metrics::gauge!("berth_cache_bytes", "remote" => self.remote.clone()).set(bytes as f64);
+    }
+
+    /// Calls `hook` after each blob the cache stores from now on (once: later hooks are
+    /// ignored).
+    pub fn when_filled(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let _ = self.filled.set(Box::new(hook));
+    }
+
+    pub(crate) fn filled(&self) {
+        if let Some(hook) = self.filled.get() {
+            hook();
+        }
     }
 
     /// Remembers the upstream's latest failure, for the admin API.
@@ -117,6 +159,12 @@ impl CacheStats {
             "upstream_bytes": get(&self.upstream_bytes),
             "blob_fetches": get(&self.blob_fetches),
             "blob_resumes": get(&self.blob_resumes),
+            "evictions": get(&self.evictions),
+            "evicted_bytes": get(&self.evicted_bytes),
+            "cached_bytes": match self.cached_bytes.load(Ordering::Relaxed) {
+                -1 => serde_json::Value::Null,
+                n => n.into(),
+            },
             "rate_limit_remaining": self.rate_limit_remaining.load(Ordering::Relaxed),
             "last_error": self.last_error.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(
                 |(message, at)| serde_json::json!({

@@ -128,13 +128,22 @@ pub fn parse_byte_size(text: &str) -> Result<u64, String> {
 
 /// Reads a rate in bytes per second: an integer, or a size with a unit (`20MiB`).
 pub(crate) fn byte_rate<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    struct Rate;
+    sized(d, "bytes per second, e.g. 20971520 or 20MiB")
+}
+
+/// Reads a size in bytes: an integer, or a size with a unit (`50GiB`).
+pub(crate) fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    sized(d, "a number of bytes, e.g. 53687091200 or 50GiB")
+}
+
+fn sized<'de, D: Deserializer<'de>>(d: D, expecting: &'static str) -> Result<u64, D::Error> {
+    struct Rate(&'static str);
 
     impl Visitor<'_> for Rate {
         type Value = u64;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("bytes per second, e.g. 20971520 or 20MiB")
+            f.write_str(self.0)
         }
 
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
@@ -143,7 +152,7 @@ pub(crate) fn byte_rate<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error
 
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
             u64::try_from(v)
-                .map_err(|_| E::custom(format!("invalid rate {v}: must not be negative")))
+                .map_err(|_| E::custom(format!("invalid value {v}: must not be negative")))
         }
 
         fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
@@ -151,7 +160,7 @@ pub(crate) fn byte_rate<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error
         }
     }
 
-    d.deserialize_any(Rate)
+    d.deserialize_any(Rate(expecting))
 }
 
 /// Decodes a URL's percent-encoded user name or password.

@@ -26,6 +26,9 @@ pub mod behaviour;
 pub mod browse;
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod browse_behaviour;
+pub mod cache;
+#[cfg(any(test, feature = "behaviour-tests"))]
+pub mod cache_behaviour;
 pub mod events;
 pub mod external_identities;
 #[cfg(any(test, feature = "behaviour-tests"))]
@@ -51,6 +54,7 @@ pub mod second_factors;
 pub mod second_factors_behaviour;
 pub mod snapshot;
 mod sql_browse;
+mod sql_cache;
 mod sql_external_identities;
 mod sql_gc;
 mod sql_identity;
@@ -74,6 +78,7 @@ pub mod tag_rules_behaviour;
 pub mod webhooks;
 
 pub use browse::BrowseStore;
+pub use cache::{CacheDefinition, CacheStore, CachedContent, CachedManifest};
 pub use events::{Event, EventKind, Origin, OutboxRouter};
 pub use external_identities::ExternalIdentityStore;
 pub use gc::{BlobDeletion, DeletionState, GcStore};
@@ -270,7 +275,7 @@ pub type UploadLock = Box<dyn Send + Sync>;
 /// ([`TagHistoryStore`]), written in the transactions that untag.
 #[async_trait]
 pub trait MetadataStore:
-    BrowseStore + GcStore + TagRuleStore + QuotaStore + TagHistoryStore
+    BrowseStore + GcStore + TagRuleStore + QuotaStore + TagHistoryStore + CacheStore
 {
     /// Whether the database answers, for readiness checks.
     async fn check(&self) -> Result<()>;

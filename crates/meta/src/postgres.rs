@@ -327,6 +327,7 @@ mod tests {
         crate::tag_rules_behaviour::run_tag_rules(&store).await;
         crate::quotas_behaviour::run_quotas(&store).await;
         crate::tag_history_behaviour::run_tag_history(&store).await;
+        crate::cache_behaviour::run_cache(&store).await;
         behaviour::run_all(&store).await;
         behaviour::run_identity(&store).await;
         crate::second_factors_behaviour::run_second_factors(&store).await;

@@ -58,3 +58,36 @@ impl Registry {
         Ok(report)
     }
 }
+
+impl Registry {
+    /// What is cached in the repositories under `prefix` (a remote's size cap plans from it).
+    pub async fn cached_content(&self, prefix: &str) -> Result<berth_meta::CachedContent> {
+        self.meta.cached_content(prefix).await.map_err(from_meta)
+    }
+
+    /// Evicts cached manifests (with their tags) from `repository`, unless one was pulled
+    /// after `pulled_before` or is still referenced (`false` then). Not subject to
+    /// `storage.delete.enabled`, which is about clients' deletes: a cache's upkeep is the
+    /// registry's own. The blobs become unreferenced and garbage collection frees them.
+    pub async fn evict_cached(
+        &self,
+        origin: &std::sync::Arc<crate::events::Origin>,
+        repository: &berth_oci::RepositoryName,
+        ids: &[i64],
+        pulled_before: i64,
+    ) -> Result<bool> {
+        self.ensure_writable()?;
+        match self
+            .meta
+            .evict_manifests(repository, ids, pulled_before, origin)
+            .await
+            .map_err(from_meta)?
+        {
+            Some(events) => {
+                self.publish(&events);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}

@@ -18,10 +18,10 @@ use berth_meta::gc::{
 };
 use berth_meta::quotas::Recount;
 use berth_meta::{
-    BlobDeletion, BlobRecord, BrowseStore, Event, GcStore, ImmutableTagRule, Keep, MetadataStore,
-    NewBlob, NewManifest, Origin, OutboxRouter, Quota, QuotaStore, Referrer, RestoreOutcome,
-    Result, RetentionRule, StoreUsage, StoredManifest, TagHistoryEntry, TagHistoryStore,
-    TagRuleStore, UploadLock, UploadSession,
+    BlobDeletion, BlobRecord, BrowseStore, CacheDefinition, CacheStore, CachedContent, Event,
+    GcStore, ImmutableTagRule, Keep, MetadataStore, NewBlob, NewManifest, Origin, OutboxRouter,
+    Quota, QuotaStore, Referrer, RestoreOutcome, Result, RetentionRule, StoreUsage, StoredManifest,
+    TagHistoryEntry, TagHistoryStore, TagRuleStore, UploadLock, UploadSession,
 };
 use berth_oci::{Digest, Pattern, Reference, RepositoryName, Tag, TagPattern, UploadId};
 use metrics::Histogram;
@@ -169,6 +169,14 @@ measured!(GcStore {
     fn interrupt_gc_runs(&self, except: i64) -> Result<Vec<i64>>;
     fn gc_runs(&self, before: Option<i64>, limit: u32) -> Result<Vec<GcRunRecord>>;
     fn gc_run(&self, id: i64) -> Result<Option<GcRunRecord>>;
+});
+
+measured!(CacheStore {
+    fn cached_content(&self, prefix: &str) -> Result<CachedContent>;
+    fn evict_manifests(&self, repository: &RepositoryName, ids: &[i64], pulled_before: i64, origin: &Arc<Origin>) -> Result<Option<Vec<Event>>>;
+    fn cache_definitions(&self) -> Result<Vec<CacheDefinition>>;
+    fn put_cache_definition(&self, kind: &str, name: &str, definition: &str, by: &str, create: bool) -> Result<bool>;
+    fn delete_cache_definition(&self, kind: &str, name: &str) -> Result<bool>;
 });
 
 measured!(QuotaStore {

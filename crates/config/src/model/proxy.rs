@@ -62,6 +62,10 @@ section! {
             "the most requests a second sent to the upstream (a second's worth of burst; more wait up to 1s, then 429 with Retry-After); unset: no cap";
         platforms: Vec<String>,
             "of a multi-platform index, cache only these platforms' images (os/architecture[/variant], e.g. linux/amd64); others are refused by digest; empty: all";
+        /// Bytes; 0 is no cap.
+        maxsize: u64 = 0,
+            "the most bytes cached under the prefix (e.g. 50GiB); past it the least recently pulled images are evicted (garbage collection frees their blobs); 0: no cap",
+            read = values::byte_size, show = |size, _| if *size == 0 { "0 (no cap)".to_owned() } else { format!("{size} bytes") };
     }
     validate = RemoteConfig::validate;
 }

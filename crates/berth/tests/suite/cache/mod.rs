@@ -9,6 +9,7 @@
 
 mod admin;
 mod downloads;
+mod eviction;
 mod faults;
 mod faulty;
 mod limits;
