@@ -16,14 +16,14 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
-mod matrix;
 mod anonymous;
-mod token_limits;
-mod token_attacks;
-mod refresh_tokens;
 mod bad_credentials;
-mod throttling_and_audit;
 mod defaults;
+mod matrix;
+mod refresh_tokens;
+mod throttling_and_audit;
+mod token_attacks;
+mod token_limits;
 
 pub(crate) use token_attacks::order_minus;
 pub(crate) use token_limits::mount;
