@@ -390,34 +390,18 @@ async fn run_storage(args: &Args) -> Result<bool> {
         skopeo_layers: general.skopeo_layers,
         skopeo_layer_size: general.skopeo_layer_size,
     };
-    let berth = berth_binary(args)?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let (started_utc, stamp) = report::utc(now);
-    let machine = machine::describe(&repo_root(), &berth);
-    let work = match &args.work_dir {
-        Some(d) => d.clone(),
-        None => default_work_dir(args, &general),
-    };
-    std::fs::create_dir_all(&work)?;
-    let scratch = machine::storage(&work);
-    eprintln!("berth-bench: storage run; scratch space {scratch}");
-    let started = Instant::now();
-    let outcome = storage::run(&params, args.stores.as_deref(), &berth, &work).await;
-    if !args.keep {
-        let _ = std::fs::remove_dir_all(&work);
-    }
+    let run = SideRun::begin(args, &general, "storage")?;
+    let outcome = storage::run(&params, args.stores.as_deref(), &run.berth, &run.work).await;
+    run.clean(args);
     let report = outcome?;
-    let header = format!(
-        "# berth-bench --storage, {started_utc}
-
-{} ({} cores), berth {}; scratch space {scratch}; {:.0} s; load average {}.",
-        machine.cpu_model,
-        machine.cores,
-        machine.versions.berth,
-        started.elapsed().as_secs_f64(),
-        machine::loadavg()
-    );
-    save(args, &stamp, "storage", &report, &report.markdown(&header))?;
+    let header = run.header("");
+    save(
+        args,
+        &run.stamp,
+        "storage",
+        &report,
+        &report.markdown(&header),
+    )?;
     Ok(true)
 }
 
@@ -437,44 +421,88 @@ async fn run_during_gc(args: &Args) -> Result<bool> {
         push_layer_size: if args.smoke { 256 * KIB } else { 4 * MIB },
         pull_size: general.concurrent_blob_size,
     };
-    let berth = berth_binary(args)?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let (started_utc, stamp) = report::utc(now);
-    let machine = machine::describe(&repo_root(), &berth);
-    let work = match &args.work_dir {
-        Some(d) => d.clone(),
-        None => default_work_dir(args, &general),
-    };
-    std::fs::create_dir_all(&work)?;
-    let scratch = machine::storage(&work);
-    eprintln!("berth-bench: during-gc run; scratch space {scratch}");
-    let started = Instant::now();
-    let load_before = machine::loadavg();
-    let outcome = during_gc::run(&params, &berth, &work).await;
-    if !args.keep {
-        let _ = std::fs::remove_dir_all(&work);
-    }
+    let run = SideRun::begin(args, &general, "during-gc")?;
+    let outcome = during_gc::run(&params, &run.berth, &run.work).await;
+    run.clean(args);
     let report = outcome?;
-    let header = format!(
-        "# berth-bench --during-gc, {started_utc}
-
-{} ({} cores), berth {}; SQLite and the filesystem store; scratch space {scratch}; {:.0} s; \
-         load average {load_before} before, {} after (the load generator, berth and the \
-         collector share the cores).",
-        machine.cpu_model,
-        machine.cores,
-        machine.versions.berth,
-        started.elapsed().as_secs_f64(),
-        machine::loadavg()
+    let header = run.header(
+        "SQLite and the filesystem store; the load generator, berth and the collector share \
+         the cores; ",
     );
     save(
         args,
-        &stamp,
+        &run.stamp,
         "during-gc",
         &report,
         &report.markdown(&header),
     )?;
     Ok(true)
+}
+
+/// What the runs of berth alone (`--storage`, `--during-gc`) share: the binary, the
+/// machine, the scratch space and the clock.
+struct SideRun {
+    mode: &'static str,
+    berth: PathBuf,
+    machine: machine::Machine,
+    started_utc: String,
+    stamp: String,
+    work: PathBuf,
+    scratch: String,
+    started: Instant,
+    load_before: String,
+}
+
+impl SideRun {
+    fn begin(args: &Args, general: &Params, mode: &'static str) -> Result<SideRun> {
+        let berth = berth_binary(args)?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        let (started_utc, stamp) = report::utc(now);
+        let machine = machine::describe(&repo_root(), &berth);
+        let work = match &args.work_dir {
+            Some(d) => d.clone(),
+            None => default_work_dir(args, general),
+        };
+        std::fs::create_dir_all(&work)?;
+        let scratch = machine::storage(&work);
+        eprintln!("berth-bench: {mode} run; scratch space {scratch}");
+        Ok(SideRun {
+            mode,
+            berth,
+            machine,
+            started_utc,
+            stamp,
+            work,
+            scratch,
+            started: Instant::now(),
+            load_before: machine::loadavg(),
+        })
+    }
+
+    /// Removes the scratch space unless `--keep`.
+    fn clean(&self, args: &Args) {
+        if !args.keep {
+            let _ = std::fs::remove_dir_all(&self.work);
+        }
+    }
+
+    /// The Markdown report's title and the run's circumstances (`setup`: what else to say).
+    fn header(&self, setup: &str) -> String {
+        let m = &self.machine;
+        format!(
+            "# berth-bench --{}, {}\n\n{} ({} cores), berth {}; {setup}scratch space {}; {:.0} s; \
+             load average {} before, {} after.",
+            self.mode,
+            self.started_utc,
+            m.cpu_model,
+            m.cores,
+            m.versions.berth,
+            self.scratch,
+            self.started.elapsed().as_secs_f64(),
+            self.load_before,
+            machine::loadavg()
+        )
+    }
 }
 
 /// The berth under test: `--berth`, or `berth` next to this program.
