@@ -170,6 +170,13 @@ pub struct GcRunRecord {
 
 #[async_trait]
 pub trait GcStore: Send + Sync + 'static {
+    /// Whether every writer, in every process, takes one lock for the whole database
+    /// (SQLite): then the collector leaves gaps between its transactions so that pushes get
+    /// the lock (SQLite's busy handler polls; it does not queue).
+    fn writers_take_turns(&self) -> bool {
+        false
+    }
+
     /// Where garbage collection stands with `digest`; `None` when it never touched it (or
     /// its tombstone expired).
     async fn blob_deletion(&self, digest: &Digest) -> Result<Option<BlobDeletion>>;

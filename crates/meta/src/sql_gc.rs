@@ -251,6 +251,10 @@ where
     Option<i64>: for<'r> Decode<'r, DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    fn writers_take_turns(&self) -> bool {
+        DB::SINGLE_WRITER
+    }
+
     async fn blob_deletion(&self, digest: &Digest) -> Result<Option<BlobDeletion>> {
         let row = sqlx::query("SELECT run_id, state FROM blob_deletions WHERE digest = $1")
             .bind(digest.as_str())

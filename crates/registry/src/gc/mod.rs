@@ -46,6 +46,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// Rows read per query, and blobs marked per transaction (kept short: pushes wait for it).
 const PAGE: u32 = 500;
 const MARK_BATCH: usize = 100;
+/// See [`Registry::give_writers_a_turn`].
+const WRITER_TURN: Duration = Duration::from_millis(100);
 /// Candidate blobs read per query. A page's cost on PostgreSQL is mostly fixed (planning,
 /// starting parallel workers): 20-35 ms for 500, about 50 for 5,000, so a collection of
 /// 100,000 blobs reads 20 pages rather than 200 (bench/README.md, "Garbage collection at
@@ -476,10 +478,14 @@ impl Registry {
                 } else {
                     let id = run.report.run.expect("a recorded run");
                     let digests: Vec<Digest> = batch.iter().map(|c| c.digest.clone()).collect();
-                    self.meta
+                    let began = Instant::now();
+                    let marked = self
+                        .meta
                         .mark_unreferenced_blobs(id, &digests, cutoff)
                         .await
-                        .map_err(from_meta)?
+                        .map_err(from_meta)?;
+                    self.give_writers_a_turn(began.elapsed()).await;
+                    marked
                 };
                 for blob in &freed {
                     if dry {
@@ -575,11 +581,13 @@ impl Registry {
             if run.tick().await? {
                 return Ok(());
             }
+            let began = Instant::now();
             let claimed = self
                 .meta
                 .claim_blob_deletions(id, berth_meta::now_millis() - fence_ms, DELETE_BATCH)
                 .await
                 .map_err(from_meta)?;
+            self.give_writers_a_turn(began.elapsed()).await;
             if claimed.is_empty() {
                 return Ok(());
             }
@@ -599,10 +607,12 @@ impl Registry {
                 .await
                 .map_err(from_storage)?;
             let digests: Vec<Digest> = claimed.iter().map(|c| c.digest.clone()).collect();
+            let began = Instant::now();
             self.meta
                 .finish_blob_deletions(id, &digests)
                 .await
                 .map_err(from_meta)?;
+            self.give_writers_a_turn(began.elapsed()).await;
             for claim in &claimed {
                 run.report.blobs += 1;
                 run.report.bytes += claim.size;
@@ -610,6 +620,16 @@ impl Registry {
                     run.report.orphans += 1;
                 }
             }
+        }
+    }
+
+    /// After a write transaction of the collector: where all writers take turns on one lock
+    /// (SQLite, also across processes), a pause three times as long as the lock was held, and
+    /// at least as long as the longest sleep of SQLite's busy handler between its retries
+    /// (100 ms), so that a push waiting for the lock gets it before the next batch.
+    async fn give_writers_a_turn(&self, held: Duration) {
+        if self.meta.writers_take_turns() {
+            tokio::time::sleep((held * 3).max(WRITER_TURN)).await;
         }
     }
 
