@@ -48,6 +48,8 @@ const PAGE: u32 = 500;
 const MARK_BATCH: usize = 100;
 /// See [`Registry::give_writers_a_turn`].
 const WRITER_TURN: Duration = Duration::from_millis(100);
+const WRITER_GAP: Duration = Duration::from_millis(10);
+const WRITERS_BUSY_FOR: Duration = Duration::from_secs(5);
 /// Candidate blobs read per query. A page's cost on PostgreSQL is mostly fixed (planning,
 /// starting parallel workers): 20-35 ms for 500, about 50 for 5,000, so a collection of
 /// 100,000 blobs reads 20 pages rather than 200 (bench/README.md, "Garbage collection at
@@ -256,6 +258,9 @@ struct Run<'a> {
     renewed: Instant,
     reported: Instant,
     started: Instant,
+    /// See [`Registry::give_writers_a_turn`].
+    others_commits: Option<i64>,
+    others_writing_until: Option<Instant>,
 }
 
 impl Run<'_> {
@@ -328,6 +333,8 @@ impl Registry {
             renewed: Instant::now(),
             reported: Instant::now(),
             started,
+            others_commits: None,
+            others_writing_until: None,
         };
         if dry_run {
             let result = self.dry_run(&mut run, settings).await;
@@ -484,7 +491,7 @@ impl Registry {
                         .mark_unreferenced_blobs(id, &digests, cutoff)
                         .await
                         .map_err(from_meta)?;
-                    self.give_writers_a_turn(began.elapsed()).await;
+                    self.give_writers_a_turn(run, began.elapsed()).await;
                     marked
                 };
                 for blob in &freed {
@@ -587,7 +594,7 @@ impl Registry {
                 .claim_blob_deletions(id, berth_meta::now_millis() - fence_ms, DELETE_BATCH)
                 .await
                 .map_err(from_meta)?;
-            self.give_writers_a_turn(began.elapsed()).await;
+            self.give_writers_a_turn(run, began.elapsed()).await;
             if claimed.is_empty() {
                 return Ok(());
             }
@@ -612,7 +619,7 @@ impl Registry {
                 .finish_blob_deletions(id, &digests)
                 .await
                 .map_err(from_meta)?;
-            self.give_writers_a_turn(began.elapsed()).await;
+            self.give_writers_a_turn(run, began.elapsed()).await;
             for claim in &claimed {
                 run.report.blobs += 1;
                 run.report.bytes += claim.size;
@@ -623,14 +630,29 @@ impl Registry {
         }
     }
 
-    /// After a write transaction of the collector: where all writers take turns on one lock
-    /// (SQLite, also across processes), a pause three times as long as the lock was held, and
-    /// at least as long as the longest sleep of SQLite's busy handler between its retries
-    /// (100 ms), so that a push waiting for the lock gets it before the next batch.
-    async fn give_writers_a_turn(&self, held: Duration) {
-        if self.meta.writers_take_turns() {
-            tokio::time::sleep((held * 3).max(WRITER_TURN)).await;
+    /// After a write transaction of the collector, where all writers take turns on one lock
+    /// (SQLite, also across processes): while other connections commit (in the last
+    /// [`WRITERS_BUSY_FOR`]), a pause three times as long as the lock was held and at least
+    /// as long as the longest sleep of SQLite's busy handler between its retries, so that a
+    /// waiting push gets the lock before the next batch; otherwise a short gap, enough for a
+    /// waiting writer to get in within a few batches (its commit then turns the long pauses
+    /// on).
+    async fn give_writers_a_turn(&self, run: &mut Run<'_>, held: Duration) {
+        let Ok(Some(version)) = self.meta.others_commits().await else {
+            return;
+        };
+        if run.others_commits.replace(version).is_some_and(|seen| seen != version) {
+            run.others_writing_until = Some(Instant::now() + WRITERS_BUSY_FOR);
         }
+        let others_writing = run
+            .others_writing_until
+            .is_some_and(|until| Instant::now() < until);
+        let pause = if others_writing {
+            (held * 3).max(WRITER_TURN)
+        } else {
+            WRITER_GAP
+        };
+        tokio::time::sleep(pause).await;
     }
 
     /// Counts the deletions begun (by a run that died) and not finished: this run finishes them.
