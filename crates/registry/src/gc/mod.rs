@@ -641,7 +641,11 @@ impl Registry {
         let Ok(Some(version)) = self.meta.others_commits().await else {
             return;
         };
-        if run.others_commits.replace(version).is_some_and(|seen| seen != version) {
+        if run
+            .others_commits
+            .replace(version)
+            .is_some_and(|seen| seen != version)
+        {
             run.others_writing_until = Some(Instant::now() + WRITERS_BUSY_FOR);
         }
         let others_writing = run
