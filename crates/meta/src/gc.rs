@@ -170,6 +170,15 @@ pub struct GcRunRecord {
 
 #[async_trait]
 pub trait GcStore: Send + Sync + 'static {
+    /// Where every writer, in every process, takes one lock for the whole database (SQLite):
+    /// a number that changes whenever a connection other than the collector's commits
+    /// (`PRAGMA data_version` of the writer connection), so that the collector can leave
+    /// gaps between its transactions while others write (SQLite's busy handler polls; it
+    /// does not queue). `None` where writers lock rows, not the database (PostgreSQL).
+    async fn others_commits(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+
     /// Where garbage collection stands with `digest`; `None` when it never touched it (or
     /// its tombstone expired).
     async fn blob_deletion(&self, digest: &Digest) -> Result<Option<BlobDeletion>>;

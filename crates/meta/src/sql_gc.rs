@@ -251,6 +251,16 @@ where
     Option<i64>: for<'r> Decode<'r, DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    async fn others_commits(&self) -> Result<Option<i64>> {
+        if !DB::SINGLE_WRITER {
+            return Ok(None);
+        }
+        let row = sqlx::query("PRAGMA data_version")
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(Some(row.try_get(0)?))
+    }
+
     async fn blob_deletion(&self, digest: &Digest) -> Result<Option<BlobDeletion>> {
         let row = sqlx::query("SELECT run_id, state FROM blob_deletions WHERE digest = $1")
             .bind(digest.as_str())

@@ -169,6 +169,7 @@ measured!(GcStore {
     fn interrupt_gc_runs(&self, except: i64) -> Result<Vec<i64>>;
     fn gc_runs(&self, before: Option<i64>, limit: u32) -> Result<Vec<GcRunRecord>>;
     fn gc_run(&self, id: i64) -> Result<Option<GcRunRecord>>;
+    fn others_commits(&self) -> Result<Option<i64>>;
 });
 
 measured!(CacheStore {

@@ -46,6 +46,10 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// Rows read per query, and blobs marked per transaction (kept short: pushes wait for it).
 const PAGE: u32 = 500;
 const MARK_BATCH: usize = 100;
+/// See [`Registry::give_writers_a_turn`].
+const WRITER_TURN: Duration = Duration::from_millis(100);
+const WRITER_GAP: Duration = Duration::from_millis(10);
+const WRITERS_BUSY_FOR: Duration = Duration::from_secs(5);
 /// Candidate blobs read per query. A page's cost on PostgreSQL is mostly fixed (planning,
 /// starting parallel workers): 20-35 ms for 500, about 50 for 5,000, so a collection of
 /// 100,000 blobs reads 20 pages rather than 200 (bench/README.md, "Garbage collection at
@@ -254,6 +258,9 @@ struct Run<'a> {
     renewed: Instant,
     reported: Instant,
     started: Instant,
+    /// See [`Registry::give_writers_a_turn`].
+    others_commits: Option<i64>,
+    others_writing_until: Option<Instant>,
 }
 
 impl Run<'_> {
@@ -326,6 +333,8 @@ impl Registry {
             renewed: Instant::now(),
             reported: Instant::now(),
             started,
+            others_commits: None,
+            others_writing_until: None,
         };
         if dry_run {
             let result = self.dry_run(&mut run, settings).await;
@@ -476,10 +485,14 @@ impl Registry {
                 } else {
                     let id = run.report.run.expect("a recorded run");
                     let digests: Vec<Digest> = batch.iter().map(|c| c.digest.clone()).collect();
-                    self.meta
+                    let began = Instant::now();
+                    let marked = self
+                        .meta
                         .mark_unreferenced_blobs(id, &digests, cutoff)
                         .await
-                        .map_err(from_meta)?
+                        .map_err(from_meta)?;
+                    self.give_writers_a_turn(run, began.elapsed()).await;
+                    marked
                 };
                 for blob in &freed {
                     if dry {
@@ -575,11 +588,13 @@ impl Registry {
             if run.tick().await? {
                 return Ok(());
             }
+            let began = Instant::now();
             let claimed = self
                 .meta
                 .claim_blob_deletions(id, berth_meta::now_millis() - fence_ms, DELETE_BATCH)
                 .await
                 .map_err(from_meta)?;
+            self.give_writers_a_turn(run, began.elapsed()).await;
             if claimed.is_empty() {
                 return Ok(());
             }
@@ -599,10 +614,12 @@ impl Registry {
                 .await
                 .map_err(from_storage)?;
             let digests: Vec<Digest> = claimed.iter().map(|c| c.digest.clone()).collect();
+            let began = Instant::now();
             self.meta
                 .finish_blob_deletions(id, &digests)
                 .await
                 .map_err(from_meta)?;
+            self.give_writers_a_turn(run, began.elapsed()).await;
             for claim in &claimed {
                 run.report.blobs += 1;
                 run.report.bytes += claim.size;
@@ -611,6 +628,35 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// After a write transaction of the collector, where all writers take turns on one lock
+    /// (SQLite, also across processes): while other connections commit (in the last
+    /// [`WRITERS_BUSY_FOR`]), a pause three times as long as the lock was held and at least
+    /// as long as the longest sleep of SQLite's busy handler between its retries, so that a
+    /// waiting push gets the lock before the next batch; otherwise a short gap, enough for a
+    /// waiting writer to get in within a few batches (its commit then turns the long pauses
+    /// on).
+    async fn give_writers_a_turn(&self, run: &mut Run<'_>, held: Duration) {
+        let Ok(Some(version)) = self.meta.others_commits().await else {
+            return;
+        };
+        if run
+            .others_commits
+            .replace(version)
+            .is_some_and(|seen| seen != version)
+        {
+            run.others_writing_until = Some(Instant::now() + WRITERS_BUSY_FOR);
+        }
+        let others_writing = run
+            .others_writing_until
+            .is_some_and(|until| Instant::now() < until);
+        let pause = if others_writing {
+            (held * 3).max(WRITER_TURN)
+        } else {
+            WRITER_GAP
+        };
+        tokio::time::sleep(pause).await;
     }
 
     /// Counts the deletions begun (by a run that died) and not finished: this run finishes them.
