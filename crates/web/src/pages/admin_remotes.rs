@@ -59,11 +59,11 @@ pub async fn page(state: &WebState, parts: &Parts) -> PageResult {
         @for view in remotes.iter().filter(|v| v.source == "api") {
             details.change {
                 summary { "Change " (view.name()) }
-                (post_form(&viewer, &format!("/admin/remotes/{}", view.name()), "stack", remote_fields(Some(view))))
+                (post_form(&viewer, &format!("/admin/remotes/{}", view.name()), "stack definition", remote_fields(Some(view))))
             }
         }
         h3 { "Add a remote repository" }
-        (post_form(&viewer, "/admin/remotes", "stack", remote_fields(None)))
+        (post_form(&viewer, "/admin/remotes", "stack definition", remote_fields(None)))
 
         h2 #virtuals { "Virtual repositories" }
         div.table-wrap {
@@ -89,11 +89,11 @@ pub async fn page(state: &WebState, parts: &Parts) -> PageResult {
         @for view in virtuals.iter().filter(|v| v.source == "api") {
             details.change {
                 summary { "Change " (view.name()) }
-                (post_form(&viewer, &format!("/admin/virtuals/{}", view.name()), "stack", virtual_fields(Some(view))))
+                (post_form(&viewer, &format!("/admin/virtuals/{}", view.name()), "stack definition", virtual_fields(Some(view))))
             }
         }
         h3 { "Add a virtual repository" }
-        (post_form(&viewer, "/admin/virtuals", "stack", virtual_fields(None)))
+        (post_form(&viewer, "/admin/virtuals", "stack definition", virtual_fields(None)))
     };
     Ok(admin_page(
         &viewer,
