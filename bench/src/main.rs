@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 mod api;
 mod client;
 mod data;
+mod during_gc;
 mod machine;
 mod report;
 mod servers;
@@ -146,6 +147,14 @@ struct Args {
     /// With --storage, only these stores (filesystem, s3, gcs, azure, ipfs).
     #[arg(long, value_delimiter = ',')]
     stores: Option<Vec<String>>,
+    /// Instead of berth against the official registry: berth's clients (manifest GETs, image
+    /// pushes, a blob pull) with the garbage collector idle and while `berth gc` runs. Uses
+    /// --reps, --conns, --duration, --concurrent-blob-size (the pulled blob), --garbage.
+    #[arg(long)]
+    during_gc: bool,
+    /// With --during-gc, unreferenced blobs left for each collection.
+    #[arg(long)]
+    garbage: Option<usize>,
 }
 
 impl Args {
@@ -271,6 +280,9 @@ async fn run(args: &Args) -> Result<bool> {
     if args.storage {
         return run_storage(args).await;
     }
+    if args.during_gc {
+        return run_during_gc(args).await;
+    }
     let started = Instant::now();
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let (started_utc, stamp) = report::utc(now);
@@ -282,13 +294,7 @@ async fn run(args: &Args) -> Result<bool> {
         (false, servers::Profile::Token) => "full-token",
     };
 
-    let berth = match &args.berth {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .ok_or("no directory for the harness binary")?
-            .join("berth"),
-    };
+    let berth = berth_binary(args)?;
     if !berth.is_file() {
         return Err(format!(
             "no berth binary at {} (build it: cargo build --release -p berth, or pass --berth)",
@@ -368,23 +374,7 @@ async fn run(args: &Args) -> Result<bool> {
         server_log_lines: log_lines,
         notes,
     };
-    let md = report.markdown();
-    println!("\n{md}");
-    let results_dir = match (&args.results_dir, args.smoke) {
-        (Some(d), _) => Some(d.clone()),
-        (None, false) => Some(repo_root().join("bench/results")),
-        (None, true) => None,
-    };
-    if let Some(dir) = results_dir {
-        std::fs::create_dir_all(&dir)?;
-        let base = dir.join(format!("{stamp}-{mode}"));
-        std::fs::write(
-            base.with_extension("json"),
-            serde_json::to_string_pretty(&report)? + "\n",
-        )?;
-        std::fs::write(base.with_extension("md"), md)?;
-        eprintln!("berth-bench: results in {}.{{json,md}}", base.display());
-    }
+    save(args, &stamp, mode, &report, &report.markdown())?;
     if !ok {
         eprintln!("berth-bench: some workloads FAILED (see the notes above)");
     }
@@ -400,13 +390,7 @@ async fn run_storage(args: &Args) -> Result<bool> {
         skopeo_layers: general.skopeo_layers,
         skopeo_layer_size: general.skopeo_layer_size,
     };
-    let berth = match &args.berth {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .ok_or("no directory for the harness binary")?
-            .join("berth"),
-    };
+    let berth = berth_binary(args)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let (started_utc, stamp) = report::utc(now);
     let machine = machine::describe(&repo_root(), &berth);
@@ -433,7 +417,86 @@ async fn run_storage(args: &Args) -> Result<bool> {
         started.elapsed().as_secs_f64(),
         machine::loadavg()
     );
-    let md = report.markdown(&header);
+    save(args, &stamp, "storage", &report, &report.markdown(&header))?;
+    Ok(true)
+}
+
+/// `--during-gc`: the clients' figures with the collector idle and while it runs.
+async fn run_during_gc(args: &Args) -> Result<bool> {
+    let general = args.params();
+    let params = during_gc::Params {
+        reps: args.reps.unwrap_or(if args.smoke { 1 } else { 3 }),
+        garbage: args
+            .garbage
+            .unwrap_or(if args.smoke { 500 } else { 40_000 }),
+        garbage_size: KIB,
+        conns: general.conns,
+        duration_s: general.duration_s,
+        pushes: if args.smoke { 2 } else { 8 },
+        push_layers: 2,
+        push_layer_size: if args.smoke { 256 * KIB } else { 4 * MIB },
+        pull_size: general.concurrent_blob_size,
+    };
+    let berth = berth_binary(args)?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let (started_utc, stamp) = report::utc(now);
+    let machine = machine::describe(&repo_root(), &berth);
+    let work = match &args.work_dir {
+        Some(d) => d.clone(),
+        None => default_work_dir(args, &general),
+    };
+    std::fs::create_dir_all(&work)?;
+    let scratch = machine::storage(&work);
+    eprintln!("berth-bench: during-gc run; scratch space {scratch}");
+    let started = Instant::now();
+    let load_before = machine::loadavg();
+    let outcome = during_gc::run(&params, &berth, &work).await;
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    let report = outcome?;
+    let header = format!(
+        "# berth-bench --during-gc, {started_utc}
+
+{} ({} cores), berth {}; SQLite and the filesystem store; scratch space {scratch}; {:.0} s; \
+         load average {load_before} before, {} after (the load generator, berth and the \
+         collector share the cores).",
+        machine.cpu_model,
+        machine.cores,
+        machine.versions.berth,
+        started.elapsed().as_secs_f64(),
+        machine::loadavg()
+    );
+    save(
+        args,
+        &stamp,
+        "during-gc",
+        &report,
+        &report.markdown(&header),
+    )?;
+    Ok(true)
+}
+
+/// The berth under test: `--berth`, or `berth` next to this program.
+fn berth_binary(args: &Args) -> Result<PathBuf> {
+    Ok(match &args.berth {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .ok_or("no directory for the harness binary")?
+            .join("berth"),
+    })
+}
+
+/// Prints a run's Markdown and saves it with its JSON in the results directory (a smoke run
+/// only when given one).
+fn save(
+    args: &Args,
+    stamp: &str,
+    mode: &str,
+    report: &impl serde::Serialize,
+    md: &str,
+) -> Result<()> {
     println!("\n{md}");
     let results_dir = match (&args.results_dir, args.smoke) {
         (Some(d), _) => Some(d.clone()),
@@ -442,15 +505,15 @@ async fn run_storage(args: &Args) -> Result<bool> {
     };
     if let Some(dir) = results_dir {
         std::fs::create_dir_all(&dir)?;
-        let base = dir.join(format!("{stamp}-storage"));
+        let base = dir.join(format!("{stamp}-{mode}"));
         std::fs::write(
             base.with_extension("json"),
-            serde_json::to_string_pretty(&report)? + "\n",
+            serde_json::to_string_pretty(report)? + "\n",
         )?;
         std::fs::write(base.with_extension("md"), md)?;
         eprintln!("berth-bench: results in {}.{{json,md}}", base.display());
     }
-    Ok(true)
+    Ok(())
 }
 
 /// tmpfs when it and the memory have room for the run's data at its peak: on a slow disk every

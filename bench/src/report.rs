@@ -295,7 +295,8 @@ pub fn num(v: f64) -> String {
     }
 }
 
-fn cell(s: &Summary) -> String {
+/// `median (min–max)`, or the one sample.
+pub fn cell(s: &Summary) -> String {
     if s.samples.len() == 1 {
         num(s.median)
     } else {

@@ -23,7 +23,7 @@ use crate::Result;
 use crate::api;
 use crate::client::Conn;
 use crate::data::{Image, Source};
-use crate::report::num;
+use crate::report::cell;
 use crate::servers::{self, Profile, Server};
 use crate::stats::Summary;
 use crate::workloads::{check_layout, size_name, skopeo};
@@ -279,14 +279,6 @@ async fn ipfs_overhead(
 
 /// Which figure of a store's results a row of the table shows.
 type Pick = fn(&StoreResults) -> &Summary;
-
-fn cell(s: &Summary) -> String {
-    if s.samples.len() == 1 {
-        num(s.median)
-    } else {
-        format!("{} ({}–{})", num(s.median), num(s.min), num(s.max))
-    }
-}
 
 impl Report {
     pub fn markdown(&self, header: &str) -> String {

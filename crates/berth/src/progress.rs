@@ -92,21 +92,8 @@ impl crate::scrub::Watch for Printed {
     }
 }
 
-/// `1.5 GiB`, `12 KiB`, `512 B`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+/// `1.5 GiB`, `12 KiB`, `512 B`: the unit quotas are written in.
+pub use berth_registry::gc::human_bytes;
 
 #[cfg(test)]
 mod tests {

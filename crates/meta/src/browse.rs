@@ -180,6 +180,14 @@ pub trait BrowseStore: Send + Sync {
         digests: &[Digest],
     ) -> Result<Vec<(Digest, ManifestDetails)>>;
 
+    /// The content ids (IPFS CIDs) a content-addressed store gave the blobs of `repository`
+    /// among `digests`; blobs without one are left out, in no particular order.
+    async fn content_ids_of(
+        &self,
+        repository: &RepositoryName,
+        digests: &[Digest],
+    ) -> Result<Vec<(Digest, String)>>;
+
     /// Records a manifest's details (once: a manifest never changes). The search index
     /// picks them up for every tag of the manifest.
     async fn put_manifest_details(

@@ -92,6 +92,7 @@ async fn found(store: &dyn MetadataStore, query: &SearchQuery) -> Vec<(String, S
 pub async fn run_browse(store: &dyn MetadataStore) {
     search_finds_names_tags_and_words(store).await;
     search_reads_a_bounded_window_spread_over_repositories(store).await;
+    the_window_is_exact_where_matches_lie_beyond_any_bounded_walk(store).await;
     tags_pages_sort_and_count(store).await;
     pulls_are_counted(store).await;
     storage_usage_counts_each_blob_once(store).await;
@@ -258,6 +259,64 @@ async fn search_reads_a_bounded_window_spread_over_repositories(store: &dyn Meta
         .unwrap();
     assert_eq!(found(store, &query(&["zorblax"])).await.len(), 17);
     assert_eq!(found(store, &query(&["zorblax", "t00"])).await.len(), 1);
+}
+
+/// The window is the first matching entries in the index's order, whatever reads it: here
+/// most of them are tags far down one repository (after 200 tags that do not match), beyond
+/// what a bounded walk of the index's order reads (PostgreSQL walks 2x then 20x the window),
+/// and one is the first tag of another repository.
+async fn the_window_is_exact_where_matches_lie_beyond_any_bounded_walk(store: &dyn MetadataStore) {
+    let labelled = details("image", &["linux/amd64"], 1, "glimmerdeep");
+    for i in 0..200 {
+        push(store, "abyssal/many", &format!("p{i:03}"), "abyssal-plain").await;
+    }
+    for i in 0..12 {
+        let digest = push(store, "abyssal/many", &format!("q{i:02}"), "abyssal-deep").await;
+        if i == 0 {
+            store
+                .put_manifest_details(&repo("abyssal/many"), &digest, &labelled)
+                .await
+                .unwrap();
+        }
+    }
+    let digest = push(store, "abyssal/early", "e1", "abyssal-early").await;
+    store
+        .put_manifest_details(&repo("abyssal/early"), &digest, &labelled)
+        .await
+        .unwrap();
+    let sorted = |mut rows: Vec<(String, String)>| {
+        rows.sort();
+        rows
+    };
+    let entry = |r: &str, t: &str| (r.to_string(), t.to_string());
+
+    // The first tag of abyssal/early (ordinal 1), then abyssal/many's from the 201st tag.
+    let mut expected = vec![entry("abyssal/early", "e1")];
+    expected.extend((0..7).map(|i| entry("abyssal/many", &format!("q{i:02}"))));
+    let window = SearchQuery {
+        limit: 8,
+        ..query(&["glimmerdeep"])
+    };
+    assert_eq!(sorted(found(store, &window).await), expected);
+    let one = SearchQuery {
+        limit: 1,
+        ..query(&["glimmerdeep"])
+    };
+    assert_eq!(found(store, &one).await, [entry("abyssal/early", "e1")]);
+    assert_eq!(found(store, &query(&["glimmerdeep"])).await.len(), 13);
+    // Names first (both), then the first tag in the order: abyssal/many's first.
+    let names = SearchQuery {
+        limit: 3,
+        ..query(&["abyssal"])
+    };
+    assert_eq!(
+        sorted(found(store, &names).await),
+        [
+            entry("abyssal/early", ""),
+            entry("abyssal/many", ""),
+            entry("abyssal/many", "p000")
+        ]
+    );
 }
 
 async fn tags_pages_sort_and_count(store: &dyn MetadataStore) {

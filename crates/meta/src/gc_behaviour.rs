@@ -15,6 +15,7 @@ pub async fn run_gc(store: &dyn MetadataStore) {
     unreferenced_blobs_are_found_and_marked(store).await;
     a_push_cancels_a_mark_and_waits_out_a_deletion(store).await;
     a_push_that_relied_on_deleted_bytes_is_refused(store).await;
+    mounts_racing_a_batch_mark_keep_or_lose_each_blob_whole(store).await;
     reachability_follows_tags_indexes_and_referrers(store).await;
     orphans_are_bytes_without_records(store).await;
     runs_are_recorded(store).await;
@@ -332,6 +333,57 @@ async fn a_push_that_relied_on_deleted_bytes_is_refused(store: &dyn MetadataStor
             .unwrap(),
         None
     );
+}
+
+/// A batch is marked in one transaction, its digests locked at once: mounts of some of its
+/// digests racing it each either win (the blob stays, linked where it was and where it was
+/// mounted) or lose (the mount finds nothing); never a mark with a link left, nor a mount
+/// of a marked blob.
+async fn mounts_racing_a_batch_mark_keep_or_lose_each_blob_whole(store: &dyn MetadataStore) {
+    let (from, to) = (repo("gc/batch/from"), repo("gc/batch/to"));
+    let layers: Vec<Descriptor> = (0..40).map(|i| blob(&format!("gc-batch-{i}"))).collect();
+    for layer in &layers {
+        store
+            .link_blob(&from, &layer.digest, layer.size, &origin())
+            .await
+            .unwrap();
+    }
+    let digests: Vec<Digest> = layers.iter().map(|l| l.digest.clone()).collect();
+    // Links made by the mounts are older than this cutoff too: once a mount has committed,
+    // the mark may still take the blob (a grace period of zero); what matters is that it
+    // then takes it from every repository.
+    let cutoff = now_cutoff();
+    let origin = origin();
+    let mounts = futures_util::future::join_all(
+        digests
+            .iter()
+            .map(|d| store.mount_blob(&to, d, &from, &origin)),
+    );
+    let (marked, mounted) =
+        tokio::join!(store.mark_unreferenced_blobs(31, &digests, cutoff), mounts);
+    let marked: Vec<Digest> = marked.unwrap().into_iter().map(|c| c.digest).collect();
+    for (digest, mounted) in digests.iter().zip(mounted) {
+        let mounted = mounted.unwrap().is_some();
+        let deletion = store.blob_deletion(digest).await.unwrap();
+        let at_from = store.blob_size(&from, digest).await.unwrap();
+        let at_to = store.blob_size(&to, digest).await.unwrap();
+        if marked.contains(digest) {
+            assert_eq!(
+                deletion.map(|d| (d.run, d.state)),
+                Some((31, DeletionState::Marked))
+            );
+            assert_eq!(
+                (at_from, at_to),
+                (None, None),
+                "a marked blob is linked nowhere"
+            );
+        } else {
+            assert_eq!(deletion, None, "{digest}");
+            assert!(at_from.is_some(), "an unmarked blob stays where it was");
+            assert!(mounted, "a mount fails only when the blob was marked first");
+            assert!(at_to.is_some(), "a mount that won is kept");
+        }
+    }
 }
 
 async fn reachability_follows_tags_indexes_and_referrers(store: &dyn MetadataStore) {

@@ -59,11 +59,15 @@ impl Dialect for Postgres {
 
     const BEGIN: &'static str = "BEGIN";
     const LOCK_DIGEST: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1, $2)");
-    const TRY_LOCK_DIGEST: Option<&'static str> = Some("SELECT pg_try_advisory_xact_lock($1, $2)");
+    const TRY_LOCK_DIGESTS: Option<&'static str> = Some(
+        "SELECT CAST(k.value AS BIGINT) FROM jsonb_array_elements_text(CAST($2 AS JSONB)) AS k(value)
+         WHERE NOT pg_try_advisory_xact_lock($1, CAST(k.value AS INTEGER))",
+    );
     const LOCK_BLOB_LINKS: Option<&'static str> = Some("LOCK TABLE repository_blobs IN SHARE MODE");
     // Never waits: a repository busy with a push is skipped (the push wins).
     const LOCK_LINKING_REPOSITORIES: &'static str = "SELECT id FROM repositories
-         WHERE id IN (SELECT repository_id FROM repository_blobs WHERE digest = $1)
+         WHERE id IN (SELECT repository_id FROM repository_blobs
+             WHERE digest IN (SELECT jsonb_array_elements_text(CAST($1 AS JSONB))))
          ORDER BY id FOR UPDATE SKIP LOCKED";
 
     fn json_text_values(param: u32) -> String {
@@ -367,6 +371,94 @@ mod tests {
             tokio::time::timeout(Duration::from_secs(1), one.lock_upload(UploadId::random()))
                 .await
                 .expect("independent lock");
+    }
+
+    /// A batch is marked with one lock statement for its digests and one for the
+    /// repositories holding them: a digest whose lock a push or mount holds, and every blob
+    /// of a repository a manifest push holds, are left for a later run; the rest of the
+    /// batch is marked.
+    #[tokio::test]
+    async fn a_batch_mark_skips_only_what_pushes_hold() {
+        use crate::gc::{DeletionState, GcStore};
+        use crate::sql_store::{DIGEST_LOCK_CLASS, digest_lock_key};
+        use berth_oci::{Algorithm, Digest, RepositoryName};
+
+        let server = PostgresServer::start();
+        let store = PostgresStore::connect(&server.url(), &PoolSettings::default())
+            .await
+            .unwrap();
+        let origin = std::sync::Arc::new(crate::Origin::system("test"));
+        let (quiet, busy) = (
+            RepositoryName::parse("batch/quiet").unwrap(),
+            RepositoryName::parse("batch/busy").unwrap(),
+        );
+        let layer = |name: &str| Digest::of(Algorithm::Sha256, name.as_bytes());
+        let free: Vec<Digest> = (0..5).map(|i| layer(&format!("free-{i}"))).collect();
+        let (mounting, in_busy, shared) = (layer("mounting"), layer("in-busy"), layer("shared"));
+        for digest in free.iter().chain([&mounting, &shared]) {
+            store.link_blob(&quiet, digest, 10, &origin).await.unwrap();
+        }
+        for digest in [&in_busy, &shared] {
+            store.link_blob(&busy, digest, 10, &origin).await.unwrap();
+        }
+
+        // A mount of `mounting` holds its digest; a manifest push holds `busy`'s row.
+        let mut pushes = store.writer.begin().await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(DIGEST_LOCK_CLASS)
+            .bind(digest_lock_key(&mounting))
+            .execute(&mut *pushes)
+            .await
+            .unwrap();
+        sqlx::query("SELECT id FROM repositories WHERE name = $1 FOR UPDATE")
+            .bind(busy.as_str())
+            .execute(&mut *pushes)
+            .await
+            .unwrap();
+
+        let mut batch = vec![in_busy.clone(), mounting.clone()];
+        batch.extend(free.iter().cloned());
+        batch.push(shared.clone());
+        let cutoff = crate::now_millis() + 1;
+        let marked = tokio::time::timeout(
+            Duration::from_secs(10),
+            store.mark_unreferenced_blobs(1, &batch, cutoff),
+        )
+        .await
+        .expect("the mark never waits for a push")
+        .unwrap();
+        assert_eq!(
+            marked.iter().map(|m| &m.digest).collect::<Vec<_>>(),
+            free.iter().collect::<Vec<_>>(),
+            "the free blobs, in the order asked"
+        );
+        assert!(marked.iter().all(|m| m.repositories == [quiet.clone()]));
+        for digest in &free {
+            assert_eq!(store.blob_size(&quiet, digest).await.unwrap(), None);
+            let deletion = store.blob_deletion(digest).await.unwrap().unwrap();
+            assert_eq!(deletion.state, DeletionState::Marked);
+        }
+        for (repository, digest) in [(&quiet, &mounting), (&busy, &in_busy), (&quiet, &shared)] {
+            assert_eq!(store.blob_size(repository, digest).await.unwrap(), Some(10));
+            assert_eq!(store.blob_deletion(digest).await.unwrap(), None);
+        }
+
+        // Once the pushes are over, a later run takes what they held.
+        pushes.rollback().await.unwrap();
+        let marked = store
+            .mark_unreferenced_blobs(
+                2,
+                &[mounting.clone(), in_busy.clone(), shared.clone()],
+                cutoff,
+            )
+            .await
+            .unwrap();
+        assert_eq!(marked.len(), 3);
+        assert_eq!(
+            marked[2].repositories,
+            [busy.clone(), quiet.clone()],
+            "every repository that held it, by name"
+        );
     }
 
     #[tokio::test]

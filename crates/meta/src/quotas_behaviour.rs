@@ -190,13 +190,19 @@ async fn garbage_collection_releases_what_it_marks(store: &dyn MetadataStore) {
     set(store, "qd/**", 1000).await;
     push(store, "qd/a", "qd-layer", 70).await.unwrap();
     push(store, "qd/b", "qd-layer", 70).await.unwrap();
-    assert_eq!(used(store, "qd/**").await, 70);
+    push(store, "qd/b", "qd-other", 30).await.unwrap();
+    assert_eq!(used(store, "qd/**").await, 100);
     let run = store.start_gc_run("test", "alice", "here").await.unwrap();
+    // One batch: what it frees of each quota is summed.
     let marked = store
-        .mark_unreferenced_blobs(run, &[digest("qd-layer")], now_millis() + 1)
+        .mark_unreferenced_blobs(
+            run,
+            &[digest("qd-layer"), digest("qd-other")],
+            now_millis() + 1,
+        )
         .await
         .unwrap();
-    assert_eq!(marked.len(), 1);
+    assert_eq!(marked.len(), 2);
     store
         .finish_gc_run(run, GcRunStatus::Finished, "{}", None)
         .await

@@ -390,6 +390,36 @@ where
             .collect()
     }
 
+    async fn content_ids_of(
+        &self,
+        repository: &RepositoryName,
+        digests: &[Digest],
+    ) -> Result<Vec<(Digest, String)>> {
+        if digests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = serde_json::Value::from(digests.iter().map(Digest::as_str).collect::<Vec<_>>())
+            .to_string();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT b.digest, b.cid
+             FROM repositories r JOIN repository_blobs rb ON rb.repository_id = r.id
+             JOIN blobs b ON b.digest = rb.digest
+             WHERE r.name = $1 AND b.cid IS NOT NULL AND rb.digest IN ({})",
+            DB::json_texts("$2")
+        )))
+        .bind(repository.as_str())
+        .bind(list)
+        .persistent(false)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let digest_text: String = row.try_get(0)?;
+                Ok((digest(&digest_text)?, row.try_get(1)?))
+            })
+            .collect()
+    }
+
     async fn put_manifest_details(
         &self,
         repository: &RepositoryName,

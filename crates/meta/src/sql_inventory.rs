@@ -184,7 +184,7 @@ where
             .bind(digest.as_str())
             .execute(&mut *tx)
             .await?;
-        Self::release_digest(&mut tx, digest).await?;
+        Self::release_digests(&mut tx, std::slice::from_ref(digest)).await?;
         let deleted = sqlx::query("DELETE FROM blobs WHERE digest = $1")
             .bind(digest.as_str())
             .execute(&mut *tx)

@@ -33,6 +33,9 @@ where
     })
 }
 
+/// Takes `$2` bytes off quota `$1`'s usage.
+const UNCOUNT_BYTES: &str = "UPDATE quotas SET used_bytes = used_bytes - $2 WHERE id = $1";
+
 /// Sizes are stored as signed integers; a negative one would be a bug, not a size.
 fn bytes(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
@@ -168,21 +171,35 @@ where
         Ok(())
     }
 
-    /// After every link of `digest` was removed (in this transaction): no quota counts it.
-    pub(crate) async fn release_digest(
+    /// After every link of each of `digests` was removed (in this transaction): no quota
+    /// counts them. One statement for all of them, then one per quota that counted any.
+    pub(crate) async fn release_digests(
         tx: &mut Transaction<'static, DB>,
-        digest: &Digest,
+        digests: &[Digest],
     ) -> Result<()> {
-        let counted: Vec<i64> =
-            sqlx::query("SELECT quota_id FROM quota_blobs WHERE digest = $1 ORDER BY quota_id")
-                .bind(digest.as_str())
-                .fetch_all(&mut **tx)
-                .await?
-                .iter()
-                .map(|row| row.try_get(0))
-                .collect::<Result<_, _>>()?;
-        for quota in counted {
-            Self::uncount(tx, quota, digest).await?;
+        if digests.is_empty() {
+            return Ok(());
+        }
+        let query = format!(
+            "DELETE FROM quota_blobs WHERE digest IN ({}) RETURNING quota_id, size",
+            DB::json_text_values(1)
+        );
+        let texts: Vec<&str> = digests.iter().map(Digest::as_str).collect();
+        let mut freed: std::collections::BTreeMap<i64, i64> = Default::default();
+        for row in sqlx::query(sqlx::AssertSqlSafe(query))
+            .bind(serde_json::to_string(&texts).expect("strings serialize"))
+            .fetch_all(&mut **tx)
+            .await?
+        {
+            *freed.entry(row.try_get(0)?).or_default() += row.try_get::<i64, _>(1)?;
+        }
+        // In id order, as every writer takes quota rows.
+        for (quota, size) in freed {
+            sqlx::query(UNCOUNT_BYTES)
+                .bind(quota)
+                .bind(size)
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(())
     }
@@ -197,7 +214,7 @@ where
         .await?;
         if let Some(row) = removed {
             let size: i64 = row.try_get(0)?;
-            sqlx::query("UPDATE quotas SET used_bytes = used_bytes - $2 WHERE id = $1")
+            sqlx::query(UNCOUNT_BYTES)
                 .bind(quota)
                 .bind(size)
                 .execute(&mut **tx)

@@ -53,14 +53,17 @@ pub trait Dialect: BrowseDialect {
     /// every change of a blob's record or deletion state takes first; `None` where the
     /// engine serialises writers anyway (SQLite).
     const LOCK_DIGEST: Option<&'static str>;
-    /// The same without waiting: one row with `true` if it was taken.
-    const TRY_LOCK_DIGEST: Option<&'static str>;
+    /// The same without waiting, for many digests in one statement: `$1` is the class, `$2`
+    /// a JSON array of keys; returns (as BIGINT) the keys it could not take because another
+    /// transaction holds them. Never waiting, it cannot deadlock.
+    const TRY_LOCK_DIGESTS: Option<&'static str>;
     /// Holds links (`repository_blobs`) still while a new quota counts them, so that none
     /// is missed (a link that waited then sees the quota); `None` where writers are
     /// serialised anyway (SQLite).
     const LOCK_BLOB_LINKS: Option<&'static str>;
-    /// Locks the rows of the repositories that link digest `$1` where they are free, and
-    /// returns the ids of those it locked (on SQLite, where the writer is alone: all of them).
+    /// Locks the rows of the repositories that link any digest of the JSON array `$1` where
+    /// they are free, and returns the ids of those it locked (on SQLite, where the writer is
+    /// alone: all of them).
     const LOCK_LINKING_REPOSITORIES: &'static str;
 
     /// A subquery yielding the elements of the JSON array of strings bound at `$param`, as
@@ -303,7 +306,7 @@ where
 
 /// The advisory lock class of digest locks ("bgcd"), apart from upload locks and other
 /// applications' advisory locks.
-const DIGEST_LOCK_CLASS: i32 = 0x6267_6364;
+pub(crate) const DIGEST_LOCK_CLASS: i32 = 0x6267_6364;
 
 /// 32 bits of the digest; two digests sharing them merely take turns.
 pub(crate) fn digest_lock_key(digest: &Digest) -> i32 {
@@ -336,20 +339,35 @@ where
         Ok(())
     }
 
-    /// Takes the digest's lock if it is free; `false` when a push holds it.
-    pub(crate) async fn try_lock_digest(
+    /// Takes the locks of those of `digests` that are free, in one statement, and returns
+    /// them; a digest whose lock a push or mount holds is left out (it wins).
+    pub(crate) async fn try_lock_digests(
         tx: &mut Transaction<'static, DB>,
-        digest: &Digest,
-    ) -> Result<bool> {
-        match DB::TRY_LOCK_DIGEST {
-            Some(lock) => Ok(sqlx::query(lock)
-                .bind(DIGEST_LOCK_CLASS)
-                .bind(digest_lock_key(digest))
-                .fetch_one(&mut **tx)
-                .await?
-                .try_get(0)?),
-            None => Ok(true),
+        digests: &[Digest],
+    ) -> Result<Vec<Digest>> {
+        let Some(lock) = DB::TRY_LOCK_DIGESTS else {
+            return Ok(digests.to_vec());
+        };
+        if digests.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut keys: Vec<i32> = digests.iter().map(digest_lock_key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let keys = serde_json::to_string(&keys).expect("integers serialize");
+        let busy: Vec<i64> = sqlx::query(lock)
+            .bind(DIGEST_LOCK_CLASS)
+            .bind(keys.as_str())
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        Ok(digests
+            .iter()
+            .filter(|d| !busy.contains(&i64::from(digest_lock_key(d))))
+            .cloned()
+            .collect())
     }
 
     /// Before recording a blob: makes sure garbage collection has not deleted its bytes since

@@ -40,10 +40,10 @@ impl Dialect for Sqlite {
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     // One writer at a time, across processes: a transaction's reads are current.
     const LOCK_DIGEST: Option<&'static str> = None;
-    const TRY_LOCK_DIGEST: Option<&'static str> = None;
+    const TRY_LOCK_DIGESTS: Option<&'static str> = None;
     const LOCK_BLOB_LINKS: Option<&'static str> = None;
-    const LOCK_LINKING_REPOSITORIES: &'static str =
-        "SELECT DISTINCT repository_id FROM repository_blobs WHERE digest = $1";
+    const LOCK_LINKING_REPOSITORIES: &'static str = "SELECT DISTINCT repository_id
+         FROM repository_blobs WHERE digest IN (SELECT value FROM json_each($1))";
 
     fn json_text_values(param: u32) -> String {
         format!("SELECT value FROM json_each(${param})")

@@ -300,6 +300,9 @@ pub struct Inspected {
     /// For an index: what each child is, when known.
     pub children: Vec<(Entry, Option<Kind>)>,
     pub referrers: Vec<ReferrerView>,
+    /// The content ids (IPFS CIDs) of its config and layers, by digest, on a store that gives
+    /// them.
+    pub content_ids: BTreeMap<String, String>,
 }
 
 /// A manifest whose subject is the inspected one (or, by cosign's older convention, a
@@ -450,6 +453,20 @@ impl Registry {
         };
         let children = self.child_kinds(repository, &parts.manifests).await?;
         let referrers = self.referrer_views(repository, &digest).await?;
+        let blobs: Vec<Digest> = parts
+            .config
+            .iter()
+            .chain(&parts.layers)
+            .filter_map(|entry| Digest::parse(&entry.digest).ok())
+            .collect();
+        let content_ids = self
+            .meta
+            .content_ids_of(repository, &blobs)
+            .await
+            .map_err(from_meta)?
+            .into_iter()
+            .map(|(digest, cid)| (digest.to_string(), cid))
+            .collect();
         Ok(Inspected {
             repository: repository.clone(),
             digest,
@@ -467,6 +484,7 @@ impl Registry {
             image,
             children,
             referrers,
+            content_ids,
             parts,
         })
     }

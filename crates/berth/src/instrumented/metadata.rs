@@ -140,6 +140,7 @@ measured!(BrowseStore {
     fn manifest_record(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<ManifestRecord>>;
     fn manifest_tags(&self, repository: &RepositoryName, digest: &Digest) -> Result<Vec<String>>;
     fn details_of(&self, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<(Digest, ManifestDetails)>>;
+    fn content_ids_of(&self, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<(Digest, String)>>;
     fn put_manifest_details(&self, repository: &RepositoryName, digest: &Digest, details: &ManifestDetails) -> Result<()>;
     fn manifests_without_details(&self, limit: u32) -> Result<Vec<(RepositoryName, Digest)>>;
     fn search(&self, query: &SearchQuery) -> Result<Vec<SearchRow>>;

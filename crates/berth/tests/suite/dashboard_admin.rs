@@ -172,6 +172,13 @@ async fn an_administrator_adds_a_user_a_team_and_a_rule_that_podman_then_honours
     assert!(storage.contains("team-x"), "{storage}");
     // The namespace's usage beside its quota's limit.
     assert!(storage.contains(" / 1.0 GiB ("), "{storage}");
+    // Sizes and quotas in one unit system (the one quotas are written in), not KB beside KiB.
+    for decimal in [" KB", " MB", " GB"] {
+        assert!(
+            !storage.contains(decimal),
+            "{decimal} on the storage page: {storage}"
+        );
+    }
     browser.screenshot("storage").await;
 
     // A non-administrator is refused the administration pages.

@@ -46,10 +46,7 @@ async fn an_administrator_runs_gc_from_the_dashboard_and_manages_lifecycle_rules
         .submit("form[action='/admin/gc/dry-run'] button[type=submit]")
         .await;
     let note = browser.text_of("p.notice").await;
-    assert!(
-        note.contains("A run would free 1 blobs (2.9 KiB)"),
-        "{note}"
-    );
+    assert!(note.contains("A run would free 1 blob (2.9 KiB)"), "{note}");
     assert!(
         browser.text().await.contains("No run yet."),
         "a dry run records nothing"
@@ -69,7 +66,7 @@ async fn an_administrator_runs_gc_from_the_dashboard_and_manages_lifecycle_rules
     let runs = browser
         .until_text(&berth.url("/admin/gc"), "finished")
         .await;
-    assert!(runs.contains("1 blobs (2.9 KiB), 0 manifests"), "{runs}");
+    assert!(runs.contains("1 blob (2.9 KiB), 0 manifests"), "{runs}");
     assert!(runs.contains("dashboard by user:root"), "{runs}");
     browser.screenshot("gc-runs").await;
 

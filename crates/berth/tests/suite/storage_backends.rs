@@ -3,7 +3,7 @@
 //! (Azurite) and IPFS (js-ipfs serving Kubo's RPC API), each a real emulator started by the
 //! test. On each: a skopeo round trip through berth, and the emulator stopped in the middle
 //! of a push and of a pull: clear 503s, nothing half visible, and recovery without a restart.
-//! On IPFS, the CID recorded with each blob and shown by the admin API.
+//! On IPFS, the CID recorded with each blob and shown by the admin API and the dashboard.
 
 use std::time::Duration;
 
@@ -12,8 +12,9 @@ use berth_storage::testing::fake_gcs::FakeGcs;
 use berth_storage::testing::ipfs::IpfsNode;
 use futures_util::StreamExt;
 
+use crate::support::browser::Browser;
 use crate::support::clients::{Sandbox, skopeo_round_trip};
-use crate::support::push::push_blob;
+use crate::support::push::{push_blob, push_image};
 use crate::support::{Berth, assert_oci_error, berth_cli_output, bytes, client, sha256};
 
 /// One emulator, as the tests drive it.
@@ -259,10 +260,10 @@ async fn ipfs_node_stopped_mid_push_and_mid_pull() {
     outage_mid_push_and_mid_pull(Emulator::Ipfs(IpfsNode::start())).await;
 }
 
-/// On IPFS the blob's CID is recorded beside its digest and shown by the admin API; the node
-/// serves the same bytes under it.
+/// On IPFS the blob's CID is recorded beside its digest and shown by the admin API and on the
+/// dashboard's image page; the node serves the same bytes under it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ipfs_content_ids_are_recorded_and_shown_by_the_admin_api() {
+async fn ipfs_content_ids_are_recorded_and_shown_by_the_admin_api_and_the_dashboard() {
     const PASSWORD: &str = "root password 1";
     let node = IpfsNode::start();
     let data = tempfile::tempdir().unwrap();
@@ -321,4 +322,33 @@ async fn ipfs_content_ids_are_recorded_and_shown_by_the_admin_api() {
         digest,
         "the node serves the blob under its CID"
     );
+
+    // The image page lists each layer's CID beside its digest, and the config's.
+    let image = push_image(&root, &berth, "ipfs/app", "v1", 13, 2).await;
+    let mut cids = Vec::new();
+    for (blob_digest, _) in &image.blobs {
+        let blob: serde_json::Value = root
+            .get(berth.url(&format!("/api/v1/blobs/{blob_digest}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        cids.push(blob["cid"].as_str().expect("a CID").to_owned());
+    }
+    let browser = Browser::start("ipfs").await;
+    browser.sign_in(&berth, "root", PASSWORD).await;
+    browser.goto(&berth.url("/r/ipfs/app/-/tags/v1")).await;
+    let shown = browser.texts("code.cid").await;
+    assert_eq!(
+        shown,
+        [cids[0].clone(), cids[1].clone(), cids[2].clone()],
+        "the config's CID, then each layer's in order"
+    );
+    assert!(browser.text().await.contains("IPFS CID"));
+    browser
+        .eval("document.querySelector('td code.cid').scrollIntoView()")
+        .await;
+    browser.screenshot("image-page-with-cids").await;
 }

@@ -5,6 +5,7 @@ use std::time::UNIX_EPOCH;
 
 use axum::response::IntoResponse;
 use berth_auth::admin::AuditEntry;
+use berth_registry::gc::human_bytes;
 use http::header;
 use http::request::Parts;
 use maud::html;
@@ -12,7 +13,7 @@ use maud::html;
 use crate::WebState;
 use crate::errors::{PageResult, WebError};
 use crate::forms::Fields;
-use crate::layout::{query, repository_url, size};
+use crate::layout::{query, repository_url};
 use crate::pages::access::administration;
 use crate::pages::admin::{admin_page, administrator};
 
@@ -256,7 +257,7 @@ pub async fn storage_page(state: &WebState, parts: &Parts) -> PageResult {
             .find(|q| q.namespace.as_deref() == Some(namespace))
     };
     let body = html! {
-        p { (usage.total.blobs) " blobs, " (size(usage.total.bytes)) " stored (each blob once, whichever repositories hold it)." }
+        p { (usage.total.blobs) " blobs, " (human_bytes(usage.total.bytes)) " stored (each blob once, whichever repositories hold it)." }
         h2 { "Namespaces" }
         div.table-wrap {
             table {
@@ -265,7 +266,7 @@ pub async fn storage_page(state: &WebState, parts: &Parts) -> PageResult {
                     @for ns in &usage.namespaces {
                         tr {
                             td { @if ns.name.is_empty() { span.muted { "(top level)" } } @else { (ns.name) } }
-                            td.num { (ns.blobs) } td.num { (size(ns.bytes)) }
+                            td.num { (ns.blobs) } td.num { (human_bytes(ns.bytes)) }
                             td.num {
                                 @if let Some(quota) = quota_of(&ns.name) {
                                     (quota_use(quota))
@@ -296,7 +297,7 @@ pub async fn storage_page(state: &WebState, parts: &Parts) -> PageResult {
                 thead { tr { th { "Repository" } th.num { "Blobs" } th.num { "Size" } } }
                 tbody {
                     @for r in &usage.repositories {
-                        tr { td { a href=(repository_url(&r.name)) { (r.name) } } td.num { (r.blobs) } td.num { (size(r.bytes)) } }
+                        tr { td { a href=(repository_url(&r.name)) { (r.name) } } td.num { (r.blobs) } td.num { (human_bytes(r.bytes)) } }
                     }
                 }
             }

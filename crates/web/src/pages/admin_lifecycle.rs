@@ -13,6 +13,7 @@ use berth_lifecycle::{
 };
 use berth_registry::gc::{GcMode, GcReport, Unobserved, human_bytes};
 use http::request::Parts;
+use http::{HeaderValue, header};
 use maud::{Markup, html};
 
 use crate::WebState;
@@ -43,12 +44,17 @@ where
 
 fn freed(report: &GcReport) -> String {
     format!(
-        "{} blobs ({}), {} manifests, {} orphan files",
-        report.blobs,
+        "{} ({}), {}, {}",
+        counted(report.blobs, "blob", "blobs"),
         human_bytes(report.bytes),
-        report.manifests,
-        report.orphans
+        counted(report.manifests, "manifest", "manifests"),
+        counted(report.orphans, "orphan file", "orphan files")
     )
+}
+
+/// `1 blob`, `2 blobs`.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn run_row(run: &GcRunView) -> Markup {
@@ -76,7 +82,7 @@ pub async fn gc_page(state: &WebState, parts: &Parts) -> PageResult {
         (done_note(&fields))
         p {
             @if let Some(running) = &status.running {
-                "Run " (running.id) " is collecting now (started " (when_stamp(&running.started_at)) ")."
+                "Run " (running.id) " is collecting now (started " (when_stamp(&running.started_at)) "; this page reloads itself every 5 seconds until it ends)."
             } @else {
                 "No collection is running."
             }
@@ -98,7 +104,14 @@ pub async fn gc_page(state: &WebState, parts: &Parts) -> PageResult {
             }
         }
     };
-    Ok(admin_page(&viewer, "/admin/gc", "Garbage collection", body))
+    let mut response = admin_page(&viewer, "/admin/gc", "Garbage collection", body);
+    if status.running.is_some() {
+        // The run's progress without script: browsers reload a page that asks to be.
+        response
+            .headers_mut()
+            .insert(header::REFRESH, HeaderValue::from_static("5"));
+    }
+    Ok(response)
 }
 
 /// POST /admin/gc: starts a run (the `gc` job runs it; the page then shows its progress).

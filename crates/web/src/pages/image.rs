@@ -77,7 +77,10 @@ fn list(values: &Option<Vec<String>>) -> Markup {
     }
 }
 
-fn files_table(entries: &[Entry], titles: bool) -> Markup {
+/// A manifest's layers or files; with a column of content ids (IPFS CIDs) when the blob
+/// store gave them.
+fn files_table(entries: &[Entry], titles: bool, content_ids: &BTreeMap<String, String>) -> Markup {
+    let with_ids = entries.iter().any(|e| content_ids.contains_key(&e.digest));
     html! {
         div.table-wrap {
             table {
@@ -85,6 +88,7 @@ fn files_table(entries: &[Entry], titles: bool) -> Markup {
                     th scope="col" { "#" }
                     @if titles { th scope="col" { "File" } }
                     th scope="col" { "Digest" }
+                    @if with_ids { th scope="col" { "IPFS CID" } }
                     th scope="col" class="hide-narrow" { "Media type" }
                     th.num scope="col" { "Size" }
                 } }
@@ -94,6 +98,14 @@ fn files_table(entries: &[Entry], titles: bool) -> Markup {
                             td.num { (i + 1) }
                             @if titles { td { (entry.title().unwrap_or("—")) } }
                             td { (short_digest(&entry.digest)) " " (copy_button(&entry.digest, "Copy the digest")) }
+                            @if with_ids {
+                                td {
+                                    @match content_ids.get(&entry.digest) {
+                                        Some(cid) => { code.cid { (cid) } " " (copy_button(cid, "Copy the CID")) },
+                                        None => span.muted { "none" },
+                                    }
+                                }
+                            }
                             td.hide-narrow { code { (entry.media_type) } }
                             td.num { (size(entry.size)) }
                         }
@@ -215,6 +227,9 @@ pub async fn image_page(
                     dt { "Artifact type" } dd { code { (artifact_type) } }
                 }
                 dt { "Total size" } dd { (size(inspected.total_size)) }
+                @if let Some(cid) = inspected.parts.config.as_ref().and_then(|c| inspected.content_ids.get(&c.digest)) {
+                    dt { "Config IPFS CID" } dd { code.cid { (cid) } " " (copy_button(cid, "Copy the CID")) }
+                }
                 @if !inspected.platforms.is_empty() {
                     dt { "Platforms" } dd { @for p in &inspected.platforms { span.badge { (p) } " " } }
                 }
@@ -256,11 +271,11 @@ pub async fn image_page(
         @if let Some(config) = &inspected.image { (image_config(config)) }
         @if is_image {
             h2 { "Layers (" (inspected.parts.layers.len()) ")" }
-            (files_table(&inspected.parts.layers, false))
+            (files_table(&inspected.parts.layers, false, &inspected.content_ids))
         }
         @if artifact {
             h2 { "Files (" (inspected.parts.layers.len()) ")" }
-            (files_table(&inspected.parts.layers, true))
+            (files_table(&inspected.parts.layers, true, &inspected.content_ids))
         }
         @if !inspected.parts.annotations.is_empty() {
             h2 { "Annotations" }

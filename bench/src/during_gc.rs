@@ -1,0 +1,370 @@
+//! `berth-bench --during-gc`: what an online garbage collection costs the clients pushing
+//! and pulling at the same time (issue 11's goal: at most 20% slower). berth alone (the
+//! official registry cannot collect while it serves). Each repetition leaves garbage (blobs
+//! no manifest references), measures the client workloads with the collector idle, then runs
+//! `berth gc` as a second process on the same data directory (as an operator or a cron job
+//! would, with `gc.grace` 0 so that it has the garbage to delete) and measures the same
+//! workloads while it runs. Afterwards every image pushed during the run must still pull.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde::Serialize;
+
+use crate::Result;
+use crate::api;
+use crate::client::{self, Conn, LoadSpec, RequestSpec, header};
+use crate::data::{Blob, Image, Source, sha256_digest};
+use crate::report::cell;
+use crate::servers::{self, Profile, Server};
+use crate::stats::Summary;
+use crate::workloads::{size_name, thousands};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const REPO: &str = "bench/gc";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Params {
+    pub reps: usize,
+    /// Unreferenced blobs left for each collection.
+    pub garbage: usize,
+    pub garbage_size: usize,
+    pub conns: usize,
+    pub duration_s: f64,
+    /// Images pushed in each measurement, each of `push_layers` fresh layers.
+    pub pushes: usize,
+    pub push_layers: usize,
+    pub push_layer_size: usize,
+    pub pull_size: usize,
+}
+
+/// One measurement window's figures.
+#[derive(Debug, Clone, Serialize)]
+struct Window {
+    manifest_get_rps: f64,
+    manifest_get_p99_ms: f64,
+    push_mb_s: f64,
+    pull_mb_s: f64,
+}
+
+/// Reads one figure of a window.
+type Pick = fn(&Window) -> f64;
+
+/// One collection that ran during a measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Collection {
+    pub seconds: f64,
+    /// Whether it was still running when the measurement window ended (else the window was
+    /// partly idle and the figures flatter the collector).
+    pub outlasted_the_window: bool,
+    /// The last lines `berth gc` printed: what it freed.
+    pub summary: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub measure: String,
+    pub idle: Summary,
+    pub during_gc: Summary,
+    /// Median during GC against median idle, in percent (negative: slower).
+    pub change_percent: f64,
+    pub higher_is_better: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub params: Params,
+    pub rows: Vec<Row>,
+    pub collections: Vec<Collection>,
+    pub images_checked: usize,
+}
+
+pub async fn run(params: &Params, berth_bin: &Path, work: &Path) -> Result<Report> {
+    let berth =
+        servers::start_berth_with("berth", berth_bin, None, work, Profile::Open, &[]).await?;
+    let source = Source::new(params.pull_size.max(params.push_layer_size));
+    let mut conn = Conn::connect(&berth.target()).await?;
+    let small = Image::generate(&source, 1, 1024);
+    api::push_image(&mut conn, REPO, "latest", &small).await?;
+    let big = source.fresh_blob(params.pull_size);
+    // The pulled blob is referenced, as an image's layer, so the collector keeps it.
+    let pulled = Image::generate(&source, 0, 0);
+    let pulled_manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": pulled.config.digest, "size": pulled.config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": big.digest, "size": big.len()}],
+    });
+    api::push_monolithic(&mut conn, REPO, big.data.clone(), &big.digest).await?;
+    api::push_monolithic(
+        &mut conn,
+        REPO,
+        pulled.config.data.clone(),
+        &pulled.config.digest,
+    )
+    .await?;
+    api::put_manifest(
+        &mut conn,
+        REPO,
+        "big",
+        Bytes::from(serde_json::to_vec(&pulled_manifest)?),
+    )
+    .await?;
+
+    let mut idle = Vec::new();
+    let mut during = Vec::new();
+    let mut collections = Vec::new();
+    let mut pushed = Vec::new();
+    for rep in 0..params.reps {
+        let started = Instant::now();
+        leave_garbage(&berth, params, rep).await?;
+        eprintln!(
+            "berth-bench: repetition {}: {} unreferenced blobs left in {:.1} s",
+            rep + 1,
+            thousands(params.garbage),
+            started.elapsed().as_secs_f64()
+        );
+        idle.push(window(&berth, params, &source, &big, &mut pushed).await?);
+        let mut gc = start_gc(berth_bin, &berth.data_dir, work, rep)?;
+        let gc_started = Instant::now();
+        let measured = window(&berth, params, &source, &big, &mut pushed).await;
+        let outlasted = gc.try_wait()?.is_none();
+        let status = tokio::task::block_in_place(|| gc.wait())?;
+        let seconds = gc_started.elapsed().as_secs_f64();
+        let output = std::fs::read_to_string(work.join(format!("gc-{rep}.log")))?;
+        if !status.success() {
+            return Err(format!("berth gc failed ({status}): {output}").into());
+        }
+        during.push(measured?);
+        berth.check_alive()?;
+        // Its summary line (after the progress lines, before the per-repository ones).
+        let summary = output
+            .lines()
+            .find(|line| line.starts_with("freed"))
+            .unwrap_or_else(|| output.lines().last().unwrap_or_default())
+            .to_owned();
+        eprintln!(
+            "berth-bench: repetition {}: the collection took {seconds:.1} s{}: {summary}",
+            rep + 1,
+            if outlasted {
+                ""
+            } else {
+                " (ended before the window)"
+            }
+        );
+        collections.push(Collection {
+            seconds,
+            outlasted_the_window: outlasted,
+            summary,
+        });
+    }
+
+    // Nothing pushed during the run was lost: every image pulls back (on a new connection:
+    // the first one has been idle for longer than the server keeps one open).
+    let mut conn = Conn::connect(&berth.target()).await?;
+    for (tag, image) in &pushed {
+        api::check_manifest(&mut conn, REPO, tag, &image.manifest_digest).await?;
+        for layer in &image.layers {
+            api::check_blob(&mut conn, REPO, layer).await?;
+        }
+    }
+    api::pull_blob(&mut conn, REPO, &big.digest, true).await?;
+
+    let pick =
+        |windows: &[Window], f: Pick| Summary::of(&windows.iter().map(f).collect::<Vec<_>>());
+    let measures: [(String, Pick, bool); 4] = [
+        (
+            format!("manifest GET by tag, {} connections (req/s)", params.conns),
+            |w| w.manifest_get_rps,
+            true,
+        ),
+        (
+            format!(
+                "manifest GET by tag, {} connections, p99 (ms)",
+                params.conns
+            ),
+            |w| w.manifest_get_p99_ms,
+            false,
+        ),
+        (
+            format!(
+                "image push, {} layers of {} (MB/s)",
+                params.push_layers,
+                size_name(params.push_layer_size)
+            ),
+            |w| w.push_mb_s,
+            true,
+        ),
+        (
+            format!("pull of a {} blob (MB/s)", size_name(params.pull_size)),
+            |w| w.pull_mb_s,
+            true,
+        ),
+    ];
+    let rows = measures
+        .into_iter()
+        .map(|(measure, f, higher_is_better)| {
+            let (a, b) = (pick(&idle, f), pick(&during, f));
+            let change = if higher_is_better {
+                (b.median / a.median - 1.0) * 100.0
+            } else {
+                (a.median / b.median - 1.0) * 100.0
+            };
+            Row {
+                measure,
+                idle: a,
+                during_gc: b,
+                change_percent: change,
+                higher_is_better,
+            }
+        })
+        .collect();
+    Ok(Report {
+        params: params.clone(),
+        rows,
+        collections,
+        images_checked: pushed.len(),
+    })
+}
+
+/// `garbage` blobs of `garbage_size` bytes that no manifest references, pushed on several
+/// connections.
+async fn leave_garbage(berth: &Server, params: &Params, rep: usize) -> Result<()> {
+    let size = params.garbage_size;
+    api::for_each(
+        berth.target(),
+        16,
+        0..params.garbage,
+        StatusCode::CREATED,
+        move |i| {
+            let mut data = format!("garbage {rep} {i} ").into_bytes();
+            data.resize(size.max(data.len()), b'.');
+            let digest = sha256_digest(&data);
+            (
+                Method::POST,
+                format!("/v2/{REPO}/blobs/uploads/?digest={digest}"),
+                vec![],
+                Bytes::from(data),
+            )
+        },
+    )
+    .await
+}
+
+/// `berth gc` on the served data directory, its output in `gc-<rep>.log`.
+fn start_gc(berth_bin: &Path, data: &Path, work: &Path, rep: usize) -> Result<Child> {
+    let log = std::fs::File::create(work.join(format!("gc-{rep}.log")))?;
+    let mut command = Command::new(berth_bin);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("REGISTRY_") || key.starts_with("BERTH_") {
+            command.env_remove(key);
+        }
+    }
+    Ok(command
+        .arg("gc")
+        .arg("--data")
+        .arg(data)
+        .env("BERTH_GC_GRACE", "0s")
+        .env("REGISTRY_LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("starting berth gc: {e}"))?)
+}
+
+/// The client workloads, one after the other: a manifest GET load, image pushes (remembered
+/// in `pushed` to be checked at the end), a blob pull.
+async fn window(
+    berth: &Server,
+    params: &Params,
+    source: &Source,
+    big: &Blob,
+    pushed: &mut Vec<(String, Image)>,
+) -> Result<Window> {
+    let spec = Arc::new(RequestSpec {
+        method: Method::GET,
+        path: format!("/v2/{REPO}/manifests/latest"),
+        headers: vec![header("accept", OCI_MANIFEST)],
+        expect: StatusCode::OK,
+    });
+    let load = LoadSpec {
+        conns: params.conns,
+        warmup: Duration::from_millis(200),
+        duration: Duration::from_secs_f64(params.duration_s),
+    };
+    let got = client::load(berth.target(), &load, spec).await?;
+
+    let mut conn = Conn::connect(&berth.target()).await?;
+    let images: Vec<Image> = (0..params.pushes)
+        .map(|_| Image::generate(source, params.push_layers, params.push_layer_size))
+        .collect();
+    let bytes: u64 = images
+        .iter()
+        .map(|i| i.layers.iter().map(|l| l.len()).sum::<u64>() + i.config.len())
+        .sum();
+    let started = Instant::now();
+    for image in images {
+        let tag = format!("push-{}", pushed.len());
+        api::push_image(&mut conn, REPO, &tag, &image).await?;
+        pushed.push((tag, image));
+    }
+    let push_mb_s = bytes as f64 / 1e6 / started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let n = api::pull_blob(&mut conn, REPO, &big.digest, false).await?;
+    let pull_mb_s = n as f64 / 1e6 / started.elapsed().as_secs_f64();
+    Ok(Window {
+        manifest_get_rps: got.requests_per_s,
+        manifest_get_p99_ms: got.p99_ms,
+        push_mb_s,
+        pull_mb_s,
+    })
+}
+
+impl Report {
+    pub fn markdown(&self, header: &str) -> String {
+        let p = &self.params;
+        let mut md = format!(
+            "{header}\n\n## Clients during an online garbage collection\n\nMedian (min–max) of {} \
+             repetitions. Each: {} unreferenced blobs of {} left, the workloads measured with \
+             the collector idle, then again while `berth gc` (a second process, `gc.grace` 0) \
+             deletes them. Change: the median during GC against the median idle (negative is \
+             slower; the goal is no worse than -20%).\n\n\
+             | measure | GC idle | during GC | change |\n| --- | ---: | ---: | ---: |\n",
+            p.reps,
+            thousands(p.garbage),
+            size_name(p.garbage_size),
+        );
+        for row in &self.rows {
+            md.push_str(&format!(
+                "| {} | {} | {} | {:+.1}% |\n",
+                row.measure,
+                cell(&row.idle),
+                cell(&row.during_gc),
+                row.change_percent
+            ));
+        }
+        md.push_str("\n| collection | seconds | outlasted the window | `berth gc` said |\n| --- | ---: | --- | --- |\n");
+        for (i, c) in self.collections.iter().enumerate() {
+            md.push_str(&format!(
+                "| {} | {:.1} | {} | {} |\n",
+                i + 1,
+                c.seconds,
+                if c.outlasted_the_window { "yes" } else { "no" },
+                c.summary.replace('|', "/")
+            ));
+        }
+        md.push_str(&format!(
+            "\nEvery image pushed during the run ({}) pulled back afterwards.\n",
+            self.images_checked
+        ));
+        md
+    }
+}
