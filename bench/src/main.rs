@@ -93,7 +93,7 @@ struct Args {
     /// Manifests pushed per repetition of workload 9.
     #[arg(long)]
     manifest_pushes: Option<usize>,
-    /// Run only these workloads (1-9, comma-separated). Idle RSS is always measured.
+    /// Run only these workloads (1-10, comma-separated). Idle RSS is always measured.
     #[arg(long, value_delimiter = ',')]
     only: Option<Vec<u8>>,
     /// The berth binary. Default: `berth` next to this program (target/release/berth for a
@@ -675,7 +675,7 @@ async fn measure(args: &Args, params: &Params, berth_bin: &Path, work: &Path) ->
         step.elapsed().as_secs_f64()
     );
 
-    for id in 1..=9u8 {
+    for id in 1..=10u8 {
         if !args.runs(id) {
             continue;
         }
@@ -696,7 +696,8 @@ async fn measure(args: &Args, params: &Params, berth_bin: &Path, work: &Path) ->
                 failed => failed,
             },
             8 => bench.memory_pushes().await,
-            _ => bench.manifest_pushes(&fixtures).await,
+            9 => bench.manifest_pushes(&fixtures).await,
+            _ => bench.cache_pulls(berth_bin).await,
         };
         match outcome {
             Ok(()) => eprintln!(

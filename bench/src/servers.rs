@@ -176,9 +176,6 @@ fn add_bench_user(binary: &Path, data: &Path) -> Result<()> {
 /// With a `token_server` (the token profile), it trusts that berth's tokens: `auth.token` with
 /// berth's `/token` as realm, its service and issuer, and its certificate as root bundle.
 pub async fn start_official(work: &Path, token_server: Option<&Server>) -> Result<Server> {
-    let data = work.join("official-data");
-    std::fs::create_dir_all(&data)?;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let auth = match token_server {
         None => String::new(),
         Some(berth) => {
@@ -193,21 +190,7 @@ pub async fn start_official(work: &Path, token_server: Option<&Server>) -> Resul
             )
         }
     };
-    let config = work.join("official-config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\n\
-             log:\n  level: warn\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             \x20 cache:\n    blobdescriptor: inmemory\n\
-             http:\n  addr: {addr}\n{auth}",
-            data.display()
-        ),
-    )?;
-    let mut command = Command::new("docker-registry");
-    command.arg("serve").arg(&config);
-    let mut server = spawn("official", command, work, data, addr)?;
+    let mut server = docker_registry("official", work, &auth)?;
     match token_server {
         None => server.wait_ready(Some(StatusCode::OK)).await?,
         Some(berth) => {
@@ -216,6 +199,36 @@ pub async fn start_official(work: &Path, token_server: Option<&Server>) -> Resul
         }
     }
     Ok(server)
+}
+
+/// Another docker-registry with the official one's settings, under `name` (data directory
+/// `<name>-data`), with `extra` configuration (`proxy:` for a pull-through cache): the
+/// upstream and the official cache of workload 10.
+pub async fn start_docker_registry(name: &'static str, work: &Path, extra: &str) -> Result<Server> {
+    let server = docker_registry(name, work, extra)?;
+    server.wait_ready(Some(StatusCode::OK)).await?;
+    Ok(server)
+}
+
+fn docker_registry(name: &'static str, work: &Path, extra: &str) -> Result<Server> {
+    let data = work.join(format!("{name}-data"));
+    std::fs::create_dir_all(&data)?;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let config = work.join(format!("{name}-config.yml"));
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\n\
+             log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             \x20 cache:\n    blobdescriptor: inmemory\n\
+             http:\n  addr: {addr}\n{extra}",
+            data.display()
+        ),
+    )?;
+    let mut command = Command::new("docker-registry");
+    command.arg("serve").arg(&config);
+    spawn(name, command, work, data, addr)
 }
 
 /// nginx with sendfile serving `root`: the loopback ceiling for a file download.

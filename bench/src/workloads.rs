@@ -18,6 +18,7 @@ use crate::report::{Better, Results};
 use crate::servers::{PeakWatch, Server};
 use crate::stats::Summary;
 
+mod cache_pull;
 mod manifest_push;
 
 /// Sizes and counts of one run: the smoke or the full preset, each value overridable.

@@ -188,10 +188,23 @@ async fn run_engine(engine: &str, args: &Args, dir: &std::path::Path) -> Vec<Mea
         },
         "bench".into(),
     ));
+    // No remote or virtual repository: the configuration's defaults.
+    let caches = Arc::new(berth_cache::admin::CacheAdmin::new(
+        Arc::new(
+            berth_cache::catalog::Caches::new(
+                &berth_config::Config::default(),
+                &registry,
+                Arc::clone(&meta_for_lifecycle) as Arc<dyn berth_meta::CacheStore>,
+            )
+            .unwrap(),
+        ),
+        berth_auth::admin::Administration::serving(Arc::clone(&access)),
+    ));
     let app = berth_web::pages(berth_web::WebState {
         registry,
         access,
         lifecycle,
+        caches,
         urls: UrlPolicy {
             public_base: Some("https://registry.example.com".into()),
             ..UrlPolicy::default()

@@ -48,6 +48,8 @@ pub struct AppState {
     /// Which read path serves a repository name (the local registry, or a pull-through
     /// cache mounted at a prefix), and which names take no writes.
     pub namespaces: Arc<Namespaces>,
+    /// Remote and virtual repositories: the write path of those made through the API.
+    pub caches: Arc<berth_cache::admin::CacheAdmin>,
     /// Garbage collection, retention, immutability and quotas (the admin API's door to them).
     pub lifecycle: Arc<berth_lifecycle::Lifecycle>,
     pub access: Arc<AccessService>,

@@ -312,7 +312,7 @@ pub const CACHE_EVICTION_JOB: &str = "cache-eviction";
 /// least recently pulled images; after every blob a cache stores, and every minute. One
 /// instance at a time (the `cache-eviction` lease).
 pub struct CacheEviction {
-    pub remotes: Vec<Arc<berth_cache::Remote>>,
+    pub caches: Arc<berth_cache::catalog::Caches>,
     pub pull_stats: Arc<PullStats>,
     pub leases: Arc<dyn berth_meta::Leases>,
     pub holder: String,
@@ -326,11 +326,8 @@ impl Job for CacheEviction {
 
     async fn run(&self, _context: &JobContext) -> Result<JobSummary, JobError> {
         const LEASE_TTL_MS: i64 = 5 * 60 * 1000;
-        let capped: Vec<_> = self
-            .remotes
-            .iter()
-            .filter(|r| r.max_size().is_some())
-            .collect();
+        let remotes = self.caches.remotes();
+        let capped: Vec<_> = remotes.iter().filter(|r| r.max_size().is_some()).collect();
         if capped.is_empty() {
             return Ok(String::new());
         }
@@ -374,5 +371,28 @@ impl Job for CacheEviction {
             .release_lease(CACHE_EVICTION_JOB, &self.holder)
             .await;
         outcome
+    }
+}
+
+/// Mounts the remote and virtual repositories made through the admin API on another
+/// instance (or this one's, should a change have missed it): reads the stored definitions
+/// every few seconds.
+pub struct CacheDefinitions {
+    pub caches: Arc<berth_cache::catalog::Caches>,
+}
+
+#[async_trait]
+impl Job for CacheDefinitions {
+    fn name(&self) -> &'static str {
+        "cache-definitions"
+    }
+
+    async fn run(&self, _context: &JobContext) -> Result<JobSummary, JobError> {
+        let changed = self.caches.refresh().await.map_err(JobError::new)?;
+        Ok(if changed {
+            "mounted the remote and virtual repositories as stored now".into()
+        } else {
+            String::new()
+        })
     }
 }

@@ -20,7 +20,6 @@ mod logging;
 mod observability;
 mod progress;
 mod quota_commands;
-mod remotes;
 mod restore;
 mod scrub;
 mod serve;

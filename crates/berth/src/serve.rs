@@ -20,8 +20,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::instrumented::{MeasuredBlobStore, MeasuredMetadataStore};
 use crate::jobs::{
-    CACHE_EVICTION_JOB, CacheEviction, DescribeManifests, GarbageCollection, GcResume,
-    IdentityPrune, PULL_STATS_JOB, PullStatsFlush, Retention, TagHistoryExpiry, UploadPurge,
+    CACHE_EVICTION_JOB, CacheDefinitions, CacheEviction, DescribeManifests, GarbageCollection,
+    GcResume, IdentityPrune, PULL_STATS_JOB, PullStatsFlush, Retention, TagHistoryExpiry,
+    UploadPurge,
 };
 use crate::storage_gauges::StorageGauges;
 use crate::{ServeArgs, backends, first_run, observability, scrub};
@@ -94,8 +95,19 @@ async fn serve(config: Config) -> Result<(), String> {
         )?),
         None => None,
     };
-    let (namespaces, remotes) = crate::remotes::namespaces(&config, &registry)?;
-    let namespaces = Arc::new(namespaces);
+    let caches = Arc::new(berth_cache::catalog::Caches::new(
+        &config,
+        &registry,
+        Arc::clone(&database.meta) as Arc<dyn berth_meta::CacheStore>,
+    )?);
+    caches.refresh().await.map_err(|e| {
+        format!("reading the remote and virtual repositories made through the API: {e}")
+    })?;
+    let cache_admin = Arc::new(berth_cache::admin::CacheAdmin::new(
+        Arc::clone(&caches),
+        Administration::serving(Arc::clone(&access)),
+    ));
+    let namespaces = Arc::clone(caches.namespaces());
     let urls = UrlPolicy {
         public_base: config.http.host.as_ref().map(|h| h.as_str().to_string()),
         relative: config.http.relativeurls,
@@ -111,6 +123,7 @@ async fn serve(config: Config) -> Result<(), String> {
         registry: Arc::clone(&registry),
         access: Arc::clone(&access),
         lifecycle: Arc::clone(&lifecycle),
+        caches: Arc::clone(&cache_admin),
         urls: urls.clone(),
         mailer,
     });
@@ -118,6 +131,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let state = AppState {
         registry: Arc::clone(&registry),
         namespaces,
+        caches: Arc::clone(&cache_admin),
         lifecycle: Arc::clone(&lifecycle),
         access: Arc::clone(&access),
         urls,
@@ -219,8 +233,14 @@ async fn serve(config: Config) -> Result<(), String> {
             .retry_after(Duration::from_secs(600)),
     );
     jobs.add(
+        Arc::new(CacheDefinitions {
+            caches: Arc::clone(&caches),
+        }),
+        Schedule::every(berth_cache::catalog::REFRESH).first_after(berth_cache::catalog::REFRESH),
+    );
+    jobs.add(
         Arc::new(CacheEviction {
-            remotes: remotes.clone(),
+            caches: Arc::clone(&caches),
             pull_stats: Arc::clone(&pull_stats),
             leases: Arc::clone(&database.leases),
             holder: observability::instance(&config, local).id,
@@ -229,10 +249,7 @@ async fn serve(config: Config) -> Result<(), String> {
     );
     let jobs = jobs.start();
     if let Some(waker) = jobs.waker(CACHE_EVICTION_JOB) {
-        for remote in remotes.iter().filter(|r| r.max_size().is_some()) {
-            let waker = waker.clone();
-            remote.stats().when_filled(move || waker.wake());
-        }
+        caches.when_filled(move || waker.wake());
     }
     if let Some(waker) = jobs.waker(berth_webhooks::delivery::JOB_NAME) {
         webhooks.set_waker(waker);

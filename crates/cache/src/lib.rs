@@ -10,8 +10,12 @@
 //! * `flight`: one download per uncached blob, streamed to every waiting client.
 //! * [`errors`]: the cache's failures and their one mapping to OCI errors.
 //! * [`eviction`]: a remote's size cap, least recently pulled images first.
+//! * [`catalog`]: the remotes and virtual repositories in force (the configuration file's
+//!   and those stored in the database), mounted; [`admin`]: the one write path for them.
 //! * [`Virtual`]: a virtual repository, resolving names through an ordered list of members.
 
+pub mod admin;
+pub mod catalog;
 mod challenge;
 pub mod errors;
 pub mod eviction;

@@ -33,7 +33,7 @@ use crate::upstream::{Credentials, Upstream, UpstreamError, UpstreamTls};
 type Result<T> = std::result::Result<T, RegistryError>;
 
 /// How a remote repository behaves (from `remotes.<name>` or registry:2's `proxy`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RemoteSettings {
     /// The remote's name, for logs (`proxy` for registry:2's proxy mode).
     pub name: String,

@@ -23,7 +23,7 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(10);
 const DEFAULT_TOKEN_LIFETIME: u64 = 60;
 
 /// A user name and password for the upstream; `Debug` never shows the password.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub username: String,
     pub password: String,
@@ -37,7 +37,7 @@ impl fmt::Debug for Credentials {
 
 /// How the upstream's certificate is checked: against the system's roots plus, if given,
 /// the CA certificates of a PEM file; or not at all (`insecure`, for tests and labs).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpstreamTls {
     pub ca_file: Option<std::path::PathBuf>,
     pub insecure: bool,

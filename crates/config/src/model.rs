@@ -207,7 +207,13 @@ impl Config {
     }
 
     /// Rules beyond what the types enforce, as `(key path, message)` pairs: every section's
-    /// validation hook.
+    /// validation hook (for a configuration changed after loading: remote and virtual
+    /// repositories made through the admin API are checked against the file's this way).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        self.validate()
+    }
+
+    /// See [`Config::problems`].
     pub(crate) fn validate(&self) -> Vec<(String, String)> {
         let mut problems = Problems::default();
         self.check("", &mut problems);

@@ -9,7 +9,7 @@
 //! a write to that name goes: handlers ask it, and no operation of [`Registry`] knows caches
 //! or virtual repositories exist.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use berth_oci::{Digest, ErrorCode, Page, Reference, RegistryError, RepositoryName};
@@ -135,15 +135,20 @@ impl Mounted {
 
 /// Which read path serves a repository name: the mounted namespace whose prefix it starts
 /// with, else the local registry. Prefixes never overlap (configuration refuses that), so
-/// at most one matches.
+/// at most one matches. The mounted set can be replaced while requests run (remote and
+/// virtual repositories made through the admin API): a request keeps the read path it was
+/// given.
 pub struct Namespaces {
     local: Arc<Registry>,
-    mounted: Vec<Mounted>,
+    mounted: RwLock<Arc<Vec<Mounted>>>,
 }
 
 impl Namespaces {
     pub fn new(local: Arc<Registry>, mounted: Vec<Mounted>) -> Namespaces {
-        Namespaces { local, mounted }
+        Namespaces {
+            local,
+            mounted: RwLock::new(Arc::new(mounted)),
+        }
     }
 
     /// The local registry only.
@@ -151,21 +156,26 @@ impl Namespaces {
         Namespaces::new(local, Vec::new())
     }
 
-    fn mounted(&self, name: &RepositoryName) -> Option<&Mounted> {
-        self.mounted.iter().find(|m| m.serves(name))
+    /// Mounts `mounted` instead of what was.
+    pub fn replace(&self, mounted: Vec<Mounted>) {
+        *self.mounted.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(mounted);
+    }
+
+    fn all(&self) -> Arc<Vec<Mounted>> {
+        Arc::clone(&self.mounted.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The read path that serves `name`.
-    pub fn reads(&self, name: &RepositoryName) -> &dyn ReadPath {
-        match self.mounted(name) {
-            Some(mounted) => mounted.reads.as_ref(),
-            None => self.local.as_ref(),
+    pub fn reads(&self, name: &RepositoryName) -> Arc<dyn ReadPath> {
+        match self.all().iter().find(|m| m.serves(name)) {
+            Some(mounted) => Arc::clone(&mounted.reads),
+            None => Arc::clone(&self.local) as Arc<dyn ReadPath>,
         }
     }
 
     /// What each mounted namespace is and how it is doing, in mount order.
     pub fn describe(&self) -> Vec<serde_json::Value> {
-        self.mounted
+        self.all()
             .iter()
             .filter_map(|m| m.reads.describe())
             .collect()
@@ -177,11 +187,12 @@ impl Namespaces {
     /// does); otherwise a host nothing mirrors is refused (`NAME_UNKNOWN`), rather than
     /// answered with a local repository of the same name, which is another registry's image.
     pub fn mirror(&self, ns: &str, name: &RepositoryName) -> Result<RepositoryName> {
-        if self.mounted.iter().any(|m| m.prefix.is_empty()) {
+        let mounted = self.all();
+        if mounted.iter().any(|m| m.prefix.is_empty()) {
             return Ok(name.clone());
         }
         let ns = ns.to_ascii_lowercase();
-        match self.mounted.iter().find(|m| m.mirrors.contains(&ns)) {
+        match mounted.iter().find(|m| m.mirrors.contains(&ns)) {
             Some(mounted) => RepositoryName::parse(&format!("{}{name}", mounted.prefix)),
             None => Err(RegistryError::new(
                 ErrorCode::NameUnknown,
@@ -196,7 +207,8 @@ impl Namespaces {
     /// Anywhere else the write is refused with `DENIED` and a message saying what the
     /// namespace is.
     pub fn write_target(&self, name: &RepositoryName) -> Result<RepositoryName> {
-        let Some(mounted) = self.mounted(name) else {
+        let all = self.all();
+        let Some(mounted) = all.iter().find(|m| m.serves(name)) else {
             return Ok(name.clone());
         };
         match &mounted.writes {

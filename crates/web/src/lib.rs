@@ -51,6 +51,8 @@ pub struct WebState {
     pub access: Arc<AccessService>,
     /// Garbage collection, retention, immutability and quotas (the administration pages).
     pub lifecycle: Arc<berth_lifecycle::Lifecycle>,
+    /// Remote and virtual repositories (their administration page).
+    pub caches: Arc<berth_cache::admin::CacheAdmin>,
     pub urls: UrlPolicy,
     /// The mail server (`smtp`), when one is configured: password reset links.
     pub mailer: Option<Arc<mail::Mailer>>,

@@ -21,8 +21,9 @@
 //! * `background`: webhooks (over `berth_webhooks::admin`) and background jobs;
 //! * `lifecycle`: garbage collection, tag immutability and retention rules, quotas and usage.
 //! * `blobs`: a blob's record (repositories, content id, quarantine).
-//! * `remotes`: remote and virtual repositories with their status (read only: they are
-//!   configured in the file).
+//! * `remotes`: remote and virtual repositories with their status; creating, replacing and
+//!   removing those made through the API (over `berth_cache::admin`; the configuration
+//!   file's are read-only).
 
 use std::sync::Arc;
 
@@ -127,7 +128,23 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/v1/webhooks/{name}/dead-letters/replay",
             post(background::replay_dead_letters),
         )
-        .route("/api/v1/remotes", get(remotes::list_remotes))
+        .route(
+            "/api/v1/remotes",
+            get(remotes::list_remotes).post(remotes::create_remote),
+        )
+        .route(
+            "/api/v1/remotes/{name}",
+            get(remotes::get_remote)
+                .put(remotes::replace_remote)
+                .delete(remotes::delete_remote),
+        )
+        .route("/api/v1/virtuals", post(remotes::create_virtual))
+        .route(
+            "/api/v1/virtuals/{name}",
+            get(remotes::get_virtual)
+                .put(remotes::replace_virtual)
+                .delete(remotes::delete_virtual),
+        )
         .route("/api/v1/jobs", get(background::list_jobs))
         .route("/api/v1/jobs/{name}/run", post(background::run_job))
         .route(

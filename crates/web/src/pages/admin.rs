@@ -18,7 +18,7 @@ use crate::errors::{PageResult, WebError};
 use crate::forms::Fields;
 use crate::layout::{page, query, size, when_stamp};
 use crate::pages::access::administration;
-use crate::pages::{admin_audit, admin_lifecycle, admin_rules};
+use crate::pages::{admin_audit, admin_lifecycle, admin_remotes, admin_rules};
 use crate::session::{CSRF_FIELD, Viewer};
 use crate::{Shared, WebState};
 
@@ -126,6 +126,7 @@ fn admin_nav(current: &str) -> Markup {
         ("/admin/storage", "Storage"),
         ("/admin/gc", "Garbage collection"),
         ("/admin/lifecycle", "Lifecycle rules"),
+        ("/admin/remotes", "Remotes"),
     ];
     html! {
         nav.pages aria-label="Administration" {
@@ -253,6 +254,10 @@ pub async fn dispatch(State(state): Shared, request: Request) -> PageResult {
         (["storage"], true) => admin_audit::storage_page(state, &parts).await,
         (["gc"], true) => admin_lifecycle::gc_page(state, &parts).await,
         (["lifecycle"], true) => admin_lifecycle::rules_page(state, &parts).await,
+        (["remotes"], true) => admin_remotes::page(state, &parts).await,
+        (["remotes" | "virtuals", ..], false) => {
+            admin_remotes::post(state, &parts, body, &segments).await
+        }
         (["gc" | "quotas" | "retention" | "immutable-tags", ..], false) => {
             admin_lifecycle::post(state, &parts, body, &segments).await
         }

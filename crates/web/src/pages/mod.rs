@@ -5,6 +5,7 @@ pub mod activity;
 pub mod admin;
 pub mod admin_audit;
 pub mod admin_lifecycle;
+pub mod admin_remotes;
 pub mod admin_rules;
 pub mod delete;
 pub mod home;

@@ -8,6 +8,7 @@
 //! admin API's view of them in `admin`.
 
 mod admin;
+mod dashboard;
 mod downloads;
 mod eviction;
 mod faults;
@@ -108,6 +109,33 @@ async fn upstream_with_image(
     let sandbox = Sandbox::new();
     let target = format!("{}/team/app:v1", upstream.host());
     let pushed = skopeo_push(&sandbox, "layout", content, &target, None).await;
+    (dir, upstream, sandbox, pushed)
+}
+
+/// A logged upstream with htpasswd (`carol`, password `carol-password`: Basic upstream auth)
+/// and a one-layer image holding `content` pushed as `team/app:v1`.
+async fn htpasswd_upstream_with_image(
+    content: &[u8],
+) -> (tempfile::TempDir, OfficialRegistry, Sandbox, Pushed) {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = htpasswd_file(dir.path(), "carol", "carol-password");
+    let upstream = OfficialRegistry::start_logged(
+        dir.path(),
+        Some(&format!(
+            "  htpasswd:\n    realm: Registry\n    path: {}\n",
+            htpasswd.display()
+        )),
+    );
+    let sandbox = Sandbox::new();
+    let target = format!("{}/team/app:v1", upstream.host());
+    let pushed = skopeo_push(
+        &sandbox,
+        "layout",
+        content,
+        &target,
+        Some("carol:carol-password"),
+    )
+    .await;
     (dir, upstream, sandbox, pushed)
 }
 

@@ -9,24 +9,7 @@ use super::*;
 
 #[tokio::test]
 async fn registry_v2_proxy_mode_mirrors_an_htpasswd_upstream_for_skopeo_and_podman() {
-    let dir = tempfile::tempdir().unwrap();
-    let htpasswd = htpasswd_file(dir.path(), "carol", "carol-password");
-    let upstream = OfficialRegistry::start_logged(
-        dir.path(),
-        Some(&format!(
-            "  htpasswd:\n    realm: Registry\n    path: {}\n",
-            htpasswd.display()
-        )),
-    );
-    let sandbox = Sandbox::new();
-    let pushed = skopeo_push(
-        &sandbox,
-        "layout",
-        b"mirrored\n",
-        &format!("{}/team/app:v1", upstream.host()),
-        Some("carol:carol-password"),
-    )
-    .await;
+    let (_dir, upstream, sandbox, pushed) = htpasswd_upstream_with_image(b"mirrored\n").await;
 
     // Exactly registry:2's proxy settings, from the environment.
     let berth = Berth::builder()
