@@ -17,9 +17,10 @@
 //! An upload streams into parts of a fixed size (S3 wants at least 5 MiB for every part but
 //! the last): an S3 multipart upload, Azure blocks, or GCS part objects composed at the end.
 //! Bytes that do not fill a part yet are kept as a `tail` object between requests, so at most
-//! one part is ever in memory. After each write the store records a state snapshot named by
-//! the size it represents: the next write, on this instance or another, starts from the
-//! snapshot of the size the database acknowledged, re-uploading (and so replacing) any part
+//! [`PARTS_IN_FLIGHT`] parts plus the one filling are ever in memory; parts are stored while
+//! the next one is read from the client. After each write the store records a state snapshot
+//! named by the size it represents: the next write, on this instance or another, starts from
+//! the snapshot of the size the database acknowledged, re-uploading (and so replacing) any part
 //! a failed request left behind. Nothing an instance holds in memory is needed by another.
 //!
 //! Committing assembles the parts into the upload's `data` object, then copies it to the
@@ -31,7 +32,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use berth_oci::{ByteRange, Digest, UploadId};
 use bytes::{Bytes, BytesMut};
-use futures_util::stream::BoxStream;
+use futures_util::stream::{BoxStream, FuturesOrdered};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::signer::Signer;
@@ -51,6 +52,10 @@ pub use azure::{AzureSettings, MIN_BLOCK_SIZE};
 pub use gcs::{GcsSettings, MIN_COMPOSE_PART};
 pub use s3::{MIN_PART_SIZE, S3Encryption, S3Settings};
 pub(crate) use writer::ObjectWriter;
+
+/// Parts of one upload stored at once while the next one fills from the client. Memory per
+/// upload: this many parts plus the one filling (3 x 5 MiB with S3's default `chunksize`).
+const PARTS_IN_FLIGHT: usize = 2;
 
 /// An object store holding blobs; see the module documentation.
 pub struct ObjectBlobStore {
@@ -198,6 +203,23 @@ impl ObjectBlobStore {
         Ok(BytesMut::from(&tail[..]))
     }
 
+    /// The id of the upload's assembly, starting it first if no part was written yet.
+    async fn assembly(
+        &self,
+        id: UploadId,
+        state: &mut UploadState,
+    ) -> Result<String, StorageError> {
+        if let Some(multipart) = &state.multipart {
+            return Ok(multipart.clone());
+        }
+        let created = self.writer.start_parts(&self.data_path(id)).await?;
+        state.multipart = Some(created.clone());
+        // Recorded in the snapshot being extended (its size is unchanged: no part yet), so a
+        // retry reuses this assembly and deleting the upload aborts it.
+        self.save_state(id, state).await?;
+        Ok(created)
+    }
+
     /// Uploads `data` as part number `parts.len()`, starting the assembly first if this is
     /// the first part.
     async fn put_part(
@@ -206,21 +228,10 @@ impl ObjectBlobStore {
         state: &mut UploadState,
         data: Bytes,
     ) -> Result<(), StorageError> {
-        let path = self.data_path(id);
-        let multipart = match &state.multipart {
-            Some(multipart) => multipart.clone(),
-            None => {
-                let created = self.writer.start_parts(&path).await?;
-                state.multipart = Some(created.clone());
-                // Recorded in the snapshot being extended (its size is unchanged: no part yet),
-                // so a retry reuses this assembly and deleting the upload aborts it.
-                self.save_state(id, state).await?;
-                created
-            }
-        };
+        let multipart = self.assembly(id, state).await?;
         let part = self
             .writer
-            .put_part(&path, &multipart, state.parts.len(), data)
+            .put_part(&self.data_path(id), &multipart, state.parts.len(), data)
             .await?;
         state.parts.push(part);
         Ok(())
@@ -316,7 +327,29 @@ impl BlobStore for ObjectBlobStore {
         let part_size = state.part_size as usize;
         let mut pending = self.load_tail(id, &state).await?;
         let mut written = 0u64;
-        while let Some(chunk) = data.next().await {
+        let path = self.data_path(id);
+        // Parts being stored while the client's next bytes are read: receiving and storing
+        // overlap instead of taking turns. Numbered in order; they complete in order.
+        let mut storing = FuturesOrdered::new();
+        loop {
+            let chunk = if storing.len() < PARTS_IN_FLIGHT {
+                if storing.is_empty() {
+                    data.next().await
+                } else {
+                    tokio::select! {
+                        stored = storing.next() => {
+                            state.parts.push(stored.expect("not empty")?);
+                            continue;
+                        }
+                        chunk = data.next() => chunk,
+                    }
+                }
+            } else {
+                // As many parts in flight as memory allows: wait for the oldest.
+                state.parts.push(storing.next().await.expect("not empty")?);
+                continue;
+            };
+            let Some(chunk) = chunk else { break };
             let mut chunk = chunk.map_err(StorageError::Body)?;
             written += chunk.len() as u64;
             while !chunk.is_empty() {
@@ -325,9 +358,17 @@ impl BlobStore for ObjectBlobStore {
                 if pending.len() == part_size {
                     let part = std::mem::replace(&mut pending, BytesMut::with_capacity(part_size))
                         .freeze();
-                    self.put_part(id, &mut state, part).await?;
+                    let multipart = self.assembly(id, &mut state).await?;
+                    let index = state.parts.len() + storing.len();
+                    let (writer, path) = (&self.writer, &path);
+                    storing.push_back(async move {
+                        writer.put_part(path, &multipart, index, part).await
+                    });
                 }
             }
+        }
+        while let Some(stored) = storing.next().await {
+            state.parts.push(stored?);
         }
         state.tail = pending.len() as u64;
         if !pending.is_empty() {
