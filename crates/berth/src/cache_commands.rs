@@ -9,15 +9,17 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use berth_cache::admin::{CacheAdmin, CacheView, definition_from_texts};
 use berth_auth::admin::Administration;
+use berth_cache::admin::{CacheAdmin, CacheView, definition_from_texts};
 use berth_cache::catalog::{Caches, Kind};
 use berth_registry::Registry;
 use clap::Subcommand;
 use serde_json::Value;
 
 use crate::backends;
-use crate::identity_commands::{CommandError, Context, Output, StoreArgs, run_management, table, value};
+use crate::identity_commands::{
+    CommandError, Context, Output, StoreArgs, run_management, table, value,
+};
 
 #[derive(Subcommand)]
 pub enum CacheCommand {
@@ -54,7 +56,11 @@ pub fn run(kind: Kind, command: CacheCommand, store: StoreArgs) -> ExitCode {
     run_management(store, move |context| execute(kind, command, context))
 }
 
-async fn execute(kind: Kind, command: CacheCommand, context: Context) -> Result<Output, CommandError> {
+async fn execute(
+    kind: Kind,
+    command: CacheCommand,
+    context: Context,
+) -> Result<Output, CommandError> {
     let Context {
         config,
         database,
@@ -185,9 +191,9 @@ fn read_password() -> Result<String, CommandError> {
         eprint!("upstream password: ");
     }
     let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| CommandError::Usage(format!("reading the password from standard input: {e}")))?;
+    std::io::stdin().read_line(&mut line).map_err(|e| {
+        CommandError::Usage(format!("reading the password from standard input: {e}"))
+    })?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 

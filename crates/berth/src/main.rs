@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod backends;
 mod backup;
+mod cache_commands;
 mod first_run;
 mod fsck;
 mod health_check;
@@ -28,7 +29,6 @@ mod storage_gauges;
 mod tag_commands;
 mod telemetry;
 mod webhook_commands;
-mod cache_commands;
 
 #[derive(Parser)]
 #[command(name = "berth", version, about = "A self-hosted OCI container registry", long_about = None)]

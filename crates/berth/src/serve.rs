@@ -20,9 +20,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::instrumented::{MeasuredBlobStore, MeasuredMetadataStore};
 use crate::jobs::{
-    CACHE_EVICTION_JOB, CacheAnswersExpiry, CacheDefinitions, CacheEviction, DescribeManifests, GarbageCollection,
-    GcResume, IdentityPrune, PULL_STATS_JOB, PullStatsFlush, Retention, TagHistoryExpiry,
-    UploadPurge,
+    CACHE_EVICTION_JOB, CacheAnswersExpiry, CacheDefinitions, CacheEviction, DescribeManifests,
+    GarbageCollection, GcResume, IdentityPrune, PULL_STATS_JOB, PullStatsFlush, Retention,
+    TagHistoryExpiry, UploadPurge,
 };
 use crate::storage_gauges::StorageGauges;
 use crate::{ServeArgs, backends, first_run, observability, scrub};

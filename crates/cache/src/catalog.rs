@@ -68,11 +68,7 @@ struct State {
 impl Caches {
     /// The configuration file's remotes and virtual repositories, mounted; the stored ones
     /// join at the first [`Caches::refresh`].
-    pub fn new(
-        file: &Config,
-        registry: &Arc<Registry>,
-        shared: Shared,
-    ) -> Result<Caches, String> {
+    pub fn new(file: &Config, registry: &Arc<Registry>, shared: Shared) -> Result<Caches, String> {
         let caches = Caches {
             file: file.clone(),
             registry: Arc::clone(registry),
@@ -136,7 +132,8 @@ impl Caches {
             .collect();
         let longest = |pick: fn(&(Duration, Duration)) -> Duration| {
             let window = windows.iter().map(pick).max().unwrap_or_default();
-            berth_meta::now_millis().saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
+            berth_meta::now_millis()
+                .saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
         };
         self.shared
             .store

@@ -33,8 +33,8 @@ use berth_registry::events::Origin;
 use berth_storage::ByteStream;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch};
 use std::time::Duration;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::Shared;
@@ -593,4 +593,55 @@ enum Next {
     Wait,
     /// Fails: the download did.
     Failed(io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(byte: u8, len: usize) -> Bytes {
+        Bytes::from(vec![byte; len])
+    }
+
+    #[test]
+    fn the_window_serves_the_latest_chunks_without_copying_and_keeps_what_is_not_spooled() {
+        let mut p = Progress::default();
+        let half = WINDOW / 2;
+        for byte in 0..4u8 {
+            p.receive(chunk(byte, half));
+        }
+        // Nothing is in the spool file yet: every chunk stays, past the window's size.
+        assert_eq!(p.window_bytes, 4 * half as u64);
+        assert_eq!(p.window_start(), 0);
+        let first = p.from_window(10, 20).unwrap();
+        assert_eq!(&first[..], &[0u8; 10][..]);
+        // A read stops at the end of its chunk, and at `upto`.
+        assert_eq!(
+            p.from_window(half as u64 - 5, 4 * half as u64)
+                .unwrap()
+                .len(),
+            5
+        );
+        assert_eq!(
+            p.from_window(half as u64, half as u64 + 3).unwrap()[..],
+            [1, 1, 1]
+        );
+        // Once spooled, the oldest chunks go until the window fits.
+        p.spooled = 4 * half as u64;
+        p.trim();
+        assert_eq!(p.window_bytes, WINDOW as u64);
+        assert_eq!(p.window_start(), 2 * half as u64);
+        assert!(
+            p.from_window(0, 10).is_none(),
+            "behind the window: the spool file"
+        );
+        assert_eq!(
+            p.from_window(2 * half as u64, 2 * half as u64 + 1).unwrap()[..],
+            [2]
+        );
+        assert!(
+            p.from_window(4 * half as u64, 5 * half as u64).is_none(),
+            "not received"
+        );
+    }
 }

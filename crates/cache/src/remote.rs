@@ -346,7 +346,12 @@ impl Remote {
             return true;
         }
         self.answers
-            .within(repository, tag.as_str(), true, self.settings.revalidate_after)
+            .within(
+                repository,
+                tag.as_str(),
+                true,
+                self.settings.revalidate_after,
+            )
             .await
     }
 

@@ -113,6 +113,5 @@ pub trait CacheStore: Send + Sync + 'static {
 
     /// Forgets the answers no remote uses any more: found before `found_before`, 404s
     /// before `missing_before` (Unix milliseconds); how many.
-    async fn forget_upstream_answers(&self, found_before: i64, missing_before: i64)
-    -> Result<u64>;
+    async fn forget_upstream_answers(&self, found_before: i64, missing_before: i64) -> Result<u64>;
 }

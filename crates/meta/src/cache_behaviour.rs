@@ -269,7 +269,10 @@ async fn upstream_answers_are_kept_newest_first_and_forgotten_by_age(store: &dyn
         .unwrap();
     // Each kind of answer has its own age limit: nothing found before 2500 (the tag's is
     // 3000), one 404 before 2500 (alpine's).
-    assert_eq!(store.forget_upstream_answers(2_500, 2_500).await.unwrap(), 1);
+    assert_eq!(
+        store.forget_upstream_answers(2_500, 2_500).await.unwrap(),
+        1
+    );
     assert_eq!(store.upstream_answer(&r, "3.20").await.unwrap(), None);
     assert_eq!(
         store.forget_upstream_answers(3_500, 0).await.unwrap(),

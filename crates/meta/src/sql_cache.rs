@@ -308,11 +308,7 @@ where
         Ok(())
     }
 
-    async fn forget_upstream_answers(
-        &self,
-        found_before: i64,
-        missing_before: i64,
-    ) -> Result<u64> {
+    async fn forget_upstream_answers(&self, found_before: i64, missing_before: i64) -> Result<u64> {
         let result = sqlx::query(
             "DELETE FROM cache_upstream_answers
              WHERE answered_at < CASE WHEN found = 1 THEN $1 ELSE $2 END",

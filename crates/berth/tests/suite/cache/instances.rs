@@ -75,10 +75,7 @@ async fn instances_share_tag_checks_and_upstream_404s_across_restarts() {
     one.restart();
     assert_eq!(status_of(&one, "/v2/team/app/manifests/nope").await, 404);
     assert_eq!(requests("GET", "/v2/team/app/manifests/nope"), 1);
-    assert_eq!(
-        requests("GET", &format!("/v2/team/app/blobs/{absent}")),
-        1
-    );
+    assert_eq!(requests("GET", &format!("/v2/team/app/blobs/{absent}")), 1);
 }
 
 #[tokio::test]
@@ -98,7 +95,11 @@ async fn two_instances_asked_for_one_uncached_blob_download_it_once() {
     let path = format!("/v2/team/big/blobs/{digest}");
     let pulls: Vec<_> = (0..2 * CLIENTS)
         .map(|i| {
-            let url = if i % 2 == 0 { one.url(&path) } else { two.url(&path) };
+            let url = if i % 2 == 0 {
+                one.url(&path)
+            } else {
+                two.url(&path)
+            };
             tokio::spawn(async move { fetch_blob(&client(), &url).await })
         })
         .collect();
