@@ -86,7 +86,7 @@ impl Progress {
     }
 
     /// The bytes from `pos` (within the window) up to `upto`, without copying.
-    fn from_window(&self, pos: u64, upto: u64) -> Option<Bytes> {
+    fn in_window(&self, pos: u64, upto: u64) -> Option<Bytes> {
         let mut at = self.window_start();
         if pos < at || pos >= upto {
             return None;
@@ -543,7 +543,7 @@ pub(crate) fn follow(
                             Err(error) => Next::Failed(error),
                             Ok(available) if pos < available.min(end) => {
                                 let upto = available.min(end);
-                                match p.from_window(pos, upto) {
+                                match p.in_window(pos, upto) {
                                     Some(bytes) => Next::Bytes(bytes),
                                     // Behind the window: in the spool file.
                                     None => Next::Spool(upto.min(p.spooled).min(pos + READ_CHUNK)),
@@ -613,17 +613,15 @@ mod tests {
         // Nothing is in the spool file yet: every chunk stays, past the window's size.
         assert_eq!(p.window_bytes, 4 * half as u64);
         assert_eq!(p.window_start(), 0);
-        let first = p.from_window(10, 20).unwrap();
+        let first = p.in_window(10, 20).unwrap();
         assert_eq!(&first[..], &[0u8; 10][..]);
         // A read stops at the end of its chunk, and at `upto`.
         assert_eq!(
-            p.from_window(half as u64 - 5, 4 * half as u64)
-                .unwrap()
-                .len(),
+            p.in_window(half as u64 - 5, 4 * half as u64).unwrap().len(),
             5
         );
         assert_eq!(
-            p.from_window(half as u64, half as u64 + 3).unwrap()[..],
+            p.in_window(half as u64, half as u64 + 3).unwrap()[..],
             [1, 1, 1]
         );
         // Once spooled, the oldest chunks go until the window fits.
@@ -632,15 +630,15 @@ mod tests {
         assert_eq!(p.window_bytes, WINDOW as u64);
         assert_eq!(p.window_start(), 2 * half as u64);
         assert!(
-            p.from_window(0, 10).is_none(),
+            p.in_window(0, 10).is_none(),
             "behind the window: the spool file"
         );
         assert_eq!(
-            p.from_window(2 * half as u64, 2 * half as u64 + 1).unwrap()[..],
+            p.in_window(2 * half as u64, 2 * half as u64 + 1).unwrap()[..],
             [2]
         );
         assert!(
-            p.from_window(4 * half as u64, 5 * half as u64).is_none(),
+            p.in_window(4 * half as u64, 5 * half as u64).is_none(),
             "not received"
         );
     }
