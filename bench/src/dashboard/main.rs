@@ -194,7 +194,11 @@ async fn run_engine(engine: &str, args: &Args, dir: &std::path::Path) -> Vec<Mea
             berth_cache::catalog::Caches::new(
                 &berth_config::Config::default(),
                 &registry,
-                Arc::clone(&meta_for_lifecycle) as Arc<dyn berth_meta::CacheStore>,
+                berth_cache::Shared {
+                    store: Arc::clone(&meta_for_lifecycle) as Arc<dyn berth_meta::CacheStore>,
+                    leases: None,
+                    holder: "bench".into(),
+                },
             )
             .unwrap(),
         ),

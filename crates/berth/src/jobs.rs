@@ -374,6 +374,32 @@ impl Job for CacheEviction {
     }
 }
 
+/// Forgets what the remotes' upstreams answered (tags checked, 404s) once past every
+/// remote's window: the rows are of no use then.
+pub struct CacheAnswersExpiry {
+    pub caches: Arc<berth_cache::catalog::Caches>,
+}
+
+#[async_trait]
+impl Job for CacheAnswersExpiry {
+    fn name(&self) -> &'static str {
+        "cache-answers-expiry"
+    }
+
+    async fn run(&self, _context: &JobContext) -> Result<JobSummary, JobError> {
+        let forgotten = self
+            .caches
+            .forget_old_answers()
+            .await
+            .map_err(JobError::new)?;
+        Ok(if forgotten == 0 {
+            String::new()
+        } else {
+            format!("forgot {forgotten} upstream answers past their remotes' windows")
+        })
+    }
+}
+
 /// Mounts the remote and virtual repositories made through the admin API on another
 /// instance (or this one's, should a change have missed it): reads the stored definitions
 /// every few seconds.

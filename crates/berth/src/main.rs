@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod backends;
 mod backup;
+mod cache_commands;
 mod first_run;
 mod fsck;
 mod health_check;
@@ -208,6 +209,20 @@ enum Command {
         #[command(flatten)]
         store: identity_commands::StoreArgs,
     },
+    /// Remote repositories (pull-through caches): list, show, add, set, remove.
+    Remote {
+        #[command(subcommand)]
+        command: cache_commands::CacheCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
+    /// Virtual repositories (one name over locals and remotes): list, show, add, set, remove.
+    Virtual {
+        #[command(subcommand)]
+        command: cache_commands::CacheCommand,
+        #[command(flatten)]
+        store: identity_commands::StoreArgs,
+    },
     /// Read or prune the audit log of authentication and authorization decisions.
     Audit {
         #[command(subcommand)]
@@ -370,6 +385,12 @@ fn main() -> ExitCode {
             identity_commands::run(identity_commands::Command::Audit(command), store)
         }
         Command::Webhook { command, store } => webhook_commands::run(command, store),
+        Command::Remote { command, store } => {
+            cache_commands::run(berth_cache::catalog::Kind::Remote, command, store)
+        }
+        Command::Virtual { command, store } => {
+            cache_commands::run(berth_cache::catalog::Kind::Virtual, command, store)
+        }
     }
 }
 

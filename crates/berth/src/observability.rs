@@ -166,6 +166,10 @@ fn describe_metrics() {
         "Broken upstream blob transfers resumed with a Range request, by remote"
     );
     describe_counter!(
+        "berth_cache_blob_waits_total",
+        "Uncached blobs another instance was downloading, served from storage once there instead of downloaded again, by remote"
+    );
+    describe_counter!(
         "berth_cache_evictions_total",
         "Cached images evicted by a remote's size cap (maxsize), least recently pulled first, by remote"
     );

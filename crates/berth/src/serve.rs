@@ -20,9 +20,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::instrumented::{MeasuredBlobStore, MeasuredMetadataStore};
 use crate::jobs::{
-    CACHE_EVICTION_JOB, CacheDefinitions, CacheEviction, DescribeManifests, GarbageCollection,
-    GcResume, IdentityPrune, PULL_STATS_JOB, PullStatsFlush, Retention, TagHistoryExpiry,
-    UploadPurge,
+    CACHE_EVICTION_JOB, CacheAnswersExpiry, CacheDefinitions, CacheEviction, DescribeManifests,
+    GarbageCollection, GcResume, IdentityPrune, PULL_STATS_JOB, PullStatsFlush, Retention,
+    TagHistoryExpiry, UploadPurge,
 };
 use crate::storage_gauges::StorageGauges;
 use crate::{ServeArgs, backends, first_run, observability, scrub};
@@ -98,7 +98,12 @@ async fn serve(config: Config) -> Result<(), String> {
     let caches = Arc::new(berth_cache::catalog::Caches::new(
         &config,
         &registry,
-        Arc::clone(&database.meta) as Arc<dyn berth_meta::CacheStore>,
+        berth_cache::Shared {
+            store: Arc::clone(&database.meta) as Arc<dyn berth_meta::CacheStore>,
+            leases: matches!(database.engine, crate::backends::Engine::Postgres(_))
+                .then(|| Arc::clone(&database.leases)),
+            holder: crate::lifecycle_commands::holder("cache"),
+        },
     )?);
     caches.refresh().await.map_err(|e| {
         format!("reading the remote and virtual repositories made through the API: {e}")
@@ -237,6 +242,12 @@ async fn serve(config: Config) -> Result<(), String> {
             caches: Arc::clone(&caches),
         }),
         Schedule::every(berth_cache::catalog::REFRESH).first_after(berth_cache::catalog::REFRESH),
+    );
+    jobs.add(
+        Arc::new(CacheAnswersExpiry {
+            caches: Arc::clone(&caches),
+        }),
+        Schedule::every(Duration::from_secs(3600)).first_after(Duration::from_secs(60)),
     );
     jobs.add(
         Arc::new(CacheEviction {

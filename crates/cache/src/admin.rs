@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use berth_auth::admin::{Actor, AdminError, AdminResult, Administration, timestamp};
-use berth_config::{RemoteConfig, VirtualConfig};
+use berth_config::{RemoteConfig, TextValue, VirtualConfig};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -265,6 +265,35 @@ impl CacheAdmin {
             .record_management(actor, &target, outcome, &detail)
             .await;
     }
+}
+
+/// A definition from `key=value` texts (the command line's, the dashboard form's), each
+/// read as its configuration key reads an environment variable's text: lists
+/// comma-separated, booleans true/false/1/0, the rest as text that the key's own reading
+/// checks when the definition is stored. Empty texts are left out (unset).
+pub fn definition_from_texts<'a>(
+    kind: Kind,
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> AdminResult<Map<String, Value>> {
+    let mut definition = Map::new();
+    for (key, text) in pairs {
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let path = format!("{}.{key}", kind.section());
+        let value = berth_config::value_from_text(&path, text)
+            .map_err(|why| AdminError::Invalid(format!("{path}: {why}")))?;
+        definition.insert(
+            key.to_string(),
+            match value {
+                TextValue::Text(text) => Value::String(text),
+                TextValue::Bool(flag) => Value::Bool(flag),
+                TextValue::List(items) => items.into_iter().map(Value::String).collect(),
+            },
+        );
+    }
+    Ok(definition)
 }
 
 /// The configuration with a change applied passes the configuration's own checks.

@@ -13,6 +13,7 @@ use berth_config::{Config, ProxyConfig, RemoteConfig, VirtualConfig};
 use berth_meta::{CacheDefinition, CacheStore, MetaError};
 use berth_registry::{Mounted, Namespaces, ReadPath, Registry};
 
+use crate::Shared;
 use crate::remote::{Remote, RemoteSettings};
 use crate::upstream::{Credentials, UpstreamTls};
 use crate::virtuals::{Member, Virtual};
@@ -48,7 +49,7 @@ pub struct Caches {
     /// The configuration file's (its `remotes` and `virtuals` only from the file).
     file: Config,
     registry: Arc<Registry>,
-    store: Arc<dyn CacheStore>,
+    shared: Shared,
     namespaces: Arc<Namespaces>,
     state: Mutex<State>,
     /// Called after each blob any remote stores (the size cap's job).
@@ -67,15 +68,11 @@ struct State {
 impl Caches {
     /// The configuration file's remotes and virtual repositories, mounted; the stored ones
     /// join at the first [`Caches::refresh`].
-    pub fn new(
-        file: &Config,
-        registry: &Arc<Registry>,
-        store: Arc<dyn CacheStore>,
-    ) -> Result<Caches, String> {
+    pub fn new(file: &Config, registry: &Arc<Registry>, shared: Shared) -> Result<Caches, String> {
         let caches = Caches {
             file: file.clone(),
             registry: Arc::clone(registry),
-            store,
+            shared,
             namespaces: Arc::new(Namespaces::local(Arc::clone(registry))),
             state: Mutex::default(),
             filled: OnceLock::new(),
@@ -101,7 +98,7 @@ impl Caches {
     }
 
     pub fn store(&self) -> &Arc<dyn CacheStore> {
-        &self.store
+        &self.shared.store
     }
 
     /// The remotes in force.
@@ -124,6 +121,26 @@ impl Caches {
         }
     }
 
+    /// Forgets the upstreams' answers past every remote's windows (the longest
+    /// `revalidateafter` for tags checked, the longest `negativettl` for 404s); how many.
+    pub async fn forget_old_answers(&self) -> Result<u64, MetaError> {
+        let windows: Vec<_> = self
+            .state()
+            .remotes
+            .values()
+            .map(|(s, _)| (s.revalidate_after, s.negative_ttl))
+            .collect();
+        let longest = |pick: fn(&(Duration, Duration)) -> Duration| {
+            let window = windows.iter().map(pick).max().unwrap_or_default();
+            berth_meta::now_millis()
+                .saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
+        };
+        self.shared
+            .store
+            .forget_upstream_answers(longest(|w| w.0), longest(|w| w.1))
+            .await
+    }
+
     /// The stored definitions in force.
     pub fn stored(&self) -> Vec<CacheDefinition> {
         self.state().stored.clone()
@@ -134,7 +151,7 @@ impl Caches {
     /// is left out, and logged.
     pub async fn refresh(&self) -> Result<bool, MetaError> {
         let _one = self.refreshing.lock().await;
-        let stored = self.store.cache_definitions().await?;
+        let stored = self.shared.store.cache_definitions().await?;
         if stored == self.state().stored {
             return Ok(false);
         }
@@ -188,7 +205,7 @@ impl Caches {
                 Some((old, remote)) if *old == settings => Arc::clone(remote),
                 _ => {
                     let remote = Arc::new(
-                        Remote::new(Arc::clone(&self.registry), settings.clone())
+                        Remote::new(Arc::clone(&self.registry), settings.clone(), &self.shared)
                             .map_err(|e| format!("remotes.{name}: {e}"))?,
                     );
                     if let Some(hook) = self.filled.get() {

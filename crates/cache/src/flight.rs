@@ -2,17 +2,25 @@
 //!
 //! The first request for a blob starts a download task; later requests join it. The task
 //! is spawned, not run by a request, so a client that disconnects stops only its own
-//! reading. The task writes what arrives to an anonymous spool file (it has no name, so a
-//! crash leaves nothing) and, at the same time, into an upload in berth's store through
-//! [`Registry::upload_blob`], which hashes it and commits the blob only if the digest and
-//! the size match. Readers follow the spool file as it grows, from any offset, so each is
-//! served as the bytes arrive and none holds more than one chunk in memory. A reader gets
+//! reading. The task hands each chunk that arrives, without copying it, to three places:
+//! an upload in berth's store through [`Registry::upload_blob`] (which hashes it and commits
+//! the blob only if the digest and the size match), a small window of the latest chunks in
+//! memory ([`WINDOW`] bytes at most) that readers keeping up are served from at once, and an
+//! anonymous spool file (it has no name, so a crash leaves nothing) that readers behind the
+//! window, such as one that joined late, read from any offset. So each reader is served as
+//! the bytes arrive, and memory stays bounded however many readers there are. A reader gets
 //! its last byte only once the blob is verified: a corrupt or truncated download makes every
 //! reader's transfer fail instead of completing with wrong content. A transfer that breaks
 //! midway resumes with a `Range` request where the upstream serves ranges; one that crawls
 //! (a slow-loris upstream) is cut off after the remote's timeout.
+//!
+//! Across the instances of a PostgreSQL deployment, a lease per blob (`cache-blob:<name>@
+//! <digest>`, renewed while the download runs) lets one instance download it; another that
+//! is asked for the same blob meanwhile waits until it is in storage and serves it from
+//! there. The wait is bounded: a lapsed lease (its holder died) or [`MAX_WAIT`] and the
+//! waiting instance downloads it itself.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -23,17 +31,22 @@ use berth_oci::{Digest, RepositoryName};
 use berth_registry::Registry;
 use berth_registry::events::Origin;
 use berth_storage::ByteStream;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::Shared;
 use crate::errors::CacheFailure;
 use crate::stats::{CacheStats, Counter};
 use crate::upstream::{Upstream, UpstreamError, content_length};
 
-/// Bytes gathered before they are written to the spool file and announced to readers.
+/// Bytes gathered before they are written to the spool file (one blocking call).
 const SPOOL_BLOCK: usize = 256 * 1024;
+/// The latest bytes kept in memory for readers keeping up: past it, chunks that are in the
+/// spool file go.
+const WINDOW: usize = 2 * 1024 * 1024;
 /// The most a reader reads from the spool file at once.
 const READ_CHUNK: u64 = 512 * 1024;
 /// Chunks queued for the store before the download waits for it.
@@ -42,16 +55,75 @@ const STORE_QUEUE: usize = 16;
 const MIN_PROGRESS: u64 = 64 * 1024;
 /// How many times one download resumes a broken transfer.
 const MAX_RESUMES: u32 = 3;
+/// How long a download's lease lasts unless renewed; renewed every third of it.
+const LEASE_TTL: Duration = Duration::from_secs(15);
+/// How often an instance waiting for another's download looks whether it is stored.
+const WAIT_POLL: Duration = Duration::from_millis(100);
+/// The longest an instance waits for another's download before downloading it itself.
+const MAX_WAIT: Duration = Duration::from_secs(300);
 
 /// What a download has done so far.
 #[derive(Clone, Default)]
 pub(crate) struct Progress {
     /// Set once the upstream answered: the blob's size and the spool file.
     pub started: Option<(u64, Arc<File>)>,
-    /// Bytes in the spool file.
-    pub written: u64,
+    /// Bytes received so far.
+    pub received: u64,
+    /// Bytes in the spool file (at most `received`).
+    pub spooled: u64,
+    /// The latest chunks received, in order, ending at `received`: every byte from
+    /// `received - window_bytes` on. A chunk leaves only once it is in the spool file.
+    pub window: VecDeque<Bytes>,
+    pub window_bytes: u64,
     /// Set at the end: committed to the store (`Ok`), or why not.
     pub done: Option<Result<(), CacheFailure>>,
+}
+
+impl Progress {
+    /// Where the window starts.
+    fn window_start(&self) -> u64 {
+        self.received - self.window_bytes
+    }
+
+    /// The bytes from `pos` (within the window) up to `upto`, without copying.
+    fn in_window(&self, pos: u64, upto: u64) -> Option<Bytes> {
+        let mut at = self.window_start();
+        if pos < at || pos >= upto {
+            return None;
+        }
+        for chunk in &self.window {
+            let end = at + chunk.len() as u64;
+            if pos < end {
+                let from = (pos - at) as usize;
+                let to = (upto.min(end) - at) as usize;
+                return Some(chunk.slice(from..to));
+            }
+            at = end;
+        }
+        None
+    }
+
+    /// A chunk arrived.
+    fn receive(&mut self, chunk: Bytes) {
+        self.received += chunk.len() as u64;
+        self.window_bytes += chunk.len() as u64;
+        self.window.push_back(chunk);
+        self.trim();
+    }
+
+    /// Drops the oldest chunks past the window's size, if they are in the spool file.
+    fn trim(&mut self) {
+        while self.window_bytes > WINDOW as u64 {
+            let Some(oldest) = self.window.front() else {
+                break;
+            };
+            if self.window_start() + oldest.len() as u64 > self.spooled {
+                break;
+            }
+            self.window_bytes -= oldest.len() as u64;
+            self.window.pop_front();
+        }
+    }
 }
 
 /// What a download needs.
@@ -61,6 +133,7 @@ pub(crate) struct Fetch {
     pub stats: Arc<CacheStats>,
     pub origin: Arc<Origin>,
     pub spool_dir: Option<PathBuf>,
+    pub shared: Shared,
     pub repository: RepositoryName,
     pub upstream_name: String,
     pub digest: Digest,
@@ -85,10 +158,9 @@ impl Flights {
         let (sender, receiver) = watch::channel(Progress::default());
         running.insert(key.clone(), receiver.clone());
         drop(running);
-        fetch.stats.add(Counter::BlobFetch, 1);
         let flights = Arc::clone(self);
         tokio::spawn(async move {
-            let result = download(&fetch, &sender).await;
+            let result = fetch_once(&fetch, &sender).await;
             if let Err(failure) = &result {
                 fetch
                     .stats
@@ -111,7 +183,77 @@ impl Flights {
     }
 }
 
+/// Downloads the blob, unless another instance holds its lease: then waits for that one's
+/// download to be stored (`Ok` with nothing `started`: readers read it from storage).
+async fn fetch_once(fetch: &Fetch, progress: &watch::Sender<Progress>) -> Result<(), CacheFailure> {
+    let Some(leases) = &fetch.shared.leases else {
+        return download(fetch, progress).await;
+    };
+    let lease = format!("cache-blob:{}@{}", fetch.repository, fetch.digest);
+    let holder = &fetch.shared.holder;
+    let ttl_ms = LEASE_TTL.as_millis() as i64;
+    let waiting_since = Instant::now();
+    let mut waited = false;
+    let leased = loop {
+        match leases.try_lease(&lease, holder, ttl_ms).await {
+            Ok(true) => break true,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(%lease, error = %e, "taking a blob download's lease failed; downloading without it");
+                break false;
+            }
+        }
+        if stored(fetch).await {
+            fetch.stats.add(Counter::BlobWait, 1);
+            return Ok(());
+        }
+        if waiting_since.elapsed() > MAX_WAIT {
+            tracing::warn!(%lease, "another instance's download of the blob takes too long; downloading it too");
+            break false;
+        }
+        waited = true;
+        tokio::time::sleep(WAIT_POLL).await;
+    };
+    // The other instance's download may have been stored just before its lease went.
+    if waited && stored(fetch).await {
+        fetch.stats.add(Counter::BlobWait, 1);
+        if leased {
+            let _ = leases.release_lease(&lease, holder).await;
+        }
+        return Ok(());
+    }
+    let renewing = async {
+        if !leased {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(LEASE_TTL / 3).await;
+            if let Err(e) = leases.try_lease(&lease, holder, ttl_ms).await {
+                tracing::warn!(%lease, error = %e, "renewing a blob download's lease failed");
+            }
+        }
+    };
+    let result = tokio::select! {
+        result = download(fetch, progress) => result,
+        () = renewing => unreachable!("renewing never ends"),
+    };
+    if leased && let Err(e) = leases.release_lease(&lease, holder).await {
+        tracing::warn!(%lease, error = %e, "releasing a blob download's lease failed (it lapses)");
+    }
+    result
+}
+
+/// Whether the blob is in the local store (another instance stored it).
+async fn stored(fetch: &Fetch) -> bool {
+    fetch
+        .registry
+        .blob_size(&fetch.repository, &fetch.digest)
+        .await
+        .is_ok()
+}
+
 async fn download(fetch: &Fetch, progress: &watch::Sender<Progress>) -> Result<(), CacheFailure> {
+    fetch.stats.add(Counter::BlobFetch, 1);
     let answer = fetch
         .upstream
         .blob(&fetch.upstream_name, &fetch.digest)
@@ -158,7 +300,8 @@ async fn download(fetch: &Fetch, progress: &watch::Sender<Progress>) -> Result<(
         to_store: &to_store,
         size,
         received: 0,
-        block: BytesMut::new(),
+        pending: Vec::new(),
+        pending_bytes: 0,
     };
     let mut response = answer.response;
     let mut resumed_at = None;
@@ -219,7 +362,8 @@ enum Ended {
     Failed(String),
 }
 
-/// A blob's bytes on their way from the upstream to the spool file and the store.
+/// A blob's bytes on their way from the upstream to the readers, the spool file and the
+/// store.
 struct Transfer<'a> {
     fetch: &'a Fetch,
     progress: &'a watch::Sender<Progress>,
@@ -227,7 +371,9 @@ struct Transfer<'a> {
     to_store: &'a mpsc::Sender<io::Result<Bytes>>,
     size: u64,
     received: u64,
-    block: BytesMut,
+    /// Received, not yet in the spool file.
+    pending: Vec<Bytes>,
+    pending_bytes: usize,
 }
 
 impl Transfer<'_> {
@@ -278,19 +424,24 @@ impl Transfer<'_> {
                     self.size
                 )));
             }
-            self.block.extend_from_slice(&chunk);
-            if self.block.len() >= SPOOL_BLOCK {
-                self.flush().await?;
-            }
-            if self.to_store.send(Ok(chunk)).await.is_err() {
+            // Readers first (they may take it at once), then the store and the spool file.
+            self.progress.send_modify(|p| p.receive(chunk.clone()));
+            if self.to_store.send(Ok(chunk.clone())).await.is_err() {
                 return Ok(Ended::StoreClosed);
+            }
+            self.pending_bytes += chunk.len();
+            self.pending.push(chunk);
+            if self.pending_bytes >= SPOOL_BLOCK {
+                self.flush().await?;
             }
         }
     }
 
-    /// Writes the gathered bytes to the spool file and tells the readers.
+    /// Writes the received chunks to the spool file and tells the readers.
     async fn flush(&mut self) -> Result<(), CacheFailure> {
-        spool_block(self.spool, self.progress, &mut self.block).await
+        let chunks = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        spool_chunks(self.spool, self.progress, chunks).await
     }
 }
 
@@ -334,26 +485,36 @@ async fn spool_io<T: Send + 'static>(
         .map_err(|e| CacheFailure::internal(format!("spool file: {e}")))
 }
 
-/// Appends the gathered bytes to the spool file and tells the readers.
-async fn spool_block(
+/// Appends chunks to the spool file (one blocking call, no copy) and tells the readers.
+async fn spool_chunks(
     spool: &Arc<File>,
     progress: &watch::Sender<Progress>,
-    block: &mut BytesMut,
+    chunks: Vec<Bytes>,
 ) -> Result<(), CacheFailure> {
-    if block.is_empty() {
+    if chunks.is_empty() {
         return Ok(());
     }
-    let data = block.split().freeze();
-    let offset = progress.borrow().written;
+    let offset = progress.borrow().spooled;
     let file = Arc::clone(spool);
-    let len = data.len() as u64;
-    spool_io(move || file.write_all_at(&data, offset)).await?;
-    progress.send_modify(|p| p.written += len);
+    let len = spool_io(move || {
+        let mut at = offset;
+        for chunk in &chunks {
+            file.write_all_at(chunk, at)?;
+            at += chunk.len() as u64;
+        }
+        Ok(at - offset)
+    })
+    .await?;
+    progress.send_modify(|p| {
+        p.spooled += len;
+        p.trim();
+    });
     Ok(())
 }
 
-/// The bytes `start..end` of the blob a download is fetching, as they arrive. The last
-/// byte of the blob comes only once it is verified and committed.
+/// The bytes `start..end` of the blob a download is fetching, as they arrive: from the
+/// window in memory when the reader keeps up, else from the spool file. The last byte of
+/// the blob comes only once it is verified and committed.
 pub(crate) fn follow(
     progress: watch::Receiver<Progress>,
     spool: Arc<File>,
@@ -371,31 +532,46 @@ pub(crate) fn follow(
                     return None;
                 }
                 loop {
-                    let available = {
+                    let next = {
                         let p = progress.borrow_and_update();
-                        match &p.done {
+                        let available = match &p.done {
                             Some(Ok(())) => Ok(size),
                             Some(Err(failure)) => Err(io::Error::other(format!("{failure:?}"))),
-                            None => Ok(p.written.min(size.saturating_sub(1))),
+                            None => Ok(p.received.min(size.saturating_sub(1))),
+                        };
+                        match available {
+                            Err(error) => Next::Failed(error),
+                            Ok(available) if pos < available.min(end) => {
+                                let upto = available.min(end);
+                                match p.in_window(pos, upto) {
+                                    Some(bytes) => Next::Bytes(bytes),
+                                    // Behind the window: in the spool file.
+                                    None => Next::Spool(upto.min(p.spooled).min(pos + READ_CHUNK)),
+                                }
+                            }
+                            Ok(_) => Next::Wait,
                         }
                     };
-                    let available = match available {
-                        Ok(available) => available,
-                        Err(error) => return Some((Err(error), (progress, end))),
-                    };
-                    if pos < available.min(end) {
-                        let upto = available.min(end).min(pos + READ_CHUNK);
-                        let read = tokio::task::spawn_blocking(move || {
-                            let mut buffer = vec![0; (upto - pos) as usize];
-                            spool.read_exact_at(&mut buffer, pos).map(|()| buffer)
-                        })
-                        .await
-                        .map_err(io::Error::other)
-                        .and_then(|r| r);
-                        return Some(match read {
-                            Ok(buffer) => (Ok(Bytes::from(buffer)), (progress, upto)),
-                            Err(e) => (Err(e), (progress, end)),
-                        });
+                    match next {
+                        Next::Failed(error) => return Some((Err(error), (progress, end))),
+                        Next::Bytes(bytes) => {
+                            let upto = pos + bytes.len() as u64;
+                            return Some((Ok(bytes), (progress, upto)));
+                        }
+                        Next::Spool(upto) if upto > pos => {
+                            let read = tokio::task::spawn_blocking(move || {
+                                let mut buffer = vec![0; (upto - pos) as usize];
+                                spool.read_exact_at(&mut buffer, pos).map(|()| buffer)
+                            })
+                            .await
+                            .map_err(io::Error::other)
+                            .and_then(|r| r);
+                            return Some(match read {
+                                Ok(buffer) => (Ok(Bytes::from(buffer)), (progress, upto)),
+                                Err(e) => (Err(e), (progress, end)),
+                            });
+                        }
+                        Next::Spool(_) | Next::Wait => {}
                     }
                     if progress.changed().await.is_err() {
                         let error = io::Error::other("the download ended without an outcome");
@@ -405,4 +581,65 @@ pub(crate) fn follow(
             }
         },
     ))
+}
+
+/// What a reader does next.
+enum Next {
+    /// Sends these bytes (from the window).
+    Bytes(Bytes),
+    /// Reads the spool file up to there.
+    Spool(u64),
+    /// Waits for more.
+    Wait,
+    /// Fails: the download did.
+    Failed(io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(byte: u8, len: usize) -> Bytes {
+        Bytes::from(vec![byte; len])
+    }
+
+    #[test]
+    fn the_window_serves_the_latest_chunks_without_copying_and_keeps_what_is_not_spooled() {
+        let mut p = Progress::default();
+        let half = WINDOW / 2;
+        for byte in 0..4u8 {
+            p.receive(chunk(byte, half));
+        }
+        // Nothing is in the spool file yet: every chunk stays, past the window's size.
+        assert_eq!(p.window_bytes, 4 * half as u64);
+        assert_eq!(p.window_start(), 0);
+        let first = p.in_window(10, 20).unwrap();
+        assert_eq!(&first[..], &[0u8; 10][..]);
+        // A read stops at the end of its chunk, and at `upto`.
+        assert_eq!(
+            p.in_window(half as u64 - 5, 4 * half as u64).unwrap().len(),
+            5
+        );
+        assert_eq!(
+            p.in_window(half as u64, half as u64 + 3).unwrap()[..],
+            [1, 1, 1]
+        );
+        // Once spooled, the oldest chunks go until the window fits.
+        p.spooled = 4 * half as u64;
+        p.trim();
+        assert_eq!(p.window_bytes, WINDOW as u64);
+        assert_eq!(p.window_start(), 2 * half as u64);
+        assert!(
+            p.in_window(0, 10).is_none(),
+            "behind the window: the spool file"
+        );
+        assert_eq!(
+            p.in_window(2 * half as u64, 2 * half as u64 + 1).unwrap()[..],
+            [2]
+        );
+        assert!(
+            p.in_window(4 * half as u64, 5 * half as u64).is_none(),
+            "not received"
+        );
+    }
 }

@@ -7,6 +7,8 @@
 //! invariants it keeps.
 //!
 //! * [`upstream`]: the upstream's `/v2/` API: failover, Basic and token auth, timeouts.
+//! * `answers`: what each upstream last answered about a tag or digest (revalidation, the
+//!   negative cache), shared by every instance through the metadata store.
 //! * `flight`: one download per uncached blob, streamed to every waiting client.
 //! * [`errors`]: the cache's failures and their one mapping to OCI errors.
 //! * [`eviction`]: a remote's size cap, least recently pulled images first.
@@ -15,6 +17,7 @@
 //! * [`Virtual`]: a virtual repository, resolving names through an ordered list of members.
 
 pub mod admin;
+mod answers;
 pub mod catalog;
 mod challenge;
 pub mod errors;
@@ -31,3 +34,14 @@ pub use remote::{Remote, RemoteSettings};
 pub use stats::CacheStats;
 pub use upstream::{Credentials, UpstreamTls};
 pub use virtuals::{Member, Virtual};
+
+/// What the remotes of every instance share through the metadata store.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: std::sync::Arc<dyn berth_meta::CacheStore>,
+    /// One download of a blob across instances (see `flight`); `None` where one instance
+    /// serves the database (SQLite), which needs no coordination with others.
+    pub leases: Option<std::sync::Arc<dyn berth_meta::Leases>>,
+    /// This instance, as it holds leases.
+    pub holder: String,
+}

@@ -24,6 +24,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use url::Url;
 
+use crate::Shared;
+use crate::answers::Answers;
 use crate::errors::{CacheFailure, is_unknown};
 use crate::flight::{Fetch, Flights, follow};
 use crate::platforms::PlatformFilter;
@@ -73,10 +75,10 @@ pub struct Remote {
     settings: RemoteSettings,
     upstream: Arc<Upstream>,
     stats: Arc<CacheStats>,
-    /// When each `repository:tag` was last checked upstream.
-    checked: Mutex<HashMap<(RepositoryName, Tag), Instant>>,
-    /// Upstream 404s, by `repository@reference`, with when they were seen.
-    missing: Mutex<HashMap<String, Instant>>,
+    /// When each tag was last checked upstream, and the upstream's 404s (shared by every
+    /// instance through the metadata store).
+    answers: Answers,
+    shared: Shared,
     flights: Arc<Flights>,
     platforms: Option<PlatformFilter>,
     /// The actor of the cache's own writes, in events and the audit trail.
@@ -91,6 +93,15 @@ pub struct Remote {
 struct Activity {
     in_progress: usize,
     last: Instant,
+}
+
+/// Where a download a request joined stands.
+enum Joined {
+    /// This instance is downloading it: its size and spool file.
+    Streaming((u64, Arc<std::fs::File>)),
+    /// It is in storage (another instance downloaded it).
+    Stored,
+    Failed(CacheFailure),
 }
 
 /// A pull's requests (manifest, config, layers) come within moments of one another: a
@@ -155,6 +166,7 @@ impl Remote {
     pub fn new(
         local: Arc<Registry>,
         settings: RemoteSettings,
+        shared: &Shared,
     ) -> std::result::Result<Remote, String> {
         let stats = Arc::new(CacheStats::new(&settings.name));
         let upstream = Upstream::new(
@@ -174,13 +186,14 @@ impl Remote {
             method: None,
             host: None,
         });
+        let answers = Answers::new(Arc::clone(&shared.store), &settings.name);
         Ok(Remote {
             local,
             settings,
             upstream: Arc::new(upstream),
             stats,
-            checked: Mutex::default(),
-            missing: Mutex::default(),
+            answers,
+            shared: shared.clone(),
             flights: Arc::default(),
             platforms,
             origin,
@@ -303,40 +316,27 @@ impl Remote {
         }
     }
 
-    /// The negative-cache key of a blob, unless the upstream said recently it has none.
-    fn blob_not_missing(&self, repository: &RepositoryName, digest: &Digest) -> Result<String> {
-        let key = format!("{repository}@{digest}");
-        if self.known_missing(&key) {
+    /// Fails with `BLOB_UNKNOWN` if the upstream said recently that it has no such blob.
+    async fn blob_not_missing(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
+        if self.known_missing(repository, digest.as_str()).await {
             return Err(RegistryError::blob_unknown(digest));
         }
-        Ok(key)
+        Ok(())
     }
 
-    /// Whether the upstream said recently that it has nothing at `key`.
-    fn known_missing(&self, key: &str) -> bool {
-        let mut missing = self.missing.lock().unwrap_or_else(|p| p.into_inner());
-        match missing.get(key) {
-            Some(seen) if seen.elapsed() < self.settings.negative_ttl => true,
-            Some(_) => {
-                missing.remove(key);
-                false
-            }
-            None => false,
-        }
+    /// Whether the upstream said recently that it has nothing at `reference`.
+    async fn known_missing(&self, repository: &RepositoryName, reference: &str) -> bool {
+        self.answers
+            .within(repository, reference, false, self.settings.negative_ttl)
+            .await
     }
 
-    fn remember_missing(&self, key: String) {
-        let mut missing = self.missing.lock().unwrap_or_else(|p| p.into_inner());
-        // Bounded: expired entries go whenever the map grows large.
-        if missing.len() >= 10_000 {
-            let ttl = self.settings.negative_ttl;
-            missing.retain(|_, seen| seen.elapsed() < ttl);
-        }
-        missing.insert(key, Instant::now());
+    async fn remember_missing(&self, repository: &RepositoryName, reference: &str) {
+        self.answers.record(repository, reference, false).await;
     }
 
     /// Whether a cached tag may be served without asking the upstream.
-    fn tag_is_fresh(&self, repository: &RepositoryName, tag: &Tag) -> bool {
+    async fn tag_is_fresh(&self, repository: &RepositoryName, tag: &Tag) -> bool {
         if self
             .settings
             .immutable_tags
@@ -345,17 +345,18 @@ impl Remote {
         {
             return true;
         }
-        let checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
-        checked
-            .get(&(repository.clone(), tag.clone()))
-            .is_some_and(|at| at.elapsed() < self.settings.revalidate_after)
+        self.answers
+            .within(
+                repository,
+                tag.as_str(),
+                true,
+                self.settings.revalidate_after,
+            )
+            .await
     }
 
-    fn mark_checked(&self, repository: &RepositoryName, tag: &Tag) {
-        self.checked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((repository.clone(), tag.clone()), Instant::now());
+    async fn mark_checked(&self, repository: &RepositoryName, tag: &Tag) {
+        self.answers.record(repository, tag.as_str(), true).await;
     }
 
     /// Fetches a manifest from the upstream and stores it (with its tag, when fetched by
@@ -367,8 +368,8 @@ impl Remote {
         reference: &Reference,
     ) -> Result<()> {
         let name = self.upstream_name(repository);
-        let missing_key = format!("{repository}@{reference}");
-        if self.known_missing(&missing_key) {
+        let reference_text = reference.to_string();
+        if self.known_missing(repository, &reference_text).await {
             return Err(RegistryError::manifest_unknown(reference));
         }
         let answer = match self
@@ -379,7 +380,7 @@ impl Remote {
         {
             Some(answer) => answer,
             None => {
-                self.remember_missing(missing_key);
+                self.remember_missing(repository, &reference_text).await;
                 return Err(RegistryError::manifest_unknown(reference));
             }
         };
@@ -469,7 +470,7 @@ impl Remote {
             Err(e) => return Err(e),
         };
         if let Some(cached) = &cached {
-            if self.tag_is_fresh(repository, tag) {
+            if self.tag_is_fresh(repository, tag).await {
                 self.hit();
                 return self.serve(origin, repository, reference, accept).await;
             }
@@ -480,14 +481,14 @@ impl Remote {
                 .await;
             match checked {
                 Ok(Some(digest)) if digest == cached.digest => {
-                    self.mark_checked(repository, tag);
+                    self.mark_checked(repository, tag).await;
                     return self.serve(origin, repository, reference, accept).await;
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     // Gone upstream: the cache does not keep serving what the upstream
                     // says is no longer there.
-                    self.remember_missing(format!("{repository}@{reference}"));
+                    self.remember_missing(repository, tag.as_str()).await;
                     return Err(RegistryError::manifest_unknown(reference));
                 }
                 Err(e) if self.settings.serve_stale => {
@@ -505,7 +506,7 @@ impl Remote {
         }
         match self.fetch_manifest(repository, reference).await {
             Ok(()) => {
-                self.mark_checked(repository, tag);
+                self.mark_checked(repository, tag).await;
                 self.serve(origin, repository, reference, accept).await
             }
             Err(e)
@@ -539,32 +540,46 @@ impl Remote {
         if let Some(cached) = self.cached(local) {
             return cached;
         }
-        let key = self.blob_not_missing(repository, digest)?;
+        self.blob_not_missing(repository, digest).await?;
         let mut progress = self.flights.join(Fetch {
             registry: Arc::clone(&self.local),
             upstream: Arc::clone(&self.upstream),
             stats: Arc::clone(&self.stats),
             origin: Arc::clone(&self.origin),
             spool_dir: self.settings.spool_dir.clone(),
+            shared: self.shared.clone(),
             repository: repository.clone(),
             upstream_name: self.upstream_name(repository).to_string(),
             digest: digest.clone(),
         });
         let (size, spool) = loop {
-            {
+            let joined = {
                 let p = progress.borrow_and_update();
-                if let Some(started) = &p.started {
-                    break started.clone();
+                match (&p.started, &p.done) {
+                    (Some(started), _) => Some(Joined::Streaming(started.clone())),
+                    (None, Some(Ok(()))) => Some(Joined::Stored),
+                    (None, Some(Err(failure))) => Some(Joined::Failed(failure.clone())),
+                    (None, None) => None,
                 }
-                if let Some(Err(failure)) = &p.done {
-                    if let CacheFailure::Upstream(UpstreamError::Status { status: 404, .. }) =
-                        failure
-                    {
-                        self.remember_missing(key);
-                        return Err(RegistryError::blob_unknown(digest));
-                    }
-                    return Err(failure.to_registry_error());
+            };
+            match joined {
+                Some(Joined::Streaming(started)) => break started,
+                // Another instance downloaded it while this one waited: it is in storage.
+                Some(Joined::Stored) => {
+                    return self
+                        .local
+                        .read_blob(origin, repository, digest, range_header)
+                        .await;
                 }
+                Some(Joined::Failed(CacheFailure::Upstream(UpstreamError::Status {
+                    status: 404,
+                    ..
+                }))) => {
+                    self.remember_missing(repository, digest.as_str()).await;
+                    return Err(RegistryError::blob_unknown(digest));
+                }
+                Some(Joined::Failed(failure)) => return Err(failure.to_registry_error()),
+                None => {}
             }
             if progress.changed().await.is_err() {
                 return Err(RegistryError::internal(
@@ -641,7 +656,7 @@ impl ReadPath for Remote {
         if let Some(cached) = self.cached(self.local.blob_size(repository, digest).await) {
             return cached;
         }
-        let key = self.blob_not_missing(repository, digest)?;
+        self.blob_not_missing(repository, digest).await?;
         match self
             .upstream
             .blob_size(self.upstream_name(repository), digest)
@@ -650,7 +665,7 @@ impl ReadPath for Remote {
         {
             Some(size) => Ok(size),
             None => {
-                self.remember_missing(key);
+                self.remember_missing(repository, digest.as_str()).await;
                 Err(RegistryError::blob_unknown(digest))
             }
         }

@@ -22,6 +22,8 @@ pub(crate) enum Counter {
     BlobFetch,
     /// A broken blob transfer resumed with a `Range` request.
     BlobResume,
+    /// A blob another instance was downloading, served from storage once it was there.
+    BlobWait,
     /// An image evicted by the size cap.
     Eviction,
     /// Bytes the size cap's evictions freed (in the cache's count; garbage collection
@@ -38,6 +40,7 @@ pub struct CacheStats {
     upstream_bytes: AtomicU64,
     blob_fetches: AtomicU64,
     blob_resumes: AtomicU64,
+    blob_waits: AtomicU64,
     evictions: AtomicU64,
     evicted_bytes: AtomicU64,
     /// The bytes cached under the remote's prefix, as the last size check counted them
@@ -62,6 +65,7 @@ impl CacheStats {
             upstream_bytes: AtomicU64::new(0),
             blob_fetches: AtomicU64::new(0),
             blob_resumes: AtomicU64::new(0),
+            blob_waits: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             evicted_bytes: AtomicU64::new(0),
             cached_bytes: AtomicI64::new(-1),
@@ -101,6 +105,10 @@ impl CacheStats {
             Counter::BlobResume => (
                 &self.blob_resumes,
                 metrics::counter!("berth_cache_blob_resumes_total", "remote" => remote),
+            ),
+            Counter::BlobWait => (
+                &self.blob_waits,
+                metrics::counter!("berth_cache_blob_waits_total", "remote" => remote),
             ),
             Counter::Eviction => (
                 &self.evictions,
@@ -159,6 +167,7 @@ impl CacheStats {
             "upstream_bytes": get(&self.upstream_bytes),
             "blob_fetches": get(&self.blob_fetches),
             "blob_resumes": get(&self.blob_resumes),
+            "blob_waits": get(&self.blob_waits),
             "evictions": get(&self.evictions),
             "evicted_bytes": get(&self.evicted_bytes),
             "cached_bytes": match self.cached_bytes.load(Ordering::Relaxed) {

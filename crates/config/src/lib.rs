@@ -73,7 +73,7 @@ mod values;
 use std::fmt;
 
 pub use explain::explain;
-pub use load::{Loaded, load};
+pub use load::{Loaded, TextValue, load, value_from_text};
 pub use model::{
     AccessLogConfig, AuthConfig, AzureConfig, BerthAuth, Config, DatabaseConfig, DebugConfig,
     DeleteConfig, FilesystemConfig, GcConfig, GcsConfig, HtpasswdAuth, HttpConfig, IpfsConfig,

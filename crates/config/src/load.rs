@@ -24,6 +24,49 @@ use crate::schema::{self, Key, Kind, Step, join};
 use crate::values::parse_bool;
 use crate::{ConfigError, Problem, Source, explain};
 
+/// A value written as text (on a command line), typed as its key reads one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextValue {
+    Text(String),
+    Bool(bool),
+    List(Vec<String>),
+}
+
+/// Reads `text` as the value of the key at `path` (dotted, the names of a map's entries
+/// left out: `remotes.urls` for every remote's `urls`) exactly as an environment variable's
+/// text is read: a list comma-separated, a boolean true/false/1/0, anything else text
+/// (which the key's own reading then checks). An unknown key is refused with the keys
+/// accepted there.
+pub fn value_from_text(path: &str, text: &str) -> Result<TextValue, String> {
+    let unknown = || {
+        let (parent, name) = path.rsplit_once('.').unwrap_or(("", path));
+        let keys = if parent.is_empty() {
+            schema::ROOT
+        } else {
+            schema::at(parent).map_or(&[][..], schema::children)
+        };
+        schema::unknown_key(keys, name)
+    };
+    let Some(schema::Key {
+        kind: schema::Kind::Leaf(kind),
+        ..
+    }) = schema::at(path)
+    else {
+        return Err(unknown());
+    };
+    Ok(match env::text_value(*kind, text)? {
+        Value::Bool(b) => TextValue::Bool(b),
+        Value::Sequence(items) => TextValue::List(
+            items
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+        ),
+        Value::String(text) => TextValue::Text(text),
+        _ => unreachable!("text_value makes text, booleans and lists"),
+    })
+}
+
 /// A configuration that passed validation, with what an operator should know about it.
 #[derive(Debug, Clone)]
 pub struct Loaded {

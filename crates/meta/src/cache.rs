@@ -1,5 +1,7 @@
 //! What pull-through caches keep in the metadata store beyond ordinary content: the view of
-//! a remote's cached images that its size cap's eviction plans from, and the eviction itself.
+//! a remote's cached images that its size cap's eviction plans from, the eviction itself,
+//! and what each upstream last answered about a tag or digest (revalidation and the negative
+//! cache, shared by every instance and kept across restarts).
 
 use std::sync::Arc;
 
@@ -49,6 +51,15 @@ pub struct CacheDefinition {
     pub updated_by: String,
 }
 
+/// What a remote's upstream last answered about a repository's tag or digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamAnswer {
+    /// `true`: the upstream had it (a tag checked then); `false`: it answered 404.
+    pub found: bool,
+    /// Unix milliseconds.
+    pub at: i64,
+}
+
 #[async_trait]
 pub trait CacheStore: Send + Sync + 'static {
     /// What is cached in the repositories whose names start with `prefix` (empty: all).
@@ -82,4 +93,25 @@ pub trait CacheStore: Send + Sync + 'static {
 
     /// Removes one; `false` if there was none.
     async fn delete_cache_definition(&self, kind: &str, name: &str) -> Result<bool>;
+
+    /// What the upstream last answered about `reference` (a tag or a digest) of
+    /// `repository`, if anything was recorded.
+    async fn upstream_answer(
+        &self,
+        repository: &RepositoryName,
+        reference: &str,
+    ) -> Result<Option<UpstreamAnswer>>;
+
+    /// Records an upstream's answer, unless a later one is recorded already (another
+    /// instance asked after this one).
+    async fn record_upstream_answer(
+        &self,
+        repository: &RepositoryName,
+        reference: &str,
+        answer: UpstreamAnswer,
+    ) -> Result<()>;
+
+    /// Forgets the answers no remote uses any more: found before `found_before`, 404s
+    /// before `missing_before` (Unix milliseconds); how many.
+    async fn forget_upstream_answers(&self, found_before: i64, missing_before: i64) -> Result<u64>;
 }

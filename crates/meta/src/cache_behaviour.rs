@@ -7,12 +7,13 @@ use berth_oci::{Algorithm, Descriptor, Digest, RepositoryName, Tag};
 
 use crate::browse::PullRecord;
 use crate::events::{EventKind, Origin};
-use crate::{ManifestSource, MetadataStore, NewManifest, now_millis};
+use crate::{ManifestSource, MetadataStore, NewManifest, UpstreamAnswer, now_millis};
 
 pub async fn run_cache(store: &dyn MetadataStore) {
     a_prefix_lists_its_manifests_edges_and_held_blobs(store).await;
     eviction_removes_manifests_and_tags_unless_pulled_since(store).await;
     definitions_are_created_replaced_and_removed(store).await;
+    upstream_answers_are_kept_newest_first_and_forgotten_by_age(store).await;
 }
 
 fn repo(name: &str) -> RepositoryName {
@@ -225,4 +226,63 @@ async fn definitions_are_created_replaced_and_removed(store: &dyn MetadataStore)
     assert!(delete().await.unwrap());
     assert!(!delete().await.unwrap());
     assert!(store.cache_definitions().await.unwrap().is_empty());
+}
+
+async fn upstream_answers_are_kept_newest_first_and_forgotten_by_age(store: &dyn MetadataStore) {
+    let r = repo("cachec/library/alpine");
+    let found = |at| UpstreamAnswer { found: true, at };
+    let missing = |at| UpstreamAnswer { found: false, at };
+    assert_eq!(store.upstream_answer(&r, "3.20").await.unwrap(), None);
+    store
+        .record_upstream_answer(&r, "3.20", found(1_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.upstream_answer(&r, "3.20").await.unwrap(),
+        Some(found(1_000))
+    );
+    // A later answer replaces it (the tag went away upstream); an earlier one, recorded late
+    // by a slower instance, does not.
+    store
+        .record_upstream_answer(&r, "3.20", missing(2_000))
+        .await
+        .unwrap();
+    store
+        .record_upstream_answer(&r, "3.20", found(1_500))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.upstream_answer(&r, "3.20").await.unwrap(),
+        Some(missing(2_000))
+    );
+    // Keyed by repository and reference: another repository's same tag is apart.
+    let other = repo("cachec/library/busybox");
+    assert_eq!(store.upstream_answer(&other, "3.20").await.unwrap(), None);
+    let blob = Digest::of(Algorithm::Sha256, b"cache answers blob");
+    store
+        .record_upstream_answer(&other, blob.as_str(), missing(3_000))
+        .await
+        .unwrap();
+    store
+        .record_upstream_answer(&other, "latest", found(3_000))
+        .await
+        .unwrap();
+    // Each kind of answer has its own age limit: nothing found before 2500 (the tag's is
+    // 3000), one 404 before 2500 (alpine's).
+    assert_eq!(
+        store.forget_upstream_answers(2_500, 2_500).await.unwrap(),
+        1
+    );
+    assert_eq!(store.upstream_answer(&r, "3.20").await.unwrap(), None);
+    assert_eq!(
+        store.forget_upstream_answers(3_500, 0).await.unwrap(),
+        1,
+        "only the found one"
+    );
+    assert_eq!(store.upstream_answer(&other, "latest").await.unwrap(), None);
+    assert_eq!(
+        store.upstream_answer(&other, blob.as_str()).await.unwrap(),
+        Some(missing(3_000))
+    );
+    assert_eq!(store.forget_upstream_answers(0, i64::MAX).await.unwrap(), 1);
 }

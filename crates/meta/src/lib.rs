@@ -78,7 +78,7 @@ pub mod tag_rules_behaviour;
 pub mod webhooks;
 
 pub use browse::BrowseStore;
-pub use cache::{CacheDefinition, CacheStore, CachedContent, CachedManifest};
+pub use cache::{CacheDefinition, CacheStore, CachedContent, CachedManifest, UpstreamAnswer};
 pub use events::{Event, EventKind, Origin, OutboxRouter};
 pub use external_identities::ExternalIdentityStore;
 pub use gc::{BlobDeletion, DeletionState, GcStore};

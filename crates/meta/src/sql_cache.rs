@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use berth_oci::{Digest, RepositoryName, Tag};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
-use crate::cache::{CacheDefinition, CacheStore, CachedContent, CachedManifest};
+use crate::cache::{CacheDefinition, CacheStore, CachedContent, CachedManifest, UpstreamAnswer};
 use crate::events::{Event, EventKind, Origin};
 use crate::sql_store::{Dialect, SqlStore};
 use crate::{MetaError, Result, now_millis};
@@ -261,5 +261,62 @@ where
             .execute(&self.writer)
             .await?;
         Ok(DB::rows_affected(&result) > 0)
+    }
+
+    async fn upstream_answer(
+        &self,
+        repository: &RepositoryName,
+        reference: &str,
+    ) -> Result<Option<UpstreamAnswer>> {
+        let row = sqlx::query(
+            "SELECT found, answered_at FROM cache_upstream_answers
+             WHERE repository = $1 AND reference = $2",
+        )
+        .bind(repository.as_str())
+        .bind(reference)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            let found: i64 = row.try_get(0)?;
+            Ok(UpstreamAnswer {
+                found: found != 0,
+                at: row.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_upstream_answer(
+        &self,
+        repository: &RepositoryName,
+        reference: &str,
+        answer: UpstreamAnswer,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO cache_upstream_answers (repository, reference, found, answered_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (repository, reference) DO UPDATE
+             SET found = excluded.found, answered_at = excluded.answered_at
+             WHERE cache_upstream_answers.answered_at <= excluded.answered_at",
+        )
+        .bind(repository.as_str())
+        .bind(reference)
+        .bind(i64::from(answer.found))
+        .bind(answer.at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn forget_upstream_answers(&self, found_before: i64, missing_before: i64) -> Result<u64> {
+        let result = sqlx::query(
+            "DELETE FROM cache_upstream_answers
+             WHERE answered_at < CASE WHEN found = 1 THEN $1 ELSE $2 END",
+        )
+        .bind(found_before)
+        .bind(missing_before)
+        .execute(&self.writer)
+        .await?;
+        Ok(DB::rows_affected(&result))
     }
 }

@@ -21,7 +21,7 @@ use berth_meta::{
     BlobDeletion, BlobRecord, BrowseStore, CacheDefinition, CacheStore, CachedContent, Event,
     GcStore, ImmutableTagRule, Keep, MetadataStore, NewBlob, NewManifest, Origin, OutboxRouter,
     Quota, QuotaStore, Referrer, RestoreOutcome, Result, RetentionRule, StoreUsage, StoredManifest,
-    TagHistoryEntry, TagHistoryStore, TagRuleStore, UploadLock, UploadSession,
+    TagHistoryEntry, TagHistoryStore, TagRuleStore, UploadLock, UploadSession, UpstreamAnswer,
 };
 use berth_oci::{Digest, Pattern, Reference, RepositoryName, Tag, TagPattern, UploadId};
 use metrics::Histogram;
@@ -178,6 +178,9 @@ measured!(CacheStore {
     fn cache_definitions(&self) -> Result<Vec<CacheDefinition>>;
     fn put_cache_definition(&self, kind: &str, name: &str, definition: &str, by: &str, create: bool) -> Result<bool>;
     fn delete_cache_definition(&self, kind: &str, name: &str) -> Result<bool>;
+    fn upstream_answer(&self, repository: &RepositoryName, reference: &str) -> Result<Option<UpstreamAnswer>>;
+    fn record_upstream_answer(&self, repository: &RepositoryName, reference: &str, answer: UpstreamAnswer) -> Result<()>;
+    fn forget_upstream_answers(&self, found_before: i64, missing_before: i64) -> Result<u64>;
 });
 
 measured!(QuotaStore {

@@ -72,22 +72,9 @@ impl Loader {
         match resolve(rest) {
             Target::Leaf(parts, kind) => {
                 let path = parts.join(".");
-                let value = match kind {
-                    EnvValue::Text => Value::String(value.to_owned()),
-                    EnvValue::Bool => match parse_bool(value) {
-                        Some(b) => Value::Bool(b),
-                        None => {
-                            let message =
-                                format!("invalid boolean {value:?}: expected true, false, 1 or 0");
-                            return self.problem(path, source, message);
-                        }
-                    },
-                    EnvValue::List => value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|item| !item.is_empty())
-                        .map(|item| Value::String(item.to_owned()))
-                        .collect(),
+                let value = match text_value(kind, value) {
+                    Ok(value) => value,
+                    Err(message) => return self.problem(path, source, message),
                 };
                 self.claim_mode(&parts, &source);
                 let (name, parents) = parts.split_last().expect("a leaf has a name");
@@ -464,4 +451,26 @@ fn is_kubernetes_service_link(rest: &str, value: &str) -> bool {
             _ => false,
         };
     service_host || service_port || port || protocol || protocol_field
+}
+
+/// A value written as text, as a key of `kind` reads it: a list comma-separated, a
+/// boolean true/false/1/0, anything else the text itself.
+pub(crate) fn text_value(kind: EnvValue, text: &str) -> Result<Value, String> {
+    Ok(match kind {
+        EnvValue::Text => Value::String(text.to_owned()),
+        EnvValue::Bool => match parse_bool(text) {
+            Some(b) => Value::Bool(b),
+            None => {
+                return Err(format!(
+                    "invalid boolean {text:?}: expected true, false, 1 or 0"
+                ));
+            }
+        },
+        EnvValue::List => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| Value::String(item.to_owned()))
+            .collect(),
+    })
 }

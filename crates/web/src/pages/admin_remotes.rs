@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use berth_cache::admin::{CacheAdmin, CacheView};
+use berth_cache::admin::{CacheAdmin, CacheView, definition_from_texts};
 use berth_cache::catalog::Kind;
 use berth_registry::gc::human_bytes;
 use http::request::Parts;
@@ -213,57 +213,32 @@ fn virtual_fields(view: Option<&CacheView>) -> Markup {
     }
 }
 
-/// A form's filled fields as a definition: texts as they are, lists split, numbers read.
+/// A form's filled fields as a definition, read as the command line's `key=value` texts
+/// are (lists may also be one item a line).
 fn definition(form: &Fields, kind: Kind) -> Result<Map<String, Value>, WebError> {
-    let mut out = Map::new();
-    let lists: &[&str] = match kind {
-        Kind::Remote => &["urls", "immutabletags", "platforms"],
-        Kind::Virtual => &["locals", "remotes"],
-    };
-    let texts: &[&str] = match kind {
+    let keys: &[&str] = match kind {
         Kind::Remote => &[
             "prefix",
+            "urls",
             "username",
             "password",
             "revalidateafter",
+            "immutabletags",
+            "ratelimit",
+            "platforms",
             "maxsize",
+            "servestale",
         ],
-        Kind::Virtual => &["prefix", "deploy"],
+        Kind::Virtual => &["prefix", "locals", "remotes", "deploy"],
     };
-    for key in lists {
-        let items: Vec<Value> = form
-            .text(key)
-            .unwrap_or_default()
-            .split([',', '\n'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| Value::String(s.to_string()))
-            .collect();
-        if !items.is_empty() {
-            out.insert((*key).into(), Value::Array(items));
-        }
-    }
-    for key in texts {
-        if let Some(text) = form.text(key).map(str::trim).filter(|t| !t.is_empty()) {
-            out.insert((*key).into(), Value::String(text.to_string()));
-        }
-    }
-    if kind == Kind::Remote {
-        if let Some(rate) = form
-            .text("ratelimit")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            let rate: u32 = rate.parse().map_err(|_| {
-                WebError::bad_request(format!("ratelimit: {rate:?} is not a number"))
-            })?;
-            out.insert("ratelimit".into(), rate.into());
-        }
-        if form.text("servestale") == Some("false") {
-            out.insert("servestale".into(), false.into());
-        }
-    }
-    Ok(out)
+    let texts: Vec<(&str, String)> = keys
+        .iter()
+        .filter_map(|key| Some((*key, form.text(key)?.replace('\n', ","))))
+        .collect();
+    Ok(definition_from_texts(
+        kind,
+        texts.iter().map(|(key, text)| (*key, text.as_str())),
+    )?)
 }
 
 /// The POSTs below `/admin/remotes` and `/admin/virtuals`.

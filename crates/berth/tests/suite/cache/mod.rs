@@ -13,6 +13,7 @@ mod downloads;
 mod eviction;
 mod faults;
 mod faulty;
+mod instances;
 mod limits;
 mod mirror;
 mod upstreams;
