@@ -271,14 +271,14 @@ async fn candidate_pages_read_a_bounded_run_of_blobs(store: &dyn MetadataStore) 
         .unreferenced_blobs(Some(&digest(4)), collectable, 3, 10)
         .await
         .unwrap();
-    assert_eq!(found(&page), [free.clone()]);
+    assert_eq!(found(&page), std::slice::from_ref(&free));
     assert_eq!(page.next, Some(digest(7)));
     // A page that is full of candidates goes on after its last one.
     let page = store
         .unreferenced_blobs(Some(&digest(5)), collectable, 10, 1)
         .await
         .unwrap();
-    assert_eq!(found(&page), [free.clone()]);
+    assert_eq!(found(&page), std::slice::from_ref(&free));
     assert_eq!(page.next, Some(free.clone()));
 }
 
