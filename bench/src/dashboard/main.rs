@@ -11,6 +11,11 @@
 //! ```text
 //! cargo run --release -p berth-bench --bin berth-dashboard-bench -- --engine both
 //! ```
+//!
+//! Populating takes minutes (15 on PostgreSQL on a loaded machine); for an A/B of two builds
+//! over the same data, keep it: `--data-dir DIR` (and on PostgreSQL `--database-url` of a
+//! server you started) populates once and later runs reuse it; `--only search` measures the
+//! pages whose name contains "search".
 
 mod populate;
 
@@ -46,6 +51,17 @@ struct Args {
     /// Where the data goes (default: a temporary directory, on /dev/shm when it exists).
     #[arg(long)]
     work_dir: Option<std::path::PathBuf>,
+    /// Keep the data here (blob store, SQLite database) and reuse it when a previous run
+    /// populated it with the same sizes; with `--database-url` the PostgreSQL database too.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+    /// PostgreSQL: this database instead of a private server per run (needs `--data-dir`,
+    /// which records whether it holds the data already).
+    #[arg(long, requires = "data_dir")]
+    database_url: Option<String>,
+    /// Only the pages whose name contains this text.
+    #[arg(long)]
+    only: Option<String>,
     /// Tiny sizes (300 repositories, 100 tags, 3 requests per page): checks that every page
     /// renders on both engines, in seconds.
     #[arg(long)]
@@ -122,16 +138,24 @@ async fn run_engine(engine: &str, args: &Args, dir: &std::path::Path) -> Vec<Mea
             (stores(store), None)
         }
         "postgres" => {
-            let server = berth_meta::postgres::testing::PostgresServer::start();
+            let server = match &args.database_url {
+                Some(_) => None,
+                None => Some(berth_meta::postgres::testing::PostgresServer::start()),
+            };
+            let url = match (&args.database_url, &server) {
+                (Some(url), _) => url.clone(),
+                (None, Some(server)) => server.url(),
+                (None, None) => unreachable!("a server was started above"),
+            };
             let store = Arc::new(
                 berth_meta::PostgresStore::connect(
-                    &server.url(),
+                    &url,
                     &berth_meta::postgres::PoolSettings::default(),
                 )
                 .await
                 .expect("PostgreSQL connects"),
             );
-            (stores(store), Some(server))
+            (stores(store), server)
         }
         other => panic!("unknown engine {other:?}: sqlite or postgres"),
     };
@@ -145,14 +169,21 @@ async fn run_engine(engine: &str, args: &Args, dir: &std::path::Path) -> Vec<Mea
             read_only: false,
         },
     ));
-    let started = Instant::now();
-    populate::populate(&registry, args.repos, args.tags).await;
-    eprintln!(
-        "{engine}: populated {} repositories and {} tags in {:.0?}",
-        args.repos,
-        args.tags,
-        started.elapsed()
-    );
+    // A kept data directory says what it holds; a run with other sizes starts afresh.
+    let marker = dir.join(format!("populated-{engine}-{}-{}", args.repos, args.tags));
+    if marker.exists() {
+        eprintln!("{engine}: reusing the data in {}", dir.display());
+    } else {
+        let started = Instant::now();
+        populate::populate(&registry, args.repos, args.tags).await;
+        eprintln!(
+            "{engine}: populated {} repositories and {} tags in {:.0?}",
+            args.repos,
+            args.tags,
+            started.elapsed()
+        );
+        std::fs::write(&marker, b"").unwrap();
+    }
 
     let key = SigningKey::generate().unwrap();
     let access = Arc::new(AccessService::new(
@@ -163,11 +194,13 @@ async fn run_engine(engine: &str, args: &Args, dir: &std::path::Path) -> Vec<Mea
         })),
         Arc::clone(&identity),
     ));
-    let hash = berth_auth::password::hash_password("bench-password");
-    identity
-        .create_user("bench", Some(&hash), None, true)
-        .await
-        .unwrap();
+    if identity.user("bench").await.unwrap().is_none() {
+        let hash = berth_auth::password::hash_password("bench-password");
+        identity
+            .create_user("bench", Some(&hash), None, true)
+            .await
+            .unwrap();
+    }
     let caller = access.login("bench", "bench-password", None).await.unwrap();
     let session = access.begin_session(&caller).await.unwrap();
     let cookie = format!(
@@ -244,6 +277,13 @@ async fn run_engine(engine: &str, args: &Args, dir: &std::path::Path) -> Vec<Mea
     ];
     let mut results = Vec::new();
     for (page, path) in pages {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|only| !page.contains(only.as_str()))
+        {
+            continue;
+        }
         results.push(measure(&app, &cookie, page, path, args.reps).await);
     }
     results
@@ -270,11 +310,21 @@ async fn main() {
     });
     println!("| engine | page | p50 | p90 | HTML |\n| --- | --- | ---: | ---: | ---: |");
     for engine in engines {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-dashboard-bench")
-            .tempdir_in(&base)
-            .unwrap();
-        for m in run_engine(engine, &args, dir.path()).await {
+        let temporary;
+        let dir = match &args.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).unwrap();
+                dir.as_path()
+            }
+            None => {
+                temporary = tempfile::Builder::new()
+                    .prefix("berth-dashboard-bench")
+                    .tempdir_in(&base)
+                    .unwrap();
+                temporary.path()
+            }
+        };
+        for m in run_engine(engine, &args, dir).await {
             println!(
                 "| {engine} | {} (`{}`) | {:.1} ms | {:.1} ms | {:.0} KB |",
                 m.page,

@@ -443,6 +443,7 @@ async fn collect(lifecycle: &Lifecycle, dry_run: bool, json: bool) -> Result<(),
                 print_json(&report);
             } else {
                 println!("{}", report.summary());
+                println!("{}", report.timing());
                 print_repositories(&report);
             }
             Ok(())
@@ -467,7 +468,7 @@ pub(crate) fn print_json(value: &impl serde::Serialize) {
 fn describe(run: &GcRunView) -> String {
     let outcome = match (&run.report, &run.error) {
         (_, Some(error)) => format!(": {error}"),
-        (Some(report), None) => format!(": {}", report.summary()),
+        (Some(report), None) => format!(": {}; {}", report.summary(), report.timing()),
         (None, None) => match &run.progress {
             Some(progress) => format!(": {} ({} so far)", progress.phase, progress.summary()),
             None => String::new(),

@@ -73,6 +73,27 @@ pub struct BlobCandidate {
     pub repositories: Vec<RepositoryName>,
 }
 
+/// What keeps a blob that no manifest references from being collected, as times in Unix
+/// milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collectable {
+    /// A blob recorded, or linked into a repository, at or after this is kept (the grace
+    /// period: a push whose manifest is still to come).
+    pub cutoff: i64,
+    /// The copy of a manifest deleted by digest keeps the blobs it references while its tag
+    /// history lasts: if it was deleted at or after this. (A real collection forgets expired
+    /// history first; a dry run, which changes nothing, counts as if it had.)
+    pub history_since: i64,
+}
+
+/// A page of the blobs garbage collection may free.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidatePage {
+    pub candidates: Vec<BlobCandidate>,
+    /// Where the next page starts (after this digest); `None` after the last blob.
+    pub next: Option<Digest>,
+}
+
 /// A manifest that nothing makes reachable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UntaggedManifest {
@@ -183,25 +204,31 @@ pub trait GcStore: Send + Sync + 'static {
     /// its tombstone expired).
     async fn blob_deletion(&self, digest: &Digest) -> Result<Option<BlobDeletion>>;
 
-    /// Up to `limit` recorded blobs after `after` (in digest order) that no manifest
-    /// references and that were neither recorded nor linked into a repository at or after
-    /// `cutoff` (Unix milliseconds).
+    /// Among the next `scan` recorded blobs after `after` (in digest order), up to `limit`
+    /// that are free to collect: no manifest references them (nor the copy of a manifest
+    /// deleted by digest at or after `history_since`, which its tag history keeps), and they
+    /// were neither recorded nor linked into a repository at or after `cutoff` (Unix
+    /// milliseconds). A page reads at most `scan` blobs however few of them are free, so
+    /// that its time is bounded on any database (the collector renews its lease between
+    /// pages).
     async fn unreferenced_blobs(
         &self,
         after: Option<&Digest>,
-        cutoff: i64,
+        collectable: Collectable,
+        scan: u32,
         limit: u32,
-    ) -> Result<Vec<BlobCandidate>>;
+    ) -> Result<CandidatePage>;
 
-    /// Step 1 for those of `digests` that are still unreferenced and older than `cutoff`,
-    /// checked under locks that keep concurrent pushes out: removes their links and records
-    /// and marks them for deletion by `run`. A digest busy with a push is skipped (the push
-    /// wins; a later run sees it again). Returns the blobs marked.
+    /// Step 1 for those of `digests` that are still free to collect (see
+    /// [`GcStore::unreferenced_blobs`]), checked under locks that keep concurrent pushes out:
+    /// removes their links and records and marks them for deletion by `run`. A digest busy
+    /// with a push is skipped (the push wins; a later run sees it again). Returns the blobs
+    /// marked.
     async fn mark_unreferenced_blobs(
         &self,
         run: i64,
         digests: &[Digest],
-        cutoff: i64,
+        collectable: Collectable,
     ) -> Result<Vec<BlobCandidate>>;
 
     /// Manifests of `repository` that are not reachable from a tag (directly, as a child of a
@@ -229,12 +256,13 @@ pub trait GcStore: Send + Sync + 'static {
     /// The blobs the manifests `ids` reference: (manifest id, digest).
     async fn manifest_blob_references(&self, ids: &[i64]) -> Result<Vec<(i64, Digest)>>;
 
-    /// For each recorded blob of `digests`: its size, how many manifest references it has,
+    /// For each recorded blob of `digests`: its size, how many manifest references it has
+    /// (counting copies of manifests deleted by digest only at or after `history_since`),
     /// whether it was recorded or linked at or after `cutoff`, and the repositories holding it.
     async fn blob_reference_counts(
         &self,
         digests: &[Digest],
-        cutoff: i64,
+        collectable: Collectable,
     ) -> Result<Vec<(BlobCandidate, u64, bool)>>;
 
     /// Step 2: up to `limit` marked deletions (marked before `marked_before`, so that pushes

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use berth_oci::{Algorithm, Descriptor, Digest, RepositoryName, Tag};
 
 use crate::events::Origin;
-use crate::gc::{BlobDeletion, DeletionKind, DeletionState, GcRunStatus};
+use crate::gc::{BlobDeletion, Collectable, DeletionKind, DeletionState, GcRunStatus};
 use crate::{ManifestSource, MetaError, MetadataStore, NewManifest, now_millis};
 
 pub async fn run_gc(store: &dyn MetadataStore) {
     unreferenced_blobs_are_found_and_marked(store).await;
+    candidate_pages_read_a_bounded_run_of_blobs(store).await;
     a_push_cancels_a_mark_and_waits_out_a_deletion(store).await;
     a_push_that_relied_on_deleted_bytes_is_refused(store).await;
     mounts_racing_a_batch_mark_keep_or_lose_each_blob_whole(store).await;
@@ -50,17 +51,25 @@ fn now_cutoff() -> i64 {
     now_millis() + 1
 }
 
+/// Blobs recorded or linked before `cutoff` may go; no tag history protects anything.
+fn free_before(cutoff: i64) -> Collectable {
+    Collectable {
+        cutoff,
+        history_since: NO_HISTORY,
+    }
+}
+
 async fn candidates(store: &dyn MetadataStore, mine: &[&Digest], cutoff: i64) -> Vec<Digest> {
     let mut found = Vec::new();
     let mut after: Option<Digest> = None;
     loop {
         let page = store
-            .unreferenced_blobs(after.as_ref(), cutoff, 2)
+            .unreferenced_blobs(after.as_ref(), free_before(cutoff), 3, 2)
             .await
             .unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some(last.digest.clone());
-        found.extend(page.into_iter().map(|c| c.digest));
+        found.extend(page.candidates.into_iter().map(|c| c.digest));
+        let Some(next) = page.next else { break };
+        after = Some(next);
     }
     found.retain(|d| mine.contains(&d));
     found
@@ -139,7 +148,11 @@ async fn unreferenced_blobs_are_found_and_marked(store: &dyn MetadataStore) {
     );
 
     let marked = store
-        .mark_unreferenced_blobs(7, &[free.digest.clone(), used.digest.clone()], cutoff)
+        .mark_unreferenced_blobs(
+            7,
+            &[free.digest.clone(), used.digest.clone()],
+            free_before(cutoff),
+        )
         .await
         .unwrap();
     assert_eq!(marked.len(), 1, "only the unreferenced blob is marked");
@@ -214,6 +227,61 @@ async fn unreferenced_blobs_are_found_and_marked(store: &dyn MetadataStore) {
     assert_eq!(store.blob_deletion(&free.digest).await.unwrap(), None);
 }
 
+/// A candidate page reads a bounded run of blobs, free or not: many referenced blobs before
+/// the first free one give pages with nothing in them that say where to go on, so that no
+/// query of the collector takes long enough to outlast its lease.
+async fn candidate_pages_read_a_bounded_run_of_blobs(store: &dyn MetadataStore) {
+    let r = repo("gc/pages");
+    // Digests in a known order, apart from every other check's.
+    let digest = |i: u32| Digest::parse(&format!("sha256:f00dfeed{i:056x}")).unwrap();
+    let referenced: Vec<Descriptor> = (1..=6)
+        .map(|i| Descriptor {
+            digest: digest(i),
+            size: 10,
+            ..blob("gc-pages")
+        })
+        .collect();
+    let free = digest(7);
+    for d in referenced.iter().map(|d| &d.digest).chain([&free]) {
+        store.link_blob(&r, d, 10, &origin()).await.unwrap();
+    }
+    manifest(
+        store,
+        &r,
+        "{\"gc\":\"pages\"}",
+        &referenced,
+        &[],
+        None,
+        None,
+    )
+    .await;
+    let collectable = free_before(now_cutoff());
+    let found = |page: &crate::gc::CandidatePage| -> Vec<Digest> {
+        page.candidates.iter().map(|c| c.digest.clone()).collect()
+    };
+
+    // Four blobs read, all referenced: an empty page that says where to go on.
+    let page = store
+        .unreferenced_blobs(Some(&digest(0)), collectable, 4, 10)
+        .await
+        .unwrap();
+    assert_eq!(found(&page), Vec::<Digest>::new());
+    assert_eq!(page.next, Some(digest(4)));
+    let page = store
+        .unreferenced_blobs(Some(&digest(4)), collectable, 3, 10)
+        .await
+        .unwrap();
+    assert_eq!(found(&page), std::slice::from_ref(&free));
+    assert_eq!(page.next, Some(digest(7)));
+    // A page that is full of candidates goes on after its last one.
+    let page = store
+        .unreferenced_blobs(Some(&digest(5)), collectable, 10, 1)
+        .await
+        .unwrap();
+    assert_eq!(found(&page), std::slice::from_ref(&free));
+    assert_eq!(page.next, Some(free.clone()));
+}
+
 async fn a_push_cancels_a_mark_and_waits_out_a_deletion(store: &dyn MetadataStore) {
     let r = repo("gc/race/cancel");
     let layer = blob("gc-race-cancel");
@@ -222,7 +290,11 @@ async fn a_push_cancels_a_mark_and_waits_out_a_deletion(store: &dyn MetadataStor
         .await
         .unwrap();
     let marked = store
-        .mark_unreferenced_blobs(11, std::slice::from_ref(&layer.digest), now_cutoff())
+        .mark_unreferenced_blobs(
+            11,
+            std::slice::from_ref(&layer.digest),
+            free_before(now_cutoff()),
+        )
         .await
         .unwrap();
     assert_eq!(marked.len(), 1);
@@ -249,7 +321,11 @@ async fn a_push_cancels_a_mark_and_waits_out_a_deletion(store: &dyn MetadataStor
 
     // Once the deletion is claimed, recording the blob is refused until it ends.
     store
-        .mark_unreferenced_blobs(13, std::slice::from_ref(&layer.digest), now_cutoff())
+        .mark_unreferenced_blobs(
+            13,
+            std::slice::from_ref(&layer.digest),
+            free_before(now_cutoff()),
+        )
         .await
         .unwrap();
     store
@@ -294,7 +370,11 @@ async fn a_push_that_relied_on_deleted_bytes_is_refused(store: &dyn MetadataStor
     let seen = store.blob_deletion(&layer.digest).await.unwrap();
     assert_eq!(seen, None);
     store
-        .mark_unreferenced_blobs(21, std::slice::from_ref(&layer.digest), now_cutoff())
+        .mark_unreferenced_blobs(
+            21,
+            std::slice::from_ref(&layer.digest),
+            free_before(now_cutoff()),
+        )
         .await
         .unwrap();
     store
@@ -323,7 +403,11 @@ async fn a_push_that_relied_on_deleted_bytes_is_refused(store: &dyn MetadataStor
         .await
         .unwrap();
     store
-        .mark_unreferenced_blobs(22, std::slice::from_ref(&shared.digest), now_cutoff())
+        .mark_unreferenced_blobs(
+            22,
+            std::slice::from_ref(&shared.digest),
+            free_before(now_cutoff()),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -359,8 +443,10 @@ async fn mounts_racing_a_batch_mark_keep_or_lose_each_blob_whole(store: &dyn Met
             .iter()
             .map(|d| store.mount_blob(&to, d, &from, &origin)),
     );
-    let (marked, mounted) =
-        tokio::join!(store.mark_unreferenced_blobs(31, &digests, cutoff), mounts);
+    let (marked, mounted) = tokio::join!(
+        store.mark_unreferenced_blobs(31, &digests, free_before(cutoff)),
+        mounts
+    );
     let marked: Vec<Digest> = marked.unwrap().into_iter().map(|c| c.digest).collect();
     for (digest, mounted) in digests.iter().zip(mounted) {
         let mounted = mounted.unwrap().is_some();
@@ -525,7 +611,10 @@ async fn reachability_follows_tags_indexes_and_referrers(store: &dyn MetadataSto
             .is_empty()
     );
     let counts = store
-        .blob_reference_counts(std::slice::from_ref(&layer.digest), now_cutoff())
+        .blob_reference_counts(
+            std::slice::from_ref(&layer.digest),
+            free_before(now_cutoff()),
+        )
         .await
         .unwrap();
     assert_eq!(counts.len(), 1);

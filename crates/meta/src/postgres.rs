@@ -419,7 +419,10 @@ mod tests {
         let mut batch = vec![in_busy.clone(), mounting.clone()];
         batch.extend(free.iter().cloned());
         batch.push(shared.clone());
-        let cutoff = crate::now_millis() + 1;
+        let cutoff = crate::gc::Collectable {
+            cutoff: crate::now_millis() + 1,
+            history_since: 0,
+        };
         let marked = tokio::time::timeout(
             Duration::from_secs(10),
             store.mark_unreferenced_blobs(1, &batch, cutoff),

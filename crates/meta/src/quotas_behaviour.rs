@@ -198,7 +198,10 @@ async fn garbage_collection_releases_what_it_marks(store: &dyn MetadataStore) {
         .mark_unreferenced_blobs(
             run,
             &[digest("qd-layer"), digest("qd-other")],
-            now_millis() + 1,
+            crate::gc::Collectable {
+                cutoff: now_millis() + 1,
+                history_since: 0,
+            },
         )
         .await
         .unwrap();

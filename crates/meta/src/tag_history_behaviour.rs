@@ -281,12 +281,33 @@ async fn a_manifest_deleted_by_digest_is_restored_from_its_copy(store: &dyn Meta
         ),
         (digest.as_str(), "deleted", true)
     );
-    // While the copy is kept, its layer is referenced: not a collection candidate.
-    let candidates = store
-        .unreferenced_blobs(None, now_millis() + 1, 10_000)
-        .await
-        .unwrap();
-    assert!(!candidates.iter().any(|c| c.digest == layer));
+    // While the copy is kept, its layer is referenced: not a collection candidate. Once the
+    // history has expired (a dry run reads it so before it is forgotten), it is.
+    let deleted_at = now_millis();
+    let is_candidate = |history_since: i64| {
+        let layer = layer.clone();
+        async move {
+            let collectable = crate::gc::Collectable {
+                cutoff: now_millis() + 1,
+                history_since,
+            };
+            let page = store
+                .unreferenced_blobs(None, collectable, 1_000_000, 1_000_000)
+                .await
+                .unwrap();
+            let counts = store
+                .blob_reference_counts(std::slice::from_ref(&layer), collectable)
+                .await
+                .unwrap();
+            let references = counts[0].1;
+            (
+                page.candidates.iter().any(|c| c.digest == layer),
+                references,
+            )
+        }
+    };
+    assert_eq!(is_candidate(deleted_at - 60_000).await, (false, 1));
+    assert_eq!(is_candidate(deleted_at + 60_000).await, (true, 0));
 
     let RestoreOutcome::Restored(events) = store
         .restore_tag(&r, &tag("v1"), &digest, &origin())

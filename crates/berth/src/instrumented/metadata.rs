@@ -14,7 +14,8 @@ use berth_meta::browse::{
     SearchRow, StorageUsage, TagPage, TagSort,
 };
 use berth_meta::gc::{
-    BlobCandidate, ClaimedDeletion, GcRunRecord, GcRunStatus, PendingDeletions, UntaggedManifest,
+    BlobCandidate, CandidatePage, ClaimedDeletion, Collectable, GcRunRecord, GcRunStatus,
+    PendingDeletions, UntaggedManifest,
 };
 use berth_meta::quotas::Recount;
 use berth_meta::{
@@ -151,12 +152,12 @@ measured!(BrowseStore {
 
 measured!(GcStore {
     fn blob_deletion(&self, digest: &Digest) -> Result<Option<BlobDeletion>>;
-    fn unreferenced_blobs(&self, after: Option<&Digest>, cutoff: i64, limit: u32) -> Result<Vec<BlobCandidate>>;
-    fn mark_unreferenced_blobs(&self, run: i64, digests: &[Digest], cutoff: i64) -> Result<Vec<BlobCandidate>>;
+    fn unreferenced_blobs(&self, after: Option<&Digest>, collectable: Collectable, scan: u32, limit: u32) -> Result<CandidatePage>;
+    fn mark_unreferenced_blobs(&self, run: i64, digests: &[Digest], collectable: Collectable) -> Result<Vec<BlobCandidate>>;
     fn untagged_manifests(&self, repository: &RepositoryName, cutoff: i64, history_since: i64) -> Result<Vec<UntaggedManifest>>;
     fn delete_untagged_manifests(&self, repository: &RepositoryName, ids: &[i64], cutoff: i64, history_since: i64, origin: &Arc<Origin>) -> Result<(Vec<UntaggedManifest>, Vec<Event>)>;
     fn manifest_blob_references(&self, ids: &[i64]) -> Result<Vec<(i64, Digest)>>;
-    fn blob_reference_counts(&self, digests: &[Digest], cutoff: i64) -> Result<Vec<(BlobCandidate, u64, bool)>>;
+    fn blob_reference_counts(&self, digests: &[Digest], collectable: Collectable) -> Result<Vec<(BlobCandidate, u64, bool)>>;
     fn claim_blob_deletions(&self, run: i64, marked_before: i64, limit: u32) -> Result<Vec<ClaimedDeletion>>;
     fn finish_blob_deletions(&self, run: i64, digests: &[Digest]) -> Result<()>;
     fn prune_blob_tombstones(&self, before: i64) -> Result<u64>;

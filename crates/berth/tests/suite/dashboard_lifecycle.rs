@@ -48,6 +48,10 @@ async fn an_administrator_runs_gc_from_the_dashboard_and_manages_lifecycle_rules
     let note = browser.text_of("p.notice").await;
     assert!(note.contains("A run would free 1 blob (2.9 KiB)"), "{note}");
     assert!(
+        note.contains("the dry run took ") && note.contains("mark "),
+        "{note}"
+    );
+    assert!(
         browser.text().await.contains("No run yet."),
         "a dry run records nothing"
     );
@@ -68,6 +72,10 @@ async fn an_administrator_runs_gc_from_the_dashboard_and_manages_lifecycle_rules
         .await;
     assert!(runs.contains("1 blob (2.9 KiB), 0 manifests"), "{runs}");
     assert!(runs.contains("dashboard by user:root"), "{runs}");
+    assert!(
+        runs.contains("history ") && runs.contains("sweep "),
+        "each phase's time: {runs}"
+    );
     browser.screenshot("gc-runs").await;
 
     // Quotas: set from the form, shown with their usage, removed.

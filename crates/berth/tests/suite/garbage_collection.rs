@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use crate::support::clients::{Sandbox, layout_blob, layout_descriptor, manifest_blobs, run, text};
 use crate::support::push::{OCI_INDEX, OCI_MANIFEST, image_manifest, push_blob, put_manifest};
 use crate::support::{
-    Berth, BerthBuilder, berth_cli_env, berth_cli_output_env, bucket_keys, bytes, client, sha256,
+    Berth, BerthBuilder, berth_cli_env, berth_cli_output_env, bucket_keys, bytes, client,
+    multipart_uploads, sha256,
 };
 use berth_meta::postgres::testing::PostgresServer;
 use berth_storage::testing::garage::Garage;
@@ -963,6 +964,11 @@ async fn gc_purges_s3_uploads_the_database_does_not_know_with_their_multipart_up
         !bucket_keys(&garage, "mpu/berth/uploads").await.is_empty(),
         "the upload's state snapshot and tail are stored"
     );
+    assert_eq!(
+        multipart_uploads(&garage, "mpu/").await.len(),
+        1,
+        "the whole part went to S3 in a multipart upload"
+    );
 
     // The database forgets the session (a crash before its row was written, a restore of an
     // older backup): only storage knows the upload now.
@@ -990,4 +996,9 @@ async fn gc_purges_s3_uploads_the_database_does_not_know_with_their_multipart_up
     // (named in its state snapshot) and deletes its objects.
     assert_eq!(report["upload_files"], 1, "{report}");
     assert!(bucket_keys(&garage, "mpu/berth/uploads").await.is_empty());
+    assert_eq!(
+        multipart_uploads(&garage, "mpu/").await,
+        Vec::<String>::new(),
+        "the multipart upload was aborted"
+    );
 }

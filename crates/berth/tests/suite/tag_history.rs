@@ -1,7 +1,7 @@
 //! Tag history and restore: a deleted or moved tag's previous manifest stays restorable for
 //! `retention.taghistory` (also when skopeo deleted the manifest itself, by digest), garbage
-//! collection keeps it until then (and collects it after), and `berth tag restore` puts the
-//! tag back so that it pulls byte-exact.
+//! collection keeps it until then (and collects it after; a dry run reports exactly that),
+//! and `berth tag restore` puts the tag back so that it pulls byte-exact.
 
 use std::time::Duration;
 
@@ -237,4 +237,76 @@ async fn after_the_history_expires_gc_collects_the_manifest_and_the_job_forgets_
     assert_eq!(manifest_status().await, 404);
     let gone = berth.cli_output(&["tag", "restore", "expiry/app", "v1"]);
     assert!(!gone.status.success(), "nothing left to restore");
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_what_expired_history_frees_exactly_as_the_real_run_then_frees() {
+    let berth = aggressive(Berth::builder())
+        .env("BERTH_RETENTION_TAGHISTORY", "2s")
+        .start();
+    let client = client();
+    // Deleted by digest: only the copy its history keeps references its blobs.
+    let deleted = push_image(&client, &berth, "dryhist/app", "v1", 31, 1).await;
+    // Untagged: its history keeps the manifest itself.
+    let untagged = push_image(&client, &berth, "dryhist/app", "v2", 32, 1).await;
+    for reference in [deleted.digest.as_str(), "v2"] {
+        let response = client
+            .delete(berth.url(&format!("/v2/dryhist/app/manifests/{reference}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202, "DELETE {reference}");
+    }
+    let dry = berth.cli(&["gc", "--dry-run"]);
+    assert_eq!(dry["manifests"], 0, "the history keeps both: {dry}");
+    assert_eq!(dry["blobs"], 0, "the history keeps both: {dry}");
+
+    // Expired, and not forgotten yet (the tag-history job has not run): the dry run reads it
+    // as the real run, which forgets it first, then acts on it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let dry = berth.cli(&["gc", "--dry-run"]);
+    let real = berth.cli(&["gc"]);
+    for key in ["manifests", "blobs", "bytes", "repositories"] {
+        assert_eq!(dry[key], real[key], "{key}: dry {dry} real {real}");
+    }
+    assert_eq!(real["manifests"], 1, "the untagged manifest: {real}");
+    let blobs: usize = [&deleted, &untagged].iter().map(|i| i.blobs.len()).sum();
+    assert_eq!(real["blobs"], blobs, "both images' blobs: {real}");
+    let bytes: usize = [&deleted, &untagged]
+        .iter()
+        .flat_map(|i| i.blobs.iter().map(|(_, data)| data.len()))
+        .sum();
+    assert_eq!(real["bytes"], bytes);
+    for (image, what) in [(&deleted, "deleted"), (&untagged, "untagged")] {
+        let (digest, _) = &image.blobs[0];
+        let path = format!("/v2/dryhist/app/blobs/{digest}");
+        assert_eq!(
+            status(&berth, &path).await,
+            404,
+            "the {what} image's config"
+        );
+    }
+
+    // Each phase's time, in the order they ran (a dry run forgets no history).
+    let phases = |report: &Value| -> Vec<String> {
+        report["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                assert!(p["ms"].is_u64(), "{p}");
+                p["phase"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        phases(&real),
+        [
+            "start", "history", "untagged", "mark", "orphans", "sweep", "uploads"
+        ]
+    );
+    assert_eq!(
+        phases(&dry),
+        ["start", "untagged", "mark", "orphans", "uploads"]
+    );
 }

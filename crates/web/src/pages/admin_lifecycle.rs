@@ -57,6 +57,23 @@ fn counted(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// How long a run took, and each of its phases (those that ended, while it runs).
+fn phase_times(report: &GcReport) -> Markup {
+    let seconds = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
+    html! {
+        (seconds(report.duration_ms))
+        @if !report.phases.is_empty() {
+            br;
+            span.muted {
+                @for (i, phase) in report.phases.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    (phase.phase) " " (seconds(phase.ms))
+                }
+            }
+        }
+    }
+}
+
 fn run_row(run: &GcRunView) -> Markup {
     let report = run.report.as_ref().or(run.progress.as_ref());
     html! {
@@ -67,6 +84,7 @@ fn run_row(run: &GcRunView) -> Markup {
             td { @if let Some(end) = &run.finished_at { (when_stamp(end)) } @else { span.muted { "—" } } }
             td { (run.trigger) " by " (run.actor) }
             td { @if let Some(report) = report { (freed(report)) } }
+            td { @if let Some(report) = report { (phase_times(report)) } }
             td { @if let Some(error) = &run.error { span.failure { (error) } } @else if let Some(report) = report { (report.errors.join("; ")) } }
         }
     }
@@ -98,7 +116,7 @@ pub async fn gc_page(state: &WebState, parts: &Parts) -> PageResult {
         } @else {
             div.table-wrap {
                 table {
-                    thead { tr { th { "#" } th { "Status" } th { "Started" } th { "Ended" } th { "Asked by" } th { "Freed" } th { "Errors" } } }
+                    thead { tr { th { "#" } th { "Status" } th { "Started" } th { "Ended" } th { "Asked by" } th { "Freed" } th { "Time (per phase)" } th { "Errors" } } }
                     tbody { @for run in &runs { (run_row(run)) } }
                 }
             }
@@ -142,7 +160,11 @@ pub async fn dry_run(state: &WebState, parts: &Parts, body: Body) -> PageResult 
             let report = lifecycle
                 .collect_garbage(&actor, GcMode::DryRun, "dashboard", &Unobserved)
                 .await?;
-            Ok(format!("A run would free {}.", freed(&report)))
+            Ok(format!(
+                "A run would free {} (the dry run {}).",
+                freed(&report),
+                report.timing()
+            ))
         },
     )
     .await

@@ -407,6 +407,50 @@ pub async fn bucket_keys(
         .unwrap()
 }
 
+/// The keys of the multipart uploads under way in Garage's bucket under `prefix`: S3's
+/// ListMultipartUploads, signed as object_store signs its own requests (its store API has no
+/// such listing).
+pub async fn multipart_uploads(
+    garage: &berth_storage::testing::garage::Garage,
+    prefix: &str,
+) -> Vec<String> {
+    use object_store::aws::{AwsAuthorizer, AwsCredential};
+    let credential = AwsCredential {
+        key_id: garage.access_key.clone(),
+        secret_key: garage.secret_key.clone(),
+        token: None,
+    };
+    let url = format!(
+        "{}/{}?uploads=&prefix={}",
+        garage.endpoint(),
+        garage.bucket,
+        prefix.replace('/', "%2F")
+    );
+    let mut request = http::Request::get(&url)
+        .body(object_store::client::HttpRequestBody::empty())
+        .unwrap();
+    AwsAuthorizer::new(&credential, "s3", "garage")
+        .try_authorize(&mut request, None)
+        .unwrap();
+    let response = reqwest::Client::new()
+        .get(&url)
+        .headers(request.headers().clone())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert!(status.is_success(), "ListMultipartUploads: {status} {body}");
+    // <Upload><Key>...</Key><UploadId>...</UploadId>...</Upload>, keys without markup.
+    body.split("<Upload>")
+        .skip(1)
+        .filter_map(|upload| {
+            let key = upload.split_once("<Key>")?.1.split_once("</Key>")?.0;
+            Some(key.to_string())
+        })
+        .collect()
+}
+
 /// The sha256 digest string of `data`.
 pub fn sha256(data: &[u8]) -> String {
     use sha2::Digest;
