@@ -79,7 +79,7 @@ fn run_row(run: &GcRunView) -> Markup {
     html! {
         tr {
             td.num { (run.id) }
-            td { (run.status.as_str()) }
+            td.word { (run.status.as_str()) }
             td { (when_stamp(&run.started_at)) }
             td { @if let Some(end) = &run.finished_at { (when_stamp(end)) } @else { span.muted { "—" } } }
             td { (run.trigger) " by " (run.actor) }
