@@ -239,6 +239,10 @@ pub fn open_blob_store(config: &Config, reads: Reads) -> Result<Arc<dyn BlobStor
         let settings = berth_storage::GcsSettings {
             bucket: gcs.bucket.clone(),
             keyfile: gcs.keyfile.clone(),
+            // Google's client libraries all read application default credentials from here.
+            application_credentials: std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS")
+                .filter(|path| !path.is_empty())
+                .map(std::path::PathBuf::from),
             endpoint: gcs.endpoint.clone(),
             root: gcs.rootdirectory.clone(),
             part_size: gcs.chunksize,

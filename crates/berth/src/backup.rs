@@ -23,7 +23,7 @@ use std::sync::Arc;
 use berth_config::Config;
 use berth_meta::snapshot::{BackupBlob, PostgresSnapshot};
 use berth_oci::DigestHasher;
-use berth_storage::{BlobContent, BlobStore, StoredBlob};
+use berth_storage::{BlobStore, StoredBlob};
 use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
@@ -390,13 +390,10 @@ async fn copy_blob(store: &dyn BlobStore, blob: &BackupBlob, path: &Path) -> Res
         size: blob.size,
         cid: blob.cid.clone(),
     };
-    let BlobContent::Stream(mut content) = store
-        .read_blob(&stored, None)
+    let mut content = store
+        .stream_blob(&stored, None)
         .await
-        .map_err(|e| e.to_string())?
-    else {
-        return Err("the store redirects reads".into());
-    };
+        .map_err(|e| e.to_string())?;
     let dir = path.parent().expect("copies have a directory");
     tokio::fs::create_dir_all(dir).await.map_err(io(dir))?;
     let partial = path.with_extension("partial");

@@ -17,9 +17,7 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use crate::backends;
-use crate::identity_commands::{
-    CommandError, Context, Output, StoreArgs, run_management, table, value,
-};
+use crate::management::{CommandError, Context, Output, StoreArgs, run_management, table, value};
 
 #[derive(Subcommand)]
 pub enum CacheCommand {

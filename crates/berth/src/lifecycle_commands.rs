@@ -21,7 +21,7 @@ use berth_registry::gc::{GcMode, GcObserver, GcReport, GcSettings, human_bytes};
 use clap::{Args, Subcommand};
 
 use crate::backends;
-use crate::identity_commands::{StoreArgs, command_config, operator};
+use crate::management::{StoreArgs, command_config, operator};
 
 /// How long garbage collection waits between marking blobs and deleting their bytes, so
 /// that a push racing the mark cancels it rather than being refused.

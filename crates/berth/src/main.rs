@@ -18,6 +18,7 @@ mod jobs;
 mod lifecycle_commands;
 mod limits;
 mod logging;
+mod management;
 mod observability;
 mod progress;
 mod quota_commands;
@@ -132,42 +133,42 @@ enum Command {
         #[command(subcommand)]
         command: identity_commands::UserCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
     /// Manage teams (groups of users that policy rules can name).
     Team {
         #[command(subcommand)]
         command: identity_commands::TeamCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
     /// Manage service accounts (for CI and deployments: tokens, no password).
     ServiceAccount {
         #[command(subcommand)]
         command: identity_commands::ServiceAccountCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
     /// Manage access tokens of users and service accounts.
     Token {
         #[command(subcommand)]
         command: identity_commands::TokenCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
     /// Manage access policy: who may pull, push and delete where.
     Policy {
         #[command(subcommand)]
         command: identity_commands::PolicyCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
     /// Bring users from a registry:2 htpasswd file into berth.
     Htpasswd {
         #[command(subcommand)]
         command: identity_commands::HtpasswdCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
     /// Collect garbage now (`berth gc [--dry-run]`, also while berth serves), or see runs
     /// (`berth gc status|runs|show ID`).
@@ -177,21 +178,21 @@ enum Command {
         #[command(subcommand)]
         command: lifecycle_commands::RetentionCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
     /// Quotas: byte limits per namespace (or repository glob), each blob counted once.
     Quota {
         #[command(subcommand)]
         command: quota_commands::QuotaCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
     /// Tag history (where deleted or moved tags pointed) and restores.
     Tag {
         #[command(subcommand)]
         command: tag_commands::TagCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
     /// Bytes stored per namespace (each blob once) and the quotas (`--recompute`: repair).
     Usage(quota_commands::UsageArgs),
@@ -200,35 +201,35 @@ enum Command {
         #[command(subcommand)]
         command: lifecycle_commands::ImmutableTagsCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
     /// Webhooks: list, test, delivery log, dead letters and replay.
     Webhook {
         #[command(subcommand)]
         command: webhook_commands::WebhookCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
     /// Remote repositories (pull-through caches): list, show, add, set, remove.
     Remote {
         #[command(subcommand)]
         command: cache_commands::CacheCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
     /// Virtual repositories (one name over locals and remotes): list, show, add, set, remove.
     Virtual {
         #[command(subcommand)]
         command: cache_commands::CacheCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
     /// Read or prune the audit log of authentication and authorization decisions.
     Audit {
         #[command(subcommand)]
         command: identity_commands::AuditCommand,
         #[command(flatten)]
-        store: identity_commands::StoreArgs,
+        store: management::StoreArgs,
     },
 }
 

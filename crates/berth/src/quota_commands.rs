@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use berth_lifecycle::{NewQuota, QuotaView};
 use clap::{Args, Subcommand};
 
-use crate::identity_commands::{StoreArgs, operator};
 use crate::lifecycle_commands::{print_json, with_lifecycle};
+use crate::management::{StoreArgs, operator};
 
 #[derive(Subcommand)]
 pub enum QuotaCommand {

@@ -9,9 +9,7 @@ use berth_webhooks::admin::WebhookAdmin;
 use berth_webhooks::{Delivery, Endpoints};
 use clap::Subcommand;
 
-use crate::identity_commands::{
-    CommandError, Context, Output, StoreArgs, run_management, table, value,
-};
+use crate::management::{CommandError, Context, Output, StoreArgs, run_management, table, value};
 use crate::observability;
 
 #[derive(Subcommand)]

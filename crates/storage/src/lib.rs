@@ -108,6 +108,23 @@ pub trait BlobStore: Send + Sync + 'static {
         range: Option<ByteRange>,
     ) -> Result<BlobContent, StorageError>;
 
+    /// Reads a committed blob's bytes through berth even where clients are redirected
+    /// (`storage.redirect`, an IPFS gateway): berth itself looking into a blob (an image's
+    /// config for the dashboard and search, a content check). A store that never redirects
+    /// needs no other implementation.
+    async fn stream_blob(
+        &self,
+        blob: &StoredBlob,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream, StorageError> {
+        match self.read_blob(blob, range).await? {
+            BlobContent::Stream(stream) => Ok(stream),
+            BlobContent::Redirect(_) => Err(StorageError::Io(io::Error::other(
+                "the store redirects reads and cannot stream them",
+            ))),
+        }
+    }
+
     /// Starts an empty upload.
     async fn create_upload(&self, id: UploadId) -> Result<(), StorageError>;
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use berth_oci::{Digest, DigestHasher};
 use futures_util::TryStreamExt;
 
-use crate::{BlobContent, BlobStore, StorageError, StoredBlob};
+use crate::{BlobStore, StorageError, StoredBlob};
 
 /// Keeps reads at or under a number of bytes per second (no limit when `None`).
 pub struct Pace {
@@ -66,7 +66,7 @@ impl ContentCheck {
     }
 }
 
-/// Reads a blob through and compares it with its record. `store` must stream (not redirect).
+/// Reads a blob through (never redirected) and compares it with its record.
 pub async fn check_content(
     store: &dyn BlobStore,
     blob: &StoredBlob,
@@ -77,13 +77,8 @@ pub async fn check_content(
         Some(stored) if stored != blob.size => return Ok(ContentCheck::WrongSize { stored }),
         Some(_) => {}
     }
-    let mut content = match store.read_blob(blob, None).await {
-        Ok(BlobContent::Stream(content)) => content,
-        Ok(BlobContent::Redirect(_)) => {
-            return Err(StorageError::Io(std::io::Error::other(
-                "the store redirects reads; checking content needs it to stream",
-            )));
-        }
+    let mut content = match store.stream_blob(blob, None).await {
+        Ok(content) => content,
         Err(StorageError::NotFound) => return Ok(ContentCheck::Missing),
         Err(e) => return Err(e),
     };

@@ -56,6 +56,19 @@ impl BlobStore for MeasuredBlobStore {
         measure(self.backend, "read_blob", self.inner.read_blob(blob, range)).await
     }
 
+    async fn stream_blob(
+        &self,
+        blob: &StoredBlob,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream, StorageError> {
+        measure(
+            self.backend,
+            "read_blob",
+            self.inner.stream_blob(blob, range),
+        )
+        .await
+    }
+
     async fn create_upload(&self, id: UploadId) -> Result<(), StorageError> {
         measure(self.backend, "create_upload", self.inner.create_upload(id)).await
     }

@@ -42,7 +42,7 @@ async fn an_administrator_adds_a_user_a_team_and_a_rule_that_podman_then_honours
         )
         .await;
     browser
-        .click("form[action='/admin/users'] button[type=submit]")
+        .submit("form[action='/admin/users'] button[type=submit]")
         .await;
     assert!(
         browser
@@ -57,7 +57,7 @@ async fn an_administrator_adds_a_user_a_team_and_a_rule_that_podman_then_honours
         .fill("form[action='/admin/teams'] input[name=name]", "x-devs")
         .await;
     browser
-        .click("form[action='/admin/teams'] button[type=submit]")
+        .submit("form[action='/admin/teams'] button[type=submit]")
         .await;
     browser
         .fill(
@@ -66,7 +66,7 @@ async fn an_administrator_adds_a_user_a_team_and_a_rule_that_podman_then_honours
         )
         .await;
     browser
-        .click("form[action='/admin/teams/x-devs/add-member'] button[type=submit]")
+        .submit("form[action='/admin/teams/x-devs/add-member'] button[type=submit]")
         .await;
     assert!(
         browser
@@ -102,7 +102,7 @@ async fn an_administrator_adds_a_user_a_team_and_a_rule_that_podman_then_honours
         .fill("form[action='/admin/rules'] input[name=actions]", "push")
         .await;
     browser
-        .click("form[action='/admin/rules'] button[type=submit]")
+        .submit("form[action='/admin/rules'] button[type=submit]")
         .await;
     assert!(
         browser
@@ -209,7 +209,7 @@ async fn a_user_changes_their_password_and_makes_a_token_podman_accepts() {
     browser.fill("#new", "erin-password-2").await;
     browser.fill("#again", "erin-password-2").await;
     browser
-        .click("form[action='/profile/password'] button[type=submit]")
+        .submit("form[action='/profile/password'] button[type=submit]")
         .await;
     assert!(
         browser

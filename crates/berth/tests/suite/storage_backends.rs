@@ -3,7 +3,8 @@
 //! (Azurite) and IPFS (js-ipfs serving Kubo's RPC API), each a real emulator started by the
 //! test. On each: a skopeo round trip through berth, and the emulator stopped in the middle
 //! of a push and of a pull: clear 503s, nothing half visible, and recovery without a restart.
-//! On IPFS, the CID recorded with each blob and shown by the admin API and the dashboard.
+//! On IPFS, the CID recorded with each blob and shown by the admin API and the dashboard. On
+//! GCS, Google's application default credentials and pulls redirected to signed URLs.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use berth_storage::testing::fake_gcs::FakeGcs;
 use berth_storage::testing::ipfs::IpfsNode;
 use futures_util::StreamExt;
 
+use crate::support::accounts::Identities;
 use crate::support::browser::Browser;
 use crate::support::clients::{Sandbox, skopeo_round_trip};
 use crate::support::push::{push_blob, push_image};
@@ -90,6 +92,85 @@ async fn skopeo_round_trip_on_azure_blob_storage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_round_trip_on_ipfs() {
     round_trip(Emulator::Ipfs(IpfsNode::start())).await;
+}
+
+/// On Google Cloud berth takes Google's application default credentials when it has no key
+/// file (`GOOGLE_APPLICATION_CREDENTIALS`, as every Google client library does), and with
+/// redirects on, sends pulls to V4-signed URLs of the bucket (the signature is checked against
+/// the key in `berth_storage`'s own test; the emulator accepts any). berth itself still reads
+/// what it shows: the image page has the config of an image whose blobs clients are sent to
+/// the bucket for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_application_default_credentials_sign_the_redirects_of_pulls() {
+    const PASSWORD: &str = "root password 1";
+    let gcs = FakeGcs::start();
+    let ids = Identities::new();
+    ids.admin("root", PASSWORD);
+    ids.allow("anonymous", "signed/**", "push");
+    let mut builder = Berth::builder()
+        .env("REGISTRY_AUTH", "berth")
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            &gcs.keyfile().display().to_string(),
+        )
+        .env("REGISTRY_STORAGE_REDIRECT_DISABLE", "false")
+        .data(ids.path());
+    for (key, value) in gcs.berth_env("registry") {
+        if key != "REGISTRY_STORAGE_GCS_KEYFILE" {
+            builder = builder.env(&key, &value);
+        }
+    }
+    let berth = builder.start();
+
+    // skopeo pushes through berth and pulls its layers from the bucket's signed URLs.
+    let sandbox = Sandbox::new();
+    skopeo_round_trip(
+        &sandbox,
+        &berth.host(),
+        "signed/app:v1",
+        &[("etc/layer", bytes(2_000_000, 7))],
+    )
+    .await;
+
+    let data = bytes(300_000, 8);
+    let digest = push_blob(&client(), &berth, "signed/blob", &data).await;
+    let not_following = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = not_following
+        .get(berth.url(&format!("/v2/signed/blob/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 307);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("{}/{}/registry/", gcs.endpoint(), gcs.bucket)),
+        "{location}"
+    );
+    assert!(location.contains("X-Goog-Signature="), "{location}");
+    let credential = url::form_urlencoded::byte_serialize(
+        format!("{}/", berth_storage::testing::fake_gcs::SERVICE_ACCOUNT).as_bytes(),
+    )
+    .collect::<String>();
+    assert!(
+        location.contains(&format!("X-Goog-Credential={credential}")),
+        "signed as the service account of the application default credentials: {location}"
+    );
+    let fetched = client().get(&location).send().await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(sha256(&fetched.bytes().await.unwrap()), digest);
+
+    let browser = Browser::start("gcs-redirects").await;
+    browser.sign_in(&berth, "root", PASSWORD).await;
+    browser.goto(&berth.url("/r/signed/app/-/tags/v1")).await;
+    let page = browser.text().await;
+    assert!(
+        page.contains("Config") && page.contains("linux/amd64"),
+        "the image's config, read by berth from the bucket: {page}"
+    );
+    browser.screenshot("image-page-with-redirects").await;
 }
 
 async fn wait_ready(berth: &Berth) {

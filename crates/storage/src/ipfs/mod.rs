@@ -217,14 +217,21 @@ impl BlobStore for IpfsStore {
                 .extend(["ipfs", cid]);
             return Ok(BlobContent::Redirect(url.to_string()));
         }
+        self.stream_blob(blob, range).await.map(BlobContent::Stream)
+    }
+
+    async fn stream_blob(
+        &self,
+        blob: &StoredBlob,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream, StorageError> {
+        let cid = Self::cid_of(blob)?;
         self.check_size(cid, blob.size).await?;
         let (offset, length) = match range {
             Some(r) => (r.start, r.end + 1 - r.start),
             None => (0, blob.size),
         };
-        Ok(BlobContent::Stream(
-            self.rpc.cat(cid, offset, length).await?,
-        ))
+        self.rpc.cat(cid, offset, length).await
     }
 
     async fn create_upload(&self, id: UploadId) -> Result<(), StorageError> {

@@ -284,14 +284,22 @@ impl BlobStore for ObjectBlobStore {
         blob: &StoredBlob,
         range: Option<ByteRange>,
     ) -> Result<BlobContent, StorageError> {
-        let path = self.blob_path(&blob.digest);
         if let (Some(signer), Some(expires)) = (&self.signer, self.redirect) {
             let url = signer
-                .signed_url(http::Method::GET, &path, expires)
+                .signed_url(http::Method::GET, &self.blob_path(&blob.digest), expires)
                 .await
                 .map_err(storage_error)?;
             return Ok(BlobContent::Redirect(url.to_string()));
         }
+        self.stream_blob(blob, range).await.map(BlobContent::Stream)
+    }
+
+    async fn stream_blob(
+        &self,
+        blob: &StoredBlob,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream, StorageError> {
+        let path = self.blob_path(&blob.digest);
         let options = GetOptions {
             range: range.map(|r| GetRange::Bounded(r.start..r.end + 1)),
             ..GetOptions::default()
@@ -301,7 +309,7 @@ impl BlobStore for ObjectBlobStore {
             .get_opts(&path, options)
             .await
             .map_err(storage_error)?;
-        Ok(BlobContent::Stream(io_stream(result)))
+        Ok(io_stream(result))
     }
 
     async fn create_upload(&self, id: UploadId) -> Result<(), StorageError> {

@@ -15,7 +15,13 @@ pub struct FakeGcs {
     dir: tempfile::TempDir,
     pub port: u16,
     pub bucket: String,
+    /// The public half of the service account key in [`FakeGcs::keyfile`] (PKCS#1 DER), to
+    /// verify what berth signs with it.
+    pub public_key: Vec<u8>,
 }
+
+/// The service account the key file names.
+pub const SERVICE_ACCOUNT: &str = "berth-test@berth-test.iam.gserviceaccount.com";
 
 impl FakeGcs {
     pub fn start() -> FakeGcs {
@@ -52,11 +58,14 @@ impl FakeGcs {
             ServerProcess::try_start(command, log.clone(), port, "fake-gcs-server")
                 .map(|s| (s, port))
         });
+        let key = openssl::rsa::Rsa::generate(2048).expect("an RSA key");
+        let public_key = key.public_key_to_der_pkcs1().expect("public key");
         let gcs = FakeGcs {
             server,
             dir,
             port,
             bucket: "berth".into(),
+            public_key,
         };
         let (status, response) = super::http_request(
             port,
@@ -66,12 +75,21 @@ impl FakeGcs {
             format!("{{\"name\":\"{}\"}}", gcs.bucket).as_bytes(),
         );
         assert_eq!(status, 200, "creating the bucket: {response}");
-        // A key file that tells object_store to send no OAuth token (the emulator wants none).
-        std::fs::write(
-            gcs.keyfile(),
-            r#"{"private_key": "", "private_key_id": "", "client_email": "", "disable_oauth": true}"#,
-        )
-        .unwrap();
+        // A service account key file as Google issues them, with a fresh key: berth signs its
+        // bearer tokens (self-signed JWTs, which the emulator accepts unchecked, as it accepts
+        // any) and presigned URLs with it, as it would on Google Cloud.
+        let private_key = openssl::pkey::PKey::from_rsa(key)
+            .and_then(|key| key.private_key_to_pem_pkcs8())
+            .expect("PKCS#8 PEM");
+        let keyfile = serde_json::json!({
+            "type": "service_account",
+            "project_id": "berth-test",
+            "private_key_id": "berth-test-key",
+            "private_key": String::from_utf8(private_key).expect("PEM is text"),
+            "client_email": SERVICE_ACCOUNT,
+            "token_uri": "https://oauth2.googleapis.com/token",
+        });
+        std::fs::write(gcs.keyfile(), keyfile.to_string()).unwrap();
         gcs
     }
 
@@ -97,6 +115,7 @@ impl FakeGcs {
         GcsSettings {
             bucket: self.bucket.clone(),
             keyfile: Some(self.keyfile()),
+            application_credentials: None,
             endpoint: Some(self.endpoint()),
             root: root.into(),
             part_size: crate::object::MIN_COMPOSE_PART,
