@@ -69,7 +69,7 @@ async fn the_access_page_matches_what_podman_can_do_for_three_users() {
 
     // The administrator adds a rule from the page; carol can pull right away.
     browser.fill("input[name=subject]", "user:carol").await;
-    browser.click("form.row button[type=submit]").await;
+    browser.submit("form.row button[type=submit]").await;
     browser.wait("#access").await;
     assert_eq!(
         access_row(&browser, "user:carol").await,

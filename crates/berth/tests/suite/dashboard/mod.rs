@@ -159,7 +159,7 @@ async fn search_finds_a_skopeo_image_by_name_tag_and_label() {
         ("shop store", None),
     ] {
         browser.fill("#q", words).await;
-        browser.click("form.search button[type=submit]").await;
+        browser.submit("form.search button[type=submit]").await;
         browser.wait("ol.results, main p").await;
         let results = browser.texts("ol.results a.name").await;
         assert_eq!(results, ["e2e/shop/storefront"], "searching {words:?}");
