@@ -697,7 +697,7 @@ async fn measure(args: &Args, params: &Params, berth_bin: &Path, work: &Path) ->
             },
             8 => bench.memory_pushes().await,
             9 => bench.manifest_pushes(&fixtures).await,
-            _ => bench.cache_pulls(berth_bin).await,
+            _ => bench.cache_pulls(berth_bin, args.baseline.as_deref()).await,
         };
         match outcome {
             Ok(()) => eprintln!(

@@ -215,6 +215,14 @@ impl Results {
                 "ms",
             ));
         }
+        if let Some(ratio) = self.limit_of("cache_cold_over_direct") {
+            out.push(at_most(
+                "cold pull through the cache ≤ 1.10× the direct pull",
+                ratio,
+                1.10,
+                "× the direct pull",
+            ));
+        }
         out.extend(at_most_value("rss_idle", "idle RSS ≤ 15 MB", 15.0, "MB"));
         out.extend(at_most_value(
             "rss_peak_pushes",

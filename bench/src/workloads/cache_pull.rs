@@ -4,7 +4,10 @@
 //! (not timed), then skopeo pulls it through each cache twice: cold (nothing cached: every
 //! blob comes from the upstream through the cache) and warm (everything cached, the tag
 //! within its revalidation window). Pulling the same image from the upstream directly is the
-//! reference: a cold pull cannot be faster.
+//! reference: a cold pull cannot be faster. The direct pull takes its turn in the same
+//! rotation as the caches, so that a noisy machine disturbs it alike, and each cold pull is
+//! also given as a ratio to the direct pull of its own repetition. With `--baseline`, that
+//! berth is the second cache instead of the official registry (an A/B run of a change).
 
 use std::path::Path;
 use std::time::Instant;
@@ -20,7 +23,7 @@ use crate::stats::Summary;
 const PER_PULL: &str = "server CPU per cold + warm pull";
 
 impl Bench<'_> {
-    pub async fn cache_pulls(&mut self, berth_bin: &Path) -> Result<()> {
+    pub async fn cache_pulls(&mut self, berth_bin: &Path, baseline: Option<&Path>) -> Result<()> {
         let p = self.params;
         let work = self.work.join("cache");
         std::fs::create_dir_all(&work)?;
@@ -36,7 +39,19 @@ impl Bench<'_> {
             Profile::Open,
         )
         .await?;
-        let official = servers::start_docker_registry("official-cache", &work, &proxy).await?;
+        let official = match baseline {
+            Some(binary) => {
+                servers::start_berth_named(
+                    "baseline-cache",
+                    binary,
+                    Some(&config),
+                    &work,
+                    Profile::Open,
+                )
+                .await?
+            }
+            None => servers::start_docker_registry("official-cache", &work, &proxy).await?,
+        };
 
         let pull = |from: &str, out: &Path| -> Result<f64> {
             let start = Instant::now();
@@ -47,7 +62,6 @@ impl Bench<'_> {
             ])?;
             Ok(start.elapsed().as_secs_f64())
         };
-        let mut direct = Vec::new();
         let mut images: Vec<Image> = Vec::new();
         for rep in 0..p.reps {
             let image = Image::generate(self.source, p.skopeo_layers, p.skopeo_layer_size);
@@ -59,26 +73,34 @@ impl Bench<'_> {
                 &format!("docker://{}/bench/cache{rep}:v1", upstream.addr),
             ])?;
             let _ = std::fs::remove_dir_all(&layout);
-            let out = work.join(format!("direct-{rep}"));
-            direct.push(pull(
-                &format!("{}/bench/cache{rep}:v1", upstream.addr),
-                &out,
-            )?);
-            check_layout(&out, &image)?;
-            let _ = std::fs::remove_dir_all(&out);
             images.push(image);
         }
-        let caches: [&Server; 2] = [&berth, &official];
-        let measured = self
-            .alternate(&caches, p.reps, async |server: &Server, rep| {
+        // The upstream's turn is the direct pull (one pass; its CPU is the upstream's).
+        let turns: [&Server; 3] = [&berth, &official, &upstream];
+        let mut measured = self
+            .alternate(&turns, p.reps, async |server: &Server, rep| {
                 let image = &images[rep];
                 let from = format!("{}/bench/cache{rep}:v1", server.addr);
+                let direct = server.addr == upstream.addr;
                 let mut times = Vec::new();
-                for pass in ["cold", "warm"] {
+                let mut cold_cpu = 0.0;
+                let passes: &[&str] = if direct {
+                    &["direct"]
+                } else {
+                    &["cold", "warm"]
+                };
+                for &pass in passes {
                     let out = work.join(format!("{}-{pass}-{rep}", server.name));
+                    let cpu = server.cpu_seconds();
                     times.push(pull(&from, &out)?);
+                    if pass == "cold" {
+                        cold_cpu = (server.cpu_seconds() - cpu) * 1000.0;
+                    }
                     check_layout(&out, image)?;
                     let _ = std::fs::remove_dir_all(&out);
+                }
+                if !direct {
+                    times.push(cold_cpu);
                 }
                 Ok((times, 1.0))
             })
@@ -86,12 +108,42 @@ impl Bench<'_> {
         for server in [&upstream, &berth, &official] {
             server.check_alive()?;
         }
+        let direct: Vec<f64> = measured
+            .pop()
+            .expect("three turns")
+            .iter()
+            .map(|r| r[0])
+            .collect();
         self.results.limit(
             "cache_direct_s",
             "skopeo pull of the same image from the upstream directly (workload 10's reference)",
             "s",
             Summary::of(&direct),
         );
+        for (s, key, cache) in [
+            (0, "cache_cold_over_direct", "berth"),
+            (
+                1,
+                "cache_cold_over_direct_other",
+                if baseline.is_some() {
+                    "the baseline berth"
+                } else {
+                    "the official registry"
+                },
+            ),
+        ] {
+            let ratios: Vec<f64> = measured[s]
+                .iter()
+                .zip(&direct)
+                .map(|(rep, direct)| rep[0] / direct)
+                .collect();
+            self.results.limit(
+                key,
+                &format!("cold pull through {cache} / direct pull, same repetition"),
+                "×",
+                Summary::of(&ratios),
+            );
+        }
         let name = format!(
             "pull through a cache (proxy.remoteurl), {}-layer image ({} layers)",
             p.skopeo_layers,
@@ -112,6 +164,12 @@ impl Bench<'_> {
                     "cache_warm",
                     "warm pull (all cached), skopeo wall time",
                     "s",
+                    Better::Lower,
+                ),
+                (
+                    "cache_cold_pull_cpu",
+                    "server CPU per cold pull",
+                    "ms",
                     Better::Lower,
                 ),
             ],

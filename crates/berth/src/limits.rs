@@ -56,14 +56,21 @@ pub fn default_max_connections(open_files: Option<u64>) -> usize {
 /// directly. glibc otherwise raises this threshold (up to 32 MiB) after the first such
 /// buffer is freed and keeps later ones in per-thread arenas: a burst of password checks
 /// (argon2 needs 19 MiB each, on whichever blocking thread runs it) left hundreds of MB
-/// resident for good. Below 16 MiB nothing changes: upload blocks (1 MiB) and S3 parts
-/// (10 MiB by default) keep being reused from the heap.
+/// resident for good.
+///
+/// Below 16 MiB, buffers (network reads, upload blocks, S3 parts) are to be reused from the
+/// heap. Fixing the mmap threshold also fixes glibc's trim threshold at its default, 128 KiB:
+/// every free that left more than that at the top of a heap handed it back to the system
+/// (`madvise`), and the next buffer faulted it in again page by page, about a quarter of
+/// berth's CPU during a cold pull through the cache. So up to 16 MiB free at the top of each
+/// heap is kept, as much as one buffer from the heap can be.
 pub fn return_large_allocations_to_the_os() {
     #[cfg(target_env = "gnu")]
     {
-        // SAFETY: mallopt only sets an allocator parameter; called before other threads.
+        // SAFETY: mallopt only sets allocator parameters; called before other threads.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
         }
     }
 }

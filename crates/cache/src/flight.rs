@@ -42,8 +42,9 @@ use crate::errors::CacheFailure;
 use crate::stats::{CacheStats, Counter};
 use crate::upstream::{Upstream, UpstreamError, content_length};
 
-/// Bytes gathered before they are written to the spool file (one blocking call).
-const SPOOL_BLOCK: usize = 256 * 1024;
+/// Bytes gathered before they are written to the spool file (one blocking call: each is two
+/// thread wake-ups, so a megabyte at a time). The window holds them meanwhile.
+const SPOOL_BLOCK: usize = 1024 * 1024;
 /// The latest bytes kept in memory for readers keeping up: past it, chunks that are in the
 /// spool file go.
 const WINDOW: usize = 2 * 1024 * 1024;

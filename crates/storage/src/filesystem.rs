@@ -14,30 +14,28 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use berth_oci::{ByteRange, Digest, UploadId};
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
 use crate::file_chunks::FileChunks;
+#[cfg(test)]
+use crate::write_blocks::WRITE_BLOCK;
+use crate::write_blocks::{Blocks, write_blocks};
 use crate::{
     BlobContent, BlobKey, BlobStore, ByteStream, Committed, ListedBlob, StorageError, StoredBlob,
 };
-
-/// Incoming data is gathered into blocks of this size before each write: few enough
-/// syscalls and blocking tasks per gigabyte, and at most two blocks per upload in memory.
-const WRITE_BLOCK: usize = 1024 * 1024;
 
 pub struct FilesystemStore {
     root: PathBuf,
     blobs: PathBuf,
     uploads: PathBuf,
+    /// Incoming data is written in blocks of [`WRITE_BLOCK`] bytes, reused across uploads.
+    blocks: Arc<Blocks>,
 }
 
 impl FilesystemStore {
@@ -52,6 +50,7 @@ impl FilesystemStore {
             root,
             blobs,
             uploads,
+            blocks: Arc::default(),
         })
     }
 
@@ -199,7 +198,7 @@ impl BlobStore for FilesystemStore {
         &self,
         id: UploadId,
         offset: u64,
-        mut data: ByteStream,
+        data: ByteStream,
     ) -> Result<u64, StorageError> {
         let path = self.upload_path(id);
         let file = blocking(move || {
@@ -210,50 +209,10 @@ impl BlobStore for FilesystemStore {
         })
         .await?;
 
-        // Gather the body into blocks and write each block while the next one arrives.
-        let mut position = offset;
-        let mut block = BytesMut::with_capacity(WRITE_BLOCK);
-        let mut in_flight: Option<tokio::task::JoinHandle<io::Result<()>>> = None;
-        let write_block = |block: Bytes, at: u64| {
-            let file = Arc::clone(&file);
-            tokio::task::spawn_blocking(move || file.write_all_at(&block, at))
-        };
-        let finish_in_flight = |handle: Option<tokio::task::JoinHandle<io::Result<()>>>| async move {
-            match handle {
-                Some(h) => h.await.map_err(io::Error::other)?,
-                None => Ok(()),
-            }
-        };
-        while let Some(chunk) = data.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    // Let the write in flight end before the caller reuses the file.
-                    let _ = finish_in_flight(in_flight.take()).await;
-                    return Err(StorageError::Body(e));
-                }
-            };
-            block.extend_from_slice(&chunk);
-            if block.len() >= WRITE_BLOCK {
-                finish_in_flight(in_flight.take()).await?;
-                let full =
-                    std::mem::replace(&mut block, BytesMut::with_capacity(WRITE_BLOCK)).freeze();
-                let len = full.len() as u64;
-                in_flight = Some(write_block(full, position));
-                position += len;
-            }
-        }
-        finish_in_flight(in_flight.take()).await?;
-        if !block.is_empty() {
-            let len = block.len() as u64;
-            write_block(block.freeze(), position)
-                .await
-                .map_err(io::Error::other)??;
-            position += len;
-        }
+        let written = write_blocks(&self.blocks, &file, offset, data).await?;
         // Durable before the caller records the new size.
         blocking(move || file.sync_data()).await?;
-        Ok(position - offset)
+        Ok(written)
     }
 
     async fn read_upload(&self, id: UploadId, size: u64) -> Result<ByteStream, StorageError> {
@@ -393,6 +352,7 @@ impl BlobStore for FilesystemStore {
 mod tests {
     use super::*;
     use berth_oci::Algorithm;
+    use bytes::Bytes;
     use futures_util::stream;
 
     #[tokio::test]

@@ -32,6 +32,7 @@ pub mod object;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod verify;
+mod write_blocks;
 
 pub use filesystem::FilesystemStore;
 pub use ipfs::{IpfsCredentials, IpfsSettings, IpfsStore};

@@ -1,13 +1,15 @@
 //! Several instances of one deployment (PostgreSQL, one blob store) cache as one: a tag one
 //! instance checked upstream is fresh for the others and after a restart, an upstream 404
 //! one saw is remembered by all, and two instances asked for the same uncached blob at once
-//! download it from the upstream once. Upstream requests are counted in the upstream's own
-//! access log.
+//! download it from the upstream once; when the instance downloading it dies, the other
+//! takes over once its lease lapses. Upstream requests are counted in the upstream's own
+//! access log (or the relay's).
 
 use std::path::Path;
 
 use berth_meta::postgres::testing::PostgresServer;
 
+use super::faulty::{Fault, FaultyUpstream, Target};
 use super::*;
 
 /// Two instances mirroring `upstream` (registry:2's proxy mode), on one PostgreSQL database
@@ -137,4 +139,67 @@ async fn two_instances_asked_for_one_uncached_blob_download_it_once() {
     }
     counted.sort();
     assert_eq!(counted, [(0, 1), (1, 0)], "(fetches, waits) per instance");
+}
+
+#[tokio::test]
+async fn an_instance_waiting_for_another_that_died_downloads_the_blob_itself() {
+    const SIZE: usize = 3 * 1024 * 1024 + 7;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = OfficialRegistry::start_logged(dir.path(), None);
+    let data = bytes(SIZE, 23);
+    let digest = push_blob_to(&upstream.base, "team/big", &data).await;
+    // Blob bodies drip (a byte a second) until told otherwise: the first download is
+    // in progress, holding the blob's lease, when its instance dies.
+    let relay = FaultyUpstream::start(&upstream.base, Fault::SlowLoris, Target::Blobs).await;
+    let database = PostgresServer::start();
+    let shared = tempfile::tempdir().unwrap();
+    let (mut one, two) = two_instances(&database, shared.path(), &relay.base);
+    let path = format!("/v2/team/big/blobs/{digest}");
+    let gets = || relay.requests(&format!("GET {path}")).len();
+
+    let first = tokio::spawn(fetch_blob_from(one.url(&path)));
+    wait_for("the first instance's download to start", || {
+        relay.dripping() == 1
+    })
+    .await;
+    let second = tokio::spawn(fetch_blob_from(two.url(&path)));
+    // The second instance waits for the first's download instead of starting its own.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(gets(), 1, "one upstream download while the lease is held");
+    assert!(!second.is_finished(), "the second client is still waiting");
+
+    relay.set(Fault::None, Target::Blobs);
+    one.kill9();
+    let died = Instant::now();
+    let (got, length) = second.await.unwrap().unwrap();
+    let waited = died.elapsed();
+    assert_eq!((got.as_str(), length), (digest.as_str(), SIZE as u64));
+    // The lease lapses 15 s after its last renewal: the wait ends then, not at the 5
+    // minutes an instance waits for a download whose holder is alive.
+    assert!(
+        waited < Duration::from_secs(30),
+        "the waiting instance took over after {waited:?}"
+    );
+    assert!(
+        first.await.unwrap().is_err(),
+        "the dead instance's client fails"
+    );
+    assert_eq!(gets(), 2, "the second instance downloaded the blob itself");
+    // It is cached: served again without the upstream.
+    let (again, _) = fetch_blob_from(two.url(&path)).await.unwrap();
+    assert_eq!(again, digest);
+    assert_eq!(gets(), 2);
+}
+
+async fn fetch_blob_from(url: String) -> Result<(String, u64), String> {
+    fetch_blob(&client(), &url).await
+}
+
+/// Polls `done` every 50 ms for up to ten seconds.
+async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 10 s for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
