@@ -42,9 +42,20 @@ pub struct Params {
     pub pull_size: usize,
 }
 
+/// Before a measurement window and its lone push: no client has written for this long, so
+/// that the server's last write (pull statistics are written every 2 s) is older than the
+/// window (`berth gc` starts after it).
+const QUIET: Duration = Duration::from_millis(2500);
+/// From the start of a window (the start of the collection) to its lone push: the collector
+/// is marking by then.
+const LONE_PUSH_AFTER: Duration = Duration::from_secs(2);
+
 /// One measurement window's figures.
 #[derive(Debug, Clone, Serialize)]
 struct Window {
+    /// One image pushed after a spell without client writes: on SQLite, how long the first
+    /// writer waits while the collector has seen no other writer for a while.
+    lone_push_ms: f64,
     manifest_get_rps: f64,
     manifest_get_p99_ms: f64,
     push_mb_s: f64,
@@ -130,7 +141,9 @@ pub async fn run(params: &Params, berth_bin: &Path, work: &Path) -> Result<Repor
             thousands(params.garbage),
             started.elapsed().as_secs_f64()
         );
+        tokio::time::sleep(QUIET).await;
         idle.push(window(&berth, params, &source, &big, &mut pushed).await?);
+        tokio::time::sleep(QUIET).await;
         let mut gc = start_gc(berth_bin, &berth.data_dir, work, rep)?;
         let gc_started = Instant::now();
         let measured = window(&berth, params, &source, &big, &mut pushed).await;
@@ -178,7 +191,16 @@ pub async fn run(params: &Params, berth_bin: &Path, work: &Path) -> Result<Repor
 
     let pick =
         |windows: &[Window], f: Pick| Summary::of(&windows.iter().map(f).collect::<Vec<_>>());
-    let measures: [(String, Pick, bool); 4] = [
+    let measures: [(String, Pick, bool); 5] = [
+        (
+            format!(
+                "lone image push after a quiet spell, {} layers of {} (ms)",
+                params.push_layers,
+                size_name(params.push_layer_size)
+            ),
+            |w| w.lone_push_ms,
+            false,
+        ),
         (
             format!("manifest GET by tag, {} connections (req/s)", params.conns),
             |w| w.manifest_get_rps,
@@ -262,7 +284,11 @@ fn start_gc(berth_bin: &Path, data: &Path, work: &Path, rep: usize) -> Result<Ch
     let log = std::fs::File::create(work.join(format!("gc-{rep}.log")))?;
     let mut command = Command::new(berth_bin);
     for (key, _) in std::env::vars() {
-        if key.starts_with("REGISTRY_") || key.starts_with("BERTH_") {
+        // The database stays the server's (`BERTH_DATABASE_URL=postgres://...` runs both on
+        // PostgreSQL).
+        if (key.starts_with("REGISTRY_") || key.starts_with("BERTH_"))
+            && key != "BERTH_DATABASE_URL"
+        {
             command.env_remove(key);
         }
     }
@@ -279,8 +305,8 @@ fn start_gc(berth_bin: &Path, data: &Path, work: &Path, rep: usize) -> Result<Ch
         .map_err(|e| format!("starting berth gc: {e}"))?)
 }
 
-/// The client workloads, one after the other: a manifest GET load, image pushes (remembered
-/// in `pushed` to be checked at the end), a blob pull.
+/// The client workloads, one after the other: a lone image push, a manifest GET load, image
+/// pushes (remembered in `pushed` to be checked at the end), a blob pull.
 async fn window(
     berth: &Server,
     params: &Params,
@@ -288,6 +314,15 @@ async fn window(
     big: &Blob,
     pushed: &mut Vec<(String, Image)>,
 ) -> Result<Window> {
+    tokio::time::sleep(LONE_PUSH_AFTER).await;
+    let mut conn = Conn::connect(&berth.target()).await?;
+    let lone = Image::generate(source, params.push_layers, params.push_layer_size);
+    let tag = format!("push-{}", pushed.len());
+    let started = Instant::now();
+    api::push_image(&mut conn, REPO, &tag, &lone).await?;
+    let lone_push_ms = started.elapsed().as_secs_f64() * 1e3;
+    pushed.push((tag, lone));
+
     let spec = Arc::new(RequestSpec {
         method: Method::GET,
         path: format!("/v2/{REPO}/manifests/latest"),
@@ -301,7 +336,6 @@ async fn window(
     };
     let got = client::load(berth.target(), &load, spec).await?;
 
-    let mut conn = Conn::connect(&berth.target()).await?;
     let images: Vec<Image> = (0..params.pushes)
         .map(|_| Image::generate(source, params.push_layers, params.push_layer_size))
         .collect();
@@ -321,6 +355,7 @@ async fn window(
     let n = api::pull_blob(&mut conn, REPO, &big.digest, false).await?;
     let pull_mb_s = n as f64 / 1e6 / started.elapsed().as_secs_f64();
     Ok(Window {
+        lone_push_ms,
         manifest_get_rps: got.requests_per_s,
         manifest_get_p99_ms: got.p99_ms,
         push_mb_s,
@@ -333,7 +368,8 @@ impl Report {
         let p = &self.params;
         let mut md = format!(
             "{header}\n\n## Clients during an online garbage collection\n\nMedian (min–max) of {} \
-             repetitions. Each: {} unreferenced blobs of {} left, the workloads measured with \
+             repetitions. Each: {} unreferenced blobs of {} left, the workloads (one image \
+             pushed after a quiet spell, a manifest GET load, image pushes, a blob pull) measured with \
              the collector idle, then again while `berth gc` (a second process, `gc.grace` 0) \
              deletes them. Change: the median during GC against the median idle (negative is \
              slower; the goal is no worse than -20%).\n\n\

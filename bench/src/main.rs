@@ -149,7 +149,8 @@ struct Args {
     stores: Option<Vec<String>>,
     /// Instead of berth against the official registry: berth's clients (manifest GETs, image
     /// pushes, a blob pull) with the garbage collector idle and while `berth gc` runs. Uses
-    /// --reps, --conns, --duration, --concurrent-blob-size (the pulled blob), --garbage.
+    /// --reps, --conns, --duration, --concurrent-blob-size (the pulled blob), --garbage. On
+    /// PostgreSQL with `BERTH_DATABASE_URL` set (an empty database) in the environment.
     #[arg(long)]
     during_gc: bool,
     /// With --during-gc, unreferenced blobs left for each collection.
@@ -425,10 +426,15 @@ async fn run_during_gc(args: &Args) -> Result<bool> {
     let outcome = during_gc::run(&params, &run.berth, &run.work).await;
     run.clean(args);
     let report = outcome?;
-    let header = run.header(
-        "SQLite and the filesystem store; the load generator, berth and the collector share \
-         the cores; ",
-    );
+    let engine = if std::env::var_os("BERTH_DATABASE_URL").is_some() {
+        "PostgreSQL (`BERTH_DATABASE_URL`)"
+    } else {
+        "SQLite"
+    };
+    let header = run.header(&format!(
+        "{engine} and the filesystem store; the load generator, berth and the collector \
+         share the cores; "
+    ));
     save(
         args,
         &run.stamp,

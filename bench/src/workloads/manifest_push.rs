@@ -41,8 +41,9 @@ impl Bench<'_> {
                     let per_s = pushes as f64 / started.elapsed().as_secs_f64();
                     latencies_us.sort_unstable();
                     let p50 = percentile_us(&latencies_us, 0.5) / 1000.0;
+                    let p90 = percentile_us(&latencies_us, 0.9) / 1000.0;
                     let p99 = percentile_us(&latencies_us, 0.99) / 1000.0;
-                    Ok((vec![p50, p99, per_s], pushes as f64 / 1000.0))
+                    Ok((vec![p50, p90, p99, per_s], pushes as f64 / 1000.0))
                 },
             )
             .await?;
@@ -52,6 +53,7 @@ impl Bench<'_> {
             &measured,
             &[
                 ("manifest_push_p50", "p50 latency", "ms", Better::Lower),
+                ("manifest_push_p90", "p90 latency", "ms", Better::Lower),
                 ("manifest_push_p99", "p99 latency", "ms", Better::Lower),
                 (
                     "manifest_push_rps",

@@ -172,6 +172,17 @@ impl GcRunStatus {
     }
 }
 
+/// What writers other than the collector's connection are doing (SQLite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtherWriters {
+    /// Changes whenever a connection other than the collector's commits (`PRAGMA
+    /// data_version` of its writer connection).
+    pub commits: i64,
+    /// Whether another process's writer connection is in use now: writing, or waiting for
+    /// the lock (see `sqlite_writers`).
+    pub present: bool,
+}
+
 /// A recorded run. `progress` and `report` are JSON documents written by the collector.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GcRunRecord {
@@ -192,11 +203,10 @@ pub struct GcRunRecord {
 #[async_trait]
 pub trait GcStore: Send + Sync + 'static {
     /// Where every writer, in every process, takes one lock for the whole database (SQLite):
-    /// a number that changes whenever a connection other than the collector's commits
-    /// (`PRAGMA data_version` of the writer connection), so that the collector can leave
-    /// gaps between its transactions while others write (SQLite's busy handler polls; it
-    /// does not queue). `None` where writers lock rows, not the database (PostgreSQL).
-    async fn others_commits(&self) -> Result<Option<i64>> {
+    /// what other writers are doing, so that the collector can leave gaps between its
+    /// transactions while others write or wait to (SQLite's busy handler polls; it does not
+    /// queue). `None` where writers lock rows, not the database (PostgreSQL).
+    async fn other_writers(&self) -> Result<Option<OtherWriters>> {
         Ok(None)
     }
 

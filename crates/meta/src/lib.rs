@@ -69,6 +69,7 @@ mod sql_tag_history;
 mod sql_tag_rules;
 mod sql_webhooks;
 pub mod sqlite;
+mod sqlite_writers;
 pub mod tag_history;
 #[cfg(any(test, feature = "behaviour-tests"))]
 pub mod tag_history_behaviour;

@@ -25,6 +25,7 @@ use crate::events::{Event, EventKind, Origin, OutboxRouter};
 use crate::gc::{BlobDeletion, DeletionState};
 use crate::sql_browse::BrowseDialect;
 use crate::sql_tag_history::Untagged;
+use crate::sqlite_writers::WriterPresence;
 use crate::{
     BlobRecord, BrokenReference, KeyedLocks, ManifestSource, MetaError, MetadataStore, NewBlob,
     NewManifest, PoolUse, ReferenceKind, Referrer, Result, StoreUsage, StoredManifest, UploadLock,
@@ -91,6 +92,8 @@ pub struct SqlStore<DB: Database> {
     pub(crate) upload_locks: KeyedLocks<UploadId>,
     /// Which webhook endpoints want which changes (none until set).
     pub(crate) outbox_router: OnceLock<Arc<dyn OutboxRouter>>,
+    /// Whether other processes' writers are in use (SQLite; see `sqlite_writers`).
+    pub(crate) writer_presence: Option<Arc<WriterPresence>>,
 }
 
 impl<DB: Database> SqlStore<DB> {
@@ -100,6 +103,7 @@ impl<DB: Database> SqlStore<DB> {
             reader,
             upload_locks: KeyedLocks::default(),
             outbox_router: OnceLock::new(),
+            writer_presence: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use berth_oci::UploadId;
@@ -16,6 +17,7 @@ use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::sql_store::{Dialect, SqlStore};
+use crate::sqlite_writers::WriterPresence;
 use crate::{MetaError, Result, UploadLock};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -75,9 +77,24 @@ impl SqlStore<Sqlite> {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // Other processes' garbage collectors see this process's writer in use, waiting
+        // included (see `sqlite_writers`). The one connection is kept for good, so that
+        // every use of it passes both hooks.
+        let presence = Arc::new(WriterPresence::open(path));
+        let (entering, leaving) = (presence.clone(), presence.clone());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .before_acquire(move |_, _| {
+                entering.enter();
+                Box::pin(async { Ok(true) })
+            })
+            .after_release(move |_, _| {
+                leaving.leave();
+                Box::pin(async { Ok(true) })
+            })
             .connect_with(options.clone())
             .await?;
         MIGRATIONS.run(&writer).await?;
@@ -87,7 +104,9 @@ impl SqlStore<Sqlite> {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqlStore::new(writer, reader))
+        let mut store = SqlStore::new(writer, reader);
+        store.writer_presence = Some(presence);
+        Ok(store)
     }
 
     /// Opens a database from a `sqlite://` URL.

@@ -15,7 +15,7 @@ use berth_meta::browse::{
 };
 use berth_meta::gc::{
     BlobCandidate, CandidatePage, ClaimedDeletion, Collectable, GcRunRecord, GcRunStatus,
-    PendingDeletions, UntaggedManifest,
+    OtherWriters, PendingDeletions, UntaggedManifest,
 };
 use berth_meta::quotas::Recount;
 use berth_meta::{
@@ -170,7 +170,7 @@ measured!(GcStore {
     fn interrupt_gc_runs(&self, except: i64) -> Result<Vec<i64>>;
     fn gc_runs(&self, before: Option<i64>, limit: u32) -> Result<Vec<GcRunRecord>>;
     fn gc_run(&self, id: i64) -> Result<Option<GcRunRecord>>;
-    fn others_commits(&self) -> Result<Option<i64>>;
+    fn other_writers(&self) -> Result<Option<OtherWriters>>;
 });
 
 measured!(CacheStore {

@@ -49,10 +49,17 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// Rows read per query, and blobs marked per transaction (kept short: pushes wait for it).
 const PAGE: u32 = 500;
 const MARK_BATCH: usize = 100;
+/// Blobs marked per transaction on SQLite while no other writer is in sight: a fifth of the
+/// commits (each one fsync), the lock held for tens of milliseconds; a writer that shows up
+/// waits for one such batch at most, and the batches are short again from then on.
+const MARK_BATCH_ALONE: usize = 500;
 /// See [`Registry::give_writers_a_turn`].
 const WRITER_TURN: Duration = Duration::from_millis(100);
-const WRITER_GAP: Duration = Duration::from_millis(10);
 const WRITERS_BUSY_FOR: Duration = Duration::from_secs(5);
+const IDLE_TURN: Duration = Duration::from_millis(120);
+const IDLE_TURN_EVERY: Duration = Duration::from_secs(2);
+const PRESENT_WAIT: Duration = Duration::from_millis(250);
+const PRESENT_POLL: Duration = Duration::from_millis(2);
 /// Candidate blobs read per query, at most. A page's cost on PostgreSQL is mostly fixed
 /// (planning, starting parallel workers): 20-35 ms for 500, about 50 for 5,000, so a
 /// collection of 100,000 blobs reads 20 pages rather than 200 (bench/README.md, "Garbage
@@ -292,6 +299,9 @@ struct Run<'a> {
     /// See [`Registry::give_writers_a_turn`].
     others_commits: Option<i64>,
     others_writing_until: Option<Instant>,
+    last_turn: Instant,
+    /// No other writer in sight, on SQLite, at the last turn.
+    alone: bool,
 }
 
 impl Run<'_> {
@@ -376,6 +386,8 @@ impl Registry {
             phase_began: started,
             others_commits: None,
             others_writing_until: None,
+            last_turn: started,
+            alone: false,
         };
         if dry_run {
             let result = self.dry_run(&mut run, settings).await;
@@ -520,7 +532,15 @@ impl Registry {
                 .unreferenced_blobs(after.as_ref(), collectable, CANDIDATE_SCAN, CANDIDATE_PAGE)
                 .await
                 .map_err(from_meta)?;
-            for batch in page.candidates.chunks(MARK_BATCH) {
+            let mut rest: &[BlobCandidate] = &page.candidates;
+            while !rest.is_empty() {
+                let size = if run.alone {
+                    MARK_BATCH_ALONE
+                } else {
+                    MARK_BATCH
+                };
+                let (batch, after) = rest.split_at(size.min(rest.len()));
+                rest = after;
                 let freed = if dry {
                     batch.to_vec()
                 } else {
@@ -679,32 +699,59 @@ impl Registry {
     }
 
     /// After a write transaction of the collector, where all writers take turns on one lock
-    /// (SQLite, also across processes): while other connections commit (in the last
-    /// [`WRITERS_BUSY_FOR`]), a pause three times as long as the lock was held and at least
-    /// as long as the longest sleep of SQLite's busy handler between its retries, so that a
-    /// waiting push gets the lock before the next batch; otherwise a short gap, enough for a
-    /// waiting writer to get in within a few batches (its commit then turns the long pauses
-    /// on).
+    /// (SQLite, also across processes):
+    ///
+    /// - while another process's writer is in use (writing, or waiting in SQLite's busy
+    ///   handler, which polls and holds nothing), the collector waits until it is done, up to
+    ///   [`PRESENT_WAIT`];
+    /// - while others committed in the last [`WRITERS_BUSY_FOR`], a pause three times as long
+    ///   as the lock was held and at least as long as the busy handler's longest sleep
+    ///   between retries, so that the next push gets the lock before the next batch;
+    /// - otherwise none (and the mark's batches grow to [`MARK_BATCH_ALONE`]), but for one of
+    ///   [`IDLE_TURN`] every [`IDLE_TURN_EVERY`], for writers that cannot be seen waiting (a
+    ///   program other than berth): one waits at most that long, well within its busy
+    ///   timeout (5 s).
+    ///
+    /// In the collector's own process, writers queue for the one writer connection in
+    /// order and need no pause.
     async fn give_writers_a_turn(&self, run: &mut Run<'_>, held: Duration) {
-        let Ok(Some(version)) = self.meta.others_commits().await else {
+        let Ok(Some(others)) = self.meta.other_writers().await else {
             return;
         };
-        if run
+        let committed = run
             .others_commits
-            .replace(version)
-            .is_some_and(|seen| seen != version)
-        {
+            .replace(others.commits)
+            .is_some_and(|seen| seen != others.commits);
+        if committed || others.present {
             run.others_writing_until = Some(Instant::now() + WRITERS_BUSY_FOR);
+        }
+        run.alone = false;
+        if others.present {
+            let waiting = Instant::now();
+            while waiting.elapsed() < PRESENT_WAIT {
+                tokio::time::sleep(PRESENT_POLL).await;
+                match self.meta.other_writers().await {
+                    Ok(Some(others)) if others.present => {}
+                    _ => break,
+                }
+            }
+            run.last_turn = Instant::now();
+            return;
         }
         let others_writing = run
             .others_writing_until
             .is_some_and(|until| Instant::now() < until);
+        run.alone = !others_writing;
         let pause = if others_writing {
             (held * 3).max(WRITER_TURN)
+        } else if run.last_turn.elapsed() >= IDLE_TURN_EVERY {
+            IDLE_TURN
         } else {
-            WRITER_GAP
+            tokio::task::yield_now().await;
+            return;
         };
         tokio::time::sleep(pause).await;
+        run.last_turn = Instant::now();
     }
 
     /// Counts the deletions begun (by a run that died) and not finished: this run finishes them.
