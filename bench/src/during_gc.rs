@@ -5,6 +5,8 @@
 //! `berth gc` as a second process on the same data directory (as an operator or a cron job
 //! would, with `gc.grace` 0 so that it has the garbage to delete) and measures the same
 //! workloads while it runs. Afterwards every image pushed during the run must still pull.
+//! With `--gc-in-server` the serving instance's own collector runs instead, started through
+//! the admin API, as a scheduled collection would.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -27,8 +29,22 @@ use crate::workloads::{size_name, thousands};
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const REPO: &str = "bench/gc";
 
+/// Which collector runs while the clients are measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Collector {
+    /// `berth gc`, a second process on the same database and data directory (an operator's
+    /// cron job; on SQLite two processes then take turns with one write lock).
+    Process,
+    /// The serving instance's own collector, started with `POST /api/v1/gc` (berth with its
+    /// own authentication: the admin API needs an administrator), sharing the server's
+    /// database connections, as scheduled collections run.
+    Server,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Params {
+    pub collector: Collector,
     pub reps: usize,
     /// Unreferenced blobs left for each collection.
     pub garbage: usize,
@@ -95,8 +111,16 @@ pub struct Report {
 }
 
 pub async fn run(params: &Params, berth_bin: &Path, work: &Path) -> Result<Report> {
-    let berth =
-        servers::start_berth_with("berth", berth_bin, None, work, Profile::Open, &[]).await?;
+    let berth = match params.collector {
+        Collector::Process => {
+            servers::start_berth_with("berth", berth_bin, None, work, Profile::Open, &[]).await?
+        }
+        Collector::Server => {
+            let grace = [("BERTH_GC_GRACE".to_owned(), "0s".to_owned())];
+            servers::start_berth_with("berth", berth_bin, None, work, Profile::Token, &grace)
+                .await?
+        }
+    };
     let source = Source::new(params.pull_size.max(params.push_layer_size));
     let mut conn = Conn::connect(&berth.target()).await?;
     let small = Image::generate(&source, 1, 1024);
@@ -144,24 +168,14 @@ pub async fn run(params: &Params, berth_bin: &Path, work: &Path) -> Result<Repor
         tokio::time::sleep(QUIET).await;
         idle.push(window(&berth, params, &source, &big, &mut pushed).await?);
         tokio::time::sleep(QUIET).await;
-        let mut gc = start_gc(berth_bin, &berth.data_dir, work, rep)?;
+        let mut gc = Running::start(params.collector, berth_bin, &berth, work, rep).await?;
         let gc_started = Instant::now();
         let measured = window(&berth, params, &source, &big, &mut pushed).await;
-        let outlasted = gc.try_wait()?.is_none();
-        let status = tokio::task::block_in_place(|| gc.wait())?;
+        let outlasted = gc.is_running(&berth).await?;
+        let summary = gc.finish(&berth, work, rep).await?;
         let seconds = gc_started.elapsed().as_secs_f64();
-        let output = std::fs::read_to_string(work.join(format!("gc-{rep}.log")))?;
-        if !status.success() {
-            return Err(format!("berth gc failed ({status}): {output}").into());
-        }
         during.push(measured?);
         berth.check_alive()?;
-        // Its summary line (after the progress lines, before the per-repository ones).
-        let summary = output
-            .lines()
-            .find(|line| line.starts_with("freed"))
-            .unwrap_or_else(|| output.lines().last().unwrap_or_default())
-            .to_owned();
         eprintln!(
             "berth-bench: repetition {}: the collection took {seconds:.1} s{}: {summary}",
             rep + 1,
@@ -279,6 +293,118 @@ async fn leave_garbage(berth: &Server, params: &Params, rep: usize) -> Result<()
     .await
 }
 
+/// A collection under way.
+enum Running {
+    Process(Child),
+    /// The server's run of this id.
+    Server(i64),
+}
+
+impl Running {
+    async fn start(
+        collector: Collector,
+        berth_bin: &Path,
+        berth: &Server,
+        work: &Path,
+        rep: usize,
+    ) -> Result<Running> {
+        match collector {
+            Collector::Process => Ok(Running::Process(start_gc(
+                berth_bin,
+                &berth.data_dir,
+                work,
+                rep,
+            )?)),
+            Collector::Server => {
+                let started =
+                    admin(berth, Method::POST, "/api/v1/gc", StatusCode::ACCEPTED).await?;
+                let run = started["run"]
+                    .as_i64()
+                    .ok_or_else(|| format!("POST /api/v1/gc answered {started}"))?;
+                Ok(Running::Server(run))
+            }
+        }
+    }
+
+    async fn is_running(&mut self, berth: &Server) -> Result<bool> {
+        match self {
+            Running::Process(child) => Ok(child.try_wait()?.is_none()),
+            Running::Server(run) => Ok(server_run(berth, *run).await?["status"] == "running"),
+        }
+    }
+
+    /// Waits for the end of the collection: what it freed, or its failure as an error.
+    async fn finish(self, berth: &Server, work: &Path, rep: usize) -> Result<String> {
+        match self {
+            Running::Process(mut child) => {
+                let status = tokio::task::block_in_place(|| child.wait())?;
+                let output = std::fs::read_to_string(work.join(format!("gc-{rep}.log")))?;
+                if !status.success() {
+                    return Err(format!("berth gc failed ({status}): {output}").into());
+                }
+                // Its summary line (after the progress lines, before the per-repository ones).
+                Ok(output
+                    .lines()
+                    .find(|line| line.starts_with("freed"))
+                    .unwrap_or_else(|| output.lines().last().unwrap_or_default())
+                    .to_owned())
+            }
+            Running::Server(run) => loop {
+                let view = server_run(berth, run).await?;
+                match view["status"].as_str() {
+                    Some("running") => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Some("finished") => {
+                        let report = &view["report"];
+                        return Ok(format!(
+                            "freed {} blobs, {} bytes (run {run} in the server)",
+                            report["blobs"], report["bytes"]
+                        ));
+                    }
+                    _ => return Err(format!("the server's collection {run} ended: {view}").into()),
+                }
+            },
+        }
+    }
+}
+
+async fn server_run(berth: &Server, run: i64) -> Result<serde_json::Value> {
+    admin(
+        berth,
+        Method::GET,
+        &format!("/api/v1/gc/runs/{run}"),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// An admin API request as the harness's administrator: its JSON answer.
+async fn admin(
+    berth: &Server,
+    method: Method,
+    path: &str,
+    expect: StatusCode,
+) -> Result<serde_json::Value> {
+    let tokens = berth
+        .tokens
+        .as_ref()
+        .ok_or("the admin API needs berth's own authentication")?;
+    let mut conn = Conn::connect(&berth.target()).await?;
+    let authorization = (http::header::AUTHORIZATION, tokens.basic());
+    let body = if method == Method::POST {
+        Bytes::from_static(b"{}")
+    } else {
+        Bytes::new()
+    };
+    let answer = conn
+        .send(method.clone(), path, &[authorization], body)
+        .await?
+        .expect(expect, &format!("{method} {path}"))
+        .await?
+        .bytes()
+        .await?;
+    Ok(serde_json::from_slice(&answer).map_err(|e| format!("{method} {path}: {e}"))?)
+}
+
 /// `berth gc` on the served data directory, its output in `gc-<rep>.log`.
 fn start_gc(berth_bin: &Path, data: &Path, work: &Path, rep: usize) -> Result<Child> {
     let log = std::fs::File::create(work.join(format!("gc-{rep}.log")))?;
@@ -370,13 +496,16 @@ impl Report {
             "{header}\n\n## Clients during an online garbage collection\n\nMedian (min–max) of {} \
              repetitions. Each: {} unreferenced blobs of {} left, the workloads (one image \
              pushed after a quiet spell, a manifest GET load, image pushes, a blob pull) measured with \
-             the collector idle, then again while `berth gc` (a second process, `gc.grace` 0) \
-             deletes them. Change: the median during GC against the median idle (negative is \
+             the collector idle, then again while {} (`gc.grace` 0) deletes them. Change: the median during GC against the median idle (negative is \
              slower; the goal is no worse than -20%).\n\n\
              | measure | GC idle | during GC | change |\n| --- | ---: | ---: | ---: |\n",
             p.reps,
             thousands(p.garbage),
             size_name(p.garbage_size),
+            match p.collector {
+                Collector::Process => "`berth gc` (a second process)",
+                Collector::Server => "the serving instance's collector (`POST /api/v1/gc`)",
+            },
         );
         for row in &self.rows {
             md.push_str(&format!(
@@ -387,7 +516,7 @@ impl Report {
                 row.change_percent
             ));
         }
-        md.push_str("\n| collection | seconds | outlasted the window | `berth gc` said |\n| --- | ---: | --- | --- |\n");
+        md.push_str("\n| collection | seconds | outlasted the window | the collector said |\n| --- | ---: | --- | --- |\n");
         for (i, c) in self.collections.iter().enumerate() {
             md.push_str(&format!(
                 "| {} | {:.1} | {} | {} |\n",

@@ -156,6 +156,10 @@ struct Args {
     /// With --during-gc, unreferenced blobs left for each collection.
     #[arg(long)]
     garbage: Option<usize>,
+    /// With --during-gc, the serving instance's own collector (started through the admin
+    /// API, as a scheduled collection runs) instead of `berth gc` as a second process.
+    #[arg(long)]
+    gc_in_server: bool,
 }
 
 impl Args {
@@ -410,6 +414,11 @@ async fn run_storage(args: &Args) -> Result<bool> {
 async fn run_during_gc(args: &Args) -> Result<bool> {
     let general = args.params();
     let params = during_gc::Params {
+        collector: if args.gc_in_server {
+            during_gc::Collector::Server
+        } else {
+            during_gc::Collector::Process
+        },
         reps: args.reps.unwrap_or(if args.smoke { 1 } else { 3 }),
         garbage: args
             .garbage

@@ -44,6 +44,11 @@ impl TokenSource {
     }
 
     /// The `Authorization` value for a request to `path_and_query`.
+    /// The administrator's Basic credentials, for the admin API.
+    pub fn basic(&self) -> HeaderValue {
+        self.basic.clone()
+    }
+
     pub async fn authorization(&self, path_and_query: &str) -> Result<HeaderValue> {
         let scopes = scopes_for(path_and_query);
         let key = scopes.join(" ");
