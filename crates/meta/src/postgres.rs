@@ -380,7 +380,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_mark_skips_only_what_pushes_hold() {
         use crate::gc::{DeletionState, GcStore};
-        use crate::sql_store::{DIGEST_LOCK_CLASS, digest_lock_key};
+        use crate::sql_digest_locks::{DIGEST_LOCK_CLASS, digest_lock_key};
         use berth_oci::{Algorithm, Digest, RepositoryName};
 
         let server = PostgresServer::start();

@@ -152,11 +152,11 @@ impl From<sqlx::migrate::MigrateError> for MetaError {
 
 /// Values read back were validated before they were written; one that is not valid now was
 /// edited by hand or is corrupt.
-fn corrupt(what: &str, value: &str) -> MetaError {
+pub(crate) fn corrupt(what: &str, value: &str) -> MetaError {
     MetaError::Database(format!("corrupt {what} in database: {value:?}").into())
 }
 
-fn parse_digest(s: &str) -> Result<Digest> {
+pub(crate) fn parse_digest(s: &str) -> Result<Digest> {
     Digest::parse(s).map_err(|_| corrupt("digest", s))
 }
 
@@ -220,7 +220,7 @@ where
     /// The id of `name`, creating the repository if needed (and then adding its event to
     /// `events`); the row stays locked until the transaction ends. An existing repository,
     /// the usual case, costs one statement.
-    async fn ensure_repository(
+    pub(crate) async fn ensure_repository(
         tx: &mut Transaction<'static, DB>,
         name: &RepositoryName,
         origin: &Arc<Origin>,
@@ -258,167 +258,6 @@ where
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    /// Checks that the repository holds each descriptor's content with the declared size, in
-    /// one query for the whole list.
-    async fn check_references(
-        tx: &mut Transaction<'static, DB>,
-        repository_id: i64,
-        kind: ReferenceKind,
-        descriptors: &[Descriptor],
-    ) -> Result<Vec<BrokenReference>> {
-        if descriptors.is_empty() {
-            return Ok(Vec::new());
-        }
-        let digests = serde_json::Value::from(
-            descriptors
-                .iter()
-                .map(|d| d.digest.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .to_string();
-        let query = match kind {
-            ReferenceKind::Blob => DB::BLOB_REFERENCES,
-            ReferenceKind::Manifest => DB::MANIFEST_REFERENCES,
-        };
-        let rows = sqlx::query(query)
-            .bind(digests)
-            .bind(repository_id)
-            .fetch_all(&mut **tx)
-            .await?;
-        let mut broken = Vec::new();
-        for (descriptor, row) in descriptors.iter().zip(rows) {
-            let stored: Option<i64> = row.try_get(1)?;
-            match stored {
-                None => broken.push(BrokenReference::Missing {
-                    kind,
-                    digest: descriptor.digest.clone(),
-                }),
-                Some(stored) if stored as u64 != descriptor.size => {
-                    broken.push(BrokenReference::WrongSize {
-                        kind,
-                        digest: descriptor.digest.clone(),
-                        declared: descriptor.size,
-                        stored: stored as u64,
-                    })
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(broken)
-    }
-}
-
-/// The advisory lock class of digest locks ("bgcd"), apart from upload locks and other
-/// applications' advisory locks.
-pub(crate) const DIGEST_LOCK_CLASS: i32 = 0x6267_6364;
-
-/// 32 bits of the digest; two digests sharing them merely take turns.
-pub(crate) fn digest_lock_key(digest: &Digest) -> i32 {
-    u32::from_str_radix(&digest.hex()[..8], 16).unwrap_or(0) as i32
-}
-
-impl<DB: Dialect> SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    String: for<'r> Decode<'r, DB> + Type<DB>,
-    i32: for<'q> Encode<'q, DB> + Type<DB>,
-    i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
-    bool: for<'r> Decode<'r, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-{
-    /// Takes the digest's lock for the transaction (see [`Dialect::LOCK_DIGEST`]).
-    pub(crate) async fn lock_digest(
-        tx: &mut Transaction<'static, DB>,
-        digest: &Digest,
-    ) -> Result<()> {
-        if let Some(lock) = DB::LOCK_DIGEST {
-            sqlx::query(lock)
-                .bind(DIGEST_LOCK_CLASS)
-                .bind(digest_lock_key(digest))
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Takes the locks of those of `digests` that are free, in one statement, and returns
-    /// them; a digest whose lock a push or mount holds is left out (it wins).
-    pub(crate) async fn try_lock_digests(
-        tx: &mut Transaction<'static, DB>,
-        digests: &[Digest],
-    ) -> Result<Vec<Digest>> {
-        let Some(lock) = DB::TRY_LOCK_DIGESTS else {
-            return Ok(digests.to_vec());
-        };
-        if digests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut keys: Vec<i32> = digests.iter().map(digest_lock_key).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let keys = serde_json::to_string(&keys).expect("integers serialize");
-        let busy: Vec<i64> = sqlx::query(lock)
-            .bind(DIGEST_LOCK_CLASS)
-            .bind(keys.as_str())
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|row| row.try_get(0))
-            .collect::<Result<_, _>>()?;
-        Ok(digests
-            .iter()
-            .filter(|d| !busy.contains(&i64::from(digest_lock_key(d))))
-            .cloned()
-            .collect())
-    }
-
-    /// Before recording a blob: makes sure garbage collection has not deleted its bytes since
-    /// the push read `seen` (the caller holds the digest's lock). A marked deletion is
-    /// cancelled (the bytes are still there, and the push wins); a tombstone the push saw
-    /// before committing is cleared (its bytes were committed after the deletion); anything
-    /// else means the bytes may be gone.
-    async fn settle_deletion(
-        tx: &mut Transaction<'static, DB>,
-        digest: &Digest,
-        seen: Option<BlobDeletion>,
-    ) -> Result<()> {
-        let row = sqlx::query("SELECT run_id, state FROM blob_deletions WHERE digest = $1")
-            .bind(digest.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
-        let Some(row) = row else {
-            return Ok(());
-        };
-        let state: String = row.try_get(1)?;
-        let now = BlobDeletion {
-            run: row.try_get(0)?,
-            state: DeletionState::parse(&state).ok_or_else(|| corrupt("deletion state", &state))?,
-        };
-        let clear = match now.state {
-            DeletionState::Marked => true,
-            DeletionState::Deleted => seen == Some(now),
-            DeletionState::Deleting => false,
-        };
-        if !clear {
-            return Err(MetaError::BeingCollected);
-        }
-        // Conditional, because claiming a marked deletion does not take the digest's lock.
-        let cleared = sqlx::query(
-            "DELETE FROM blob_deletions WHERE digest = $1 AND run_id = $2 AND state = $3",
-        )
-        .bind(digest.as_str())
-        .bind(now.run)
-        .bind(now.state.as_str())
-        .execute(&mut **tx)
-        .await?;
-        if DB::rows_affected(&cleared) == 1 {
-            Ok(())
-        } else {
-            Err(MetaError::BeingCollected)
-        }
-    }
 }
 
 #[async_trait]
@@ -595,172 +434,7 @@ where
     }
 
     async fn put_manifest(&self, manifest: NewManifest<'_>) -> Result<Vec<Event>> {
-        let now = now_millis();
-        let origin = manifest.origin;
-        let mut events = Vec::new();
-        let mut tx = self.begin().await?;
-        let repository_id =
-            Self::ensure_repository(&mut tx, manifest.repository, origin, &mut events).await?;
-
-        let mut broken = Vec::new();
-        if manifest.source == ManifestSource::Push {
-            broken =
-                Self::check_references(&mut tx, repository_id, ReferenceKind::Blob, manifest.blobs)
-                    .await?;
-            broken.extend(
-                Self::check_references(
-                    &mut tx,
-                    repository_id,
-                    ReferenceKind::Manifest,
-                    manifest.children,
-                )
-                .await?,
-            );
-        }
-        if !broken.is_empty() {
-            // Dropping the transaction rolls back the repository row too.
-            return Err(MetaError::BrokenReferences(broken));
-        }
-        if manifest.source == ManifestSource::Push {
-            Self::refuse_over_quota(&mut tx, manifest.repository).await?;
-        }
-
-        let annotations = manifest
-            .annotations
-            .map(|a| serde_json::to_string(a).expect("string maps serialize"));
-        let inserted = sqlx::query(
-            "INSERT INTO manifests
-                 (repository_id, digest, media_type, size, subject, artifact_type, annotations, created_at, content)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (repository_id, digest) DO NOTHING
-             RETURNING id",
-        )
-        .bind(repository_id)
-        .bind(manifest.digest.as_str())
-        .bind(manifest.media_type)
-        .bind(manifest.content.len() as i64)
-        .bind(manifest.subject.map(Digest::as_str))
-        .bind(manifest.artifact_type)
-        .bind(annotations)
-        .bind(now)
-        .bind(manifest.content)
-        .fetch_optional(&mut *tx)
-        .await?;
-
-        let newly_stored = inserted.is_some();
-        let manifest_id: i64 = match inserted {
-            Some(row) => {
-                let id = row.try_get(0)?;
-                let references = manifest
-                    .blobs
-                    .iter()
-                    .map(|d| (ReferenceKind::Blob, d))
-                    .chain(
-                        manifest
-                            .children
-                            .iter()
-                            .map(|d| (ReferenceKind::Manifest, d)),
-                    );
-                for (kind, descriptor) in references {
-                    sqlx::query(
-                        "INSERT INTO manifest_references (manifest_id, digest, kind) VALUES ($1, $2, $3)
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(id)
-                    .bind(descriptor.digest.as_str())
-                    .bind(kind.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                id
-            }
-            None => {
-                sqlx::query("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
-                    .bind(repository_id)
-                    .bind(manifest.digest.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get(0)?
-            }
-        };
-
-        let pushed = Event::new(EventKind::ManifestPushed, manifest.repository, origin)
-            .digest(manifest.digest)
-            .media_type(manifest.media_type)
-            .size(manifest.content.len() as u64);
-        let pushed = Event {
-            tag: manifest.tag.cloned(),
-            subject: manifest.subject.cloned(),
-            artifact_type: manifest.artifact_type.map(str::to_string),
-            ..pushed
-        };
-        events.push(pushed);
-        if newly_stored && let Some(subject) = manifest.subject {
-            let mut referrer = Event::new(EventKind::ReferrerAdded, manifest.repository, origin)
-                .digest(manifest.digest)
-                .media_type(manifest.media_type);
-            referrer.subject = Some(subject.clone());
-            referrer.artifact_type = manifest.artifact_type.map(str::to_string);
-            events.push(referrer);
-        }
-
-        if let Some(tag) = manifest.tag {
-            let previous: Option<String> = sqlx::query(
-                "SELECT m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id
-                 WHERE t.repository_id = $1 AND t.name = $2",
-            )
-            .bind(repository_id)
-            .bind(tag.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| row.try_get(0))
-            .transpose()?;
-            let previous = previous.as_deref().map(parse_digest).transpose()?;
-            if previous.as_ref() != Some(manifest.digest) {
-                if let Some(previous) = &previous {
-                    if manifest.source == ManifestSource::Push {
-                        Self::refuse_immutable_tags(
-                            &mut tx,
-                            manifest.repository,
-                            std::slice::from_ref(tag),
-                        )
-                        .await?;
-                    }
-                    Self::record_untag(
-                        &mut tx,
-                        repository_id,
-                        tag.as_str(),
-                        previous.as_str(),
-                        Untagged::Moved,
-                        origin,
-                    )
-                    .await?;
-                }
-                sqlx::query(
-                    "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (repository_id, name) DO UPDATE
-                     SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at",
-                )
-                .bind(repository_id)
-                .bind(tag.as_str())
-                .bind(manifest_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let kind = if previous.is_some() {
-                    EventKind::TagMoved
-                } else {
-                    EventKind::TagCreated
-                };
-                let mut tagged = Event::new(kind, manifest.repository, origin)
-                    .digest(manifest.digest)
-                    .tag(tag)
-                    .media_type(manifest.media_type);
-                tagged.previous = previous;
-                events.push(tagged);
-            }
-        }
-        self.commit_with_events(tx, events).await
+        self.write_manifest(manifest).await
     }
 
     async fn manifest(
@@ -795,52 +469,7 @@ where
         digest: &Digest,
         origin: &Arc<Origin>,
     ) -> Result<Option<Vec<Event>>> {
-        let mut tx = self.begin().await?;
-        let Some(repository_id) = Self::lock_repository(&mut tx, repository).await? else {
-            return Ok(None);
-        };
-        let tag_rows = sqlx::query(
-            "SELECT t.name FROM tags t JOIN manifests m ON m.id = t.manifest_id
-             WHERE m.repository_id = $1 AND m.digest = $2 ORDER BY t.name",
-        )
-        .bind(repository_id)
-        .bind(digest.as_str())
-        .fetch_all(&mut *tx)
-        .await?;
-        let tags = tag_rows
-            .iter()
-            .map(|row| {
-                let name: String = row.try_get(0)?;
-                Tag::parse(&name).map_err(|_| corrupt("tag", &name))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Self::refuse_immutable_tags(&mut tx, repository, &tags).await?;
-        Self::keep_deleted_manifest(&mut tx, repository_id, digest, &tags, origin).await?;
-        let deleted = sqlx::query(
-            "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2 RETURNING media_type",
-        )
-        .bind(repository_id)
-        .bind(digest.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = deleted else {
-            return Ok(None);
-        };
-        let media_type: String = row.try_get(0)?;
-        let mut events: Vec<Event> = tags
-            .iter()
-            .map(|tag| {
-                Event::new(EventKind::TagDeleted, repository, origin)
-                    .digest(digest)
-                    .tag(tag)
-            })
-            .collect();
-        let mut deleted = Event::new(EventKind::ManifestDeleted, repository, origin)
-            .digest(digest)
-            .media_type(&media_type);
-        deleted.tags = tags;
-        events.push(deleted);
-        Ok(Some(self.commit_with_events(tx, events).await?))
+        self.remove_manifest(repository, digest, origin).await
     }
 
     async fn delete_tag(
@@ -850,46 +479,7 @@ where
         pointing_at: Option<&Digest>,
         origin: &Arc<Origin>,
     ) -> Result<Option<Vec<Event>>> {
-        let mut tx = self.begin().await?;
-        let Some(repository_id) = Self::lock_repository(&mut tx, repository).await? else {
-            return Ok(None);
-        };
-        let target = sqlx::query(
-            "SELECT m.digest, m.media_type FROM tags t JOIN manifests m ON m.id = t.manifest_id
-             WHERE t.repository_id = $1 AND t.name = $2",
-        )
-        .bind(repository_id)
-        .bind(tag.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(target) = target else {
-            return Ok(None);
-        };
-        let digest: String = target.try_get(0)?;
-        let media_type: String = target.try_get(1)?;
-        if pointing_at.is_some_and(|expected| expected.as_str() != digest) {
-            return Ok(None);
-        }
-        Self::refuse_immutable_tags(&mut tx, repository, std::slice::from_ref(tag)).await?;
-        sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
-            .bind(repository_id)
-            .bind(tag.as_str())
-            .execute(&mut *tx)
-            .await?;
-        Self::record_untag(
-            &mut tx,
-            repository_id,
-            tag.as_str(),
-            &digest,
-            Untagged::Deleted,
-            origin,
-        )
-        .await?;
-        let event = Event::new(EventKind::TagDeleted, repository, origin)
-            .digest(&parse_digest(&digest)?)
-            .tag(tag)
-            .media_type(&media_type);
-        Ok(Some(self.commit_with_events(tx, vec![event]).await?))
+        self.remove_tag(repository, tag, pointing_at, origin).await
     }
 
     fn route_events_to(&self, router: Arc<dyn OutboxRouter>) {

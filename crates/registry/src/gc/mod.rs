@@ -35,7 +35,12 @@ use crate::errors::{from_meta, from_storage};
 use crate::events::Origin;
 use crate::{Registry, Result};
 
+mod dry_run;
 mod orphans;
+mod report;
+mod sweep;
+
+pub use report::{GcReport, PhaseTime, RepositoryFreed, human_bytes};
 
 /// The lease that lets one instance at a time collect.
 pub const LEASE: &str = "gc";
@@ -111,122 +116,6 @@ pub struct GcRequest {
     /// `schedule`, `cli`, `api`.
     pub trigger: String,
     pub actor: String,
-}
-
-/// What a repository lost.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RepositoryFreed {
-    /// Untagged manifests deleted.
-    pub manifests: u64,
-    /// Blobs it no longer holds, and their bytes.
-    pub blobs: u64,
-    pub bytes: u64,
-}
-
-/// What a run did (or, dry, would do): its progress while it runs, its summary after.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct GcReport {
-    /// The run's record; `None` for a dry run.
-    pub run: Option<i64>,
-    pub dry_run: bool,
-    /// `start`, `history`, `untagged`, `mark`, `orphans`, `sweep`, `uploads`, then `done`.
-    pub phase: String,
-    /// How long each phase took, in the order they ran (the one under way is not yet
-    /// among them).
-    #[serde(default)]
-    pub phases: Vec<PhaseTime>,
-    pub manifests: u64,
-    /// Blobs whose bytes were deleted, and those bytes.
-    pub blobs: u64,
-    pub bytes: u64,
-    /// Of those, bytes found in storage without a record (a crash between the two).
-    pub orphans: u64,
-    /// Blobs marked so far (a real run deletes them in the sweep).
-    pub marked: u64,
-    /// Deletions an interrupted run began, finished by this one.
-    pub resumed: u64,
-    pub upload_sessions: u64,
-    pub upload_files: u64,
-    /// Runs found interrupted (their instance stopped) when this one started.
-    pub interrupted_runs: Vec<i64>,
-    /// Per repository, by name.
-    pub repositories: BTreeMap<String, RepositoryFreed>,
-    pub errors: Vec<String>,
-    /// Stopped early by a shutdown; the next run carries on.
-    pub stopped: bool,
-    pub duration_ms: u64,
-}
-
-/// How long a phase of a run took.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PhaseTime {
-    pub phase: String,
-    pub ms: u64,
-}
-
-impl GcReport {
-    /// `took 12.3 s: history 0.0 s, untagged 1.2 s, mark 9.8 s, ...`, for people.
-    pub fn timing(&self) -> String {
-        let seconds = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
-        let phases: Vec<String> = self
-            .phases
-            .iter()
-            .map(|p| format!("{} {}", p.phase, seconds(p.ms)))
-            .collect();
-        format!("took {}: {}", seconds(self.duration_ms), phases.join(", "))
-    }
-
-    fn repository(&mut self, name: &RepositoryName) -> &mut RepositoryFreed {
-        self.repositories
-            .entry(name.as_str().to_string())
-            .or_default()
-    }
-
-    fn count_blob(&mut self, blob: &BlobCandidate) {
-        for repository in &blob.repositories {
-            let freed = self.repository(repository);
-            freed.blobs += 1;
-            freed.bytes += blob.size;
-        }
-    }
-
-    /// One line for people.
-    pub fn summary(&self) -> String {
-        let verb = if self.dry_run { "would free" } else { "freed" };
-        let mut line = format!(
-            "{verb} {} in {} blobs; {} untagged manifests; {} abandoned uploads",
-            human_bytes(self.bytes),
-            self.blobs,
-            self.manifests,
-            self.upload_sessions + self.upload_files
-        );
-        if self.resumed > 0 {
-            line.push_str(&format!(
-                "; {} deletions of an interrupted run finished",
-                self.resumed
-            ));
-        }
-        if self.stopped {
-            line.push_str(" (stopped early; the next run carries on)");
-        }
-        line
-    }
-}
-
-/// `1.5 GiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 /// Why a run did not complete.
@@ -621,124 +510,6 @@ impl Registry {
         }
     }
 
-    /// Deletes the bytes of marked blobs (after the fence) and of those an interrupted run
-    /// left being deleted.
-    async fn sweep(&self, run: &mut Run<'_>, settings: &GcSettings) -> Result<()> {
-        run.phase("sweep").await;
-        let id = run.report.run.expect("a recorded run");
-        // Pushes that raced the mark get this long to cancel it (marks of earlier runs are
-        // older than that already).
-        let fence = if run.report.marked > 0 {
-            settings.fence
-        } else {
-            Duration::ZERO
-        };
-        let mut waited = Duration::ZERO;
-        while waited < fence && !run.observer.stopping() {
-            let step = (fence - waited).min(Duration::from_millis(200));
-            tokio::time::sleep(step).await;
-            waited += step;
-        }
-        let fence_ms = settings.fence.as_millis() as i64;
-        loop {
-            if run.tick().await? {
-                return Ok(());
-            }
-            let began = Instant::now();
-            let claimed = self
-                .meta
-                .claim_blob_deletions(id, berth_meta::now_millis() - fence_ms, DELETE_BATCH)
-                .await
-                .map_err(from_meta)?;
-            self.give_writers_a_turn(run, began.elapsed()).await;
-            if claimed.is_empty() {
-                return Ok(());
-            }
-            let blobs: Vec<StoredBlob> = claimed
-                .iter()
-                .map(|c| StoredBlob {
-                    digest: c.digest.clone(),
-                    size: c.size,
-                    cid: c.cid.clone(),
-                })
-                .collect();
-            // On failure the whole batch stays "deleting": the next run deletes it again
-            // (harmless for what is already gone), and a push of one of those digests waits
-            // for that or is told to retry.
-            self.blobs
-                .delete_blobs(&blobs)
-                .await
-                .map_err(from_storage)?;
-            let digests: Vec<Digest> = claimed.iter().map(|c| c.digest.clone()).collect();
-            let began = Instant::now();
-            self.meta
-                .finish_blob_deletions(id, &digests)
-                .await
-                .map_err(from_meta)?;
-            self.give_writers_a_turn(run, began.elapsed()).await;
-            for claim in &claimed {
-                run.report.blobs += 1;
-                run.report.bytes += claim.size;
-                if claim.kind == DeletionKind::Orphan {
-                    run.report.orphans += 1;
-                }
-            }
-        }
-    }
-
-    /// After a write transaction of the collector, where all writers take turns on one lock
-    /// (SQLite, also across processes):
-    ///
-    /// - while another process's writer is in use (writing, or waiting in SQLite's busy
-    ///   handler, which polls and holds nothing), the collector waits until it is done, up to
-    ///   [`PRESENT_WAIT`];
-    /// - while others committed in the last [`WRITERS_BUSY_FOR`], a pause three times as long
-    ///   as the lock was held and at least as long as the busy handler's longest sleep
-    ///   between retries, so that the next push gets the lock before the next batch;
-    /// - otherwise none, but for one of [`IDLE_TURN`] every [`IDLE_TURN_EVERY`], for writers
-    ///   that cannot be seen waiting (a program other than berth): one waits at most that
-    ///   long, well within its busy timeout (5 s).
-    ///
-    /// In the collector's own process, writers queue for the one writer connection in
-    /// order and need no pause.
-    async fn give_writers_a_turn(&self, run: &mut Run<'_>, held: Duration) {
-        let Ok(Some(others)) = self.meta.other_writers().await else {
-            return;
-        };
-        let committed = run
-            .others_commits
-            .replace(others.commits)
-            .is_some_and(|seen| seen != others.commits);
-        if committed || others.present {
-            run.others_writing_until = Some(Instant::now() + WRITERS_BUSY_FOR);
-        }
-        if others.present {
-            let waiting = Instant::now();
-            while waiting.elapsed() < PRESENT_WAIT {
-                tokio::time::sleep(PRESENT_POLL).await;
-                match self.meta.other_writers().await {
-                    Ok(Some(others)) if others.present => {}
-                    _ => break,
-                }
-            }
-            run.last_turn = Instant::now();
-            return;
-        }
-        let others_writing = run
-            .others_writing_until
-            .is_some_and(|until| Instant::now() < until);
-        let pause = if others_writing {
-            (held * 3).max(WRITER_TURN)
-        } else if run.last_turn.elapsed() >= IDLE_TURN_EVERY {
-            IDLE_TURN
-        } else {
-            tokio::task::yield_now().await;
-            return;
-        };
-        tokio::time::sleep(pause).await;
-        run.last_turn = Instant::now();
-    }
-
     /// Counts the deletions begun (by a run that died) and not finished: this run finishes them.
     async fn count_pending(&self, run: &mut Run<'_>) -> Result<berth_meta::gc::PendingDeletions> {
         let pending = self
@@ -748,89 +519,6 @@ impl Registry {
             .map_err(from_meta)?;
         run.report.resumed = pending.marked + pending.deleting;
         Ok(pending)
-    }
-
-    /// A dry run: what a full run would free now, with no side effect at all. Expired tag
-    /// history is read as forgotten (a real run forgets it first).
-    async fn dry_run(&self, run: &mut Run<'_>, settings: &GcSettings) -> Result<()> {
-        let collectable = collectable(settings);
-        // A real run would finish the deletions a dead run began.
-        let pending = self.count_pending(run).await?;
-        run.report.blobs += run.report.resumed;
-        run.report.bytes += pending.bytes;
-
-        // Untagged manifests, and how often each blob is referenced by them.
-        let mut from_untagged: HashMap<Digest, u64> = HashMap::new();
-        if let Some(age) = settings.untagged {
-            run.phase("untagged").await;
-            let untagged_cutoff = older_than(age);
-            let mut after: Option<String> = None;
-            loop {
-                let names = self
-                    .meta
-                    .list_repositories(after.as_deref(), PAGE)
-                    .await
-                    .map_err(from_meta)?;
-                let Some(last) = names.last() else { break };
-                after = Some(last.clone());
-                for name in names {
-                    let repository = repository_name(&name)?;
-                    let untagged = self
-                        .meta
-                        .untagged_manifests(&repository, untagged_cutoff, collectable.history_since)
-                        .await
-                        .map_err(from_meta)?;
-                    if untagged.is_empty() {
-                        continue;
-                    }
-                    run.report.manifests += untagged.len() as u64;
-                    run.report.repository(&repository).manifests += untagged.len() as u64;
-                    for batch in untagged.chunks(MANIFEST_BATCH) {
-                        let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
-                        for (_, digest) in self
-                            .meta
-                            .manifest_blob_references(&ids)
-                            .await
-                            .map_err(from_meta)?
-                        {
-                            *from_untagged.entry(digest).or_default() += 1;
-                        }
-                    }
-                    if run.tick().await? {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-
-        if self.mark_unreferenced(run, collectable, true).await? {
-            return Ok(());
-        }
-        // Blobs that only the untagged manifests reference go with them.
-        let digests: Vec<Digest> = from_untagged.keys().cloned().collect();
-        for batch in digests.chunks(PAGE as usize) {
-            for (blob, references, recent) in self
-                .meta
-                .blob_reference_counts(batch, collectable)
-                .await
-                .map_err(from_meta)?
-            {
-                if !recent && from_untagged.get(&blob.digest) == Some(&references) {
-                    run.report.blobs += 1;
-                    run.report.bytes += blob.size;
-                    run.report.count_blob(&blob);
-                }
-            }
-        }
-
-        if self.mark_orphans(run, settings, true).await? {
-            return Ok(());
-        }
-        run.phase("uploads").await;
-        let purged = self.purge_uploads(settings.upload_age, true).await?;
-        run.report.upload_sessions = purged.sessions as u64;
-        run.report.upload_files = purged.orphans as u64;
-        Ok(())
     }
 
     /// Where garbage collection stands with `digest`, for a push about to commit it: waits
@@ -880,36 +568,4 @@ fn repository_name(name: &str) -> Result<RepositoryName> {
     RepositoryName::parse(name).map_err(|_| {
         RegistryError::internal(format!("corrupt repository name {name:?} in the database"))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_report_shows_how_long_each_phase_took() {
-        let report = GcReport {
-            duration_ms: 12_345,
-            phases: [("history", 40), ("mark", 9_800), ("sweep", 2_500)]
-                .into_iter()
-                .map(|(phase, ms)| PhaseTime {
-                    phase: phase.into(),
-                    ms,
-                })
-                .collect(),
-            ..GcReport::default()
-        };
-        assert_eq!(
-            report.timing(),
-            "took 12.3 s: history 0.0 s, mark 9.8 s, sweep 2.5 s"
-        );
-        // Reports recorded before phases were timed still read.
-        let old: GcReport = serde_json::from_str(
-            &serde_json::to_string(&GcReport::default())
-                .unwrap()
-                .replace(",\"phases\":[]", ""),
-        )
-        .unwrap();
-        assert!(old.phases.is_empty());
-    }
 }

@@ -1,0 +1,135 @@
+//! The sweep: deleting the bytes of marked blobs, and the collector's turns with other
+//! writers on SQLite.
+
+use std::time::{Duration, Instant};
+
+use berth_meta::gc::DeletionKind;
+use berth_oci::Digest;
+use berth_storage::StoredBlob;
+
+use super::{
+    DELETE_BATCH, GcSettings, IDLE_TURN, IDLE_TURN_EVERY, PRESENT_POLL, PRESENT_WAIT, Run,
+    WRITER_TURN, WRITERS_BUSY_FOR,
+};
+use crate::errors::{from_meta, from_storage};
+use crate::{Registry, Result};
+
+impl Registry {
+    /// Deletes the bytes of marked blobs (after the fence) and of those an interrupted run
+    /// left being deleted.
+    pub(super) async fn sweep(&self, run: &mut Run<'_>, settings: &GcSettings) -> Result<()> {
+        run.phase("sweep").await;
+        let id = run.report.run.expect("a recorded run");
+        // Pushes that raced the mark get this long to cancel it (marks of earlier runs are
+        // older than that already).
+        let fence = if run.report.marked > 0 {
+            settings.fence
+        } else {
+            Duration::ZERO
+        };
+        let mut waited = Duration::ZERO;
+        while waited < fence && !run.observer.stopping() {
+            let step = (fence - waited).min(Duration::from_millis(200));
+            tokio::time::sleep(step).await;
+            waited += step;
+        }
+        let fence_ms = settings.fence.as_millis() as i64;
+        loop {
+            if run.tick().await? {
+                return Ok(());
+            }
+            let began = Instant::now();
+            let claimed = self
+                .meta
+                .claim_blob_deletions(id, berth_meta::now_millis() - fence_ms, DELETE_BATCH)
+                .await
+                .map_err(from_meta)?;
+            self.give_writers_a_turn(run, began.elapsed()).await;
+            if claimed.is_empty() {
+                return Ok(());
+            }
+            let blobs: Vec<StoredBlob> = claimed
+                .iter()
+                .map(|c| StoredBlob {
+                    digest: c.digest.clone(),
+                    size: c.size,
+                    cid: c.cid.clone(),
+                })
+                .collect();
+            // On failure the whole batch stays "deleting": the next run deletes it again
+            // (harmless for what is already gone), and a push of one of those digests waits
+            // for that or is told to retry.
+            self.blobs
+                .delete_blobs(&blobs)
+                .await
+                .map_err(from_storage)?;
+            let digests: Vec<Digest> = claimed.iter().map(|c| c.digest.clone()).collect();
+            let began = Instant::now();
+            self.meta
+                .finish_blob_deletions(id, &digests)
+                .await
+                .map_err(from_meta)?;
+            self.give_writers_a_turn(run, began.elapsed()).await;
+            for claim in &claimed {
+                run.report.blobs += 1;
+                run.report.bytes += claim.size;
+                if claim.kind == DeletionKind::Orphan {
+                    run.report.orphans += 1;
+                }
+            }
+        }
+    }
+
+    /// After a write transaction of the collector, where all writers take turns on one lock
+    /// (SQLite, also across processes):
+    ///
+    /// - while another process's writer is in use (writing, or waiting in SQLite's busy
+    ///   handler, which polls and holds nothing), the collector waits until it is done, up to
+    ///   [`PRESENT_WAIT`];
+    /// - while others committed in the last [`WRITERS_BUSY_FOR`], a pause three times as long
+    ///   as the lock was held and at least as long as the busy handler's longest sleep
+    ///   between retries, so that the next push gets the lock before the next batch;
+    /// - otherwise none, but for one of [`IDLE_TURN`] every [`IDLE_TURN_EVERY`], for writers
+    ///   that cannot be seen waiting (a program other than berth): one waits at most that
+    ///   long, well within its busy timeout (5 s).
+    ///
+    /// In the collector's own process, writers queue for the one writer connection in
+    /// order and need no pause.
+    pub(super) async fn give_writers_a_turn(&self, run: &mut Run<'_>, held: Duration) {
+        let Ok(Some(others)) = self.meta.other_writers().await else {
+            return;
+        };
+        let committed = run
+            .others_commits
+            .replace(others.commits)
+            .is_some_and(|seen| seen != others.commits);
+        if committed || others.present {
+            run.others_writing_until = Some(Instant::now() + WRITERS_BUSY_FOR);
+        }
+        if others.present {
+            let waiting = Instant::now();
+            while waiting.elapsed() < PRESENT_WAIT {
+                tokio::time::sleep(PRESENT_POLL).await;
+                match self.meta.other_writers().await {
+                    Ok(Some(others)) if others.present => {}
+                    _ => break,
+                }
+            }
+            run.last_turn = Instant::now();
+            return;
+        }
+        let others_writing = run
+            .others_writing_until
+            .is_some_and(|until| Instant::now() < until);
+        let pause = if others_writing {
+            (held * 3).max(WRITER_TURN)
+        } else if run.last_turn.elapsed() >= IDLE_TURN_EVERY {
+            IDLE_TURN
+        } else {
+            tokio::task::yield_now().await;
+            return;
+        };
+        tokio::time::sleep(pause).await;
+        run.last_turn = Instant::now();
+    }
+}
