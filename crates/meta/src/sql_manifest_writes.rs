@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use berth_oci::{Descriptor, Digest, RepositoryName, Tag};
-use sqlx::{
-    ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type,
-};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type};
 
 use crate::events::{Event, EventKind, Origin};
 use crate::sql_store::{Dialect, SqlStore, corrupt, parse_digest};
@@ -17,7 +15,6 @@ use crate::{
 };
 
 impl<DB: Dialect> SqlStore<DB>
-where
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,

@@ -15,21 +15,19 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use berth_oci::{Descriptor, Digest, Reference, RepositoryName, Tag, UploadId};
+use berth_oci::{Digest, Reference, RepositoryName, Tag, UploadId};
 use bytes::Bytes;
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type,
 };
 
 use crate::events::{Event, EventKind, Origin, OutboxRouter};
-use crate::gc::{BlobDeletion, DeletionState};
+use crate::gc::BlobDeletion;
 use crate::sql_browse::BrowseDialect;
-use crate::sql_tag_history::Untagged;
 use crate::sqlite_writers::WriterPresence;
 use crate::{
-    BlobRecord, BrokenReference, KeyedLocks, ManifestSource, MetaError, MetadataStore, NewBlob,
-    NewManifest, PoolUse, ReferenceKind, Referrer, Result, StoreUsage, StoredManifest, UploadLock,
-    UploadSession, now_millis,
+    BlobRecord, KeyedLocks, MetaError, MetadataStore, NewBlob, NewManifest, PoolUse, Referrer,
+    Result, StoreUsage, StoredManifest, UploadLock, UploadSession, now_millis,
 };
 
 /// What differs between SQL engines (the dashboard's part in [`BrowseDialect`]).
@@ -257,7 +255,6 @@ where
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
-
 }
 
 #[async_trait]
