@@ -18,20 +18,14 @@
 //! began. A dry run changes nothing at all and reports what a real run would free (reading
 //! expired tag history as already forgotten). The report says how long each phase took.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_meta::gc::{
-    BlobCandidate, BlobDeletion, Collectable, DeletionKind, DeletionState, GcRunStatus,
-};
+use berth_meta::gc::{BlobDeletion, Collectable, DeletionState, GcRunStatus};
 use berth_meta::webhooks::Leases;
 use berth_oci::{Digest, RegistryError, RepositoryName};
-use serde::{Deserialize, Serialize};
 
-use berth_storage::StoredBlob;
-
-use crate::errors::{from_meta, from_storage};
+use crate::errors::from_meta;
 use crate::events::Origin;
 use crate::{Registry, Result};
 
