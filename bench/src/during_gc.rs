@@ -496,15 +496,17 @@ impl Report {
             "{header}\n\n## Clients during an online garbage collection\n\nMedian (min–max) of {} \
              repetitions. Each: {} unreferenced blobs of {} left, the workloads (one image \
              pushed after a quiet spell, a manifest GET load, image pushes, a blob pull) measured with \
-             the collector idle, then again while {} (`gc.grace` 0) deletes them. Change: the median during GC against the median idle (negative is \
+             the collector idle, then again while {} deletes them. Change: the median during GC against the median idle (negative is \
              slower; the goal is no worse than -20%).\n\n\
              | measure | GC idle | during GC | change |\n| --- | ---: | ---: | ---: |\n",
             p.reps,
             thousands(p.garbage),
             size_name(p.garbage_size),
             match p.collector {
-                Collector::Process => "`berth gc` (a second process)",
-                Collector::Server => "the serving instance's collector (`POST /api/v1/gc`)",
+                Collector::Process => "`berth gc` (a second process, `gc.grace` 0)",
+                Collector::Server => {
+                    "the serving instance's collector (started with `POST /api/v1/gc`, `gc.grace` 0)"
+                }
             },
         );
         for row in &self.rows {
