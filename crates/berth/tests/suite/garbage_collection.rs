@@ -4,7 +4,7 @@
 //! an acknowledged push; what it leaves in storage is exactly what tagged images reference.
 //! Multi-arch children, signatures and SBOMs survive it; a dry run changes nothing and
 //! reports what the real run then frees; a collection killed in its sweep resumes after a
-//! restart.
+//! restart; a collection pointed at a database that is not its storage's refuses to start.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -910,6 +910,48 @@ async fn gc_deletes_blob_files_no_record_knows_once_older_than_the_grace_period(
     // Pushing the same bytes afterwards stores and serves them as usual.
     push_blob(&client, &berth, "orphans/app", &orphan).await;
     assert!(stored_on_disk(&data).contains(&digest));
+}
+
+#[tokio::test]
+async fn gc_refuses_a_database_that_is_not_the_storages_and_deletes_nothing() {
+    let berth = aggressive(Berth::builder()).start();
+    let client = client();
+    let data = berth.data_dir().to_path_buf();
+    let kept = push_image_blobs(&client, &berth).await;
+    let stored = stored_on_disk(&data);
+    // An operator's `berth gc` on the server's storage but not its database (here a new,
+    // empty one): every stored blob would look like an orphan a crash left.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", elsewhere.path().join("berth.db").display());
+    let env: Vec<(&str, &str)> = AGGRESSIVE
+        .into_iter()
+        .chain([("BERTH_DATABASE_URL", url.as_str())])
+        .collect();
+    for args in [&["gc", "--dry-run"][..], &["gc"][..]] {
+        let output = berth_cli_output_env(&data, &env, args, None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "berth {args:?} succeeded: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "{n} of the first {n} blobs in storage have no record in the database",
+                n = stored.len()
+            )) && stderr.contains("nothing was collected"),
+            "berth {args:?}: {stderr}"
+        );
+    }
+    assert_eq!(stored_on_disk(&data), stored, "nothing was deleted");
+    for digest in &kept {
+        let url = format!("{}/v2/orphans/app/blobs/{digest}", berth.base_url());
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{digest}");
+    }
+    // With its own database, the same command collects as usual.
+    let real = gc_cli(&data, &[], &[]).unwrap();
+    assert_eq!(real["orphans"], 0, "{real}");
+    assert!(stored_on_disk(&data).is_superset(&kept.iter().cloned().collect()));
 }
 
 /// Pushes a tagged image; its blobs' digests.

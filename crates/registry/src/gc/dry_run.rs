@@ -12,6 +12,7 @@ impl Registry {
     /// A dry run: what a full run would free now, with no side effect at all. Expired tag
     /// history is read as forgotten (a real run forgets it first).
     pub(super) async fn dry_run(&self, run: &mut Run<'_>, settings: &GcSettings) -> Result<()> {
+        self.check_pairing(settings).await?;
         let collectable = collectable(settings);
         // A real run would finish the deletions a dead run began.
         let pending = self.count_pending(run).await?;

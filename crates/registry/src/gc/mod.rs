@@ -356,6 +356,7 @@ impl Registry {
     }
 
     async fn full_run(&self, run: &mut Run<'_>, settings: &GcSettings) -> Result<()> {
+        self.check_pairing(settings).await?;
         let collectable = collectable(settings);
         // Expired tag history (and the copies of manifests deleted by digest that it kept)
         // protects nothing any more: forget it before deciding what is referenced.

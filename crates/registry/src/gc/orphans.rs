@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use berth_oci::Digest;
+use berth_oci::{Digest, ErrorCode, RegistryError};
 use berth_storage::BlobKey;
 use futures_util::TryStreamExt;
 
@@ -10,7 +10,59 @@ use super::{GcSettings, MARK_BATCH, Run};
 use crate::errors::{from_meta, from_storage};
 use crate::{Registry, Result};
 
+/// Stored blobs a run looks at, at most, to judge whether the storage and the database go
+/// together (see [`Registry::check_pairing`]).
+const PAIRING_SAMPLE: usize = 1000;
+
 impl Registry {
+    /// Refuses to collect when the storage and the database do not seem to belong together:
+    /// more than half of the blobs stored for longer than the grace period have no record.
+    /// That is berth pointed at an empty database, or another registry's, beside this storage
+    /// (a `berth gc` without the server's `database.url`): every stored blob would look like
+    /// an orphan, and the blobs that database calls unreferenced would be another registry's.
+    /// Real orphans are what a crash left between a storage write and its commit, a few at
+    /// most. The first blobs the store lists (in digest order: a fair sample) decide; a
+    /// content-addressed store, which lists no digests, is not checked.
+    pub(super) async fn check_pairing(&self, settings: &GcSettings) -> Result<()> {
+        let cutoff = SystemTime::now()
+            .checked_sub(settings.grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut listed = self.blobs.list_blobs();
+        let mut sample: Vec<Digest> = Vec::new();
+        while sample.len() < PAIRING_SAMPLE {
+            let Some(blob) = listed.try_next().await.map_err(from_storage)? else {
+                break;
+            };
+            if let BlobKey::Digest(digest) = blob.key
+                && blob.modified.is_some_and(|modified| modified < cutoff)
+            {
+                sample.push(digest);
+            }
+        }
+        let mut unrecorded = 0;
+        for batch in sample.chunks(MARK_BATCH) {
+            unrecorded += self
+                .meta
+                .unrecorded_blobs(batch)
+                .await
+                .map_err(from_meta)?
+                .len();
+        }
+        if unrecorded * 2 > sample.len() {
+            return Err(RegistryError::new(
+                ErrorCode::Denied,
+                format!(
+                    "{unrecorded} of the first {} blobs in storage have no record in the \
+                     database: this database does not seem to be this storage's (check \
+                     database.url or BERTH_DATABASE_URL, storage.* and --data against the \
+                     serving berth's); nothing was collected",
+                    sample.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Finds bytes in storage that no database row knows (a crash between the storage write
     /// and the database commit), written longer than `gc.grace` ago, and marks them for the
     /// sweep (`dry`: counts them); `true` when stopped early. A push of such a digest that
