@@ -111,16 +111,19 @@ pub struct Report {
 }
 
 pub async fn run(params: &Params, berth_bin: &Path, work: &Path) -> Result<Report> {
-    let berth = match params.collector {
-        Collector::Process => {
-            servers::start_berth_with("berth", berth_bin, None, work, Profile::Open, &[]).await?
-        }
+    // The server and `berth gc` on one database: on PostgreSQL, the one `BERTH_DATABASE_URL`
+    // names (the harness keeps its own BERTH_* variables from the servers otherwise).
+    let mut env: Vec<(String, String)> = std::env::var("BERTH_DATABASE_URL")
+        .map(|url| vec![("BERTH_DATABASE_URL".to_owned(), url)])
+        .unwrap_or_default();
+    let profile = match params.collector {
+        Collector::Process => Profile::Open,
         Collector::Server => {
-            let grace = [("BERTH_GC_GRACE".to_owned(), "0s".to_owned())];
-            servers::start_berth_with("berth", berth_bin, None, work, Profile::Token, &grace)
-                .await?
+            env.push(("BERTH_GC_GRACE".to_owned(), "0s".to_owned()));
+            Profile::Token
         }
     };
+    let berth = servers::start_berth_with("berth", berth_bin, None, work, profile, &env).await?;
     let source = Source::new(params.pull_size.max(params.push_layer_size));
     let mut conn = Conn::connect(&berth.target()).await?;
     let small = Image::generate(&source, 1, 1024);

@@ -44,6 +44,18 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A command for a server or berth's CLI: our own REGISTRY_*/BERTH_* variables must not leak
+/// into their configuration (what they should see is set on the command afterwards).
+fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("REGISTRY_") || key.starts_with("BERTH_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
 fn spawn(
     name: &'static str,
     mut command: Command,
@@ -53,12 +65,6 @@ fn spawn(
 ) -> Result<Server> {
     let log = work.join(format!("{name}.log"));
     let out = File::create(&log)?;
-    // Our own REGISTRY_*/BERTH_* variables must not leak into the servers' configuration.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("REGISTRY_") || key.starts_with("BERTH_") {
-            command.env_remove(key);
-        }
-    }
     let child = command
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
@@ -99,10 +105,10 @@ pub async fn start_berth_with(
     let data = work.join(format!("{name}-data"));
     std::fs::create_dir_all(&data)?;
     if profile == Profile::Token {
-        add_bench_user(binary, &data)?;
+        add_bench_user(binary, &data, env)?;
     }
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let mut command = Command::new(binary);
+    let mut command = clean_command(binary);
     command.arg("serve");
     if let Some(config) = config {
         command.arg(config);
@@ -134,9 +140,11 @@ pub async fn start_berth_with(
     Ok(server)
 }
 
-/// Creates the harness's administrator in a berth data directory, with berth's own CLI.
-fn add_bench_user(binary: &Path, data: &Path) -> Result<()> {
-    let mut child = Command::new(binary)
+/// Creates the harness's administrator in a berth data directory, with berth's own CLI and
+/// the server's `env` (its database).
+fn add_bench_user(binary: &Path, data: &Path, env: &[(String, String)]) -> Result<()> {
+    let mut child = clean_command(binary)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args([
             "user",
             "add",
@@ -146,7 +154,6 @@ fn add_bench_user(binary: &Path, data: &Path) -> Result<()> {
             "--data",
         ])
         .arg(data)
-        .env_remove("BERTH_CONFIG")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -226,7 +233,7 @@ fn docker_registry(name: &'static str, work: &Path, extra: &str) -> Result<Serve
             data.display()
         ),
     )?;
-    let mut command = Command::new("docker-registry");
+    let mut command = clean_command("docker-registry");
     command.arg("serve").arg(&config);
     spawn(name, command, work, data, addr)
 }
@@ -250,7 +257,7 @@ pub async fn start_nginx(work: &Path, root: &Path) -> Result<Server> {
     );
     let conf_path = prefix.join("nginx.conf");
     std::fs::write(&conf_path, conf)?;
-    let mut command = Command::new("nginx");
+    let mut command = clean_command("nginx");
     command.arg("-c").arg(&conf_path).arg("-p").arg(&prefix);
     let server = spawn("nginx", command, work, root.to_path_buf(), addr)?;
     server.wait_ready(None).await?;
