@@ -113,9 +113,11 @@ pub struct Report {
 pub async fn run(params: &Params, berth_bin: &Path, work: &Path) -> Result<Report> {
     // The server and `berth gc` on one database: on PostgreSQL, the one `BERTH_DATABASE_URL`
     // names (the harness keeps its own BERTH_* variables from the servers otherwise).
-    let mut env: Vec<(String, String)> = std::env::var("BERTH_DATABASE_URL")
-        .map(|url| vec![("BERTH_DATABASE_URL".to_owned(), url)])
-        .unwrap_or_default();
+    // No scheduled collection (due at once on a new database): the measured one is the only.
+    let mut env = vec![("BERTH_GC_ENABLED".to_owned(), "false".to_owned())];
+    env.extend(
+        std::env::var("BERTH_DATABASE_URL").map(|url| ("BERTH_DATABASE_URL".to_owned(), url)),
+    );
     let profile = match params.collector {
         Collector::Process => Profile::Open,
         Collector::Server => {
