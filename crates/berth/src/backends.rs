@@ -198,22 +198,13 @@ fn relying_party(config: &Config, berth: &BerthAuth) -> Result<Option<RelyingPar
     }
 }
 
-/// How blob GETs leave the store.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Reads {
-    /// As configured: redirects to presigned URLs or a gateway when `storage.redirect` (or
-    /// `storage.ipfs.gateway`) asks for them.
-    AsConfigured,
-    /// Always streamed, for checks and copies that must read the bytes themselves.
-    Streamed,
-}
-
 /// Opens the blob store the configuration names: S3, Google Cloud Storage, Azure or IPFS
-/// when configured, else the filesystem.
-pub fn open_blob_store(config: &Config, reads: Reads) -> Result<Arc<dyn BlobStore>, String> {
+/// when configured, else the filesystem. Client reads redirect as `storage.redirect` (or
+/// `storage.ipfs.gateway`) asks; berth's own reads of the bytes use
+/// [`BlobStore::stream_blob`], which never redirects.
+pub fn open_blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, String> {
     let storage = &config.storage;
-    let redirect = (reads == Reads::AsConfigured && !storage.redirect.disable)
-        .then_some(storage.redirect.expiry);
+    let redirect = (!storage.redirect.disable).then_some(storage.redirect.expiry);
     if let Some(s3) = &storage.s3 {
         let settings = S3Settings {
             bucket: s3.bucket.clone(),
@@ -231,8 +222,7 @@ pub fn open_blob_store(config: &Config, reads: Reads) -> Result<Arc<dyn BlobStor
             }),
             redirect,
         };
-        let store =
-            ObjectBlobStore::s3(&settings).map_err(|e| format!("configuring S3 storage: {e}"))?;
+        let store = ObjectBlobStore::s3(&settings).map_err(|e| configuring("S3 storage", e))?;
         return Ok(Arc::new(store));
     }
     if let Some(gcs) = &storage.gcs {
@@ -248,8 +238,8 @@ pub fn open_blob_store(config: &Config, reads: Reads) -> Result<Arc<dyn BlobStor
             part_size: gcs.chunksize,
             redirect,
         };
-        let store = ObjectBlobStore::gcs(&settings)
-            .map_err(|e| format!("configuring Google Cloud Storage: {e}"))?;
+        let store =
+            ObjectBlobStore::gcs(&settings).map_err(|e| configuring("Google Cloud Storage", e))?;
         return Ok(Arc::new(store));
     }
     if let Some(azure) = &storage.azure {
@@ -262,8 +252,8 @@ pub fn open_blob_store(config: &Config, reads: Reads) -> Result<Arc<dyn BlobStor
             part_size: azure.chunksize,
             redirect,
         };
-        let store = ObjectBlobStore::azure(&settings)
-            .map_err(|e| format!("configuring Azure Blob Storage: {e}"))?;
+        let store =
+            ObjectBlobStore::azure(&settings).map_err(|e| configuring("Azure Blob Storage", e))?;
         return Ok(Arc::new(store));
     }
     if let Some(ipfs) = &storage.ipfs {
@@ -278,18 +268,32 @@ pub fn open_blob_store(config: &Config, reads: Reads) -> Result<Arc<dyn BlobStor
             api: ipfs.api_url(),
             credentials,
             pin: ipfs.pin,
-            gateway: ipfs.gateway_url().filter(|_| reads == Reads::AsConfigured),
+            gateway: ipfs.gateway_url(),
             timeout: ipfs.timeout,
             root: ipfs.rootdirectory.clone(),
         };
-        let store = berth_storage::IpfsStore::new(&settings)
-            .map_err(|e| format!("configuring IPFS storage: {e}"))?;
+        let store =
+            berth_storage::IpfsStore::new(&settings).map_err(|e| configuring("IPFS storage", e))?;
         return Ok(Arc::new(store));
     }
     let root = &storage.filesystem.rootdirectory;
     let store = FilesystemStore::open(root)
         .map_err(|e| format!("opening storage at {}: {e}", root.display()))?;
     Ok(Arc::new(store))
+}
+
+/// A store's refusal of its settings, said once: the object stores' messages already name
+/// what they were configuring, and "storage unavailable" would mislead at start-up.
+fn configuring(store: &str, error: berth_storage::StorageError) -> String {
+    match error {
+        berth_storage::StorageError::Unavailable(message) if message.starts_with("configuring") => {
+            message
+        }
+        berth_storage::StorageError::Unavailable(message) => {
+            format!("configuring {store}: {message}")
+        }
+        other => format!("configuring {store}: {other}"),
+    }
 }
 
 /// The storage backend's kind, for metrics labels.

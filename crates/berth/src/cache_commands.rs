@@ -121,7 +121,7 @@ fn cache_admin(
     admin: Administration,
 ) -> Result<CacheAdmin, CommandError> {
     let registry = Arc::new(Registry::new(
-        backends::open_blob_store(config, backends::Reads::Streamed)?,
+        backends::open_blob_store(config)?,
         Arc::clone(&database.meta),
         berth_registry::Settings {
             delete_enabled: config.storage.delete.enabled,

@@ -395,7 +395,7 @@ where
     let result = runtime.block_on(async move {
         let database = backends::open_database(&config).await?;
         let registry = Arc::new(Registry::new(
-            backends::open_blob_store(&config, backends::Reads::Streamed)?,
+            backends::open_blob_store(&config)?,
             Arc::clone(&database.meta),
             berth_registry::Settings {
                 delete_enabled: config.storage.delete.enabled,

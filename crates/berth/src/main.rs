@@ -464,7 +464,7 @@ fn import_registry_v2(source: &str, args: ConfigArgs) -> ExitCode {
     let source = import::Source::parse(source);
     run_with_runtime(&loaded, async move {
         let registry = berth_registry::Registry::new(
-            backends::open_blob_store(&config, backends::Reads::AsConfigured)?,
+            backends::open_blob_store(&config)?,
             backends::open_database(&config).await?.meta,
             // An import is an administrator's write, whatever the serving mode.
             berth_registry::Settings::default(),
@@ -542,7 +542,7 @@ async fn open_for_maintenance(
     String,
 > {
     let database = backends::open_database(config).await?;
-    let store = backends::open_blob_store(config, backends::Reads::Streamed)?;
+    let store = backends::open_blob_store(config)?;
     Ok((database, store))
 }
 

@@ -39,7 +39,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), String> {
     let blobs: Arc<dyn BlobStore> = Arc::new(MeasuredBlobStore::new(
-        backends::open_blob_store(&config, backends::Reads::AsConfigured)?,
+        backends::open_blob_store(&config)?,
         backends::storage_kind(&config),
     ));
     let mut database = backends::open_database(&config).await?;
@@ -66,7 +66,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let pull_stats = Arc::new(PullStats::new(Arc::clone(&database.meta)));
     let registry = Arc::new(
         Registry::new(
-            blobs,
+            Arc::clone(&blobs),
             Arc::clone(&database.meta),
             Settings {
                 delete_enabled: config.storage.delete.enabled,
@@ -190,7 +190,7 @@ async fn serve(config: Config) -> Result<(), String> {
         "listening"
     );
 
-    let mut jobs = upkeep_jobs(&config, &registry, &access, &database, &lifecycle)?;
+    let mut jobs = upkeep_jobs(&config, &blobs, &registry, &access, &database, &lifecycle)?;
     let delivery = Arc::new(Delivery::new(
         Arc::clone(&webhooks),
         Arc::clone(&database.webhooks),
@@ -337,6 +337,7 @@ fn extra_headers(config: &Config) -> Result<HeaderMap, String> {
 /// The background jobs of a serving instance.
 fn upkeep_jobs(
     config: &Config,
+    blobs: &Arc<dyn BlobStore>,
     registry: &Arc<Registry>,
     access: &Arc<berth_auth::AccessService>,
     database: &backends::Database,
@@ -404,8 +405,7 @@ fn upkeep_jobs(
         jobs.add(
             Arc::new(scrub::ScrubJob {
                 inventory: Arc::clone(&database.inventory),
-                // Its own handle on the store: the scrub reads bytes, it never redirects.
-                store: backends::open_blob_store(config, backends::Reads::Streamed)?,
+                store: Arc::clone(blobs),
                 settings: scrub::Settings {
                     rate: Some(scrub.rate),
                     reverify_after: scrub.reverify,

@@ -48,11 +48,10 @@ const RENEW_EVERY: Duration = Duration::from_secs(5);
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// Rows read per query, and blobs marked per transaction (kept short: pushes wait for it).
 const PAGE: u32 = 500;
+/// (Not larger when no other writer is in sight on SQLite: a writer that shows up waits for
+/// the batch under way; with batches of 500 a lone push during a collection took 70 ms
+/// against 36 in one of two runs. bench/README.md, "No idle gaps".)
 const MARK_BATCH: usize = 100;
-/// Blobs marked per transaction on SQLite while no other writer is in sight: a fifth of the
-/// commits (each one fsync), the lock held for tens of milliseconds; a writer that shows up
-/// waits for one such batch at most, and the batches are short again from then on.
-const MARK_BATCH_ALONE: usize = 500;
 /// See [`Registry::give_writers_a_turn`].
 const WRITER_TURN: Duration = Duration::from_millis(100);
 const WRITERS_BUSY_FOR: Duration = Duration::from_secs(5);
@@ -300,8 +299,6 @@ struct Run<'a> {
     others_commits: Option<i64>,
     others_writing_until: Option<Instant>,
     last_turn: Instant,
-    /// No other writer in sight, on SQLite, at the last turn.
-    alone: bool,
 }
 
 impl Run<'_> {
@@ -387,7 +384,6 @@ impl Registry {
             others_commits: None,
             others_writing_until: None,
             last_turn: started,
-            alone: false,
         };
         if dry_run {
             let result = self.dry_run(&mut run, settings).await;
@@ -532,15 +528,7 @@ impl Registry {
                 .unreferenced_blobs(after.as_ref(), collectable, CANDIDATE_SCAN, CANDIDATE_PAGE)
                 .await
                 .map_err(from_meta)?;
-            let mut rest: &[BlobCandidate] = &page.candidates;
-            while !rest.is_empty() {
-                let size = if run.alone {
-                    MARK_BATCH_ALONE
-                } else {
-                    MARK_BATCH
-                };
-                let (batch, after) = rest.split_at(size.min(rest.len()));
-                rest = after;
+            for batch in page.candidates.chunks(MARK_BATCH) {
                 let freed = if dry {
                     batch.to_vec()
                 } else {
@@ -707,10 +695,9 @@ impl Registry {
     /// - while others committed in the last [`WRITERS_BUSY_FOR`], a pause three times as long
     ///   as the lock was held and at least as long as the busy handler's longest sleep
     ///   between retries, so that the next push gets the lock before the next batch;
-    /// - otherwise none (and the mark's batches grow to [`MARK_BATCH_ALONE`]), but for one of
-    ///   [`IDLE_TURN`] every [`IDLE_TURN_EVERY`], for writers that cannot be seen waiting (a
-    ///   program other than berth): one waits at most that long, well within its busy
-    ///   timeout (5 s).
+    /// - otherwise none, but for one of [`IDLE_TURN`] every [`IDLE_TURN_EVERY`], for writers
+    ///   that cannot be seen waiting (a program other than berth): one waits at most that
+    ///   long, well within its busy timeout (5 s).
     ///
     /// In the collector's own process, writers queue for the one writer connection in
     /// order and need no pause.
@@ -725,7 +712,6 @@ impl Registry {
         if committed || others.present {
             run.others_writing_until = Some(Instant::now() + WRITERS_BUSY_FOR);
         }
-        run.alone = false;
         if others.present {
             let waiting = Instant::now();
             while waiting.elapsed() < PRESENT_WAIT {
@@ -741,7 +727,6 @@ impl Registry {
         let others_writing = run
             .others_writing_until
             .is_some_and(|until| Instant::now() < until);
-        run.alone = !others_writing;
         let pause = if others_writing {
             (held * 3).max(WRITER_TURN)
         } else if run.last_turn.elapsed() >= IDLE_TURN_EVERY {
