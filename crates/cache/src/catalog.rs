@@ -283,12 +283,6 @@ pub(crate) fn merge(file: &Config, stored: &[CacheDefinition]) -> Config {
 }
 
 fn remote_settings(config: &Config) -> Vec<RemoteSettings> {
-    // Downloads spool beside the blobs when they are on the file system.
-    let spool_dir = config
-        .storage
-        .s3
-        .is_none()
-        .then(|| config.storage.filesystem.rootdirectory.clone());
     let mut remotes = Vec::new();
     if let ProxyConfig {
         remoteurl: Some(url),
@@ -312,7 +306,6 @@ fn remote_settings(config: &Config) -> Vec<RemoteSettings> {
             rate_limit: None,
             platforms: Vec::new(),
             max_size: None,
-            spool_dir: spool_dir.clone(),
         });
     }
     for (name, remote) in &config.remotes {
@@ -336,7 +329,6 @@ fn remote_settings(config: &Config) -> Vec<RemoteSettings> {
             rate_limit: remote.ratelimit,
             platforms: remote.platforms.clone(),
             max_size: (remote.maxsize > 0).then_some(remote.maxsize),
-            spool_dir: spool_dir.clone(),
         });
     }
     remotes

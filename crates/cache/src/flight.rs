@@ -2,13 +2,16 @@
 //!
 //! The first request for a blob starts a download task; later requests join it. The task
 //! is spawned, not run by a request, so a client that disconnects stops only its own
-//! reading. The task hands each chunk that arrives, without copying it, to three places:
-//! an upload in berth's store through [`Registry::upload_blob`] (which hashes it and commits
-//! the blob only if the digest and the size match), a small window of the latest chunks in
-//! memory ([`WINDOW`] bytes at most) that readers keeping up are served from at once, and an
-//! anonymous spool file (it has no name, so a crash leaves nothing) that readers behind the
-//! window, such as one that joined late, read from any offset. So each reader is served as
-//! the bytes arrive, and memory stays bounded however many readers there are. A reader gets
+//! reading. The task hands each chunk that arrives, without copying it, to two places: an
+//! upload in berth's store through [`Registry::upload_blob_followed`] (which hashes it and
+//! commits the blob only if the digest and the size match), and a small window of the
+//! latest chunks in memory ([`WINDOW`] bytes at most, plus what the store has not written
+//! yet) that readers keeping up are served from at once. Readers behind the window, such as
+//! one that joined late, read the store's upload at any offset below what the store reports
+//! written: the filesystem store's upload file itself; stores whose uploads cannot be read
+//! before commit keep a spool file for it
+//! ([`write_upload_followed`](berth_storage::BlobStore::write_upload_followed)). So each reader is served as the bytes arrive, and memory stays
+//! bounded however many readers there are. A reader gets
 //! its last byte only once the blob is verified: a corrupt or truncated download makes every
 //! reader's transfer fail instead of completing with wrong content. A transfer that breaks
 //! midway resumes with a `Range` request where the upstream serves ranges; one that crawls
@@ -24,13 +27,12 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use berth_oci::{Digest, RepositoryName};
 use berth_registry::Registry;
 use berth_registry::events::Origin;
-use berth_storage::ByteStream;
+use berth_storage::{ByteStream, UploadFollower};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::time::Duration;
@@ -42,13 +44,10 @@ use crate::errors::CacheFailure;
 use crate::stats::{CacheStats, Counter};
 use crate::upstream::{Upstream, UpstreamError, content_length};
 
-/// Bytes gathered before they are written to the spool file (one blocking call: each is two
-/// thread wake-ups, so a megabyte at a time). The window holds them meanwhile.
-const SPOOL_BLOCK: usize = 1024 * 1024;
-/// The latest bytes kept in memory for readers keeping up: past it, chunks that are in the
-/// spool file go.
+/// The latest bytes kept in memory for readers keeping up: past it, chunks that the store
+/// has written go.
 const WINDOW: usize = 2 * 1024 * 1024;
-/// The most a reader reads from the spool file at once.
+/// The most a reader reads from the store's upload at once.
 const READ_CHUNK: u64 = 512 * 1024;
 /// Chunks queued for the store before the download waits for it.
 const STORE_QUEUE: usize = 16;
@@ -66,14 +65,16 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 /// What a download has done so far.
 #[derive(Clone, Default)]
 pub(crate) struct Progress {
-    /// Set once the upstream answered: the blob's size and the spool file.
-    pub started: Option<(u64, Arc<File>)>,
+    /// Set once the upstream answered: the blob's size.
+    pub size: Option<u64>,
+    /// The store's upload (or its spool), once the store opened it.
+    pub upload: Option<Arc<File>>,
     /// Bytes received so far.
     pub received: u64,
-    /// Bytes in the spool file (at most `received`).
-    pub spooled: u64,
+    /// Bytes the store has written, readable from `upload` (at most `received`).
+    pub written: u64,
     /// The latest chunks received, in order, ending at `received`: every byte from
-    /// `received - window_bytes` on. A chunk leaves only once it is in the spool file.
+    /// `received - window_bytes` on. A chunk leaves only once the store has written it.
     pub window: VecDeque<Bytes>,
     pub window_bytes: u64,
     /// Set at the end: committed to the store (`Ok`), or why not.
@@ -112,13 +113,13 @@ impl Progress {
         self.trim();
     }
 
-    /// Drops the oldest chunks past the window's size, if they are in the spool file.
+    /// Drops the oldest chunks past the window's size, if the store has written them.
     fn trim(&mut self) {
         while self.window_bytes > WINDOW as u64 {
             let Some(oldest) = self.window.front() else {
                 break;
             };
-            if self.window_start() + oldest.len() as u64 > self.spooled {
+            if self.window_start() + oldest.len() as u64 > self.written {
                 break;
             }
             self.window_bytes -= oldest.len() as u64;
@@ -133,7 +134,6 @@ pub(crate) struct Fetch {
     pub upstream: Arc<Upstream>,
     pub stats: Arc<CacheStats>,
     pub origin: Arc<Origin>,
-    pub spool_dir: Option<PathBuf>,
     pub shared: Shared,
     pub repository: RepositoryName,
     pub upstream_name: String,
@@ -185,7 +185,7 @@ impl Flights {
 }
 
 /// Downloads the blob, unless another instance holds its lease: then waits for that one's
-/// download to be stored (`Ok` with nothing `started`: readers read it from storage).
+/// download to be stored (`Ok` with no `size`: readers read it from storage).
 async fn fetch_once(fetch: &Fetch, progress: &watch::Sender<Progress>) -> Result<(), CacheFailure> {
     let Some(leases) = &fetch.shared.leases else {
         return download(fetch, progress).await;
@@ -267,17 +267,10 @@ async fn download(fetch: &Fetch, progress: &watch::Sender<Progress>) -> Result<(
         })?;
     let size = content_length(&answer)?;
     let upstream = answer.upstream.clone();
-    let spool_dir = fetch.spool_dir.clone();
-    let spool = spool_io(move || match spool_dir {
-        Some(dir) => tempfile::tempfile_in(dir),
-        None => tempfile::tempfile(),
-    })
-    .await?;
-    let spool = Arc::new(spool);
-    progress.send_modify(|p| p.started = Some((size, Arc::clone(&spool))));
+    progress.send_modify(|p| p.size = Some(size));
 
     // The store consumes the same bytes through a bounded queue: a slow store slows the
-    // download, and nothing piles up in memory.
+    // download, and nothing piles up in memory. It tells the readers how far it has written.
     let (to_store, queue) = mpsc::channel::<io::Result<Bytes>>(STORE_QUEUE);
     let body: ByteStream = Box::pin(futures_util::stream::unfold(queue, |mut queue| async {
         queue.recv().await.map(|item| (item, queue))
@@ -287,9 +280,10 @@ async fn download(fetch: &Fetch, progress: &watch::Sender<Progress>) -> Result<(
         let origin = Arc::clone(&fetch.origin);
         let repository = fetch.repository.clone();
         let digest = fetch.digest.clone();
+        let readers = Readers(progress.clone());
         tokio::spawn(async move {
             registry
-                .upload_blob(&origin, &repository, &digest, Some(size), body)
+                .upload_blob_followed(&origin, &repository, &digest, Some(size), body, &readers)
                 .await
         })
     };
@@ -297,12 +291,9 @@ async fn download(fetch: &Fetch, progress: &watch::Sender<Progress>) -> Result<(
     let mut transfer = Transfer {
         fetch,
         progress,
-        spool: &spool,
         to_store: &to_store,
         size,
         received: 0,
-        pending: Vec::new(),
-        pending_bytes: 0,
     };
     let mut response = answer.response;
     let mut resumed_at = None;
@@ -332,7 +323,6 @@ async fn download(fetch: &Fetch, progress: &watch::Sender<Progress>) -> Result<(
             Err(refused) => break Some(format!("{why}; resuming it failed: {refused}")),
         }
     };
-    transfer.flush().await?;
     if let Some(why) = &broken {
         let _ = to_store.send(Err(io::Error::other(why.clone()))).await;
     }
@@ -363,18 +353,29 @@ enum Ended {
     Failed(String),
 }
 
-/// A blob's bytes on their way from the upstream to the readers, the spool file and the
-/// store.
+/// The store's word to the readers: where its upload is, and how far it is written.
+struct Readers(watch::Sender<Progress>);
+
+impl UploadFollower for Readers {
+    fn opened(&self, upload: Arc<File>) {
+        self.0.send_modify(|p| p.upload = Some(upload));
+    }
+
+    fn written(&self, upto: u64) {
+        self.0.send_modify(|p| {
+            p.written = upto;
+            p.trim();
+        });
+    }
+}
+
+/// A blob's bytes on their way from the upstream to the readers and the store.
 struct Transfer<'a> {
     fetch: &'a Fetch,
     progress: &'a watch::Sender<Progress>,
-    spool: &'a Arc<File>,
     to_store: &'a mpsc::Sender<io::Result<Bytes>>,
     size: u64,
     received: u64,
-    /// Received, not yet in the spool file.
-    pending: Vec<Bytes>,
-    pending_bytes: usize,
 }
 
 impl Transfer<'_> {
@@ -425,24 +426,12 @@ impl Transfer<'_> {
                     self.size
                 )));
             }
-            // Readers first (they may take it at once), then the store and the spool file.
+            // Readers first (they may take it at once), then the store.
             self.progress.send_modify(|p| p.receive(chunk.clone()));
-            if self.to_store.send(Ok(chunk.clone())).await.is_err() {
+            if self.to_store.send(Ok(chunk)).await.is_err() {
                 return Ok(Ended::StoreClosed);
             }
-            self.pending_bytes += chunk.len();
-            self.pending.push(chunk);
-            if self.pending_bytes >= SPOOL_BLOCK {
-                self.flush().await?;
-            }
         }
-    }
-
-    /// Writes the received chunks to the spool file and tells the readers.
-    async fn flush(&mut self) -> Result<(), CacheFailure> {
-        let chunks = std::mem::take(&mut self.pending);
-        self.pending_bytes = 0;
-        spool_chunks(self.spool, self.progress, chunks).await
     }
 }
 
@@ -475,50 +464,11 @@ async fn resume(fetch: &Fetch, offset: u64, size: u64) -> Result<reqwest::Respon
     Ok(answer.response)
 }
 
-/// Runs file I/O on the spool file on a blocking thread; a failure is the server's.
-async fn spool_io<T: Send + 'static>(
-    io: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> Result<T, CacheFailure> {
-    tokio::task::spawn_blocking(io)
-        .await
-        .map_err(io::Error::other)
-        .and_then(|r| r)
-        .map_err(|e| CacheFailure::internal(format!("spool file: {e}")))
-}
-
-/// Appends chunks to the spool file (one blocking call, no copy) and tells the readers.
-async fn spool_chunks(
-    spool: &Arc<File>,
-    progress: &watch::Sender<Progress>,
-    chunks: Vec<Bytes>,
-) -> Result<(), CacheFailure> {
-    if chunks.is_empty() {
-        return Ok(());
-    }
-    let offset = progress.borrow().spooled;
-    let file = Arc::clone(spool);
-    let len = spool_io(move || {
-        let mut at = offset;
-        for chunk in &chunks {
-            file.write_all_at(chunk, at)?;
-            at += chunk.len() as u64;
-        }
-        Ok(at - offset)
-    })
-    .await?;
-    progress.send_modify(|p| {
-        p.spooled += len;
-        p.trim();
-    });
-    Ok(())
-}
-
 /// The bytes `start..end` of the blob a download is fetching, as they arrive: from the
-/// window in memory when the reader keeps up, else from the spool file. The last byte of
-/// the blob comes only once it is verified and committed.
+/// window in memory when the reader keeps up, else from the store's upload. The last byte
+/// of the blob comes only once it is verified and committed.
 pub(crate) fn follow(
     progress: watch::Receiver<Progress>,
-    spool: Arc<File>,
     size: u64,
     start: u64,
     end: u64,
@@ -527,7 +477,6 @@ pub(crate) fn follow(
     Box::pin(futures_util::stream::unfold(
         state,
         move |(mut progress, pos)| {
-            let spool = Arc::clone(&spool);
             async move {
                 if pos >= end {
                     return None;
@@ -544,10 +493,14 @@ pub(crate) fn follow(
                             Err(error) => Next::Failed(error),
                             Ok(available) if pos < available.min(end) => {
                                 let upto = available.min(end);
-                                match p.in_window(pos, upto) {
-                                    Some(bytes) => Next::Bytes(bytes),
-                                    // Behind the window: in the spool file.
-                                    None => Next::Spool(upto.min(p.spooled).min(pos + READ_CHUNK)),
+                                match (p.in_window(pos, upto), &p.upload) {
+                                    (Some(bytes), _) => Next::Bytes(bytes),
+                                    // Behind the window: written to the store's upload.
+                                    (None, Some(upload)) => Next::Upload(
+                                        Arc::clone(upload),
+                                        upto.min(p.written).min(pos + READ_CHUNK),
+                                    ),
+                                    (None, None) => Next::Wait,
                                 }
                             }
                             Ok(_) => Next::Wait,
@@ -559,10 +512,10 @@ pub(crate) fn follow(
                             let upto = pos + bytes.len() as u64;
                             return Some((Ok(bytes), (progress, upto)));
                         }
-                        Next::Spool(upto) if upto > pos => {
+                        Next::Upload(upload, upto) if upto > pos => {
                             let read = tokio::task::spawn_blocking(move || {
                                 let mut buffer = vec![0; (upto - pos) as usize];
-                                spool.read_exact_at(&mut buffer, pos).map(|()| buffer)
+                                upload.read_exact_at(&mut buffer, pos).map(|()| buffer)
                             })
                             .await
                             .map_err(io::Error::other)
@@ -572,7 +525,7 @@ pub(crate) fn follow(
                                 Err(e) => (Err(e), (progress, end)),
                             });
                         }
-                        Next::Spool(_) | Next::Wait => {}
+                        Next::Upload(..) | Next::Wait => {}
                     }
                     if progress.changed().await.is_err() {
                         let error = io::Error::other("the download ended without an outcome");
@@ -588,8 +541,8 @@ pub(crate) fn follow(
 enum Next {
     /// Sends these bytes (from the window).
     Bytes(Bytes),
-    /// Reads the spool file up to there.
-    Spool(u64),
+    /// Reads the store's upload up to there.
+    Upload(Arc<File>, u64),
     /// Waits for more.
     Wait,
     /// Fails: the download did.
@@ -605,13 +558,13 @@ mod tests {
     }
 
     #[test]
-    fn the_window_serves_the_latest_chunks_without_copying_and_keeps_what_is_not_spooled() {
+    fn the_window_serves_the_latest_chunks_without_copying_and_keeps_what_is_not_written() {
         let mut p = Progress::default();
         let half = WINDOW / 2;
         for byte in 0..4u8 {
             p.receive(chunk(byte, half));
         }
-        // Nothing is in the spool file yet: every chunk stays, past the window's size.
+        // The store has written nothing yet: every chunk stays, past the window's size.
         assert_eq!(p.window_bytes, 4 * half as u64);
         assert_eq!(p.window_start(), 0);
         let first = p.in_window(10, 20).unwrap();
@@ -625,14 +578,14 @@ mod tests {
             p.in_window(half as u64, half as u64 + 3).unwrap()[..],
             [1, 1, 1]
         );
-        // Once spooled, the oldest chunks go until the window fits.
-        p.spooled = 4 * half as u64;
+        // Once written, the oldest chunks go until the window fits.
+        p.written = 4 * half as u64;
         p.trim();
         assert_eq!(p.window_bytes, WINDOW as u64);
         assert_eq!(p.window_start(), 2 * half as u64);
         assert!(
             p.in_window(0, 10).is_none(),
-            "behind the window: the spool file"
+            "behind the window: the store's upload"
         );
         assert_eq!(
             p.in_window(2 * half as u64, 2 * half as u64 + 1).unwrap()[..],

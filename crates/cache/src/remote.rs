@@ -7,7 +7,6 @@
 //! `revalidate_after` (one HEAD, never a GET, when nothing changed).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,9 +64,6 @@ pub struct RemoteSettings {
     /// The most bytes cached under the prefix (`maxsize`); past it, the least recently
     /// pulled images are evicted. `None`: no cap.
     pub max_size: Option<u64>,
-    /// Where downloads spool (on the storage's file system); the system's temporary
-    /// directory when unset.
-    pub spool_dir: Option<PathBuf>,
 }
 
 pub struct Remote {
@@ -97,8 +93,8 @@ struct Activity {
 
 /// Where a download a request joined stands.
 enum Joined {
-    /// This instance is downloading it: its size and spool file.
-    Streaming((u64, Arc<std::fs::File>)),
+    /// This instance is downloading it: its size.
+    Streaming(u64),
     /// It is in storage (another instance downloaded it).
     Stored,
     Failed(CacheFailure),
@@ -546,24 +542,23 @@ impl Remote {
             upstream: Arc::clone(&self.upstream),
             stats: Arc::clone(&self.stats),
             origin: Arc::clone(&self.origin),
-            spool_dir: self.settings.spool_dir.clone(),
             shared: self.shared.clone(),
             repository: repository.clone(),
             upstream_name: self.upstream_name(repository).to_string(),
             digest: digest.clone(),
         });
-        let (size, spool) = loop {
+        let size = loop {
             let joined = {
                 let p = progress.borrow_and_update();
-                match (&p.started, &p.done) {
-                    (Some(started), _) => Some(Joined::Streaming(started.clone())),
+                match (p.size, &p.done) {
+                    (Some(size), _) => Some(Joined::Streaming(size)),
                     (None, Some(Ok(()))) => Some(Joined::Stored),
                     (None, Some(Err(failure))) => Some(Joined::Failed(failure.clone())),
                     (None, None) => None,
                 }
             };
             match joined {
-                Some(Joined::Streaming(started)) => break started,
+                Some(Joined::Streaming(size)) => break size,
                 // Another instance downloaded it while this one waited: it is in storage.
                 Some(Joined::Stored) => {
                     return self
@@ -598,7 +593,7 @@ impl Remote {
         Ok(BlobRead {
             size,
             range,
-            content: BlobContent::Stream(follow(progress, spool, size, start, end)),
+            content: BlobContent::Stream(follow(progress, size, start, end)),
         })
     }
 

@@ -15,7 +15,7 @@ use berth_oci::{
     Algorithm, ContentRange, Digest, DigestHasher, ErrorCode, RegistryError, RepositoryName,
     UploadId,
 };
-use berth_storage::{ByteStream, StorageError};
+use berth_storage::{ByteStream, StorageError, UploadFollower};
 use futures_util::TryStreamExt;
 
 use crate::errors::{from_meta, from_storage};
@@ -106,46 +106,73 @@ impl Registry {
         content_length: Option<u64>,
         body: ByteStream,
     ) -> Result<u64> {
-        self.ensure_writable()?;
-        let id = UploadId::random();
-        self.blobs.create_upload(id).await.map_err(from_storage)?;
-        let result = self
-            .write_and_commit(origin, repository, digest, content_length, body, id)
-            .await;
-        if result.is_err() {
-            let _ = self.blobs.delete_upload(id).await;
-        }
-        result
+        self.upload_whole(origin, repository, digest, content_length, body, None)
+            .await
     }
 
-    async fn write_and_commit(
+    /// [`Registry::upload_blob`] while `follower` reads the bytes written so far (a
+    /// pull-through cache serving its clients from the upload as it arrives; see
+    /// [`berth_storage::BlobStore::write_upload_followed`]). The follower reads bytes that
+    /// are not verified yet: it must not treat them as the blob before this returns `Ok`.
+    pub async fn upload_blob_followed(
         &self,
         origin: &Arc<Origin>,
         repository: &RepositoryName,
         digest: &Digest,
         content_length: Option<u64>,
         body: ByteStream,
-        id: UploadId,
+        follower: &dyn UploadFollower,
     ) -> Result<u64> {
-        let hasher = Arc::new(Mutex::new(DigestHasher::new(digest.algorithm())));
-        let size = self
-            .blobs
-            .write_upload(id, 0, hashing(body, &hasher))
-            .await
-            .map_err(from_storage)?;
-        if let Some(expected) = content_length
-            && expected != size
-        {
-            return Err(size_invalid(format!(
-                "Content-Length is {expected} but the body had {size} bytes"
-            )));
+        self.upload_whole(
+            origin,
+            repository,
+            digest,
+            content_length,
+            body,
+            Some(follower),
+        )
+        .await
+    }
+
+    async fn upload_whole(
+        &self,
+        origin: &Arc<Origin>,
+        repository: &RepositoryName,
+        digest: &Digest,
+        content_length: Option<u64>,
+        body: ByteStream,
+        follower: Option<&dyn UploadFollower>,
+    ) -> Result<u64> {
+        self.ensure_writable()?;
+        let id = UploadId::random();
+        self.blobs.create_upload(id).await.map_err(from_storage)?;
+        let result = async {
+            let hasher = Arc::new(Mutex::new(DigestHasher::new(digest.algorithm())));
+            let body = hashing(body, &hasher);
+            let written = match follower {
+                Some(follower) => self.blobs.write_upload_followed(id, body, follower).await,
+                None => self.blobs.write_upload(id, 0, body).await,
+            };
+            let size = written.map_err(from_storage)?;
+            if let Some(expected) = content_length
+                && expected != size
+            {
+                return Err(size_invalid(format!(
+                    "Content-Length is {expected} but the body had {size} bytes"
+                )));
+            }
+            let actual = into_hasher(hasher).finish();
+            if &actual != digest {
+                return Err(digest_mismatch(digest, &actual));
+            }
+            self.commit(origin, repository, id, size, digest).await?;
+            Ok(size)
         }
-        let actual = into_hasher(hasher).finish();
-        if &actual != digest {
-            return Err(digest_mismatch(digest, &actual));
+        .await;
+        if result.is_err() {
+            let _ = self.blobs.delete_upload(id).await;
         }
-        self.commit(origin, repository, id, size, digest).await?;
-        Ok(size)
+        result
     }
 
     /// Moves verified upload bytes to their content address, then records the blob (see

@@ -5,13 +5,19 @@
 //! Writes only ever start at an acknowledged size (the registry's session row holds it);
 //! the suite keeps to that rule too.
 
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use berth_oci::{Algorithm, ByteRange, Digest, DigestHasher, UploadId};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use crate::{BlobContent, BlobKey, BlobStore, ByteStream, StorageError, StoredBlob};
+use crate::{
+    BlobContent, BlobKey, BlobStore, ByteStream, StorageError, StoredBlob, UploadFollower,
+};
 
 pub async fn run_all(store: &dyn BlobStore, other: &dyn BlobStore, part_size: usize) {
     store.check().await.expect("check");
@@ -21,6 +27,7 @@ pub async fn run_all(store: &dyn BlobStore, other: &dyn BlobStore, part_size: us
     large_uploads_cross_part_boundaries(store, other, part_size).await;
     uploads_can_be_read_back(store).await;
     a_failing_body_is_the_clients_failure(store).await;
+    a_followed_upload_is_read_while_it_grows(store).await;
     missing_things_are_not_found(store).await;
     uploads_are_listed_until_deleted(store).await;
     committed_blobs_are_listed_until_deleted(store, other).await;
@@ -256,6 +263,122 @@ async fn a_failing_body_is_the_clients_failure(store: &dyn BlobStore) {
         collect(store.read_upload(id, 5).await.unwrap()).await,
         b"whole"
     );
+    store.delete_upload(id).await.unwrap();
+}
+
+/// What a follower of an upload has heard: the file, and each size reported written.
+#[derive(Default)]
+struct Follower {
+    file: Mutex<Option<Arc<File>>>,
+    written: Mutex<Vec<u64>>,
+    changed: tokio::sync::Notify,
+}
+
+impl UploadFollower for Follower {
+    fn opened(&self, bytes: Arc<File>) {
+        assert!(self.written.lock().unwrap().is_empty(), "opened first");
+        *self.file.lock().unwrap() = Some(bytes);
+    }
+
+    fn written(&self, upto: u64) {
+        self.written.lock().unwrap().push(upto);
+        self.changed.notify_waiters();
+    }
+}
+
+impl Follower {
+    fn read(&self, len: u64) -> Vec<u8> {
+        let file = self.file.lock().unwrap().clone().expect("opened");
+        let mut bytes = vec![0; len as usize];
+        file.read_exact_at(&mut bytes, 0)
+            .expect("read the written prefix");
+        bytes
+    }
+
+    fn last(&self) -> u64 {
+        self.written.lock().unwrap().last().copied().unwrap_or(0)
+    }
+
+    /// Waits until at least `least` bytes are reported written.
+    async fn reach(&self, least: u64) -> u64 {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let changed = self.changed.notified();
+                let last = self.last();
+                if last >= least {
+                    return last;
+                }
+                changed.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{least} bytes reported written in 30 s"))
+    }
+}
+
+/// A follower reads the prefix an upload has so far while the body is still coming, and
+/// the whole upload at the end, also once it is committed.
+async fn a_followed_upload_is_read_while_it_grows(store: &dyn BlobStore) {
+    const MIB: usize = 1024 * 1024;
+    let data: Vec<u8> = (0..3 * MIB + 11).map(|i| (i % 253) as u8).collect();
+    let (first, rest) = data.split_at(2 * MIB + MIB / 2);
+    let id = UploadId::random();
+    store.create_upload(id).await.unwrap();
+    let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
+    let body: ByteStream = Box::pin(stream::unfold(receiver, |mut r| async {
+        r.recv().await.map(|item| (item, r))
+    }));
+    let follower = Follower::default();
+    let feeding = async {
+        for chunk in first.chunks(100_003) {
+            sender
+                .send(Ok(Bytes::copy_from_slice(chunk)))
+                .await
+                .unwrap();
+        }
+        // The body is not over, yet its first megabyte is readable.
+        let so_far = follower.reach(MIB as u64).await;
+        assert!(so_far <= first.len() as u64, "{so_far}");
+        assert_eq!(follower.read(so_far), &data[..so_far as usize]);
+        for chunk in rest.chunks(100_003) {
+            sender
+                .send(Ok(Bytes::copy_from_slice(chunk)))
+                .await
+                .unwrap();
+        }
+        drop(sender);
+    };
+    let (written, ()) =
+        futures_util::join!(store.write_upload_followed(id, body, &follower), feeding);
+    assert_eq!(written.expect("followed write"), data.len() as u64);
+    let reported = follower.written.lock().unwrap().clone();
+    assert!(reported.is_sorted(), "{reported:?}");
+    assert_eq!(follower.last(), data.len() as u64);
+    assert!(follower.read(data.len() as u64) == data, "the whole upload");
+    let digest = Digest::of(Algorithm::Sha256, &data);
+    let blob = commit(store, id, data.len() as u64, &digest).await;
+    assert!(
+        follower.read(data.len() as u64) == data,
+        "still readable after the commit"
+    );
+    store.delete_blob(&blob).await.unwrap();
+
+    // A body that fails midway fails the write, as the client's failure.
+    let id = UploadId::random();
+    store.create_upload(id).await.unwrap();
+    let failing: ByteStream = Box::pin(stream::iter(vec![
+        Ok(Bytes::from_static(b"partial")),
+        Err(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "upstream went away",
+        )),
+    ]));
+    assert!(matches!(
+        store
+            .write_upload_followed(id, failing, &Follower::default())
+            .await,
+        Err(StorageError::Body(_))
+    ));
     store.delete_upload(id).await.unwrap();
 }
 

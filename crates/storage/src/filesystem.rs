@@ -28,6 +28,7 @@ use crate::write_blocks::WRITE_BLOCK;
 use crate::write_blocks::{Blocks, write_blocks};
 use crate::{
     BlobContent, BlobKey, BlobStore, ByteStream, Committed, ListedBlob, StorageError, StoredBlob,
+    UploadFollower,
 };
 
 pub struct FilesystemStore {
@@ -209,8 +210,30 @@ impl BlobStore for FilesystemStore {
         })
         .await?;
 
-        let written = write_blocks(&self.blocks, &file, offset, data).await?;
+        let written = write_blocks(&self.blocks, &file, offset, data, None).await?;
         // Durable before the caller records the new size.
+        blocking(move || file.sync_data()).await?;
+        Ok(written)
+    }
+
+    /// The follower reads the upload's own file (no copy of the bytes is written): through
+    /// its own handle, which still reads the bytes once the commit has renamed the file or a
+    /// failure has removed it.
+    async fn write_upload_followed(
+        &self,
+        id: UploadId,
+        data: ByteStream,
+        follower: &dyn UploadFollower,
+    ) -> Result<u64, StorageError> {
+        let path = self.upload_path(id);
+        let file = blocking(move || {
+            let file = OpenOptions::new().read(true).write(true).open(path)?;
+            file.set_len(0)?;
+            Ok(Arc::new(file))
+        })
+        .await?;
+        follower.opened(Arc::clone(&file));
+        let written = write_blocks(&self.blocks, &file, 0, data, Some(follower)).await?;
         blocking(move || file.sync_data()).await?;
         Ok(written)
     }

@@ -13,8 +13,10 @@
 //! Implementations: [`filesystem`], [`object`] (S3, Google Cloud Storage and Azure Blob
 //! Storage, one implementation configured per service) and [`ipfs`] (a Kubo node's RPC API).
 
+use std::fs::File;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -29,6 +31,7 @@ mod file_chunks;
 pub mod filesystem;
 pub mod ipfs;
 pub mod object;
+mod spool;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod verify;
@@ -100,6 +103,23 @@ pub struct ListedBlob {
     pub modified: Option<SystemTime>,
 }
 
+/// Someone reading an upload while it is written (a pull-through cache serving a blob to its
+/// clients as it arrives from the upstream); see [`BlobStore::write_upload_followed`].
+pub trait UploadFollower: Send + Sync {
+    /// The upload's bytes, readable (`pread`) at any offset below what [`written`] last
+    /// reported, and still after the upload is committed or deleted. Called once, before
+    /// anything is reported written.
+    ///
+    /// [`written`]: UploadFollower::written
+    fn opened(&self, bytes: Arc<File>);
+
+    /// The upload's first `upto` bytes are in the file [`opened`] gave. Called as the write
+    /// goes on, with `upto` growing; last with the upload's whole size.
+    ///
+    /// [`opened`]: UploadFollower::opened
+    fn written(&self, upto: u64);
+}
+
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Reads a committed blob, or the given range of it.
@@ -138,6 +158,20 @@ pub trait BlobStore: Send + Sync + 'static {
         offset: u64,
         data: ByteStream,
     ) -> Result<u64, StorageError>;
+
+    /// Writes a fresh upload's whole body like [`BlobStore::write_upload`] from offset 0,
+    /// while `follower` reads what is written so far. The default, for stores whose uploads
+    /// cannot be read before they are committed (object stores, IPFS), writes a copy of the
+    /// bytes to an anonymous temporary file (the spool) as they stream to the store; the
+    /// filesystem store lets the follower read its upload file itself.
+    async fn write_upload_followed(
+        &self,
+        id: UploadId,
+        data: ByteStream,
+        follower: &dyn UploadFollower,
+    ) -> Result<u64, StorageError> {
+        spool::write_spooled(self, id, data, follower).await
+    }
 
     /// Reads the first `size` bytes of an upload back (to hash them with another algorithm).
     async fn read_upload(&self, id: UploadId, size: u64) -> Result<ByteStream, StorageError>;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
-use crate::{ByteStream, StorageError};
+use crate::{ByteStream, StorageError, UploadFollower};
 
 /// Few enough syscalls and blocking tasks per gigabyte, and at most two blocks per upload
 /// in memory.
@@ -51,16 +51,24 @@ impl Blocks {
 type Written = JoinHandle<io::Result<Vec<u8>>>;
 
 /// Writes `data` to `file` from `offset` on; the number of bytes written. The data is not
-/// synced.
+/// synced. `follower` hears where the written bytes end each time a block is written.
 pub(crate) async fn write_blocks(
     blocks: &Arc<Blocks>,
     file: &Arc<File>,
     offset: u64,
     mut data: ByteStream,
+    follower: Option<&dyn UploadFollower>,
 ) -> Result<u64, StorageError> {
     let mut position = offset;
     let mut block = blocks.take();
     let mut in_flight: Option<Written> = None;
+    // Blocks are written in order, one at a time: once the one in flight is written, every
+    // byte before `position` is.
+    let written = |upto: u64| {
+        if let Some(follower) = follower {
+            follower.written(upto);
+        }
+    };
     let write = |block: Vec<u8>, at: u64| -> Written {
         let file = Arc::clone(file);
         tokio::task::spawn_blocking(move || file.write_all_at(&block, at).map(|()| block))
@@ -86,7 +94,11 @@ pub(crate) async fn write_blocks(
             rest = &rest[take..];
             if block.len() == WRITE_BLOCK {
                 let next = match in_flight.take() {
-                    Some(handle) => finish(handle).await?,
+                    Some(handle) => {
+                        let next = finish(handle).await?;
+                        written(position);
+                        next
+                    }
                     None => blocks.take(),
                 };
                 let full = std::mem::replace(&mut block, next);
@@ -104,6 +116,7 @@ pub(crate) async fn write_blocks(
         position += len;
     }
     blocks.give(block);
+    written(position);
     Ok(position - offset)
 }
 
@@ -131,7 +144,7 @@ mod tests {
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .collect();
         let body: ByteStream = Box::pin(futures_util::stream::iter(chunks));
-        let written = write_blocks(&blocks, &file, 0, body).await.unwrap();
+        let written = write_blocks(&blocks, &file, 0, body, None).await.unwrap();
         assert_eq!(written, data.len() as u64);
         assert_eq!(std::fs::read(dir.path().join("upload")).unwrap(), data);
         // Both blocks went back, empty and whole; the next upload takes them.

@@ -1,9 +1,13 @@
 //! Upstreams that misbehave on the way: a real upstream (Debian's `docker-registry`) behind
-//! the `faulty` relay, which flips a byte, cuts a transfer, loops redirects, drips a body or
-//! pads a manifest past 4 MiB. Each ends in a clear error with nothing cached, or (a cut
-//! transfer of an upstream that serves ranges) in a byte-exact blob resumed once.
+//! the `faulty` relay, which flips a byte, cuts a transfer, loops redirects, drips a body,
+//! pads a manifest past 4 MiB or holds a body halfway. Each ends in a clear error with
+//! nothing cached, or (a cut transfer of an upstream that serves ranges) in a byte-exact blob
+//! resumed once; a client joining a held download gets what arrived at once.
 
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::Stream;
 
 use super::faulty::{Fault, FaultyUpstream, Target};
 use super::*;
@@ -243,4 +247,108 @@ async fn a_broken_blob_transfer_resumes_with_one_range_request() {
     let (digest, _) = fetch_blob(&client(), &s.blob_url()).await.unwrap();
     assert_eq!(digest, s.digest);
     assert_eq!(s.blob_gets().len(), 2);
+}
+
+/// Reads a blob's body until `least` bytes arrived (or the body ends); what arrived.
+async fn read_at_least(
+    body: &mut (impl Stream<Item = reqwest::Result<Bytes>> + Unpin),
+    least: usize,
+) -> Vec<u8> {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while got.len() < least {
+            match body.next().await {
+                Some(chunk) => got.extend_from_slice(&chunk.expect("the transfer goes on")),
+                None => break,
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{least} bytes within 30 s; got {}", got.len()));
+    got
+}
+
+/// The rest of a blob's body, hashed with what came before: the digest and the length.
+async fn finish_reading(
+    mut body: impl Stream<Item = reqwest::Result<Bytes>> + Unpin,
+    before: &[u8],
+) -> Result<(String, u64), String> {
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(before);
+    let mut length = before.len() as u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| format!("transfer failed: {e}"))?;
+        length += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    Ok((format!("sha256:{}", hex::encode(hasher.finalize())), length))
+}
+
+#[tokio::test]
+async fn a_client_joining_a_download_late_gets_what_arrived_at_once_and_the_rest_as_it_comes() {
+    // Half the blob is far more than the window of recent chunks berth keeps in memory:
+    // the late client reads most of what arrived back from the store's upload.
+    const SIZE: usize = 16 * 1024 * 1024 + 7;
+    let s = setup(SIZE, Fault::Hold, Target::Blobs, "").await;
+    let first = tokio::spawn({
+        let url = s.blob_url();
+        async move { fetch_blob(&client(), &url).await }
+    });
+    s.relay.wait_held().await;
+
+    // The upstream holds the second half back: the late client gets the first at once.
+    let response = client().get(s.blob_url()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.content_length(), Some(SIZE as u64));
+    let mut late = response.bytes_stream();
+    let half = read_at_least(&mut late, SIZE / 2).await;
+    let data = bytes(SIZE, 11);
+    assert_eq!(half.len(), SIZE / 2, "what arrived, and nothing more");
+    assert!(half == data[..SIZE / 2], "byte-exact");
+
+    s.relay.release(true);
+    let late = finish_reading(late, &half).await.unwrap();
+    assert_eq!(late, (s.digest.clone(), s.size));
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first, (s.digest.clone(), s.size));
+    assert_eq!(s.blob_gets().len(), 1, "one upstream download for both");
+}
+
+#[tokio::test]
+async fn a_download_failing_midway_fails_every_clients_transfer_and_caches_nothing() {
+    const SIZE: usize = 16 * 1024 * 1024 + 7;
+    let s = setup(SIZE, Fault::Hold, Target::Blobs, "").await;
+    let first = tokio::spawn({
+        let url = s.blob_url();
+        async move { fetch_blob(&client(), &url).await }
+    });
+    s.relay.wait_held().await;
+    let response = client().get(s.blob_url()).send().await.unwrap();
+    let mut late = response.bytes_stream();
+    let half = read_at_least(&mut late, SIZE / 2).await;
+    assert_eq!(half.len(), SIZE / 2);
+
+    // The connection breaks, and the rest the download resumes with is corrupt.
+    s.relay.set(Fault::FlipByte, Target::Blobs);
+    s.relay.release(false);
+    for outcome in [finish_reading(late, &half).await, first.await.unwrap()] {
+        assert!(
+            outcome
+                .as_ref()
+                .is_err_and(|e| e.contains("transfer failed")),
+            "every client's transfer fails: {outcome:?}"
+        );
+    }
+    let gets = s.blob_gets();
+    assert_eq!(
+        gets.len(),
+        2,
+        "the held transfer and its resumption: {gets:?}"
+    );
+
+    // Nothing was cached: a clean path downloads it again.
+    s.relay.set(Fault::None, Target::Blobs);
+    let (digest, length) = fetch_blob(&client(), &s.blob_url()).await.unwrap();
+    assert_eq!((digest, length), (s.digest.clone(), s.size));
+    assert_eq!(s.blob_gets().len(), 3);
 }

@@ -1,7 +1,8 @@
 //! A faulty path to a real upstream: an HTTP relay on loopback, run as a task of the test,
 //! that forwards every request to the upstream and damages the answers it is told to
 //! (a byte flipped in transit, a connection cut midway, a redirect loop, a slow-loris body,
-//! a body padded past the manifest limit). It records the requests it relays.
+//! a body padded past the manifest limit, a body held halfway until the test releases it).
+//! It records the requests it relays.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,9 @@ pub enum Fault {
     /// Relay the body padded with 4 MiB of spaces (still the same JSON), with its new
     /// `Content-Length` (`sized`) or without one (chunked).
     Padded { sized: bool },
+    /// Send half the body, then wait for [`FaultyUpstream::release`]: the rest, or a
+    /// broken connection.
+    Hold,
 }
 
 /// What `Fault::Padded` adds.
@@ -51,6 +55,10 @@ struct Shared {
     requests: Mutex<Vec<String>>,
     /// Slow-loris bodies still being sent (the peer has not gone away).
     dripping: AtomicUsize,
+    /// Set once a held body has sent its first half.
+    held: AtomicBool,
+    /// What held bodies do next: wait (`None`), send the rest (`true`) or break (`false`).
+    release: tokio::sync::watch::Sender<Option<bool>>,
 }
 
 pub struct FaultyUpstream {
@@ -73,6 +81,8 @@ impl FaultyUpstream {
             cut: AtomicBool::new(false),
             requests: Mutex::default(),
             dripping: AtomicUsize::new(0),
+            held: AtomicBool::new(false),
+            release: tokio::sync::watch::Sender::new(None),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -97,6 +107,22 @@ impl FaultyUpstream {
             .filter(|r| r.contains(needle))
             .cloned()
             .collect()
+    }
+
+    /// Waits until a held body has sent its first half.
+    pub async fn wait_held(&self) {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while !self.shared.held.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("a held body sent its first half within 30 s");
+    }
+
+    /// Lets held bodies go on (`true`: the rest of the body; `false`: a broken connection).
+    pub fn release(&self, rest: bool) {
+        self.shared.release.send_replace(Some(rest));
     }
 
     /// Slow-loris bodies whose reader is still connected.
@@ -199,6 +225,7 @@ async fn relay(State(shared): State<Arc<Shared>>, request: Request) -> Response 
             Body::from_stream(cut_at(upstream, length / 2))
         }
         Fault::SlowLoris => Body::from_stream(drip(Arc::clone(&shared))),
+        Fault::Hold => Body::from_stream(hold_at(upstream, length / 2, Arc::clone(&shared))),
         _ => Body::from_stream(upstream),
     };
     response.body(body).unwrap()
@@ -241,6 +268,64 @@ fn cut_at(upstream: impl Stream<Item = Chunks>, offset: u64) -> impl Stream<Item
         .chain(futures_util::stream::once(async {
             Err(std::io::Error::other("connection cut by the test"))
         }))
+}
+
+/// The stream's first `offset` bytes, then (once released) the rest or an error.
+fn hold_at(
+    upstream: impl Stream<Item = Chunks> + Send + 'static,
+    offset: u64,
+    shared: Arc<Shared>,
+) -> impl Stream<Item = Chunks> {
+    struct Holding<S> {
+        upstream: std::pin::Pin<Box<S>>,
+        position: u64,
+        /// The part of a chunk past `offset`, sent once released.
+        kept: Option<Bytes>,
+        released: bool,
+        ended: bool,
+    }
+    let state = Holding {
+        upstream: Box::pin(upstream),
+        position: 0,
+        kept: None,
+        released: false,
+        ended: false,
+    };
+    futures_util::stream::unfold(state, move |mut state| {
+        let shared = Arc::clone(&shared);
+        async move {
+            if state.ended {
+                return None;
+            }
+            if !state.released && state.position >= offset {
+                shared.held.store(true, Ordering::SeqCst);
+                let mut release = shared.release.subscribe();
+                let rest = release.wait_for(Option::is_some).await.unwrap().unwrap();
+                if !rest {
+                    state.ended = true;
+                    let cut = std::io::Error::other("connection cut by the test");
+                    return Some((Err(cut), state));
+                }
+                state.released = true;
+                if let Some(kept) = state.kept.take() {
+                    return Some((Ok(kept), state));
+                }
+            }
+            let mut chunk = match state.upstream.next().await? {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    state.ended = true;
+                    return Some((Err(e), state));
+                }
+            };
+            if !state.released && state.position + chunk.len() as u64 > offset {
+                let keep = (offset - state.position) as usize;
+                state.kept = Some(chunk.split_off(keep));
+            }
+            state.position += chunk.len() as u64;
+            Some((Ok(chunk), state))
+        }
+    })
 }
 
 /// One byte a second until the reader goes away; counted in `dripping` meanwhile.
