@@ -114,6 +114,17 @@ impl Lifecycle {
         trigger: &str,
         observer: &dyn GcObserver,
     ) -> LifecycleResult<GcReport> {
+        // One run at a time in this instance too: the `gc` lease is re-entrant for its holder,
+        // so the gc-resume job, finding the deletions of a collection under way pending,
+        // took that collection for a dead one (it recorded it interrupted and swept beside it).
+        let _one_at_a_time = match mode {
+            GcMode::DryRun => None,
+            _ => Some(self.collecting.try_lock().map_err(|_| {
+                LifecycleError::Conflict(
+                    "garbage collection is already running on this instance".into(),
+                )
+            })?),
+        };
         let request = GcRequest {
             mode,
             trigger: trigger.to_string(),

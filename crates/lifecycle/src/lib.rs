@@ -63,6 +63,9 @@ pub struct Lifecycle {
     /// This instance, as leases and run records name it.
     holder: String,
     requests: gc::Requests,
+    /// Held by this instance's collection under way: the lease is the instance's, so it
+    /// keeps other instances out but not this one's other jobs (see `collect_garbage`).
+    collecting: tokio::sync::Mutex<()>,
     /// Retention rules from the configuration file (negative ids: `retention.rules[0]` is
     /// -1), applied alongside the database's.
     configured_retention: Vec<berth_meta::RetentionRule>,
@@ -85,6 +88,7 @@ impl Lifecycle {
             gc,
             holder,
             requests: gc::Requests::default(),
+            collecting: tokio::sync::Mutex::new(()),
             configured_retention: Vec::new(),
         }
     }

@@ -954,6 +954,101 @@ async fn gc_refuses_a_database_that_is_not_the_storages_and_deletes_nothing() {
     assert!(stored_on_disk(&data).is_superset(&kept.iter().cloned().collect()));
 }
 
+/// One collection at a time inside an instance too: the gc-resume job, run while a collection
+/// started through the admin API waits out its fence (its marks pending), finds it running and
+/// leaves it alone. (The lease is the instance's: the job once took the collection for a dead
+/// one, recorded it interrupted and swept beside it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resume_job_leaves_a_collection_under_way_in_its_instance_alone() {
+    const PASSWORD: &str = "root password 1";
+    let data = tempfile::tempdir().unwrap();
+    let added = crate::support::berth_cli_output(
+        data.path(),
+        &["user", "add", "root", "--admin", "--password-stdin"],
+        Some(PASSWORD),
+    );
+    assert!(added.status.success(), "{added:?}");
+    let berth = aggressive(Berth::builder())
+        .env("REGISTRY_AUTH", "berth")
+        .data(data.path())
+        .start();
+    let basic = data_encoding::BASE64.encode(format!("root:{PASSWORD}").as_bytes());
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Basic {basic}").parse().unwrap(),
+    );
+    let root = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let base = berth.base_url();
+    try_push(&root, &base, "resume/app", "v1", &image(7, 7), None)
+        .await
+        .unwrap();
+    for i in 0..50 {
+        let garbage = bytes(2_000, 500 + i);
+        let pushed = root
+            .post(format!(
+                "{base}/v2/resume/app/blobs/uploads/?digest={}",
+                sha256(&garbage)
+            ))
+            .body(garbage)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pushed.status(), 201);
+    }
+    let get = |path: String| {
+        let root = root.clone();
+        async move {
+            let response = root.get(path).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let started: Value = root
+        .post(format!("{base}/api/v1/gc"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run = started["run"].as_i64().expect("a run id");
+    // The sweep begins with a 2 s fence.
+    loop {
+        let record = get(format!("{base}/api/v1/gc/runs/{run}")).await;
+        assert_eq!(record["status"], "running", "{record}");
+        if record["progress"]["phase"] == "sweep" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resumed: Value = root
+        .post(format!("{base}/api/v1/jobs/gc-resume/run"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resumed["succeeded"], true, "{resumed}");
+    assert_eq!(resumed["summary"], "", "the job left it alone: {resumed}");
+    let record = loop {
+        let record = get(format!("{base}/api/v1/gc/runs/{run}")).await;
+        if record["status"] != "running" {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(record["status"], "finished", "{record}");
+    assert_eq!(record["report"]["blobs"], 50, "{record}");
+    let runs = get(format!("{base}/api/v1/gc/runs")).await;
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+}
+
 /// Pushes a tagged image; its blobs' digests.
 async fn push_image_blobs(client: &reqwest::Client, berth: &Berth) -> Vec<String> {
     let image = image(9, 9);
