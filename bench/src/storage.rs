@@ -181,9 +181,11 @@ async fn measure(
     label: &str,
     dir: &Path,
 ) -> Result<StoreResults> {
-    let mut conn = Conn::connect(&berth.target()).await?;
     let (mut push, mut pull, mut copy_in, mut copy_out) = (vec![], vec![], vec![], vec![]);
     for rep in 0..params.reps {
+        // A connection per repetition: berth closes one left idle for 30 s (its header read
+        // timeout), which the skopeo copies of a loaded machine can outlast.
+        let mut conn = Conn::connect(&berth.target()).await?;
         let blob = source.fresh_blob(params.blob_size);
         let start = Instant::now();
         api::push_monolithic(&mut conn, "bench/big", blob.data.clone(), &blob.digest).await?;
@@ -234,7 +236,6 @@ async fn ipfs_overhead(
     node: &IpfsNode,
 ) -> Result<IpfsOverhead> {
     let client = reqwest::Client::new();
-    let mut conn = Conn::connect(&berth.target()).await?;
     let (mut add, mut push) = (vec![], vec![]);
     for rep in 0..params.reps {
         for order in 0..2 {
@@ -261,6 +262,10 @@ async fn ipfs_overhead(
                 add.push(mb_s(params.blob_size, start.elapsed().as_secs_f64()));
             } else {
                 let blob = source.fresh_blob(params.blob_size);
+                // A fresh connection: the one of the last push sat idle through an `add`,
+                // which at 1 GiB on a loaded machine outlasts berth's 30 s idle limit (the
+                // "channel closed" of an earlier run).
+                let mut conn = Conn::connect(&berth.target()).await?;
                 let start = Instant::now();
                 api::push_monolithic(&mut conn, "bench/ipfs", blob.data.clone(), &blob.digest)
                     .await?;

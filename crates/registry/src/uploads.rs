@@ -7,6 +7,7 @@
 //! Finishing verifies the digest, commits the bytes to their content address, and only then
 //! records the blob: a crash at any point leaves either nothing visible or a complete blob.
 
+use std::io;
 use std::sync::{Arc, Mutex};
 
 use berth_meta::UploadSession;
@@ -16,7 +17,8 @@ use berth_oci::{
     UploadId,
 };
 use berth_storage::{ByteStream, StorageError, UploadFollower};
-use futures_util::TryStreamExt;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
 
 use crate::errors::{from_meta, from_storage};
 use crate::events::Origin;
@@ -36,6 +38,17 @@ impl Chunk {
     fn is_declared_empty(&self) -> bool {
         self.content_range.is_none() && self.content_length == Some(0)
     }
+}
+
+/// What the checks at the end of a whole blob's body decided (`None`: they did not run):
+/// the refusal, and whether it finishes the upload.
+type Verdict = Arc<Mutex<Option<std::result::Result<(), (RegistryError, bool)>>>>;
+
+/// What a whole blob's body has shown so far.
+struct Seen {
+    hasher: Option<DigestHasher>,
+    size: u64,
+    failed: bool,
 }
 
 /// Wraps `body` so that every byte that streams through is hashed.
@@ -106,8 +119,17 @@ impl Registry {
         content_length: Option<u64>,
         body: ByteStream,
     ) -> Result<u64> {
-        self.upload_whole(origin, repository, digest, content_length, body, None)
+        self.ensure_writable()?;
+        let id = UploadId::random();
+        self.blobs.create_upload(id).await.map_err(from_storage)?;
+        let result = self
+            .commit_whole(origin, repository, id, digest, content_length, body)
             .await
+            .map_err(|(e, _)| e);
+        if result.is_err() {
+            let _ = self.blobs.delete_upload(id).await;
+        }
+        result
     }
 
     /// [`Registry::upload_blob`] while `follower` reads the bytes written so far (a
@@ -123,37 +145,18 @@ impl Registry {
         body: ByteStream,
         follower: &dyn UploadFollower,
     ) -> Result<u64> {
-        self.upload_whole(
-            origin,
-            repository,
-            digest,
-            content_length,
-            body,
-            Some(follower),
-        )
-        .await
-    }
-
-    async fn upload_whole(
-        &self,
-        origin: &Arc<Origin>,
-        repository: &RepositoryName,
-        digest: &Digest,
-        content_length: Option<u64>,
-        body: ByteStream,
-        follower: Option<&dyn UploadFollower>,
-    ) -> Result<u64> {
         self.ensure_writable()?;
         let id = UploadId::random();
         self.blobs.create_upload(id).await.map_err(from_storage)?;
         let result = async {
             let hasher = Arc::new(Mutex::new(DigestHasher::new(digest.algorithm())));
             let body = hashing(body, &hasher);
-            let written = match follower {
-                Some(follower) => self.blobs.write_upload_followed(id, body, follower).await,
-                None => self.blobs.write_upload(id, 0, body).await,
-            };
-            let size = written.map_err(from_storage)?;
+            // Staged and then committed: the follower reads the staged upload as it grows.
+            let size = self
+                .blobs
+                .write_upload_followed(id, body, follower)
+                .await
+                .map_err(from_storage)?;
             if let Some(expected) = content_length
                 && expected != size
             {
@@ -173,6 +176,129 @@ impl Registry {
             let _ = self.blobs.delete_upload(id).await;
         }
         result
+    }
+
+    /// Writes and commits a whole blob in one storage call, checked as its body ends (see
+    /// [`Registry::checked_body`]), then records it. On failure, also whether the upload is
+    /// finished with (a digest that does not match, no room in a quota) or may be retried (a
+    /// body of the wrong size, the store unavailable).
+    async fn commit_whole(
+        &self,
+        origin: &Arc<Origin>,
+        repository: &RepositoryName,
+        id: UploadId,
+        digest: &Digest,
+        declared: Option<u64>,
+        body: ByteStream,
+    ) -> std::result::Result<u64, (RegistryError, bool)> {
+        // Taken before the bytes may reach their address, as for a staged commit.
+        let seen = self
+            .settled_deletion(digest)
+            .await
+            .map_err(|e| (e, false))?;
+        let (body, verdict) = self.checked_body(repository, digest, declared, body);
+        let stored = self.blobs.write_whole_upload(id, body, digest).await;
+        let verdict = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let (size, committed) = match (stored, verdict) {
+            // The registry's own refusal, whatever the store made of the failed stream.
+            (_, Some(Err(refusal))) => return Err(refusal),
+            (Ok(stored), _) => stored,
+            (Err(StorageError::NotFound), _) => {
+                return Err((RegistryError::upload_unknown(), false));
+            }
+            (Err(e), _) => return Err((from_storage(e), false)),
+        };
+        self.record(origin, repository, id, digest, size, committed, seen)
+            .await
+            .map_err(|e| (e, false))?;
+        Ok(size)
+    }
+
+    /// `body`, hashed and counted as it streams into storage and checked once it has ended,
+    /// before the store may make it a blob: the size announced, the digest, room in the
+    /// quotas. A failed check (or a failed body) fails the stream as its last item, so the
+    /// store keeps nothing of it as a blob; the verdict says which check failed, and whether
+    /// that finishes the upload.
+    fn checked_body(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        declared: Option<u64>,
+        body: ByteStream,
+    ) -> (ByteStream, Verdict) {
+        let verdict: Verdict = Arc::default();
+        let seen: Arc<Mutex<Seen>> = Arc::new(Mutex::new(Seen {
+            hasher: Some(DigestHasher::new(digest.algorithm())),
+            size: 0,
+            failed: false,
+        }));
+        let passing = {
+            let seen = Arc::clone(&seen);
+            body.map(move |item| {
+                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                match &item {
+                    Ok(chunk) => {
+                        seen.size += chunk.len() as u64;
+                        if let Some(hasher) = seen.hasher.as_mut() {
+                            hasher.update(chunk);
+                        }
+                    }
+                    Err(_) => seen.failed = true,
+                }
+                item
+            })
+        };
+        let check = {
+            let (meta, repository, digest) =
+                (Arc::clone(&self.meta), repository.clone(), digest.clone());
+            let verdict = Arc::clone(&verdict);
+            futures_util::stream::once(async move {
+                let (hasher, size, failed) = {
+                    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                    (seen.hasher.take(), seen.size, seen.failed)
+                };
+                let Some(hasher) = hasher.filter(|_| !failed) else {
+                    // The body itself failed; the store reports that.
+                    return Err(io::Error::other("the request body failed"));
+                };
+                let checked = async {
+                    if let Some(expected) = declared
+                        && expected != size
+                    {
+                        return Err((
+                            size_invalid(format!(
+                                "expected {expected} bytes but the body had {size}"
+                            )),
+                            false,
+                        ));
+                    }
+                    let actual = hasher.finish();
+                    if actual != digest {
+                        return Err((digest_mismatch(&digest, &actual), true));
+                    }
+                    // A blob no quota has room for is refused before its bytes reach their
+                    // address.
+                    meta.check_quota(&repository, &digest, size)
+                        .await
+                        .map_err(|e| {
+                            let finished = matches!(e, berth_meta::MetaError::QuotaExceeded { .. });
+                            (from_meta(e), finished)
+                        })
+                }
+                .await;
+                let refused = checked.is_err();
+                *verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(checked);
+                if refused {
+                    Err(io::Error::other("refused by the registry's checks"))
+                } else {
+                    Ok(Bytes::new())
+                }
+            })
+        };
+        let stream = passing
+            .chain(check)
+            .try_filter(|chunk| std::future::ready(!chunk.is_empty()));
+        (Box::pin(stream), verdict)
     }
 
     /// Moves verified upload bytes to their content address, then records the blob (see
@@ -203,6 +329,23 @@ impl Registry {
                 StorageError::NotFound => RegistryError::upload_unknown(),
                 other => from_storage(other),
             })?;
+        self.record(origin, repository, id, digest, size, committed, seen)
+            .await
+    }
+
+    /// Records a blob whose bytes were committed to storage (`seen`: where garbage
+    /// collection stood with its digest before they were).
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        origin: &Arc<Origin>,
+        repository: &RepositoryName,
+        id: UploadId,
+        digest: &Digest,
+        size: u64,
+        committed: berth_storage::Committed,
+        seen: Option<berth_meta::gc::BlobDeletion>,
+    ) -> Result<()> {
         let blob = berth_meta::NewBlob {
             digest,
             size,
@@ -261,8 +404,9 @@ impl Registry {
         self.append_locked(session, chunk).await
     }
 
-    /// Writes a chunk at the end of a session; the caller holds the upload's lock.
-    async fn append_locked(&self, session: UploadSession, chunk: Chunk) -> Result<UploadSession> {
+    /// Checks what a chunk says about itself against the session; returns how many bytes
+    /// it announces, if it does.
+    fn announced_length(session: &UploadSession, chunk: &Chunk) -> Result<Option<u64>> {
         let out_of_order = |why: String| {
             RegistryError::new(
                 ErrorCode::RangeInvalid,
@@ -292,7 +436,15 @@ impl Registry {
                 )));
             }
         }
+        Ok(chunk
+            .content_range
+            .and_then(|r| r.len())
+            .or(chunk.content_length))
+    }
 
+    /// Writes a chunk at the end of a session; the caller holds the upload's lock.
+    async fn append_locked(&self, session: UploadSession, chunk: Chunk) -> Result<UploadSession> {
+        let expected = Self::announced_length(&session, &chunk)?;
         let hasher = DigestHasher::restore_state(&session.hash_state).ok_or_else(|| {
             RegistryError::internal(format!("corrupt hash state for upload {}", session.id))
         })?;
@@ -307,10 +459,6 @@ impl Registry {
             })?;
         // A chunk that does not match what was announced is not acknowledged; the next write
         // starts again at the session's size and overwrites it.
-        let expected = chunk
-            .content_range
-            .and_then(|r| r.len())
-            .or(chunk.content_length);
         if let Some(expected) = expected
             && expected != written
         {
@@ -348,6 +496,25 @@ impl Registry {
         self.ensure_writable()?;
         let _lock = self.meta.lock_upload(id).await.map_err(from_meta)?;
         let mut session = self.session(repository, id).await?;
+        if session.size == 0 && !last_chunk.is_declared_empty() {
+            // The whole blob in this request: written and committed in one storage call.
+            let declared = Self::announced_length(&session, &last_chunk)?;
+            return match self
+                .commit_whole(origin, repository, id, digest, declared, last_chunk.body)
+                .await
+            {
+                Ok(size) => {
+                    self.meta.delete_upload(id).await.map_err(from_meta)?;
+                    Ok(size)
+                }
+                Err((e, finished)) => {
+                    if finished {
+                        self.discard_upload(id).await?;
+                    }
+                    Err(e)
+                }
+            };
+        }
         if !last_chunk.is_declared_empty() {
             session = self.append_locked(session, last_chunk).await?;
         }

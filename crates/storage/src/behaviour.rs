@@ -28,6 +28,7 @@ pub async fn run_all(store: &dyn BlobStore, other: &dyn BlobStore, part_size: us
     uploads_can_be_read_back(store).await;
     a_failing_body_is_the_clients_failure(store).await;
     a_followed_upload_is_read_while_it_grows(store).await;
+    whole_uploads_commit_in_one_call_and_refused_ones_leave_no_blob(store, other).await;
     missing_things_are_not_found(store).await;
     uploads_are_listed_until_deleted(store).await;
     committed_blobs_are_listed_until_deleted(store, other).await;
@@ -380,6 +381,53 @@ async fn a_followed_upload_is_read_while_it_grows(store: &dyn BlobStore) {
         Err(StorageError::Body(_))
     ));
     store.delete_upload(id).await.unwrap();
+/// A whole blob is written and committed in one call, and a body that fails as it ends (the
+/// registry's checks refusing it) leaves no blob behind and its upload usable.
+async fn whole_uploads_commit_in_one_call_and_refused_ones_leave_no_blob(
+    store: &dyn BlobStore,
+    other: &dyn BlobStore,
+) {
+    let data: &'static [u8] = b"a whole blob, refused once as it ended";
+    let digest = Digest::of(Algorithm::Sha256, data);
+    let id = UploadId::random();
+    store.create_upload(id).await.unwrap();
+    let refused: ByteStream = Box::pin(stream::iter(vec![
+        Ok(Bytes::from_static(data)),
+        Err(io::Error::other("refused: the digest does not match")),
+    ]));
+    assert!(
+        store
+            .write_whole_upload(id, refused, &digest)
+            .await
+            .is_err()
+    );
+    let before = listed(store).await;
+
+    let (size, committed) = store
+        .write_whole_upload(id, body(vec![&data[..9], &data[9..]]), &digest)
+        .await
+        .expect("whole upload");
+    assert_eq!(size, data.len() as u64);
+    let blob = StoredBlob {
+        digest,
+        size,
+        cid: committed.cid,
+    };
+    assert!(
+        !before.contains(&key_of(&blob)),
+        "the refused body left a blob"
+    );
+    assert_eq!(read(other, &blob, None).await, data);
+    assert!(
+        !store
+            .list_uploads()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(u, _)| *u == id),
+        "the upload is gone once committed"
+    );
+    store.delete_blob(&blob).await.unwrap();
 }
 
 async fn missing_things_are_not_found(store: &dyn BlobStore) {

@@ -186,6 +186,24 @@ pub trait BlobStore: Send + Sync + 'static {
         digest: &Digest,
     ) -> Result<Committed, StorageError>;
 
+    /// Writes a whole blob into the empty upload `id` and commits it as `digest` (a
+    /// monolithic push, or a session finished by its only chunk); returns its size. The
+    /// caller checks `data` as it streams (size, digest): the stream fails as its last item
+    /// when its bytes are not the blob, and then nothing of it becomes a blob (the upload
+    /// may keep what was written, as after any failed write). On success the upload is gone.
+    /// Writing then committing is the default; IPFS streams the body into one pinned `add`,
+    /// since a single request has nothing to stage for another request to continue.
+    async fn write_whole_upload(
+        &self,
+        id: UploadId,
+        data: ByteStream,
+        digest: &Digest,
+    ) -> Result<(u64, Committed), StorageError> {
+        let size = self.write_upload(id, 0, data).await?;
+        let committed = self.commit_upload(id, size, digest).await?;
+        Ok((size, committed))
+    }
+
     /// Removes an upload; removing one that does not exist is not an error.
     async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError>;
 

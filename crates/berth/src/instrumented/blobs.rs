@@ -110,6 +110,20 @@ impl BlobStore for MeasuredBlobStore {
         .await
     }
 
+    async fn write_whole_upload(
+        &self,
+        id: UploadId,
+        data: ByteStream,
+        digest: &Digest,
+    ) -> Result<(u64, Committed), StorageError> {
+        measure(
+            self.backend,
+            "write_whole_upload",
+            self.inner.write_whole_upload(id, data, digest),
+        )
+        .await
+    }
+
     async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError> {
         measure(self.backend, "delete_upload", self.inner.delete_upload(id)).await
     }

@@ -109,11 +109,13 @@ async fn metrics_count_requests_by_operation_and_pass_promtool() {
         .is_none(),
         "operations that did not happen have no series"
     );
+    // The image's three blobs were pushed whole (`POST ?digest=`): written and committed in
+    // one storage call each.
     assert!(
         sample(
             &text,
             "berth_storage_operation_duration_seconds_count",
-            &["action=\"commit_upload\"", "backend=\"filesystem\""]
+            &["action=\"write_whole_upload\"", "backend=\"filesystem\""]
         )
         .unwrap()
             >= 3.0

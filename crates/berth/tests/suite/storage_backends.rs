@@ -433,3 +433,82 @@ async fn ipfs_content_ids_are_recorded_and_shown_by_the_admin_api_and_the_dashbo
         .await;
     browser.screenshot("image-page-with-cids").await;
 }
+
+/// On IPFS a blob pushed whole streams into one pinned `add`; one whose bytes do not match
+/// its digest is refused as its body ends, before the node completes the file: nothing of it
+/// is pinned, whether pushed with `POST ?digest=` or finished by a `PUT` carrying the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipfs_pushes_refused_as_their_body_ends_pin_nothing() {
+    let node = IpfsNode::start();
+    let mut builder = Berth::builder();
+    for (key, value) in node.berth_env("/registry") {
+        builder = builder.env(&key, &value);
+    }
+    let berth = builder.start();
+    let http = client();
+    let content = bytes(700_000, 11);
+    let wrong = sha256(b"other bytes");
+    let pins = || async {
+        let response = http
+            .post(format!(
+                "{}/api/v0/pin/ls?type=recursive&cid-base=base32",
+                node.api()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    };
+    // The CID the node gives these bytes with berth's parameters, computed without storing.
+    let hashed = http
+        .post(format!(
+            "{}/api/v0/add?only-hash=true&cid-version=1&raw-leaves=true&cid-base=base32",
+            node.api()
+        ))
+        .multipart(
+            reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(content.clone())
+                    .file_name("blob")
+                    .mime_str("application/octet-stream")
+                    .unwrap(),
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    let answer = hashed.text().await.unwrap();
+    let cid = serde_json::from_str::<serde_json::Value>(&answer).unwrap()["Hash"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a CID in {answer}"))
+        .to_string();
+
+    let response = http
+        .post(berth.url(&format!("/v2/ipfs/app/blobs/uploads/?digest={wrong}")))
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_oci_error(response, 400, "DIGEST_INVALID").await;
+
+    let started = http
+        .post(berth.url("/v2/ipfs/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let location = started.headers()["location"].to_str().unwrap().to_string();
+    let response = http
+        .put(format!("{location}?digest={wrong}"))
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_oci_error(response, 400, "DIGEST_INVALID").await;
+    assert!(!pins().await.contains(&cid), "a refused push was pinned");
+
+    // The same bytes under their own digest are pinned under that CID.
+    push_blob(&http, &berth, "ipfs/app", &content).await;
+    assert!(pins().await.contains(&cid), "{cid} is pinned");
+}

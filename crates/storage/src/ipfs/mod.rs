@@ -14,7 +14,13 @@
 //! <root>/uploads/<id>/segments/<cid>   each segment, linked so that node GC keeps it
 //! ```
 //!
-//! Each write streams its body straight into `add` as one segment (never buffered), then
+//! A blob that arrives whole in one request (a monolithic push, or a session finished by
+//! its only chunk) has nothing another request could continue: it streams straight into one
+//! pinned `add`, nothing staged. The registry checks the body (size, digest, quotas) as it
+//! ends, and a body it refuses fails before the node sees its end, so the node never
+//! completes or pins that file.
+//!
+//! Each chunked write streams its body straight into `add` as one segment (never buffered), then
 //! records the state of the new size; as with the object stores, the next write starts from
 //! the state of the size the database acknowledged, so a write that failed after its `add`
 //! is simply forgotten. Committing an upload of one segment (a monolithic push, or one
@@ -235,9 +241,8 @@ impl BlobStore for IpfsStore {
     }
 
     async fn create_upload(&self, id: UploadId) -> Result<(), StorageError> {
-        self.rpc
-            .mkdir(&format!("{}/segments", self.upload_dir(id)))
-            .await?;
+        // One call: the state's write makes the upload's directory (and `copy_in` its
+        // `segments/`).
         let state = UploadState {
             written_at: now_millis(),
             ..UploadState::default()
@@ -328,6 +333,29 @@ impl BlobStore for IpfsStore {
         self.check_size(&cid, size).await?;
         self.delete_upload(id).await?;
         Ok(Committed { cid: Some(cid) })
+    }
+
+    async fn write_whole_upload(
+        &self,
+        id: UploadId,
+        data: ByteStream,
+        _digest: &Digest,
+    ) -> Result<(u64, Committed), StorageError> {
+        // The caller's checks end the stream: a body that is not the blob fails before its
+        // end, so the node never completes (nor pins) the file.
+        let (cid, size) = self.rpc.add(data, self.pin).await?;
+        // The node returned this CID for the bytes just counted: no size check is needed on
+        // its first read.
+        self.size_checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(cid.clone());
+        // The upload staged nothing; what its creation wrote goes, or is purged later with
+        // the other uploads no session names.
+        if let Err(e) = self.delete_upload(id).await {
+            tracing::warn!(upload = %id, error = %e, "IPFS: could not remove a committed upload's directory");
+        }
+        Ok((size, Committed { cid: Some(cid) }))
     }
 
     async fn delete_upload(&self, id: UploadId) -> Result<(), StorageError> {
@@ -468,6 +496,23 @@ mod tests {
         assert!(cid.starts_with("bafkrei"), "{cid}");
         assert_eq!(chunked.cid, whole.cid);
         assert!(store.rpc.pins().await.unwrap().contains(&cid));
+        // Written whole, in one `add`: pinned, nothing left staged, the CID a staged upload
+        // of the same bytes gets.
+        let id = UploadId::random();
+        store.create_upload(id).await.unwrap();
+        let digest = Digest::of(Algorithm::Sha256, b"added whole");
+        let (size, in_one) = store
+            .write_whole_upload(id, body(b"added whole"), &digest)
+            .await
+            .unwrap();
+        assert_eq!(size, 11);
+        let in_one = in_one.cid.unwrap();
+        assert!(store.rpc.pins().await.unwrap().contains(&in_one));
+        assert!(matches!(
+            store.rpc.list(&store.upload_dir(id)).await,
+            Err(StorageError::NotFound)
+        ));
+        assert_eq!(push(&store, &[b"added ", b"whole"]).await.cid, Some(in_one));
 
         // The gateway serves what a redirect points at.
         let redirecting = IpfsStore::new(&IpfsSettings {

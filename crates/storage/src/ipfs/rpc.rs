@@ -221,11 +221,16 @@ impl Rpc {
         let mut args = ADD_PARAMETERS.to_vec();
         args.push(("pin", if pin { "true" } else { "false" }));
         let request = self.post(self.url("add", &args)).multipart(form);
-        let result = self.send(request).await;
+        let response = match self.send(request).await {
+            Ok(response) => response.bytes().await.map_err(request_error),
+            Err(e) => Err(e),
+        };
+        // With progress reports the node answers before the body has ended, so a failing
+        // body can also show as a broken answer.
         if let Some(e) = body_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(StorageError::Body(e));
         }
-        let response = result?.bytes().await.map_err(request_error)?;
+        let response = response?;
         // One JSON object per line: progress reports, then the file with its CID.
         let added: Added = response
             .rsplit(|b| *b == b'\n')
@@ -307,14 +312,20 @@ impl Rpc {
             .map(drop)
     }
 
-    /// Links `cid` into MFS at `path` (which keeps it from the node's garbage collection).
+    /// Links `cid` into MFS at `path` (which keeps it from the node's garbage collection),
+    /// making the directories above it as needed.
     pub(crate) async fn copy_in(&self, cid: &str, path: &str) -> Result<(), StorageError> {
         let source = format!("/ipfs/{cid}");
         let timeout = self.node_timeout();
         match self
             .call(
                 "files/cp",
-                &[("arg", &source), ("arg", path), ("timeout", &timeout)],
+                &[
+                    ("arg", &source),
+                    ("arg", path),
+                    ("parents", "true"),
+                    ("timeout", &timeout),
+                ],
             )
             .await
         {
