@@ -381,6 +381,8 @@ async fn a_followed_upload_is_read_while_it_grows(store: &dyn BlobStore) {
         Err(StorageError::Body(_))
     ));
     store.delete_upload(id).await.unwrap();
+}
+
 /// A whole blob is written and committed in one call, and a body that fails as it ends (the
 /// registry's checks refusing it) leaves no blob behind and its upload usable.
 async fn whole_uploads_commit_in_one_call_and_refused_ones_leave_no_blob(
