@@ -1,6 +1,6 @@
 //! Garbage collection's orphan phase: bytes in storage that no database row knows.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use berth_oci::{Digest, ErrorCode, RegistryError};
 use berth_storage::BlobKey;
@@ -13,10 +13,13 @@ use crate::{Registry, Result};
 /// Stored blobs a run looks at, at most, to judge whether the storage and the database go
 /// together (see [`Registry::check_pairing`]).
 const PAIRING_SAMPLE: usize = 1000;
+/// Bytes younger than this are left out of that sample.
+const PAIRING_MIN_AGE: Duration = Duration::from_secs(10 * 60);
 
 impl Registry {
     /// Refuses to collect when the storage and the database do not seem to belong together:
-    /// more than half of the blobs stored for longer than the grace period have no record.
+    /// more than half of the blobs stored for longer than the grace period (and at least
+    /// [`PAIRING_MIN_AGE`]) have no record.
     /// That is berth pointed at an empty database, or another registry's, beside this storage
     /// (a `berth gc` without the server's `database.url`): every stored blob would look like
     /// an orphan, and the blobs that database calls unreferenced would be another registry's.
@@ -24,8 +27,11 @@ impl Registry {
     /// most. The first blobs the store lists (in digest order: a fair sample) decide; a
     /// content-addressed store, which lists no digests, is not checked.
     pub(super) async fn check_pairing(&self, settings: &GcSettings) -> Result<()> {
+        // Never younger than a few minutes, whatever the grace period: with pushes going on,
+        // bytes written seconds ago may still wait for their record (or be the new copy of a
+        // blob just collected), and a small store could then look unpaired.
         let cutoff = SystemTime::now()
-            .checked_sub(settings.grace)
+            .checked_sub(settings.grace.max(PAIRING_MIN_AGE))
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let mut listed = self.blobs.list_blobs();
         let mut sample: Vec<Digest> = Vec::new();
