@@ -282,13 +282,10 @@ pub fn open_blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, String> {
     Ok(Arc::new(store))
 }
 
-/// A store's refusal of its settings, said once: the object stores' messages already name
-/// what they were configuring, and "storage unavailable" would mislead at start-up.
+/// A store's refusal of its settings, named once (the stores say what failed, not what they
+/// were configuring; "storage unavailable" would mislead at start-up).
 fn configuring(store: &str, error: berth_storage::StorageError) -> String {
     match error {
-        berth_storage::StorageError::Unavailable(message) if message.starts_with("configuring") => {
-            message
-        }
         berth_storage::StorageError::Unavailable(message) => {
             format!("configuring {store}: {message}")
         }

@@ -44,9 +44,11 @@ impl ObjectBlobStore {
         if let Some(key) = &settings.account_key {
             builder = builder.with_access_key(key);
         }
-        let azure = Arc::new(builder.build().map_err(|e| {
-            StorageError::Unavailable(format!("configuring Azure Blob Storage: {e}"))
-        })?);
+        let azure = Arc::new(
+            builder
+                .build()
+                .map_err(|e| StorageError::Unavailable(e.to_string()))?,
+        );
         let part_size = settings.part_size.max(MIN_BLOCK_SIZE);
         let writer = MultipartWriter {
             objects: azure.clone(),

@@ -51,9 +51,7 @@ pub const MIN_COMPOSE_PART: u64 = 256 * 1024;
 
 impl ObjectBlobStore {
     pub fn gcs(settings: &GcsSettings) -> Result<ObjectBlobStore, StorageError> {
-        let configuring = |e: &dyn std::fmt::Display| {
-            StorageError::Unavailable(format!("configuring Google Cloud Storage: {e}"))
-        };
+        let configuring = |e: &dyn std::fmt::Display| StorageError::Unavailable(e.to_string());
         let endpoint = settings
             .endpoint
             .as_deref()

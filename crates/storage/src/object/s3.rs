@@ -87,7 +87,7 @@ impl ObjectBlobStore {
         let s3 = Arc::new(
             builder
                 .build()
-                .map_err(|e| StorageError::Unavailable(format!("configuring S3: {e}")))?,
+                .map_err(|e| StorageError::Unavailable(e.to_string()))?,
         );
         let part_size = settings.part_size.max(MIN_PART_SIZE);
         let writer = MultipartWriter {
