@@ -172,14 +172,16 @@ impl GcRunStatus {
     }
 }
 
-/// What writers other than the collector's connection are doing (SQLite).
+/// What writers other than the collector's connection are doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OtherWriters {
-    /// Changes whenever a connection other than the collector's commits (`PRAGMA
-    /// data_version` of its writer connection).
-    pub commits: i64,
-    /// Whether another process's writer connection is in use now: writing, or waiting for
-    /// the lock (see `sqlite_writers`).
+    /// Changes whenever a connection other than the collector's commits (SQLite: `PRAGMA
+    /// data_version` of its writer connection); `None` where commits are not seen
+    /// (PostgreSQL, whose writers are seen while they write or wait).
+    pub commits: Option<i64>,
+    /// Whether another writer is at work now: SQLite, another process's writer connection
+    /// writing or waiting for the lock (see `sqlite_writers`); PostgreSQL, another session
+    /// of the database in a transaction that wrote or waiting for a lock.
     pub present: bool,
 }
 
@@ -202,10 +204,11 @@ pub struct GcRunRecord {
 
 #[async_trait]
 pub trait GcStore: Send + Sync + 'static {
-    /// Where every writer, in every process, takes one lock for the whole database (SQLite):
-    /// what other writers are doing, so that the collector can leave gaps between its
-    /// transactions while others write or wait to (SQLite's busy handler polls; it does not
-    /// queue). `None` where writers lock rows, not the database (PostgreSQL).
+    /// What other writers are doing, so that the collector can leave gaps between its
+    /// transactions while others write or wait to: on SQLite they all take one lock for the
+    /// whole database (and its busy handler polls, it does not queue); on PostgreSQL a
+    /// batch's mark locks the rows of the repositories holding its blobs, which a push to
+    /// one of them waits for. `None` where the engine cannot tell.
     async fn other_writers(&self) -> Result<Option<OtherWriters>> {
         Ok(None)
     }

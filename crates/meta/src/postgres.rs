@@ -69,6 +69,14 @@ impl Dialect for Postgres {
          WHERE id IN (SELECT repository_id FROM repository_blobs
              WHERE digest IN (SELECT jsonb_array_elements_text(CAST($1 AS JSONB))))
          ORDER BY id FOR UPDATE SKIP LOCKED";
+    // Sessions of other roles show no transaction or wait here: berth's instances share
+    // one role. (A transaction gets its id at its first write or row lock.)
+    const OTHER_WRITERS_PRESENT: Option<&'static str> = Some(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND backend_type = 'client backend'
+               AND (backend_xid IS NOT NULL OR wait_event_type = 'Lock'))",
+    );
 
     fn json_text_values(param: u32) -> String {
         format!("SELECT jsonb_array_elements_text(CAST(${param} AS JSONB)) AS value")
@@ -371,6 +379,64 @@ mod tests {
             tokio::time::timeout(Duration::from_secs(1), one.lock_upload(UploadId::random()))
                 .await
                 .expect("independent lock");
+    }
+
+    /// The collector sees another session at work when it is in a transaction that wrote
+    /// or waits for a lock (a push waiting for a repository a mark holds), and none once
+    /// they are done; holding a lock alone is not writing.
+    #[tokio::test]
+    async fn the_collector_sees_sessions_writing_or_waiting_for_a_lock() {
+        use crate::gc::GcStore;
+
+        let server = PostgresServer::start();
+        let store = PostgresStore::connect(&server.url(), &PoolSettings::default())
+            .await
+            .unwrap();
+        let present = || async { store.other_writers().await.unwrap().unwrap().present };
+        assert!(!present().await, "nobody else at work");
+
+        let mut holding = store.writer.begin().await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock(7, 7)")
+            .execute(&mut *holding)
+            .await
+            .unwrap();
+        assert!(
+            !present().await,
+            "a lock held by a transaction that wrote nothing"
+        );
+
+        let mut waiting = store.writer.begin().await.unwrap();
+        let waiter = tokio::spawn(async move {
+            sqlx::query("SELECT pg_advisory_xact_lock(7, 7)")
+                .execute(&mut *waiting)
+                .await
+                .unwrap();
+            waiting.commit().await.unwrap();
+        });
+        let seen = tokio::time::timeout(Duration::from_secs(5), async {
+            while !present().await {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(seen.is_ok(), "a session waiting for a lock is seen");
+
+        sqlx::query("SELECT pg_current_xact_id()")
+            .execute(&mut *holding)
+            .await
+            .unwrap();
+        holding.commit().await.unwrap();
+        waiter.await.unwrap();
+        assert!(!present().await, "both done");
+
+        let mut writing = store.writer.begin().await.unwrap();
+        sqlx::query("SELECT pg_current_xact_id()")
+            .execute(&mut *writing)
+            .await
+            .unwrap();
+        assert!(present().await, "a transaction that wrote");
+        writing.rollback().await.unwrap();
+        assert!(!present().await, "rolled back");
     }
 
     /// A batch is marked with one lock statement for its digests and one for the

@@ -256,14 +256,21 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     async fn other_writers(&self) -> Result<Option<OtherWriters>> {
-        if !DB::SINGLE_WRITER {
-            return Ok(None);
+        if let Some(query) = DB::OTHER_WRITERS_PRESENT {
+            let present: bool = sqlx::query(query)
+                .fetch_one(&self.reader)
+                .await?
+                .try_get(0)?;
+            return Ok(Some(OtherWriters {
+                commits: None,
+                present,
+            }));
         }
         let row = sqlx::query("PRAGMA data_version")
             .fetch_one(&self.writer)
             .await?;
         Ok(Some(OtherWriters {
-            commits: row.try_get(0)?,
+            commits: Some(row.try_get(0)?),
             present: self.writer_presence.as_ref().is_some_and(|p| p.others()),
         }))
     }

@@ -64,6 +64,10 @@ pub trait Dialect: BrowseDialect {
     /// they are free, and returns the ids of those it locked (on SQLite, where the writer is
     /// alone: all of them).
     const LOCK_LINKING_REPOSITORIES: &'static str;
+    /// Whether another session of the database is writing (in a transaction that wrote) or
+    /// waiting for a lock, as one boolean; `None` where writers are seen another way
+    /// (SQLite: `PRAGMA data_version` and the shared writer presence).
+    const OTHER_WRITERS_PRESENT: Option<&'static str>;
 
     /// A subquery yielding the elements of the JSON array of strings bound at `$param`, as
     /// rows of one column named `value`.

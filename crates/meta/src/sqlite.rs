@@ -46,6 +46,7 @@ impl Dialect for Sqlite {
     const LOCK_BLOB_LINKS: Option<&'static str> = None;
     const LOCK_LINKING_REPOSITORIES: &'static str = "SELECT DISTINCT repository_id
          FROM repository_blobs WHERE digest IN (SELECT value FROM json_each($1))";
+    const OTHER_WRITERS_PRESENT: Option<&'static str> = None;
 
     fn json_text_values(param: u32) -> String {
         format!("SELECT value FROM json_each(${param})")

@@ -80,12 +80,15 @@ impl Registry {
         }
     }
 
-    /// After a write transaction of the collector, where all writers take turns on one lock
-    /// (SQLite, also across processes):
+    /// After a write transaction of the collector, so that writers waiting for what it
+    /// locks get their turn first: on SQLite, where all writers take turns on one lock (also
+    /// across processes), and on PostgreSQL, where a mark locks the rows of the repositories
+    /// holding its blobs:
     ///
-    /// - while another process's writer is in use (writing, or waiting in SQLite's busy
-    ///   handler, which polls and holds nothing), the collector waits until it is done, up to
-    ///   [`PRESENT_WAIT`];
+    /// - while another writer is at work (SQLite: another process's writer writing, or
+    ///   waiting in the busy handler, which polls and holds nothing; PostgreSQL: another
+    ///   session in a transaction that wrote, or waiting for a lock), the collector waits
+    ///   until it is done, up to [`PRESENT_WAIT`];
     /// - while others committed in the last [`WRITERS_BUSY_FOR`], a pause three times as long
     ///   as the lock was held and at least as long as the busy handler's longest sleep
     ///   between retries, so that the next push gets the lock before the next batch;
@@ -93,16 +96,18 @@ impl Registry {
     ///   that cannot be seen waiting (a program other than berth): one waits at most that
     ///   long, well within its busy timeout (5 s).
     ///
-    /// In the collector's own process, writers queue for the one writer connection in
-    /// order and need no pause.
+    /// On SQLite, writers in the collector's own process queue for the one writer
+    /// connection in order and need no pause; on PostgreSQL they are sessions like any
+    /// other.
     pub(super) async fn give_writers_a_turn(&self, run: &mut Run<'_>, held: Duration) {
         let Ok(Some(others)) = self.meta.other_writers().await else {
             return;
         };
-        let committed = run
-            .others_commits
-            .replace(others.commits)
-            .is_some_and(|seen| seen != others.commits);
+        let committed = others.commits.is_some_and(|commits| {
+            run.others_commits
+                .replace(commits)
+                .is_some_and(|seen| seen != commits)
+        });
         if committed || others.present {
             run.others_writing_until = Some(Instant::now() + WRITERS_BUSY_FOR);
         }
