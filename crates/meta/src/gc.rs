@@ -73,6 +73,15 @@ pub struct BlobCandidate {
     pub repositories: Vec<RepositoryName>,
 }
 
+/// What a mark did: the blobs it marked, and whether writers waited for its locks or held
+/// some of its blobs (a push to a repository holding one), which the collector answers by
+/// giving writers turns (on PostgreSQL a waiting push is seen only while it waits).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Marked {
+    pub blobs: Vec<BlobCandidate>,
+    pub writers_waited: bool,
+}
+
 /// What keeps a blob that no manifest references from being collected, as times in Unix
 /// milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,13 +245,13 @@ pub trait GcStore: Send + Sync + 'static {
     /// [`GcStore::unreferenced_blobs`]), checked under locks that keep concurrent pushes out:
     /// removes their links and records and marks them for deletion by `run`. A digest busy
     /// with a push is skipped (the push wins; a later run sees it again). Returns the blobs
-    /// marked.
+    /// marked, and whether writers waited for the mark or held some of `digests`.
     async fn mark_unreferenced_blobs(
         &self,
         run: i64,
         digests: &[Digest],
         collectable: Collectable,
-    ) -> Result<Vec<BlobCandidate>>;
+    ) -> Result<Marked>;
 
     /// Manifests of `repository` that are not reachable from a tag (directly, as a child of a
     /// reachable index, or as a referrer of a reachable manifest), taking every manifest

@@ -154,7 +154,8 @@ async fn unreferenced_blobs_are_found_and_marked(store: &dyn MetadataStore) {
             free_before(cutoff),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .blobs;
     assert_eq!(marked.len(), 1, "only the unreferenced blob is marked");
     assert_eq!(marked[0].digest, free.digest);
     assert_eq!(marked[0].repositories, vec![a.clone(), b.clone()]);
@@ -296,7 +297,8 @@ async fn a_push_cancels_a_mark_and_waits_out_a_deletion(store: &dyn MetadataStor
             free_before(now_cutoff()),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .blobs;
     assert_eq!(marked.len(), 1);
 
     // A push that saw the mark (or nothing) wins against a marked deletion.
@@ -447,7 +449,12 @@ async fn mounts_racing_a_batch_mark_keep_or_lose_each_blob_whole(store: &dyn Met
         store.mark_unreferenced_blobs(31, &digests, free_before(cutoff)),
         mounts
     );
-    let marked: Vec<Digest> = marked.unwrap().into_iter().map(|c| c.digest).collect();
+    let marked: Vec<Digest> = marked
+        .unwrap()
+        .blobs
+        .into_iter()
+        .map(|c| c.digest)
+        .collect();
     for (digest, mounted) in digests.iter().zip(mounted) {
         let mounted = mounted.unwrap().is_some();
         let deletion = store.blob_deletion(digest).await.unwrap();

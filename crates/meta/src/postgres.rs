@@ -496,6 +496,8 @@ mod tests {
         .await
         .expect("the mark never waits for a push")
         .unwrap();
+        assert!(marked.writers_waited, "pushes held some of the batch");
+        let marked = marked.blobs;
         assert_eq!(
             marked.iter().map(|m| &m.digest).collect::<Vec<_>>(),
             free.iter().collect::<Vec<_>>(),
@@ -522,6 +524,8 @@ mod tests {
             )
             .await
             .unwrap();
+        assert!(!marked.writers_waited, "nobody else at work");
+        let marked = marked.blobs;
         assert_eq!(marked.len(), 3);
         assert_eq!(
             marked[2].repositories,

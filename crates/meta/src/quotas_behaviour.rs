@@ -204,7 +204,8 @@ async fn garbage_collection_releases_what_it_marks(store: &dyn MetadataStore) {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .blobs;
     assert_eq!(marked.len(), 2);
     store
         .finish_gc_run(run, GcRunStatus::Finished, "{}", None)

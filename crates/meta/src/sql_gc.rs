@@ -11,7 +11,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Tran
 use crate::events::{Event, EventKind, Origin};
 use crate::gc::{
     BlobCandidate, BlobDeletion, CandidatePage, ClaimedDeletion, Collectable, DeletionKind,
-    DeletionState, GcRunRecord, GcRunStatus, GcStore, OtherWriters, PendingDeletions,
+    DeletionState, GcRunRecord, GcRunStatus, GcStore, Marked, OtherWriters, PendingDeletions,
     UntaggedManifest,
 };
 use crate::sql_store::{Dialect, SqlStore};
@@ -365,15 +365,19 @@ where
         run: i64,
         digests: &[Digest],
         collectable: Collectable,
-    ) -> Result<Vec<BlobCandidate>> {
+    ) -> Result<Marked> {
         // One statement per step for the whole batch (a round trip per blob made a mark of
         // 100,000 blobs take minutes on PostgreSQL); each step keeps what the one before
         // let through.
         let mut tx = self.begin().await?;
         // A push or mount of a digest holds its lock: it wins.
         let lockable = Self::try_lock_digests(&mut tx, digests).await?;
+        let mut writers_held = lockable.len() < digests.len();
         if lockable.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Marked {
+                blobs: Vec::new(),
+                writers_waited: writers_held,
+            });
         }
         // Every repository holding a blob must be locked, so that no manifest that
         // references it can be stored in the meantime; the blobs of one busy with a push are
@@ -405,12 +409,16 @@ where
             let name: String = row.try_get(2)?;
             holders.entry(digest).or_default().push(parse_name(&name)?);
         }
+        writers_held |= !busy.is_empty();
         let claimable: Vec<Digest> = lockable
             .into_iter()
             .filter(|d| !busy.iter().any(|b| b == d.as_str()))
             .collect();
         if claimable.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Marked {
+                blobs: Vec::new(),
+                writers_waited: writers_held,
+            });
         }
         // Checked now, with the locks held: what committed before is visible, and what
         // commits after will find the blobs gone.
@@ -444,7 +452,10 @@ where
             })
             .collect();
         if marked.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Marked {
+                blobs: Vec::new(),
+                writers_waited: writers_held,
+            });
         }
         let digests: Vec<Digest> = marked.iter().map(|m| m.digest.clone()).collect();
         let free = digest_texts(&digests);
@@ -481,8 +492,18 @@ where
             .bind(&free)
             .execute(&mut *tx)
             .await?;
+        // A push that came while the batch held its repositories waits for it now (and will
+        // be gone when the collector looks next).
+        let writers_waited = writers_held
+            || match DB::OTHER_WRITERS_PRESENT {
+                Some(query) => sqlx::query(query).fetch_one(&mut *tx).await?.try_get(0)?,
+                None => false,
+            };
         tx.commit().await?;
-        Ok(marked)
+        Ok(Marked {
+            blobs: marked,
+            writers_waited,
+        })
     }
 
     async fn untagged_manifests(

@@ -14,7 +14,7 @@ use berth_meta::browse::{
     SearchRow, StorageUsage, TagPage, TagSort,
 };
 use berth_meta::gc::{
-    BlobCandidate, CandidatePage, ClaimedDeletion, Collectable, GcRunRecord, GcRunStatus,
+    BlobCandidate, CandidatePage, ClaimedDeletion, Collectable, GcRunRecord, GcRunStatus, Marked,
     OtherWriters, PendingDeletions, UntaggedManifest,
 };
 use berth_meta::quotas::Recount;
@@ -153,7 +153,7 @@ measured!(BrowseStore {
 measured!(GcStore {
     fn blob_deletion(&self, digest: &Digest) -> Result<Option<BlobDeletion>>;
     fn unreferenced_blobs(&self, after: Option<&Digest>, collectable: Collectable, scan: u32, limit: u32) -> Result<CandidatePage>;
-    fn mark_unreferenced_blobs(&self, run: i64, digests: &[Digest], collectable: Collectable) -> Result<Vec<BlobCandidate>>;
+    fn mark_unreferenced_blobs(&self, run: i64, digests: &[Digest], collectable: Collectable) -> Result<Marked>;
     fn untagged_manifests(&self, repository: &RepositoryName, cutoff: i64, history_since: i64) -> Result<Vec<UntaggedManifest>>;
     fn delete_untagged_manifests(&self, repository: &RepositoryName, ids: &[i64], cutoff: i64, history_since: i64, origin: &Arc<Origin>) -> Result<(Vec<UntaggedManifest>, Vec<Event>)>;
     fn manifest_blob_references(&self, ids: &[i64]) -> Result<Vec<(i64, Digest)>>;

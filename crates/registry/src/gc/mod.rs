@@ -424,8 +424,9 @@ impl Registry {
                         .mark_unreferenced_blobs(id, &digests, collectable)
                         .await
                         .map_err(from_meta)?;
-                    self.give_writers_a_turn(run, began.elapsed()).await;
-                    marked
+                    self.give_writers_a_turn(run, began.elapsed(), marked.writers_waited)
+                        .await;
+                    marked.blobs
                 };
                 for blob in &freed {
                     if dry {

@@ -44,7 +44,7 @@ impl Registry {
                 .claim_blob_deletions(id, berth_meta::now_millis() - fence_ms, DELETE_BATCH)
                 .await
                 .map_err(from_meta)?;
-            self.give_writers_a_turn(run, began.elapsed()).await;
+            self.give_writers_a_turn(run, began.elapsed(), false).await;
             if claimed.is_empty() {
                 return Ok(());
             }
@@ -69,7 +69,7 @@ impl Registry {
                 .finish_blob_deletions(id, &digests)
                 .await
                 .map_err(from_meta)?;
-            self.give_writers_a_turn(run, began.elapsed()).await;
+            self.give_writers_a_turn(run, began.elapsed(), false).await;
             for claim in &claimed {
                 run.report.blobs += 1;
                 run.report.bytes += claim.size;
@@ -89,7 +89,8 @@ impl Registry {
     ///   waiting in the busy handler, which polls and holds nothing; PostgreSQL: another
     ///   session in a transaction that wrote, or waiting for a lock), the collector waits
     ///   until it is done, up to [`PRESENT_WAIT`];
-    /// - while others committed in the last [`WRITERS_BUSY_FOR`], a pause three times as long
+    /// - while others committed, or waited for the transaction (`writers_waited`), in the
+    ///   last [`WRITERS_BUSY_FOR`], a pause three times as long
     ///   as the lock was held and at least as long as the busy handler's longest sleep
     ///   between retries, so that the next push gets the lock before the next batch;
     /// - otherwise none, but for one of [`IDLE_TURN`] every [`IDLE_TURN_EVERY`], for writers
@@ -99,7 +100,12 @@ impl Registry {
     /// On SQLite, writers in the collector's own process queue for the one writer
     /// connection in order and need no pause; on PostgreSQL they are sessions like any
     /// other.
-    pub(super) async fn give_writers_a_turn(&self, run: &mut Run<'_>, held: Duration) {
+    pub(super) async fn give_writers_a_turn(
+        &self,
+        run: &mut Run<'_>,
+        held: Duration,
+        writers_waited: bool,
+    ) {
         let Ok(Some(others)) = self.meta.other_writers().await else {
             return;
         };
@@ -108,7 +114,7 @@ impl Registry {
                 .replace(commits)
                 .is_some_and(|seen| seen != commits)
         });
-        if committed || others.present {
+        if committed || others.present || writers_waited {
             run.others_writing_until = Some(Instant::now() + WRITERS_BUSY_FOR);
         }
         if others.present {
