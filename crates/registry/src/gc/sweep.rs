@@ -88,9 +88,11 @@ impl Registry {
     /// - while another writer is at work (SQLite: another process's writer writing, or
     ///   waiting in the busy handler, which polls and holds nothing; PostgreSQL: another
     ///   session in a transaction that wrote, or waiting for a lock), the collector waits
-    ///   until it is done, up to [`PRESENT_WAIT`];
-    /// - while others committed, or waited for the transaction (`writers_waited`), in the
-    ///   last [`WRITERS_BUSY_FOR`], a pause three times as long
+    ///   until it is done, up to [`PRESENT_WAIT`], and then pauses as below: a push's next
+    ///   transaction follows within milliseconds (without the pause, each of a push's
+    ///   transactions on PostgreSQL met a new batch holding its repository);
+    /// - while others were at work, committed, or waited for the transaction
+    ///   (`writers_waited`) in the last [`WRITERS_BUSY_FOR`], a pause three times as long
     ///   as the lock was held and at least as long as the busy handler's longest sleep
     ///   between retries, so that the next push gets the lock before the next batch;
     /// - otherwise none, but for one of [`IDLE_TURN`] every [`IDLE_TURN_EVERY`], for writers
@@ -126,8 +128,6 @@ impl Registry {
                     _ => break,
                 }
             }
-            run.last_turn = Instant::now();
-            return;
         }
         let others_writing = run
             .others_writing_until
