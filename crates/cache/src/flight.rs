@@ -77,6 +77,9 @@ pub(crate) struct Progress {
     /// `received - window_bytes` on. A chunk leaves only once the store has written it.
     pub window: VecDeque<Bytes>,
     pub window_bytes: u64,
+    /// Set once every byte is checked against the digest, before the commit: readers may
+    /// have the last byte.
+    pub verified: bool,
     /// Set at the end: committed to the store (`Ok`), or why not.
     pub done: Option<Result<(), CacheFailure>>,
 }
@@ -367,6 +370,10 @@ impl UploadFollower for Readers {
             p.trim();
         });
     }
+
+    fn verified(&self) {
+        self.0.send_modify(|p| p.verified = true);
+    }
 }
 
 /// A blob's bytes on their way from the upstream to the readers and the store.
@@ -466,7 +473,7 @@ async fn resume(fetch: &Fetch, offset: u64, size: u64) -> Result<reqwest::Respon
 
 /// The bytes `start..end` of the blob a download is fetching, as they arrive: from the
 /// window in memory when the reader keeps up, else from the store's upload. The last byte
-/// of the blob comes only once it is verified and committed.
+/// of the blob comes only once it is verified (its commit need not have ended).
 pub(crate) fn follow(
     progress: watch::Receiver<Progress>,
     size: u64,
@@ -484,7 +491,9 @@ pub(crate) fn follow(
                 loop {
                     let next = {
                         let p = progress.borrow_and_update();
+                        // Verified bytes stay readable even if the commit then fails.
                         let available = match &p.done {
+                            _ if p.verified => Ok(size),
                             Some(Ok(())) => Ok(size),
                             Some(Err(failure)) => Err(io::Error::other(format!("{failure:?}"))),
                             None => Ok(p.received.min(size.saturating_sub(1))),

@@ -168,6 +168,8 @@ impl Registry {
             if &actual != digest {
                 return Err(digest_mismatch(digest, &actual));
             }
+            // The follower's clients need not wait for the commit's flush.
+            follower.verified();
             self.commit(origin, repository, id, size, digest).await?;
             Ok(size)
         }

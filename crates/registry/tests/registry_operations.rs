@@ -191,6 +191,76 @@ async fn digest_mismatch_keeps_nothing() {
     );
 }
 
+/// A follower of an upload (a pull-through cache's clients) as the registry sees it: what
+/// was written when it heard that the bytes are the blob, and whether they were stored then.
+struct Follower {
+    stored_at: std::path::PathBuf,
+    written: std::sync::Mutex<u64>,
+    verified: std::sync::Mutex<Vec<(u64, bool)>>,
+}
+
+impl berth_storage::UploadFollower for Follower {
+    fn opened(&self, _: Arc<std::fs::File>) {}
+
+    fn written(&self, upto: u64) {
+        *self.written.lock().unwrap() = upto;
+    }
+
+    fn verified(&self) {
+        let written = *self.written.lock().unwrap();
+        self.verified
+            .lock()
+            .unwrap()
+            .push((written, self.stored_at.exists()));
+    }
+}
+
+/// The follower hears that the bytes are the blob once all of them are checked, before the
+/// commit flushes and records them (its clients need not wait for that), and never when
+/// they are not the blob.
+#[tokio::test]
+async fn a_followed_upload_is_verified_before_its_commit_and_never_when_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = registry_at(dir.path(), Settings::default()).await;
+    let r = repo("followed");
+    let data = b"a layer a cache fetches";
+    let digest = Digest::of(Algorithm::Sha256, data);
+    let hex = digest.hex();
+    let follower = Follower {
+        stored_at: dir.path().join(format!(
+            "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        )),
+        written: Default::default(),
+        verified: Default::default(),
+    };
+    let len = data.len() as u64;
+
+    let wrong = Digest::of(Algorithm::Sha256, b"another layer");
+    let err = registry
+        .upload_blob_followed(&origin(), &r, &wrong, Some(len), body(data), &follower)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::DigestInvalid);
+    assert!(
+        follower.verified.lock().unwrap().is_empty(),
+        "never verified"
+    );
+
+    let size = registry
+        .upload_blob_followed(&origin(), &r, &digest, Some(len), body(data), &follower)
+        .await
+        .unwrap();
+    assert_eq!(size, len);
+    assert_eq!(
+        *follower.verified.lock().unwrap(),
+        [(len, false)],
+        "verified once, every byte written, before the commit stored the blob"
+    );
+    assert!(follower.stored_at.exists(), "committed after");
+    assert_eq!(read_all(&registry, &r, &digest).await, data);
+}
+
 #[tokio::test]
 async fn sha512_uploads_are_verified() {
     let dir = tempfile::tempdir().unwrap();

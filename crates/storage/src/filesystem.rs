@@ -233,9 +233,8 @@ impl BlobStore for FilesystemStore {
         })
         .await?;
         follower.opened(Arc::clone(&file));
-        let written = write_blocks(&self.blocks, &file, 0, data, Some(follower)).await?;
-        blocking(move || file.sync_data()).await?;
-        Ok(written)
+        // Made durable by the commit (`sync_all`), after the follower had the last byte.
+        write_blocks(&self.blocks, &file, 0, data, Some(follower)).await
     }
 
     async fn read_upload(&self, id: UploadId, size: u64) -> Result<ByteStream, StorageError> {

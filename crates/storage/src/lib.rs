@@ -118,6 +118,11 @@ pub trait UploadFollower: Send + Sync {
     ///
     /// [`opened`]: UploadFollower::opened
     fn written(&self, upto: u64);
+
+    /// The writer checked every byte written (size and digest): they are the blob, and a
+    /// follower may hand out its last byte without waiting for the bytes to be made durable
+    /// and recorded. Never called when a check fails.
+    fn verified(&self) {}
 }
 
 #[async_trait]
@@ -160,7 +165,8 @@ pub trait BlobStore: Send + Sync + 'static {
     ) -> Result<u64, StorageError>;
 
     /// Writes a fresh upload's whole body like [`BlobStore::write_upload`] from offset 0,
-    /// while `follower` reads what is written so far. The default, for stores whose uploads
+    /// while `follower` reads what is written so far; the bytes need not be durable when
+    /// this returns (the commit that follows at once makes them so). The default, for stores whose uploads
     /// cannot be read before they are committed (object stores, IPFS), writes a copy of the
     /// bytes to an anonymous temporary file (the spool) as they stream to the store; the
     /// filesystem store lets the follower read its upload file itself.
