@@ -240,7 +240,29 @@ fn docker_registry(name: &'static str, work: &Path, extra: &str) -> Result<Serve
 
 /// nginx with sendfile serving `root`: the loopback ceiling for a file download.
 pub async fn start_nginx(work: &Path, root: &Path) -> Result<Server> {
-    let prefix = work.join("nginx");
+    let site = format!("root {};", root.display());
+    run_nginx("nginx", work, root, &site).await
+}
+
+/// nginx relaying to `upstream` at most `bytes_per_s` per connection, without buffering: a
+/// registry across a network link rather than on loopback.
+pub async fn start_rate_limited_proxy(
+    work: &Path,
+    upstream: &Server,
+    bytes_per_s: u64,
+) -> Result<Server> {
+    let site = format!(
+        "location / {{ proxy_pass http://{}; proxy_http_version 1.1; \
+         proxy_set_header Host $http_host; proxy_buffering off; \
+         proxy_request_buffering off; client_max_body_size 0; limit_rate {bytes_per_s}; }}",
+        upstream.addr
+    );
+    run_nginx("rate-limited-upstream", work, &upstream.data_dir, &site).await
+}
+
+/// nginx with one server block of `site`, its files under `work/<name>`.
+async fn run_nginx(name: &'static str, work: &Path, data: &Path, site: &str) -> Result<Server> {
+    let prefix = work.join(name);
     std::fs::create_dir_all(&prefix)?;
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     // As root, nginx's workers would drop to `nobody`, who cannot read our private work dir.
@@ -252,14 +274,13 @@ pub async fn start_nginx(work: &Path, root: &Path) -> Result<Server> {
          http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  default_type application/octet-stream;\n\
          \x20 client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n  fastcgi_temp_path {p}/fastcgi;\n\
          \x20 uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
-         \x20 server {{\n    listen {addr};\n    root {};\n  }}\n}}\n",
-        root.display()
+         \x20 server {{\n    listen {addr};\n    {site}\n  }}\n}}\n"
     );
     let conf_path = prefix.join("nginx.conf");
     std::fs::write(&conf_path, conf)?;
     let mut command = clean_command("nginx");
     command.arg("-c").arg(&conf_path).arg("-p").arg(&prefix);
-    let server = spawn("nginx", command, work, root.to_path_buf(), addr)?;
+    let server = spawn(name, command, work, data.to_path_buf(), addr)?;
     server.wait_ready(None).await?;
     Ok(server)
 }

@@ -28,7 +28,16 @@ impl Bench<'_> {
         let work = self.work.join("cache");
         std::fs::create_dir_all(&work)?;
         let upstream = servers::start_docker_registry("upstream", &work, "").await?;
-        let proxy = format!("proxy:\n  remoteurl: http://{}\n", upstream.addr);
+        // What the caches and the direct pull read from; images are pushed to the upstream
+        // itself.
+        let limited = match p.upstream_rate {
+            Some(rate) => {
+                Some(servers::start_rate_limited_proxy(&work, &upstream, rate as u64).await?)
+            }
+            None => None,
+        };
+        let source = limited.as_ref().unwrap_or(&upstream);
+        let proxy = format!("proxy:\n  remoteurl: http://{}\n", source.addr);
         let config = work.join("berth-cache.yml");
         std::fs::write(&config, &proxy)?;
         let berth = servers::start_berth_named(
@@ -76,12 +85,12 @@ impl Bench<'_> {
             images.push(image);
         }
         // The upstream's turn is the direct pull (one pass; its CPU is the upstream's).
-        let turns: [&Server; 3] = [&berth, &official, &upstream];
+        let turns: [&Server; 3] = [&berth, &official, source];
         let mut measured = self
             .alternate(&turns, p.reps, async |server: &Server, rep| {
                 let image = &images[rep];
                 let from = format!("{}/bench/cache{rep}:v1", server.addr);
-                let direct = server.addr == upstream.addr;
+                let direct = server.addr == source.addr;
                 let mut times = Vec::new();
                 let mut cold_cpu = 0.0;
                 let passes: &[&str] = if direct {
@@ -105,7 +114,7 @@ impl Bench<'_> {
                 Ok((times, 1.0))
             })
             .await?;
-        for server in [&upstream, &berth, &official] {
+        for server in [&upstream, &berth, &official].into_iter().chain(&limited) {
             server.check_alive()?;
         }
         let direct: Vec<f64> = measured
@@ -144,8 +153,12 @@ impl Bench<'_> {
                 Summary::of(&ratios),
             );
         }
+        let link = match p.upstream_rate {
+            Some(rate) => format!(", upstream at {}/s per connection", size_name(rate)),
+            None => String::new(),
+        };
         let name = format!(
-            "pull through a cache (proxy.remoteurl), {}-layer image ({} layers)",
+            "pull through a cache (proxy.remoteurl), {}-layer image ({} layers){link}",
             p.skopeo_layers,
             size_name(p.skopeo_layer_size)
         );
@@ -175,7 +188,7 @@ impl Bench<'_> {
             ],
             PER_PULL,
         );
-        drop((berth, official, upstream));
+        drop((berth, official, limited, upstream));
         let _ = std::fs::remove_dir_all(&work);
         Ok(())
     }
