@@ -244,8 +244,10 @@ pub async fn start_nginx(work: &Path, root: &Path) -> Result<Server> {
     run_nginx("nginx", work, root, &site).await
 }
 
-/// nginx relaying to `upstream` at most `bytes_per_s` per connection, without buffering: a
-/// registry across a network link rather than on loopback.
+/// nginx relaying to `upstream` at most `bytes_per_s` per connection: a registry across a
+/// network link rather than on loopback. (`limit_rate` needs nginx's buffering: unbuffered,
+/// a 1 GiB layer went through at 220 MB/s under a 100 MiB/s limit. Its buffers stay in
+/// memory, no temporary file, so the relay streams.)
 pub async fn start_rate_limited_proxy(
     work: &Path,
     upstream: &Server,
@@ -253,8 +255,9 @@ pub async fn start_rate_limited_proxy(
 ) -> Result<Server> {
     let site = format!(
         "location / {{ proxy_pass http://{}; proxy_http_version 1.1; \
-         proxy_set_header Host $http_host; proxy_buffering off; \
-         proxy_request_buffering off; client_max_body_size 0; limit_rate {bytes_per_s}; }}",
+         proxy_set_header Host $http_host; proxy_buffering on; \
+         proxy_max_temp_file_size 0; proxy_request_buffering off; client_max_body_size 0; \
+         limit_rate {bytes_per_s}; }}",
         upstream.addr
     );
     run_nginx("rate-limited-upstream", work, &upstream.data_dir, &site).await
