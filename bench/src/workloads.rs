@@ -2,20 +2,16 @@
 //! on even repetitions, the official registry first on odd ones) so that drift on the machine
 //! (page cache, other load, thermal) falls on both alike.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use bytes::Bytes;
-use http::{Method, StatusCode};
+use std::time::Duration;
 
 use crate::Result;
 use crate::api;
-use crate::client::{self, Conn, LoadSpec, RequestSpec, header};
-use crate::data::{Blob, Image, OCI_MANIFEST, Source};
+use crate::client::{Conn, LoadSpec};
+use crate::data::{Blob, Image, Source};
 use crate::report::{Better, Results};
-use crate::servers::{PeakWatch, Server};
+use crate::servers::Server;
 use crate::stats::Summary;
 
 mod cache_pull;

@@ -1,6 +1,15 @@
 //! 8 in the token profile: resident memory after a burst of failed logins.
 
-use super::*;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+
+use super::{Bench, MB, PER_1000};
+use crate::Result;
+use crate::client::{self, Conn, header};
+use crate::report::Better;
+use crate::servers::{PeakWatch, Server};
 
 impl Bench<'_> {
     /// 8 (token profile): resident memory after a burst of failed logins: 160 wrong

@@ -1,6 +1,15 @@
 //! 7-8: images copied in and out by skopeo, and peak memory while many clients push.
 
-use super::*;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::{Bench, GB, MB, PER_GB, check_layout, creds_args, size_name, skopeo};
+use crate::Result;
+use crate::api;
+use crate::client::Conn;
+use crate::data::{Blob, Image};
+use crate::report::Better;
+use crate::servers::{PeakWatch, Server};
 
 impl Bench<'_> {
     /// 7: skopeo copies a fresh multi-layer image (an OCI layout) into the registry and back

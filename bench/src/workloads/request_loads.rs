@@ -1,7 +1,19 @@
 //! 4-6: many connections asking for the same manifest or blob HEAD, and catalog and tag
 //! list pages.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+
+use super::{Bench, Fixtures, PER_1000, PER_REQUEST, SMALL_REPO, catalog_repo, thousands};
+use crate::Result;
+use crate::api;
+use crate::client::{self, Conn, RequestSpec, header};
+use crate::data::OCI_MANIFEST;
+use crate::report::Better;
+use crate::servers::Server;
 
 impl Bench<'_> {
     /// 4 (manifest GET by tag) or 5 (blob HEAD): many connections asking the same small

@@ -1,7 +1,16 @@
 //! 1-3: a big blob pulled by one client (against nginx's sendfile ceiling), many blobs
 //! pulled at once, and pushes, monolithic and chunked.
 
-use super::*;
+use std::time::Instant;
+
+use super::{Bench, Fixtures, GB, MB, PER_GB, PULL_REPO, size_name};
+use crate::Result;
+use crate::api;
+use crate::client::Conn;
+use crate::data::Blob;
+use crate::report::Better;
+use crate::servers::{PeakWatch, Server};
+use crate::stats::Summary;
 
 impl Bench<'_> {
     /// 1: one client pulls the big blob; nginx's sendfile serving the same file is the ceiling.
