@@ -70,8 +70,9 @@ pub struct Args {
     /// Manifests pushed per repetition of workload 9.
     #[arg(long)]
     pub manifest_pushes: Option<usize>,
-    /// Workload 10: the upstream behind a link of this rate per connection (e.g. 100MiB: a
-    /// size per second), as a registry across a network; without it, loopback.
+    /// Workload 10: everything the upstream sends goes through a link of this rate (e.g.
+    /// 100MiB: a size per second; the kernel's traffic control, so root and tc are needed),
+    /// as a registry across a network; without it, loopback.
     #[arg(long, value_parser = parse_size)]
     pub upstream_rate: Option<usize>,
     /// Run only these workloads (1-10, comma-separated). Idle RSS is always measured.

@@ -14,6 +14,7 @@ mod args;
 mod client;
 mod data;
 mod during_gc;
+mod link;
 mod machine;
 mod report;
 mod servers;

@@ -244,25 +244,6 @@ pub async fn start_nginx(work: &Path, root: &Path) -> Result<Server> {
     run_nginx("nginx", work, root, &site).await
 }
 
-/// nginx relaying to `upstream` at most `bytes_per_s` per connection: a registry across a
-/// network link rather than on loopback. (`limit_rate` needs nginx's buffering: unbuffered,
-/// a 1 GiB layer went through at 220 MB/s under a 100 MiB/s limit. Its buffers stay in
-/// memory, no temporary file, so the relay streams.)
-pub async fn start_rate_limited_proxy(
-    work: &Path,
-    upstream: &Server,
-    bytes_per_s: u64,
-) -> Result<Server> {
-    let site = format!(
-        "location / {{ proxy_pass http://{}; proxy_http_version 1.1; \
-         proxy_set_header Host $http_host; proxy_buffering on; \
-         proxy_max_temp_file_size 0; proxy_request_buffering off; client_max_body_size 0; \
-         limit_rate {bytes_per_s}; }}",
-        upstream.addr
-    );
-    run_nginx("rate-limited-upstream", work, &upstream.data_dir, &site).await
-}
-
 /// nginx with one server block of `site`, its files under `work/<name>`.
 async fn run_nginx(name: &'static str, work: &Path, data: &Path, site: &str) -> Result<Server> {
     let prefix = work.join(name);

@@ -41,8 +41,8 @@ pub struct Params {
     pub memory_push_size: usize,
     pub populate_conns: usize,
     pub manifest_pushes: usize,
-    /// Workload 10's upstream behind a link of this many bytes per second per connection
-    /// (nginx `limit_rate`), for the caches and the direct pull alike; `None`: loopback.
+    /// Workload 10's upstream behind a link of this many bytes per second (`link::ShapedLink`),
+    /// for the caches and the direct pull alike; `None`: loopback.
     pub upstream_rate: Option<usize>,
 }
 

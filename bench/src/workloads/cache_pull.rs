@@ -15,6 +15,7 @@ use std::time::Instant;
 use super::{Bench, check_layout, size_name, skopeo};
 use crate::Result;
 use crate::data::Image;
+use crate::link::ShapedLink;
 use crate::report::Better;
 use crate::servers::{self, Profile, Server};
 use crate::stats::Summary;
@@ -28,16 +29,13 @@ impl Bench<'_> {
         let work = self.work.join("cache");
         std::fs::create_dir_all(&work)?;
         let upstream = servers::start_docker_registry("upstream", &work, "").await?;
-        // What the caches and the direct pull read from; images are pushed to the upstream
-        // itself.
-        let limited = match p.upstream_rate {
-            Some(rate) => {
-                Some(servers::start_rate_limited_proxy(&work, &upstream, rate as u64).await?)
-            }
+        // The caches and the direct pull read from the upstream across the same link; the
+        // images are pushed before each pull, when nothing else is on it.
+        let link = match p.upstream_rate {
+            Some(rate) => Some(ShapedLink::in_front_of(upstream.addr, rate as u64)?),
             None => None,
         };
-        let source = limited.as_ref().unwrap_or(&upstream);
-        let proxy = format!("proxy:\n  remoteurl: http://{}\n", source.addr);
+        let proxy = format!("proxy:\n  remoteurl: http://{}\n", upstream.addr);
         let config = work.join("berth-cache.yml");
         std::fs::write(&config, &proxy)?;
         let berth = servers::start_berth_named(
@@ -85,12 +83,12 @@ impl Bench<'_> {
             images.push(image);
         }
         // The upstream's turn is the direct pull (one pass; its CPU is the upstream's).
-        let turns: [&Server; 3] = [&berth, &official, source];
+        let turns: [&Server; 3] = [&berth, &official, &upstream];
         let mut measured = self
             .alternate(&turns, p.reps, async |server: &Server, rep| {
                 let image = &images[rep];
                 let from = format!("{}/bench/cache{rep}:v1", server.addr);
-                let direct = server.addr == source.addr;
+                let direct = server.addr == upstream.addr;
                 let mut times = Vec::new();
                 let mut cold_cpu = 0.0;
                 let passes: &[&str] = if direct {
@@ -114,7 +112,7 @@ impl Bench<'_> {
                 Ok((times, 1.0))
             })
             .await?;
-        for server in [&upstream, &berth, &official].into_iter().chain(&limited) {
+        for server in [&upstream, &berth, &official] {
             server.check_alive()?;
         }
         let direct: Vec<f64> = measured
@@ -153,8 +151,11 @@ impl Bench<'_> {
                 Summary::of(&ratios),
             );
         }
-        let link = match p.upstream_rate {
-            Some(rate) => format!(", upstream at {}/s per connection", size_name(rate)),
+        let link = match &link {
+            Some(link) => format!(
+                ", upstream across a {}/s link",
+                size_name(link.rate as usize)
+            ),
             None => String::new(),
         };
         let name = format!(
@@ -188,7 +189,7 @@ impl Bench<'_> {
             ],
             PER_PULL,
         );
-        drop((berth, official, limited, upstream));
+        drop((berth, official, upstream, link));
         let _ = std::fs::remove_dir_all(&work);
         Ok(())
     }
