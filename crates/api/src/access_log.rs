@@ -9,6 +9,7 @@
 //! the log.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
+use berth_registry::activity::{ClientActivity, Serving};
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -74,13 +76,17 @@ fn trace_id(span: &tracing::Span) -> Option<String> {
         .then(|| span_context.trace_id().to_string())
 }
 
-/// Requests being answered now.
-struct InFlight;
+/// A request being answered: in the metrics' gauge, and in what the collector yields to.
+struct InFlight {
+    _serving: Serving,
+}
 
 impl InFlight {
-    fn start() -> InFlight {
+    fn start(activity: &Arc<ClientActivity>) -> InFlight {
         crate::metrics::IN_FLIGHT.increment(1.0);
-        InFlight
+        InFlight {
+            _serving: activity.begin(),
+        }
     }
 }
 
@@ -104,7 +110,12 @@ fn route_name(path: &str) -> &'static str {
 
 /// The middleware: tags the request with an id, and hands the response body a record to
 /// log (when `log` is set) and to count.
-pub async fn observe_request(log: bool, mut request: Request, next: Next) -> Response {
+pub async fn observe_request(
+    log: bool,
+    activity: Arc<ClientActivity>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = request_id(&request);
     request.extensions_mut().insert(RequestId(id.clone()));
@@ -148,7 +159,7 @@ pub async fn observe_request(log: bool, mut request: Request, next: Next) -> Res
         handler,
         request_bytes,
         log,
-        _in_flight: InFlight::start(),
+        _in_flight: InFlight::start(&activity),
     };
     let span = tracing::info_span!(
         "request",

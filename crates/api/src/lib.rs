@@ -77,6 +77,7 @@ pub struct HttpOptions {
 }
 
 pub fn router(state: AppState, options: HttpOptions) -> Router {
+    let activity = Arc::clone(state.registry.client_activity());
     let state = Arc::new(state);
     let app = Router::new()
         .route("/v2", any(v2::handle))
@@ -108,7 +109,7 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
     }
     let log = options.access_log;
     app.layer(middleware::from_fn(move |request: Request, next: Next| {
-        access_log::observe_request(log, request, next)
+        access_log::observe_request(log, Arc::clone(&activity), request, next)
     }))
 }
 

@@ -20,6 +20,7 @@ use berth_meta::MetadataStore;
 use berth_oci::RegistryError;
 use berth_storage::BlobStore;
 
+pub mod activity;
 mod blobs;
 mod errors;
 pub mod events;
@@ -60,6 +61,7 @@ pub struct Registry {
     meta: Arc<dyn MetadataStore>,
     settings: Settings,
     listeners: events::Listeners,
+    activity: Arc<activity::ClientActivity>,
 }
 
 impl Registry {
@@ -73,7 +75,13 @@ impl Registry {
             meta,
             settings,
             listeners: events::Listeners::default(),
+            activity: Arc::default(),
         }
+    }
+
+    /// The requests this process is answering, counted by the HTTP layer.
+    pub fn client_activity(&self) -> &Arc<activity::ClientActivity> {
+        &self.activity
     }
 
     /// Adds a listener to the event stream (before the registry is shared).

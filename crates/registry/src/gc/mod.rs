@@ -33,6 +33,8 @@ mod dry_run;
 mod orphans;
 mod report;
 mod sweep;
+#[cfg(test)]
+mod tests;
 
 pub use report::{GcReport, PhaseTime, RepositoryFreed, human_bytes};
 
@@ -51,13 +53,15 @@ const PAGE: u32 = 500;
 /// the batch under way; with batches of 500 a lone push during a collection took 70 ms
 /// against 36 in one of two runs. bench/README.md, "No idle gaps".)
 const MARK_BATCH: usize = 100;
-/// See [`Registry::give_writers_a_turn`].
+/// See [`Registry::writers_pause`].
 const WRITER_TURN: Duration = Duration::from_millis(100);
 const WRITERS_BUSY_FOR: Duration = Duration::from_secs(5);
 const IDLE_TURN: Duration = Duration::from_millis(120);
 const IDLE_TURN_EVERY: Duration = Duration::from_secs(2);
 const PRESENT_WAIT: Duration = Duration::from_millis(250);
 const PRESENT_POLL: Duration = Duration::from_millis(2);
+/// The longest rest the collector takes for clients at once.
+const CLIENT_REST: Duration = Duration::from_millis(500);
 /// Candidate blobs read per query, at most. A page's cost on PostgreSQL is mostly fixed
 /// (planning, starting parallel workers): 20-35 ms for 500, about 50 for 5,000, so a
 /// collection of 100,000 blobs reads 20 pages rather than 200 (bench/README.md, "Garbage
@@ -178,7 +182,7 @@ struct Run<'a> {
     started: Instant,
     /// When the phase under way began.
     phase_began: Instant,
-    /// See [`Registry::give_writers_a_turn`].
+    /// See [`Registry::writers_pause`].
     others_commits: Option<i64>,
     others_writing_until: Option<Instant>,
     last_turn: Instant,
@@ -424,7 +428,7 @@ impl Registry {
                         .mark_unreferenced_blobs(id, &digests, collectable)
                         .await
                         .map_err(from_meta)?;
-                    self.give_writers_a_turn(run, began.elapsed(), marked.writers_waited)
+                    self.give_others_a_turn(run, began.elapsed(), marked.writers_waited)
                         .await;
                     marked.blobs
                 };

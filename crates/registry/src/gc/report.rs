@@ -48,6 +48,9 @@ pub struct GcReport {
     /// Stopped early by a shutdown; the next run carries on.
     pub stopped: bool,
     pub duration_ms: u64,
+    /// Of that, how long the collector rested for the clients this process was answering.
+    #[serde(default)]
+    pub client_rest_ms: u64,
 }
 
 /// How long a phase of a run took.
@@ -66,7 +69,16 @@ impl GcReport {
             .iter()
             .map(|p| format!("{} {}", p.phase, seconds(p.ms)))
             .collect();
-        format!("took {}: {}", seconds(self.duration_ms), phases.join(", "))
+        let rested = if self.client_rest_ms > 0 {
+            format!(" (resting {} for clients)", seconds(self.client_rest_ms))
+        } else {
+            String::new()
+        };
+        format!(
+            "took {}{rested}: {}",
+            seconds(self.duration_ms),
+            phases.join(", ")
+        )
     }
 
     pub(super) fn repository(&mut self, name: &RepositoryName) -> &mut RepositoryFreed {
