@@ -76,19 +76,22 @@ impl CacheFailure {
                 let (status, upstream) = match e {
                     UpstreamError::Unreachable { upstream, .. } => (503, upstream),
                     UpstreamError::Status { upstream, .. } => (503, upstream),
+                    UpstreamError::BackingOff { upstream, .. } => (503, upstream),
                     UpstreamError::Invalid { upstream, .. } => (502, upstream),
                     UpstreamError::Throttled { upstream, .. } => (429, upstream),
                 };
-                let mut error = RegistryError::new(
+                let error = RegistryError::new(
                     ErrorCode::Unavailable,
                     format!("the upstream registry could not provide this content: {e}"),
                 )
                 .with_status(status)
                 .with_detail(serde_json::json!({ "upstream": upstream }));
-                if let UpstreamError::Status { status: 429, .. } = e {
-                    error = error.with_header("retry-after", "1");
+                match e {
+                    UpstreamError::BackingOff { retry_after, .. } => {
+                        error.with_header("retry-after", retry_after.to_string())
+                    }
+                    _ => error,
                 }
-                error
             }
             CacheFailure::Store {
                 code,

@@ -55,6 +55,10 @@ pub enum UpstreamError {
     /// The upstream sent something wrong (digest mismatch, oversized or invalid manifest).
     #[error("{upstream} sent invalid content: {why}")]
     Invalid { upstream: String, why: String },
+    /// The upstream answered 429: berth does not call it until its `Retry-After` (1 s when
+    /// it gave none) has passed.
+    #[error("{upstream} asked berth to slow down (429); try again in {retry_after}s")]
+    BackingOff { upstream: String, retry_after: u64 },
     /// berth's own cap on requests to the upstream (`ratelimit`) was reached.
     #[error(
         "the requests to {upstream} are capped at {per_second} a second; try again in {retry_after}s"
@@ -294,7 +298,10 @@ impl Upstream {
     ) -> Result<Option<Answer>, UpstreamError> {
         let answer = self.try_urls(method, name, path, accept, shape).await;
         if let Err(e) = &answer
-            && !matches!(e, UpstreamError::Throttled { .. })
+            && !matches!(
+                e,
+                UpstreamError::Throttled { .. } | UpstreamError::BackingOff { .. }
+            )
         {
             self.stats.note_error(e.to_string());
         }
@@ -311,13 +318,8 @@ impl Upstream {
         accept: Option<&str>,
         shape: Shape,
     ) -> Result<Option<Answer>, UpstreamError> {
-        if let Some(until) = self.lock().blocked_until
-            && Instant::now() < until
-        {
-            return Err(UpstreamError::Status {
-                upstream: self.describe().to_string(),
-                status: 429,
-            });
+        if let Some(error) = self.backing_off() {
+            return Err(error);
         }
         if let Some(cap) = &self.cap {
             cap.admit()
@@ -366,7 +368,25 @@ impl Upstream {
             }
             return Err(error);
         }
-        Err(last.expect("at least one URL"))
+        let last = last.expect("at least one URL");
+        if matches!(last, UpstreamError::Status { status: 429, .. })
+            && let Some(error) = self.backing_off()
+        {
+            return Err(error);
+        }
+        Err(last)
+    }
+
+    /// While a 429's `Retry-After` lasts: the error that says for how much longer.
+    fn backing_off(&self) -> Option<UpstreamError> {
+        let left = self
+            .lock()
+            .blocked_until?
+            .checked_duration_since(Instant::now())?;
+        Some(UpstreamError::BackingOff {
+            upstream: self.describe().to_string(),
+            retry_after: left.as_secs_f64().ceil().max(1.0) as u64,
+        })
     }
 
     /// Sends with what the upstream is known to want; on a `401`, learns its challenge

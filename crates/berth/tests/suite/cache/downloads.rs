@@ -14,7 +14,7 @@ fn peak_rss_mib(pid: u32) -> u64 {
 #[tokio::test]
 async fn concurrent_pulls_of_one_uncached_blob_make_one_upstream_download() {
     const CLIENTS: usize = 32;
-    const SIZE: usize = 64 * 1024 * 1024;
+    const SIZE: usize = 256 * 1024 * 1024;
     let dir = tempfile::tempdir().unwrap();
     let upstream = OfficialRegistry::start_logged(dir.path(), None);
     let data = bytes(SIZE, 5);
@@ -48,14 +48,7 @@ async fn concurrent_pulls_of_one_uncached_blob_make_one_upstream_download() {
         peak < 400,
         "the blob is never held in memory: peak RSS {peak} MiB"
     );
-    let metrics = client()
-        .get(berth.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&berth).await;
     for line in [
         "berth_cache_blob_fetches_total{remote=\"proxy\"} 1".to_string(),
         format!("berth_cache_upstream_bytes_total{{remote=\"proxy\"}} {SIZE}"),

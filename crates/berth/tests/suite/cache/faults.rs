@@ -284,27 +284,40 @@ async fn finish_reading(
     Ok((format!("sha256:{}", hex::encode(hasher.finalize())), length))
 }
 
-#[tokio::test]
-async fn a_client_joining_a_download_late_gets_what_arrived_at_once_and_the_rest_as_it_comes() {
-    // Half the blob is far more than the window of recent chunks berth keeps in memory:
-    // the late client reads most of what arrived back from the store's upload.
-    const SIZE: usize = 16 * 1024 * 1024 + 7;
-    let s = setup(SIZE, Fault::Hold, Target::Blobs, "").await;
+/// Held downloads' blob size. Half of it is far more than the window of recent chunks berth
+/// keeps in memory: a late client reads most of what arrived back from the store's upload.
+const HELD_SIZE: usize = 16 * 1024 * 1024 + 7;
+
+/// A first client's download held halfway by the upstream, and a second client that asked
+/// for the blob then: the first's transfer, the second's body, and what it read at once
+/// (up to half the blob).
+async fn a_late_client_of_a_held_download() -> (
+    Setup,
+    tokio::task::JoinHandle<Result<(String, u64), String>>,
+    impl Stream<Item = reqwest::Result<Bytes>> + Unpin,
+    Vec<u8>,
+) {
+    let s = setup(HELD_SIZE, Fault::Hold, Target::Blobs, "").await;
     let first = tokio::spawn({
         let url = s.blob_url();
         async move { fetch_blob(&client(), &url).await }
     });
     s.relay.wait_held().await;
-
-    // The upstream holds the second half back: the late client gets the first at once.
     let response = client().get(s.blob_url()).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.content_length(), Some(SIZE as u64));
+    assert_eq!(response.content_length(), Some(HELD_SIZE as u64));
     let mut late = response.bytes_stream();
-    let half = read_at_least(&mut late, SIZE / 2).await;
-    let data = bytes(SIZE, 11);
-    assert_eq!(half.len(), SIZE / 2, "what arrived, and nothing more");
-    assert!(half == data[..SIZE / 2], "byte-exact");
+    let half = read_at_least(&mut late, HELD_SIZE / 2).await;
+    (s, first, late, half)
+}
+
+#[tokio::test]
+async fn a_client_joining_a_download_late_gets_what_arrived_at_once_and_the_rest_as_it_comes() {
+    // The upstream holds the second half back: the late client gets the first at once.
+    let (s, first, late, half) = a_late_client_of_a_held_download().await;
+    let data = bytes(HELD_SIZE, 11);
+    assert_eq!(half.len(), HELD_SIZE / 2, "what arrived, and nothing more");
+    assert!(half == data[..HELD_SIZE / 2], "byte-exact");
 
     s.relay.release(true);
     let late = finish_reading(late, &half).await.unwrap();
@@ -316,17 +329,8 @@ async fn a_client_joining_a_download_late_gets_what_arrived_at_once_and_the_rest
 
 #[tokio::test]
 async fn a_download_failing_midway_fails_every_clients_transfer_and_caches_nothing() {
-    const SIZE: usize = 16 * 1024 * 1024 + 7;
-    let s = setup(SIZE, Fault::Hold, Target::Blobs, "").await;
-    let first = tokio::spawn({
-        let url = s.blob_url();
-        async move { fetch_blob(&client(), &url).await }
-    });
-    s.relay.wait_held().await;
-    let response = client().get(s.blob_url()).send().await.unwrap();
-    let mut late = response.bytes_stream();
-    let half = read_at_least(&mut late, SIZE / 2).await;
-    assert_eq!(half.len(), SIZE / 2);
+    let (s, first, late, half) = a_late_client_of_a_held_download().await;
+    assert_eq!(half.len(), HELD_SIZE / 2);
 
     // The connection breaks, and the rest the download resumes with is corrupt.
     s.relay.set(Fault::FlipByte, Target::Blobs);
@@ -351,4 +355,44 @@ async fn a_download_failing_midway_fails_every_clients_transfer_and_caches_nothi
     let (digest, length) = fetch_blob(&client(), &s.blob_url()).await.unwrap();
     assert_eq!((digest, length), (s.digest.clone(), s.size));
     assert_eq!(s.blob_gets().len(), 3);
+}
+
+#[tokio::test]
+async fn a_client_going_away_does_not_abort_the_download_the_cache_needs() {
+    let s = setup(HELD_SIZE, Fault::Hold, Target::Blobs, "").await;
+    let url = s.blob_url();
+    let response = client().get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    s.relay.wait_held().await;
+    let got = read_at_least(&mut body, 1).await;
+    assert!(!got.is_empty());
+    // The only client goes away halfway; then the upstream sends the rest.
+    drop(body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.relay.release(true);
+
+    let (digest, length) = fetch_blob(&client(), &url).await.unwrap();
+    assert_eq!((digest, length), (s.digest.clone(), s.size));
+    assert_eq!(
+        s.blob_gets().len(),
+        1,
+        "the next client got the download the first one left, not a new one"
+    );
+    // And it was stored: served with the upstream gone.
+    drop(s.relay);
+    drop(s.upstream);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let head = client().head(&url).send().await.unwrap();
+        if head.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cached within 10 s: {}",
+            head.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

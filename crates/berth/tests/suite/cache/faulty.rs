@@ -1,8 +1,10 @@
 //! A faulty path to a real upstream: an HTTP relay on loopback, run as a task of the test,
 //! that forwards every request to the upstream and damages the answers it is told to
 //! (a byte flipped in transit, a connection cut midway, a redirect loop, a slow-loris body,
-//! a body padded past the manifest limit, a body held halfway until the test releases it).
-//! It records the requests it relays.
+//! a body padded past the manifest limit, a body held halfway until the test releases it),
+//! or answers in the upstream's place as a failing or rate-limiting registry does (a 503, a
+//! 429 with `Retry-After`, Docker Hub's `ratelimit-remaining` header). It records the
+//! requests it relays.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,24 @@ pub enum Fault {
     /// Send half the body, then wait for [`FaultyUpstream::release`]: the rest, or a
     /// broken connection.
     Hold,
+    /// Answer `503` without asking the upstream.
+    ServerError,
+    /// Answer `429` with `Retry-After` (seconds) and `ratelimit-remaining: 0`, without asking
+    /// the upstream.
+    TooManyRequests { retry_after: u64 },
+    /// Relay unchanged, with Docker Hub's `ratelimit-remaining: N;w=21600` added.
+    RateLimitRemaining(i64),
+}
+
+impl Fault {
+    /// Whether the fault is about the answer as a whole (its status or headers), and so
+    /// applies to `HEAD` requests too; others damage a `GET`'s body.
+    fn whole_answer(self) -> bool {
+        matches!(
+            self,
+            Fault::ServerError | Fault::TooManyRequests { .. } | Fault::RateLimitRemaining(_)
+        )
+    }
 }
 
 /// What `Fault::Padded` adds.
@@ -155,12 +175,29 @@ async fn relay(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         .unwrap()
         .push(format!("{method} {path}{range}"));
     let (fault, target) = *shared.fault.lock().unwrap();
-    let targeted = method == "GET"
+    let targeted = (method == "GET" || (method == "HEAD" && fault.whole_answer()))
         && match target {
             Target::Blobs => path.contains("/blobs/sha256:"),
             Target::Manifests => path.contains("/manifests/"),
         };
     let fault = if targeted { fault } else { Fault::None };
+    match fault {
+        Fault::ServerError => {
+            return Response::builder()
+                .status(503)
+                .body(Body::from("down for maintenance"))
+                .unwrap();
+        }
+        Fault::TooManyRequests { retry_after } => {
+            return Response::builder()
+                .status(429)
+                .header("retry-after", retry_after)
+                .header("ratelimit-remaining", "0;w=21600")
+                .body(Body::from("toomanyrequests"))
+                .unwrap();
+        }
+        _ => {}
+    }
     if fault == Fault::RedirectLoop {
         // /x -> /x?bounce -> /x -> ...
         let location = match path.strip_suffix("?bounce") {
@@ -201,6 +238,9 @@ async fn relay(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         if name != "transfer-encoding" && name != "connection" && !padded {
             response = response.header(name, value);
         }
+    }
+    if let Fault::RateLimitRemaining(remaining) = fault {
+        response = response.header("ratelimit-remaining", format!("{remaining};w=21600"));
     }
     if let Fault::Padded { sized } = fault {
         let mut padded = answer.bytes().await.unwrap().to_vec();

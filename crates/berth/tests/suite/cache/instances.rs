@@ -117,14 +117,7 @@ async fn two_instances_asked_for_one_uncached_blob_download_it_once() {
     // One instance downloaded it, the other waited for it and served it from storage.
     let mut counted = Vec::new();
     for berth in [&one, &two] {
-        let metrics = client()
-            .get(berth.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics_text(berth).await;
         let value = |name: &str| {
             let prefix = format!("{name}{{remote=\"proxy\"}} ");
             metrics

@@ -4,8 +4,9 @@
 //! counted in the upstream's own access log. The kinds of upstream, revalidation and access
 //! rules are in `upstreams`, downloads in `downloads`, virtual repositories in `virtuals`,
 //! containerd's mirror parameter in `mirror`, upstreams that misbehave on the way (through
-//! the `faulty` relay) in `faults`, the caps a remote puts on its upstream in `limits`, the
-//! admin API's view of them in `admin`.
+//! the `faulty` relay) in `faults`, failover, an upstream's 429s and chains of caches in
+//! `resilience`, the caps a remote puts on its upstream in `limits`, the admin API's view of
+//! them in `admin`.
 
 mod admin;
 mod dashboard;
@@ -16,6 +17,7 @@ mod faulty;
 mod instances;
 mod limits;
 mod mirror;
+mod resilience;
 mod upstreams;
 mod virtuals;
 
@@ -305,6 +307,18 @@ async fn catalog(berth: &Berth, user: Option<&str>) -> serde_json::Value {
     }
     let body: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
     body["repositories"].clone()
+}
+
+/// berth's `/metrics` (open to anyone in the test's setups).
+async fn metrics_text(berth: &Berth) -> String {
+    client()
+        .get(berth.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// A remote `up` at prefix `up` over `url`, with extra YAML lines for the remote.

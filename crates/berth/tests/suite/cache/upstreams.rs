@@ -370,3 +370,71 @@ async fn an_https_upstream_is_trusted_through_its_ca_file_and_refused_without_it
         "{body}"
     );
 }
+
+/// Tags `to` as `from` is in an upstream (the manifest fetched from `from`, put as `to`).
+async fn retag(base: &str, repo: &str, from: &str, to: &str) {
+    let client = client();
+    let manifest = client
+        .get(format!("{base}/v2/{repo}/manifests/{from}"))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(manifest.status(), 200);
+    let media_type = manifest.headers()["content-type"].clone();
+    let body = manifest.bytes().await.unwrap();
+    let put = client
+        .put(format!("{base}/v2/{repo}/manifests/{to}"))
+        .header("content-type", media_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+}
+
+#[tokio::test]
+async fn tags_matching_immutabletags_are_never_revalidated() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = OfficialRegistry::start_logged(dir.path(), None);
+    let sandbox = Sandbox::new();
+    let latest = format!("{}/team/app:latest", upstream.host());
+    let first = skopeo_push(&sandbox, "first", b"first\n", &latest, None).await;
+    retag(&upstream.base, "team/app", "latest", "v1.2.3").await;
+    let berth = berth_with_config(
+        dir.path(),
+        &remote_config(
+            &upstream.base,
+            "    revalidateafter: 1s\n    immutabletags: [\"v*.*.*\"]\n",
+        ),
+    );
+    for tag in ["v1.2.3", "latest"] {
+        assert_eq!(
+            manifest_digest(&berth, "up/team/app", tag).await,
+            first.digest
+        );
+    }
+
+    // Both tags move upstream; past revalidateafter only the mutable one is checked.
+    let second = skopeo_push(&sandbox, "second", b"second\n", &latest, None).await;
+    retag(&upstream.base, "team/app", "latest", "v1.2.3").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        manifest_digest(&berth, "up/team/app", "latest").await,
+        second.digest
+    );
+    assert_eq!(
+        manifest_digest(&berth, "up/team/app", "v1.2.3").await,
+        first.digest,
+        "an immutable tag is served as cached"
+    );
+    let release = "/v2/team/app/manifests/v1.2.3";
+    assert_eq!(
+        (
+            upstream_requests(&upstream, "HEAD", release),
+            upstream_requests(&upstream, "GET", release)
+        ),
+        (0, 1),
+        "fetched once, never checked"
+    );
+}
