@@ -360,8 +360,13 @@ impl Running {
                     Some("running") => tokio::time::sleep(Duration::from_millis(200)).await,
                     Some("finished") => {
                         let report = &view["report"];
+                        // (Builds before the collector rested for clients do not say.)
+                        let rested = match report["client_rest_ms"].as_u64() {
+                            Some(ms) => format!(", resting {:.1} s for clients", ms as f64 / 1e3),
+                            None => String::new(),
+                        };
                         return Ok(format!(
-                            "freed {} blobs, {} bytes (run {run} in the server)",
+                            "freed {} blobs, {} bytes (run {run} in the server{rested})",
                             report["blobs"], report["bytes"]
                         ));
                     }

@@ -83,11 +83,12 @@ impl Registry {
     /// After a write transaction of the collector: a pause for writers waiting for what it
     /// locks (see [`Registry::writers_pause`]) and for the clients this process answers,
     /// whichever is longer. While any client request is being answered, the collector works
-    /// at most half the time: it rests as long as it worked since its last rest (at most
-    /// [`CLIENT_REST`]), so that a collection inside the server leaves the pulls and pushes
-    /// it serves their CPU (on 2 cores, a collection at full speed took up to 30% off a pull
-    /// of a 64 MiB blob; bench/README.md, "Collections inside the server leave clients the
-    /// CPU"). Without clients it runs at full speed.
+    /// at most a quarter of the time: it rests three times as long as it worked since its
+    /// last rest (at most [`CLIENT_REST`]), so that a collection inside the server leaves the
+    /// pulls and pushes it serves their CPU (on 2 cores, a collection at full speed took up
+    /// to 33% off a pull of a 64 MiB blob, and resting as long as it worked up to 24%;
+    /// bench/README.md, "Collections inside the server leave clients the CPU"). Without
+    /// clients it runs at full speed.
     pub(super) async fn give_others_a_turn(
         &self,
         run: &mut Run<'_>,
@@ -98,7 +99,7 @@ impl Registry {
         let clients = self
             .client_activity()
             .serving()
-            .then(|| run.last_turn.elapsed().min(CLIENT_REST));
+            .then(|| (run.last_turn.elapsed() * 3).min(CLIENT_REST));
         let Some(pause) = writers.max(clients) else {
             tokio::task::yield_now().await;
             return;
