@@ -190,6 +190,12 @@ impl Flights {
 /// Downloads the blob, unless another instance holds its lease: then waits for that one's
 /// download to be stored (`Ok` with no `size`: readers read it from storage).
 async fn fetch_once(fetch: &Fetch, progress: &watch::Sender<Progress>) -> Result<(), CacheFailure> {
+    // A request that missed the store just before the previous download of this blob
+    // committed (its readers had the last byte once it was verified, before the commit)
+    // starts a new flight: the blob is stored by now, and its readers read it from there.
+    if stored(fetch).await {
+        return Ok(());
+    }
     let Some(leases) = &fetch.shared.leases else {
         return download(fetch, progress).await;
     };
