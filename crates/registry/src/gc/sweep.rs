@@ -86,7 +86,7 @@ impl Registry {
     /// at most a quarter of the time: it rests three times as long as it worked since its
     /// last rest (at most [`CLIENT_REST`]), so that a collection inside the server leaves the
     /// pulls and pushes it serves their CPU (on 2 cores, a collection at full speed took up
-    /// to 33% off a pull of a 64 MiB blob, and resting as long as it worked up to 24%;
+    /// to 45% off a pull of a 64 MiB blob, and resting as long as it worked up to 24%;
     /// bench/README.md, "Collections inside the server leave clients the CPU"). Without
     /// clients it runs at full speed.
     pub(super) async fn give_others_a_turn(
