@@ -151,7 +151,7 @@ impl Bench<'_> {
                 Summary::of(&ratios),
             );
         }
-        let link = match &link {
+        let across = match &link {
             Some(link) => format!(
                 ", upstream across a {}/s link",
                 size_name(link.rate as usize)
@@ -159,7 +159,7 @@ impl Bench<'_> {
             None => String::new(),
         };
         let name = format!(
-            "pull through a cache (proxy.remoteurl), {}-layer image ({} layers){link}",
+            "pull through a cache (proxy.remoteurl), {}-layer image ({} layers){across}",
             p.skopeo_layers,
             size_name(p.skopeo_layer_size)
         );

@@ -37,9 +37,15 @@ where
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     String: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
     i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    i32: for<'q> Encode<'q, DB> + Type<DB>,
+    bool: for<'r> Decode<'r, DB> + Type<DB>,
+    Vec<u8>: for<'r> Decode<'r, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
+    Option<String>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
+    Option<i64>: for<'r> Decode<'r, DB>,
     usize: ColumnIndex<DB::Row>,
 {
     /// The repositories holding each of `digests`, by digest.
@@ -119,25 +125,6 @@ where
         .await?;
         Ok(())
     }
-}
-
-impl<DB: Dialect> SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-    String: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
-    i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
-    i32: for<'q> Encode<'q, DB> + Type<DB>,
-    bool: for<'r> Decode<'r, DB> + Type<DB>,
-    Vec<u8>: for<'r> Decode<'r, DB> + Type<DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB>,
-    Option<String>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
-    Option<i64>: for<'r> Decode<'r, DB>,
-    usize: ColumnIndex<DB::Row>,
-{
     /// See [`crate::gc::GcStore::unreferenced_blobs`].
     pub(super) async fn candidate_page(
         &self,
